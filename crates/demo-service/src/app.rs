@@ -1,0 +1,426 @@
+//! The demo service proper. Routes, checks and defects are all here; the HTTP plumbing is
+//! in `server.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+use crate::defect::Defect;
+use crate::metrics::Metrics;
+use crate::server::{Reply, ServedRequest, json, reply, serve};
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub port: u16,
+    /// Label for metrics and answers, e.g. `1.4.0-rc1`.
+    pub version: String,
+    /// Holds the data file, its manifest and the SQLite database.
+    pub data_dir: PathBuf,
+    pub api_key: String,
+    /// Requests per second per client before 429 (burst of the same size).
+    pub rate_limit: u32,
+    pub primary: Option<String>,
+    pub secondary: Option<String>,
+    pub defects: Vec<Defect>,
+    /// Seed for the error-injection defect, so a run is reproducible.
+    pub seed: u64,
+}
+
+const DATA_FILE: &str = "items.json";
+const MANIFEST_FILE: &str = "items.json.sha256";
+/// Tokens that steer language models; bodies carrying them are refused.
+const CONTROL_TOKENS: &[&str] = &[
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|system|>",
+    "[INST]",
+    "<<SYS>>",
+    "### Instruction:",
+];
+
+struct State {
+    config: AppConfig,
+    metrics: Metrics,
+    db: Mutex<rusqlite::Connection>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    rng: Mutex<u64>,
+}
+
+/// A token bucket: `rate_limit` tokens per second, holding at most `rate_limit`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl State {
+    fn has(&self, wanted: impl Fn(&Defect) -> bool) -> bool {
+        self.config.defects.iter().any(wanted)
+    }
+
+    fn allow(&self, client: &str) -> bool {
+        if self.has(|d| *d == Defect::NoRateLimit) {
+            return true;
+        }
+        let rate = f64::from(self.config.rate_limit.max(1));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let bucket = buckets.entry(client.to_string()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.at).as_secs_f64() * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A uniform draw in [0, 1) from a seeded SplitMix64 stream.
+    fn draw(&self) -> f64 {
+        let mut state = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    ensure_data_file(&config.data_dir)?;
+    let db = rusqlite::Connection::open(config.data_dir.join("writes.db"))?;
+    db.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         CREATE TABLE IF NOT EXISTS items (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             name TEXT NOT NULL,
+             created_ms INTEGER NOT NULL
+         );",
+    )?;
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(Duration::from_millis(500)));
+    let state = Arc::new(State {
+        metrics: Metrics::new("demo", &config.version),
+        db: Mutex::new(db),
+        buckets: Mutex::new(HashMap::new()),
+        client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector),
+        rng: Mutex::new(config.seed),
+        config,
+    });
+    let port = state.config.port;
+    let handler = move |request: ServedRequest| {
+        let state = state.clone();
+        async move {
+            let started = Instant::now();
+            let (route, response) = route(&state, request).await;
+            state.metrics.observe(
+                route,
+                response.status().as_u16(),
+                started.elapsed().as_secs_f64(),
+            );
+            response
+        }
+    };
+    serve(port, Arc::new(handler)).await?;
+    Ok(())
+}
+
+/// Writes a deterministic data file and its manifest the first time the service starts.
+fn ensure_data_file(dir: &Path) -> std::io::Result<()> {
+    let data = dir.join(DATA_FILE);
+    if data.exists() {
+        return Ok(());
+    }
+    let items: Vec<serde_json::Value> = (1..=100)
+        .map(|id| serde_json::json!({"id": id, "name": format!("item-{id}"), "price_cents": id * 125}))
+        .collect();
+    let bytes = serde_json::to_vec_pretty(&items)?;
+    std::fs::write(&data, &bytes)?;
+    std::fs::write(
+        dir.join(MANIFEST_FILE),
+        format!("{}  {DATA_FILE}\n", hex::encode(Sha256::digest(&bytes))),
+    )
+}
+
+/// Rejects traversal in any spelling before routing: `..` segments, encoded dots or
+/// slashes, backslashes and path parameters.
+fn is_traversal(raw_path: &str) -> bool {
+    let lower = raw_path.to_ascii_lowercase();
+    lower
+        .split('/')
+        .any(|segment| segment == ".." || segment.starts_with("..;"))
+        || ["%2e", "%2f", "%5c", "%25", "\\", ";"]
+            .iter()
+            .any(|form| lower.contains(form))
+}
+
+async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
+    if is_traversal(&request.raw_path) {
+        return (
+            "forbidden",
+            reply(StatusCode::FORBIDDEN, "forbidden path\n"),
+        );
+    }
+    let path = request.raw_path.as_str();
+    match (&request.method, path) {
+        (&Method::GET, "/healthz") => ("/healthz", reply(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/metrics") => {
+            let mut response = reply(StatusCode::OK, state.metrics.encode());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            ("/metrics", response)
+        }
+        (&Method::GET, p) if p.starts_with("/items/") => (
+            "/items/{id}",
+            limited(state, &request, read_item(state, &p[7..])).await,
+        ),
+        // Authentication comes first, as middleware would, before limits and handlers.
+        (&Method::POST, "/items") if !authorised(state, &request) => (
+            "/items",
+            reply(StatusCode::UNAUTHORIZED, "missing or invalid API key\n"),
+        ),
+        (&Method::POST, "/items") => (
+            "/items",
+            limited(state, &request, write_item(state, &request)).await,
+        ),
+        (&Method::GET, "/quote") => ("/quote", limited(state, &request, quote(state)).await),
+        (_, "/healthz" | "/metrics" | "/items" | "/quote") => (
+            "method-not-allowed",
+            reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        ),
+        _ => ("not-found", reply(StatusCode::NOT_FOUND, "not found\n")),
+    }
+}
+
+/// The client a rate limit applies to: its API key, its declared id, or its address.
+fn client_key(request: &ServedRequest) -> String {
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    header("x-api-key")
+        .map(|k| format!("key:{k}"))
+        .or_else(|| header("x-client-id").map(|c| format!("client:{c}")))
+        .unwrap_or_else(|| format!("addr:{}", request.peer.ip()))
+}
+
+/// Rate limit, then the injected defects, then the handler.
+async fn limited(
+    state: &State,
+    request: &ServedRequest,
+    handler: impl std::future::Future<Output = Reply>,
+) -> Reply {
+    if !state.allow(&client_key(request)) {
+        return reply(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded\n");
+    }
+    for defect in &state.config.defects {
+        match defect {
+            Defect::Latency(delay) => tokio::time::sleep(*delay).await,
+            Defect::Errors(share) if state.draw() < *share => {
+                return reply(StatusCode::INTERNAL_SERVER_ERROR, "injected error\n");
+            }
+            _ => {}
+        }
+    }
+    handler.await
+}
+
+async fn read_item(state: &State, id: &str) -> Reply {
+    let Ok(id) = id.parse::<u64>() else {
+        return reply(StatusCode::NOT_FOUND, "no such item\n");
+    };
+    let dir = &state.config.data_dir;
+    let (Ok(bytes), Ok(manifest)) = (
+        tokio::fs::read(dir.join(DATA_FILE)).await,
+        tokio::fs::read_to_string(dir.join(MANIFEST_FILE)).await,
+    ) else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, "data file unavailable\n");
+    };
+    if !state.has(|d| *d == Defect::CorruptData) {
+        let expected = manifest.split_whitespace().next().unwrap_or("");
+        if hex::encode(Sha256::digest(&bytes)) != expected {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "data integrity check failed: items.json does not match its manifest\n",
+            );
+        }
+    }
+    let items: Vec<serde_json::Value> = match serde_json::from_slice(&bytes) {
+        Ok(items) => items,
+        Err(_) => return reply(StatusCode::INTERNAL_SERVER_ERROR, "data file unreadable\n"),
+    };
+    match items.iter().find(|item| item["id"].as_u64() == Some(id)) {
+        Some(item) => json(StatusCode::OK, item),
+        None => reply(StatusCode::NOT_FOUND, "no such item\n"),
+    }
+}
+
+fn authorised(state: &State, request: &ServedRequest) -> bool {
+    if state.has(|d| *d == Defect::AuthBypass) {
+        return true;
+    }
+    let key = &state.config.api_key;
+    let presented = request
+        .headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| {
+            request
+                .headers
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+        });
+    // Compare without an early exit, so timing does not reveal a prefix of the key.
+    presented.is_some_and(|p| {
+        p.len() == key.len()
+            && p.bytes()
+                .zip(key.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    })
+}
+
+async fn write_item(state: &State, request: &ServedRequest) -> Reply {
+    let text = String::from_utf8_lossy(&request.body);
+    if let Some(token) = CONTROL_TOKENS.iter().find(|t| text.contains(**t)) {
+        return json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &serde_json::json!({"error": "control token refused", "token": token}),
+        );
+    }
+    let name = match serde_json::from_slice::<serde_json::Value>(&request.body) {
+        Ok(value) => match value["name"].as_str() {
+            Some(name) if !name.is_empty() && name.len() <= 200 => name.to_string(),
+            _ => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    "`name` must be a string of 1 to 200 characters\n",
+                );
+            }
+        },
+        Err(_) => return reply(StatusCode::BAD_REQUEST, "body must be JSON\n"),
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let inserted = {
+        let db = state.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.execute(
+            "INSERT INTO items (name, created_ms) VALUES (?1, ?2)",
+            rusqlite::params![name, now_ms],
+        )
+        .map(|_| db.last_insert_rowid())
+    };
+    match inserted {
+        Ok(id) => json(
+            StatusCode::CREATED,
+            &serde_json::json!({"id": id, "name": name}),
+        ),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("write failed: {e}\n"),
+        ),
+    }
+}
+
+async fn quote(state: &State) -> Reply {
+    let providers = [
+        ("primary", state.config.primary.as_deref()),
+        ("secondary", state.config.secondary.as_deref()),
+    ];
+    for (name, url) in providers {
+        let Some(url) = url else { continue };
+        match fetch_quote(state, url).await {
+            Ok(body) => {
+                state.metrics.dependency(name, "ok");
+                return json(
+                    StatusCode::OK,
+                    &serde_json::json!({"via": name, "quote": body}),
+                );
+            }
+            Err(why) => {
+                state.metrics.dependency(name, "error");
+                if name == "primary" && state.has(|d| *d == Defect::NoFailover) {
+                    return reply(
+                        StatusCode::BAD_GATEWAY,
+                        format!("primary provider failed: {why}\n"),
+                    );
+                }
+            }
+        }
+    }
+    reply(StatusCode::BAD_GATEWAY, "no provider answered\n")
+}
+
+async fn fetch_quote(state: &State, base: &str) -> Result<serde_json::Value, String> {
+    use http_body_util::BodyExt;
+    let request = hyper::Request::get(format!("{}/quote", base.trim_end_matches('/')))
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let exchange = async {
+        let response = state
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        serde_json::from_slice(&body.to_bytes()).map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .map_err(|_| "timed out after 2s".to_string())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_traversal;
+
+    #[test]
+    fn traversal_in_every_spelling_is_caught() {
+        for path in [
+            "/../etc/passwd",
+            "/%2e%2e/etc",
+            "/%2E%2E%2Fetc",
+            "/..%2f..%2fetc",
+            "/%252e%252e/etc",
+            "/..;/etc",
+            "/a\\..\\b",
+        ] {
+            assert!(is_traversal(path), "{path}");
+        }
+        for path in ["/items/1", "/healthz", "/quote", "/items/..1"] {
+            assert!(!is_traversal(path), "{path}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! A quote provider: the dependency the app calls. Each provider is its own process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hyper::StatusCode;
+
+use crate::server::{ServedRequest, json, reply, serve};
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub port: u16,
+    pub name: String,
+}
+
+pub async fn run_provider(config: ProviderConfig) -> std::io::Result<()> {
+    let served = Arc::new(AtomicU64::new(0));
+    let name = config.name.clone();
+    let handler = move |request: ServedRequest| {
+        let served = served.clone();
+        let name = name.clone();
+        async move {
+            match request.raw_path.as_str() {
+                "/healthz" => reply(StatusCode::OK, "ok\n"),
+                "/quote" => {
+                    let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+                    json(
+                        StatusCode::OK,
+                        &serde_json::json!({"provider": name, "price_cents": 1000 + (n % 7), "served": n}),
+                    )
+                }
+                "/metrics" => reply(
+                    StatusCode::OK,
+                    format!(
+                        "# TYPE provider_quotes_total counter\nprovider_quotes_total{{provider=\"{name}\"}} {}\n",
+                        served.load(Ordering::Relaxed)
+                    ),
+                ),
+                _ => reply(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
+    };
+    serve(config.port, Arc::new(handler)).await
+}

@@ -1,0 +1,157 @@
+//! What a step gets to work with: the plan, where the targets answer, an HTTP client, and
+//! the recorder for timeline events and evidence files.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use gauntlet_net::HttpClient;
+use gauntlet_report::{EvidenceFile, StepReport, TimelineEvent, sha256_hex, write_atomic};
+use gauntlet_spec::Spec;
+
+/// Hears about progress as it happens; the binary draws it.
+pub trait Observer: Send + Sync {
+    fn step_started(&self, _step: &str) {}
+    fn step_finished(&self, _step: &StepReport) {}
+    fn event(&self, _event: &TimelineEvent) {}
+}
+
+/// An observer that ignores everything (tests, `--quiet`).
+pub struct Silent;
+impl Observer for Silent {}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+/// Everything a run has recorded so far; survives the pipeline being cancelled.
+pub struct Recorder {
+    started: Instant,
+    run_dir: PathBuf,
+    observer: Arc<dyn Observer>,
+    inner: Mutex<Recorded>,
+}
+
+#[derive(Default)]
+pub struct Recorded {
+    pub steps: Vec<StepReport>,
+    pub timeline: Vec<TimelineEvent>,
+    pub evidence: Vec<EvidenceFile>,
+}
+
+impl Recorder {
+    pub fn new(run_dir: &Path, observer: Arc<dyn Observer>) -> Self {
+        Self {
+            started: Instant::now(),
+            run_dir: run_dir.to_path_buf(),
+            observer,
+            inner: Mutex::new(Recorded::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn event(&self, step: Option<&str>, kind: &str, message: impl Into<String>) {
+        let event = TimelineEvent {
+            at: now_rfc3339(),
+            elapsed_ms: self.elapsed_ms(),
+            step: step.map(str::to_string),
+            kind: kind.to_string(),
+            message: message.into(),
+        };
+        self.observer.event(&event);
+        self.lock().timeline.push(event);
+    }
+
+    pub fn step_started(&self, step: &str) {
+        self.observer.step_started(step);
+        self.event(Some(step), "step-started", format!("{step} started"));
+    }
+
+    pub fn push_step(&self, step: StepReport) {
+        self.observer.step_finished(&step);
+        self.event(
+            Some(&step.name),
+            "step-finished",
+            format!("{} finished: {}", step.name, step.outcome.as_str()),
+        );
+        self.lock().steps.push(step);
+    }
+
+    /// Writes an evidence file atomically under `evidence/STEP/` and indexes its digest.
+    /// Returns its path relative to the run directory, or why it could not be written.
+    pub fn evidence(&self, step: &str, name: &str, bytes: &[u8]) -> Result<String, String> {
+        let relative = format!("evidence/{step}/{}", file_safe(name));
+        write_atomic(&self.run_dir.join(&relative), bytes)
+            .map_err(|e| format!("cannot write evidence {relative}: {e}"))?;
+        self.index(&relative, bytes);
+        Ok(relative)
+    }
+
+    /// Indexes a file already in the run directory (process logs).
+    pub fn index(&self, relative: &str, bytes: &[u8]) {
+        let mut inner = self.lock();
+        inner.evidence.retain(|e| e.path != relative);
+        inner.evidence.push(EvidenceFile {
+            path: relative.to_string(),
+            sha256: sha256_hex(bytes),
+            bytes: bytes.len() as u64,
+        });
+    }
+
+    pub fn take(&self) -> Recorded {
+        std::mem::take(&mut *self.lock())
+    }
+
+    pub fn steps_done(&self) -> Vec<String> {
+        self.lock().steps.iter().map(|s| s.name.clone()).collect()
+    }
+}
+
+/// Keeps letters, digits, `.`, `-` and `_`; everything else becomes `-`.
+pub fn file_safe(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    out.trim_matches('-').chars().take(120).collect()
+}
+
+/// What a step runs against.
+pub struct RunContext {
+    pub spec: Arc<Spec>,
+    pub client: HttpClient,
+    /// Base URL of the candidate.
+    pub candidate: String,
+    /// Base URL of the baseline, when the spec has one.
+    pub baseline: Option<String>,
+    /// Seed for every random choice in the run; recorded in the timeline.
+    pub seed: u64,
+    pub recorder: Arc<Recorder>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_safe;
+
+    #[test]
+    fn evidence_names_are_plain() {
+        assert_eq!(file_safe("auth POST /items"), "auth-POST-items");
+        assert_eq!(file_safe("/../../etc/passwd.json"), "..-..-etc-passwd.json");
+    }
+}

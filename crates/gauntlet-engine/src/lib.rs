@@ -1,0 +1,26 @@
+//! The engine: runs the pipeline's steps in order against the systems under test, keeps
+//! the cleanup journal, folds checks into a decision, and writes reports and the run store.
+//!
+//! ```no_run
+//! # async fn f(spec: gauntlet_spec::Spec, options: gauntlet_engine::RunOptions) {
+//! let outcome = gauntlet_engine::run(spec, options, std::sync::Arc::new(gauntlet_engine::Silent)).await.unwrap();
+//! println!("{} — {}", outcome.report.decision, outcome.run_dir.display());
+//! # }
+//! ```
+
+mod context;
+mod decision;
+pub mod exit;
+mod identity;
+pub mod journal;
+mod run;
+pub mod steps;
+mod supervisor;
+
+pub use context::{Observer, RunContext, Silent, now_rfc3339};
+pub use decision::{SETUP_STEP, Verdict, decide, exit_code};
+pub use identity::ProcessIdentity;
+pub use run::{
+    EngineError, Recovered, RunOptions, RunOutcome, reap_abandoned, recover_runs, run,
+    write_reports,
+};

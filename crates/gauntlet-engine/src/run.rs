@@ -1,0 +1,482 @@
+//! One run of the gauntlet, start to finish: record the run, bring the systems up, run the
+//! configured steps in order, and — however it ends (done, Ctrl-C, SIGTERM, a panicking
+//! step) — stop everything that was started, fold the checks into a decision, and write
+//! the reports and the store.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gauntlet_net::HttpClient;
+use gauntlet_report::{
+    Check, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo, StepReport, sha256_hex,
+    to_junit, to_markdown, write_atomic,
+};
+use gauntlet_spec::Spec;
+use gauntlet_store::{RunStart, Store};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::context::{Observer, Recorder, RunContext, now_rfc3339};
+use crate::decision::{Owners, SETUP_STEP, decide, exit_code, step_outcome};
+use crate::identity::ProcessIdentity;
+use crate::journal::CleanupJournal;
+use crate::steps::{self, Step};
+use crate::supervisor::{Placeholders, Supervisor, wait_ready};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The spec as the user gave it (path for messages, text for the copy and digest).
+    pub spec_path: PathBuf,
+    pub spec_text: String,
+    /// Run directories go here, one per run.
+    pub out_dir: PathBuf,
+    pub store_path: PathBuf,
+    /// Only these steps (empty: all configured).
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub keep_going: bool,
+    pub strict: bool,
+    pub seed: u64,
+    /// Timeout of each probe request.
+    pub request_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] gauntlet_store::StoreError),
+    #[error("cannot prepare the run directory {path}: {source}")]
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+pub struct RunOutcome {
+    pub report: Report,
+    pub run_dir: PathBuf,
+}
+
+/// A run id sorts by time and is unique: `20261122T143700Z-3fa9`.
+fn new_run_id() -> String {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(['-', ':'], "");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mix =
+        gauntlet_net::SplitMix64::new(u64::from(nanos) ^ (u64::from(std::process::id()) << 32))
+            .next_u64();
+    format!("{stamp}-{:04x}", mix & 0xffff)
+}
+
+/// Marks runs whose process died without finishing as aborted; returns their ids and
+/// run directories so the caller can point at `gauntlet recover`.
+pub fn reap_abandoned(store: &Store) -> Result<Vec<(String, PathBuf)>, gauntlet_store::StoreError> {
+    let mut reaped = Vec::new();
+    for open in store.open_runs()? {
+        let owner = ProcessIdentity {
+            pid: open.pid,
+            start_ticks: open.pid_start.clone(),
+        };
+        if !owner.is_alive() && store.mark_aborted(&open.id, &now_rfc3339())? {
+            reaped.push((open.id, PathBuf::from(open.run_dir)));
+        }
+    }
+    Ok(reaped)
+}
+
+pub async fn run(
+    spec: Spec,
+    options: RunOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<RunOutcome, EngineError> {
+    let spec = Arc::new(spec);
+    let mut store = Store::open(&options.store_path)?;
+    reap_abandoned(&store)?;
+    let run_id = new_run_id();
+    let run_dir = options.out_dir.join(&run_id);
+    let dir_error = |source| EngineError::RunDir {
+        path: run_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&run_dir).map_err(dir_error)?;
+    let run_dir = run_dir.canonicalize().map_err(dir_error)?;
+    write_atomic(&run_dir.join("spec.yaml"), options.spec_text.as_bytes()).map_err(dir_error)?;
+    let spec_sha256 = sha256_hex(options.spec_text.as_bytes());
+    let journal = Arc::new(Mutex::new(CleanupJournal::create(&run_dir)?));
+    let started_at = now_rfc3339();
+    let me = ProcessIdentity::current();
+    store.begin_run(&RunStart {
+        id: run_id.clone(),
+        service: spec.service.name.clone(),
+        version: spec.service.version.clone(),
+        spec_path: options.spec_path.display().to_string(),
+        spec_sha256: spec_sha256.clone(),
+        run_dir: run_dir.display().to_string(),
+        started_at: started_at.clone(),
+        pid: me.pid,
+        pid_start: me.start_ticks,
+    })?;
+    let started = Instant::now();
+    let recorder = Arc::new(Recorder::new(&run_dir, observer));
+    recorder.event(
+        None,
+        "run-started",
+        format!("run {run_id}, seed {}", options.seed),
+    );
+    let supervisor = Arc::new(Mutex::new(Supervisor::new(journal.clone())));
+    let selected: Vec<Box<dyn Step>> = steps::configured(&spec)
+        .into_iter()
+        .filter(|s| options.only.is_empty() || options.only.iter().any(|o| o == s.name()))
+        .filter(|s| !options.skip.iter().any(|o| o == s.name()))
+        .collect();
+    let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
+    let step_roles: BTreeMap<String, String> = selected
+        .iter()
+        .filter_map(|s| s.owner_role().map(|r| (s.name().to_string(), r)))
+        .collect();
+
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(EngineError::Signals)?;
+    let pipeline = tokio::spawn(pipeline(
+        spec.clone(),
+        selected,
+        run_dir.clone(),
+        supervisor.clone(),
+        recorder.clone(),
+        options.clone(),
+    ));
+    let abort_handle = pipeline.abort_handle();
+    let aborted: Option<String> = tokio::select! {
+        joined = pipeline => match joined {
+            Ok(()) => None,
+            Err(e) if e.is_panic() => Some(format!("a step panicked: {}", panic_message(e.into_panic()))),
+            Err(e) => Some(format!("the pipeline stopped: {e}")),
+        },
+        _ = interrupt.recv() => { abort_handle.abort(); Some("interrupted (SIGINT)".to_string()) }
+        _ = terminate.recv() => { abort_handle.abort(); Some("terminated (SIGTERM)".to_string()) }
+    };
+    if let Some(why) = &aborted {
+        recorder.event(None, "aborted", why.clone());
+    }
+
+    // Undo everything, whatever happened above. Stopping may wait for processes, so it runs
+    // off the async workers.
+    let cleanup = {
+        let supervisor = supervisor.clone();
+        let journal = journal.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut done = supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stop_all();
+            done.extend(journal.lock().unwrap_or_else(|e| e.into_inner()).undo_all());
+            done
+        })
+    };
+    for line in cleanup.await.unwrap_or_default() {
+        recorder.event(None, "cleanup", line);
+    }
+    index_logs(&recorder, &run_dir);
+
+    let recorded = recorder.take();
+    let mut steps_run = recorded.steps;
+    for name in &planned {
+        if !steps_run.iter().any(|s| &s.name == name) {
+            let note = match &aborted {
+                Some(why) => format!("not run: the run was {why}"),
+                None => "not run".to_string(),
+            };
+            steps_run.push(skipped_step(name, note));
+        }
+    }
+    // Steps stopped early by hard gating carry their own note already.
+    let verdict = decide(
+        &steps_run,
+        spec.gating.mode,
+        aborted.as_deref(),
+        &Owners {
+            step_roles,
+            people: &spec.service.owners,
+        },
+    );
+    let gating = serde_json::to_value(spec.gating.mode)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let report = Report {
+        schema: REPORT_SCHEMA.to_string(),
+        run_id: run_id.clone(),
+        gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+        service: ServiceInfo {
+            name: spec.service.name.clone(),
+            version: spec.service.version.clone(),
+        },
+        spec: SpecInfo {
+            path: options.spec_path.display().to_string(),
+            sha256: spec_sha256,
+        },
+        started_at,
+        finished_at: now_rfc3339(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        exit_code: exit_code(verdict.decision, spec.gating.mode, options.strict),
+        gating,
+        decision: verdict.decision,
+        summary: verdict.summary,
+        conditions: verdict.conditions,
+        steps: steps_run,
+        timeline: recorded.timeline,
+        evidence: recorded.evidence,
+    };
+    write_reports(&run_dir, &report).map_err(dir_error)?;
+    store.finish_run(&report)?;
+    Ok(RunOutcome { report, run_dir })
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn skipped_step(name: &str, note: String) -> StepReport {
+    StepReport {
+        name: name.to_string(),
+        outcome: Outcome::Skipped,
+        started_at: None,
+        duration_ms: 0,
+        note: Some(note),
+        checks: Vec::new(),
+    }
+}
+
+pub fn write_reports(run_dir: &Path, report: &Report) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    write_atomic(&run_dir.join("report.json"), &json)?;
+    write_atomic(&run_dir.join("report.md"), to_markdown(report).as_bytes())?;
+    write_atomic(&run_dir.join("junit.xml"), to_junit(report).as_bytes())
+}
+
+fn index_logs(recorder: &Recorder, run_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(run_dir.join("logs")) else {
+        return;
+    };
+    let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
+    names.sort();
+    for name in names {
+        let relative = format!("logs/{}", name.to_string_lossy());
+        if let Ok(bytes) = std::fs::read(run_dir.join(&relative)) {
+            recorder.index(&relative, &bytes);
+        }
+    }
+}
+
+/// Brings the systems up, then runs the selected steps in order. Everything it learns goes
+/// to the recorder, so a cancelled pipeline still leaves its partial results.
+async fn pipeline(
+    spec: Arc<Spec>,
+    selected: Vec<Box<dyn Step>>,
+    run_dir: PathBuf,
+    supervisor: Arc<Mutex<Supervisor>>,
+    recorder: Arc<Recorder>,
+    options: RunOptions,
+) {
+    let client = HttpClient::new(options.request_timeout);
+    recorder.step_started(SETUP_STEP);
+    let setup_started = Instant::now();
+    let setup_at = now_rfc3339();
+    let (checks, urls) = bring_up(&spec, &run_dir, &supervisor, &client, &recorder).await;
+    let ready = checks.iter().all(|c| c.outcome.is_pass());
+    recorder.push_step(StepReport {
+        name: SETUP_STEP.into(),
+        outcome: step_outcome(&checks),
+        started_at: Some(setup_at),
+        duration_ms: setup_started.elapsed().as_millis() as u64,
+        note: None,
+        checks,
+    });
+    let Some((candidate, baseline)) = urls.filter(|_| ready) else {
+        for step in &selected {
+            recorder.push_step(skipped_step(
+                step.name(),
+                "not run: a system under test did not come up".into(),
+            ));
+        }
+        return;
+    };
+    let ctx = RunContext {
+        spec: spec.clone(),
+        client,
+        candidate,
+        baseline,
+        seed: options.seed,
+        recorder: recorder.clone(),
+    };
+    let mut stopped_by: Option<String> = None;
+    for step in &selected {
+        if let Some(by) = &stopped_by {
+            recorder.push_step(skipped_step(
+                step.name(),
+                format!("not run: stopped after a hard failure in `{by}` (use --keep-going to run every step)"),
+            ));
+            continue;
+        }
+        recorder.step_started(step.name());
+        let at = now_rfc3339();
+        let began = Instant::now();
+        let checks = step.run(&ctx).await;
+        let report = StepReport {
+            name: step.name().to_string(),
+            outcome: step_outcome(&checks),
+            started_at: Some(at),
+            duration_ms: began.elapsed().as_millis() as u64,
+            note: checks
+                .is_empty()
+                .then(|| "the step produced no checks".to_string()),
+            checks,
+        };
+        let hard_failure = report
+            .checks
+            .iter()
+            .any(|c| c.outcome == Outcome::Fail && c.severity == Severity::Hard);
+        if hard_failure
+            && spec.gating.mode == gauntlet_spec::GatingMode::Hard
+            && !options.keep_going
+        {
+            stopped_by = Some(report.name.clone());
+        }
+        recorder.push_step(report);
+    }
+}
+
+/// Starts dependencies, then the baseline, then the candidate, each after the previous is
+/// ready. Returns one readiness check per system and, when all came up, the target URLs.
+async fn bring_up(
+    spec: &Spec,
+    run_dir: &Path,
+    supervisor: &Mutex<Supervisor>,
+    client: &HttpClient,
+    recorder: &Recorder,
+) -> (Vec<Check>, Option<(String, Option<String>)>) {
+    let mut known = Placeholders::new();
+    let mut checks = Vec::new();
+    let mut systems: Vec<(String, &gauntlet_spec::Launch, Option<&str>)> = spec
+        .dependencies
+        .iter()
+        .map(|(name, launch)| (name.clone(), &launch.value, Some(name.as_str())))
+        .collect();
+    if let Some(baseline) = &spec.targets.baseline {
+        systems.push(("baseline".into(), &baseline.value, None));
+    }
+    systems.push(("candidate".into(), &spec.targets.candidate.value, None));
+    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    for (name, launch, dependency) in systems {
+        let check = Check::new(SETUP_STEP, &format!("{name} ready"), Severity::Hard).threshold(
+            format!("2xx on {} within {}", launch.health, launch.ready_timeout),
+        );
+        let spawned = supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(&name, launch, run_dir, &known);
+        let endpoint = match spawned {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                checks.push(check.outcome(Outcome::Inconclusive, e.to_string()));
+                return (checks, None);
+            }
+        };
+        if launch.command.is_some() {
+            recorder.event(
+                Some(SETUP_STEP),
+                "process-started",
+                format!("{name} at {}", endpoint.url),
+            );
+        }
+        match wait_ready(
+            supervisor,
+            client,
+            &endpoint,
+            &launch.health,
+            launch.ready_timeout.as_std(),
+        )
+        .await
+        {
+            Ok(after) => {
+                recorder.event(
+                    Some(SETUP_STEP),
+                    "ready",
+                    format!("{name} ready after {:.2}s", after.as_secs_f64()),
+                );
+                checks.push(
+                    check
+                        .measured(format!("ready after {:.2}s", after.as_secs_f64()))
+                        .outcome(
+                            Outcome::Pass,
+                            format!("{name} answered its health check at {}", endpoint.url),
+                        ),
+                );
+            }
+            Err(e) => {
+                checks.push(check.outcome(Outcome::Inconclusive, e.to_string()));
+                return (checks, None);
+            }
+        }
+        if let Some(dependency) = dependency {
+            known.insert(
+                format!("dependencies.{dependency}.url"),
+                endpoint.url.clone(),
+            );
+        }
+        urls.insert(name, endpoint.url);
+    }
+    let candidate = urls.remove("candidate").unwrap_or_default();
+    (checks, Some((candidate, urls.remove("baseline"))))
+}
+
+/// What `gauntlet recover` undid for one dead run.
+#[derive(Debug)]
+pub struct Recovered {
+    pub run_id: String,
+    pub run_dir: PathBuf,
+    pub undone: Vec<String>,
+}
+
+/// Undoes what dead runs left behind. A run whose process is still alive is left alone;
+/// it will undo its own faults.
+pub fn recover_runs(store: &Store, only_run: Option<&str>) -> Result<Vec<Recovered>, EngineError> {
+    reap_abandoned(store)?;
+    let runs = match only_run {
+        Some(id) => vec![store.find_run(id)?],
+        None => store.list_runs(usize::MAX >> 1)?,
+    };
+    let mut recovered = Vec::new();
+    for summary in runs.into_iter().filter(|r| r.status != "running") {
+        let run_dir = PathBuf::from(&summary.run_dir);
+        let Ok(leftovers) = crate::journal::read_leftovers(&run_dir) else {
+            continue;
+        };
+        if leftovers.pending.is_empty() || leftovers.owner.as_ref().is_some_and(|o| o.is_alive()) {
+            continue;
+        }
+        let undone = crate::journal::recover(&run_dir).map_err(|source| EngineError::RunDir {
+            path: run_dir.clone(),
+            source,
+        })?;
+        recovered.push(Recovered {
+            run_id: summary.id,
+            run_dir,
+            undone,
+        });
+    }
+    Ok(recovered)
+}

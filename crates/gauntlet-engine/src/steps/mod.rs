@@ -1,0 +1,61 @@
+//! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
+//! returns its checks; it records timeline events and evidence through the context.
+//! Steps 1–5 and 8 arrive with their own issues; the spec rejects them until then.
+
+mod observability;
+mod security;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use gauntlet_report::{Check, Severity};
+use gauntlet_spec::Spec;
+
+use crate::context::RunContext;
+
+pub use observability::Observability;
+pub use security::Security;
+
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
+
+pub trait Step: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// The role from `service.owners` that answers for this step's conditions.
+    fn owner_role(&self) -> Option<String>;
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a>;
+}
+
+/// Names of the steps this build can run, in pipeline order.
+pub const AVAILABLE: &[&str] = &["security", "observability"];
+
+/// The steps the spec configures, in pipeline order.
+pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
+    let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    if let Some(config) = &spec.steps.security {
+        steps.push(Box::new(Security::new(config)));
+    }
+    if let Some(config) = &spec.steps.observability {
+        steps.push(Box::new(Observability::new(config)));
+    }
+    steps
+}
+
+pub(crate) fn severity(spec: gauntlet_spec::Severity) -> Severity {
+    match spec {
+        gauntlet_spec::Severity::Hard => Severity::Hard,
+        gauntlet_spec::Severity::Soft => Severity::Soft,
+    }
+}
+
+/// The owner role of a step: the one the spec names, else the role conventionally
+/// answering for it if the spec lists that role.
+pub(crate) fn owner_role(
+    explicit: Option<&serde_saphyr::Spanned<String>>,
+    conventional: &str,
+) -> Option<String> {
+    Some(
+        explicit
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| conventional.to_string()),
+    )
+}

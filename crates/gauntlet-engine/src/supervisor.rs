@@ -1,0 +1,280 @@
+//! Starting the systems under test: placeholders resolved, one process group each, output
+//! to a log file in the run directory, registered in the cleanup journal, then polled on
+//! its health path until ready, gone, or out of time.
+
+use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gauntlet_net::{HttpClient, Outgoing};
+use gauntlet_spec::Launch;
+
+use crate::identity::ProcessIdentity;
+use crate::journal::{CleanupJournal, Undo};
+
+/// A system gauntlet reaches, started by it or not.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub name: String,
+    pub url: String,
+    pub log: Option<PathBuf>,
+}
+
+/// Why a system could not be brought up; the run is then inconclusive, never a pass.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("{name}: cannot start `{program}`: {source}")]
+    Spawn {
+        name: String,
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("{name}: {message}")]
+    Setup { name: String, message: String },
+    #[error("{name} exited with {status} before it became ready{log_tail}")]
+    Exited {
+        name: String,
+        status: String,
+        log_tail: String,
+    },
+    #[error("{name} did not answer 2xx on {url} within {timeout:?} (last: {last}){log_tail}")]
+    NotReady {
+        name: String,
+        url: String,
+        timeout: Duration,
+        last: String,
+        log_tail: String,
+    },
+}
+
+/// Owns the processes a run started; shared with the pipeline task.
+pub struct Supervisor {
+    journal: Arc<Mutex<CleanupJournal>>,
+    children: Vec<(u64, String, Child)>,
+}
+
+/// Values for `{placeholders}` known so far.
+pub type Placeholders = BTreeMap<String, String>;
+
+impl Supervisor {
+    pub fn new(journal: Arc<Mutex<CleanupJournal>>) -> Self {
+        Self {
+            journal,
+            children: Vec::new(),
+        }
+    }
+
+    /// Spawns `launch` (if it has a command) and returns where it will answer. Does not wait.
+    pub fn spawn(
+        &mut self,
+        name: &str,
+        launch: &Launch,
+        run_dir: &Path,
+        known: &Placeholders,
+    ) -> Result<Endpoint, LaunchError> {
+        let setup = |message: String| LaunchError::Setup {
+            name: name.to_string(),
+            message,
+        };
+        let mut values = known.clone();
+        let dir = run_dir.join("work").join(name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+        values.insert("dir".into(), dir.display().to_string());
+        let gauntlet = std::env::current_exe()
+            .map_err(|e| setup(format!("cannot find this gauntlet binary: {e}")))?;
+        values.insert("gauntlet".into(), gauntlet.display().to_string());
+        let wants_port = launch.url.is_none()
+            || launch
+                .command
+                .iter()
+                .flatten()
+                .chain(launch.env.values())
+                .chain(launch.url.iter())
+                .any(|s| s.contains("{port}"));
+        if wants_port {
+            let port = free_port().map_err(|e| setup(format!("no free loopback port: {e}")))?;
+            values.insert("port".into(), port.to_string());
+        }
+        let url = match &launch.url {
+            Some(url) => substitute(url, &values),
+            None => format!(
+                "http://127.0.0.1:{}",
+                values.get("port").map_or("0", String::as_str)
+            ),
+        };
+        let Some(command) = &launch.command else {
+            return Ok(Endpoint {
+                name: name.to_string(),
+                url,
+                log: None,
+            });
+        };
+        let argv: Vec<String> = command.iter().map(|a| substitute(a, &values)).collect();
+        let log_path = run_dir.join("logs").join(format!("{name}.log"));
+        std::fs::create_dir_all(log_path.parent().unwrap_or(run_dir))
+            .map_err(|e| setup(format!("cannot create the log directory: {e}")))?;
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| setup(format!("cannot create {}: {e}", log_path.display())))?;
+        let log_err = log
+            .try_clone()
+            .map_err(|e| setup(format!("cannot share the log file: {e}")))?;
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .envs(launch.env.iter().map(|(k, v)| (k, substitute(v, &values))))
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Its own process group: a terminal's Ctrl-C reaches gauntlet only, which then
+            // stops the whole group in order; and a stop reaches the system's own children.
+            .process_group(0);
+        let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
+            name: name.to_string(),
+            program: argv[0].clone(),
+            source,
+        })?;
+        let process = ProcessIdentity::of(child.id()).unwrap_or(ProcessIdentity {
+            pid: child.id(),
+            start_ticks: "unknown".into(),
+        });
+        let id = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(Undo::StopProcess {
+                label: name.to_string(),
+                process,
+            })
+            .map_err(|e| setup(e.to_string()))?;
+        self.children.push((id, name.to_string(), child));
+        Ok(Endpoint {
+            name: name.to_string(),
+            url,
+            log: Some(log_path),
+        })
+    }
+
+    /// The exit status of a started process, if it has exited.
+    pub fn exited(&mut self, name: &str) -> Option<String> {
+        self.children
+            .iter_mut()
+            .find(|(_, n, _)| n == name)
+            .and_then(|(_, _, child)| child.try_wait().ok().flatten())
+            .map(|status| status.to_string())
+    }
+
+    /// Stops every started process, newest first; returns what was done.
+    pub fn stop_all(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        while let Some((id, name, mut child)) = self.children.pop() {
+            if let Ok(Some(status)) = child.try_wait() {
+                done.push(format!("{name} had already exited ({status})"));
+            } else {
+                if let Some(process) = ProcessIdentity::of(child.id()) {
+                    crate::journal::stop_group(&process, Duration::from_secs(5));
+                }
+                let _ = child.kill();
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                done.push(format!("stopped {name} (pid {}, {status})", child.id()));
+            }
+            let _ = self
+                .journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .done(id);
+        }
+        done
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Waits until `endpoint` answers 2xx on `health`, polling every 50 ms.
+pub async fn wait_ready(
+    supervisor: &Mutex<Supervisor>,
+    client: &HttpClient,
+    endpoint: &Endpoint,
+    health: &str,
+    timeout: Duration,
+) -> Result<Duration, LaunchError> {
+    let started = Instant::now();
+    let probe = Outgoing::get(&endpoint.url, health);
+    let mut last = "no attempt".to_string();
+    while started.elapsed() < timeout {
+        let exited = supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exited(&endpoint.name);
+        if let Some(status) = exited {
+            return Err(LaunchError::Exited {
+                name: endpoint.name.clone(),
+                status,
+                log_tail: log_tail(endpoint.log.as_deref()),
+            });
+        }
+        match client.send(&probe).await {
+            Ok(response) if response.is_success() => return Ok(started.elapsed()),
+            Ok(response) => last = format!("status {}", response.status),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(LaunchError::NotReady {
+        name: endpoint.name.clone(),
+        url: format!("{}{health}", endpoint.url),
+        timeout,
+        last,
+        log_tail: log_tail(endpoint.log.as_deref()),
+    })
+}
+
+fn log_tail(log: Option<&Path>) -> String {
+    let Some(text) = log.and_then(|p| std::fs::read_to_string(p).ok()) else {
+        return String::new();
+    };
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail: Vec<&str> = lines.into_iter().rev().collect();
+    format!("; log: {}", tail.join(" / "))
+}
+
+/// Replaces each known `{name}`; unknown names were rejected when the spec was validated.
+pub fn substitute(text: &str, values: &Placeholders) -> String {
+    let mut out = text.to_string();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{name}}}"), value);
+    }
+    out
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn substitution_replaces_known_names_only() {
+        let mut values = Placeholders::new();
+        values.insert("port".into(), "8080".into());
+        values.insert("dependencies.db.url".into(), "http://x".into());
+        assert_eq!(
+            substitute("--port={port} --db {dependencies.db.url} {other}", &values),
+            "--port=8080 --db http://x {other}"
+        );
+    }
+}

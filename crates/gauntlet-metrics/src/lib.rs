@@ -1,0 +1,14 @@
+//! Metric sources. For now: a parser for the Prometheus text exposition format (0.0.4),
+//! written for robustness rather than borrowed, because the common crate is regex-based,
+//! rejects `:` in names and breaks on `}` inside label values.
+//!
+//! ```
+//! let text = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 3\n";
+//! let families = gauntlet_metrics::parse_text(text).unwrap();
+//! assert_eq!(families[0].name, "http_requests_total");
+//! assert_eq!(families[0].samples[0].value, 3.0);
+//! ```
+
+mod text;
+
+pub use text::{MetricFamily, MetricKind, ParseError, Sample, parse_text};

@@ -1,0 +1,19 @@
+//! Network parts: a bounded HTTP/1.1 client for probes and a small paced sender for the
+//! spec's traffic mix. Every call has a timeout and every loop a bound in count and time.
+//! (The open-model load generator and the fault proxy arrive with their steps.)
+//!
+//! ```no_run
+//! # async fn f() -> Result<(), gauntlet_net::NetError> {
+//! let client = gauntlet_net::HttpClient::new(std::time::Duration::from_secs(5));
+//! let response = client.send(&gauntlet_net::Outgoing::get("http://127.0.0.1:8080", "/healthz")).await?;
+//! assert_eq!(response.status, 200);
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod rng;
+mod traffic;
+
+pub use client::{HttpClient, NetError, Outgoing, Response};
+pub use rng::SplitMix64;
+pub use traffic::{TrafficSummary, WeightedRequest, send_paced};

@@ -1,0 +1,121 @@
+//! `report.md`: decision first, then steps and checks, then conditions and the timeline —
+//! short enough for a pull-request comment or a CI step summary.
+
+use std::fmt::Write;
+
+use crate::model::{Decision, Outcome, Report};
+
+fn badge(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Go => "✅",
+        Decision::Conditional => "⚠️",
+        Decision::NoGo => "⛔",
+        Decision::Inconclusive => "❔",
+        Decision::Aborted => "🛑",
+    }
+}
+
+fn outcome_cell(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "✅ pass",
+        Outcome::Warn => "⚠️ warn",
+        Outcome::Fail => "❌ fail",
+        Outcome::Inconclusive => "❔ inconclusive",
+        Outcome::Skipped => "⏭️ skipped",
+    }
+}
+
+/// Table cells cannot hold `|` or newlines.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+pub fn to_markdown(report: &Report) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# {} {} — {} {}\n",
+        badge(report.decision),
+        report.decision,
+        report.service.name,
+        report.service.version
+    );
+    let _ = writeln!(md, "{}\n", report.summary);
+    let _ = writeln!(
+        md,
+        "Run `{}` · gating `{}` · {:.1}s · spec `{}` (sha256 `{}`)\n",
+        report.run_id,
+        report.gating,
+        report.duration_ms as f64 / 1000.0,
+        report.spec.path,
+        &report.spec.sha256[..report.spec.sha256.len().min(12)]
+    );
+    if !report.conditions.is_empty() {
+        let _ = writeln!(md, "## Conditions\n");
+        for c in &report.conditions {
+            let owner = match (&c.owner_role, &c.owner) {
+                (Some(role), Some(who)) => format!(" — owner: {who} ({role})"),
+                (Some(role), None) => format!(" — owner role: {role} (no one named)"),
+                _ => " — no owner named".into(),
+            };
+            let _ = writeln!(md, "- `{}`: {}{}", c.check, cell(&c.reason), owner);
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Steps\n");
+    let _ = writeln!(md, "| step | outcome | checks | time |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for step in &report.steps {
+        let passed = step.checks.iter().filter(|c| c.outcome.is_pass()).count();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {passed}/{} passed | {:.1}s |",
+            step.name,
+            outcome_cell(step.outcome),
+            step.checks.len(),
+            step.duration_ms as f64 / 1000.0
+        );
+    }
+    md.push('\n');
+    let _ = writeln!(md, "## Checks\n");
+    let _ = writeln!(md, "| check | outcome | measured | threshold | why |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    for check in report.checks() {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {} |",
+            check.id,
+            outcome_cell(check.outcome),
+            cell(check.measured.as_deref().unwrap_or("—")),
+            cell(check.threshold.as_deref().unwrap_or("—")),
+            cell(&check.reason)
+        );
+    }
+    for step in report.steps.iter().filter(|s| s.note.is_some()) {
+        let _ = writeln!(
+            md,
+            "\n_{}: {}_",
+            step.name,
+            cell(step.note.as_deref().unwrap_or(""))
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n<details><summary>Timeline ({} events)</summary>\n",
+        report.timeline.len()
+    );
+    let _ = writeln!(md, "| t | step | event | detail |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for event in &report.timeline {
+        let _ = writeln!(
+            md,
+            "| +{:.3}s | {} | {} | {} |",
+            event.elapsed_ms as f64 / 1000.0,
+            event.step.as_deref().unwrap_or("—"),
+            event.kind,
+            cell(&event.message)
+        );
+    }
+    let _ = writeln!(md, "\n</details>");
+    md
+}

@@ -1,0 +1,207 @@
+//! The report model. `report.json` is this, serialized; its schema is documented in
+//! `docs/report-schema.md` and versioned by [`REPORT_SCHEMA`].
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped on any change a consumer of `report.json` would notice.
+pub const REPORT_SCHEMA: &str = "gauntlet.report/v1";
+
+/// What one check concluded. Inconclusive is never a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Warn,
+    Fail,
+    Inconclusive,
+    Skipped,
+}
+
+impl Outcome {
+    pub fn is_pass(self) -> bool {
+        self == Outcome::Pass
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Hard,
+    Soft,
+}
+
+/// The run's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING-KEBAB-CASE")]
+pub enum Decision {
+    Go,
+    Conditional,
+    NoGo,
+    Inconclusive,
+    Aborted,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Go => "GO",
+            Decision::Conditional => "CONDITIONAL",
+            Decision::NoGo => "NO-GO",
+            Decision::Inconclusive => "INCONCLUSIVE",
+            Decision::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One measured claim: what was measured, against what, and why it ended as it did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// `step.name`, unique within a run.
+    pub id: String,
+    pub step: String,
+    pub name: String,
+    pub outcome: Outcome,
+    pub severity: Severity,
+    /// The value observed, as a person reads it (`429 after 51 requests`).
+    pub measured: Option<String>,
+    /// What it had to be (`a 429 within 500 requests`).
+    pub threshold: Option<String>,
+    /// How many observations the outcome rests on.
+    pub samples: Option<u64>,
+    /// One line: why this outcome.
+    pub reason: String,
+    /// Evidence files, relative to the run directory.
+    pub evidence: Vec<String>,
+}
+
+impl Check {
+    /// A check that has not concluded yet: inconclusive until told otherwise.
+    pub fn new(step: &str, name: &str, severity: Severity) -> Self {
+        Self {
+            id: format!("{step}.{name}"),
+            step: step.to_string(),
+            name: name.to_string(),
+            outcome: Outcome::Inconclusive,
+            severity,
+            measured: None,
+            threshold: None,
+            samples: None,
+            reason: "not evaluated".into(),
+            evidence: Vec::new(),
+        }
+    }
+    pub fn outcome(mut self, outcome: Outcome, reason: impl Into<String>) -> Self {
+        self.outcome = outcome;
+        self.reason = reason.into();
+        self
+    }
+    pub fn measured(mut self, measured: impl Into<String>) -> Self {
+        self.measured = Some(measured.into());
+        self
+    }
+    pub fn threshold(mut self, threshold: impl Into<String>) -> Self {
+        self.threshold = Some(threshold.into());
+        self
+    }
+    pub fn samples(mut self, samples: u64) -> Self {
+        self.samples = Some(samples);
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    pub name: String,
+    /// The worst outcome among its checks (skipped when it did not run).
+    pub outcome: Outcome,
+    pub started_at: Option<String>,
+    pub duration_ms: u64,
+    /// Why the step was skipped or stopped, when it was.
+    pub note: Option<String>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+    pub step: Option<String>,
+    pub kind: String,
+    pub message: String,
+}
+
+/// A soft failure that makes the decision CONDITIONAL, with who answers for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Condition {
+    pub check: String,
+    pub reason: String,
+    pub owner_role: Option<String>,
+    pub owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceFile {
+    /// Relative to the run directory.
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SpecInfo {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`REPORT_SCHEMA`] for this version.
+    pub schema: String,
+    pub run_id: String,
+    pub gauntlet_version: String,
+    pub service: ServiceInfo,
+    pub spec: SpecInfo,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    /// `hard`, `soft` or `none`.
+    pub gating: String,
+    pub decision: Decision,
+    /// The process exit code this decision maps to.
+    pub exit_code: i32,
+    /// One line a person reads first.
+    pub summary: String,
+    pub conditions: Vec<Condition>,
+    pub steps: Vec<StepReport>,
+    pub timeline: Vec<TimelineEvent>,
+    pub evidence: Vec<EvidenceFile>,
+}
+
+impl Report {
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.steps.iter().flat_map(|s| s.checks.iter())
+    }
+}

@@ -1,0 +1,98 @@
+//! The Gauntlet spec: `gauntlet.yaml` parsed with source locations, validated, and
+//! described as a JSON Schema.
+//!
+//! Loading never panics and never half-succeeds: it returns a [`Spec`] whose units are
+//! parsed and whose names resolve, or every problem it found as a [`SpecDiagnostic`] that
+//! names file:line:col, shows the line and says what was expected.
+//!
+//! ```
+//! let yaml = "schema_version: 1\nservice: {name: shop, version: 1.2.0}\n\
+//!             targets: {candidate: {url: 'http://127.0.0.1:8080'}}\n\
+//!             traffic: {rate: 50/s, requests: [{path: /}]}\n";
+//! let spec = gauntlet_spec::load_str("gauntlet.yaml", yaml).unwrap();
+//! assert_eq!(spec.service.name, "shop");
+//! ```
+
+mod diagnostic;
+mod model;
+pub mod units;
+mod validate;
+
+pub use diagnostic::{SpecDiagnostic, did_you_mean};
+pub use model::*;
+pub use validate::{PIPELINE_STEPS, placeholders};
+
+use std::path::Path;
+
+/// Every problem found in one spec file; never empty.
+#[derive(Debug, thiserror::Error)]
+#[error("{} problem(s) in the spec", .0.len())]
+pub struct SpecErrors(pub Vec<SpecDiagnostic>);
+
+/// Reads and validates a spec file.
+pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        SpecErrors(vec![SpecDiagnostic::whole_file(
+            &name,
+            format!("cannot read the spec: {e}"),
+            Some(
+                "check the path; `gauntlet demo` writes a complete example into its run directory"
+                    .into(),
+            ),
+        )])
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        SpecErrors(vec![SpecDiagnostic::whole_file(
+            &name,
+            format!(
+                "the spec is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+            None,
+        )])
+    })?;
+    load_str(&name, &text)
+}
+
+/// Parses and validates spec text; `file` is the name used in messages.
+pub fn load_str(file: &str, text: &str) -> Result<Spec, SpecErrors> {
+    if text.trim().is_empty() {
+        return Err(SpecErrors(vec![SpecDiagnostic::whole_file(
+            file,
+            "the spec is empty",
+            Some(
+                "start with `schema_version: 1`; see `gauntlet schema` or examples/demo.yaml"
+                    .into(),
+            ),
+        )]));
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_nodes: 200_000,
+            max_total_scalar_bytes: 8 * 1024 * 1024,
+        },
+    };
+    let spec: Spec = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| SpecErrors(vec![validate::from_parse_error(file, text, &e)]))?;
+    let problems = validate::check(file, text, &spec);
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(SpecErrors(problems))
+    }
+}
+
+/// The JSON Schema of the spec, for editors.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = serde_json::to_value(schemars::schema_for!(Spec)).unwrap_or_default();
+    if let Some(object) = schema.as_object_mut() {
+        object.insert("title".into(), "gauntlet.yaml (schema_version 1)".into());
+        object.insert(
+            "$id".into(),
+            "https://gauntlet.invalid/schema/gauntlet-spec-v1.json".into(),
+        );
+    }
+    schema
+}

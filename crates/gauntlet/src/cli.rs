@@ -1,0 +1,180 @@
+//! The command line, defined once as data; help and shell completions come from here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str = "Decide whether a release may ship by exercising the real system.";
+const LONG_ABOUT: &str = "\
+Gauntlet drives real traffic and real probes against the candidate, keeps the evidence, and \
+ends in GO, CONDITIONAL, NO-GO or INCONCLUSIVE with an exit code a CI pipeline can trust.
+
+Start with `gauntlet demo`: it runs everything against a built-in demo system and writes \
+the spec it used, which you can copy. Then `gauntlet validate gauntlet.yaml` and \
+`gauntlet run gauntlet.yaml`.
+
+Exit codes: 0 GO (or CONDITIONAL without --strict), 1 NO-GO or ABORTED, 2 invalid input, \
+3 INCONCLUSIVE.";
+
+#[derive(Debug, Parser)]
+#[command(name = "gauntlet", version, about = ABOUT, long_about = LONG_ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The run store (SQLite).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        default_value = ".gauntlet/gauntlet.db",
+        env = "GAUNTLET_STORE"
+    )]
+    pub store: PathBuf,
+    /// Print only the outcome; no progress.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole gauntlet against the built-in demo system.
+    Demo(DemoArgs),
+    /// Run the gauntlet a spec describes.
+    Run(RunArgs),
+    /// Check a spec without running anything (errors as file:line:col, exit 2).
+    Validate {
+        /// The spec file, e.g. gauntlet.yaml.
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of the spec, for editor completion.
+    Schema,
+    /// List past runs, newest first.
+    History {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run (an id, a unique prefix of one, or `latest`).
+    Show {
+        run: String,
+        /// Print the stored report.json.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo whatever a killed run left behind (processes, faults).
+    Recover {
+        /// Only this run (default: every run whose process is gone).
+        #[arg(long)]
+        run: Option<String>,
+    },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
+    /// The demo system's processes (started by `gauntlet demo`).
+    #[command(hide = true, name = "demo-service", subcommand)]
+    DemoService(DemoService),
+}
+
+/// Options shared by `run` and `demo`.
+#[derive(Debug, Args)]
+pub struct Execution {
+    /// Where run directories go.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".gauntlet/runs",
+        env = "GAUNTLET_OUT"
+    )]
+    pub out: PathBuf,
+    /// Run only this step (repeatable).
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub only: Vec<StepArg>,
+    /// Skip this step (repeatable).
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub skip: Vec<StepArg>,
+    /// Under hard gating, run the remaining steps after a hard failure.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Exit 1 on CONDITIONAL, not 0.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the final report JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Seed for every random choice (traffic mix); recorded in the report.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StepArg {
+    Security,
+    Observability,
+}
+
+impl StepArg {
+    pub fn name(self) -> &'static str {
+        match self {
+            StepArg::Security => "security",
+            StepArg::Observability => "observability",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The spec file, e.g. gauntlet.yaml.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub execution: Execution,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Inject a defect into the candidate: errors=N%, latency=+Nms, no-failover,
+    /// auth-bypass, no-rate-limit, corrupt-data (repeatable).
+    #[arg(long, value_name = "KNOB")]
+    pub defect: Vec<String>,
+    #[command(flatten)]
+    pub execution: Execution,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoService {
+    /// The demo service itself.
+    App {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long = "service-version", default_value = "dev")]
+        version: String,
+        #[arg(long, default_value = "demo-key")]
+        api_key: String,
+        #[arg(long, default_value_t = 100)]
+        rate_limit: u32,
+        #[arg(long)]
+        primary: Option<String>,
+        #[arg(long)]
+        secondary: Option<String>,
+        /// A defect knob, or `none`.
+        #[arg(long)]
+        defect: Vec<String>,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+    /// A quote provider the demo service depends on.
+    Provider {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        name: String,
+    },
+}

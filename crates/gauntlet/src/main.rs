@@ -1,0 +1,403 @@
+//! `gauntlet`: the command line. Thin: it parses arguments, loads the spec, hands over to
+//! the engine, and turns typed errors into messages and exit codes.
+
+mod cli;
+mod demo;
+mod progress;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser};
+use gauntlet_engine::{Observer, RunOptions, Silent, exit};
+use gauntlet_spec::SpecErrors;
+use gauntlet_store::Store;
+
+use cli::{Cli, Command, DemoService, Execution, Global};
+
+/// How the binary fails: bad input (exit 2) or a failure to run at all (exit 1).
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("invalid spec")]
+    Spec(SpecErrors),
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Spec(_) | CliError::Usage(_) => exit::INVALID_INPUT,
+            CliError::Other(_) => exit::NO_GO,
+        }
+    }
+
+    fn print(&self) {
+        match self {
+            CliError::Spec(errors) => {
+                let theme = if progress::colour_enabled() {
+                    miette::GraphicalTheme::unicode()
+                } else {
+                    miette::GraphicalTheme::unicode_nocolor()
+                };
+                let handler = miette::GraphicalReportHandler::new_themed(theme);
+                for diagnostic in &errors.0 {
+                    let mut out = String::new();
+                    if handler.render_report(&mut out, diagnostic).is_err() {
+                        out = diagnostic.to_string();
+                    }
+                    eprintln!("{out}");
+                }
+                eprintln!(
+                    "{} problem(s) in the spec; nothing was run.",
+                    errors.0.len()
+                );
+            }
+            CliError::Usage(message) => eprintln!("error: {message}"),
+            CliError::Other(e) => eprintln!("error: {e:#}"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            e.print();
+            e.exit_code()
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(cli: Cli) -> Result<i32, CliError> {
+    let global = cli.global;
+    match cli.command {
+        Command::Validate { file } => validate(&file),
+        Command::Schema => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&gauntlet_spec::json_schema()).unwrap_or_default()
+            );
+            Ok(exit::GO)
+        }
+        Command::Run(args) => {
+            let text = read_spec(&args.file)?;
+            let spec = gauntlet_spec::load_str(&args.file.display().to_string(), &text)
+                .map_err(CliError::Spec)?;
+            execute(spec, &args.file, text, &args.execution, &global)
+        }
+        Command::Demo(args) => {
+            let text = demo::spec_text(&args.defect).map_err(CliError::Usage)?;
+            let spec = gauntlet_spec::load_str(demo::SPEC_NAME, &text).map_err(CliError::Spec)?;
+            if !global.quiet {
+                eprintln!(
+                    "gauntlet demo: the candidate runs with defects: {}",
+                    if args.defect.is_empty() {
+                        "none".to_string()
+                    } else {
+                        args.defect.join(", ")
+                    }
+                );
+            }
+            execute(
+                spec,
+                Path::new(demo::SPEC_NAME),
+                text,
+                &args.execution,
+                &global,
+            )
+        }
+        Command::History { limit, json } => history(&global, limit, json),
+        Command::Show { run, json } => show(&global, &run, json),
+        Command::Recover { run } => recover(&global, run.as_deref()),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "gauntlet",
+                &mut std::io::stdout(),
+            );
+            Ok(exit::GO)
+        }
+        Command::DemoService(service) => demo_service(service),
+    }
+}
+
+fn read_spec(path: &Path) -> Result<String, CliError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| {
+        CliError::Spec(SpecErrors(vec![gauntlet_spec::SpecDiagnostic::whole_file(
+            &name,
+            format!("cannot read the spec: {e}"),
+            Some(
+                "check the path; `gauntlet demo` writes a complete example into its run directory"
+                    .into(),
+            ),
+        )]))
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::Spec(SpecErrors(vec![gauntlet_spec::SpecDiagnostic::whole_file(
+            &name,
+            format!(
+                "the spec is not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+            None,
+        )]))
+    })
+}
+
+fn validate(file: &Path) -> Result<i32, CliError> {
+    let text = read_spec(file)?;
+    let spec =
+        gauntlet_spec::load_str(&file.display().to_string(), &text).map_err(CliError::Spec)?;
+    let steps: Vec<&str> = gauntlet_engine::steps::configured(&spec)
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    println!(
+        "{}: valid (schema_version {}); service {} {}; steps: {}",
+        file.display(),
+        spec.schema_version.value,
+        spec.service.name,
+        spec.service.version,
+        if steps.is_empty() {
+            "none".to_string()
+        } else {
+            steps.join(", ")
+        }
+    );
+    Ok(exit::GO)
+}
+
+fn execute(
+    spec: gauntlet_spec::Spec,
+    spec_path: &Path,
+    spec_text: String,
+    execution: &Execution,
+    global: &Global,
+) -> Result<i32, CliError> {
+    let configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
+        .iter()
+        .map(|s| s.name())
+        .collect();
+    for step in execution.only.iter().chain(&execution.skip) {
+        if !configured.contains(&step.name()) {
+            return Err(CliError::Usage(format!(
+                "step `{}` is not configured in {}; configured steps: {}",
+                step.name(),
+                spec_path.display(),
+                configured.join(", ")
+            )));
+        }
+    }
+    let options = RunOptions {
+        spec_path: spec_path.to_path_buf(),
+        spec_text,
+        out_dir: execution.out.clone(),
+        store_path: global.store.clone(),
+        only: execution
+            .only
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect(),
+        skip: execution
+            .skip
+            .iter()
+            .map(|s| s.name().to_string())
+            .collect(),
+        keep_going: execution.keep_going,
+        strict: execution.strict,
+        seed: execution.seed,
+        request_timeout: Duration::from_secs(5),
+    };
+    let observer: Arc<dyn Observer> = if global.quiet {
+        Arc::new(Silent)
+    } else {
+        Arc::new(progress::Progress::for_stderr())
+    };
+    let outcome = runtime()?
+        .block_on(gauntlet_engine::run(spec, options, observer))
+        .map_err(anyhow::Error::from)?;
+    let report = &outcome.report;
+    if execution.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    }
+    let headline = progress::paint(report.decision.as_str(), report.decision);
+    eprintln!(
+        "\n{headline}  {}",
+        report
+            .summary
+            .trim_start_matches(report.decision.as_str())
+            .trim_start_matches(": ")
+    );
+    for condition in &report.conditions {
+        eprintln!(
+            "  condition: {} — {} (owner: {})",
+            condition.check,
+            condition.reason,
+            condition
+                .owner
+                .as_deref()
+                .or(condition.owner_role.as_deref())
+                .unwrap_or("none named")
+        );
+    }
+    eprintln!(
+        "reports: {}/report.md (also report.json, junit.xml)",
+        outcome.run_dir.display()
+    );
+    eprintln!("run id:  {}", report.run_id);
+    Ok(report.exit_code)
+}
+
+fn open_store(global: &Global) -> Result<Store, CliError> {
+    let store = Store::open(&global.store).map_err(anyhow::Error::from)?;
+    let reaped = gauntlet_engine::reap_abandoned(&store).map_err(anyhow::Error::from)?;
+    for (id, _) in reaped {
+        eprintln!(
+            "note: run {id} ended without finishing (killed?); marked aborted. `gauntlet recover` undoes anything it left running."
+        );
+    }
+    Ok(store)
+}
+
+fn history(global: &Global, limit: usize, json: bool) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let runs = store.list_runs(limit).map_err(anyhow::Error::from)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&runs).unwrap_or_default()
+        );
+        return Ok(exit::GO);
+    }
+    if runs.is_empty() {
+        println!(
+            "no runs yet in {} — try `gauntlet demo`",
+            global.store.display()
+        );
+        return Ok(exit::GO);
+    }
+    println!(
+        "{:<22} {:<25} {:<24} {:<13} {:<9}",
+        "RUN", "STARTED", "SERVICE", "DECISION", "STATUS"
+    );
+    for run in runs {
+        println!(
+            "{:<22} {:<25} {:<24} {:<13} {:<9}",
+            run.id,
+            run.started_at,
+            format!("{} {}", run.service, run.version),
+            run.decision.as_deref().unwrap_or("—"),
+            run.status
+        );
+    }
+    Ok(exit::GO)
+}
+
+fn show(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let summary = store
+        .find_run(run)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let report = store.report(&summary.id).map_err(anyhow::Error::from)?;
+    match (report, json) {
+        (Some(report), true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        (Some(report), false) => print!("{}", gauntlet_report::to_markdown(&report)),
+        (None, true) => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        ),
+        (None, false) => println!(
+            "run {} ({} {}) started {} is {}; it has no report (it never finished). Run directory: {}",
+            summary.id,
+            summary.service,
+            summary.version,
+            summary.started_at,
+            summary.status,
+            summary.run_dir
+        ),
+    }
+    Ok(exit::GO)
+}
+
+fn recover(global: &Global, run: Option<&str>) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let recovered = gauntlet_engine::recover_runs(&store, run).map_err(anyhow::Error::from)?;
+    if recovered.is_empty() {
+        println!("nothing to recover: no dead run left anything applied");
+    }
+    for run in recovered {
+        println!("run {} ({}):", run.run_id, run.run_dir.display());
+        for line in run.undone {
+            println!("  {line}");
+        }
+    }
+    Ok(exit::GO)
+}
+
+fn demo_service(service: DemoService) -> Result<i32, CliError> {
+    let rt = runtime()?;
+    match service {
+        DemoService::App {
+            port,
+            data_dir,
+            version,
+            api_key,
+            rate_limit,
+            primary,
+            secondary,
+            defect,
+            seed,
+        } => {
+            let defects = defect
+                .iter()
+                .filter(|d| d.as_str() != "none")
+                .map(|d| d.parse())
+                .collect::<Result<Vec<demo_service::Defect>, _>>()
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let config = demo_service::AppConfig {
+                port,
+                version,
+                data_dir,
+                api_key,
+                rate_limit,
+                primary,
+                secondary,
+                defects,
+                seed,
+            };
+            rt.block_on(demo_service::run_app(config))
+                .map_err(|e| anyhow::anyhow!("demo service: {e}"))?;
+        }
+        DemoService::Provider { port, name } => {
+            rt.block_on(demo_service::run_provider(demo_service::ProviderConfig {
+                port,
+                name,
+            }))
+            .context("demo provider")?;
+        }
+    }
+    Ok(exit::GO)
+}
