@@ -1,0 +1,131 @@
+//! What a user sees for a bad spec: snapshots of the rendered diagnostics, and a fuzz
+//! property that the loader answers every input with a spec or located errors, never a panic.
+
+use proptest::prelude::*;
+
+const DEMO: &str = include_str!("../../../examples/demo.yaml");
+
+fn render(name: &str, text: &str) -> String {
+    let errors = gauntlet_spec::load_str(name, text).expect_err("the spec is invalid");
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100);
+    errors
+        .0
+        .iter()
+        .map(|d| {
+            let mut out = String::new();
+            handler.render_report(&mut out, d).expect("renders");
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_demo_spec_is_valid() {
+    gauntlet_spec::load_str("demo.yaml", DEMO).expect("valid");
+}
+
+#[test]
+fn typo_in_a_nested_field_suggests_the_right_name() {
+    let text = DEMO.replace("    credential_headers:", "    credentail_headers:");
+    insta::assert_snapshot!(render("gauntlet.yaml", &text));
+}
+
+#[test]
+fn unknown_owner_role_names_the_known_roles() {
+    let text = DEMO.replace("    owner: security", "    owner: secrity");
+    insta::assert_snapshot!(render("gauntlet.yaml", &text));
+}
+
+#[test]
+fn a_duplicate_key_is_an_error() {
+    let text = DEMO.replace(
+        "gating:\n  mode: hard",
+        "gating:\n  mode: hard\n  mode: soft",
+    );
+    insta::assert_snapshot!(render("gauntlet.yaml", &text));
+}
+
+#[test]
+fn a_bad_percentage_and_a_bad_enum_value() {
+    let text = DEMO.replace("objective: 99.9%", "objective: 120%");
+    insta::assert_snapshot!("percentage", render("gauntlet.yaml", &text));
+    let text = DEMO.replace("  mode: hard", "  mode: strict");
+    insta::assert_snapshot!("gating_mode", render("gauntlet.yaml", &text));
+}
+
+#[test]
+fn every_post_parse_problem_is_reported_at_once() {
+    let text = DEMO
+        .replace("path: /items/7", "path: items/7")
+        .replace("{dependencies.quotes-primary.url}\",\n              \"--secondary\", \"{dependencies.quotes-secondary.url}\",\n              \"--defect=none\"", "{dependencies.quotes-primry.url}\"");
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");
+    assert_eq!(errors.0.len(), 2, "{errors:?}");
+}
+
+#[test]
+fn alias_bombs_are_refused_by_the_budget() {
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        bomb.push_str(&format!(
+            "b{i}: &b{i} [*{}, *{0}, *{0}, *{0}, *{0}, *{0}, *{0}, *{0}, *{0}, *{0}]\n",
+            if i == 1 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            }
+        ));
+    }
+    assert!(gauntlet_spec::load_str("bomb.yaml", &bomb).is_err());
+    let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    assert!(gauntlet_spec::load_str("deep.yaml", &deep).is_err());
+}
+
+/// One edit to the demo spec: delete, insert or replace a character, or swap two lines.
+fn mutate(text: &str, kind: u8, at: usize, with: char) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    let at = at % chars.len().max(1);
+    match kind % 4 {
+        0 => {
+            chars.remove(at);
+        }
+        1 => chars.insert(at, with),
+        2 => chars[at] = with,
+        _ => {
+            let mut lines: Vec<&str> = text.lines().collect();
+            let i = at % lines.len();
+            let j = (at / 7) % lines.len();
+            lines.swap(i, j);
+            return lines.join("\n");
+        }
+    }
+    chars.into_iter().collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, rng_seed: proptest::test_runner::RngSeed::Fixed(0x6a75), ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_specs_never_panic_and_errors_are_located(
+        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), prop_oneof![Just(':'), Just('-'), Just(' '), Just('\n'), Just('{'), Just('"'), Just('&'), Just('*'), any::<char>()]), 1..4)
+    ) {
+        let mut text = DEMO.to_string();
+        for (kind, at, with) in edits {
+            text = mutate(&text, kind, at, with);
+        }
+        if let Err(errors) = gauntlet_spec::load_str("fuzz.yaml", &text) {
+            prop_assert!(!errors.0.is_empty());
+            for d in &errors.0 {
+                prop_assert!(d.line >= 1 && d.column >= 1);
+                prop_assert!(d.to_string().starts_with("fuzz.yaml:"));
+            }
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,400}") {
+        let _ = gauntlet_spec::load_str("fuzz.yaml", &text);
+    }
+}

@@ -1,0 +1,531 @@
+//! End to end: the real `gauntlet` binary against the real demo system, in a scratch
+//! directory per test. Every test proves one behaviour a user relies on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn command(&self) -> Command {
+        let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GAUNTLET_STORE")
+            .env_remove("GAUNTLET_OUT")
+            .stdin(Stdio::null());
+        cmd
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("gauntlet runs")
+    }
+    fn runs_dir(&self) -> PathBuf {
+        self.path().join(".gauntlet/runs")
+    }
+    /// The run directories, oldest first.
+    fn run_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write spec");
+        path
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn report(run_dir: &Path) -> Value {
+    let bytes = std::fs::read(run_dir.join("report.json")).expect("report.json exists");
+    serde_json::from_slice(&bytes).expect("report.json parses")
+}
+
+/// Pids the run registered in its cleanup journal (every process it started).
+fn started_pids(run_dir: &Path) -> Vec<(u32, String)> {
+    let journal = std::fs::read_to_string(run_dir.join("cleanup.jsonl")).expect("journal");
+    journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["op"] == "register")
+        .map(|v| {
+            let process = &v["undo"]["process"];
+            (
+                process["pid"].as_u64().unwrap_or(0) as u32,
+                process["start_ticks"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Whether the process with this pid and start time still runs (zombies count as gone).
+fn alive(pid: u32, start: &str) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some(close) = stat.rfind(')') else {
+        return false;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    fields.first() != Some(&"Z") && fields.get(19) == Some(&start)
+}
+
+/// Processes whose command line mentions `needle` (what `pgrep -f` would find).
+fn pgrep(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| {
+                    std::fs::read(format!("/proc/{pid}/cmdline"))
+                        .map(|c| text(&c).replace('\0', " ").contains(needle))
+                        .unwrap_or(false)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn assert_nothing_left(run_dir: &Path) {
+    let pids = started_pids(run_dir);
+    assert!(pids.len() >= 4, "the demo starts four processes: {pids:?}");
+    for (pid, start) in &pids {
+        assert!(
+            !alive(*pid, start),
+            "process {pid} from {} is still running",
+            run_dir.display()
+        );
+    }
+    let needle = run_dir.display().to_string();
+    assert!(pgrep(&needle).is_empty(), "leftovers mention {needle}");
+    let found = Command::new("pgrep")
+        .args(["-f", &needle])
+        .output()
+        .expect("pgrep (procps) is installed");
+    assert_eq!(
+        found.status.code(),
+        Some(1),
+        "pgrep -f finds: {}",
+        text(&found.stdout)
+    );
+}
+
+#[test]
+fn demo_is_go_stores_the_run_and_leaves_no_process() {
+    let s = Scratch::new();
+    let started = Instant::now();
+    let out = s.run(&["demo"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("GO"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(90));
+    let run_dir = s.run_dirs().pop().expect("a run directory");
+    let report = report(&run_dir);
+    assert_eq!(report["decision"], "GO");
+    assert_eq!(report["schema"], "gauntlet.report/v1");
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["setup", "security", "observability"]);
+    assert!(run_dir.join("spec.yaml").exists() && run_dir.join("report.md").exists());
+    assert_nothing_left(&run_dir);
+
+    // Every evidence file is indexed with the digest of what is on disk.
+    for file in report["evidence"].as_array().unwrap() {
+        let bytes = std::fs::read(run_dir.join(file["path"].as_str().unwrap())).unwrap();
+        assert_eq!(file["bytes"].as_u64().unwrap(), bytes.len() as u64);
+    }
+
+    // history lists it; show --json returns the stored report unchanged.
+    let run_id = report["run_id"].as_str().unwrap();
+    let history = s.run(&["history"]);
+    assert!(
+        text(&history.stdout).contains(run_id),
+        "{}",
+        text(&history.stdout)
+    );
+    let shown = s.run(&["show", run_id, "--json"]);
+    assert_eq!(shown.status.code(), Some(0));
+    let stored: Value = serde_json::from_slice(&shown.stdout).expect("show --json is JSON");
+    assert_eq!(stored, report);
+}
+
+#[test]
+fn junit_has_one_testcase_per_check() {
+    let s = Scratch::new();
+    let out = s.run(&["demo", "--quiet", "--defect", "auth-bypass", "--keep-going"]);
+    assert_eq!(out.status.code(), Some(1));
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    let checks: usize = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["checks"].as_array().unwrap().len())
+        .sum();
+    let xml = std::fs::read_to_string(run_dir.join("junit.xml")).unwrap();
+    let mut reader = quick_xml::Reader::from_str(&xml);
+    let (mut cases, mut failures, mut suites) = (0, 0, 0);
+    loop {
+        match reader.read_event().expect("junit.xml is well-formed XML") {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                match e.name().as_ref() {
+                    b"testcase" => cases += 1,
+                    b"failure" => failures += 1,
+                    b"testsuite" => suites += 1,
+                    _ => {}
+                }
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(cases, checks);
+    assert_eq!(suites, 3);
+    assert_eq!(
+        failures, 1,
+        "the one failing check (auth bypass) is a JUnit failure"
+    );
+}
+
+#[test]
+fn defects_are_no_go_and_name_the_failing_security_check() {
+    for (knob, check) in [
+        ("auth-bypass", "security.auth POST /items"),
+        ("no-rate-limit", "security.rate-limit burst"),
+    ] {
+        let s = Scratch::new();
+        let out = s.run(&["demo", "--defect", knob]);
+        assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
+        let run_dir = s.run_dirs().pop().unwrap();
+        assert_eq!(report(&run_dir)["decision"], "NO-GO");
+        let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+        assert!(md.starts_with("# ⛔ NO-GO"), "{md}");
+        assert!(md.contains(&format!("`{check}` | ❌ fail")), "{knob}: {md}");
+        assert_nothing_left(&run_dir);
+    }
+}
+
+#[test]
+fn an_unknown_defect_is_invalid_input() {
+    let s = Scratch::new();
+    let out = s.run(&["demo", "--defect", "flaky"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown defect `flaky`"));
+    assert!(
+        !s.runs_dir().exists(),
+        "nothing is written for invalid input"
+    );
+}
+
+const VALID: &str = "schema_version: 1
+service: {name: s, version: \"1\"}
+targets:
+  candidate:
+    url: http://127.0.0.1:9
+traffic:
+  rate: 10/s
+  requests: [{path: /}]
+";
+
+#[test]
+fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
+    let cases: &[(&str, String, &str, &str)] = &[
+        (
+            "typo",
+            VALID.replace("service:", "servce:"),
+            "typo.yaml:2:1",
+            "did you mean `service`?",
+        ),
+        (
+            "wrong-type",
+            VALID.replace("rate: 10/s", "rate: [1, 2]"),
+            "wrong-type.yaml:7:3",
+            "expected a rate",
+        ),
+        (
+            "bad-duration",
+            VALID.replace(
+                "url: http://127.0.0.1:9",
+                "url: http://127.0.0.1:9\n    ready_timeout: 15 parsecs",
+            ),
+            "bad-duration.yaml:6:20",
+            "invalid duration `15 parsecs`",
+        ),
+        (
+            "negative-rate",
+            VALID.replace("10/s", "-5/s"),
+            "negative-rate.yaml:7:9",
+            "a rate must be positive",
+        ),
+        (
+            "unknown-step",
+            format!("{VALID}steps:\n  chaos: {{}}\n"),
+            "unknown-step.yaml:10:3",
+            "not available in this version",
+        ),
+        (
+            "no-version",
+            VALID.replace("schema_version: 1\n", ""),
+            "no-version.yaml:1:1",
+            "add `schema_version: 1`",
+        ),
+        (
+            "future-version",
+            VALID.replace("schema_version: 1", "schema_version: 9"),
+            "future-version.yaml:1:17",
+            "versions this gauntlet knows: 1",
+        ),
+        (
+            "bad-placeholder",
+            VALID.replace(
+                "url: http://127.0.0.1:9",
+                "command: [server, --port, \"{prot}\"]",
+            ),
+            "bad-placeholder.yaml:5:5",
+            "did you mean `{port}`?",
+        ),
+        (
+            "empty",
+            String::new(),
+            "empty.yaml:1:1",
+            "the spec is empty",
+        ),
+        (
+            "not-yaml",
+            "{[: :\n\t- ]".to_string(),
+            "not-yaml.yaml:",
+            "problem(s) in the spec",
+        ),
+    ];
+    for (name, spec, location, expected) in cases {
+        let s = Scratch::new();
+        let file = format!("{name}.yaml");
+        s.write(&file, spec);
+        for args in [vec!["validate", file.as_str()], vec!["run", file.as_str()]] {
+            let out = s.run(&args);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.contains(location),
+                "{name}: expected {location} in\n{stderr}"
+            );
+            assert!(
+                stderr.contains(expected),
+                "{name}: expected {expected:?} in\n{stderr}"
+            );
+            assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        }
+        assert!(
+            !s.path().join(".gauntlet").exists(),
+            "{name}: nothing may be written"
+        );
+    }
+    let s = Scratch::new();
+    s.write("ok.yaml", VALID);
+    let out = s.run(&["validate", "ok.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_target_that_never_becomes_ready_is_inconclusive_and_is_stopped() {
+    let s = Scratch::new();
+    let spec = VALID
+        .replace(
+            "url: http://127.0.0.1:9",
+            "command: [sleep, \"300\"]\n    ready_timeout: 1s",
+        )
+        .replace("traffic:", "steps:\n  security:\n    paths: {}\ntraffic:");
+    s.write("never.yaml", &spec);
+    let out = s.run(&["run", "never.yaml"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    assert_eq!(report["decision"], "INCONCLUSIVE");
+    let setup = &report["steps"][0]["checks"][0];
+    assert_eq!(setup["outcome"], "inconclusive");
+    assert!(
+        setup["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer 2xx"),
+        "{setup}"
+    );
+    assert_eq!(report["steps"][1]["outcome"], "skipped");
+    for (pid, start) in started_pids(&run_dir) {
+        assert!(!alive(pid, &start), "sleep {pid} was left running");
+    }
+}
+
+/// The demo spec made slow: the observability step sends 3,000 requests at 200/s.
+fn slow_spec(s: &Scratch) -> PathBuf {
+    let demo = include_str!("../../../examples/demo.yaml");
+    assert!(demo.contains("requests: 60\n"));
+    s.write(
+        "slow.yaml",
+        &demo.replace("requests: 60\n", "requests: 3000\n"),
+    )
+}
+
+/// Waits (bounded) until `path` exists under the only run directory.
+fn wait_for(s: &Scratch, relative: &str, limit: Duration) -> PathBuf {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(dir) = s.run_dirs().pop()
+            && dir.join(relative).exists()
+        {
+            return dir;
+        }
+        assert!(Instant::now() < deadline, "{relative} never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn send(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal sent");
+}
+
+#[test]
+fn sigint_stops_cleanly_with_an_aborted_partial_report() {
+    use nix::sys::signal::Signal;
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        let s = Scratch::new();
+        slow_spec(&s);
+        let mut child = s
+            .command()
+            .args(["run", "slow.yaml"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let run_dir = wait_for(
+            &s,
+            "evidence/observability/scrape-before.txt",
+            Duration::from_secs(60),
+        );
+        send(child.id(), sig);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{sig}");
+        let report = report(&run_dir);
+        assert_eq!(report["decision"], "ABORTED");
+        let expected = if sig == Signal::SIGINT {
+            "interrupted (SIGINT)"
+        } else {
+            "terminated (SIGTERM)"
+        };
+        assert!(
+            report["summary"].as_str().unwrap().contains(expected),
+            "{}",
+            report["summary"]
+        );
+        assert_eq!(report["steps"][1]["name"], "security");
+        assert_eq!(
+            report["steps"][1]["outcome"], "pass",
+            "finished steps are kept"
+        );
+        assert_nothing_left(&run_dir);
+        let listed = text(&s.run(&["history"]).stdout);
+        assert!(listed.contains("ABORTED"), "{listed}");
+    }
+}
+
+#[test]
+fn a_sigkilled_run_is_marked_aborted_and_recover_stops_what_it_left() {
+    let s = Scratch::new();
+    slow_spec(&s);
+    let mut child = s
+        .command()
+        .args(["run", "slow.yaml"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let run_dir = wait_for(
+        &s,
+        "evidence/observability/scrape-before.txt",
+        Duration::from_secs(60),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = started_pids(&run_dir);
+    assert!(
+        left.iter().any(|(pid, start)| alive(*pid, start)),
+        "SIGKILL leaves the demo system running"
+    );
+
+    let history = s.run(&["history"]);
+    assert_eq!(history.status.code(), Some(0));
+    let listed = text(&history.stdout);
+    assert!(listed.contains("aborted"), "{listed}");
+
+    let recovered = s.run(&["recover"]);
+    assert_eq!(recovered.status.code(), Some(0));
+    assert!(
+        text(&recovered.stdout).contains("stopped candidate"),
+        "{}",
+        text(&recovered.stdout)
+    );
+    assert_nothing_left(&run_dir);
+    let again = s.run(&["recover"]);
+    assert!(text(&again.stdout).contains("nothing to recover"));
+
+    // The killed run is still shown, without a report.
+    let shown = s.run(&["show", "latest"]);
+    assert!(
+        text(&shown.stdout).contains("aborted"),
+        "{}",
+        text(&shown.stdout)
+    );
+}
+
+#[test]
+fn json_flag_prints_the_report_on_stdout() {
+    let s = Scratch::new();
+    let out = s.run(&["demo", "--json", "--quiet", "--only", "security"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("stdout is the report");
+    assert_eq!(printed["decision"], "GO");
+    let names: Vec<&str> = printed["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["setup", "security"]);
+}
+
+#[test]
+fn completions_and_schema_are_generated() {
+    let s = Scratch::new();
+    let bash = s.run(&["completions", "bash"]);
+    assert!(text(&bash.stdout).contains("gauntlet"));
+    let schema: Value = serde_json::from_slice(&s.run(&["schema"]).stdout).expect("schema is JSON");
+    assert!(schema["properties"]["schema_version"].is_object());
+    assert!(
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r == "schema_version")
+    );
+}
