@@ -98,6 +98,17 @@ pub async fn run(
     options: RunOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<RunOutcome, EngineError> {
+    let steps = steps::configured(&spec);
+    run_steps(spec, steps, options, observer).await
+}
+
+/// [`run`] with the steps given rather than taken from the spec.
+pub(crate) async fn run_steps(
+    spec: Spec,
+    configured: Vec<Box<dyn Step>>,
+    options: RunOptions,
+    observer: Arc<dyn Observer>,
+) -> Result<RunOutcome, EngineError> {
     let spec = Arc::new(spec);
     let mut store = Store::open(&options.store_path)?;
     reap_abandoned(&store)?;
@@ -133,7 +144,7 @@ pub async fn run(
         format!("run {run_id}, seed {}", options.seed),
     );
     let supervisor = Arc::new(Mutex::new(Supervisor::new(journal.clone())));
-    let selected: Vec<Box<dyn Step>> = steps::configured(&spec)
+    let selected: Vec<Box<dyn Step>> = configured
         .into_iter()
         .filter(|s| options.only.is_empty() || options.only.iter().any(|o| o == s.name()))
         .filter(|s| !options.skip.iter().any(|o| o == s.name()))
@@ -479,4 +490,83 @@ pub fn recover_runs(store: &Store, only_run: Option<&str>) -> Result<Vec<Recover
         });
     }
     Ok(recovered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Silent;
+    use crate::steps::StepFuture;
+    use gauntlet_report::Decision;
+
+    /// A step that panics halfway, as a bug in a step would.
+    struct Panicking;
+    impl Step for Panicking {
+        fn name(&self) -> &'static str {
+            "security"
+        }
+        fn owner_role(&self) -> Option<String> {
+            None
+        }
+        fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
+            Box::pin(async { panic!("step bug") })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_step_aborts_the_run_and_stops_every_process() {
+        let dir = tempfile::tempdir().unwrap();
+        // A real HTTP server as the candidate, started and owned by the run.
+        let text = "schema_version: 1
+service: {name: s, version: '1'}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 10/s, requests: [{path: /}]}
+";
+        let spec = gauntlet_spec::load_str("t.yaml", text).unwrap();
+        let options = RunOptions {
+            spec_path: "t.yaml".into(),
+            spec_text: text.into(),
+            out_dir: dir.path().join("runs"),
+            store_path: dir.path().join("g.db"),
+            only: vec![],
+            skip: vec![],
+            keep_going: false,
+            strict: false,
+            seed: 1,
+            request_timeout: Duration::from_secs(2),
+        };
+        let outcome = run_steps(spec, vec![Box::new(Panicking)], options, Arc::new(Silent))
+            .await
+            .unwrap();
+        assert_eq!(outcome.report.decision, Decision::Aborted);
+        assert!(
+            outcome.report.summary.contains("a step panicked: step bug"),
+            "{}",
+            outcome.report.summary
+        );
+        assert_eq!(outcome.report.exit_code, crate::exit::NO_GO);
+        assert_eq!(
+            outcome.report.steps[0].outcome,
+            Outcome::Pass,
+            "setup finished before the panic"
+        );
+        let leftovers = crate::journal::read_leftovers(&outcome.run_dir).unwrap();
+        assert!(leftovers.pending.is_empty());
+        let journal = std::fs::read_to_string(outcome.run_dir.join("cleanup.jsonl")).unwrap();
+        let pid: u32 = journal
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["op"] == "register")
+            .and_then(|v| v["undo"]["process"]["pid"].as_u64())
+            .unwrap() as u32;
+        assert!(
+            !ProcessIdentity::of(pid).is_some_and(|p| p.is_alive()),
+            "the server {pid} was stopped"
+        );
+        assert!(outcome.run_dir.join("report.json").exists());
+    }
 }
