@@ -52,7 +52,7 @@ struct State {
         hyper_util::client::legacy::connect::HttpConnector,
         http_body_util::Full<bytes::Bytes>,
     >,
-    rng: Mutex<u64>,
+    rng: Mutex<gauntlet_net::SplitMix64>,
 }
 
 /// A token bucket: `rate_limit` tokens per second, holding at most `rate_limit`.
@@ -88,14 +88,10 @@ impl State {
         }
     }
 
-    /// A uniform draw in [0, 1) from a seeded SplitMix64 stream.
+    /// A uniform draw in [0, 1) from the seeded stream.
     fn draw(&self) -> f64 {
-        let mut state = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -119,7 +115,7 @@ pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error 
         buckets: Mutex::new(HashMap::new()),
         client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(connector),
-        rng: Mutex::new(config.seed),
+        rng: Mutex::new(gauntlet_net::SplitMix64::new(config.seed)),
         config,
     });
     let port = state.config.port;

@@ -87,11 +87,29 @@ impl Recorder {
     /// Writes an evidence file atomically under `evidence/STEP/` and indexes its digest.
     /// Returns its path relative to the run directory, or why it could not be written.
     pub fn evidence(&self, step: &str, name: &str, bytes: &[u8]) -> Result<String, String> {
-        let relative = format!("evidence/{step}/{}", file_safe(name));
+        let relative = self.unused_path(&format!("evidence/{step}/{}", file_safe(name)));
         write_atomic(&self.run_dir.join(&relative), bytes)
             .map_err(|e| format!("cannot write evidence {relative}: {e}"))?;
         self.index(&relative, bytes);
         Ok(relative)
+    }
+
+    /// Two checks whose names read alike must not share (and overwrite) one evidence file:
+    /// a taken path gets `-2`, `-3`, … before its extension.
+    fn unused_path(&self, wanted: &str) -> String {
+        let inner = self.lock();
+        let taken = |p: &str| inner.evidence.iter().any(|e| e.path == p);
+        if !taken(wanted) {
+            return wanted.to_string();
+        }
+        let (stem, extension) = match wanted.rsplit_once('.') {
+            Some((stem, ext)) if !stem.ends_with('/') => (stem, format!(".{ext}")),
+            _ => (wanted, String::new()),
+        };
+        (2..)
+            .map(|n| format!("{stem}-{n}{extension}"))
+            .find(|candidate| !taken(candidate))
+            .unwrap_or_else(|| wanted.to_string())
     }
 
     /// Indexes a file already in the run directory (process logs).
@@ -147,7 +165,23 @@ pub struct RunContext {
 
 #[cfg(test)]
 mod tests {
-    use super::file_safe;
+    use super::*;
+
+    #[test]
+    fn alike_names_get_their_own_evidence_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let recorder = Recorder::new(dir.path(), Arc::new(Silent));
+        let a = recorder
+            .evidence("security", "path /admin.json", b"a")
+            .unwrap();
+        let b = recorder
+            .evidence("security", "path //admin.json", b"b")
+            .unwrap();
+        assert_eq!(a, "evidence/security/path-admin.json");
+        assert_eq!(b, "evidence/security/path-admin-2.json");
+        assert_eq!(std::fs::read(dir.path().join(&a)).unwrap(), b"a");
+        assert_eq!(recorder.take().evidence.len(), 2);
+    }
 
     #[test]
     fn evidence_names_are_plain() {

@@ -114,6 +114,9 @@ impl Supervisor {
             });
         };
         let argv: Vec<String> = command.iter().map(|a| substitute(a, &values)).collect();
+        let Some((program, args)) = argv.split_first() else {
+            return Err(setup("the command is empty".into()));
+        };
         let log_path = run_dir.join("logs").join(format!("{name}.log"));
         std::fs::create_dir_all(log_path.parent().unwrap_or(run_dir))
             .map_err(|e| setup(format!("cannot create the log directory: {e}")))?;
@@ -122,8 +125,8 @@ impl Supervisor {
         let log_err = log
             .try_clone()
             .map_err(|e| setup(format!("cannot share the log file: {e}")))?;
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .envs(launch.env.iter().map(|(k, v)| (k, substitute(v, &values))))
             .current_dir(&dir)
             .stdin(Stdio::null())
@@ -134,7 +137,7 @@ impl Supervisor {
             .process_group(0);
         let child = cmd.spawn().map_err(|source| LaunchError::Spawn {
             name: name.to_string(),
-            program: argv[0].clone(),
+            program: program.clone(),
             source,
         })?;
         let process = ProcessIdentity::of(child.id()).unwrap_or(ProcessIdentity {

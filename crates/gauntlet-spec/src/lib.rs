@@ -29,8 +29,8 @@ use std::path::Path;
 #[error("{} problem(s) in the spec", .0.len())]
 pub struct SpecErrors(pub Vec<SpecDiagnostic>);
 
-/// Reads and validates a spec file.
-pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
+/// Reads a spec file as text, with a located message when it cannot be read.
+pub fn read_file(path: &Path) -> Result<String, SpecErrors> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| {
         SpecErrors(vec![SpecDiagnostic::whole_file(
@@ -42,7 +42,7 @@ pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
             ),
         )])
     })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
+    String::from_utf8(bytes).map_err(|e| {
         SpecErrors(vec![SpecDiagnostic::whole_file(
             &name,
             format!(
@@ -51,8 +51,12 @@ pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
             ),
             None,
         )])
-    })?;
-    load_str(&name, &text)
+    })
+}
+
+/// Reads and validates a spec file.
+pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
+    load_str(&path.display().to_string(), &read_file(path)?)
 }
 
 /// Parses and validates spec text; `file` is the name used in messages.

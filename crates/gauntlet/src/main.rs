@@ -138,27 +138,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
 }
 
 fn read_spec(path: &Path) -> Result<String, CliError> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| {
-        CliError::Spec(SpecErrors(vec![gauntlet_spec::SpecDiagnostic::whole_file(
-            &name,
-            format!("cannot read the spec: {e}"),
-            Some(
-                "check the path; `gauntlet demo` writes a complete example into its run directory"
-                    .into(),
-            ),
-        )]))
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        CliError::Spec(SpecErrors(vec![gauntlet_spec::SpecDiagnostic::whole_file(
-            &name,
-            format!(
-                "the spec is not UTF-8 (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-            None,
-        )]))
-    })
+    gauntlet_spec::read_file(path).map_err(CliError::Spec)
 }
 
 fn validate(file: &Path) -> Result<i32, CliError> {
