@@ -14,6 +14,8 @@ pub trait Observer: Send + Sync {
     fn step_started(&self, _step: &str) {}
     fn step_finished(&self, _step: &StepReport) {}
     fn event(&self, _event: &TimelineEvent) {}
+    /// A long wait advancing: `done` of `total` units of `what`.
+    fn progress(&self, _step: &str, _what: &str, _done: u64, _total: u64) {}
 }
 
 /// An observer that ignores everything (tests, `--quiet`).
@@ -67,6 +69,10 @@ impl Recorder {
         };
         self.observer.event(&event);
         self.lock().timeline.push(event);
+    }
+
+    pub fn progress(&self, step: &str, what: &str, done: u64, total: u64) {
+        self.observer.progress(step, what, done, total);
     }
 
     pub fn step_started(&self, step: &str) {

@@ -30,6 +30,7 @@ impl TrafficSummary {
 
 /// Sends `count` requests from `mix` at `rate_per_second`, stopping early at `deadline`.
 /// Requests that are due are sent concurrently, so a slow answer does not delay the schedule.
+/// `on_sent` hears how many have been sent so far (for a progress bar).
 pub async fn send_paced(
     client: &HttpClient,
     mix: &[WeightedRequest],
@@ -37,6 +38,7 @@ pub async fn send_paced(
     rate_per_second: f64,
     deadline: Duration,
     seed: u64,
+    on_sent: impl Fn(u64),
 ) -> TrafficSummary {
     let mut summary = TrafficSummary::default();
     let total_weight: u64 = mix.iter().map(|w| u64::from(w.weight)).sum();
@@ -66,6 +68,7 @@ pub async fn send_paced(
         let request = chosen.request.clone();
         in_flight.spawn(async move { client.send(&request).await });
         summary.sent += 1;
+        on_sent(summary.sent);
     }
     let remaining = deadline.saturating_sub(started.elapsed()) + Duration::from_secs(1);
     let _ = tokio::time::timeout(remaining, async {

@@ -114,6 +114,27 @@ impl Observer for Progress {
         }
     }
 
+    fn progress(&self, step: &str, what: &str, done: u64, total: u64) {
+        let Progress::Terminal { bar } = self else {
+            return;
+        };
+        if let Some(bar) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if bar.length() != Some(total) {
+                bar.set_length(total);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {prefix:<14} [{bar:30}] {pos}/{len} {msg} {elapsed}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(step.to_string());
+                bar.set_message(what.to_string());
+            }
+            bar.set_position(done);
+        }
+    }
+
     fn event(&self, event: &TimelineEvent) {
         if matches!(event.kind.as_str(), "step-started" | "step-finished") {
             return;

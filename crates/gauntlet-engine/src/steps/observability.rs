@@ -120,7 +120,16 @@ async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -
         "traffic",
         format!("sending {requests} requests at {rate}/s"),
     );
-    let traffic = send_paced(&ctx.client, &mix, requests, rate, budget, ctx.seed).await;
+    let traffic = send_paced(
+        &ctx.client,
+        &mix,
+        requests,
+        rate,
+        budget,
+        ctx.seed,
+        |sent| recorder.progress(STEP, "requests", sent, requests),
+    )
+    .await;
     let statuses = traffic
         .statuses
         .iter()
