@@ -90,8 +90,10 @@ impl State {
 
     /// A uniform draw in [0, 1) from the seeded stream.
     fn draw(&self) -> f64 {
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        self.rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_f64()
     }
 }
 
