@@ -1,6 +1,7 @@
 //! Network parts: a bounded HTTP/1.1 client for probes and a small paced sender for the
 //! spec's traffic mix. Every call has a timeout and every loop a bound in count and time.
-//! (The open-model load generator and the fault proxy arrive with their steps.)
+//! The load generator (open and closed models) and the traffic split with shadow mode
+//! live here too; the fault proxy arrives with the chaos step.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), gauntlet_net::NetError> {
@@ -11,9 +12,13 @@
 //! ```
 
 mod client;
+mod load;
 mod rng;
+mod split;
 mod traffic;
 
 pub use client::{HttpClient, NetError, Outgoing, Response};
+pub use load::{LoadPlan, LoadReport, Model, run_load};
 pub use rng::SplitMix64;
+pub use split::{ArmFault, TrafficSplit};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};

@@ -195,9 +195,13 @@ fn default_slo_window() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct Steps {
     #[serde(default)]
+    pub rollback_rehearsal: Option<RehearsalStep>,
+    #[serde(default)]
     pub security: Option<SecurityStep>,
     #[serde(default)]
     pub observability: Option<ObservabilityStep>,
+    #[serde(default)]
+    pub canary: Option<CanaryStep>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -375,4 +379,272 @@ pub enum GatingMode {
     Soft,
     /// Report only: the decision is computed and shown, the exit code is always 0.
     None,
+}
+
+/// Step 8: the statistical canary. Traffic goes through gauntlet's split in front of the
+/// baseline and the candidate; at each stage the judges run continuously; any reject or
+/// abort trigger rolls back at once, acceptance moves to the next stage early.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryStep {
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Spanned<String>>,
+    /// Request rate through the split; defaults to `traffic.rate`.
+    #[serde(default)]
+    pub rate: Option<Rate>,
+    /// Connections the load generator keeps open.
+    #[serde(default = "default_connections")]
+    #[schemars(with = "u32", range(min = 1, max = 1024))]
+    pub connections: NonZeroU32,
+    /// Header whose value keeps a client on one arm (sticky sessions); none by default.
+    #[serde(default)]
+    pub sticky_header: Option<String>,
+    /// In order, e.g. shadow, 10%, 50%, 100%. A 100% stage is the promotion.
+    #[schemars(with = "Vec<Stage>")]
+    pub stages: Spanned<Vec<Stage>>,
+    pub judges: Judges,
+    /// False-alarm rate of the whole canary, shared among the gating judges.
+    #[serde(default = "five_percent")]
+    pub alpha: Percent,
+    /// Chance of accepting a candidate that is worse by a judge's delta.
+    #[serde(default = "five_percent")]
+    pub beta: Percent,
+    /// Immediate rollback when the candidate crosses these, whatever the judges say.
+    #[serde(default)]
+    pub abort: Option<AbortTriggers>,
+    /// Run after the last stage accepted (the split moves to 100% first).
+    #[serde(default)]
+    pub promote: Option<Action>,
+    /// Run on a reject or abort (the split moves to 0% first).
+    #[serde(default)]
+    pub rollback: Option<Action>,
+}
+
+fn default_connections() -> NonZeroU32 {
+    NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN)
+}
+
+fn five_percent() -> Percent {
+    Percent::from_ratio("5%", 0.05)
+}
+
+/// A stage: the candidate's share (or `shadow`), how long it may take, and how many candidate
+/// observations it needs before it may pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub weight: StageWeight,
+    /// The longest the stage may run; reaching it without a decision is inconclusive.
+    #[serde(default = "default_bake")]
+    pub bake: Duration,
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u32,
+}
+
+fn default_bake() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_min_samples() -> u32 {
+    100
+}
+
+/// `shadow` (mirror read-only requests to the candidate) or the candidate's share, `10%`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageWeight {
+    Shadow,
+    Share(Percent),
+}
+
+impl std::fmt::Display for StageWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StageWeight::Shadow => f.write_str("shadow"),
+            StageWeight::Share(p) => write!(f, "{p}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StageWeight {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim() == "shadow" {
+            return Ok(StageWeight::Shadow);
+        }
+        text.parse::<Percent>()
+            .map(StageWeight::Share)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `shadow`")))
+    }
+}
+
+impl JsonSchema for StageWeight {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "StageWeight".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": r"^\s*(shadow|[0-9]+(\.[0-9]+)?\s*%)\s*$",
+            "description": "`shadow`, or the candidate's share such as `10%`",
+        })
+    }
+}
+
+/// The judges that decide each stage. Each is optional; `dry_run: true` computes and reports
+/// a judge without letting it change the decision.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Judges {
+    /// Wald's SPRT on the candidate's error rate against a known rate `p0`.
+    #[serde(default)]
+    pub error_rate: Option<ErrorRateJudge>,
+    /// Baseline against candidate error rates, no `p0` needed.
+    #[serde(default)]
+    pub two_sample: Option<TwoSampleJudge>,
+    /// Baseline against candidate share of slow requests.
+    #[serde(default)]
+    pub latency: Option<LatencyJudge>,
+    /// Multi-window error-budget burn of the candidate.
+    #[serde(default)]
+    pub burn_rate: Option<BurnRateJudge>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRateJudge {
+    pub p0: Percent,
+    /// The smallest absolute rise that matters.
+    #[serde(default = "three_percent")]
+    pub delta: Percent,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn three_percent() -> Percent {
+    Percent::from_ratio("3%", 0.03)
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TwoSampleJudge {
+    #[serde(default = "three_percent")]
+    pub delta: Percent,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyJudge {
+    /// The smallest rise in the share of slow requests that matters.
+    #[serde(default = "ten_percent")]
+    pub delta: Percent,
+    /// Slow means slower than the baseline's p95 plus this.
+    #[serde(default = "default_margin")]
+    pub margin: Duration,
+    /// Baseline requests that fix the threshold.
+    #[serde(default = "default_warmup")]
+    pub warmup: u32,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn ten_percent() -> Percent {
+    Percent::from_ratio("10%", 0.10)
+}
+fn default_margin() -> Duration {
+    Duration::from_millis(10)
+}
+fn default_warmup() -> u32 {
+    200
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BurnRateJudge {
+    pub objective: Percent,
+    /// Every window must burn faster than its rate to reject (multi-window alerting).
+    pub windows: Vec<BurnWindow>,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BurnWindow {
+    pub window: Duration,
+    /// Burn-rate threshold, e.g. 14.4.
+    pub rate: f64,
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbortTriggers {
+    /// Roll back when the candidate's p99 exceeds this.
+    #[serde(default)]
+    pub p99: Option<Duration>,
+    /// Roll back when the candidate's error rate exceeds this.
+    #[serde(default)]
+    pub error_rate: Option<Percent>,
+    /// Candidate observations a trigger needs before it may fire.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u32,
+}
+
+/// A promotion or rollback hook: a command, an HTTP webhook (POSTed a JSON body), or both.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    #[serde(default)]
+    pub webhook: Option<String>,
+}
+
+/// Step 2: before the real canary, inject a regression into the candidate arm and prove the
+/// canary catches it, rolls back, and the baseline serves everything again within the RTO.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RehearsalStep {
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Spanned<String>>,
+    /// Share of candidate requests the split answers with 500.
+    #[serde(default = "twenty_percent")]
+    pub error_rate: Percent,
+    /// Delay the split adds to candidate requests.
+    #[serde(default = "zero_duration")]
+    pub latency: Duration,
+    /// The candidate's share of traffic during the rehearsal.
+    #[serde(default = "fifty_percent")]
+    pub weight: Percent,
+    /// The judges must reject within this.
+    #[serde(default = "thirty_seconds")]
+    pub detect_within: Duration,
+    /// From the rollback decision to SLIs back to normal.
+    #[serde(default = "thirty_seconds")]
+    pub rto: Duration,
+    /// Consecutive good requests that count as recovered.
+    #[serde(default = "default_recovery_samples")]
+    pub recovery_samples: u32,
+}
+
+fn twenty_percent() -> Percent {
+    Percent::from_ratio("20%", 0.20)
+}
+fn fifty_percent() -> Percent {
+    Percent::from_ratio("50%", 0.50)
+}
+fn zero_duration() -> Duration {
+    Duration::from_millis(0)
+}
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_recovery_samples() -> u32 {
+    50
 }

@@ -116,6 +116,13 @@ impl Percent {
     pub fn ratio(&self) -> f64 {
         self.ratio
     }
+    /// A default written in the source: its text and its ratio.
+    pub(crate) fn from_ratio(text: &str, ratio: f64) -> Self {
+        Self {
+            text: text.to_string(),
+            ratio,
+        }
+    }
 }
 
 impl FromStr for Percent {

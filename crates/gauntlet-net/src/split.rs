@@ -1,0 +1,245 @@
+//! The traffic split: a proxy on loopback in front of a baseline and a candidate. It sends
+//! a share of requests to the candidate (sticky per client when asked), or in shadow mode
+//! serves every request from the baseline and mirrors read-only ones to the candidate,
+//! discarding its answers. Every request's outcome is recorded per arm for the judges.
+//! A regression can be injected into the candidate arm (for the rollback rehearsal).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gauntlet_stats::{Arm, Observation};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::rng::SplitMix64;
+
+/// A regression injected into the candidate arm by the proxy itself.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ArmFault {
+    /// Share of candidate requests answered 500 without reaching the candidate.
+    pub error_rate: f64,
+    pub added_latency: Duration,
+}
+
+struct State {
+    baseline: String,
+    candidate: String,
+    weight_bits: AtomicU64,
+    shadow: AtomicBool,
+    sticky_header: Option<String>,
+    fault: Mutex<Option<ArmFault>>,
+    rng: Mutex<SplitMix64>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    observations: mpsc::UnboundedSender<Observation>,
+    started: Instant,
+}
+
+/// A running split; dropping it stops the proxy.
+pub struct TrafficSplit {
+    state: Arc<State>,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TrafficSplit {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const BODY_LIMIT: usize = 1024 * 1024;
+
+impl TrafficSplit {
+    /// Starts the proxy on a free loopback port with all traffic on the baseline.
+    pub async fn start(
+        baseline: &str,
+        candidate: &str,
+        sticky_header: Option<String>,
+        seed: u64,
+    ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<Observation>)> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(2)));
+        let state = Arc::new(State {
+            baseline: baseline.trim_end_matches('/').to_string(),
+            candidate: candidate.trim_end_matches('/').to_string(),
+            weight_bits: AtomicU64::new(0f64.to_bits()),
+            shadow: AtomicBool::new(false),
+            sticky_header,
+            fault: Mutex::new(None),
+            rng: Mutex::new(SplitMix64::new(seed)),
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            observations: tx,
+            started: Instant::now(),
+        });
+        let serving = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let state = serving.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let state = state.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&state, request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok((Self { state, addr, task }, rx))
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The candidate's share of traffic, 0 to 1; leaves shadow mode.
+    pub fn set_weight(&self, weight: f64) {
+        self.state.shadow.store(false, Ordering::SeqCst);
+        self.state
+            .weight_bits
+            .store(weight.clamp(0.0, 1.0).to_bits(), Ordering::SeqCst);
+    }
+
+    pub fn weight(&self) -> f64 {
+        f64::from_bits(self.state.weight_bits.load(Ordering::SeqCst))
+    }
+
+    /// Serve from the baseline and mirror read-only requests to the candidate.
+    pub fn set_shadow(&self) {
+        self.state.weight_bits.store(0f64.to_bits(), Ordering::SeqCst);
+        self.state.shadow.store(true, Ordering::SeqCst);
+    }
+
+    pub fn set_fault(&self, fault: Option<ArmFault>) {
+        *self.state.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+}
+
+fn choose(state: &State, request: &Request<Incoming>) -> Arm {
+    let weight = f64::from_bits(state.weight_bits.load(Ordering::SeqCst));
+    let draw = match state
+        .sticky_header
+        .as_deref()
+        .and_then(|h| request.headers().get(h))
+        .map(|v| v.as_bytes())
+    {
+        // Sticky: the same client always lands on the same arm for a given weight.
+        Some(client) => {
+            let mut hash = SplitMix64::new(client.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+            }));
+            hash.next_f64()
+        }
+        None => state.rng.lock().unwrap_or_else(|e| e.into_inner()).next_f64(),
+    };
+    if draw < weight { Arm::Candidate } else { Arm::Baseline }
+}
+
+fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let arm = if state.shadow.load(Ordering::SeqCst) {
+        Arm::Baseline
+    } else {
+        choose(state, &request)
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = Limited::new(body, BODY_LIMIT).collect().await.map(|b| b.to_bytes()) else {
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
+    };
+    let read_only = parts.method == hyper::Method::GET || parts.method == hyper::Method::HEAD;
+    if state.shadow.load(Ordering::SeqCst) && read_only {
+        let mirror = state.clone();
+        let parts = clone_parts(&parts);
+        let body = body.clone();
+        tokio::spawn(async move {
+            let _ = forward(&mirror, Arm::Candidate, &parts, body).await;
+        });
+    }
+    forward(state, arm, &parts, body).await
+}
+
+fn clone_parts(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
+}
+
+/// Sends the request to `arm`, records the outcome, and returns the answer.
+async fn forward(
+    state: &State,
+    arm: Arm,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let began = Instant::now();
+    let fault = if arm == Arm::Candidate {
+        *state.fault.lock().unwrap_or_else(|e| e.into_inner())
+    } else {
+        None
+    };
+    let result = async {
+        if let Some(fault) = fault {
+            if !fault.added_latency.is_zero() {
+                tokio::time::sleep(fault.added_latency).await;
+            }
+            let draw = state.rng.lock().unwrap_or_else(|e| e.into_inner()).next_f64();
+            if draw < fault.error_rate {
+                return Ok(reply(StatusCode::INTERNAL_SERVER_ERROR, "error injected by gauntlet\n"));
+            }
+        }
+        let base = if arm == Arm::Candidate { &state.candidate } else { &state.baseline };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let mut builder = Request::builder().method(parts.method.clone()).uri(format!("{base}{path}"));
+        for (name, value) in &parts.headers {
+            if name != hyper::header::HOST {
+                builder = builder.header(name, value);
+            }
+        }
+        let upstream = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let response = tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
+            .await
+            .map_err(|_| "upstream timed out".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (head, incoming) = response.into_parts();
+        let bytes = incoming.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok::<_, String>(Response::from_parts(head, Full::new(bytes)))
+    }
+    .await;
+    let latency_ms = began.elapsed().as_secs_f64() * 1000.0;
+    let (ok, response) = match result {
+        Ok(response) => (response.status().as_u16() < 500, response),
+        Err(_) => (false, reply(StatusCode::BAD_GATEWAY, "upstream failed\n")),
+    };
+    let _ = state.observations.send(Observation {
+        arm,
+        ok,
+        latency_ms,
+        t_ms: state.started.elapsed().as_millis() as u64,
+    });
+    response
+}
