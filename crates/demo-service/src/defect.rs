@@ -5,9 +5,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Defect {
-    /// `errors=5%`: answer 500 to that share of item and quote requests.
+    /// `errors=5%`: answer 500 to that share of reads (items and quotes).
     Errors(f64),
-    /// `latency=+200ms`: add that delay to item and quote requests.
+    /// `latency=+200ms`: add that delay to reads (items and quotes).
     Latency(Duration),
     /// `no-failover`: do not fall back to the secondary provider.
     NoFailover,

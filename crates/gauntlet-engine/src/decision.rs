@@ -30,7 +30,12 @@ pub fn decide(
     aborted: Option<&str>,
     owners: &Owners<'_>,
 ) -> Verdict {
-    let checks: Vec<&Check> = steps.iter().flat_map(|s| s.checks.iter()).collect();
+    // Dry-run checks are reported, never decided on.
+    let checks: Vec<&Check> = steps
+        .iter()
+        .flat_map(|s| s.checks.iter())
+        .filter(|c| !c.dry_run)
+        .collect();
     let count = |f: &dyn Fn(&Check) -> bool| checks.iter().filter(|c| f(c)).count();
     let tally = format!(
         "{} passed, {} failed, {} inconclusive, {} warned",
@@ -125,17 +130,19 @@ pub fn exit_code(decision: Decision, gating: GatingMode, strict: bool) -> i32 {
     }
 }
 
-/// The worst outcome of a step's checks; a step without checks did not really run.
+/// The worst outcome of a step's deciding checks (dry runs aside; a skipped check does not
+/// hide a pass); a step without checks did not really run.
 pub fn step_outcome(checks: &[Check]) -> Outcome {
     let rank = |o: Outcome| match o {
-        Outcome::Pass => 0,
-        Outcome::Skipped => 1,
+        Outcome::Skipped => 0,
+        Outcome::Pass => 1,
         Outcome::Warn => 2,
         Outcome::Inconclusive => 3,
         Outcome::Fail => 4,
     };
     checks
         .iter()
+        .filter(|c| !c.dry_run)
         .map(|c| c.outcome)
         .max_by_key(|o| rank(*o))
         .unwrap_or(Outcome::Skipped)

@@ -8,6 +8,7 @@
 //! # }
 //! ```
 
+pub mod canary;
 mod context;
 mod decision;
 pub mod exit;

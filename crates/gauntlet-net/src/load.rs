@@ -77,7 +77,9 @@ struct Worker {
 type Sender = http1::SendRequest<Full<Bytes>>;
 
 async fn connect(authority: &str) -> Result<Sender, String> {
-    let stream = TcpStream::connect(authority).await.map_err(|e| format!("connect: {e}"))?;
+    let stream = TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
@@ -185,7 +187,10 @@ async fn send_one(
     let Some(active) = sender.as_mut() else {
         return Err("no connection".into());
     };
-    active.ready().await.map_err(|e| format!("connection: {e}"))?;
+    active
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
     let out = &chosen.request;
     let mut builder = hyper::Request::builder()
         .method(out.method.as_str())
@@ -194,16 +199,28 @@ async fn send_one(
     for (name, value) in &out.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    if out.body.is_some() && !out.headers.keys().any(|h| h.eq_ignore_ascii_case("content-type")) {
+    if out.body.is_some()
+        && !out
+            .headers
+            .keys()
+            .any(|h| h.eq_ignore_ascii_case("content-type"))
+    {
         builder = builder.header("content-type", "application/json");
     }
     let request = builder
         .body(Full::new(Bytes::from(out.body.clone().unwrap_or_default())))
         .map_err(|e| format!("request: {e}"))?;
     let exchange = async {
-        let response = active.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+        let response = active
+            .send_request(request)
+            .await
+            .map_err(|e| format!("send: {e}"))?;
         let status = response.status().as_u16();
-        response.into_body().collect().await.map_err(|e| format!("body: {e}"))?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?;
         Ok(status)
     };
     // A request still unanswered a little after the deadline is given up, so the run ends.

@@ -124,7 +124,9 @@ impl TrafficSplit {
 
     /// Serve from the baseline and mirror read-only requests to the candidate.
     pub fn set_shadow(&self) {
-        self.state.weight_bits.store(0f64.to_bits(), Ordering::SeqCst);
+        self.state
+            .weight_bits
+            .store(0f64.to_bits(), Ordering::SeqCst);
         self.state.shadow.store(true, Ordering::SeqCst);
     }
 
@@ -148,9 +150,17 @@ fn choose(state: &State, request: &Request<Incoming>) -> Arm {
             }));
             hash.next_f64()
         }
-        None => state.rng.lock().unwrap_or_else(|e| e.into_inner()).next_f64(),
+        None => state
+            .rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_f64(),
     };
-    if draw < weight { Arm::Candidate } else { Arm::Baseline }
+    if draw < weight {
+        Arm::Candidate
+    } else {
+        Arm::Baseline
+    }
 }
 
 fn reply(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
@@ -166,7 +176,11 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full
         choose(state, &request)
     };
     let (parts, body) = request.into_parts();
-    let Ok(body) = Limited::new(body, BODY_LIMIT).collect().await.map(|b| b.to_bytes()) else {
+    let Ok(body) = Limited::new(body, BODY_LIMIT)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+    else {
         return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
     };
     let read_only = parts.method == hyper::Method::GET || parts.method == hyper::Method::HEAD;
@@ -207,26 +221,44 @@ async fn forward(
             if !fault.added_latency.is_zero() {
                 tokio::time::sleep(fault.added_latency).await;
             }
-            let draw = state.rng.lock().unwrap_or_else(|e| e.into_inner()).next_f64();
+            let draw = state
+                .rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next_f64();
             if draw < fault.error_rate {
-                return Ok(reply(StatusCode::INTERNAL_SERVER_ERROR, "error injected by gauntlet\n"));
+                return Ok(reply(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error injected by gauntlet\n",
+                ));
             }
         }
-        let base = if arm == Arm::Candidate { &state.candidate } else { &state.baseline };
+        let base = if arm == Arm::Candidate {
+            &state.candidate
+        } else {
+            &state.baseline
+        };
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut builder = Request::builder().method(parts.method.clone()).uri(format!("{base}{path}"));
+        let mut builder = Request::builder()
+            .method(parts.method.clone())
+            .uri(format!("{base}{path}"));
         for (name, value) in &parts.headers {
             if name != hyper::header::HOST {
                 builder = builder.header(name, value);
             }
         }
         let upstream = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
-        let response = tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
-            .await
-            .map_err(|_| "upstream timed out".to_string())?
-            .map_err(|e| e.to_string())?;
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
+                .await
+                .map_err(|_| "upstream timed out".to_string())?
+                .map_err(|e| e.to_string())?;
         let (head, incoming) = response.into_parts();
-        let bytes = incoming.collect().await.map_err(|e| e.to_string())?.to_bytes();
+        let bytes = incoming
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
         Ok::<_, String>(Response::from_parts(head, Full::new(bytes)))
     }
     .await;

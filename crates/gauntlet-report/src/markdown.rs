@@ -83,13 +83,26 @@ pub fn to_markdown(report: &Report) -> String {
     for check in report.checks() {
         let _ = writeln!(
             md,
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}`{} | {} | {} | {} | {} |",
             check.id,
+            if check.dry_run { " (dry run)" } else { "" },
             outcome_cell(check.outcome),
             cell(check.measured.as_deref().unwrap_or("—")),
             cell(check.threshold.as_deref().unwrap_or("—")),
             cell(&check.reason)
         );
+    }
+    let charts: Vec<&str> = report
+        .evidence
+        .iter()
+        .map(|e| e.path.as_str())
+        .filter(|p| p.ends_with(".svg"))
+        .collect();
+    if !charts.is_empty() {
+        let _ = writeln!(md, "\n## Charts\n");
+        for chart in charts {
+            let _ = writeln!(md, "- [{chart}]({chart})");
+        }
     }
     for step in report.steps.iter().filter(|s| s.note.is_some()) {
         let _ = writeln!(

@@ -87,6 +87,9 @@ pub struct Check {
     pub reason: String,
     /// Evidence files, relative to the run directory.
     pub evidence: Vec<String>,
+    /// Computed and reported, but never part of the decision (a judge on trial).
+    #[serde(default)]
+    pub dry_run: bool,
 }
 
 impl Check {
@@ -103,6 +106,7 @@ impl Check {
             samples: None,
             reason: "not evaluated".into(),
             evidence: Vec::new(),
+            dry_run: false,
         }
     }
     pub fn outcome(mut self, outcome: Outcome, reason: impl Into<String>) -> Self {

@@ -263,6 +263,17 @@ pub struct RateLimitProbe {
     #[serde(default = "default_burst_concurrency")]
     #[schemars(with = "u32", range(min = 1, max = 256))]
     pub concurrency: NonZeroU32,
+    /// The rate the service should limit at. Unless the burst outpaces it at least twice
+    /// over, the absence of a 429 proves nothing and the probe is inconclusive, not failed.
+    #[serde(default)]
+    pub limit: Option<Rate>,
+    /// The longest the burst may run.
+    #[serde(default = "default_burst_duration")]
+    pub max_duration: Duration,
+}
+
+fn default_burst_duration() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_burst_within() -> NonZeroU32 {

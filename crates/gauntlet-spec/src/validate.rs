@@ -169,7 +169,10 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
     let owners: Vec<&str> = spec.service.owners.keys().map(String::as_str).collect();
     let steps = &spec.steps;
     let step_owners = [
-        steps.rollback_rehearsal.as_ref().and_then(|s| s.owner.as_ref()),
+        steps
+            .rollback_rehearsal
+            .as_ref()
+            .and_then(|s| s.owner.as_ref()),
         steps.security.as_ref().and_then(|s| s.owner.as_ref()),
         steps.observability.as_ref().and_then(|s| s.owner.as_ref()),
         steps.canary.as_ref().and_then(|s| s.owner.as_ref()),
@@ -207,7 +210,11 @@ fn check_canary(p: &mut Problems<'_>, spec: &Spec) {
     };
     let stages = &canary.stages;
     if stages.value.is_empty() {
-        p.at(stages.referenced, "the canary has no stages".into(), Some("e.g. `- {weight: 10%, bake: 5m}`".into()));
+        p.at(
+            stages.referenced,
+            "the canary has no stages".into(),
+            Some("e.g. `- {weight: 10%, bake: 5m}`".into()),
+        );
     }
     let mut last = -1.0;
     for stage in &stages.value {
@@ -216,25 +223,59 @@ fn check_canary(p: &mut Problems<'_>, spec: &Spec) {
             crate::model::StageWeight::Share(p) => p.ratio(),
         };
         if share <= last && share > 0.0 {
-            p.at(stages.referenced, format!("canary stages must ramp up: {} comes after a larger share", stage.weight), None);
+            p.at(
+                stages.referenced,
+                format!(
+                    "canary stages must ramp up: {} comes after a larger share",
+                    stage.weight
+                ),
+                None,
+            );
         }
         if share == 0.0 && stage.weight != crate::model::StageWeight::Shadow {
-            p.at(stages.referenced, "a 0% stage sends the candidate nothing".into(), Some("use `shadow` to mirror traffic without serving it".into()));
+            p.at(
+                stages.referenced,
+                "a 0% stage sends the candidate nothing".into(),
+                Some("use `shadow` to mirror traffic without serving it".into()),
+            );
         }
         last = last.max(share);
     }
     let judges = &canary.judges;
-    if judges.error_rate.is_none() && judges.two_sample.is_none() && judges.latency.is_none() && judges.burn_rate.is_none() {
-        p.at(stages.referenced, "the canary has no judges".into(), Some("add `judges: {two_sample: {}}` at least".into()));
+    if judges.error_rate.is_none()
+        && judges.two_sample.is_none()
+        && judges.latency.is_none()
+        && judges.burn_rate.is_none()
+    {
+        p.at(
+            stages.referenced,
+            "the canary has no judges".into(),
+            Some("add `judges: {two_sample: {}}` at least".into()),
+        );
     }
     if let Some(burn) = &judges.burn_rate
-        && (burn.windows.is_empty() || burn.windows.iter().any(|w| !(w.rate > 0.0) || w.window.as_std().is_zero()))
+        && (burn.windows.is_empty()
+            || burn
+                .windows
+                .iter()
+                .any(|w| w.rate.is_nan() || w.rate <= 0.0 || w.window.as_std().is_zero()))
     {
-        p.at(stages.referenced, "each burn-rate window needs a positive `window` and `rate`".into(), Some("e.g. `windows: [{window: 1h, rate: 14.4}, {window: 5m, rate: 14.4}]`".into()));
+        p.at(
+            stages.referenced,
+            "each burn-rate window needs a positive `window` and `rate`".into(),
+            Some("e.g. `windows: [{window: 1h, rate: 14.4}, {window: 5m, rate: 14.4}]`".into()),
+        );
     }
-    for (name, ratio) in [("alpha", canary.alpha.ratio()), ("beta", canary.beta.ratio())] {
+    for (name, ratio) in [
+        ("alpha", canary.alpha.ratio()),
+        ("beta", canary.beta.ratio()),
+    ] {
         if !(ratio > 0.0 && ratio < 0.5) {
-            p.at(stages.referenced, format!("canary `{name}` must be above 0% and below 50%"), None);
+            p.at(
+                stages.referenced,
+                format!("canary `{name}` must be above 0% and below 50%"),
+                None,
+            );
         }
     }
 }

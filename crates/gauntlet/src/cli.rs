@@ -115,15 +115,19 @@ pub struct Execution {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StepArg {
+    RollbackRehearsal,
     Security,
     Observability,
+    Canary,
 }
 
 impl StepArg {
     pub fn name(self) -> &'static str {
         match self {
+            StepArg::RollbackRehearsal => "rollback-rehearsal",
             StepArg::Security => "security",
             StepArg::Observability => "observability",
+            StepArg::Canary => "canary",
         }
     }
 }

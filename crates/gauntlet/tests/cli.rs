@@ -148,7 +148,42 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(steps, ["setup", "security", "observability"]);
+    assert_eq!(
+        steps,
+        [
+            "setup",
+            "rollback-rehearsal",
+            "security",
+            "observability",
+            "canary"
+        ]
+    );
+    // The report shows the canary's stages, each judge's verdict and samples, and the
+    // rehearsal's detection and recovery times.
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    for needle in [
+        "`canary.stage 1 (shadow) two-sample` | ✅ pass",
+        "`canary.stage 3 (50%) error-rate` | ✅ pass",
+        "`canary.promotion` | ✅ pass",
+        "`rollback-rehearsal.regression detected` | ✅ pass | detected after",
+        "`rollback-rehearsal.recovered` | ✅ pass | recovered after",
+        "(dry run)",
+        ".svg)",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
+    }
+    let canary = &report["steps"][4];
+    assert_eq!(canary["outcome"], "pass");
+    let judged: Vec<&Value> = canary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("stage"))
+        .collect();
+    assert!(
+        judged.iter().all(|c| c["samples"].as_u64().unwrap() > 0),
+        "every judge reports its samples"
+    );
     assert!(run_dir.join("spec.yaml").exists() && run_dir.join("report.md").exists());
     assert_nothing_left(&run_dir);
 
@@ -203,7 +238,7 @@ fn junit_has_one_testcase_per_check() {
         }
     }
     assert_eq!(cases, checks);
-    assert_eq!(suites, 3);
+    assert_eq!(suites, 5);
     assert_eq!(
         failures, 1,
         "the one failing check (auth bypass) is a JUnit failure"
@@ -439,11 +474,13 @@ fn sigint_stops_cleanly_with_an_aborted_partial_report() {
             "{}",
             report["summary"]
         );
-        assert_eq!(report["steps"][1]["name"], "security");
+        assert_eq!(report["steps"][2]["name"], "security");
         assert_eq!(
-            report["steps"][1]["outcome"], "pass",
+            report["steps"][2]["outcome"], "pass",
             "finished steps are kept"
         );
+        assert_eq!(report["steps"][4]["name"], "canary");
+        assert_eq!(report["steps"][4]["outcome"], "skipped");
         assert_nothing_left(&run_dir);
         let listed = text(&s.run(&["history"]).stdout);
         assert!(listed.contains("ABORTED"), "{listed}");
@@ -512,6 +549,44 @@ fn json_flag_prints_the_report_on_stdout() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["setup", "security"]);
+}
+
+#[test]
+fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
+    for (knob, judge) in [
+        ("errors=5%", "stage 1 (shadow)"),
+        ("latency=+200ms", "stage 1 (shadow) latency"),
+    ] {
+        let s = Scratch::new();
+        let out = s.run(&["demo", "--defect", knob]);
+        assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
+        let run_dir = s.run_dirs().pop().unwrap();
+        let report = report(&run_dir);
+        assert_eq!(report["decision"], "NO-GO");
+        let summary = report["summary"].as_str().unwrap();
+        assert!(
+            summary.contains(&format!("`canary.{judge}")),
+            "{knob}: {summary}"
+        );
+        let kinds: Vec<&str> = report["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            kinds.contains(&"rollback-decided") && kinds.contains(&"rollback-done"),
+            "{knob}: {kinds:?}"
+        );
+        let rollback = report["steps"][4]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "rollback")
+            .cloned();
+        assert_eq!(rollback.unwrap()["outcome"], "pass");
+        assert_nothing_left(&run_dir);
+    }
 }
 
 #[test]

@@ -1,8 +1,10 @@
 //! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
 //! returns its checks; it records timeline events and evidence through the context.
-//! Steps 1–5 and 8 arrive with their own issues; the spec rejects them until then.
+//! Steps 1 and 3–5 arrive with their own issues; the spec rejects them until then.
 
+mod canary;
 mod observability;
+mod rehearsal;
 mod security;
 
 use std::future::Future;
@@ -13,7 +15,9 @@ use gauntlet_spec::Spec;
 
 use crate::context::RunContext;
 
+pub use canary::Canary;
 pub use observability::Observability;
+pub use rehearsal::Rehearsal;
 pub use security::Security;
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
@@ -26,16 +30,22 @@ pub trait Step: Send + Sync {
 }
 
 /// Names of the steps this build can run, in pipeline order.
-pub const AVAILABLE: &[&str] = &["security", "observability"];
+pub const AVAILABLE: &[&str] = &["rollback-rehearsal", "security", "observability", "canary"];
 
 /// The steps the spec configures, in pipeline order.
 pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    if let Some(config) = &spec.steps.rollback_rehearsal {
+        steps.push(Box::new(Rehearsal::new(config)));
+    }
     if let Some(config) = &spec.steps.security {
         steps.push(Box::new(Security::new(config)));
     }
     if let Some(config) = &spec.steps.observability {
         steps.push(Box::new(Observability::new(config)));
+    }
+    if let Some(config) = &spec.steps.canary {
+        steps.push(Box::new(Canary::new(config)));
     }
     steps
 }

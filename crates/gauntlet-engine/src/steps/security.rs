@@ -291,8 +291,9 @@ impl Probe<'_> {
         let mut sent = 0u64;
         let mut first_429 = None;
         let started = std::time::Instant::now();
-        // Bounded in count (`within`) and in time (the client timeout per request).
-        while sent < within && first_429.is_none() {
+        let max_duration = config.max_duration.as_std();
+        // Bounded in count (`within`) and in time (`max_duration`, plus one batch).
+        while sent < within && first_429.is_none() && started.elapsed() < max_duration {
             let batch = concurrency.min(within - sent);
             let mut set = tokio::task::JoinSet::new();
             for _ in 0..batch {
@@ -344,10 +345,24 @@ impl Probe<'_> {
                 Outcome::Inconclusive,
                 format!("the request never succeeded ({summary}), so the burst did not exercise the limit"),
             ),
-            None => check.outcome(
-                Outcome::Fail,
-                format!("{sent} requests in {:.2}s and no 429: there is no effective rate limit", started.elapsed().as_secs_f64()),
-            ),
+            None => {
+                let achieved = sent as f64 / started.elapsed().as_secs_f64().max(1e-6);
+                // A token bucket of capacity B at limit L answers 429 only after B/(r−L)
+                // seconds of a burst at r: a burst barely above L may never empty it.
+                match config.limit {
+                    Some(limit) if achieved <= 2.0 * limit.per_second() => check.outcome(
+                        Outcome::Inconclusive,
+                        format!(
+                            "the burst reached only {achieved:.0} requests/s, not twice the expected limit of {:.0}/s, so the absence of a 429 proves nothing",
+                            limit.per_second()
+                        ),
+                    ),
+                    _ => check.outcome(
+                        Outcome::Fail,
+                        format!("{sent} requests in {:.2}s ({achieved:.0}/s) and no 429: there is no effective rate limit", started.elapsed().as_secs_f64()),
+                    ),
+                }
+            }
         };
         self.attach(check, evidence)
     }

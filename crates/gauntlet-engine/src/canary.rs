@@ -1,0 +1,544 @@
+//! What the canary and the rollback rehearsal share: the panel of judges (one alpha shared
+//! among the gating ones), running one stage through the traffic split, the promotion and
+//! rollback actions, and the evidence each stage leaves (observations, trajectories, SVG).
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gauntlet_net::{LoadPlan, Model, Outgoing, TrafficSplit, WeightedRequest, run_load};
+use gauntlet_report::{Check, Outcome, Severity};
+use gauntlet_spec::{AbortTriggers, Action, Judges, Spec};
+use gauntlet_stats::{
+    Arm, BurnRate, BurnWindow, Judge, LatencyJudge, Observation, Sprt, TwoSample, Verdict,
+    split_alpha,
+};
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::context::RunContext;
+
+/// One judge on the panel.
+pub struct Seat {
+    pub name: &'static str,
+    pub dry_run: bool,
+    pub judge: Box<dyn Judge>,
+}
+
+/// The judges of one stage. Gating judges share `alpha` (Bonferroni), so adding a metric
+/// does not make a false NO-GO likelier; dry-run judges are computed but never decide.
+pub struct Panel {
+    pub seats: Vec<Seat>,
+    pub alpha_each: f64,
+}
+
+impl Panel {
+    pub fn new(judges: &Judges, alpha: f64, beta: f64, min_samples: u64) -> Self {
+        let gating = [
+            judges.error_rate.as_ref().map(|j| j.dry_run),
+            judges.two_sample.as_ref().map(|j| j.dry_run),
+            judges.latency.as_ref().map(|j| j.dry_run),
+            judges.burn_rate.as_ref().map(|j| j.dry_run),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|dry| !dry)
+        .count();
+        let a = split_alpha(alpha, gating);
+        let mut seats = Vec::new();
+        if let Some(j) = &judges.error_rate {
+            let p0 = j.p0.ratio();
+            seats.push(Seat {
+                name: "error-rate",
+                dry_run: j.dry_run,
+                judge: Box::new(
+                    Sprt::new(p0, p0 + j.delta.ratio(), a, beta).with_min_samples(min_samples),
+                ),
+            });
+        }
+        if let Some(j) = &judges.two_sample {
+            seats.push(Seat {
+                name: "two-sample",
+                dry_run: j.dry_run,
+                judge: Box::new(
+                    TwoSample::new(j.delta.ratio(), a, beta).with_min_samples(min_samples),
+                ),
+            });
+        }
+        if let Some(j) = &judges.latency {
+            seats.push(Seat {
+                name: "latency",
+                dry_run: j.dry_run,
+                judge: Box::new(
+                    LatencyJudge::new(
+                        j.delta.ratio(),
+                        a,
+                        beta,
+                        j.warmup as usize,
+                        j.margin.as_std().as_secs_f64() * 1000.0,
+                    )
+                    .with_min_samples(min_samples),
+                ),
+            });
+        }
+        if let Some(j) = &judges.burn_rate {
+            let windows: Vec<BurnWindow> = j
+                .windows
+                .iter()
+                .map(|w| BurnWindow {
+                    window_ms: w.window.as_std().as_millis() as u64,
+                    threshold: w.rate,
+                })
+                .collect();
+            let longest = windows.iter().map(|w| w.window_ms).max().unwrap_or(0);
+            seats.push(Seat {
+                name: "burn-rate",
+                dry_run: j.dry_run,
+                judge: Box::new(BurnRate::new(
+                    j.objective.ratio(),
+                    &windows,
+                    min_samples,
+                    longest,
+                )),
+            });
+        }
+        Self {
+            seats,
+            alpha_each: a,
+        }
+    }
+
+    pub fn observe(&mut self, observation: &Observation) {
+        for seat in &mut self.seats {
+            seat.judge.observe(observation);
+        }
+    }
+
+    /// Any gating reject rejects; all gating accepts accept. With no gating judge the panel
+    /// never decides: a canary judged by nothing cannot pass.
+    pub fn verdict(&self) -> Verdict {
+        let gating: Vec<Verdict> = self
+            .seats
+            .iter()
+            .filter(|s| !s.dry_run)
+            .map(|s| s.judge.verdict())
+            .collect();
+        if gating.contains(&Verdict::Reject) {
+            Verdict::Reject
+        } else if !gating.is_empty() && gating.iter().all(|v| *v == Verdict::Accept) {
+            Verdict::Accept
+        } else {
+            Verdict::Continue
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum StageEnd {
+    Accepted,
+    Rejected,
+    /// An abort trigger fired: the reason.
+    Aborted(String),
+    /// The bake time ran out before the judges decided.
+    TimedOut,
+}
+
+pub struct StageRun {
+    pub end: StageEnd,
+    /// Exactly what the panel saw, in order: the file `gauntlet judge` replays.
+    pub observations: Vec<Observation>,
+    pub elapsed: Duration,
+    pub candidate_samples: u64,
+    pub baseline_samples: u64,
+}
+
+/// Abort triggers over the candidate's observations of this stage.
+struct Triggers<'a> {
+    config: Option<&'a AbortTriggers>,
+    latency_us: Histogram<u64>,
+    failures: u64,
+    n: u64,
+}
+
+impl Triggers<'_> {
+    fn check(&mut self, observation: &Observation) -> Option<String> {
+        let config = self.config?;
+        if observation.arm != Arm::Candidate {
+            return None;
+        }
+        self.n += 1;
+        self.failures += u64::from(!observation.ok);
+        let _ = self
+            .latency_us
+            .record(((observation.latency_ms * 1000.0) as u64).clamp(1, 3_600_000_000));
+        if self.n < u64::from(config.min_samples) {
+            return None;
+        }
+        let rate = self.failures as f64 / self.n as f64;
+        if let Some(limit) = &config.error_rate
+            && rate > limit.ratio()
+        {
+            return Some(format!(
+                "abort trigger: candidate error rate {:.2}% > {limit} after {} requests",
+                rate * 100.0,
+                self.n
+            ));
+        }
+        let p99_ms = self.latency_us.value_at_quantile(0.99) as f64 / 1000.0;
+        if let Some(limit) = &config.p99
+            && p99_ms > limit.as_std().as_secs_f64() * 1000.0
+        {
+            return Some(format!(
+                "abort trigger: candidate p99 {p99_ms:.1} ms > {limit} after {} requests",
+                self.n
+            ));
+        }
+        None
+    }
+}
+
+/// The traffic mix of the spec aimed at the split.
+pub fn mix_for(spec: &Spec, base: &str) -> Vec<WeightedRequest> {
+    spec.traffic
+        .requests
+        .value
+        .iter()
+        .map(|r| WeightedRequest {
+            request: Outgoing {
+                base: base.to_string(),
+                method: r.method.as_str().to_string(),
+                path: r.path.clone(),
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+            },
+            weight: r.weight.get(),
+        })
+        .collect()
+}
+
+/// Drives load through the split for up to `bake`, feeding every outcome to the panel,
+/// until the panel decides (acceptance needs `min_samples` on the candidate), a trigger
+/// fires, or time runs out.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_stage(
+    ctx: &RunContext,
+    split: &TrafficSplit,
+    observations: &mut UnboundedReceiver<Observation>,
+    panel: &mut Panel,
+    rate: f64,
+    connections: usize,
+    bake: Duration,
+    min_samples: u64,
+    abort: Option<&AbortTriggers>,
+) -> StageRun {
+    // Outcomes still in flight from an earlier stage belong to it, not to this one.
+    while observations.try_recv().is_ok() {}
+    let stop = Arc::new(AtomicBool::new(false));
+    let plan = LoadPlan {
+        authority: split.addr().to_string(),
+        mix: mix_for(&ctx.spec, &format!("http://{}", split.addr())),
+        model: Model::Open { rate },
+        connections,
+        duration: bake,
+        max_requests: (rate * bake.as_secs_f64()).ceil() as u64 + 1,
+        seed: ctx.seed,
+    };
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move { run_load(&plan, stop).await })
+    };
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + bake;
+    let mut seen = Vec::new();
+    let mut triggers = Triggers {
+        config: abort,
+        latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+            .expect("constant histogram bounds are valid"),
+        failures: 0,
+        n: 0,
+    };
+    let (mut candidate, mut baseline) = (0u64, 0u64);
+    let end = loop {
+        let next = tokio::select! {
+            next = observations.recv() => next,
+            _ = tokio::time::sleep_until(deadline) => break StageEnd::TimedOut,
+        };
+        let Some(observation) = next else {
+            break StageEnd::TimedOut;
+        };
+        seen.push(observation);
+        match observation.arm {
+            Arm::Candidate => candidate += 1,
+            Arm::Baseline => baseline += 1,
+        }
+        panel.observe(&observation);
+        if let Some(reason) = triggers.check(&observation) {
+            break StageEnd::Aborted(reason);
+        }
+        match panel.verdict() {
+            Verdict::Reject => break StageEnd::Rejected,
+            Verdict::Accept if candidate >= min_samples => break StageEnd::Accepted,
+            _ => {}
+        }
+    };
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
+    StageRun {
+        end,
+        observations: seen,
+        elapsed: started.elapsed(),
+        candidate_samples: candidate,
+        baseline_samples: baseline,
+    }
+}
+
+/// One check per judge for a finished stage.
+pub fn judge_checks(
+    step: &str,
+    label: &str,
+    panel: &Panel,
+    run: &StageRun,
+    severity: Severity,
+    weight: &str,
+) -> Vec<Check> {
+    panel
+        .seats
+        .iter()
+        .map(|seat| {
+            let judge = &seat.judge;
+            let context = format!(
+                " ({:.1}s at {weight} weight, alpha {:.4})",
+                run.elapsed.as_secs_f64(),
+                if seat.dry_run {
+                    f64::NAN
+                } else {
+                    panel.alpha_each
+                }
+            );
+            let (outcome, why) = match judge.verdict() {
+                Verdict::Accept => (Outcome::Pass, "accepted"),
+                Verdict::Reject => (Outcome::Fail, "rejected"),
+                Verdict::Continue => match &run.end {
+                    StageEnd::TimedOut if judge.samples() == 0 => (
+                        Outcome::Inconclusive,
+                        "no traffic reached both arms before the bake ended",
+                    ),
+                    StageEnd::TimedOut => (
+                        Outcome::Inconclusive,
+                        "no boundary crossed before the bake ended",
+                    ),
+                    _ => (Outcome::Skipped, "undecided when the stage ended"),
+                },
+            };
+            let mut check = Check::new(step, &format!("{label} {}", seat.name), severity)
+                .samples(judge.samples())
+                .measured(format!("{} after {} observations", why, judge.samples()))
+                .threshold(if seat.dry_run {
+                    "dry run: reported, never decides".to_string()
+                } else {
+                    "accept before the bake ends; never reject".to_string()
+                })
+                .outcome(outcome, format!("{}{context}", judge.explain()));
+            check.dry_run = seat.dry_run;
+            check
+        })
+        .collect()
+}
+
+/// Runs a promotion or rollback hook; returns what happened, or why it failed.
+pub async fn run_action(
+    ctx: &RunContext,
+    action: Option<&Action>,
+    event: &str,
+    stage: &str,
+) -> Result<String, String> {
+    let Some(action) = action else {
+        return Ok("traffic split moved (no hook configured)".into());
+    };
+    let mut done = Vec::new();
+    if let Some(command) = &action.command {
+        let Some((program, args)) = command.split_first() else {
+            return Err("the hook command is empty".into());
+        };
+        let status = tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(program)
+                .args(args)
+                .env("GAUNTLET_EVENT", event)
+                .env("GAUNTLET_STAGE", stage)
+                .env("GAUNTLET_SERVICE", &ctx.spec.service.name)
+                .env("GAUNTLET_VERSION", &ctx.spec.service.version)
+                .kill_on_drop(true)
+                .status(),
+        )
+        .await
+        .map_err(|_| format!("`{program}` did not finish within 60s"))?
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+        if !status.success() {
+            return Err(format!("`{program}` exited with {status}"));
+        }
+        done.push(format!("`{program}` succeeded"));
+    }
+    if let Some(url) = &action.webhook {
+        let split_at = url.match_indices('/').nth(2).map_or(url.len(), |(i, _)| i);
+        let (base, path) = url.split_at(split_at);
+        let mut out = Outgoing::get(base, if path.is_empty() { "/" } else { path });
+        out.method = "POST".into();
+        out.body = Some(
+            serde_json::json!({"event": event, "stage": stage, "service": ctx.spec.service.name,
+                               "version": ctx.spec.service.version})
+            .to_string(),
+        );
+        let response = ctx
+            .client
+            .send(&out)
+            .await
+            .map_err(|e| format!("webhook {url}: {e}"))?;
+        if !response.is_success() {
+            return Err(format!("webhook {url} answered {}", response.status));
+        }
+        done.push(format!("webhook answered {}", response.status));
+    }
+    Ok(done.join("; "))
+}
+
+/// Writes a stage's observations as gzipped JSON lines (what `gauntlet judge` reads).
+pub fn observations_gz(observations: &[Observation]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for observation in observations {
+        if let Ok(line) = serde_json::to_string(observation) {
+            let _ = writeln!(encoder, "{line}");
+        }
+    }
+    encoder.finish().unwrap_or_default()
+}
+
+/// A judge's trajectory as SVG: the statistic against observations, with the reject (red)
+/// and accept (green) boundaries. Deterministic output for the same trajectory.
+pub fn trajectory_svg(title: &str, judge: &dyn Judge) -> String {
+    let points = &judge.trajectory().points;
+    let (w, h, pad) = (640.0, 320.0, 48.0);
+    let max_n = points.iter().map(|p| p.n).max().unwrap_or(1).max(1) as f64;
+    let mut lo = points.iter().map(|p| p.statistic).fold(0.0f64, f64::min);
+    let mut hi = points.iter().map(|p| p.statistic).fold(0.0f64, f64::max);
+    for p in points {
+        hi = hi.max(p.reject_at);
+        if let Some(a) = p.accept_at {
+            lo = lo.min(a);
+        }
+    }
+    let span = (hi - lo).max(1e-9) * 1.1;
+    let lo = lo - 0.05 * span;
+    let x = |n: f64| pad + (w - 2.0 * pad) * n / max_n;
+    let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / span;
+    let path: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1},{:.1}", x(p.n as f64), y(p.statistic)))
+        .collect();
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"{pad}\" y=\"20\" font-size=\"14\">{}</text>\n\
+         <line x1=\"{pad}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#888\"/>\n\
+         <text x=\"{pad}\" y=\"{:.1}\">observations →</text>\n",
+        escape(title),
+        h - pad,
+        w - pad,
+        h - pad,
+        h - 12.0
+    );
+    if let Some(last) = points.last() {
+        svg.push_str(&format!(
+            "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"6 4\"/><text x=\"{2:.1}\" y=\"{3:.1}\" fill=\"#c0392b\">reject {4:.2}</text>\n",
+            y(last.reject_at),
+            w - pad,
+            w - pad - 90.0,
+            y(last.reject_at) - 4.0,
+            last.reject_at
+        ));
+        if let Some(accept) = last.accept_at {
+            svg.push_str(&format!(
+                "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#27ae60\" stroke-dasharray=\"6 4\"/><text x=\"{2:.1}\" y=\"{3:.1}\" fill=\"#27ae60\">accept {4:.2}</text>\n",
+                y(accept),
+                w - pad,
+                w - pad - 90.0,
+                y(accept) + 14.0,
+                accept
+            ));
+        }
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\">n = {}</text>\n",
+            w - pad - 60.0,
+            h - 12.0,
+            last.n
+        ));
+    }
+    svg.push_str(&format!(
+        "<polyline fill=\"none\" stroke=\"#2c3e50\" stroke-width=\"1.5\" points=\"{}\"/>\n</svg>\n",
+        path.join(" ")
+    ));
+    svg
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Writes the stage's evidence: observations, each judge's trajectory (JSON and SVG).
+pub fn stage_evidence(
+    ctx: &RunContext,
+    step: &str,
+    label: &str,
+    panel: &Panel,
+    run: &StageRun,
+) -> Vec<String> {
+    let mut files = Vec::new();
+    let slug = crate::context::file_safe(label);
+    if let Ok(path) = ctx.recorder.evidence(
+        step,
+        &format!("{slug}-observations.jsonl.gz"),
+        &observations_gz(&run.observations),
+    ) {
+        files.push(path);
+    }
+    for seat in &panel.seats {
+        let trajectory = serde_json::to_vec(&seat.judge.trajectory().points).unwrap_or_default();
+        if let Ok(path) =
+            ctx.recorder
+                .evidence(step, &format!("{slug}-{}.json", seat.name), &trajectory)
+        {
+            files.push(path);
+        }
+        let svg = trajectory_svg(&format!("{label}: {}", seat.name), seat.judge.as_ref());
+        if let Ok(path) =
+            ctx.recorder
+                .evidence(step, &format!("{slug}-{}.svg", seat.name), svg.as_bytes())
+        {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_svg_is_deterministic_and_marks_both_boundaries() {
+        let mut sprt = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        for i in 0..200 {
+            sprt.observe(i % 50 != 0);
+        }
+        let svg = trajectory_svg("stage 1 <shadow>: error-rate", &sprt);
+        assert_eq!(svg, trajectory_svg("stage 1 <shadow>: error-rate", &sprt));
+        assert!(
+            svg.contains("reject 3.00") && svg.contains("accept -3.00"),
+            "{svg}"
+        );
+        assert!(svg.contains("&lt;shadow&gt;"));
+    }
+}

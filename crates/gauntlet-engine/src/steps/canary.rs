@@ -1,0 +1,202 @@
+//! Step 8, the canary: shadow → small weights → promotion, judged continuously at every
+//! stage through gauntlet's traffic split. Any reject or abort trigger rolls back at once;
+//! acceptance moves to the next stage early; a stage that runs out of bake time without a
+//! decision is inconclusive (a truncated sequential test is never a pass).
+
+use gauntlet_net::TrafficSplit;
+use gauntlet_report::{Check, Outcome, Severity};
+use gauntlet_spec::{CanaryStep, StageWeight};
+
+use super::{Step, StepFuture, owner_role, severity};
+use crate::canary::{Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence};
+use crate::context::RunContext;
+
+const STEP: &str = "canary";
+
+pub struct Canary {
+    severity: Severity,
+    owner: Option<String>,
+}
+
+impl Canary {
+    pub fn new(config: &CanaryStep) -> Self {
+        Self {
+            severity: severity(config.severity),
+            owner: owner_role(config.owner.as_ref(), "sre"),
+        }
+    }
+}
+
+impl Step for Canary {
+    fn name(&self) -> &'static str {
+        STEP
+    }
+    fn owner_role(&self) -> Option<String> {
+        self.owner.clone()
+    }
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            match &ctx.spec.steps.canary {
+                Some(config) => run(ctx, config, self.severity).await,
+                None => Vec::new(),
+            }
+        })
+    }
+}
+
+async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<Check> {
+    let recorder = &ctx.recorder;
+    let Some(baseline) = &ctx.baseline else {
+        return vec![Check::new(STEP, "baseline", severity).outcome(
+            Outcome::Inconclusive,
+            "the canary compares the candidate with a baseline, and `targets.baseline` is not set",
+        )];
+    };
+    let (split, mut observations) = match TrafficSplit::start(
+        baseline,
+        &ctx.candidate,
+        config.sticky_header.clone(),
+        ctx.seed,
+    )
+    .await
+    {
+        Ok(started) => started,
+        Err(e) => {
+            return vec![Check::new(STEP, "traffic split", severity).outcome(
+                Outcome::Inconclusive,
+                format!("cannot start the traffic split: {e}"),
+            )];
+        }
+    };
+    recorder.event(
+        Some(STEP),
+        "split",
+        format!("traffic split on {}", split.addr()),
+    );
+    let rate = config.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
+    let connections = config.connections.get() as usize;
+    let mut checks = Vec::new();
+    let stages = &config.stages.value;
+    for (index, stage) in stages.iter().enumerate() {
+        let label = format!("stage {} ({})", index + 1, stage.weight);
+        let share = match &stage.weight {
+            StageWeight::Shadow => None,
+            StageWeight::Share(p) => Some(p.ratio()),
+        };
+        if share == Some(1.0) {
+            break; // the 100% stage is the promotion, below
+        }
+        match share {
+            None => split.set_shadow(),
+            Some(weight) => split.set_weight(weight),
+        }
+        recorder.event(
+            Some(STEP),
+            "stage",
+            format!(
+                "{label} started: bake up to {}, at least {} candidate samples",
+                stage.bake, stage.min_samples
+            ),
+        );
+        let mut panel = Panel::new(
+            &config.judges,
+            config.alpha.ratio(),
+            config.beta.ratio(),
+            u64::from(stage.min_samples),
+        );
+        let run = run_stage(
+            ctx,
+            &split,
+            &mut observations,
+            &mut panel,
+            rate,
+            connections,
+            stage.bake.as_std(),
+            u64::from(stage.min_samples),
+            config.abort.as_ref(),
+        )
+        .await;
+        let evidence = stage_evidence(ctx, STEP, &label, &panel, &run);
+        let mut stage_checks = judge_checks(
+            STEP,
+            &label,
+            &panel,
+            &run,
+            severity,
+            &stage.weight.to_string(),
+        );
+        for check in &mut stage_checks {
+            check.evidence = evidence.clone();
+        }
+        let summary = format!(
+            "{label}: {:?} after {:.1}s ({} candidate, {} baseline observations)",
+            run.end,
+            run.elapsed.as_secs_f64(),
+            run.candidate_samples,
+            run.baseline_samples
+        );
+        recorder.event(Some(STEP), "stage", summary);
+        checks.extend(stage_checks);
+        match &run.end {
+            StageEnd::Accepted => continue,
+            StageEnd::Rejected | StageEnd::Aborted(_) | StageEnd::TimedOut => {
+                if let StageEnd::Aborted(reason) = &run.end {
+                    checks.push(
+                        Check::new(STEP, &format!("{label} abort triggers"), severity)
+                            .samples(run.candidate_samples)
+                            .outcome(Outcome::Fail, reason.clone()),
+                    );
+                }
+                let why = match &run.end {
+                    StageEnd::Rejected => "a judge rejected the candidate",
+                    StageEnd::TimedOut => "the stage ended without a decision",
+                    _ => "an abort trigger fired",
+                };
+                recorder.event(Some(STEP), "rollback-decided", format!("{label}: {why}"));
+                split.set_weight(0.0);
+                let action = run_action(ctx, config.rollback.as_ref(), "rollback", &label).await;
+                let check =
+                    Check::new(STEP, "rollback", severity).threshold("the rollback hook succeeds");
+                checks.push(match action {
+                    Ok(done) => {
+                        recorder.event(
+                            Some(STEP),
+                            "rollback-done",
+                            format!("all traffic on the baseline; {done}"),
+                        );
+                        check.outcome(Outcome::Pass, format!("rolled back after {label}: {done}"))
+                    }
+                    Err(e) => {
+                        recorder.event(Some(STEP), "rollback-failed", e.clone());
+                        check.outcome(Outcome::Fail, format!("rollback hook failed: {e}"))
+                    }
+                });
+                for later in stages.iter().skip(index + 1) {
+                    checks.push(
+                        Check::new(
+                            STEP,
+                            &format!("stage ({}) not reached", later.weight),
+                            severity,
+                        )
+                        .outcome(Outcome::Skipped, format!("rolled back at {label}")),
+                    );
+                }
+                return checks;
+            }
+        }
+    }
+    split.set_weight(1.0);
+    recorder.event(
+        Some(STEP),
+        "promotion",
+        "every stage accepted: all traffic on the candidate",
+    );
+    let check = Check::new(STEP, "promotion", severity).threshold("the promotion hook succeeds");
+    checks.push(
+        match run_action(ctx, config.promote.as_ref(), "promote", "100%").await {
+            Ok(done) => check.outcome(Outcome::Pass, format!("promoted to 100%: {done}")),
+            Err(e) => check.outcome(Outcome::Fail, format!("promotion hook failed: {e}")),
+        },
+    );
+    checks
+}
