@@ -217,6 +217,143 @@ pub fn mix_for(spec: &Spec, base: &str) -> Vec<WeightedRequest> {
         .collect()
 }
 
+/// The decision of one stage, one observation at a time: the panel, the abort triggers, and
+/// the candidate's minimum sample count. The live stage and `gauntlet judge` both use it, so
+/// a replay of the recorded observations decides exactly as the live run did.
+pub struct StageJudge<'a> {
+    pub panel: &'a mut Panel,
+    triggers: Triggers<'a>,
+    min_samples: u64,
+    pub seen: Vec<Observation>,
+    pub candidate: u64,
+    pub baseline: u64,
+}
+
+impl<'a> StageJudge<'a> {
+    pub fn new(panel: &'a mut Panel, min_samples: u64, abort: Option<&'a AbortTriggers>) -> Self {
+        Self {
+            panel,
+            triggers: Triggers {
+                config: abort,
+                latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("constant histogram bounds are valid"),
+                failures: 0,
+                n: 0,
+            },
+            min_samples,
+            seen: Vec::new(),
+            candidate: 0,
+            baseline: 0,
+        }
+    }
+
+    /// Feeds one observation; returns how the stage ends, if it ends here.
+    pub fn feed(&mut self, observation: Observation) -> Option<StageEnd> {
+        self.seen.push(observation);
+        match observation.arm {
+            Arm::Candidate => self.candidate += 1,
+            Arm::Baseline => self.baseline += 1,
+        }
+        self.panel.observe(&observation);
+        if let Some(reason) = self.triggers.check(&observation) {
+            return Some(StageEnd::Aborted(reason));
+        }
+        match self.panel.verdict() {
+            Verdict::Reject => Some(StageEnd::Rejected),
+            Verdict::Accept if self.candidate >= self.min_samples => Some(StageEnd::Accepted),
+            _ => None,
+        }
+    }
+}
+
+/// Reads recorded observations: JSON lines (optionally gzipped) or CSV with a header naming
+/// `arm`, `ok`, `latency_ms` and optionally `t_ms`. Errors name the line.
+pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot decompress: {e}"))?;
+    } else {
+        text = String::from_utf8(bytes.to_vec())
+            .map_err(|_| "the file is neither UTF-8 text nor gzip".to_string())?;
+    }
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .peekable();
+    let Some((_, first)) = lines.peek() else {
+        return Ok(Vec::new());
+    };
+    if first.trim_start().starts_with('{') {
+        return lines
+            .map(|(i, line)| serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1)))
+            .collect();
+    }
+    let header: Vec<String> = first
+        .split(',')
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let (Some(arm_at), Some(ok_at), Some(latency_at)) =
+        (column("arm"), column("ok"), column("latency_ms"))
+    else {
+        return Err(
+            "line 1: a CSV header must name `arm`, `ok` and `latency_ms` (and may name `t_ms`)"
+                .into(),
+        );
+    };
+    let t_at = column("t_ms").or_else(|| column("timestamp_ms"));
+    lines
+        .skip(1)
+        .map(|(i, line)| {
+            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+            let field = |at: usize| {
+                fields
+                    .get(at)
+                    .copied()
+                    .ok_or_else(|| format!("line {}: missing column {}", i + 1, at + 1))
+            };
+            let arm = match field(arm_at)? {
+                "baseline" => Arm::Baseline,
+                "candidate" => Arm::Candidate,
+                other => {
+                    return Err(format!(
+                        "line {}: arm `{other}` is neither `baseline` nor `candidate`",
+                        i + 1
+                    ));
+                }
+            };
+            let ok = match field(ok_at)? {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                other => return Err(format!("line {}: ok `{other}` is not true/false", i + 1)),
+            };
+            let latency_ms = field(latency_at)?
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| {
+                    format!("line {}: latency_ms is not a non-negative number", i + 1)
+                })?;
+            let t_ms = match t_at {
+                Some(at) => field(at)?
+                    .parse::<u64>()
+                    .map_err(|_| format!("line {}: t_ms is not a whole number", i + 1))?,
+                None => i as u64,
+            };
+            Ok(Observation {
+                arm,
+                ok,
+                latency_ms,
+                t_ms,
+            })
+        })
+        .collect()
+}
+
 /// Drives load through the split for up to `bake`, feeding every outcome to the panel,
 /// until the panel decides (acceptance needs `min_samples` on the candidate), a trigger
 /// fires, or time runs out.
@@ -250,15 +387,7 @@ pub async fn run_stage(
     };
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
-    let mut seen = Vec::new();
-    let mut triggers = Triggers {
-        config: abort,
-        latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-            .expect("constant histogram bounds are valid"),
-        failures: 0,
-        n: 0,
-    };
-    let (mut candidate, mut baseline) = (0u64, 0u64);
+    let mut judging = StageJudge::new(panel, min_samples, abort);
     let end = loop {
         let next = tokio::select! {
             next = observations.recv() => next,
@@ -267,21 +396,11 @@ pub async fn run_stage(
         let Some(observation) = next else {
             break StageEnd::TimedOut;
         };
-        seen.push(observation);
-        match observation.arm {
-            Arm::Candidate => candidate += 1,
-            Arm::Baseline => baseline += 1,
-        }
-        panel.observe(&observation);
-        if let Some(reason) = triggers.check(&observation) {
-            break StageEnd::Aborted(reason);
-        }
-        match panel.verdict() {
-            Verdict::Reject => break StageEnd::Rejected,
-            Verdict::Accept if candidate >= min_samples => break StageEnd::Accepted,
-            _ => {}
+        if let Some(end) = judging.feed(observation) {
+            break end;
         }
     };
+    let (seen, candidate, baseline) = (judging.seen, judging.candidate, judging.baseline);
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
     StageRun {

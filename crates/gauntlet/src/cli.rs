@@ -75,6 +75,38 @@ pub enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// Replay recorded observations through the canary's judges (offline verdict).
+    ///
+    /// FILE holds one observation per line: JSON lines (optionally gzipped, as the canary
+    /// records them) or CSV with the columns arm, ok, latency_ms and optionally t_ms.
+    /// Exit 0 when the judges accept, 1 when they reject, 3 when they do not decide.
+    Judge {
+        file: PathBuf,
+        /// The spec whose canary judges to use (default: the run's spec.yaml when FILE is
+        /// a run's evidence).
+        #[arg(long)]
+        spec: Option<PathBuf>,
+        /// The canary stage (1-based) whose minimum sample count applies (default: from
+        /// the file name, else 1).
+        #[arg(long)]
+        stage: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load-test a URL: open model at a rate, or closed model with N connections.
+    Load {
+        /// e.g. http://127.0.0.1:8080/items/1
+        url: String,
+        /// Requests per second (open model); omit for the closed model.
+        #[arg(long)]
+        rate: Option<String>,
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// The demo system's processes (started by `gauntlet demo`).

@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod offline;
 mod progress;
 
 use std::path::Path;
@@ -20,7 +21,7 @@ use cli::{Cli, Command, DemoService, Execution, Global};
 
 /// How the binary fails: bad input (exit 2) or a failure to run at all (exit 1).
 #[derive(Debug, thiserror::Error)]
-enum CliError {
+pub(crate) enum CliError {
     #[error("invalid spec")]
     Spec(SpecErrors),
     #[error("{0}")]
@@ -76,7 +77,7 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -124,6 +125,19 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::History { limit, json } => history(&global, limit, json),
         Command::Show { run, json } => show(&global, &run, json),
         Command::Recover { run } => recover(&global, run.as_deref()),
+        Command::Judge {
+            file,
+            spec,
+            stage,
+            json,
+        } => offline::judge(&file, spec.as_deref(), stage, json),
+        Command::Load {
+            url,
+            rate,
+            duration,
+            connections,
+            json,
+        } => offline::load(&url, rate.as_deref(), &duration, connections, json),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -137,7 +151,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     }
 }
 
-fn read_spec(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read_spec(path: &Path) -> Result<String, CliError> {
     gauntlet_spec::read_file(path).map_err(CliError::Spec)
 }
 

@@ -551,6 +551,49 @@ fn json_flag_prints_the_report_on_stdout() {
     assert_eq!(names, ["setup", "security"]);
 }
 
+/// `gauntlet judge` on a stage's recorded observations reaches the live verdict with the
+/// same sample count for every judge.
+fn assert_replay_matches(s: &Scratch, run_dir: &Path, report: &Value, stage: usize, verdict: &str) {
+    let evidence = run_dir.join("evidence/canary");
+    let file = std::fs::read_dir(&evidence)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            name.starts_with(&format!("stage-{stage}-")) && name.ends_with("observations.jsonl.gz")
+        })
+        .expect("the stage's observations are recorded");
+    let out = s.run(&["judge", file.to_str().unwrap(), "--json"]);
+    let replay: Value = serde_json::from_slice(&out.stdout).expect("judge --json");
+    assert_eq!(replay["verdict"], verdict, "{replay}");
+    let live: Vec<&Value> = report["steps"][4]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["name"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("stage {stage} "))
+        })
+        .collect();
+    assert!(!live.is_empty());
+    for check in live {
+        let judge = check["name"].as_str().unwrap().rsplit(' ').next().unwrap();
+        let replayed = replay["judges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["name"] == judge)
+            .unwrap();
+        assert_eq!(
+            replayed["samples"], check["samples"],
+            "{judge}: replay {replayed} vs live {check}"
+        );
+    }
+}
+
 #[test]
 fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
     for (knob, judge) in [
@@ -578,6 +621,7 @@ fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
             kinds.contains(&"rollback-decided") && kinds.contains(&"rollback-done"),
             "{knob}: {kinds:?}"
         );
+        assert_replay_matches(&s, &run_dir, &report, 1, "REJECT");
         let rollback = report["steps"][4]["checks"]
             .as_array()
             .unwrap()

@@ -1,0 +1,240 @@
+//! Commands that work without a spec run: `judge` (replay recorded observations through
+//! the canary's judges) and `load` (a plain load test).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use gauntlet_engine::canary::{Panel, StageEnd, StageJudge, read_observations};
+use gauntlet_engine::exit;
+use gauntlet_net::{LoadPlan, Model, Outgoing, WeightedRequest, run_load};
+use gauntlet_spec::units::{Duration as SpecDuration, Rate};
+use gauntlet_stats::Verdict;
+
+use crate::{CliError, read_spec, runtime};
+
+/// The run's own spec, when `file` sits in `RUN_DIR/evidence/STEP/`.
+fn spec_beside(file: &Path) -> Option<PathBuf> {
+    let run_dir = file.parent()?.parent()?.parent()?;
+    let spec = run_dir.join("spec.yaml");
+    spec.exists().then_some(spec)
+}
+
+/// `stage-3-50-observations.jsonl.gz` → 3.
+fn stage_from_name(file: &Path) -> Option<usize> {
+    let name = file.file_name()?.to_str()?;
+    name.strip_prefix("stage-")?.split('-').next()?.parse().ok()
+}
+
+pub fn judge(
+    file: &Path,
+    spec: Option<&Path>,
+    stage: Option<usize>,
+    json: bool,
+) -> Result<i32, CliError> {
+    let spec_path = spec
+        .map(Path::to_path_buf)
+        .or_else(|| spec_beside(file))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "no spec: pass --spec; {} is not inside a run directory",
+                file.display()
+            ))
+        })?;
+    let text = read_spec(&spec_path)?;
+    let spec =
+        gauntlet_spec::load_str(&spec_path.display().to_string(), &text).map_err(CliError::Spec)?;
+    let canary = spec.steps.canary.as_ref().ok_or_else(|| {
+        CliError::Usage(format!(
+            "{} has no `steps.canary` section to take judges from",
+            spec_path.display()
+        ))
+    })?;
+    let stage_number = stage.or_else(|| stage_from_name(file)).unwrap_or(1);
+    let stage = canary
+        .stages
+        .value
+        .get(stage_number.saturating_sub(1))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "the canary has {} stages; there is no stage {stage_number}",
+                canary.stages.value.len()
+            ))
+        })?;
+    let bytes = std::fs::read(file)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
+    let observations = read_observations(&bytes)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let min_samples = u64::from(stage.min_samples);
+    let mut panel = Panel::new(
+        &canary.judges,
+        canary.alpha.ratio(),
+        canary.beta.ratio(),
+        min_samples,
+    );
+    let mut judging = StageJudge::new(&mut panel, min_samples, canary.abort.as_ref());
+    let mut end = None;
+    for observation in &observations {
+        end = judging.feed(*observation);
+        if end.is_some() {
+            break;
+        }
+    }
+    let (used, candidate, baseline) = (judging.seen.len(), judging.candidate, judging.baseline);
+    let verdict = match &end {
+        Some(StageEnd::Accepted) => "ACCEPT",
+        Some(StageEnd::Rejected) => "REJECT",
+        Some(StageEnd::Aborted(_)) => "ABORT",
+        _ => "UNDECIDED",
+    };
+    let code = match &end {
+        Some(StageEnd::Accepted) => exit::GO,
+        Some(StageEnd::Rejected | StageEnd::Aborted(_)) => exit::NO_GO,
+        _ => exit::INCONCLUSIVE,
+    };
+    let judges: Vec<serde_json::Value> = panel
+        .seats
+        .iter()
+        .map(|seat| {
+            serde_json::json!({
+                "name": seat.name,
+                "dry_run": seat.dry_run,
+                "verdict": match seat.judge.verdict() { Verdict::Accept => "accept", Verdict::Reject => "reject", Verdict::Continue => "continue" },
+                "samples": seat.judge.samples(),
+                "explain": seat.judge.explain(),
+            })
+        })
+        .collect();
+    if json {
+        let out = serde_json::json!({
+            "file": file.display().to_string(), "spec": spec_path.display().to_string(),
+            "stage": stage_number, "verdict": verdict, "observations": observations.len(),
+            "decided_at": end.as_ref().map(|_| used), "candidate": candidate, "baseline": baseline,
+            "abort": match &end { Some(StageEnd::Aborted(why)) => Some(why.clone()), _ => None },
+            "judges": judges,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        println!(
+            "{verdict}: {} of {} observations used ({candidate} candidate, {baseline} baseline); stage {stage_number} ({}), min {min_samples} candidate samples",
+            used,
+            observations.len(),
+            stage.weight
+        );
+        if let Some(StageEnd::Aborted(why)) = &end {
+            println!("  {why}");
+        }
+        for judge in &judges {
+            println!(
+                "  {:<11} {:<9} {:>7} samples  {}{}",
+                judge["name"].as_str().unwrap_or(""),
+                judge["verdict"].as_str().unwrap_or(""),
+                judge["samples"],
+                judge["explain"].as_str().unwrap_or(""),
+                if judge["dry_run"] == true {
+                    "  [dry run]"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(code)
+}
+
+pub fn load(
+    url: &str,
+    rate: Option<&str>,
+    duration: &str,
+    connections: usize,
+    json: bool,
+) -> Result<i32, CliError> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| CliError::Usage(format!("`{url}`: only http:// URLs are supported")))?;
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], &rest[at..]),
+        None => (rest, "/"),
+    };
+    let duration: SpecDuration = duration
+        .parse()
+        .map_err(|e: gauntlet_spec::units::UnitError| CliError::Usage(e.0))?;
+    let model = match rate {
+        Some(rate) => Model::Open {
+            rate: rate
+                .parse::<Rate>()
+                .map_err(|e| CliError::Usage(e.0))?
+                .per_second(),
+        },
+        None => Model::Closed,
+    };
+    let plan = LoadPlan {
+        authority: authority.to_string(),
+        mix: vec![WeightedRequest {
+            request: Outgoing::get(&format!("http://{authority}"), path),
+            weight: 1,
+        }],
+        model,
+        connections: connections.max(1),
+        duration: duration.as_std(),
+        max_requests: u64::MAX,
+        seed: 1,
+    };
+    let report = runtime()?.block_on(run_load(&plan, Arc::new(AtomicBool::new(false))));
+    let quantiles = [0.5, 0.9, 0.95, 0.99, 0.999];
+    if json {
+        let out = serde_json::json!({
+            "sent": report.sent, "answered": report.answered(), "elapsed_s": report.elapsed.as_secs_f64(),
+            "rate": report.achieved_rate(), "statuses": report.statuses, "errors": report.errors,
+            "latency_ms": quantiles.iter().map(|q| (format!("p{}", q * 100.0), report.percentile_ms(*q))).collect::<std::collections::BTreeMap<_, _>>(),
+            "max_ms": report.latency_us.max() as f64 / 1000.0,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        return Ok(exit::GO);
+    }
+    println!(
+        "{} requests in {:.2}s: {:.1} requests/s ({} answered, {} errors)",
+        report.sent,
+        report.elapsed.as_secs_f64(),
+        report.achieved_rate(),
+        report.answered(),
+        report.errors.values().sum::<u64>()
+    );
+    let statuses: Vec<String> = report
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    println!("statuses: {}", statuses.join(", "));
+    for (error, n) in &report.errors {
+        println!("error ({n}×): {error}");
+    }
+    if matches!(model, Model::Open { .. }) {
+        println!("latency from the intended send time (no coordinated omission):");
+    }
+    for q in quantiles {
+        println!("  p{:<6} {:>10.3} ms", q * 100.0, report.percentile_ms(q));
+    }
+    println!(
+        "  max     {:>10.3} ms",
+        report.latency_us.max() as f64 / 1000.0
+    );
+    // A log-scale histogram: one row per power of two of microseconds.
+    let total = report.latency_us.len().max(1);
+    let mut low = 1u64;
+    while low <= report.latency_us.max() {
+        let high = low * 2;
+        let count = report.latency_us.count_between(low, high - 1);
+        if count > 0 {
+            let bar = "#".repeat(((count as f64 / total as f64) * 50.0).ceil() as usize);
+            println!(
+                "  {:>9.3}–{:<9.3} ms {:>8} {bar}",
+                low as f64 / 1000.0,
+                high as f64 / 1000.0,
+                count
+            );
+        }
+        low = high;
+    }
+    Ok(exit::GO)
+}
