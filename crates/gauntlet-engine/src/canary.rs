@@ -146,8 +146,9 @@ pub enum StageEnd {
 
 pub struct StageRun {
     pub end: StageEnd,
-    /// Exactly what the panel saw, in order: the file `gauntlet judge` replays.
-    pub observations: Vec<Observation>,
+    /// Exactly what the panel saw, in order, as gzipped JSON lines: the file `gauntlet
+    /// judge` replays. Compressed as it is recorded, so a long stage stays small in memory.
+    pub recorded: Vec<u8>,
     pub elapsed: Duration,
     pub candidate_samples: u64,
     pub baseline_samples: u64,
@@ -224,9 +225,35 @@ pub struct StageJudge<'a> {
     pub panel: &'a mut Panel,
     triggers: Triggers<'a>,
     min_samples: u64,
-    pub seen: Vec<Observation>,
+    recording: Option<Recording>,
+    /// Observations fed so far.
+    pub used: u64,
     pub candidate: u64,
     pub baseline: u64,
+}
+
+/// Observations as gzipped JSON lines, compressed as they arrive.
+pub struct Recording {
+    encoder: flate2::write::GzEncoder<Vec<u8>>,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Self {
+            encoder: flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()),
+        }
+    }
+}
+
+impl Recording {
+    pub fn push(&mut self, observation: &Observation) {
+        if let Ok(line) = serde_json::to_string(observation) {
+            let _ = writeln!(self.encoder, "{line}");
+        }
+    }
+    pub fn finish(self) -> Vec<u8> {
+        self.encoder.finish().unwrap_or_default()
+    }
 }
 
 impl<'a> StageJudge<'a> {
@@ -241,15 +268,25 @@ impl<'a> StageJudge<'a> {
                 n: 0,
             },
             min_samples,
-            seen: Vec::new(),
+            recording: None,
+            used: 0,
             candidate: 0,
             baseline: 0,
         }
     }
 
+    /// Keeps every observation fed, for the evidence.
+    pub fn recording(mut self) -> Self {
+        self.recording = Some(Recording::default());
+        self
+    }
+
     /// Feeds one observation; returns how the stage ends, if it ends here.
     pub fn feed(&mut self, observation: Observation) -> Option<StageEnd> {
-        self.seen.push(observation);
+        if let Some(recording) = &mut self.recording {
+            recording.push(&observation);
+        }
+        self.used += 1;
         match observation.arm {
             Arm::Candidate => self.candidate += 1,
             Arm::Baseline => self.baseline += 1,
@@ -387,7 +424,7 @@ pub async fn run_stage(
     };
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
-    let mut judging = StageJudge::new(panel, min_samples, abort);
+    let mut judging = StageJudge::new(panel, min_samples, abort).recording();
     let end = loop {
         let next = tokio::select! {
             next = observations.recv() => next,
@@ -400,12 +437,13 @@ pub async fn run_stage(
             break end;
         }
     };
-    let (seen, candidate, baseline) = (judging.seen, judging.candidate, judging.baseline);
+    let (candidate, baseline) = (judging.candidate, judging.baseline);
+    let recorded = judging.recording.take().map(Recording::finish).unwrap_or_default();
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
     StageRun {
         end,
-        observations: seen,
+        recorded,
         elapsed: started.elapsed(),
         candidate_samples: candidate,
         baseline_samples: baseline,
@@ -522,15 +560,13 @@ pub async fn run_action(
     Ok(done.join("; "))
 }
 
-/// Writes a stage's observations as gzipped JSON lines (what `gauntlet judge` reads).
+/// A stage's observations as gzipped JSON lines (what `gauntlet judge` reads).
 pub fn observations_gz(observations: &[Observation]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut recording = Recording::default();
     for observation in observations {
-        if let Ok(line) = serde_json::to_string(observation) {
-            let _ = writeln!(encoder, "{line}");
-        }
+        recording.push(observation);
     }
-    encoder.finish().unwrap_or_default()
+    recording.finish()
 }
 
 /// A judge's trajectory as SVG: the statistic against observations, with the reject (red)
@@ -619,7 +655,7 @@ pub fn stage_evidence(
     if let Ok(path) = ctx.recorder.evidence(
         step,
         &format!("{slug}-observations.jsonl.gz"),
-        &observations_gz(&run.observations),
+        &run.recorded,
     ) {
         files.push(path);
     }

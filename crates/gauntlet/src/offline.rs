@@ -80,7 +80,7 @@ pub fn judge(
             break;
         }
     }
-    let (used, candidate, baseline) = (judging.seen.len(), judging.candidate, judging.baseline);
+    let (used, candidate, baseline) = (judging.used, judging.candidate, judging.baseline);
     let verdict = match &end {
         Some(StageEnd::Accepted) => "ACCEPT",
         Some(StageEnd::Rejected) => "REJECT",
