@@ -648,3 +648,21 @@ fn completions_and_schema_are_generated() {
             .any(|r| r == "schema_version")
     );
 }
+
+#[test]
+fn the_rollback_hook_runs_when_the_canary_rejects() {
+    let s = Scratch::new();
+    let demo = include_str!("../../../examples/demo.yaml");
+    let spec = demo
+        .replace("\"--defect=none\"", "\"--defect=errors=20%\"")
+        .replace(
+            "    abort: {p99: 1s, error_rate: 20%, min_samples: 50}",
+            "    abort: {p99: 1s, error_rate: 90%, min_samples: 50}\n    rollback: {command: [sh, -c, \"echo $GAUNTLET_EVENT $GAUNTLET_STAGE > hook.txt\"]}",
+        );
+    assert!(spec.contains("hook.txt") && spec.contains("errors=20%"));
+    s.write("hooked.yaml", &spec);
+    let out = s.run(&["run", "hooked.yaml", "--only", "canary"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let hook = std::fs::read_to_string(s.path().join("hook.txt")).expect("the hook ran in the working directory");
+    assert_eq!(hook.trim(), "rollback stage 1 (shadow)");
+}

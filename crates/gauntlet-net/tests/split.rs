@@ -1,0 +1,100 @@
+//! The traffic split against two real HTTP servers on loopback: shares, shadow mirroring,
+//! an injected regression, and sticky clients.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gauntlet_net::{ArmFault, HttpClient, Outgoing, TrafficSplit};
+use gauntlet_stats::{Arm, Observation};
+use http_body_util::Full;
+use hyper::Response;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// A server that answers every request with its own name.
+async fn upstream(name: &'static str) -> String {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| async move {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(name.as_bytes()))))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn send(client: &HttpClient, split: &TrafficSplit, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
+    let mut answers = BTreeMap::new();
+    for _ in 0..n {
+        let mut out = Outgoing::get(&format!("http://{}", split.addr()), "/x");
+        for (k, v) in headers {
+            out.headers.insert(k.to_string(), v.to_string());
+        }
+        let response = client.send(&out).await.unwrap();
+        *answers.entry(format!("{} {}", response.status, response.body_text())).or_default() += 1;
+    }
+    answers
+}
+
+fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Observation>) -> Vec<Observation> {
+    let mut seen = Vec::new();
+    while let Ok(o) = rx.try_recv() {
+        seen.push(o);
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_split_routes_mirrors_injects_and_sticks() {
+    let (baseline, candidate) = (upstream("baseline").await, upstream("candidate").await);
+    let (split, mut rx) = TrafficSplit::start(&baseline, &candidate, Some("x-client".into()), 42).await.unwrap();
+    let client = HttpClient::new(Duration::from_secs(5));
+
+    // 30%: about 300 of 1,000 to the candidate, every outcome recorded with its arm.
+    split.set_weight(0.3);
+    let answers = send(&client, &split, 1000, &[]).await;
+    let to_candidate = answers.get("200 candidate").copied().unwrap_or(0);
+    assert!((240..=360).contains(&to_candidate), "{answers:?}");
+    let seen = drain(&mut rx);
+    assert_eq!(seen.len(), 1000);
+    assert_eq!(seen.iter().filter(|o| o.arm == Arm::Candidate).count(), to_candidate);
+
+    // Shadow: the baseline answers everything; each GET is mirrored to the candidate.
+    split.set_shadow();
+    let answers = send(&client, &split, 200, &[]).await;
+    assert_eq!(answers.get("200 baseline"), Some(&200), "{answers:?}");
+    // Mirrors complete after the answers: wait for their outcomes, bounded in time.
+    let mut seen = Vec::new();
+    while seen.len() < 400 {
+        match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(o)) => seen.push(o),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.iter().filter(|o| o.arm == Arm::Candidate).count(), 200);
+    assert_eq!(seen.iter().filter(|o| o.arm == Arm::Baseline).count(), 200);
+
+    // An injected regression fails every candidate request, and is recorded as a failure.
+    split.set_weight(1.0);
+    split.set_fault(Some(ArmFault { error_rate: 1.0, added_latency: Duration::from_millis(20) }));
+    let answers = send(&client, &split, 20, &[]).await;
+    assert_eq!(answers.get("500 error injected by gauntlet\n"), Some(&20), "{answers:?}");
+    let seen = drain(&mut rx);
+    assert!(seen.iter().all(|o| !o.ok && o.arm == Arm::Candidate && o.latency_ms >= 20.0));
+    split.set_fault(None);
+
+    // Sticky: one client always lands on the same arm.
+    split.set_weight(0.5);
+    for client_id in ["alice", "bob", "carol", "dave"] {
+        let answers = send(&client, &split, 30, &[("x-client", client_id)]).await;
+        assert_eq!(answers.len(), 1, "{client_id} moved between arms: {answers:?}");
+    }
+}
