@@ -417,6 +417,7 @@ pub async fn run_stage(
         duration: bake,
         max_requests: (rate * bake.as_secs_f64()).ceil() as u64 + 1,
         seed: ctx.seed,
+        http2: false,
     };
     let load = {
         let stop = stop.clone();
@@ -438,7 +439,11 @@ pub async fn run_stage(
         }
     };
     let (candidate, baseline) = (judging.candidate, judging.baseline);
-    let recorded = judging.recording.take().map(Recording::finish).unwrap_or_default();
+    let recorded = judging
+        .recording
+        .take()
+        .map(Recording::finish)
+        .unwrap_or_default();
     stop.store(true, Ordering::SeqCst);
     let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
     StageRun {

@@ -1,7 +1,8 @@
 //! The load generator. Open model: a constant arrival rate where request i is due at
 //! start + i/rate and its latency counts from that intended time, so a stalled server cannot
 //! hide its stalls (no coordinated omission; the wrk2 approach). Closed model: N connections
-//! as fast as they go. Each worker owns one keep-alive HTTP/1.1 connection, its own share
+//! as fast as they go. Each worker owns one keep-alive connection (HTTP/1.1, or HTTP/2 with
+//! prior knowledge), its own share
 //! of the schedule and its own HDR histogram; the histograms are merged once at the end.
 
 use std::collections::BTreeMap;
@@ -12,8 +13,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use crate::rng::SplitMix64;
@@ -38,6 +39,8 @@ pub struct LoadPlan {
     /// Stop after this many requests, whichever bound comes first.
     pub max_requests: u64,
     pub seed: u64,
+    /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+    pub http2: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -74,18 +77,38 @@ struct Worker {
     sent: u64,
 }
 
-type Sender = http1::SendRequest<Full<Bytes>>;
+/// One keep-alive connection of either protocol.
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
 
-async fn connect(authority: &str) -> Result<Sender, String> {
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+}
+
+async fn connect(authority: &str, h2: bool) -> Result<Sender, String> {
     let stream = TcpStream::connect(authority)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
+    if h2 {
+        let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("h2 handshake: {e}"))?;
+        tokio::spawn(connection);
+        return Ok(Sender::H2(sender));
+    }
     let (sender, connection) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     tokio::spawn(connection);
-    Ok(sender)
+    Ok(Sender::H1(sender))
 }
 
 /// Runs the plan until its duration, its request count, or `stop` ends it.
@@ -137,7 +160,8 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
                     break;
                 };
                 me.sent += 1;
-                let outcome = send_one(&mut sender, &plan.authority, chosen, deadline).await;
+                let outcome =
+                    send_one(&mut sender, &plan.authority, plan.http2, chosen, deadline).await;
                 let micros = intended.elapsed().as_micros().max(1) as u64;
                 match outcome {
                     Ok(status) => {
@@ -178,24 +202,29 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
 async fn send_one(
     sender: &mut Option<Sender>,
     authority: &str,
+    h2: bool,
     chosen: &WeightedRequest,
     deadline: Instant,
 ) -> Result<u16, String> {
     if sender.as_ref().is_none_or(|s| s.is_closed()) {
-        *sender = Some(connect(authority).await?);
+        *sender = Some(connect(authority, h2).await?);
     }
     let Some(active) = sender.as_mut() else {
         return Err("no connection".into());
     };
-    active
-        .ready()
-        .await
-        .map_err(|e| format!("connection: {e}"))?;
     let out = &chosen.request;
+    // HTTP/2 carries the authority in the URI (its pseudo-headers); HTTP/1.1 in Host.
+    let uri = if h2 {
+        format!("http://{authority}{}", out.path)
+    } else {
+        out.path.clone()
+    };
     let mut builder = hyper::Request::builder()
         .method(out.method.as_str())
-        .uri(out.path.as_str())
-        .header(hyper::header::HOST, authority);
+        .uri(uri);
+    if !h2 {
+        builder = builder.header(hyper::header::HOST, authority);
+    }
     for (name, value) in &out.headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
@@ -211,10 +240,17 @@ async fn send_one(
         .body(Full::new(Bytes::from(out.body.clone().unwrap_or_default())))
         .map_err(|e| format!("request: {e}"))?;
     let exchange = async {
-        let response = active
-            .send_request(request)
-            .await
-            .map_err(|e| format!("send: {e}"))?;
+        let response = match active {
+            Sender::H1(s) => {
+                s.ready().await.map_err(|e| format!("connection: {e}"))?;
+                s.send_request(request).await
+            }
+            Sender::H2(s) => {
+                s.ready().await.map_err(|e| format!("connection: {e}"))?;
+                s.send_request(request).await
+            }
+        }
+        .map_err(|e| format!("send: {e}"))?;
         let status = response.status().as_u16();
         response
             .into_body()

@@ -19,19 +19,30 @@ async fn upstream(name: &'static str) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(name.as_bytes()))))
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                        name.as_bytes(),
+                    ))))
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
     format!("http://{addr}")
 }
 
-async fn send(client: &HttpClient, split: &TrafficSplit, n: usize, headers: &[(&str, &str)]) -> BTreeMap<String, usize> {
+async fn send(
+    client: &HttpClient,
+    split: &TrafficSplit,
+    n: usize,
+    headers: &[(&str, &str)],
+) -> BTreeMap<String, usize> {
     let mut answers = BTreeMap::new();
     for _ in 0..n {
         let mut out = Outgoing::get(&format!("http://{}", split.addr()), "/x");
@@ -39,7 +50,9 @@ async fn send(client: &HttpClient, split: &TrafficSplit, n: usize, headers: &[(&
             out.headers.insert(k.to_string(), v.to_string());
         }
         let response = client.send(&out).await.unwrap();
-        *answers.entry(format!("{} {}", response.status, response.body_text())).or_default() += 1;
+        *answers
+            .entry(format!("{} {}", response.status, response.body_text()))
+            .or_default() += 1;
     }
     answers
 }
@@ -55,7 +68,9 @@ fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Observation>) -> Vec<Obse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_split_routes_mirrors_injects_and_sticks() {
     let (baseline, candidate) = (upstream("baseline").await, upstream("candidate").await);
-    let (split, mut rx) = TrafficSplit::start(&baseline, &candidate, Some("x-client".into()), 42).await.unwrap();
+    let (split, mut rx) = TrafficSplit::start(&baseline, &candidate, Some("x-client".into()), 42)
+        .await
+        .unwrap();
     let client = HttpClient::new(Duration::from_secs(5));
 
     // 30%: about 300 of 1,000 to the candidate, every outcome recorded with its arm.
@@ -65,7 +80,10 @@ async fn the_split_routes_mirrors_injects_and_sticks() {
     assert!((240..=360).contains(&to_candidate), "{answers:?}");
     let seen = drain(&mut rx);
     assert_eq!(seen.len(), 1000);
-    assert_eq!(seen.iter().filter(|o| o.arm == Arm::Candidate).count(), to_candidate);
+    assert_eq!(
+        seen.iter().filter(|o| o.arm == Arm::Candidate).count(),
+        to_candidate
+    );
 
     // Shadow: the baseline answers everything; each GET is mirrored to the candidate.
     split.set_shadow();
@@ -84,17 +102,31 @@ async fn the_split_routes_mirrors_injects_and_sticks() {
 
     // An injected regression fails every candidate request, and is recorded as a failure.
     split.set_weight(1.0);
-    split.set_fault(Some(ArmFault { error_rate: 1.0, added_latency: Duration::from_millis(20) }));
+    split.set_fault(Some(ArmFault {
+        error_rate: 1.0,
+        added_latency: Duration::from_millis(20),
+    }));
     let answers = send(&client, &split, 20, &[]).await;
-    assert_eq!(answers.get("500 error injected by gauntlet\n"), Some(&20), "{answers:?}");
+    assert_eq!(
+        answers.get("500 error injected by gauntlet\n"),
+        Some(&20),
+        "{answers:?}"
+    );
     let seen = drain(&mut rx);
-    assert!(seen.iter().all(|o| !o.ok && o.arm == Arm::Candidate && o.latency_ms >= 20.0));
+    assert!(
+        seen.iter()
+            .all(|o| !o.ok && o.arm == Arm::Candidate && o.latency_ms >= 20.0)
+    );
     split.set_fault(None);
 
     // Sticky: one client always lands on the same arm.
     split.set_weight(0.5);
     for client_id in ["alice", "bob", "carol", "dave"] {
         let answers = send(&client, &split, 30, &[("x-client", client_id)]).await;
-        assert_eq!(answers.len(), 1, "{client_id} moved between arms: {answers:?}");
+        assert_eq!(
+            answers.len(),
+            1,
+            "{client_id} moved between arms: {answers:?}"
+        );
     }
 }

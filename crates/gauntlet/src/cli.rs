@@ -104,6 +104,9 @@ pub enum Command {
         duration: String,
         #[arg(long, default_value_t = 16)]
         connections: usize,
+        /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
+        #[arg(long)]
+        http2: bool,
         #[arg(long)]
         json: bool,
     },

@@ -1,6 +1,19 @@
 //! `gauntlet`: the command line. Thin: it parses arguments, loads the spec, hands over to
 //! the engine, and turns typed errors into messages and exit codes.
 
+/// Prints a line to stdout; a closed pipe (`gauntlet history | head`) ends the program
+/// quietly instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod cli;
 mod demo;
 mod offline;
@@ -89,7 +102,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     match cli.command {
         Command::Validate { file } => validate(&file),
         Command::Schema => {
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&gauntlet_spec::json_schema()).unwrap_or_default()
             );
@@ -136,8 +149,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             rate,
             duration,
             connections,
+            http2,
             json,
-        } => offline::load(&url, rate.as_deref(), &duration, connections, json),
+        } => offline::load(&url, rate.as_deref(), &duration, connections, http2, json),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -163,7 +177,7 @@ fn validate(file: &Path) -> Result<i32, CliError> {
         .iter()
         .map(|s| s.name())
         .collect();
-    println!(
+    say!(
         "{}: valid (schema_version {}); service {} {}; steps: {}",
         file.display(),
         spec.schema_version.value,
@@ -229,7 +243,7 @@ fn execute(
         .map_err(anyhow::Error::from)?;
     let report = &outcome.report;
     if execution.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
@@ -277,25 +291,29 @@ fn history(global: &Global, limit: usize, json: bool) -> Result<i32, CliError> {
     let store = open_store(global)?;
     let runs = store.list_runs(limit).map_err(anyhow::Error::from)?;
     if json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&runs).unwrap_or_default()
         );
         return Ok(exit::GO);
     }
     if runs.is_empty() {
-        println!(
+        say!(
             "no runs yet in {} — try `gauntlet demo`",
             global.store.display()
         );
         return Ok(exit::GO);
     }
-    println!(
+    say!(
         "{:<22} {:<25} {:<24} {:<13} {:<9}",
-        "RUN", "STARTED", "SERVICE", "DECISION", "STATUS"
+        "RUN",
+        "STARTED",
+        "SERVICE",
+        "DECISION",
+        "STATUS"
     );
     for run in runs {
-        println!(
+        say!(
             "{:<22} {:<25} {:<24} {:<13} {:<9}",
             run.id,
             run.started_at,
@@ -314,16 +332,16 @@ fn show(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {
         .map_err(|e| CliError::Usage(e.to_string()))?;
     let report = store.report(&summary.id).map_err(anyhow::Error::from)?;
     match (report, json) {
-        (Some(report), true) => println!(
+        (Some(report), true) => say!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
-        (Some(report), false) => print!("{}", gauntlet_report::to_markdown(&report)),
-        (None, true) => println!(
+        (Some(report), false) => say!("{}", gauntlet_report::to_markdown(&report).trim_end()),
+        (None, true) => say!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         ),
-        (None, false) => println!(
+        (None, false) => say!(
             "run {} ({} {}) started {} is {}; it has no report (it never finished). Run directory: {}",
             summary.id,
             summary.service,
@@ -340,12 +358,12 @@ fn recover(global: &Global, run: Option<&str>) -> Result<i32, CliError> {
     let store = open_store(global)?;
     let recovered = gauntlet_engine::recover_runs(&store, run).map_err(anyhow::Error::from)?;
     if recovered.is_empty() {
-        println!("nothing to recover: no dead run left anything applied");
+        say!("nothing to recover: no dead run left anything applied");
     }
     for run in recovered {
-        println!("run {} ({}):", run.run_id, run.run_dir.display());
+        say!("run {} ({}):", run.run_id, run.run_dir.display());
         for line in run.undone {
-            println!("  {line}");
+            say!("  {line}");
         }
     }
     Ok(exit::GO)

@@ -113,19 +113,19 @@ pub fn judge(
             "abort": match &end { Some(StageEnd::Aborted(why)) => Some(why.clone()), _ => None },
             "judges": judges,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
-        println!(
+        say!(
             "{verdict}: {} of {} observations used ({candidate} candidate, {baseline} baseline); stage {stage_number} ({}), min {min_samples} candidate samples",
             used,
             observations.len(),
             stage.weight
         );
         if let Some(StageEnd::Aborted(why)) = &end {
-            println!("  {why}");
+            say!("  {why}");
         }
         for judge in &judges {
-            println!(
+            say!(
                 "  {:<11} {:<9} {:>7} samples  {}{}",
                 judge["name"].as_str().unwrap_or(""),
                 judge["verdict"].as_str().unwrap_or(""),
@@ -147,6 +147,7 @@ pub fn load(
     rate: Option<&str>,
     duration: &str,
     connections: usize,
+    http2: bool,
     json: bool,
 ) -> Result<i32, CliError> {
     let rest = url
@@ -179,6 +180,7 @@ pub fn load(
         duration: duration.as_std(),
         max_requests: u64::MAX,
         seed: 1,
+        http2,
     };
     let report = runtime()?.block_on(run_load(&plan, Arc::new(AtomicBool::new(false))));
     let quantiles = [0.5, 0.9, 0.95, 0.99, 0.999];
@@ -189,10 +191,10 @@ pub fn load(
             "latency_ms": quantiles.iter().map(|q| (format!("p{}", q * 100.0), report.percentile_ms(*q))).collect::<std::collections::BTreeMap<_, _>>(),
             "max_ms": report.latency_us.max() as f64 / 1000.0,
         });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
         return Ok(exit::GO);
     }
-    println!(
+    say!(
         "{} requests in {:.2}s: {:.1} requests/s ({} answered, {} errors)",
         report.sent,
         report.elapsed.as_secs_f64(),
@@ -205,17 +207,17 @@ pub fn load(
         .iter()
         .map(|(s, n)| format!("{s}: {n}"))
         .collect();
-    println!("statuses: {}", statuses.join(", "));
+    say!("statuses: {}", statuses.join(", "));
     for (error, n) in &report.errors {
-        println!("error ({n}×): {error}");
+        say!("error ({n}×): {error}");
     }
     if matches!(model, Model::Open { .. }) {
-        println!("latency from the intended send time (no coordinated omission):");
+        say!("latency from the intended send time (no coordinated omission):");
     }
     for q in quantiles {
-        println!("  p{:<6} {:>10.3} ms", q * 100.0, report.percentile_ms(q));
+        say!("  p{:<6} {:>10.3} ms", q * 100.0, report.percentile_ms(q));
     }
-    println!(
+    say!(
         "  max     {:>10.3} ms",
         report.latency_us.max() as f64 / 1000.0
     );
@@ -227,7 +229,7 @@ pub fn load(
         let count = report.latency_us.count_between(low, high - 1);
         if count > 0 {
             let bar = "#".repeat(((count as f64 / total as f64) * 50.0).ceil() as usize);
-            println!(
+            say!(
                 "  {:>9.3}–{:<9.3} ms {:>8} {bar}",
                 low as f64 / 1000.0,
                 high as f64 / 1000.0,

@@ -663,6 +663,77 @@ fn the_rollback_hook_runs_when_the_canary_rejects() {
     s.write("hooked.yaml", &spec);
     let out = s.run(&["run", "hooked.yaml", "--only", "canary"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let hook = std::fs::read_to_string(s.path().join("hook.txt")).expect("the hook ran in the working directory");
+    let hook = std::fs::read_to_string(s.path().join("hook.txt"))
+        .expect("the hook ran in the working directory");
     assert_eq!(hook.trim(), "rollback stage 1 (shadow)");
+}
+
+#[test]
+fn load_speaks_http1_and_http2_and_a_closed_pipe_is_not_a_panic() {
+    let s = Scratch::new();
+    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = s
+        .command()
+        .args([
+            "demo-service",
+            "provider",
+            "--port",
+            &port.to_string(),
+            "--name",
+            "p",
+        ])
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the provider never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for extra in [&[][..], &["--http2"][..]] {
+        let mut args = vec![
+            "load",
+            url.as_str(),
+            "--rate",
+            "200/s",
+            "--duration",
+            "1s",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = s.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            report["answered"].as_u64().unwrap() >= 190,
+            "{extra:?}: {report}"
+        );
+        assert_eq!(report["errors"], serde_json::json!({}), "{extra:?}");
+    }
+    // `gauntlet load … | head -1`: the reader goes away; gauntlet must not panic.
+    let mut child = s
+        .command()
+        .args(["load", url.as_str(), "--rate", "100/s", "--duration", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !text(&out.stderr).contains("panicked"),
+        "{}",
+        text(&out.stderr)
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
 }

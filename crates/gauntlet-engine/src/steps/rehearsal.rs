@@ -96,6 +96,7 @@ async fn run(
         duration: budget,
         max_requests: (rate * budget.as_secs_f64()).ceil() as u64,
         seed: ctx.seed,
+        http2: false,
     };
     let load = {
         let stop = stop.clone();
