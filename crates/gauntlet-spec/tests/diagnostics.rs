@@ -4,6 +4,8 @@
 use proptest::prelude::*;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
+/// A complete spec of its own, so these snapshots do not move when the demo changes.
+const FULL: &str = include_str!("fixtures/full.yaml");
 
 fn render(name: &str, text: &str) -> String {
     let errors = gauntlet_spec::load_str(name, text).expect_err("the spec is invalid");
@@ -29,19 +31,19 @@ fn the_demo_spec_is_valid() {
 
 #[test]
 fn typo_in_a_nested_field_suggests_the_right_name() {
-    let text = DEMO.replace("    credential_headers:", "    credentail_headers:");
+    let text = FULL.replace("    credential_headers:", "    credentail_headers:");
     insta::assert_snapshot!(render("gauntlet.yaml", &text));
 }
 
 #[test]
 fn unknown_owner_role_names_the_known_roles() {
-    let text = DEMO.replace("    owner: security", "    owner: secrity");
+    let text = FULL.replace("    owner: security", "    owner: secrity");
     insta::assert_snapshot!(render("gauntlet.yaml", &text));
 }
 
 #[test]
 fn a_duplicate_key_is_an_error() {
-    let text = DEMO.replace(
+    let text = FULL.replace(
         "gating:\n  mode: hard",
         "gating:\n  mode: hard\n  mode: soft",
     );
@@ -50,15 +52,15 @@ fn a_duplicate_key_is_an_error() {
 
 #[test]
 fn a_bad_percentage_and_a_bad_enum_value() {
-    let text = DEMO.replace("objective: 99.9%", "objective: 120%");
+    let text = FULL.replace("objective: 99.9%", "objective: 120%");
     insta::assert_snapshot!("percentage", render("gauntlet.yaml", &text));
-    let text = DEMO.replace("  mode: hard", "  mode: strict");
+    let text = FULL.replace("  mode: hard", "  mode: strict");
     insta::assert_snapshot!("gating_mode", render("gauntlet.yaml", &text));
 }
 
 #[test]
 fn every_post_parse_problem_is_reported_at_once() {
-    let text = DEMO
+    let text = FULL
         .replace("path: /items/7", "path: items/7")
         .replace("{dependencies.quotes-primary.url}\",\n              \"--secondary\", \"{dependencies.quotes-secondary.url}\",\n              \"--defect=none\"", "{dependencies.quotes-primry.url}\"");
     let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");
@@ -111,7 +113,7 @@ proptest! {
     fn mutated_specs_never_panic_and_errors_are_located(
         edits in proptest::collection::vec((any::<u8>(), any::<usize>(), prop_oneof![Just(':'), Just('-'), Just(' '), Just('\n'), Just('{'), Just('"'), Just('&'), Just('*'), any::<char>()]), 1..4)
     ) {
-        let mut text = DEMO.to_string();
+        let mut text = FULL.to_string();
         for (kind, at, with) in edits {
             text = mutate(&text, kind, at, with);
         }
