@@ -152,6 +152,8 @@ pub struct StageRun {
     pub elapsed: Duration,
     pub candidate_samples: u64,
     pub baseline_samples: u64,
+    /// Per-arm latency percentiles and the Mann–Whitney summary.
+    pub latency_summary: String,
 }
 
 /// Abort triggers over the candidate's observations of this stage.
@@ -226,6 +228,7 @@ pub struct StageJudge<'a> {
     triggers: Triggers<'a>,
     min_samples: u64,
     recording: Option<Recording>,
+    latencies: [LatencySample; 2],
     /// Observations fed so far.
     pub used: u64,
     pub candidate: u64,
@@ -269,6 +272,7 @@ impl<'a> StageJudge<'a> {
             },
             min_samples,
             recording: None,
+            latencies: [LatencySample::new(1), LatencySample::new(2)],
             used: 0,
             candidate: 0,
             baseline: 0,
@@ -286,6 +290,10 @@ impl<'a> StageJudge<'a> {
         if let Some(recording) = &mut self.recording {
             recording.push(&observation);
         }
+        if observation.ok {
+            self.latencies[usize::from(observation.arm == Arm::Candidate)]
+                .push(observation.latency_ms);
+        }
         self.used += 1;
         match observation.arm {
             Arm::Candidate => self.candidate += 1,
@@ -300,6 +308,84 @@ impl<'a> StageJudge<'a> {
             Verdict::Accept if self.candidate >= self.min_samples => Some(StageEnd::Accepted),
             _ => None,
         }
+    }
+}
+
+/// Per-arm latency of one stage: an HDR histogram for percentiles, and a seeded reservoir
+/// of at most `RESERVOIR` values for the Mann–Whitney summary (a uniform subsample, so the
+/// test stays valid; memory stays bounded however long the stage).
+pub struct LatencySample {
+    histogram: Histogram<u64>,
+    reservoir: Vec<f64>,
+    seen: u64,
+    rng: gauntlet_net::SplitMix64,
+}
+
+const RESERVOIR: usize = 100_000;
+
+impl LatencySample {
+    fn new(seed: u64) -> Self {
+        Self {
+            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("constant histogram bounds are valid"),
+            reservoir: Vec::new(),
+            seen: 0,
+            rng: gauntlet_net::SplitMix64::new(seed),
+        }
+    }
+
+    fn push(&mut self, latency_ms: f64) {
+        let _ = self
+            .histogram
+            .record(((latency_ms * 1000.0) as u64).clamp(1, 3_600_000_000));
+        self.seen += 1;
+        if self.reservoir.len() < RESERVOIR {
+            self.reservoir.push(latency_ms);
+        } else {
+            let slot = self.rng.below(self.seen) as usize;
+            if slot < RESERVOIR {
+                self.reservoir[slot] = latency_ms;
+            }
+        }
+    }
+
+    fn percentiles(&self) -> String {
+        if self.seen == 0 {
+            return "no answers".into();
+        }
+        let q = |p: f64| self.histogram.value_at_quantile(p) as f64 / 1000.0;
+        format!(
+            "p50 {:.1} p90 {:.1} p95 {:.1} p99 {:.1} p99.9 {:.1} max {:.1} ms",
+            q(0.5),
+            q(0.9),
+            q(0.95),
+            q(0.99),
+            q(0.999),
+            self.histogram.max() as f64 / 1000.0
+        )
+    }
+}
+
+impl StageJudge<'_> {
+    /// Both arms' latency percentiles and the fixed-horizon Mann–Whitney U test between them,
+    /// for the end-of-stage summary (it informs; the sequential judges decide).
+    pub fn latency_summary(&self) -> String {
+        let [baseline, candidate] = &self.latencies;
+        let test = gauntlet_stats::mann_whitney(&candidate.reservoir, &baseline.reservoir)
+            .map(|r| {
+                format!(
+                    "Mann-Whitney U: p = {:.3}, P(candidate slower) = {:.3}",
+                    r.p_value, r.effect
+                )
+            })
+            .unwrap_or_else(|| "Mann-Whitney U: needs answers on both arms".into());
+        format!(
+            "candidate {} ({} answers); baseline {} ({} answers); {test}",
+            candidate.percentiles(),
+            candidate.seen,
+            baseline.percentiles(),
+            baseline.seen
+        )
     }
 }
 
@@ -342,7 +428,9 @@ pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
                 .into(),
         );
     };
-    let t_at = column("t_ms").or_else(|| column("timestamp_ms"));
+    let t_at = column("t_ms")
+        .or_else(|| column("timestamp_ms"))
+        .or_else(|| column("timestamp"));
     lines
         .skip(1)
         .map(|(i, line)| {
@@ -439,6 +527,7 @@ pub async fn run_stage(
         }
     };
     let (candidate, baseline) = (judging.candidate, judging.baseline);
+    let latency_summary = judging.latency_summary();
     let recorded = judging
         .recording
         .take()
@@ -452,6 +541,7 @@ pub async fn run_stage(
         elapsed: started.elapsed(),
         candidate_samples: candidate,
         baseline_samples: baseline,
+        latency_summary,
     }
 }
 

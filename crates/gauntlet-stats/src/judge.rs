@@ -16,7 +16,7 @@ pub struct Observation {
     pub ok: bool,
     pub latency_ms: f64,
     /// Milliseconds since the canary started.
-    #[serde(default)]
+    #[serde(default, alias = "timestamp", alias = "timestamp_ms")]
     pub t_ms: u64,
 }
 
