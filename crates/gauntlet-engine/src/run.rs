@@ -157,6 +157,8 @@ pub(crate) async fn run_steps(
 
     let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(EngineError::Signals)?;
+    // A closed terminal or SSH session: the same clean stop as Ctrl-C.
+    let mut hangup = signal(SignalKind::hangup()).map_err(EngineError::Signals)?;
     let pipeline = tokio::spawn(pipeline(
         spec.clone(),
         selected,
@@ -174,6 +176,7 @@ pub(crate) async fn run_steps(
         },
         _ = interrupt.recv() => { abort_handle.abort(); Some("interrupted (SIGINT)".to_string()) }
         _ = terminate.recv() => { abort_handle.abort(); Some("terminated (SIGTERM)".to_string()) }
+        _ = hangup.recv() => { abort_handle.abort(); Some("hung up (SIGHUP)".to_string()) }
     };
     if let Some(why) = &aborted {
         recorder.event(None, "aborted", why.clone());

@@ -443,9 +443,9 @@ fn send(pid: u32, signal: nix::sys::signal::Signal) {
 }
 
 #[test]
-fn sigint_stops_cleanly_with_an_aborted_partial_report() {
+fn sigint_sigterm_and_sighup_stop_cleanly_with_an_aborted_partial_report() {
     use nix::sys::signal::Signal;
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         let s = Scratch::new();
         slow_spec(&s);
         let mut child = s
@@ -464,10 +464,10 @@ fn sigint_stops_cleanly_with_an_aborted_partial_report() {
         assert_eq!(status.code(), Some(1), "{sig}");
         let report = report(&run_dir);
         assert_eq!(report["decision"], "ABORTED");
-        let expected = if sig == Signal::SIGINT {
-            "interrupted (SIGINT)"
-        } else {
-            "terminated (SIGTERM)"
+        let expected = match sig {
+            Signal::SIGINT => "interrupted (SIGINT)",
+            Signal::SIGTERM => "terminated (SIGTERM)",
+            _ => "hung up (SIGHUP)",
         };
         assert!(
             report["summary"].as_str().unwrap().contains(expected),
