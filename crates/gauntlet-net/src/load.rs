@@ -72,21 +72,28 @@ fn new_histogram() -> Histogram<u64> {
 
 struct Worker {
     histogram: Histogram<u64>,
-    statuses: BTreeMap<u16, u64>,
+    /// Counts by status code (100–599), a flat array: no map lookup per request.
+    statuses: Vec<u64>,
     errors: BTreeMap<String, u64>,
     sent: u64,
 }
 
 /// One keep-alive connection of either protocol.
+///
+/// An HTTP/1.1 connection is driven inside the worker's own task (polled alongside each
+/// request), so a request costs no task switch; HTTP/2 multiplexes and keeps its own task.
 enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
+    H1 {
+        send: http1::SendRequest<Full<Bytes>>,
+        conn: std::pin::Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    },
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
-            Sender::H1(s) => s.is_closed(),
+            Sender::H1 { send, .. } => send.is_closed(),
             Sender::H2(s) => s.is_closed(),
         }
     }
@@ -104,27 +111,90 @@ async fn connect(authority: &str, h2: bool) -> Result<Sender, String> {
         tokio::spawn(connection);
         return Ok(Sender::H2(sender));
     }
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
+    let (send, conn) = http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(connection);
-    Ok(Sender::H1(sender))
+    Ok(Sender::H1 {
+        send,
+        conn: Box::pin(conn),
+    })
+}
+
+/// Sends one request and reads its body to the end.
+async fn exchange<F>(response: F) -> Result<u16, String>
+where
+    F: std::future::Future<Output = Result<hyper::Response<hyper::body::Incoming>, hyper::Error>>,
+{
+    let response = response.await.map_err(|e| format!("send: {e}"))?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|e| format!("body: {e}"))?;
+    }
+    Ok(status)
 }
 
 /// Runs the plan until its duration, its request count, or `stop` ends it.
 pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
     let connections = plan.connections.max(1);
     let total_weight: u64 = plan.mix.iter().map(|w| u64::from(w.weight)).sum();
+    let mut report = LoadReport {
+        sent: 0,
+        statuses: BTreeMap::new(),
+        errors: BTreeMap::new(),
+        elapsed: Duration::ZERO,
+        latency_us: new_histogram(),
+    };
+    let prepared: Result<Vec<Prepared>, String> = plan
+        .mix
+        .iter()
+        .map(|w| prepare(&plan.authority, plan.http2, w))
+        .collect();
+    let prepared = match prepared {
+        Ok(prepared) => Arc::new(prepared),
+        Err(e) => {
+            report.errors.insert(e, 1);
+            return report;
+        }
+    };
     let started = Instant::now();
     let deadline = started + plan.duration;
-    let mut workers = tokio::task::JoinSet::new();
-    for k in 0..connections {
+    // One single-threaded event loop per core, each with its share of the connections (as
+    // wrk does): a connection's I/O task and its worker stay on one thread, so a request
+    // never crosses cores.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(connections);
+    let mut finished = Vec::new();
+    for t in 0..threads {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<Worker>>();
+        finished.push(rx);
         let plan = plan.clone();
         let stop = stop.clone();
-        workers.spawn(async move {
+        let prepared = prepared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gauntlet-load-{t}"))
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let workers = runtime.block_on(async {
+                    let mut set = tokio::task::JoinSet::new();
+                    for k in (t..connections).step_by(threads) {
+                        let plan = plan.clone();
+                        let stop = stop.clone();
+                        let prepared = prepared.clone();
+                        set.spawn(async move {
+            // One timer per worker: a request still unanswered a little after the deadline
+            // is given up, so the run ends.
+            let give_up = tokio::time::sleep_until((deadline + Duration::from_secs(2)).into());
+            tokio::pin!(give_up);
             let mut me = Worker {
                 histogram: new_histogram(),
-                statuses: BTreeMap::new(),
+                statuses: vec![0; 600],
                 errors: BTreeMap::new(),
                 sent: 0,
             };
@@ -148,24 +218,28 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
                     }
                     Model::Closed => Instant::now(),
                 };
-                if intended >= deadline || Instant::now() >= deadline {
+                if intended >= deadline {
                     break;
                 }
                 let mut pick = rng.below(total_weight.max(1));
-                let Some(chosen) = plan.mix.iter().find(|w| {
-                    let hit = pick < u64::from(w.weight);
-                    pick = pick.saturating_sub(u64::from(w.weight));
+                let Some(chosen) = prepared.iter().find(|w| {
+                    let hit = pick < w.weight;
+                    pick = pick.saturating_sub(w.weight);
                     hit
                 }) else {
                     break;
                 };
                 me.sent += 1;
-                let outcome =
-                    send_one(&mut sender, &plan.authority, plan.http2, chosen, deadline).await;
+                let outcome = tokio::select! {
+                    outcome = send_one(&mut sender, &plan.authority, plan.http2, chosen) => outcome,
+                    _ = &mut give_up => Err("timed out".to_string()),
+                };
                 let micros = intended.elapsed().as_micros().max(1) as u64;
                 match outcome {
                     Ok(status) => {
-                        *me.statuses.entry(status).or_default() += 1;
+                        if let Some(count) = me.statuses.get_mut(usize::from(status)) {
+                            *count += 1;
+                        }
                         let _ = me.histogram.record(micros.min(3_600_000_000));
                     }
                     Err(e) => {
@@ -175,20 +249,32 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
                 }
             }
             me
-        });
+                        });
+                    }
+                    let mut done = Vec::new();
+                    while let Some(joined) = set.join_next().await {
+                        if let Ok(worker) = joined {
+                            done.push(worker);
+                        }
+                    }
+                    done
+                });
+                let _ = tx.send(workers);
+            });
+        if let Err(e) = spawned {
+            report
+                .errors
+                .insert(format!("cannot start a load thread: {e}"), 1);
+        }
     }
-    let mut report = LoadReport {
-        sent: 0,
-        statuses: BTreeMap::new(),
-        errors: BTreeMap::new(),
-        elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
-    };
-    while let Some(joined) = workers.join_next().await {
-        let Ok(worker) = joined else { continue };
+    let mut workers = Vec::new();
+    for rx in finished {
+        workers.extend(rx.await.unwrap_or_default());
+    }
+    for worker in workers {
         report.sent += worker.sent;
-        for (status, n) in worker.statuses {
-            *report.statuses.entry(status).or_default() += n;
+        for (status, n) in worker.statuses.iter().enumerate().filter(|(_, n)| **n > 0) {
+            *report.statuses.entry(status as u16).or_default() += n;
         }
         for (error, n) in worker.errors {
             *report.errors.entry(error).or_default() += n;
@@ -199,19 +285,17 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
     report
 }
 
-async fn send_one(
-    sender: &mut Option<Sender>,
-    authority: &str,
-    h2: bool,
-    chosen: &WeightedRequest,
-    deadline: Instant,
-) -> Result<u16, String> {
-    if sender.as_ref().is_none_or(|s| s.is_closed()) {
-        *sender = Some(connect(authority, h2).await?);
-    }
-    let Some(active) = sender.as_mut() else {
-        return Err("no connection".into());
-    };
+/// A request of the mix, parsed once: each send clones cheap parts instead of parsing the
+/// method, URI and headers again.
+struct Prepared {
+    method: hyper::Method,
+    uri: hyper::Uri,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+    weight: u64,
+}
+
+fn prepare(authority: &str, h2: bool, chosen: &WeightedRequest) -> Result<Prepared, String> {
     let out = &chosen.request;
     // HTTP/2 carries the authority in the URI (its pseudo-headers); HTTP/1.1 in Host.
     let uri = if h2 {
@@ -236,32 +320,53 @@ async fn send_one(
     {
         builder = builder.header("content-type", "application/json");
     }
-    let request = builder
-        .body(Full::new(Bytes::from(out.body.clone().unwrap_or_default())))
-        .map_err(|e| format!("request: {e}"))?;
-    let exchange = async {
-        let response = match active {
-            Sender::H1(s) => {
-                s.ready().await.map_err(|e| format!("connection: {e}"))?;
-                s.send_request(request).await
-            }
-            Sender::H2(s) => {
-                s.ready().await.map_err(|e| format!("connection: {e}"))?;
-                s.send_request(request).await
+    let (parts, ()) = builder
+        .body(())
+        .map_err(|e| format!("request {} {}: {e}", out.method, out.path))?
+        .into_parts();
+    Ok(Prepared {
+        method: parts.method,
+        uri: parts.uri,
+        headers: parts.headers,
+        body: Bytes::from(out.body.clone().unwrap_or_default()),
+        weight: u64::from(chosen.weight),
+    })
+}
+
+async fn send_one(
+    sender: &mut Option<Sender>,
+    authority: &str,
+    h2: bool,
+    prepared: &Prepared,
+) -> Result<u16, String> {
+    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+        *sender = Some(connect(authority, h2).await?);
+    }
+    let Some(active) = sender.as_mut() else {
+        return Err("no connection".into());
+    };
+    let mut request = hyper::Request::new(Full::new(prepared.body.clone()));
+    *request.method_mut() = prepared.method.clone();
+    *request.uri_mut() = prepared.uri.clone();
+    *request.headers_mut() = prepared.headers.clone();
+    match active {
+        Sender::H1 { send, conn } => {
+            let request = async {
+                send.ready().await.map_err(|e| format!("connection: {e}"))?;
+                exchange(send.send_request(request)).await
+            };
+            tokio::select! {
+                biased;
+                outcome = request => outcome,
+                ended = conn.as_mut() => Err(match ended {
+                    Ok(()) => "connection closed".to_string(),
+                    Err(e) => format!("connection: {e}"),
+                }),
             }
         }
-        .map_err(|e| format!("send: {e}"))?;
-        let status = response.status().as_u16();
-        response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?;
-        Ok(status)
-    };
-    // A request still unanswered a little after the deadline is given up, so the run ends.
-    let limit = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(2);
-    tokio::time::timeout(limit, exchange)
-        .await
-        .map_err(|_| "timed out".to_string())?
+        Sender::H2(s) => {
+            s.ready().await.map_err(|e| format!("connection: {e}"))?;
+            exchange(s.send_request(request)).await
+        }
+    }
 }
