@@ -152,7 +152,7 @@ pub(crate) async fn run_steps(
     let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
     let step_roles: BTreeMap<String, String> = selected
         .iter()
-        .filter_map(|s| s.owner_role().map(|r| (s.name().to_string(), r)))
+        .filter_map(|s| s.meta().owner.clone().map(|r| (s.name().to_string(), r)))
         .collect();
 
     let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
@@ -503,13 +503,13 @@ mod tests {
     use gauntlet_report::Decision;
 
     /// A step that panics halfway, as a bug in a step would.
-    struct Panicking;
+    struct Panicking(crate::steps::StepMeta);
     impl Step for Panicking {
         fn name(&self) -> &'static str {
             "security"
         }
-        fn owner_role(&self) -> Option<String> {
-            None
+        fn meta(&self) -> &crate::steps::StepMeta {
+            &self.0
         }
         fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
             Box::pin(async { panic!("step bug") })
@@ -542,9 +542,17 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             seed: 1,
             request_timeout: Duration::from_secs(2),
         };
-        let outcome = run_steps(spec, vec![Box::new(Panicking)], options, Arc::new(Silent))
-            .await
-            .unwrap();
+        let outcome = run_steps(
+            spec,
+            vec![Box::new(Panicking(crate::steps::StepMeta {
+                severity: Severity::Hard,
+                owner: None,
+            }))],
+            options,
+            Arc::new(Silent),
+        )
+        .await
+        .unwrap();
         assert_eq!(outcome.report.decision, Decision::Aborted);
         assert!(
             outcome.report.summary.contains("a step panicked: step bug"),

@@ -64,6 +64,24 @@ impl Response {
     }
 }
 
+/// The request `out` describes, addressed to `uri`: its method and headers, and a JSON
+/// content type when it has a body and names none.
+pub(crate) fn request_builder(out: &Outgoing, uri: &str) -> hyper::http::request::Builder {
+    let mut builder = Request::builder().method(out.method.as_str()).uri(uri);
+    for (name, value) in &out.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    if out.body.is_some()
+        && !out
+            .headers
+            .keys()
+            .any(|h| h.eq_ignore_ascii_case("content-type"))
+    {
+        builder = builder.header("content-type", "application/json");
+    }
+    builder
+}
+
 /// A keep-alive HTTP/1.1 client; cheap to clone.
 #[derive(Clone)]
 pub struct HttpClient {
@@ -87,22 +105,10 @@ impl HttpClient {
         let invalid = |e: &dyn std::fmt::Display| {
             NetError::InvalidRequest(format!("{} {url}", out.method), e.to_string())
         };
-        let mut builder = Request::builder()
-            .method(out.method.as_str())
-            .uri(url.as_str());
-        for (name, value) in &out.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        if out.body.is_some()
-            && !out
-                .headers
-                .keys()
-                .any(|h| h.eq_ignore_ascii_case("content-type"))
-        {
-            builder = builder.header("content-type", "application/json");
-        }
         let body = Full::new(Bytes::from(out.body.clone().unwrap_or_default()));
-        let request = builder.body(body).map_err(|e| invalid(&e))?;
+        let request = request_builder(out, &url)
+            .body(body)
+            .map_err(|e| invalid(&e))?;
         let started = Instant::now();
         let exchange = async {
             let response = self

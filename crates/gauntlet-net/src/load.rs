@@ -303,22 +303,9 @@ fn prepare(authority: &str, h2: bool, chosen: &WeightedRequest) -> Result<Prepar
     } else {
         out.path.clone()
     };
-    let mut builder = hyper::Request::builder()
-        .method(out.method.as_str())
-        .uri(uri);
+    let mut builder = crate::client::request_builder(out, &uri);
     if !h2 {
         builder = builder.header(hyper::header::HOST, authority);
-    }
-    for (name, value) in &out.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    if out.body.is_some()
-        && !out
-            .headers
-            .keys()
-            .any(|h| h.eq_ignore_ascii_case("content-type"))
-    {
-        builder = builder.header("content-type", "application/json");
     }
     let (parts, ()) = builder
         .body(())

@@ -140,11 +140,7 @@ impl Judge for BurnRate {
             reject_at: 1.0,
             accept_at: None,
         };
-        if self.verdict == Verdict::Continue {
-            self.trajectory.push(point);
-        } else {
-            self.trajectory.finish(point);
-        }
+        self.trajectory.record(point, self.verdict);
         self.verdict
     }
     fn verdict(&self) -> Verdict {

@@ -63,6 +63,15 @@ impl Trajectory {
         self.points.push(point);
     }
 
+    /// Records `point`: sampled while the judge continues, always once it has decided.
+    pub fn record(&mut self, point: Point, verdict: Verdict) {
+        if verdict == Verdict::Continue {
+            self.push(point);
+        } else {
+            self.finish(point);
+        }
+    }
+
     /// Records the final point whatever the sampling, so the path ends where the judge did.
     pub fn finish(&mut self, point: Point) {
         if self.points.last() != Some(&point) {

@@ -74,11 +74,7 @@ impl Sprt {
             Verdict::Continue
         };
         let point = self.point();
-        if self.verdict == Verdict::Continue {
-            self.trajectory.push(point);
-        } else {
-            self.trajectory.finish(point);
-        }
+        self.trajectory.record(point, self.verdict);
         self.verdict
     }
 

@@ -117,11 +117,7 @@ impl TwoSample {
             reject_at: self.reject_at,
             accept_at: None,
         };
-        if self.verdict == Verdict::Continue {
-            self.trajectory.push(point);
-        } else {
-            self.trajectory.finish(point);
-        }
+        self.trajectory.record(point, self.verdict);
         self.verdict
     }
 

@@ -7,23 +7,17 @@ use gauntlet_net::TrafficSplit;
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{CanaryStep, StageWeight};
 
-use super::{Step, StepFuture, owner_role, severity};
+use super::{Step, StepFuture, StepMeta};
 use crate::canary::{Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence};
 use crate::context::RunContext;
 
 const STEP: &str = "canary";
 
-pub struct Canary {
-    severity: Severity,
-    owner: Option<String>,
-}
+pub struct Canary(StepMeta);
 
 impl Canary {
     pub fn new(config: &CanaryStep) -> Self {
-        Self {
-            severity: severity(config.severity),
-            owner: owner_role(config.owner.as_ref(), "sre"),
-        }
+        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
     }
 }
 
@@ -31,13 +25,13 @@ impl Step for Canary {
     fn name(&self) -> &'static str {
         STEP
     }
-    fn owner_role(&self) -> Option<String> {
-        self.owner.clone()
+    fn meta(&self) -> &StepMeta {
+        &self.0
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
             match &ctx.spec.steps.canary {
-                Some(config) => run(ctx, config, self.severity).await,
+                Some(config) => run(ctx, config, self.0.severity).await,
                 None => Vec::new(),
             }
         })

@@ -24,9 +24,33 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
 
 pub trait Step: Send + Sync {
     fn name(&self) -> &'static str;
-    /// The role from `service.owners` that answers for this step's conditions.
-    fn owner_role(&self) -> Option<String>;
+    fn meta(&self) -> &StepMeta;
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a>;
+}
+
+/// What every step takes from its spec section: how hard its failures are, and the role
+/// from `service.owners` that answers for its conditions (the one the spec names, else the
+/// role conventionally answering for that step).
+#[derive(Debug, Clone)]
+pub struct StepMeta {
+    pub severity: Severity,
+    pub owner: Option<String>,
+}
+
+impl StepMeta {
+    pub(crate) fn new(
+        severity: gauntlet_spec::Severity,
+        owner: Option<&serde_saphyr::Spanned<String>>,
+        conventional: &str,
+    ) -> Self {
+        Self {
+            severity: match severity {
+                gauntlet_spec::Severity::Hard => Severity::Hard,
+                gauntlet_spec::Severity::Soft => Severity::Soft,
+            },
+            owner: Some(owner.map_or_else(|| conventional.to_string(), |o| o.value.clone())),
+        }
+    }
 }
 
 /// Names of the steps this build can run, in pipeline order.
@@ -48,24 +72,4 @@ pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
         steps.push(Box::new(Canary::new(config)));
     }
     steps
-}
-
-pub(crate) fn severity(spec: gauntlet_spec::Severity) -> Severity {
-    match spec {
-        gauntlet_spec::Severity::Hard => Severity::Hard,
-        gauntlet_spec::Severity::Soft => Severity::Soft,
-    }
-}
-
-/// The owner role of a step: the one the spec names, else the role conventionally
-/// answering for it if the spec lists that role.
-pub(crate) fn owner_role(
-    explicit: Option<&serde_saphyr::Spanned<String>>,
-    conventional: &str,
-) -> Option<String> {
-    Some(
-        explicit
-            .map(|o| o.value.clone())
-            .unwrap_or_else(|| conventional.to_string()),
-    )
 }

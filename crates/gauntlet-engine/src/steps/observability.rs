@@ -9,22 +9,16 @@ use gauntlet_net::{Outgoing, WeightedRequest, send_paced};
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{ObservabilityStep, RequiredMetric};
 
-use super::{Step, StepFuture, owner_role, severity};
+use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 
 const STEP: &str = "observability";
 
-pub struct Observability {
-    severity: Severity,
-    owner: Option<String>,
-}
+pub struct Observability(StepMeta);
 
 impl Observability {
     pub fn new(config: &ObservabilityStep) -> Self {
-        Self {
-            severity: severity(config.severity),
-            owner: owner_role(config.owner.as_ref(), "sre"),
-        }
+        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
     }
 }
 
@@ -32,13 +26,13 @@ impl Step for Observability {
     fn name(&self) -> &'static str {
         STEP
     }
-    fn owner_role(&self) -> Option<String> {
-        self.owner.clone()
+    fn meta(&self) -> &StepMeta {
+        &self.0
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
             match &ctx.spec.steps.observability {
-                Some(config) => run(ctx, config, self.severity).await,
+                Some(config) => run(ctx, config, self.0.severity).await,
                 None => Vec::new(),
             }
         })

@@ -13,23 +13,17 @@ use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{CanaryStep, RehearsalStep};
 use gauntlet_stats::{Arm, Verdict};
 
-use super::{Step, StepFuture, owner_role, severity};
+use super::{Step, StepFuture, StepMeta};
 use crate::canary::{Panel, mix_for, observations_gz, run_action, trajectory_svg};
 use crate::context::RunContext;
 
 const STEP: &str = "rollback-rehearsal";
 
-pub struct Rehearsal {
-    severity: Severity,
-    owner: Option<String>,
-}
+pub struct Rehearsal(StepMeta);
 
 impl Rehearsal {
     pub fn new(config: &RehearsalStep) -> Self {
-        Self {
-            severity: severity(config.severity),
-            owner: owner_role(config.owner.as_ref(), "sre"),
-        }
+        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
     }
 }
 
@@ -37,13 +31,13 @@ impl Step for Rehearsal {
     fn name(&self) -> &'static str {
         STEP
     }
-    fn owner_role(&self) -> Option<String> {
-        self.owner.clone()
+    fn meta(&self) -> &StepMeta {
+        &self.0
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
             match (&ctx.spec.steps.rollback_rehearsal, &ctx.spec.steps.canary) {
-                (Some(config), Some(canary)) => run(ctx, config, canary, self.severity).await,
+                (Some(config), Some(canary)) => run(ctx, config, canary, self.0.severity).await,
                 _ => Vec::new(),
             }
         })

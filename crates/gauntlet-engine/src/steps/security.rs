@@ -9,22 +9,20 @@ use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{Request, SecurityStep};
 use serde_json::json;
 
-use super::{Step, StepFuture, owner_role, severity};
+use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 
 const STEP: &str = "security";
 
-pub struct Security {
-    severity: Severity,
-    owner: Option<String>,
-}
+pub struct Security(StepMeta);
 
 impl Security {
     pub fn new(config: &SecurityStep) -> Self {
-        Self {
-            severity: severity(config.severity),
-            owner: owner_role(config.owner.as_ref(), "security"),
-        }
+        Self(StepMeta::new(
+            config.severity,
+            config.owner.as_ref(),
+            "security",
+        ))
     }
 }
 
@@ -32,8 +30,8 @@ impl Step for Security {
     fn name(&self) -> &'static str {
         STEP
     }
-    fn owner_role(&self) -> Option<String> {
-        self.owner.clone()
+    fn meta(&self) -> &StepMeta {
+        &self.0
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
@@ -42,7 +40,7 @@ impl Step for Security {
             };
             let probe = Probe {
                 ctx,
-                severity: self.severity,
+                severity: self.0.severity,
                 secrets: config
                     .auth
                     .as_ref()
