@@ -36,6 +36,7 @@ struct State {
     weight_bits: AtomicU64,
     shadow: AtomicBool,
     sticky_header: Option<String>,
+    mirror: Option<Vec<String>>,
     fault: Mutex<Option<ArmFault>>,
     rng: Mutex<SplitMix64>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -59,11 +60,14 @@ impl Drop for TrafficSplit {
 const BODY_LIMIT: usize = 1024 * 1024;
 
 impl TrafficSplit {
-    /// Starts the proxy on a free loopback port with all traffic on the baseline.
+    /// Starts the proxy on a free loopback port with all traffic on the baseline. In shadow
+    /// mode only GET and HEAD requests are mirrored, and with `mirror` only those whose path
+    /// starts with one of its prefixes.
     pub async fn start(
         baseline: &str,
         candidate: &str,
         sticky_header: Option<String>,
+        mirror: Option<Vec<String>>,
         seed: u64,
     ) -> std::io::Result<(Self, mpsc::UnboundedReceiver<Observation>)> {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -78,6 +82,7 @@ impl TrafficSplit {
             weight_bits: AtomicU64::new(0f64.to_bits()),
             shadow: AtomicBool::new(false),
             sticky_header,
+            mirror,
             fault: Mutex::new(None),
             rng: Mutex::new(SplitMix64::new(seed)),
             client: Client::builder(TokioExecutor::new()).build(connector),
@@ -184,7 +189,12 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full
         return reply(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n");
     };
     let read_only = parts.method == hyper::Method::GET || parts.method == hyper::Method::HEAD;
-    if state.shadow.load(Ordering::SeqCst) && read_only {
+    let mirrored = state.mirror.as_ref().is_none_or(|prefixes| {
+        prefixes
+            .iter()
+            .any(|prefix| parts.uri.path().starts_with(prefix.as_str()))
+    });
+    if state.shadow.load(Ordering::SeqCst) && read_only && mirrored {
         let mirror = state.clone();
         let parts = clone_parts(&parts);
         let body = body.clone();

@@ -68,9 +68,15 @@ fn drain(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Observation>) -> Vec<Obse
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_split_routes_mirrors_injects_and_sticks() {
     let (baseline, candidate) = (upstream("baseline").await, upstream("candidate").await);
-    let (split, mut rx) = TrafficSplit::start(&baseline, &candidate, Some("x-client".into()), 42)
-        .await
-        .unwrap();
+    let (split, mut rx) = TrafficSplit::start(
+        &baseline,
+        &candidate,
+        Some("x-client".into()),
+        Some(vec!["/x".into()]),
+        42,
+    )
+    .await
+    .unwrap();
     let client = HttpClient::new(Duration::from_secs(5));
 
     // 30%: about 300 of 1,000 to the candidate, every outcome recorded with its arm.
@@ -99,6 +105,17 @@ async fn the_split_routes_mirrors_injects_and_sticks() {
     }
     assert_eq!(seen.iter().filter(|o| o.arm == Arm::Candidate).count(), 200);
     assert_eq!(seen.iter().filter(|o| o.arm == Arm::Baseline).count(), 200);
+
+    // A path the spec does not mark is never mirrored.
+    let mut out = Outgoing::get(&format!("http://{}", split.addr()), "/private");
+    out.headers.clear();
+    assert_eq!(client.send(&out).await.unwrap().body_text(), "baseline");
+    let only = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(only.arm, Arm::Baseline);
+    assert!(rx.try_recv().is_err(), "/private was mirrored");
 
     // An injected regression fails every candidate request, and is recorded as a failure.
     split.set_weight(1.0);

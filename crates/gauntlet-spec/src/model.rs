@@ -413,6 +413,10 @@ pub struct CanaryStep {
     /// Header whose value keeps a client on one arm (sticky sessions); none by default.
     #[serde(default)]
     pub sticky_header: Option<String>,
+    /// Path prefixes whose requests a shadow stage may mirror to the candidate. Only GET and
+    /// HEAD are ever mirrored, whatever this says; without it, every GET and HEAD is.
+    #[serde(default)]
+    pub mirror: Option<Vec<String>>,
     /// In order, e.g. shadow, 10%, 50%, 100%. A 100% stage is the promotion.
     #[schemars(with = "Vec<Stage>")]
     pub stages: Spanned<Vec<Stage>>,

@@ -50,6 +50,7 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
         baseline,
         &ctx.candidate,
         config.sticky_header.clone(),
+        config.mirror.clone(),
         ctx.seed,
     )
     .await

@@ -68,7 +68,7 @@ async fn run(
         ];
     };
     let (split, mut observations) =
-        match TrafficSplit::start(baseline, &ctx.candidate, None, ctx.seed ^ 0x5eed).await {
+        match TrafficSplit::start(baseline, &ctx.candidate, None, None, ctx.seed ^ 0x5eed).await {
             Ok(started) => started,
             Err(e) => {
                 let why = format!("cannot start the traffic split: {e}");
