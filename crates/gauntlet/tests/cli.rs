@@ -738,3 +738,64 @@ fn load_speaks_http1_and_http2_and_a_closed_pipe_is_not_a_panic() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn the_rollback_webhook_is_posted_when_the_canary_rejects() {
+    use std::io::{Read, Write};
+    let s = Scratch::new();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // A one-shot receiver: reads one request, answers 200, hands back what it read.
+    let receiver = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("}") {
+            let n = stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    let demo = include_str!("../../../examples/demo.yaml");
+    let spec = demo.replace("\"--defect=none\"", "\"--defect=errors=20%\"").replace(
+        "    abort: {p99: 1s, error_rate: 20%, min_samples: 50}",
+        &format!("    abort: {{p99: 1s, error_rate: 90%, min_samples: 50}}\n    rollback: {{webhook: \"http://127.0.0.1:{port}/hooks/rollback\"}}"),
+    );
+    s.write("webhook.yaml", &spec);
+    let out = s.run(&["run", "webhook.yaml", "--only", "canary"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let request = receiver.join().unwrap();
+    assert!(request.starts_with("POST /hooks/rollback "), "{request}");
+    assert!(request.contains("\"event\":\"rollback\""), "{request}");
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    let canary = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "canary")
+        .unwrap();
+    let rollback = canary["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rollback")
+        .cloned()
+        .unwrap();
+    assert_eq!(rollback["outcome"], "pass", "{rollback}");
+    assert!(
+        rollback["reason"]
+            .as_str()
+            .unwrap()
+            .contains("webhook answered 200")
+    );
+}
