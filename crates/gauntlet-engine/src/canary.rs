@@ -776,6 +776,43 @@ pub fn stage_evidence(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn observation_files_parse_in_every_format() {
+        let csv = "arm,ok,latency_ms,timestamp\nbaseline,true,1.5,10\ncandidate,0,2,11\n";
+        let parsed = read_observations(csv.as_bytes()).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(
+            (parsed[1].arm, parsed[1].ok, parsed[1].t_ms),
+            (Arm::Candidate, false, 11)
+        );
+        let gz = observations_gz(&parsed);
+        assert_eq!(read_observations(&gz).unwrap(), parsed);
+        let err = read_observations(b"arm,ok,latency_ms\nmiddle,true,1\n").unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        assert!(read_observations(b"x,y\n").unwrap_err().contains("arm"));
+    }
+
+    proptest! {
+        #[test]
+        fn observation_files_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = read_observations(&bytes);
+        }
+
+        #[test]
+        fn near_valid_lines_never_panic(
+            arm in "(baseline|candidate|[a-z]{0,4})",
+            ok in "(true|false|0|1|x)?",
+            latency in "[-0-9.eE]{0,6}",
+            t in "[0-9a-z]{0,4}",
+        ) {
+            let csv = format!("arm,ok,latency_ms,t_ms\n{arm},{ok},{latency},{t}\n");
+            let _ = read_observations(csv.as_bytes());
+            let json = format!("{{\"arm\":\"{arm}\",\"ok\":{ok},\"latency_ms\":{latency}}}\n");
+            let _ = read_observations(json.as_bytes());
+        }
+    }
 
     #[test]
     fn the_svg_is_deterministic_and_marks_both_boundaries() {
