@@ -201,6 +201,16 @@ impl Triggers<'_> {
     }
 }
 
+/// Raises the load's stop flag when dropped, so a cancelled stage (Ctrl-C, a panic) stops
+/// its load threads at once instead of at the end of their bake time.
+pub struct StopOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// The traffic mix of the spec aimed at the split.
 pub fn mix_for(spec: &Spec, base: &str) -> Vec<WeightedRequest> {
     spec.traffic
@@ -511,6 +521,7 @@ pub async fn run_stage(
         let stop = stop.clone();
         tokio::spawn(async move { run_load(&plan, stop).await })
     };
+    let _stop_on_drop = StopOnDrop(stop.clone());
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
     let mut judging = StageJudge::new(panel, min_samples, abort).recording();

@@ -241,6 +241,16 @@ fn check_canary(p: &mut Problems<'_>, spec: &Spec) {
         }
         last = last.max(share);
     }
+    let judged = stages.value.iter().take_while(
+        |stage| !matches!(&stage.weight, crate::model::StageWeight::Share(p) if p.ratio() >= 1.0),
+    );
+    if !stages.value.is_empty() && judged.count() == 0 {
+        p.at(
+            stages.referenced,
+            "the canary promotes to 100% before any judged stage".into(),
+            Some("put `shadow` or a partial weight such as `10%` before `100%`".into()),
+        );
+    }
     let judges = &canary.judges;
     if judges.error_rate.is_none()
         && judges.two_sample.is_none()

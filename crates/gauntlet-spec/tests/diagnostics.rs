@@ -68,6 +68,16 @@ fn every_post_parse_problem_is_reported_at_once() {
 }
 
 #[test]
+fn a_canary_must_judge_before_it_promotes() {
+    let text = FULL.replace("      - {weight: shadow, bake: 20s, min_samples: 200}\n      - {weight: 25%, bake: 20s, min_samples: 200}\n      - {weight: 50%, bake: 20s, min_samples: 200}\n", "");
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");
+    assert!(
+        errors.0[0].message.contains("before any judged stage"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn alias_bombs_are_refused_by_the_budget() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..12 {

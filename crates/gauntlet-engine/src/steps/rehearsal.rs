@@ -14,7 +14,7 @@ use gauntlet_spec::{CanaryStep, RehearsalStep};
 use gauntlet_stats::{Arm, Verdict};
 
 use super::{Step, StepFuture, StepMeta};
-use crate::canary::{Panel, mix_for, observations_gz, run_action, trajectory_svg};
+use crate::canary::{Panel, StopOnDrop, mix_for, observations_gz, run_action, trajectory_svg};
 use crate::context::RunContext;
 
 const STEP: &str = "rollback-rehearsal";
@@ -96,6 +96,7 @@ async fn run(
         let stop = stop.clone();
         tokio::spawn(async move { run_load(&plan, stop).await })
     };
+    let _stop_on_drop = StopOnDrop(stop.clone());
     split.set_weight(config.weight.ratio());
     let fault = ArmFault {
         error_rate: config.error_rate.ratio(),
