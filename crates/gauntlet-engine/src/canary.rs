@@ -275,8 +275,7 @@ impl<'a> StageJudge<'a> {
             panel,
             triggers: Triggers {
                 config: abort,
-                latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                    .expect("constant histogram bounds are valid"),
+                latency_us: gauntlet_net::latency_histogram(),
                 failures: 0,
                 n: 0,
             },
@@ -336,8 +335,7 @@ const RESERVOIR: usize = 100_000;
 impl LatencySample {
     fn new(seed: u64) -> Self {
         Self {
-            histogram: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("constant histogram bounds are valid"),
+            histogram: gauntlet_net::latency_histogram(),
             reservoir: Vec::new(),
             seen: 0,
             rng: gauntlet_net::SplitMix64::new(seed),

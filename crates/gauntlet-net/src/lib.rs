@@ -18,7 +18,7 @@ mod split;
 mod traffic;
 
 pub use client::{HttpClient, NetError, Outgoing, Response};
-pub use load::{LoadPlan, LoadReport, Model, run_load};
+pub use load::{LoadPlan, LoadReport, Model, latency_histogram, run_load};
 pub use rng::SplitMix64;
 pub use split::{ArmFault, TrafficSplit};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};

@@ -65,8 +65,8 @@ impl LoadReport {
     }
 }
 
-fn new_histogram() -> Histogram<u64> {
-    // 1 µs to 1 hour at 3 significant digits.
+/// A latency histogram in microseconds: 1 µs to 1 hour at 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant histogram bounds are valid")
 }
 
@@ -143,7 +143,7 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
         statuses: BTreeMap::new(),
         errors: BTreeMap::new(),
         elapsed: Duration::ZERO,
-        latency_us: new_histogram(),
+        latency_us: latency_histogram(),
     };
     let prepared: Result<Vec<Prepared>, String> = plan
         .mix
@@ -193,7 +193,7 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
             let give_up = tokio::time::sleep_until((deadline + Duration::from_secs(2)).into());
             tokio::pin!(give_up);
             let mut me = Worker {
-                histogram: new_histogram(),
+                histogram: latency_histogram(),
                 statuses: vec![0; 600],
                 errors: BTreeMap::new(),
                 sent: 0,
