@@ -24,6 +24,8 @@ pub enum Undo {
         label: String,
         process: ProcessIdentity,
     },
+    /// Put a corrupted file's original back (it waits beside it, renamed).
+    RestoreFile { path: PathBuf, original: PathBuf },
 }
 
 impl Undo {
@@ -32,6 +34,7 @@ impl Undo {
             Undo::StopProcess { label, process } => {
                 format!("stop {label} (pid {})", process.pid)
             }
+            Undo::RestoreFile { path, .. } => format!("restore {}", path.display()),
         }
     }
 
@@ -45,6 +48,9 @@ impl Undo {
                 }
                 stop_group(process, Duration::from_secs(5));
                 format!("stopped {label} (pid {})", process.pid)
+            }
+            Undo::RestoreFile { path, original } => {
+                crate::faults::corrupt_file::restore(path, original)
             }
         }
     }

@@ -12,6 +12,7 @@ pub mod canary;
 mod context;
 mod decision;
 pub mod exit;
+pub mod faults;
 mod identity;
 pub mod journal;
 mod run;
