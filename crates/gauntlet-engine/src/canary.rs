@@ -201,13 +201,60 @@ impl Triggers<'_> {
     }
 }
 
-/// Raises the load's stop flag when dropped, so a cancelled stage (Ctrl-C, a panic) stops
-/// its load threads at once instead of at the end of their bake time.
-pub struct StopOnDrop(pub Arc<AtomicBool>);
+/// Open-model load through the split, running in the background. Dropping it raises the
+/// stop flag, so a cancelled stage (Ctrl-C, a panic) stops its load threads at once instead
+/// of at the end of their time.
+pub struct RunningLoad {
+    stop: Arc<AtomicBool>,
+    handle: Option<tokio::task::JoinHandle<gauntlet_net::LoadReport>>,
+}
 
-impl Drop for StopOnDrop {
+impl RunningLoad {
+    /// Starts the spec's traffic mix at `rate` through `split` for at most `duration`.
+    pub fn start(
+        ctx: &RunContext,
+        split: &TrafficSplit,
+        rate: f64,
+        connections: usize,
+        duration: Duration,
+    ) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let plan = LoadPlan {
+            authority: split.addr().to_string(),
+            mix: mix_for(&ctx.spec, &format!("http://{}", split.addr())),
+            model: Model::Open { rate },
+            connections,
+            duration,
+            max_requests: (rate * duration.as_secs_f64()).ceil() as u64 + 1,
+            seed: ctx.seed,
+            http2: false,
+        };
+        let handle = {
+            let stop = stop.clone();
+            tokio::spawn(async move { run_load(&plan, stop).await })
+        };
+        Self {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the load and waits (bounded) for its threads to finish.
+    pub async fn finish(mut self) {
+        self.stop();
+        if let Some(handle) = self.handle.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), handle).await;
+        }
+    }
+}
+
+impl Drop for RunningLoad {
     fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.stop();
     }
 }
 
@@ -504,22 +551,7 @@ pub async fn run_stage(
 ) -> StageRun {
     // Outcomes still in flight from an earlier stage belong to it, not to this one.
     while observations.try_recv().is_ok() {}
-    let stop = Arc::new(AtomicBool::new(false));
-    let plan = LoadPlan {
-        authority: split.addr().to_string(),
-        mix: mix_for(&ctx.spec, &format!("http://{}", split.addr())),
-        model: Model::Open { rate },
-        connections,
-        duration: bake,
-        max_requests: (rate * bake.as_secs_f64()).ceil() as u64 + 1,
-        seed: ctx.seed,
-        http2: false,
-    };
-    let load = {
-        let stop = stop.clone();
-        tokio::spawn(async move { run_load(&plan, stop).await })
-    };
-    let _stop_on_drop = StopOnDrop(stop.clone());
+    let load = RunningLoad::start(ctx, split, rate, connections, bake);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
     let mut judging = StageJudge::new(panel, min_samples, abort).recording();
@@ -542,8 +574,7 @@ pub async fn run_stage(
         .take()
         .map(Recording::finish)
         .unwrap_or_default();
-    stop.store(true, Ordering::SeqCst);
-    let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
+    load.finish().await;
     StageRun {
         end,
         recorded,

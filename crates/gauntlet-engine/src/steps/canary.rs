@@ -136,17 +136,6 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
             "stage-latency",
             format!("{label}: {}", run.latency_summary),
         );
-        let mut latency = Check::new(STEP, &format!("{label} latency summary"), severity)
-            .samples(run.candidate_samples + run.baseline_samples)
-            .threshold("informs; the sequential judges decide")
-            .measured(run.latency_summary.clone())
-            .outcome(
-                Outcome::Pass,
-                format!("end-of-stage summary: {}", run.latency_summary),
-            );
-        latency.dry_run = true;
-        latency.evidence = evidence.clone();
-        stage_checks.push(latency);
         checks.extend(stage_checks);
         match &run.end {
             StageEnd::Accepted => continue,

@@ -4,17 +4,15 @@
 //! with good requests again within the RTO. The injected fault is removed however it ends
 //! (it lives in the split, which is dropped with the step).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use gauntlet_net::{ArmFault, LoadPlan, Model, TrafficSplit, run_load};
+use gauntlet_net::{ArmFault, TrafficSplit};
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{CanaryStep, RehearsalStep};
 use gauntlet_stats::{Arm, Verdict};
 
 use super::{Step, StepFuture, StepMeta};
-use crate::canary::{Panel, StopOnDrop, mix_for, observations_gz, run_action, trajectory_svg};
+use crate::canary::{Panel, RunningLoad, observations_gz, run_action, trajectory_svg};
 use crate::context::RunContext;
 
 const STEP: &str = "rollback-rehearsal";
@@ -81,22 +79,7 @@ async fn run(
         };
     let rate = canary.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
     let budget = config.detect_within.as_std() + config.rto.as_std() + Duration::from_secs(5);
-    let stop = Arc::new(AtomicBool::new(false));
-    let plan = LoadPlan {
-        authority: split.addr().to_string(),
-        mix: mix_for(&ctx.spec, &format!("http://{}", split.addr())),
-        model: Model::Open { rate },
-        connections: canary.connections.get() as usize,
-        duration: budget,
-        max_requests: (rate * budget.as_secs_f64()).ceil() as u64,
-        seed: ctx.seed,
-        http2: false,
-    };
-    let load = {
-        let stop = stop.clone();
-        tokio::spawn(async move { run_load(&plan, stop).await })
-    };
-    let _stop_on_drop = StopOnDrop(stop.clone());
+    let load = RunningLoad::start(ctx, &split, rate, canary.connections.get() as usize, budget);
     split.set_weight(config.weight.ratio());
     let fault = ArmFault {
         error_rate: config.error_rate.ratio(),
@@ -136,7 +119,7 @@ async fn run(
         .collect();
     let Some(detected_after) = detection else {
         split.set_fault(None);
-        stop.store(true, Ordering::SeqCst);
+        load.stop();
         recorder.event(
             Some(STEP),
             "fault-removed",
@@ -153,7 +136,7 @@ async fn run(
         ));
         checks.push(rolled_back.outcome(Outcome::Skipped, "nothing was detected"));
         checks.push(recovered.outcome(Outcome::Skipped, "nothing was detected"));
-        let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
+        load.finish().await;
         return checks;
     };
     recorder.event(
@@ -219,7 +202,7 @@ async fn run(
         }
     };
     split.set_fault(None);
-    stop.store(true, Ordering::SeqCst);
+    load.stop();
     recorder.event(Some(STEP), "fault-removed", "injected regression removed");
     checks.push(match recovery {
         Some(after) => {
@@ -247,6 +230,6 @@ async fn run(
     for check in &mut checks {
         check.evidence = evidence.clone();
     }
-    let _ = tokio::time::timeout(Duration::from_secs(5), load).await;
+    load.finish().await;
     checks
 }
