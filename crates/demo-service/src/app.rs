@@ -53,7 +53,14 @@ struct State {
         http_body_util::Full<bytes::Bytes>,
     >,
     rng: Mutex<gauntlet_net::SplitMix64>,
+    /// Until when the primary provider is skipped after it failed or refused (backoff).
+    primary_backoff: Mutex<Option<Instant>>,
 }
+
+/// How long the primary is left alone after a failure, unless it says (Retry-After).
+const BACKOFF: Duration = Duration::from_secs(1);
+/// A quote provider that has not answered within this is treated as down.
+const PROVIDER_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// A token bucket: `rate_limit` tokens per second, holding at most `rate_limit`.
 struct Bucket {
@@ -118,6 +125,7 @@ pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error 
         client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(connector),
         rng: Mutex::new(gauntlet_net::SplitMix64::new(config.seed)),
+        primary_backoff: Mutex::new(None),
         config,
     });
     let port = state.config.port;
@@ -201,6 +209,10 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
             limited(state, &request, false, write_item(state, &request)).await,
         ),
         (&Method::GET, "/quote") => ("/quote", limited(state, &request, true, quote(state)).await),
+        (&Method::GET, p) if p.starts_with("/writes/") => (
+            "/writes/{id}",
+            limited(state, &request, false, read_write(state, &p[8..])).await,
+        ),
         (_, "/healthz" | "/metrics" | "/items" | "/quote") => (
             "method-not-allowed",
             reply(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
@@ -352,13 +364,51 @@ async fn write_item(state: &State, request: &ServedRequest) -> Reply {
     }
 }
 
+/// A record written through `POST /items`, read back from the database.
+async fn read_write(state: &State, id: &str) -> Reply {
+    let Ok(id) = id.parse::<i64>() else {
+        return reply(StatusCode::NOT_FOUND, "no such record\n");
+    };
+    let row = {
+        let db = state.db.lock().unwrap_or_else(|e| e.into_inner());
+        db.query_row(
+            "SELECT name, created_ms FROM items WHERE id = ?1",
+            rusqlite::params![id],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
+        )
+    };
+    match row {
+        Ok((name, created_ms)) => json(
+            StatusCode::OK,
+            &serde_json::json!({"id": id, "name": name, "created_ms": created_ms}),
+        ),
+        Err(rusqlite::Error::QueryReturnedNoRows) => {
+            reply(StatusCode::NOT_FOUND, "no such record\n")
+        }
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("read failed: {e}\n"),
+        ),
+    }
+}
+
 async fn quote(state: &State) -> Reply {
+    let backing_off = state
+        .primary_backoff
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|until| Instant::now() < until);
     let providers = [
         ("primary", state.config.primary.as_deref()),
         ("secondary", state.config.secondary.as_deref()),
     ];
     for (name, url) in providers {
         let Some(url) = url else { continue };
+        // A primary that just failed or refused is given time to recover (unless the
+        // defect removed the fallback, in which case the primary is all there is).
+        if name == "primary" && backing_off && !state.has(|d| *d == Defect::NoFailover) {
+            continue;
+        }
         match fetch_quote(state, url).await {
             Ok(body) => {
                 state.metrics.dependency(name, "ok");
@@ -367,8 +417,15 @@ async fn quote(state: &State) -> Reply {
                     &serde_json::json!({"via": name, "quote": body}),
                 );
             }
-            Err(why) => {
+            Err((why, retry_after)) => {
                 state.metrics.dependency(name, "error");
+                if name == "primary" {
+                    let wait = retry_after.map_or(BACKOFF, |d| d.min(Duration::from_secs(5)));
+                    *state
+                        .primary_backoff
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(Instant::now() + wait);
+                }
                 if name == "primary" && state.has(|d| *d == Defect::NoFailover) {
                     return reply(
                         StatusCode::BAD_GATEWAY,
@@ -381,30 +438,40 @@ async fn quote(state: &State) -> Reply {
     reply(StatusCode::BAD_GATEWAY, "no provider answered\n")
 }
 
-async fn fetch_quote(state: &State, base: &str) -> Result<serde_json::Value, String> {
+/// A quote, or why not and how long the provider asked to be left alone (Retry-After).
+async fn fetch_quote(
+    state: &State,
+    base: &str,
+) -> Result<serde_json::Value, (String, Option<Duration>)> {
     use http_body_util::BodyExt;
     let request = hyper::Request::get(format!("{}/quote", base.trim_end_matches('/')))
         .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (e.to_string(), None))?;
     let exchange = async {
         let response = state
             .client
             .request(request)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), None))?;
         if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
+            let retry_after = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Err((format!("status {}", response.status()), retry_after));
         }
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| e.to_string())?;
-        serde_json::from_slice(&body.to_bytes()).map_err(|e| e.to_string())
+            .map_err(|e| (e.to_string(), None))?;
+        serde_json::from_slice(&body.to_bytes()).map_err(|e| (e.to_string(), None))
     };
-    tokio::time::timeout(Duration::from_secs(2), exchange)
+    tokio::time::timeout(PROVIDER_TIMEOUT, exchange)
         .await
-        .map_err(|_| "timed out after 2s".to_string())?
+        .map_err(|_| (format!("timed out after {PROVIDER_TIMEOUT:?}"), None))?
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use gauntlet_net::HttpClient;
-use gauntlet_report::{EvidenceFile, StepReport, TimelineEvent, sha256_hex, write_atomic};
+use gauntlet_report::{
+    DrillReport, EvidenceFile, StepReport, TimelineEvent, sha256_hex, write_atomic,
+};
 use gauntlet_spec::Spec;
 
 /// Hears about progress as it happens; the binary draws it.
@@ -39,6 +41,7 @@ pub struct Recorded {
     pub steps: Vec<StepReport>,
     pub timeline: Vec<TimelineEvent>,
     pub evidence: Vec<EvidenceFile>,
+    pub drills: Vec<DrillReport>,
 }
 
 impl Recorder {
@@ -129,6 +132,14 @@ impl Recorder {
         });
     }
 
+    pub fn push_drill(&self, drill: DrillReport) {
+        self.lock().drills.push(drill);
+    }
+
+    pub fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
     pub fn take(&self) -> Recorded {
         std::mem::take(&mut *self.lock())
     }
@@ -156,6 +167,23 @@ pub fn file_safe(name: &str) -> String {
     out.trim_matches('-').chars().take(120).collect()
 }
 
+/// A system gauntlet reaches: where it answers directly, and through its fault proxy
+/// when the chaos step put one in front of it.
+#[derive(Clone)]
+pub struct System {
+    pub url: String,
+    pub proxy: Option<Arc<gauntlet_net::FaultProxy>>,
+}
+
+impl System {
+    /// Where a drill reaches it: through the proxy when there is one.
+    pub fn drill_url(&self) -> String {
+        self.proxy
+            .as_ref()
+            .map_or_else(|| self.url.clone(), |p| format!("http://{}", p.addr()))
+    }
+}
+
 /// What a step runs against.
 pub struct RunContext {
     pub spec: Arc<Spec>,
@@ -167,6 +195,12 @@ pub struct RunContext {
     /// Seed for every random choice in the run; recorded in the timeline.
     pub seed: u64,
     pub recorder: Arc<Recorder>,
+    /// Every system by name (`candidate`, `baseline`, dependency names).
+    pub systems: std::collections::BTreeMap<String, System>,
+    pub supervisor: Arc<Mutex<crate::supervisor::Supervisor>>,
+    pub journal: Arc<Mutex<crate::journal::CleanupJournal>>,
+    /// Only these chaos drills (empty: all).
+    pub drills: Vec<String>,
 }
 
 #[cfg(test)]

@@ -26,6 +26,14 @@ pub enum Undo {
     },
     /// Put a corrupted file's original back (it waits beside it, renamed).
     RestoreFile { path: PathBuf, original: PathBuf },
+    /// Delete a file gauntlet wrote (a disk-pressure fill).
+    RemoveFile { path: PathBuf },
+    /// A fault in a proxy of this run: it lives in the run's process, so it ends with the
+    /// run (removed by the drill, or gone with the proxy).
+    ProxyFault { proxy: String, fault: String },
+    /// A system a drill stopped, to be started again by the drill. A dead run's systems
+    /// are all stopped by their own entries, so there is nothing left to restart.
+    Restart { label: String },
 }
 
 impl Undo {
@@ -35,6 +43,9 @@ impl Undo {
                 format!("stop {label} (pid {})", process.pid)
             }
             Undo::RestoreFile { path, .. } => format!("restore {}", path.display()),
+            Undo::RemoveFile { path } => format!("remove {}", path.display()),
+            Undo::ProxyFault { proxy, fault } => format!("remove {fault} from proxy {proxy}"),
+            Undo::Restart { label } => format!("start {label} again"),
         }
     }
 
@@ -51,6 +62,19 @@ impl Undo {
             }
             Undo::RestoreFile { path, original } => {
                 crate::faults::corrupt_file::restore(path, original)
+            }
+            Undo::RemoveFile { path } => match std::fs::remove_file(path) {
+                Ok(()) => format!("removed {}", path.display()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    format!("{} was already removed", path.display())
+                }
+                Err(e) => format!("could not remove {}: {e}", path.display()),
+            },
+            Undo::ProxyFault { proxy, fault } => {
+                format!("{fault} on proxy {proxy} ended with the proxy")
+            }
+            Undo::Restart { label } => {
+                format!("{label} was stopped with its run, so it is not restarted")
             }
         }
     }

@@ -15,6 +15,7 @@ pub mod exit;
 pub mod faults;
 mod identity;
 pub mod journal;
+mod probes;
 mod run;
 pub mod steps;
 mod supervisor;

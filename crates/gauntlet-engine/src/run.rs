@@ -17,7 +17,7 @@ use gauntlet_spec::Spec;
 use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::context::{Observer, Recorder, RunContext, now_rfc3339};
+use crate::context::{Observer, Recorder, RunContext, System, now_rfc3339};
 use crate::decision::{Owners, SETUP_STEP, decide, exit_code, step_outcome};
 use crate::identity::ProcessIdentity;
 use crate::journal::CleanupJournal;
@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub seed: u64,
     /// Timeout of each probe request.
     pub request_timeout: Duration,
+    /// Only these chaos drills (empty: every drill).
+    pub drills: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +165,7 @@ pub(crate) async fn run_steps(
         spec.clone(),
         selected,
         run_dir.clone(),
-        supervisor.clone(),
+        (supervisor.clone(), journal.clone()),
         recorder.clone(),
         options.clone(),
     ));
@@ -248,6 +250,7 @@ pub(crate) async fn run_steps(
         conditions: verdict.conditions,
         steps: steps_run,
         timeline: recorded.timeline,
+        drills: recorded.drills,
         evidence: recorded.evidence,
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;
@@ -301,7 +304,7 @@ async fn pipeline(
     spec: Arc<Spec>,
     selected: Vec<Box<dyn Step>>,
     run_dir: PathBuf,
-    supervisor: Arc<Mutex<Supervisor>>,
+    (supervisor, journal): (Arc<Mutex<Supervisor>>, Arc<Mutex<CleanupJournal>>),
     recorder: Arc<Recorder>,
     options: RunOptions,
 ) {
@@ -309,7 +312,21 @@ async fn pipeline(
     recorder.step_started(SETUP_STEP);
     let setup_started = Instant::now();
     let setup_at = now_rfc3339();
-    let (checks, urls) = bring_up(&spec, &run_dir, &supervisor, &client, &recorder).await;
+    // Fault proxies go in front of the candidate and its dependencies when drills will run.
+    let proxied = spec
+        .steps
+        .chaos
+        .as_ref()
+        .filter(|_| selected.iter().any(|s| s.name() == "chaos"));
+    let (checks, urls) = bring_up(
+        &spec,
+        &run_dir,
+        &supervisor,
+        &client,
+        &recorder,
+        proxied.map(|chaos| (chaos, options.seed)),
+    )
+    .await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
     recorder.push_step(StepReport {
         name: SETUP_STEP.into(),
@@ -319,7 +336,7 @@ async fn pipeline(
         note: None,
         checks,
     });
-    let Some((candidate, baseline)) = urls.filter(|_| ready) else {
+    let Some(systems) = urls.filter(|_| ready) else {
         for step in &selected {
             recorder.push_step(skipped_step(
                 step.name(),
@@ -331,10 +348,17 @@ async fn pipeline(
     let ctx = RunContext {
         spec: spec.clone(),
         client,
-        candidate,
-        baseline,
+        candidate: systems
+            .get("candidate")
+            .map(|s| s.url.clone())
+            .unwrap_or_default(),
+        baseline: systems.get("baseline").map(|s| s.url.clone()),
         seed: options.seed,
         recorder: recorder.clone(),
+        systems,
+        supervisor: supervisor.clone(),
+        journal,
+        drills: options.drills.clone(),
     };
     let mut stopped_by: Option<String> = None;
     for step in &selected {
@@ -381,8 +405,11 @@ async fn bring_up(
     supervisor: &Mutex<Supervisor>,
     client: &HttpClient,
     recorder: &Recorder,
-) -> (Vec<Check>, Option<(String, Option<String>)>) {
+    proxied: Option<(&gauntlet_spec::ChaosStep, u64)>,
+) -> (Vec<Check>, Option<BTreeMap<String, System>>) {
     let mut known = Placeholders::new();
+    // The candidate reaches its dependencies through their proxies; the baseline directly.
+    let mut known_to_candidate = Placeholders::new();
     let mut checks = Vec::new();
     let mut systems: Vec<(String, &gauntlet_spec::Launch, Option<&str>)> = spec
         .dependencies
@@ -393,15 +420,22 @@ async fn bring_up(
         systems.push(("baseline".into(), &baseline.value, None));
     }
     systems.push(("candidate".into(), &spec.targets.candidate.value, None));
-    let mut urls: BTreeMap<String, String> = BTreeMap::new();
+    let mut urls: BTreeMap<String, System> = BTreeMap::new();
     for (name, launch, dependency) in systems {
         let check = Check::new(SETUP_STEP, &format!("{name} ready"), Severity::Hard).threshold(
             format!("2xx on {} within {}", launch.health, launch.ready_timeout),
         );
-        let spawned = supervisor
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spawn(&name, launch, run_dir, &known);
+        let placeholders = if name == "candidate" {
+            &known_to_candidate
+        } else {
+            &known
+        };
+        let spawned = supervisor.lock().unwrap_or_else(|e| e.into_inner()).spawn(
+            &name,
+            launch,
+            run_dir,
+            placeholders,
+        );
         let endpoint = match spawned {
             Ok(endpoint) => endpoint,
             Err(e) => {
@@ -445,16 +479,74 @@ async fn bring_up(
                 return (checks, None);
             }
         }
+        let proxy = if let Some((chaos, seed)) = proxied
+            && name != "baseline"
+        {
+            let protocol = match chaos.proxies.get(&name) {
+                Some(gauntlet_spec::ProxyProtocol::Tcp) => gauntlet_net::Protocol::Tcp,
+                _ => gauntlet_net::Protocol::Http,
+            };
+            let upstream = authority(&endpoint.url);
+            match gauntlet_net::FaultProxy::start(
+                &name,
+                ([127, 0, 0, 1], 0).into(),
+                &upstream,
+                protocol,
+                seed,
+            )
+            .await
+            {
+                Ok(proxy) => {
+                    recorder.event(
+                        Some(SETUP_STEP),
+                        "proxy-started",
+                        format!("fault proxy for {name}: {} -> {upstream}", proxy.addr()),
+                    );
+                    Some(Arc::new(proxy))
+                }
+                Err(e) => {
+                    checks.push(
+                        Check::new(SETUP_STEP, &format!("{name} proxy"), Severity::Hard).outcome(
+                            Outcome::Inconclusive,
+                            format!("cannot start the fault proxy: {e}"),
+                        ),
+                    );
+                    return (checks, None);
+                }
+            }
+        } else {
+            None
+        };
         if let Some(dependency) = dependency {
-            known.insert(
-                format!("dependencies.{dependency}.url"),
-                endpoint.url.clone(),
-            );
+            let key = format!("dependencies.{dependency}.url");
+            known.insert(key.clone(), endpoint.url.clone());
+            let via = proxy
+                .as_ref()
+                .map_or_else(|| endpoint.url.clone(), |p| format!("http://{}", p.addr()));
+            known_to_candidate.insert(key, via);
         }
-        urls.insert(name, endpoint.url);
+        urls.insert(
+            name,
+            System {
+                url: endpoint.url,
+                proxy,
+            },
+        );
     }
-    let candidate = urls.remove("candidate").unwrap_or_default();
-    (checks, Some((candidate, urls.remove("baseline"))))
+    (checks, Some(urls))
+}
+
+/// `host:port` of an http(s) URL.
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split('/').next().unwrap_or(rest);
+    if host.contains(':') && !host.ends_with(']') {
+        host.to_string()
+    } else if url.starts_with("https://") {
+        format!("{host}:443")
+    } else {
+        format!("{host}:80")
+    }
 }
 
 /// What `gauntlet recover` undid for one dead run.
@@ -541,6 +633,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             strict: false,
             seed: 1,
             request_timeout: Duration::from_secs(2),
+            drills: vec![],
         };
         let outcome = run_steps(
             spec,

@@ -54,6 +54,16 @@ pub enum LaunchError {
 pub struct Supervisor {
     journal: Arc<Mutex<CleanupJournal>>,
     children: Vec<(u64, String, Child)>,
+    /// How each system was started, so a drill can start it again the same way.
+    launched: BTreeMap<String, Launched>,
+}
+
+/// A started system's launch with its placeholders resolved.
+#[derive(Debug, Clone)]
+struct Launched {
+    launch: Launch,
+    values: Placeholders,
+    run_dir: PathBuf,
 }
 
 /// Values for `{placeholders}` known so far.
@@ -64,7 +74,86 @@ impl Supervisor {
         Self {
             journal,
             children: Vec::new(),
+            launched: BTreeMap::new(),
         }
+    }
+
+    /// The working directory of a system gauntlet started.
+    pub fn dir(&self, name: &str) -> Option<PathBuf> {
+        self.launched
+            .get(name)
+            .and_then(|l| l.values.get("dir"))
+            .map(PathBuf::from)
+    }
+
+    /// The pid of a running system gauntlet started.
+    pub fn pid(&mut self, name: &str) -> Option<u32> {
+        self.children
+            .iter_mut()
+            .rev()
+            .filter(|(_, n, _)| n == name)
+            .find_map(|(_, _, child)| matches!(child.try_wait(), Ok(None)).then(|| child.id()))
+    }
+
+    /// Sends `signal` to a started system's process group (a drill's crash).
+    pub fn kill(&mut self, name: &str, signal: nix::sys::signal::Signal) -> Result<u32, String> {
+        let pid = self
+            .pid(name)
+            .ok_or_else(|| format!("{name} is not running"))?;
+        let process =
+            ProcessIdentity::of(pid).ok_or_else(|| format!("{name} (pid {pid}) is gone"))?;
+        if !process.signal_group(signal) {
+            return Err(format!("cannot signal {name} (pid {pid})"));
+        }
+        Ok(pid)
+    }
+
+    /// Stops a started system and waits for it; its journal entry is closed.
+    pub fn stop(&mut self, name: &str) -> Option<String> {
+        let at = self.children.iter().rposition(|(_, n, _)| n == name)?;
+        let (id, name, mut child) = self.children.remove(at);
+        if let Some(process) = ProcessIdentity::of(child.id()) {
+            crate::journal::stop_group(&process, Duration::from_secs(5));
+        }
+        let _ = child.kill();
+        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+        let _ = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .done(id);
+        Some(format!("stopped {name} ({status})"))
+    }
+
+    /// Starts a system again with the same command, port and environment; `dir` moves it to
+    /// another working directory (a restore). Reaps the previous process if it died.
+    pub fn respawn(&mut self, name: &str, dir: Option<&Path>) -> Result<Endpoint, LaunchError> {
+        let setup = |message: String| LaunchError::Setup {
+            name: name.to_string(),
+            message,
+        };
+        let mut launched = self.launched.get(name).cloned().ok_or_else(|| {
+            setup("gauntlet did not start it, so it cannot start it again".into())
+        })?;
+        if let Some(dir) = dir {
+            launched
+                .values
+                .insert("dir".into(), dir.display().to_string());
+        }
+        // The dead process's entry is closed: what it would undo is already done.
+        while let Some(at) = self
+            .children
+            .iter_mut()
+            .position(|(_, n, child)| n == name && !matches!(child.try_wait(), Ok(None)))
+        {
+            let (id, _, _) = self.children.remove(at);
+            let _ = self
+                .journal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .done(id);
+        }
+        self.start(name, &launched)
     }
 
     /// Spawns `launch` (if it has a command) and returns where it will answer. Does not wait.
@@ -106,28 +195,63 @@ impl Supervisor {
                 values.get("port").map_or("0", String::as_str)
             ),
         };
-        let Some(command) = &launch.command else {
+        if launch.command.is_none() {
             return Ok(Endpoint {
                 name: name.to_string(),
                 url,
                 log: None,
             });
         };
-        let argv: Vec<String> = command.iter().map(|a| substitute(a, &values)).collect();
+        let launched = Launched {
+            launch: launch.clone(),
+            values,
+            run_dir: run_dir.to_path_buf(),
+        };
+        let endpoint = self.start(name, &launched)?;
+        self.launched.insert(name.to_string(), launched);
+        Ok(Endpoint { url, ..endpoint })
+    }
+
+    fn start(&mut self, name: &str, launched: &Launched) -> Result<Endpoint, LaunchError> {
+        let setup = |message: String| LaunchError::Setup {
+            name: name.to_string(),
+            message,
+        };
+        let Launched {
+            launch,
+            values,
+            run_dir,
+        } = launched;
+        let run_dir = run_dir.as_path();
+        let Some(command) = &launch.command else {
+            return Err(setup("it has no command".into()));
+        };
+        let dir = PathBuf::from(values.get("dir").cloned().unwrap_or_default());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+        let url = format!(
+            "http://127.0.0.1:{}",
+            values.get("port").map_or("0", String::as_str)
+        );
+        let argv: Vec<String> = command.iter().map(|a| substitute(a, values)).collect();
         let Some((program, args)) = argv.split_first() else {
             return Err(setup("the command is empty".into()));
         };
         let log_path = run_dir.join("logs").join(format!("{name}.log"));
         std::fs::create_dir_all(log_path.parent().unwrap_or(run_dir))
             .map_err(|e| setup(format!("cannot create the log directory: {e}")))?;
-        let log = std::fs::File::create(&log_path)
+        // Appended to: a restarted system keeps one log.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
             .map_err(|e| setup(format!("cannot create {}: {e}", log_path.display())))?;
         let log_err = log
             .try_clone()
             .map_err(|e| setup(format!("cannot share the log file: {e}")))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
-            .envs(launch.env.iter().map(|(k, v)| (k, substitute(v, &values))))
+            .envs(launch.env.iter().map(|(k, v)| (k, substitute(v, values))))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)

@@ -1,7 +1,7 @@
 //! Network parts: a bounded HTTP/1.1 client for probes and a small paced sender for the
 //! spec's traffic mix. Every call has a timeout and every loop a bound in count and time.
 //! The load generator (open and closed models) and the traffic split with shadow mode
-//! live here too; the fault proxy arrives with the chaos step.
+//! live here too, and the fault proxy the chaos step puts in front of systems.
 //!
 //! ```no_run
 //! # async fn f() -> Result<(), gauntlet_net::NetError> {
@@ -13,12 +13,16 @@
 
 mod client;
 mod load;
+mod proxy;
 mod rng;
 mod split;
 mod traffic;
 
 pub use client::{HttpClient, NetError, Outgoing, Response};
 pub use load::{LoadPlan, LoadReport, Model, latency_histogram, run_load};
+pub use proxy::{
+    ActiveFault, ControlServer, Direction, Fault, FaultKind, FaultProxy, Protocol, ProxyStats,
+};
 pub use rng::SplitMix64;
 pub use split::{ArmFault, TrafficSplit};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};

@@ -92,6 +92,39 @@ pub fn to_markdown(report: &Report) -> String {
             cell(&check.reason)
         );
     }
+    for drill in &report.drills {
+        let ms =
+            |v: Option<u64>| v.map_or("—".to_string(), |v| format!("{:.2}s", v as f64 / 1000.0));
+        let _ = writeln!(
+            md,
+            "\n## Drill `{}` ({}) — {}\n\nexpect **{}** · time to detect {} · time to recover {}{}{}\n",
+            drill.name,
+            drill.step,
+            outcome_cell(drill.outcome),
+            cell(&drill.expect),
+            ms(drill.time_to_detect_ms),
+            ms(drill.time_to_recover_ms),
+            drill.recovery_bound_ms.map_or(String::new(), |b| format!(
+                " (bound {:.0}s)",
+                b as f64 / 1000.0
+            )),
+            drill
+                .svg
+                .as_ref()
+                .map_or(String::new(), |svg| format!(" · [timeline]({svg})"))
+        );
+        let _ = writeln!(md, "| t | event | detail |");
+        let _ = writeln!(md, "|---|---|---|");
+        for event in &drill.events {
+            let _ = writeln!(
+                md,
+                "| +{:.3}s | {} | {} |",
+                event.at_ms as f64 / 1000.0,
+                event.kind,
+                cell(&event.detail)
+            );
+        }
+    }
     let charts: Vec<&str> = report
         .evidence
         .iter()

@@ -140,6 +140,34 @@ pub struct StepReport {
     pub checks: Vec<Check>,
 }
 
+/// A drill's gameday timeline and the times derived from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillReport {
+    pub step: String,
+    pub name: String,
+    /// `hold`, `recover within 30s`, or what the step measured against.
+    pub expect: String,
+    pub outcome: Outcome,
+    /// From the fault going in to the first probe (or side effect) that saw it.
+    pub time_to_detect_ms: Option<u64>,
+    /// From the fault going in to the steady state holding again.
+    pub time_to_recover_ms: Option<u64>,
+    pub recovery_bound_ms: Option<u64>,
+    pub events: Vec<DrillEvent>,
+    /// The SVG timeline, relative to the run directory.
+    pub svg: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DrillEvent {
+    /// Milliseconds since the drill started.
+    pub at_ms: u64,
+    /// start, steady-state, fault-applied, detected, action, recovered, fault-removed,
+    /// restored, side-effect, end.
+    pub kind: String,
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEvent {
     /// RFC 3339, UTC.
@@ -201,6 +229,9 @@ pub struct Report {
     pub conditions: Vec<Condition>,
     pub steps: Vec<StepReport>,
     pub timeline: Vec<TimelineEvent>,
+    /// One gameday timeline per chaos drill (and the DR rehearsal), in the order run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drills: Vec<DrillReport>,
     pub evidence: Vec<EvidenceFile>,
 }
 

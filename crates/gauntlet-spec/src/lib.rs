@@ -14,11 +14,13 @@
 //! ```
 
 mod diagnostic;
+mod drills;
 mod model;
 pub mod units;
 mod validate;
 
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
+pub use drills::*;
 pub use model::*;
 pub use validate::{PIPELINE_STEPS, placeholders};
 

@@ -197,6 +197,10 @@ pub struct Steps {
     #[serde(default)]
     pub rollback_rehearsal: Option<RehearsalStep>,
     #[serde(default)]
+    pub chaos: Option<crate::drills::ChaosStep>,
+    #[serde(default)]
+    pub dr: Option<crate::drills::DrStep>,
+    #[serde(default)]
     pub security: Option<SecurityStep>,
     #[serde(default)]
     pub observability: Option<ObservabilityStep>,

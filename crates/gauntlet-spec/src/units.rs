@@ -223,7 +223,71 @@ impl fmt::Debug for Rate {
     }
 }
 
-/// Serde and JSON Schema glue shared by the three unit types: each is a string in YAML.
+/// A size in bytes: `512B`, `64KiB`, `256MiB`, `1GiB`, or decimal `100KB`, `10MB`, `1GB`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+    pub const fn from_bytes(bytes: u64) -> Self {
+        Self(bytes)
+    }
+}
+
+impl FromStr for ByteSize {
+    type Err = UnitError;
+    fn from_str(text: &str) -> Result<Self, UnitError> {
+        let bad = || {
+            UnitError(format!(
+                "invalid size `{text}`: expected a non-negative number and a unit (B, KB, MB, GB, KiB, MiB, GiB), e.g. `256MiB`"
+            ))
+        };
+        if text.trim_start().starts_with('-') {
+            return Err(UnitError(format!(
+                "invalid size `{text}`: a size cannot be negative"
+            )));
+        }
+        let (number, unit) = split_number(text).ok_or_else(bad)?;
+        let scale: f64 = match unit {
+            "B" => 1.0,
+            "KB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            _ => return Err(bad()),
+        };
+        let bytes = (number * scale).round();
+        if bytes > 1024.0_f64.powi(5) {
+            return Err(UnitError(format!(
+                "invalid size `{text}`: larger than 1 PiB"
+            )));
+        }
+        Ok(Self(bytes as u64))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (scale, unit) in [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")] {
+            if self.0 >= scale && self.0.is_multiple_of(scale) {
+                return write!(f, "{}{unit}", self.0 / scale);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl fmt::Debug for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Serde and JSON Schema glue shared by the unit types: each is a string in YAML.
 macro_rules! string_unit {
     ($ty:ty, $name:literal, $pattern:literal, $description:literal) => {
         impl<'de> Deserialize<'de> for $ty {
@@ -297,10 +361,34 @@ string_unit!(
     "a rate such as `200/s`, `30/m` or `1000/h`"
 );
 
+string_unit!(
+    ByteSize,
+    "ByteSize",
+    r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)\s*$",
+    "a size such as `64KiB`, `256MiB` or `1GB`"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn sizes_in_binary_and_decimal_units() {
+        assert_eq!("256MiB".parse::<ByteSize>().unwrap().bytes(), 256 << 20);
+        assert_eq!("100KB".parse::<ByteSize>().unwrap().bytes(), 100_000);
+        assert_eq!("1.5KiB".parse::<ByteSize>().unwrap().bytes(), 1536);
+        assert_eq!(ByteSize::from_bytes(64 << 20).to_string(), "64MiB");
+        assert!(
+            "12 parsecs"
+                .parse::<ByteSize>()
+                .unwrap_err()
+                .0
+                .contains("e.g. `256MiB`")
+        );
+        assert!("-1MiB".parse::<ByteSize>().is_err());
+        assert!("5".parse::<ByteSize>().is_err());
+    }
 
     #[test]
     fn durations_in_every_unit() {
@@ -359,6 +447,7 @@ mod tests {
             let _ = text.parse::<Duration>();
             let _ = text.parse::<Percent>();
             let _ = text.parse::<Rate>();
+            let _ = text.parse::<ByteSize>();
         }
 
         #[test]

@@ -166,6 +166,8 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         }
     }
     check_canary(&mut p, spec);
+    check_chaos(&mut p, spec);
+    check_dr(&mut p, spec);
     let owners: Vec<&str> = spec.service.owners.keys().map(String::as_str).collect();
     let steps = &spec.steps;
     let step_owners = [
@@ -173,6 +175,8 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
             .rollback_rehearsal
             .as_ref()
             .and_then(|s| s.owner.as_ref()),
+        steps.chaos.as_ref().and_then(|s| s.owner.as_ref()),
+        steps.dr.as_ref().and_then(|s| s.owner.as_ref()),
         steps.security.as_ref().and_then(|s| s.owner.as_ref()),
         steps.observability.as_ref().and_then(|s| s.owner.as_ref()),
         steps.canary.as_ref().and_then(|s| s.owner.as_ref()),
@@ -287,6 +291,344 @@ fn check_canary(p: &mut Problems<'_>, spec: &Spec) {
                 None,
             );
         }
+    }
+}
+
+/// Systems a fault or the DR step can name, and whether gauntlet starts each one.
+fn systems(spec: &Spec) -> Vec<(&str, bool)> {
+    let mut systems = vec![("candidate", spec.targets.candidate.value.command.is_some())];
+    systems.extend(
+        spec.dependencies
+            .iter()
+            .map(|(name, launch)| (name.as_str(), launch.value.command.is_some())),
+    );
+    systems
+}
+
+fn check_system(
+    p: &mut Problems<'_>,
+    at: Location,
+    what: &str,
+    name: &str,
+    spec: &Spec,
+    started: bool,
+) {
+    let systems = systems(spec);
+    match systems.iter().find(|(n, _)| *n == name) {
+        None => {
+            let names: Vec<&str> = systems.iter().map(|(n, _)| *n).collect();
+            let help = did_you_mean(name, names.iter().copied())
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| format!("systems: {}", list(&names)));
+            p.at(at, format!("{what}: no system named `{name}`"), Some(help));
+        }
+        Some((_, has_command)) if started && !has_command => p.at(
+            at,
+            format!("{what}: `{name}` is reached by `url`, so gauntlet has no process or directory of it"),
+            Some("give it a `command` so gauntlet starts it, or use a proxy fault".into()),
+        ),
+        _ => {}
+    }
+}
+
+fn check_probes(p: &mut Problems<'_>, at: Location, what: &str, probes: &[crate::drills::Probe]) {
+    for probe in probes {
+        let kinds = [
+            probe.http.is_some(),
+            probe.metric.is_some(),
+            probe.command.is_some(),
+        ]
+        .iter()
+        .filter(|k| **k)
+        .count();
+        if kinds != 1 {
+            p.at(
+                at,
+                format!(
+                    "{what}: probe `{}` needs exactly one of `http`, `metric` or `command`",
+                    probe.name
+                ),
+                Some(
+                    "e.g. `{name: up, http: {path: /healthz, status: [200], within: 500ms}}`"
+                        .into(),
+                ),
+            );
+        }
+        if let Some(http) = &probe.http
+            && !http.path.starts_with('/')
+        {
+            p.at(
+                at,
+                format!(
+                    "{what}: probe `{}` path `{}` does not start with `/`",
+                    probe.name, http.path
+                ),
+                None,
+            );
+        }
+        if let Some(metric) = &probe.metric
+            && metric.min.is_none()
+            && metric.max.is_none()
+        {
+            p.at(
+                at,
+                format!(
+                    "{what}: metric probe `{}` has neither `min` nor `max`",
+                    probe.name
+                ),
+                Some("e.g. `{name: errors_total, increase: true, max: 0}`".into()),
+            );
+        }
+        if let Some(command) = &probe.command
+            && command.run.is_empty()
+        {
+            p.at(
+                at,
+                format!("{what}: command probe `{}` has an empty `run`", probe.name),
+                None,
+            );
+        }
+    }
+}
+
+fn check_chaos(p: &mut Problems<'_>, spec: &Spec) {
+    let Some(chaos) = &spec.steps.chaos else {
+        return;
+    };
+    let at = chaos.drills.referenced;
+    if chaos.drills.value.is_empty() {
+        p.at(
+            at,
+            "the chaos step has no drills".into(),
+            Some("add at least one under `drills:`".into()),
+        );
+    }
+    if chaos.interval.as_std().is_zero() {
+        p.at(at, "the probe `interval` must be above zero".into(), None);
+    }
+    for name in chaos.proxies.keys() {
+        check_system(p, at, "chaos.proxies", name, spec, false);
+    }
+    if let Some(hypothesis) = &chaos.steady_state {
+        check_probes(p, at, "chaos.steady_state", &hypothesis.probes);
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for drill in &chaos.drills.value {
+        let what = format!("drill `{}`", drill.name);
+        if drill.name.trim().is_empty() {
+            p.at(at, "a drill needs a `name`".into(), None);
+        }
+        if seen.contains(&drill.name.as_str()) {
+            p.at(
+                at,
+                format!("two drills are named `{}`", drill.name),
+                Some("drill names must be unique".into()),
+            );
+        }
+        seen.push(&drill.name);
+        match &drill.steady_state {
+            Some(own) => check_probes(p, at, &what, &own.probes),
+            None if chaos.steady_state.is_none() => p.at(
+                at,
+                format!("{what} has no steady-state hypothesis"),
+                Some("add `steady_state:` to the drill or to the chaos step".into()),
+            ),
+            None => {}
+        }
+        check_probes(p, at, &what, &drill.side_effects);
+        if drill.duration.as_std().is_zero() {
+            p.at(at, format!("{what}: `duration` must be above zero"), None);
+        }
+        if let crate::drills::Expectation::RecoverWithin(bound) = drill.expect
+            && bound > drill.duration
+        {
+            p.at(
+                at,
+                format!(
+                    "{what}: `recover within {bound}` is longer than the drill ({})",
+                    drill.duration
+                ),
+                Some("make the drill's `duration` at least the recovery bound".into()),
+            );
+        }
+        if drill.faults.is_empty() {
+            p.at(
+                at,
+                format!("{what} injects no fault"),
+                Some("add at least one under `faults:`".into()),
+            );
+        }
+        for fault in &drill.faults {
+            check_fault(p, fault, &what, spec);
+            if let Some(d) = fault.value.duration
+                && d > drill.duration
+            {
+                p.at(
+                    fault.referenced,
+                    format!(
+                        "{what}: the fault lasts {d}, longer than the drill ({})",
+                        drill.duration
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+}
+
+fn check_fault(
+    p: &mut Problems<'_>,
+    fault: &Spanned<crate::drills::FaultSpec>,
+    what: &str,
+    spec: &Spec,
+) {
+    use crate::drills::{FaultSpec, FaultType, Restart};
+    let at = fault.referenced;
+    let f = &fault.value;
+    let kind = serde_json::to_value(f.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let (needed, allowed) = FaultSpec::fields(f.kind);
+    let given = f.given();
+    for field in needed {
+        if !given.contains(field) {
+            p.at(
+                at,
+                format!("{what}: a `{kind}` fault needs `{field}`"),
+                Some(fault_example(f.kind).into()),
+            );
+        }
+    }
+    for field in &given {
+        if !needed.contains(field) && !allowed.contains(field) {
+            let mut fits: Vec<&str> = needed.iter().chain(allowed.iter()).copied().collect();
+            fits.sort_unstable();
+            p.at(
+                at,
+                format!("{what}: `{field}` does not apply to a `{kind}` fault"),
+                Some(if fits.is_empty() { format!("a `{kind}` fault takes no settings besides target, toxicity, direction and duration") } else { format!("a `{kind}` fault takes {}", list(&fits)) }),
+            );
+        }
+    }
+    let needs_process = matches!(f.kind, FaultType::Corrupt | FaultType::Disk)
+        || (f.kind == FaultType::Kill && f.restart.unwrap_or_default() == Restart::Gauntlet);
+    if f.kind.is_proxy() || needs_process || f.kind == FaultType::Kill {
+        check_system(p, at, what, &f.target, spec, needs_process);
+    }
+    if let Some(status) = f.status
+        && !(100..=599).contains(&status)
+    {
+        p.at(
+            at,
+            format!("{what}: {status} is not an HTTP status"),
+            Some("e.g. 502, 503 or 429".into()),
+        );
+    }
+    if f.kind == FaultType::Bandwidth && f.rate.is_some_and(|r| r.bytes() == 0) {
+        p.at(
+            at,
+            format!("{what}: a bandwidth of 0 is a blackhole"),
+            Some("use `kind: blackhole`, or a rate such as `64KiB`".into()),
+        );
+    }
+    if f.kind == FaultType::HttpAbort || f.kind == FaultType::HttpDelay {
+        let protocol = spec
+            .steps
+            .chaos
+            .as_ref()
+            .and_then(|c| c.proxies.get(&f.target).copied());
+        if protocol == Some(crate::drills::ProxyProtocol::Tcp) {
+            p.at(
+                at,
+                format!(
+                    "{what}: `{kind}` needs an HTTP proxy, but `{}` is set to `tcp`",
+                    f.target
+                ),
+                None,
+            );
+        }
+    }
+    for path in f.file.iter().chain(f.path.iter()) {
+        if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            p.at(
+                at,
+                format!("{what}: `{path}` must stay inside the target's directory"),
+                Some("write a relative path such as `items.json`".into()),
+            );
+        }
+    }
+}
+
+fn fault_example(kind: crate::drills::FaultType) -> &'static str {
+    use crate::drills::FaultType::*;
+    match kind {
+        Latency => "e.g. `{kind: latency, target: quotes-primary, latency: 200ms, jitter: 50ms}`",
+        Bandwidth => "e.g. `{kind: bandwidth, target: quotes-primary, rate: 64KiB}` (per second)",
+        Timeout => "e.g. `{kind: timeout, target: quotes-primary, after: 2s}`",
+        SlowClose => "e.g. `{kind: slow_close, target: quotes-primary, delay: 1s}`",
+        HttpDelay => "e.g. `{kind: http_delay, target: quotes-primary, delay: 300ms}`",
+        HttpAbort => {
+            "e.g. `{kind: http_abort, target: quotes-primary, status: 503, toxicity: 50%}`"
+        }
+        DropBytes => "e.g. `{kind: drop_bytes, target: quotes-primary, bytes: 16}`",
+        Memory => "e.g. `{kind: memory, size: 256MiB}`",
+        Disk => "e.g. `{kind: disk, size: 1GiB}`",
+        Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
+        Reset | Blackhole | Kill | Cpu => "",
+    }
+}
+
+fn check_dr(p: &mut Problems<'_>, spec: &Spec) {
+    let Some(dr) = &spec.steps.dr else {
+        return;
+    };
+    let at = dr.markers.referenced;
+    check_system(p, at, "dr.target", &dr.target, spec, true);
+    if dr.sqlite.is_none() && dr.files.is_empty() && dr.backup_command.is_none() {
+        p.at(
+            at,
+            "the DR step has nothing to back up".into(),
+            Some(
+                "name the data: `sqlite: app.db` and/or `files: [...]`, or give a `backup_command`"
+                    .into(),
+            ),
+        );
+    }
+    if dr.backup_command.is_some() != dr.restore_command.is_some() {
+        p.at(
+            at,
+            "`backup_command` and `restore_command` go together".into(),
+            Some("a built-in backup is restored built-in; a backup made by a command needs its restore command".into()),
+        );
+    }
+    for path in dr.sqlite.iter().chain(dr.files.iter()) {
+        if path.starts_with('/') || path.split('/').any(|part| part == "..") {
+            p.at(
+                at,
+                format!("dr: `{path}` must stay inside the target's directory"),
+                None,
+            );
+        }
+    }
+    for request in [&dr.markers.value.write, &dr.markers.value.read] {
+        if !request.path.starts_with('/') {
+            p.at(
+                at,
+                format!(
+                    "dr.markers: path `{}` does not start with `/`",
+                    request.path
+                ),
+                None,
+            );
+        }
+    }
+    if dr.markers.value.before == 0 {
+        p.at(
+            at,
+            "dr.markers.before must be at least 1".into(),
+            Some("the restore must show a record written before the backup".into()),
+        );
     }
 }
 

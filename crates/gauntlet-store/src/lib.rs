@@ -447,6 +447,7 @@ mod tests {
                 checks: vec![check],
             }],
             timeline: vec![],
+            drills: vec![],
             evidence: vec![EvidenceFile {
                 path: "evidence/a.json".into(),
                 sha256: "ab".into(),

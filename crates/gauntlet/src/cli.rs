@@ -75,6 +75,17 @@ pub enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// Run chaos drills on their own (a manual gameday): the systems come up, the named
+    /// drills run with their timeline printed live, everything is undone.
+    Chaos {
+        /// The spec file, e.g. gauntlet.yaml.
+        file: PathBuf,
+        /// The drill to run (repeatable; default: every drill).
+        #[arg(long, value_name = "NAME")]
+        drill: Vec<String>,
+        #[command(flatten)]
+        execution: Execution,
+    },
     /// Replay recorded observations through the canary's judges (offline verdict).
     ///
     /// FILE holds one observation per line: JSON lines (optionally gzipped, as the canary
@@ -110,11 +121,55 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run a fault proxy in front of an address, with its control API (a manual gameday).
+    ///
+    /// Faults are added and removed over the control API, e.g.
+    /// `curl -X POST 127.0.0.1:8474/proxies/proxy/faults -d '{"kind":"latency","latency_ms":200}'`
+    /// and `curl -X DELETE 127.0.0.1:8474/proxies/proxy/faults`. Runs until Ctrl-C.
+    Proxy {
+        /// Where clients connect, e.g. 127.0.0.1:8000.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Where the proxy forwards, e.g. 127.0.0.1:9000.
+        #[arg(long)]
+        upstream: String,
+        /// Where the control API listens.
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        control: std::net::SocketAddr,
+        /// Name of the proxy in the control API.
+        #[arg(long, default_value = "proxy")]
+        name: String,
+        /// `http` adds request faults (http_abort, http_delay); `tcp` passes bytes only.
+        #[arg(long, value_enum, default_value_t = ProxyProtocol::Http)]
+        protocol: ProxyProtocol,
+        /// Seed for which connections and requests a partial fault touches.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
+    /// Busy threads and touched memory for a chaos drill (started by the chaos step).
+    #[command(hide = true)]
+    Stress {
+        /// Busy threads.
+        #[arg(long, default_value_t = 0)]
+        cpu: u32,
+        /// Bytes to allocate and touch.
+        #[arg(long, default_value_t = 0)]
+        memory: u64,
+        /// Stop after this many seconds (at most an hour).
+        #[arg(long, default_value_t = 600.0)]
+        seconds: f64,
+    },
     /// The demo system's processes (started by `gauntlet demo`).
     #[command(hide = true, name = "demo-service", subcommand)]
     DemoService(DemoService),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProxyProtocol {
+    Http,
+    Tcp,
 }
 
 /// Options shared by `run` and `demo`.
@@ -151,6 +206,8 @@ pub struct Execution {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StepArg {
     RollbackRehearsal,
+    Chaos,
+    Dr,
     Security,
     Observability,
     Canary,
@@ -160,6 +217,8 @@ impl StepArg {
     pub fn name(self) -> &'static str {
         match self {
             StepArg::RollbackRehearsal => "rollback-rehearsal",
+            StepArg::Chaos => "chaos",
+            StepArg::Dr => "dr",
             StepArg::Security => "security",
             StepArg::Observability => "observability",
             StepArg::Canary => "canary",

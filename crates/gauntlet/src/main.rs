@@ -112,8 +112,44 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             let text = read_spec(&args.file)?;
             let spec = gauntlet_spec::load_str(&args.file.display().to_string(), &text)
                 .map_err(CliError::Spec)?;
-            execute(spec, &args.file, text, &args.execution, &global)
+            execute(spec, &args.file, text, &args.execution, &global, Vec::new())
         }
+        Command::Chaos {
+            file,
+            drill,
+            mut execution,
+        } => {
+            let text = read_spec(&file)?;
+            let spec = gauntlet_spec::load_str(&file.display().to_string(), &text)
+                .map_err(CliError::Spec)?;
+            let Some(chaos) = &spec.steps.chaos else {
+                return Err(CliError::Usage(format!(
+                    "{} has no `steps.chaos` section, so it has no drills",
+                    file.display()
+                )));
+            };
+            let names: Vec<&str> = chaos.drills.value.iter().map(|d| d.name.as_str()).collect();
+            for wanted in &drill {
+                if !names.contains(&wanted.as_str()) {
+                    let hint = gauntlet_spec::did_you_mean(wanted, names.iter().copied())
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    return Err(CliError::Usage(format!(
+                        "no drill named `{wanted}` in {}; {hint}drills: {}",
+                        file.display(),
+                        names.join(", ")
+                    )));
+                }
+            }
+            execution.only = vec![cli::StepArg::Chaos];
+            execution.skip.clear();
+            execute(spec, &file, text, &execution, &global, drill)
+        }
+        Command::Stress {
+            cpu,
+            memory,
+            seconds,
+        } => stress(cpu, memory, seconds),
         Command::Demo(args) => {
             let text = demo::spec_text(&args.defect).map_err(CliError::Usage)?;
             let spec = gauntlet_spec::load_str(demo::SPEC_NAME, &text).map_err(CliError::Spec)?;
@@ -133,6 +169,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 text,
                 &args.execution,
                 &global,
+                Vec::new(),
             )
         }
         Command::History { limit, json } => history(&global, limit, json),
@@ -152,6 +189,14 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             http2,
             json,
         } => offline::load(&url, rate.as_deref(), &duration, connections, http2, json),
+        Command::Proxy {
+            listen,
+            upstream,
+            control,
+            name,
+            protocol,
+            seed,
+        } => offline::proxy(listen, &upstream, control, &name, protocol, seed),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -198,6 +243,7 @@ fn execute(
     spec_text: String,
     execution: &Execution,
     global: &Global,
+    drills: Vec<String>,
 ) -> Result<i32, CliError> {
     let configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
         .iter()
@@ -232,6 +278,7 @@ fn execute(
         strict: execution.strict,
         seed: execution.seed,
         request_timeout: Duration::from_secs(5),
+        drills,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)
@@ -366,6 +413,49 @@ fn recover(global: &Global, run: Option<&str>) -> Result<i32, CliError> {
             say!("  {line}");
         }
     }
+    Ok(exit::GO)
+}
+
+/// `gauntlet stress`: the CPU and memory pressure of a drill, in its own process so the
+/// journal can stop it and a dead run's stressor is stopped by `gauntlet recover`.
+fn stress(cpu: u32, memory: u64, seconds: f64) -> Result<i32, CliError> {
+    let until = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+    let mut held: Vec<u8> = Vec::new();
+    if memory > 0 {
+        let size = usize::try_from(memory)
+            .map_err(|_| CliError::Usage(format!("{memory} bytes do not fit in memory")))?;
+        held.try_reserve_exact(size)
+            .map_err(|e| CliError::Usage(format!("cannot allocate {memory} bytes: {e}")))?;
+        held.resize(size, 0);
+        // Touch every page so the memory is resident, not just reserved.
+        for page in held.chunks_mut(4096) {
+            page[0] = 1;
+        }
+    }
+    let threads: Vec<_> = (0..cpu)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut x: u64 = 1;
+                while std::time::Instant::now() < until {
+                    for _ in 0..10_000 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    while std::time::Instant::now() < until {
+        std::thread::sleep(
+            Duration::from_millis(50)
+                .min(until.saturating_duration_since(std::time::Instant::now())),
+        );
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
+    std::hint::black_box(&held);
     Ok(exit::GO)
 }
 

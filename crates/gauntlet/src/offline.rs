@@ -1,5 +1,5 @@
 //! Commands that work without a spec run: `judge` (replay recorded observations through
-//! the canary's judges) and `load` (a plain load test).
+//! the canary's judges), `load` (a plain load test) and `proxy` (a standalone fault proxy).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -239,4 +239,46 @@ pub fn load(
         low = high;
     }
     Ok(exit::GO)
+}
+
+/// `gauntlet proxy`: one fault proxy and its control API until Ctrl-C or SIGTERM. Its faults
+/// live in this process only, so stopping it removes them all.
+pub fn proxy(
+    listen: std::net::SocketAddr,
+    upstream: &str,
+    control: std::net::SocketAddr,
+    name: &str,
+    protocol: crate::cli::ProxyProtocol,
+    seed: u64,
+) -> Result<i32, CliError> {
+    use gauntlet_net::{ControlServer, FaultProxy, Protocol};
+    let protocol = match protocol {
+        crate::cli::ProxyProtocol::Http => Protocol::Http,
+        crate::cli::ProxyProtocol::Tcp => Protocol::Tcp,
+    };
+    runtime()?.block_on(async {
+        let proxy = FaultProxy::start(name, listen, upstream, protocol, seed)
+            .await
+            .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
+        let api = ControlServer::start(control, &[&proxy])
+            .await
+            .map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot listen on {control} for the control API: {e}"
+                ))
+            })?;
+        eprintln!(
+            "gauntlet proxy `{name}`: {} -> {upstream}; control API http://{}/proxies",
+            proxy.addr(),
+            api.addr()
+        );
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| CliError::Other(e.into()))?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(exit::GO)
+    })
 }

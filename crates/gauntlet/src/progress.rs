@@ -141,7 +141,14 @@ impl Observer for Progress {
         }
         match self {
             Progress::Terminal { bar } => {
-                if let Some(spinner) = bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                let bar = bar.lock().unwrap_or_else(|e| e.into_inner());
+                // A drill's gameday timeline stays on screen, a line per event.
+                if event.kind.starts_with("drill-") {
+                    match bar.as_ref() {
+                        Some(spinner) => spinner.println(format!("  {}", event.message)),
+                        None => eprintln!("  {}", event.message),
+                    }
+                } else if let Some(spinner) = bar.as_ref() {
                     spinner.set_message(format!(
                         "{:<14} {}",
                         event.step.as_deref().unwrap_or(""),

@@ -1,8 +1,9 @@
 //! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
 //! returns its checks; it records timeline events and evidence through the context.
-//! Steps 1 and 3–5 arrive with their own issues; the spec rejects them until then.
+//! Steps 1 and 5 arrive with their own issues; the spec rejects them until then.
 
 mod canary;
+mod chaos;
 mod observability;
 mod rehearsal;
 mod security;
@@ -16,6 +17,7 @@ use gauntlet_spec::Spec;
 use crate::context::RunContext;
 
 pub use canary::Canary;
+pub use chaos::Chaos;
 pub use observability::Observability;
 pub use rehearsal::Rehearsal;
 pub use security::Security;
@@ -54,13 +56,23 @@ impl StepMeta {
 }
 
 /// Names of the steps this build can run, in pipeline order.
-pub const AVAILABLE: &[&str] = &["rollback-rehearsal", "security", "observability", "canary"];
+pub const AVAILABLE: &[&str] = &[
+    "rollback-rehearsal",
+    "chaos",
+    "dr",
+    "security",
+    "observability",
+    "canary",
+];
 
 /// The steps the spec configures, in pipeline order.
 pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
     if let Some(config) = &spec.steps.rollback_rehearsal {
         steps.push(Box::new(Rehearsal::new(config)));
+    }
+    if let Some(config) = &spec.steps.chaos {
+        steps.push(Box::new(Chaos::new(config)));
     }
     if let Some(config) = &spec.steps.security {
         steps.push(Box::new(Security::new(config)));

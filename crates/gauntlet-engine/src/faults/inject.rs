@@ -1,0 +1,421 @@
+//! Applying a drill's faults and undoing them: proxy faults, a killed process, busy CPU
+//! threads and touched memory (a separate `gauntlet stress` process), a disk filled with a
+//! file, and a corrupted data file. Each is registered in the cleanup journal before it is
+//! applied; undoing it closes the entry, and says whether the undo was verified.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gauntlet_net::{Direction, Fault, FaultKind, FaultProxy};
+use gauntlet_spec::{FaultDirection, FaultSpec, FaultType, KillSignal, Launch, Restart};
+use nix::sys::signal::Signal;
+
+use crate::context::RunContext;
+use crate::journal::Undo;
+
+/// A fault that is in, and how to take it out.
+pub enum Applied {
+    Proxy {
+        proxy: Arc<FaultProxy>,
+        id: u64,
+        journal_id: u64,
+    },
+    Killed {
+        target: String,
+        restart: Restart,
+        journal_id: u64,
+    },
+    Stressor {
+        name: String,
+    },
+    Fill {
+        path: PathBuf,
+        journal_id: u64,
+    },
+    Corrupt {
+        corruption: super::corrupt_file::Corruption,
+        original_sha256: String,
+    },
+}
+
+fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
+    ctx.journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .register(undo)
+        .map_err(|e| e.to_string())
+}
+
+fn done(ctx: &RunContext, id: u64) {
+    let _ = ctx
+        .journal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .done(id);
+}
+
+fn target_dir(ctx: &RunContext, target: &str) -> Result<PathBuf, String> {
+    ctx.supervisor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .dir(target)
+        .ok_or_else(|| format!("gauntlet did not start `{target}`, so it has no directory of it"))
+}
+
+/// The proxy fault a spec fault describes.
+pub fn proxy_fault(spec: &FaultSpec) -> Option<Fault> {
+    let ms =
+        |d: Option<gauntlet_spec::units::Duration>| d.map_or(0, |d| d.as_std().as_millis() as u64);
+    let kind = match spec.kind {
+        FaultType::Latency => FaultKind::Latency {
+            latency_ms: ms(spec.latency),
+            jitter_ms: ms(spec.jitter),
+        },
+        FaultType::Bandwidth => FaultKind::Bandwidth {
+            bytes_per_second: spec.rate.map_or(1, |r| r.bytes().max(1)),
+        },
+        FaultType::Reset => FaultKind::Reset,
+        FaultType::Blackhole => FaultKind::Blackhole,
+        FaultType::Timeout => FaultKind::Timeout {
+            after_ms: ms(spec.after),
+        },
+        FaultType::SlowClose => FaultKind::SlowClose {
+            delay_ms: ms(spec.delay),
+        },
+        FaultType::HttpAbort => FaultKind::HttpAbort {
+            status: spec.status.unwrap_or(503),
+        },
+        FaultType::HttpDelay => FaultKind::HttpDelay {
+            delay_ms: ms(spec.delay),
+        },
+        FaultType::DropBytes => FaultKind::DropBytes {
+            bytes: spec.bytes.unwrap_or(0),
+        },
+        _ => return None,
+    };
+    Some(Fault {
+        kind,
+        toxicity: spec.toxicity.ratio(),
+        direction: match spec.direction {
+            FaultDirection::Upstream => Direction::Upstream,
+            FaultDirection::Downstream => Direction::Downstream,
+            FaultDirection::Both => Direction::Both,
+        },
+        duration_ms: spec.duration.map(|d| d.as_std().as_millis() as u64),
+    })
+}
+
+/// Applies one fault; returns it and a line for the timeline.
+pub async fn apply(
+    ctx: &RunContext,
+    drill: &str,
+    index: usize,
+    spec: &FaultSpec,
+    seed: u64,
+) -> Result<(Applied, String), String> {
+    let kind = spec.kind;
+    if let Some(fault) = proxy_fault(spec) {
+        let proxy = ctx
+            .systems
+            .get(&spec.target)
+            .and_then(|s| s.proxy.clone())
+            .ok_or_else(|| format!("no fault proxy in front of `{}`", spec.target))?;
+        let label = format!(
+            "{} ({}% of {})",
+            fault.kind.name(),
+            spec.toxicity.ratio() * 100.0,
+            if fault.kind.name().starts_with("http") {
+                "requests"
+            } else {
+                "connections"
+            }
+        );
+        let journal_id = register(
+            ctx,
+            Undo::ProxyFault {
+                proxy: spec.target.clone(),
+                fault: label.clone(),
+            },
+        )?;
+        let id = match proxy.add(fault) {
+            Ok(id) => id,
+            Err(e) => {
+                done(ctx, journal_id);
+                return Err(e);
+            }
+        };
+        return Ok((
+            Applied::Proxy {
+                proxy,
+                id,
+                journal_id,
+            },
+            format!("{label} on the proxy in front of {}", spec.target),
+        ));
+    }
+    match kind {
+        FaultType::Kill => {
+            let restart = spec.restart.unwrap_or_default();
+            let signal = match spec.signal.unwrap_or_default() {
+                KillSignal::Kill => Signal::SIGKILL,
+                KillSignal::Term => Signal::SIGTERM,
+            };
+            let journal_id = register(
+                ctx,
+                Undo::Restart {
+                    label: spec.target.clone(),
+                },
+            )?;
+            let killed = ctx
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .kill(&spec.target, signal);
+            match killed {
+                Ok(pid) => Ok((
+                    Applied::Killed {
+                        target: spec.target.clone(),
+                        restart,
+                        journal_id,
+                    },
+                    format!("{signal} to {} (pid {pid})", spec.target),
+                )),
+                Err(e) => {
+                    done(ctx, journal_id);
+                    Err(e)
+                }
+            }
+        }
+        FaultType::Cpu | FaultType::Memory => {
+            let gauntlet = std::env::current_exe().map_err(|e| e.to_string())?;
+            let mut command = vec![gauntlet.display().to_string(), "stress".into()];
+            let what = if kind == FaultType::Cpu {
+                let threads = spec.threads.unwrap_or_else(|| {
+                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
+                });
+                command.extend(["--cpu".into(), threads.to_string()]);
+                format!("{threads} busy threads")
+            } else {
+                let bytes = spec.size.map_or(0, |s| s.bytes());
+                command.extend(["--memory".into(), bytes.to_string()]);
+                format!(
+                    "{} allocated and touched",
+                    spec.size.map_or("0B".into(), |s| s.to_string())
+                )
+            };
+            if let Some(d) = spec.duration {
+                command.extend(["--seconds".into(), d.as_std().as_secs_f64().to_string()]);
+            }
+            let name = format!("stress-{}-{index}", crate::context::file_safe(drill));
+            let launch = Launch {
+                url: None,
+                command: Some(command),
+                env: Default::default(),
+                health: "/".into(),
+                ready_timeout: gauntlet_spec::units::Duration::from_secs(1),
+            };
+            let run_dir = ctx.recorder.run_dir().to_path_buf();
+            ctx.supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .spawn(&name, &launch, &run_dir, &Default::default())
+                .map_err(|e| e.to_string())?;
+            Ok((
+                Applied::Stressor { name: name.clone() },
+                format!("{what} ({name})"),
+            ))
+        }
+        FaultType::Disk => {
+            let mut dir = target_dir(ctx, &spec.target)?;
+            if let Some(path) = &spec.path {
+                dir = dir.join(path);
+            }
+            let path = dir.join(format!(
+                ".gauntlet-fill-{}-{index}",
+                crate::context::file_safe(drill)
+            ));
+            let size = spec.size.map_or(0, |s| s.bytes());
+            let journal_id = register(ctx, Undo::RemoveFile { path: path.clone() })?;
+            let target = path.clone();
+            let written = tokio::task::spawn_blocking(move || fill(&target, size))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            match written {
+                Ok(()) => Ok((
+                    Applied::Fill {
+                        path: path.clone(),
+                        journal_id,
+                    },
+                    format!(
+                        "filled {} with {}",
+                        path.display(),
+                        spec.size.map_or("0B".into(), |s| s.to_string())
+                    ),
+                )),
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    done(ctx, journal_id);
+                    Err(format!("cannot fill {}: {e}", path.display()))
+                }
+            }
+        }
+        FaultType::Corrupt => {
+            let file = spec.file.clone().unwrap_or_default();
+            let path = target_dir(ctx, &spec.target)?.join(&file);
+            let original =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let original_sha256 = gauntlet_report::sha256_hex(&original);
+            let flips = spec.bytes.unwrap_or(8) as usize;
+            let corruption = {
+                let mut journal = ctx.journal.lock().unwrap_or_else(|e| e.into_inner());
+                super::corrupt_file::corrupt_file(&mut journal, &path, flips, seed)
+                    .map_err(|e| e.to_string())?
+            };
+            let line = format!(
+                "flipped {} byte(s) of {} (original kept aside)",
+                corruption.flipped.len(),
+                path.display()
+            );
+            Ok((
+                Applied::Corrupt {
+                    corruption,
+                    original_sha256,
+                },
+                line,
+            ))
+        }
+        _ => Err(format!("{kind:?} is not a process, resource or data fault")),
+    }
+}
+
+/// Writes `size` bytes of zeros and syncs them to disk.
+fn fill(path: &std::path::Path, size: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()
+}
+
+/// Takes a fault out. Returns what was done and whether the undo was verified.
+pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
+    match applied {
+        Applied::Proxy {
+            proxy,
+            id,
+            journal_id,
+        } => {
+            // A fault with its own duration may have removed itself already.
+            proxy.remove(id);
+            done(ctx, journal_id);
+            let gone = !proxy.faults().iter().any(|f| f.id == id);
+            (
+                format!(
+                    "removed fault {id} from the proxy in front of {}",
+                    proxy.name()
+                ),
+                gone,
+            )
+        }
+        Applied::Killed {
+            target, journal_id, ..
+        } => {
+            done(ctx, journal_id);
+            let running = ctx
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pid(&target)
+                .is_some();
+            (
+                format!(
+                    "{target} is {}",
+                    if running {
+                        "running again"
+                    } else {
+                        "NOT running"
+                    }
+                ),
+                running,
+            )
+        }
+        Applied::Stressor { name } => {
+            let supervisor = ctx.supervisor.clone();
+            let stopped = tokio::task::spawn_blocking(move || {
+                let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());
+                let line = supervisor.stop(&name);
+                let gone = supervisor.pid(&name).is_none();
+                (
+                    line.unwrap_or_else(|| format!("{name} had already stopped")),
+                    gone,
+                )
+            })
+            .await;
+            stopped.unwrap_or_else(|e| (format!("stopping the stressor failed: {e}"), false))
+        }
+        Applied::Fill { path, journal_id } => {
+            let line = Undo::RemoveFile { path: path.clone() }.perform();
+            done(ctx, journal_id);
+            (line, !path.exists())
+        }
+        Applied::Corrupt {
+            corruption,
+            original_sha256,
+        } => {
+            let line = super::corrupt_file::restore(&corruption.path, &corruption.original);
+            done(ctx, corruption.journal_id);
+            let same = std::fs::read(&corruption.path)
+                .map(|bytes| gauntlet_report::sha256_hex(&bytes) == original_sha256)
+                .unwrap_or(false);
+            (
+                format!(
+                    "{line} (sha256 {})",
+                    if same {
+                        "matches the original"
+                    } else {
+                        "DIFFERS from the original"
+                    }
+                ),
+                same,
+            )
+        }
+    }
+}
+
+/// After a kill with `restart: gauntlet`: wait for the process to be gone, then start it
+/// again. Returns the timeline line.
+pub async fn restart_killed(ctx: &RunContext, target: &str) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let alive = ctx
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pid(target)
+            .is_some();
+        if !alive {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("{target} did not exit within 10s of the signal"));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let endpoint = ctx
+        .supervisor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .respawn(target, None)
+        .map_err(|e| e.to_string())?;
+    Ok(format!(
+        "gauntlet started {target} again at {}",
+        endpoint.url
+    ))
+}

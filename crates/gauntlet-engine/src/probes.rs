@@ -1,0 +1,168 @@
+//! Steady-state probes: an HTTP request with an expected status, latency bound and body;
+//! a metric scraped from the candidate (its value, or its increase since a phase began);
+//! a command with an expected exit code. A probe that cannot be run fails: a drill never
+//! counts "could not look" as "looked and it was fine".
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gauntlet_net::{HttpClient, Outgoing};
+use gauntlet_spec::{HttpProbe, MetricProbe, Probe};
+
+/// One probe's result.
+#[derive(Debug, Clone)]
+pub struct ProbeResult {
+    pub name: String,
+    pub pass: bool,
+    pub detail: String,
+}
+
+/// Values of `increase` metric probes when a phase began, by probe name.
+pub type MetricBase = BTreeMap<String, f64>;
+
+pub async fn run_probe(
+    client: &HttpClient,
+    base_url: &str,
+    probe: &Probe,
+    metric_base: &MetricBase,
+) -> ProbeResult {
+    let (pass, detail) = if let Some(http) = &probe.http {
+        http_probe(client, base_url, http).await
+    } else if let Some(metric) = &probe.metric {
+        match scrape(client, base_url, metric).await {
+            Ok(value) => {
+                let shown = match metric_base.get(&probe.name) {
+                    Some(start) if metric.increase => value - start,
+                    _ => value,
+                };
+                let ok =
+                    metric.min.is_none_or(|m| shown >= m) && metric.max.is_none_or(|m| shown <= m);
+                let what = if metric.increase { "increase" } else { "value" };
+                (ok, format!("{} {what} {shown}", metric.name))
+            }
+            Err(e) => (false, e),
+        }
+    } else if let Some(command) = &probe.command {
+        command_probe(&command.run, command.exit, command.timeout.as_std()).await
+    } else {
+        (false, "the probe has no kind".to_string())
+    };
+    ProbeResult {
+        name: probe.name.clone(),
+        pass,
+        detail,
+    }
+}
+
+async fn http_probe(client: &HttpClient, base_url: &str, http: &HttpProbe) -> (bool, String) {
+    let out = Outgoing {
+        base: base_url.trim_end_matches('/').to_string(),
+        method: http.method.as_str().to_string(),
+        path: http.path.clone(),
+        headers: http.headers.clone(),
+        body: http.body.clone(),
+    };
+    // A hung request must not stall the drill's clock: wait at most twice the bound.
+    let limit = http.within.map_or(Duration::from_secs(2), |w| {
+        (w.as_std() * 2).max(Duration::from_millis(200))
+    });
+    let answer = match tokio::time::timeout(limit, client.send(&out)).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return (false, format!("{} {}: {e}", out.method, out.path)),
+        Err(_) => {
+            return (
+                false,
+                format!("{} {}: no answer within {limit:?}", out.method, out.path),
+            );
+        }
+    };
+    let status_ok = if http.status.is_empty() {
+        answer.is_success()
+    } else {
+        http.status.contains(&answer.status)
+    };
+    let fast = http.within.is_none_or(|w| answer.elapsed <= w.as_std());
+    let body_ok = http
+        .body_contains
+        .as_ref()
+        .is_none_or(|text| answer.body_text().contains(text.as_str()));
+    let detail = format!(
+        "{} {} -> {} in {:.0}ms{}",
+        out.method,
+        out.path,
+        answer.status,
+        answer.elapsed.as_secs_f64() * 1000.0,
+        if body_ok {
+            ""
+        } else {
+            " (body lacks the expected text)"
+        }
+    );
+    (status_ok && fast && body_ok, detail)
+}
+
+/// The sum of the series that match the probe's name and labels.
+pub async fn scrape(
+    client: &HttpClient,
+    base_url: &str,
+    metric: &MetricProbe,
+) -> Result<f64, String> {
+    let answer = client
+        .send(&Outgoing::get(base_url, &metric.path))
+        .await
+        .map_err(|e| format!("scrape {}: {e}", metric.path))?;
+    if !answer.is_success() {
+        return Err(format!("scrape {}: status {}", metric.path, answer.status));
+    }
+    let families = gauntlet_metrics::parse_text(&answer.body_text())
+        .map_err(|e| format!("scrape {}: {e}", metric.path))?;
+    let mut total = 0.0;
+    let mut found = false;
+    for family in &families {
+        for sample in &family.samples {
+            let named = sample.name == metric.name
+                || (family.name == metric.name
+                    && !sample.name.ends_with("_created")
+                    && !sample.name.ends_with("_bucket"));
+            if named
+                && metric
+                    .labels
+                    .iter()
+                    .all(|(k, v)| sample.label(k) == Some(v.as_str()))
+            {
+                total += sample.value;
+                found = true;
+            }
+        }
+    }
+    if found {
+        Ok(total)
+    } else {
+        // A counter not yet incremented is absent: that is zero, not an error.
+        Ok(0.0)
+    }
+}
+
+async fn command_probe(run: &[String], expected: i32, timeout: Duration) -> (bool, String) {
+    let Some((program, args)) = run.split_first() else {
+        return (false, "empty command".into());
+    };
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    match tokio::time::timeout(timeout, child).await {
+        Ok(Ok(status)) => {
+            let code = status.code().unwrap_or(-1);
+            (code == expected, format!("`{program}` exited {code}"))
+        }
+        Ok(Err(e)) => (false, format!("cannot run `{program}`: {e}")),
+        Err(_) => (
+            false,
+            format!("`{program}` did not finish within {timeout:?}"),
+        ),
+    }
+}

@@ -1,0 +1,694 @@
+//! Step 3, chaos drills. For each drill: the steady-state hypothesis must hold before
+//! (else the drill is inconclusive — we do not break a broken system); the faults go in,
+//! each through the cleanup journal; the probes run every interval while they are in;
+//! the faults come out; the hypothesis must hold again. The gameday timeline (start,
+//! fault applied, detection, action, recovery, fault removed) gives the time to detect and
+//! the time to recover, in the report and as an SVG in the run directory.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use gauntlet_report::{Check, DrillEvent, DrillReport, Outcome, Severity};
+use gauntlet_spec::{ChaosStep, Drill, Expectation, Hypothesis, Probe, Restart};
+
+use super::{Step, StepFuture, StepMeta};
+use crate::context::RunContext;
+use crate::faults::inject::{self, Applied};
+use crate::probes::{MetricBase, ProbeResult, run_probe, scrape};
+
+const STEP: &str = "chaos";
+/// Consecutive passing rounds that count as "holds again".
+const SETTLED_ROUNDS: usize = 3;
+
+pub struct Chaos(StepMeta);
+
+impl Chaos {
+    pub fn new(config: &ChaosStep) -> Self {
+        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
+    }
+}
+
+impl Step for Chaos {
+    fn name(&self) -> &'static str {
+        STEP
+    }
+    fn meta(&self) -> &StepMeta {
+        &self.0
+    }
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            let Some(config) = &ctx.spec.steps.chaos else {
+                return Vec::new();
+            };
+            let mut checks = Vec::new();
+            for (index, drill) in config.drills.value.iter().enumerate() {
+                if !ctx.drills.is_empty() && !ctx.drills.contains(&drill.name) {
+                    continue;
+                }
+                let seed = ctx.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                checks.extend(run_drill(ctx, config, drill, self.0.severity, seed).await);
+            }
+            checks
+        })
+    }
+}
+
+/// One round of probes, `at` since the drill started.
+struct Round {
+    at: Duration,
+    results: Vec<ProbeResult>,
+}
+
+impl Round {
+    fn holds(&self) -> bool {
+        self.results.iter().all(|r| r.pass)
+    }
+    fn failures(&self) -> String {
+        self.results
+            .iter()
+            .filter(|r| !r.pass)
+            .map(|r| format!("{}: {}", r.name, r.detail))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+struct Timeline {
+    started: Instant,
+    drill: String,
+    events: Vec<DrillEvent>,
+}
+
+impl Timeline {
+    fn at(&self) -> Duration {
+        self.started.elapsed()
+    }
+    fn note(&mut self, ctx: &RunContext, kind: &str, detail: impl Into<String>) -> Duration {
+        let at = self.at();
+        let detail = detail.into();
+        ctx.recorder.event(
+            Some(STEP),
+            &format!("drill-{kind}"),
+            format!("{} +{:.2}s {kind}: {detail}", self.drill, at.as_secs_f64()),
+        );
+        self.events.push(DrillEvent {
+            at_ms: at.as_millis() as u64,
+            kind: kind.to_string(),
+            detail,
+        });
+        at
+    }
+}
+
+async fn round(
+    ctx: &RunContext,
+    url: &str,
+    probes: &[Probe],
+    base: &MetricBase,
+    timeline: &Timeline,
+) -> Round {
+    let mut results = Vec::with_capacity(probes.len());
+    for probe in probes {
+        results.push(run_probe(&ctx.client, url, probe, base).await);
+    }
+    Round {
+        at: timeline.at(),
+        results,
+    }
+}
+
+/// Probe values that `increase` probes compare against.
+async fn metric_base(ctx: &RunContext, url: &str, probes: &[Probe]) -> MetricBase {
+    let mut base = MetricBase::new();
+    for probe in probes {
+        if let Some(metric) = probe.metric.as_ref().filter(|m| m.increase) {
+            base.insert(
+                probe.name.clone(),
+                scrape(&ctx.client, url, metric).await.unwrap_or(0.0),
+            );
+        }
+    }
+    base
+}
+
+/// Per probe: passes and total.
+fn shares(rounds: &[&Round], probes: &[Probe]) -> Vec<(String, usize, usize, f64)> {
+    probes
+        .iter()
+        .enumerate()
+        .map(|(i, probe)| {
+            let total = rounds.len();
+            let passed = rounds
+                .iter()
+                .filter(|r| r.results.get(i).is_some_and(|x| x.pass))
+                .count();
+            (probe.name.clone(), passed, total, probe.tolerance.ratio())
+        })
+        .collect()
+}
+
+async fn run_drill(
+    ctx: &RunContext,
+    config: &ChaosStep,
+    drill: &Drill,
+    severity: Severity,
+    seed: u64,
+) -> Vec<Check> {
+    let name = drill.name.as_str();
+    let check = |what: &str| Check::new(STEP, &format!("{name}: {what}"), severity);
+    let Some(hypothesis): Option<&Hypothesis> =
+        drill.steady_state.as_ref().or(config.steady_state.as_ref())
+    else {
+        return vec![
+            check("steady state before")
+                .outcome(Outcome::Inconclusive, "no steady-state hypothesis"),
+        ];
+    };
+    let url = ctx
+        .systems
+        .get("candidate")
+        .map(|s| s.drill_url())
+        .unwrap_or_else(|| ctx.candidate.clone());
+    let interval = config.interval.as_std();
+    let probes = &hypothesis.probes;
+    let mut timeline = Timeline {
+        started: Instant::now(),
+        drill: name.to_string(),
+        events: Vec::new(),
+    };
+    timeline.note(
+        ctx,
+        "start",
+        drill
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("expect {}", drill.expect)),
+    );
+    let mut checks = Vec::new();
+
+    // Before: the hypothesis must hold, or the drill does not break anything.
+    let base = metric_base(ctx, &url, probes).await;
+    let mut before = Vec::new();
+    let until = timeline.at() + hypothesis.before.as_std();
+    loop {
+        before.push(round(ctx, &url, probes, &base, &timeline).await);
+        if timeline.at() >= until {
+            break;
+        }
+        tokio::time::sleep(interval).await;
+    }
+    let before_refs: Vec<&Round> = before.iter().collect();
+    let broken: Vec<String> = shares(&before_refs, probes)
+        .into_iter()
+        .filter(|(_, passed, total, tolerance)| (*passed as f64) < tolerance * *total as f64)
+        .map(|(probe, passed, total, _)| format!("{probe} {passed}/{total}"))
+        .collect();
+    let steady = check("steady state before")
+        .threshold(format!("the hypothesis holds for {}", hypothesis.before));
+    if !broken.is_empty() {
+        let why = format!(
+            "the hypothesis does not hold before any fault ({}); last failures: {}",
+            broken.join(", "),
+            before.last().map(Round::failures).unwrap_or_default()
+        );
+        timeline.note(ctx, "end", "not run: the system is not in its steady state");
+        checks.push(steady.outcome(Outcome::Inconclusive, why));
+        finish(
+            ctx,
+            drill,
+            timeline,
+            &[],
+            None,
+            None,
+            None,
+            Outcome::Inconclusive,
+        );
+        return checks;
+    }
+    checks.push(
+        steady
+            .measured(format!("{} rounds", before.len()))
+            .outcome(Outcome::Pass, "the hypothesis held before the faults"),
+    );
+    timeline.note(
+        ctx,
+        "steady-state",
+        format!("held for {} rounds", before.len()),
+    );
+
+    // In: every fault through the journal; a failure to apply one ends the drill.
+    let side_base = metric_base(ctx, &url, &drill.side_effects).await;
+    let base = metric_base(ctx, &url, probes).await;
+    let mut applied: Vec<(Applied, Option<Duration>)> = Vec::new();
+    let mut fault_at = None;
+    let mut apply_error = None;
+    for (i, fault) in drill.faults.iter().enumerate() {
+        match inject::apply(ctx, name, i, &fault.value, seed ^ i as u64).await {
+            Ok((done, line)) => {
+                let at = timeline.note(ctx, "fault-applied", line);
+                fault_at.get_or_insert(at);
+                applied.push((done, fault.value.duration.map(|d| at + d.as_std())));
+            }
+            Err(e) => {
+                apply_error = Some(e);
+                break;
+            }
+        }
+    }
+    let fault_at = fault_at.unwrap_or_else(|| timeline.at());
+    // Restarts the drill itself performs (a killed process under `restart: gauntlet`).
+    let mut actions: Vec<(String, bool)> = applied
+        .iter()
+        .filter_map(|(a, _)| match a {
+            Applied::Killed {
+                target,
+                restart: Restart::Gauntlet,
+                ..
+            } => Some((target.clone(), false)),
+            _ => None,
+        })
+        .collect();
+    let mut during = Vec::new();
+    let mut side_seen: Vec<Option<(Duration, String)>> = vec![None; drill.side_effects.len()];
+    if apply_error.is_none() {
+        let end = fault_at + drill.duration.as_std();
+        loop {
+            for (target, restarted) in actions.iter_mut().filter(|(_, r)| !*r) {
+                let line = match inject::restart_killed(ctx, target).await {
+                    Ok(line) => line,
+                    Err(e) => format!("restart failed: {e}"),
+                };
+                timeline.note(ctx, "action", line);
+                *restarted = true;
+            }
+            let r = round(ctx, &url, probes, &base, &timeline).await;
+            if !r.holds() && !timeline.events.iter().any(|e| e.kind == "detected") {
+                timeline.note(
+                    ctx,
+                    "detected",
+                    format!("steady state broken: {}", r.failures()),
+                );
+            }
+            during.push(r);
+            for (i, probe) in drill.side_effects.iter().enumerate() {
+                if side_seen[i].is_none() {
+                    let result = run_probe(&ctx.client, &url, probe, &side_base).await;
+                    if result.pass {
+                        let at = timeline.note(
+                            ctx,
+                            "side-effect",
+                            format!("{}: {}", probe.name, result.detail),
+                        );
+                        side_seen[i] = Some((at, result.detail));
+                    }
+                }
+            }
+            // Faults with their own, shorter duration come out on time.
+            let now = timeline.at();
+            let mut i = 0;
+            while i < applied.len() {
+                if applied[i].1.is_some_and(|until| now >= until) {
+                    let (done, _) = applied.remove(i);
+                    let (line, _) = inject::undo(ctx, done).await;
+                    timeline.note(ctx, "fault-removed", line);
+                } else {
+                    i += 1;
+                }
+            }
+            if now >= end {
+                break;
+            }
+            tokio::time::sleep(interval.min(end.saturating_sub(now))).await;
+        }
+    }
+
+    // Out: every fault undone and verified.
+    let mut undone_ok = true;
+    let mut undo_lines = Vec::new();
+    for (done, _) in applied.drain(..).rev() {
+        let (line, ok) = inject::undo(ctx, done).await;
+        timeline.note(ctx, "fault-removed", line.clone());
+        undone_ok &= ok;
+        undo_lines.push(line);
+    }
+    let removed_at = timeline.at();
+    if let Some(e) = apply_error {
+        checks.push(check(&drill.expect.to_string()).outcome(
+            Outcome::Inconclusive,
+            format!("a fault could not be applied: {e}"),
+        ));
+        checks.push(check("faults undone").outcome(
+            if undone_ok {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
+            undo_lines.join("; "),
+        ));
+        timeline.note(ctx, "end", "stopped: a fault could not be applied");
+        finish(
+            ctx,
+            drill,
+            timeline,
+            &marks(&during),
+            None,
+            None,
+            None,
+            Outcome::Inconclusive,
+        );
+        return checks;
+    }
+
+    // After: the hypothesis must hold again, for SETTLED_ROUNDS rounds in a row.
+    let base_after = metric_base(ctx, &url, probes).await;
+    let deadline = removed_at + hypothesis.after.as_std();
+    let mut after = Vec::new();
+    let mut restored_at = None;
+    loop {
+        let r = round(ctx, &url, probes, &base_after, &timeline).await;
+        after.push(r);
+        let streak = after.iter().rev().take_while(|r| r.holds()).count();
+        if streak >= SETTLED_ROUNDS {
+            let first_good = &after[after.len() - streak];
+            restored_at = Some(first_good.at);
+            break;
+        }
+        if timeline.at() >= deadline {
+            break;
+        }
+        tokio::time::sleep(interval).await;
+    }
+
+    // Detection: the first probe round that saw the fault, or the first side effect.
+    let detected_at = during
+        .iter()
+        .find(|r| !r.holds())
+        .map(|r| r.at)
+        .into_iter()
+        .chain(side_seen.iter().flatten().map(|(at, _)| *at))
+        .min();
+    let ttd = detected_at.map(|at| at.saturating_sub(fault_at));
+
+    // The expectation.
+    let during_refs: Vec<&Round> = during.iter().collect();
+    let (expect_outcome, measured, reason, ttr, bound) = match drill.expect {
+        Expectation::Hold => {
+            let per_probe = shares(&during_refs, probes);
+            let short: Vec<String> = per_probe
+                .iter()
+                .filter(|(_, passed, total, tolerance)| {
+                    (*passed as f64) < tolerance * *total as f64
+                })
+                .map(|(p, passed, total, tolerance)| {
+                    format!(
+                        "{p} passed {passed}/{total} (needs {:.0}%)",
+                        tolerance * 100.0
+                    )
+                })
+                .collect();
+            let measured = per_probe
+                .iter()
+                .map(|(p, passed, total, _)| format!("{p} {passed}/{total}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if during.is_empty() {
+                (
+                    Outcome::Inconclusive,
+                    measured,
+                    "no probe round ran during the faults".to_string(),
+                    None,
+                    None,
+                )
+            } else if short.is_empty() {
+                (
+                    Outcome::Pass,
+                    measured,
+                    "the steady state held throughout the faults".to_string(),
+                    None,
+                    None,
+                )
+            } else {
+                let last = during
+                    .iter()
+                    .rev()
+                    .find(|r| !r.holds())
+                    .map(Round::failures)
+                    .unwrap_or_default();
+                (
+                    Outcome::Fail,
+                    measured,
+                    format!("the steady state broke: {}; e.g. {last}", short.join(", ")),
+                    None,
+                    None,
+                )
+            }
+        }
+        Expectation::RecoverWithin(bound) => {
+            // Recovered at the first round from which every later round during the faults holds.
+            let tail = during.iter().rev().take_while(|r| r.holds()).count();
+            let recovered = (tail > 0).then(|| during[during.len() - tail].at);
+            let ttr = recovered.map(|at| at.saturating_sub(fault_at));
+            if let Some(at) = recovered {
+                timeline.events.push(DrillEvent {
+                    at_ms: at.as_millis() as u64,
+                    kind: "recovered".into(),
+                    detail: format!(
+                        "steady state holds again ({} rounds to the end of the drill)",
+                        tail
+                    ),
+                });
+            }
+            match ttr {
+                Some(ttr) if ttr <= bound.as_std() => (
+                    Outcome::Pass,
+                    format!("recovered in {:.2}s", ttr.as_secs_f64()),
+                    "the steady state came back within its bound".to_string(),
+                    Some(ttr),
+                    Some(bound.as_std()),
+                ),
+                Some(ttr) => (
+                    Outcome::Fail,
+                    format!("recovered in {:.2}s", ttr.as_secs_f64()),
+                    format!("recovery took longer than {bound}"),
+                    Some(ttr),
+                    Some(bound.as_std()),
+                ),
+                None => (
+                    Outcome::Fail,
+                    "not recovered".to_string(),
+                    format!(
+                        "the steady state did not come back during the drill ({}); last: {}",
+                        drill.duration,
+                        during.last().map(Round::failures).unwrap_or_default()
+                    ),
+                    None,
+                    Some(bound.as_std()),
+                ),
+            }
+        }
+    };
+    let mut expect_check = check(&drill.expect.to_string())
+        .threshold(match drill.expect {
+            Expectation::Hold => probes
+                .iter()
+                .map(|p| format!("{} ≥ {}", p.name, p.tolerance))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Expectation::RecoverWithin(bound) => {
+                format!("steady state again within {bound} of the fault")
+            }
+        })
+        .measured(match ttd {
+            Some(ttd) => format!("{measured}; detected after {:.2}s", ttd.as_secs_f64()),
+            None => measured,
+        })
+        .outcome(expect_outcome, reason);
+    expect_check.samples = Some(during.len() as u64);
+    checks.push(expect_check);
+    for (i, probe) in drill.side_effects.iter().enumerate() {
+        let c = check(&format!("side effect {}", probe.name))
+            .threshold("seen at least once while the faults are in");
+        checks.push(match &side_seen[i] {
+            Some((at, detail)) => c
+                .measured(format!(
+                    "after {:.2}s",
+                    at.saturating_sub(fault_at).as_secs_f64()
+                ))
+                .outcome(Outcome::Pass, detail.clone()),
+            None => c.outcome(
+                Outcome::Fail,
+                format!(
+                    "`{}` was never seen during the {} drill",
+                    probe.name, drill.duration
+                ),
+            ),
+        });
+    }
+    let after_check = check("steady state after").threshold(format!(
+        "holds again within {} of the faults coming out",
+        hypothesis.after
+    ));
+    checks.push(match restored_at {
+        Some(at) => {
+            timeline.note(
+                ctx,
+                "restored",
+                "steady state holds again after the faults came out",
+            );
+            after_check
+                .measured(format!(
+                    "{:.2}s after removal",
+                    at.saturating_sub(removed_at).as_secs_f64()
+                ))
+                .outcome(Outcome::Pass, "the hypothesis holds again")
+        }
+        None => after_check.outcome(
+            Outcome::Fail,
+            format!(
+                "still broken {} after the faults came out: {}",
+                hypothesis.after,
+                after.last().map(Round::failures).unwrap_or_default()
+            ),
+        ),
+    });
+    checks.push(
+        check("faults undone")
+            .threshold("every fault out and verified (proxy clear, process running, file identical, fill removed)")
+            .outcome(if undone_ok { Outcome::Pass } else { Outcome::Fail }, undo_lines.join("; ")),
+    );
+    let worst = checks
+        .iter()
+        .map(|c| c.outcome)
+        .max_by_key(|o| rank(*o))
+        .unwrap_or(Outcome::Pass);
+    timeline.note(ctx, "end", worst.as_str());
+    let rounds: Vec<(Duration, bool)> = [&before, &during, &after]
+        .into_iter()
+        .flat_map(|r| marks(r))
+        .collect();
+    finish(ctx, drill, timeline, &rounds, ttd, ttr, bound, worst);
+    checks
+}
+
+fn marks(rounds: &[Round]) -> Vec<(Duration, bool)> {
+    rounds.iter().map(|r| (r.at, r.holds())).collect()
+}
+
+fn rank(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Pass | Outcome::Skipped => 0,
+        Outcome::Warn => 1,
+        Outcome::Inconclusive => 2,
+        Outcome::Fail => 3,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    ctx: &RunContext,
+    drill: &Drill,
+    timeline: Timeline,
+    rounds: &[(Duration, bool)],
+    ttd: Option<Duration>,
+    ttr: Option<Duration>,
+    bound: Option<Duration>,
+    outcome: Outcome,
+) {
+    let mut events = timeline.events;
+    events.sort_by_key(|e| e.at_ms);
+    let svg = timeline_svg(&drill.name, &events, rounds);
+    let svg = ctx
+        .recorder
+        .evidence(STEP, &format!("drill-{}.svg", drill.name), svg.as_bytes())
+        .ok();
+    ctx.recorder.push_drill(DrillReport {
+        step: STEP.into(),
+        name: drill.name.clone(),
+        expect: drill.expect.to_string(),
+        outcome,
+        time_to_detect_ms: ttd.map(|d| d.as_millis() as u64),
+        time_to_recover_ms: ttr.map(|d| d.as_millis() as u64),
+        recovery_bound_ms: bound.map(|d| d.as_millis() as u64),
+        events,
+        svg,
+    });
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A horizontal gameday timeline: the fault window shaded, each probe round a dot (green
+/// held, red broke), each event a tick with its label.
+pub(crate) fn timeline_svg(
+    name: &str,
+    events: &[DrillEvent],
+    rounds: &[(Duration, bool)],
+) -> String {
+    let end_ms = events
+        .iter()
+        .map(|e| e.at_ms)
+        .chain(rounds.iter().map(|(at, _)| at.as_millis() as u64))
+        .max()
+        .unwrap_or(1)
+        .max(1) as f64;
+    let (left, width) = (40.0, 820.0);
+    let x = |ms: f64| left + width * ms / end_ms;
+    let height = 120 + 18 * events.len();
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" font-family="sans-serif" font-size="12"><title>drill {}</title><text x="{left}" y="20" font-size="14">drill {} — gameday timeline ({:.1}s)</text>"#,
+        escape(name),
+        escape(name),
+        end_ms / 1000.0
+    );
+    let applied = events
+        .iter()
+        .find(|e| e.kind == "fault-applied")
+        .map(|e| e.at_ms as f64);
+    let removed = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == "fault-removed")
+        .map(|e| e.at_ms as f64);
+    if let (Some(a), Some(r)) = (applied, removed) {
+        let _ = write!(
+            svg,
+            r##"<rect x="{:.1}" y="35" width="{:.1}" height="50" fill="#f8d7da"/><text x="{:.1}" y="48">faults in</text>"##,
+            x(a),
+            (x(r) - x(a)).max(1.0),
+            x(a) + 3.0
+        );
+    }
+    let _ = write!(
+        svg,
+        r##"<line x1="{left}" y1="85" x2="{:.1}" y2="85" stroke="#333"/>"##,
+        left + width
+    );
+    for (at, held) in rounds {
+        let _ = write!(
+            svg,
+            r##"<circle cx="{:.1}" cy="70" r="3" fill="{}"/>"##,
+            x(at.as_millis() as f64),
+            if *held { "#2e7d32" } else { "#c62828" }
+        );
+    }
+    for (i, event) in events.iter().enumerate() {
+        let ex = x(event.at_ms as f64);
+        let y = 105 + 18 * i;
+        let _ = write!(
+            svg,
+            r##"<line x1="{ex:.1}" y1="85" x2="{ex:.1}" y2="{}" stroke="#999" stroke-dasharray="2,2"/><text x="{:.1}" y="{y}">+{:.2}s {} — {}</text>"##,
+            y - 4,
+            ex + 3.0,
+            event.at_ms as f64 / 1000.0,
+            escape(&event.kind),
+            escape(&event.detail.chars().take(90).collect::<String>())
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}

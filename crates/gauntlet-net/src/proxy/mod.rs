@@ -1,0 +1,876 @@
+//! The fault proxy: a TCP proxy on loopback in front of a system, with faults that switch on
+//! and off while connections stay up. Each fault has a toxicity (the share of connections —
+//! or, for HTTP faults, of requests — it affects, chosen by a seeded hash so a run replays),
+//! a direction, and an optional duration after which it removes itself.
+//!
+//! With no fault active a connection is two byte pumps and nothing else. Every pump reads
+//! the fault list through a `watch` channel, so a change reaches open connections at their
+//! next read (and connection-wide faults, a reset or a timeout, at once).
+//!
+//! In `http` mode the proxy also finds request boundaries (see [`framing`]) so it can answer
+//! a share of requests itself (`http_abort`) or hold them back (`http_delay`), and it opens
+//! the upstream connection on the client's first byte rather than on accept.
+
+mod control;
+mod framing;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use control::ControlServer;
+use framing::{Event, RequestFramer};
+
+use crate::rng::SplitMix64;
+
+/// Which way the bytes a fault acts on travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to upstream (requests).
+    Upstream,
+    /// Upstream to client (responses).
+    #[default]
+    Downstream,
+    Both,
+}
+
+impl Direction {
+    fn covers(self, other: Direction) -> bool {
+        self == Direction::Both || self == other
+    }
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Delay every chunk by `latency_ms`, ± up to `jitter_ms`.
+    Latency {
+        latency_ms: u64,
+        #[serde(default)]
+        jitter_ms: u64,
+    },
+    /// At most this many bytes per second.
+    Bandwidth { bytes_per_second: u64 },
+    /// Reset the connection (RST): open ones at once, new ones on accept.
+    Reset,
+    /// Accept, never answer: no bytes pass until the fault is removed (a partition).
+    Blackhole,
+    /// No bytes pass; the connection is closed after `after_ms`.
+    Timeout { after_ms: u64 },
+    /// When one side closes, wait this long before passing the close on.
+    SlowClose { delay_ms: u64 },
+    /// Answer the request with this status without reaching upstream (`http` mode).
+    HttpAbort { status: u16 },
+    /// Hold the request back this long before it goes upstream (`http` mode).
+    HttpDelay { delay_ms: u64 },
+    /// Drop the first `bytes` bytes each connection carries in the direction.
+    DropBytes { bytes: u64 },
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FaultKind::Latency { .. } => "latency",
+            FaultKind::Bandwidth { .. } => "bandwidth",
+            FaultKind::Reset => "reset",
+            FaultKind::Blackhole => "blackhole",
+            FaultKind::Timeout { .. } => "timeout",
+            FaultKind::SlowClose { .. } => "slow_close",
+            FaultKind::HttpAbort { .. } => "http_abort",
+            FaultKind::HttpDelay { .. } => "http_delay",
+            FaultKind::DropBytes { .. } => "drop_bytes",
+        }
+    }
+
+    /// Faults that act on requests rather than bytes.
+    fn per_request(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::HttpAbort { .. } | FaultKind::HttpDelay { .. }
+        )
+    }
+}
+
+/// A fault as added: what, how much, which way, for how long. In JSON the kind's fields
+/// sit beside the others: `{"kind": "latency", "latency_ms": 200, "toxicity": 0.5}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Share of connections (HTTP faults: of requests) affected, 0 to 1.
+    #[serde(default = "all")]
+    pub toxicity: f64,
+    #[serde(default)]
+    pub direction: Direction,
+    /// Removes itself after this long; none: until removed.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+impl Fault {
+    pub fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            toxicity: 1.0,
+            direction: Direction::default(),
+            duration_ms: None,
+        }
+    }
+
+    /// Reads a fault from JSON, refusing fields it does not know (serde cannot both flatten
+    /// the kind and deny unknown fields, so the check compares with what was understood).
+    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let fault: Fault = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let understood = serde_json::to_value(&fault).map_err(|e| e.to_string())?;
+        if let (Some(given), Some(known)) = (value.as_object(), understood.as_object())
+            && let Some(unknown) = given.keys().find(|k| !known.contains_key(*k))
+        {
+            let mut fields: Vec<&str> = known.keys().map(String::as_str).collect();
+            fields.sort_unstable();
+            return Err(format!(
+                "unknown field `{unknown}` for a {} fault: expected {}",
+                fault.kind.name(),
+                fields.join(", ")
+            ));
+        }
+        Ok(fault)
+    }
+
+    /// Why the fault cannot be applied, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        if !(0.0..=1.0).contains(&self.toxicity) {
+            return Some(format!("toxicity {} is not between 0 and 1", self.toxicity));
+        }
+        match &self.kind {
+            FaultKind::Bandwidth {
+                bytes_per_second: 0,
+            } => Some("bandwidth must be at least 1 byte per second".into()),
+            FaultKind::HttpAbort { status } if !(100..=599).contains(status) => {
+                Some(format!("{status} is not an HTTP status"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An active fault with its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActiveFault {
+    pub id: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// `tcp`: bytes only, upstream connected on accept. `http`: HTTP/1.1 request faults too,
+/// upstream connected on the client's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    #[default]
+    Http,
+}
+
+/// Counters since the proxy started.
+#[derive(Debug, Default, Serialize)]
+pub struct ProxyStats {
+    pub connections: u64,
+    pub open: u64,
+    pub requests: u64,
+    pub aborted_requests: u64,
+    pub resets: u64,
+    pub bytes_upstream: u64,
+    pub bytes_downstream: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    open: AtomicU64,
+    requests: AtomicU64,
+    aborted_requests: AtomicU64,
+    resets: AtomicU64,
+    bytes_upstream: AtomicU64,
+    bytes_downstream: AtomicU64,
+}
+
+type FaultList = Arc<Vec<ActiveFault>>;
+
+pub(crate) struct Shared {
+    name: String,
+    upstream: String,
+    protocol: Protocol,
+    seed: u64,
+    faults: watch::Sender<FaultList>,
+    /// Bumped after every change of `faults`.
+    generation: Arc<AtomicU64>,
+    next_id: AtomicU64,
+    counters: Counters,
+    shutdown: CancellationToken,
+}
+
+/// A running proxy; dropping it closes the listener and every connection.
+pub struct FaultProxy {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+impl FaultProxy {
+    /// Listens on `listen` (port 0: a free one) and forwards to `upstream` (`host:port`).
+    pub async fn start(
+        name: &str,
+        listen: SocketAddr,
+        upstream: &str,
+        protocol: Protocol,
+        seed: u64,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            name: name.to_string(),
+            upstream: upstream.to_string(),
+            protocol,
+            seed,
+            faults: watch::channel(Arc::new(Vec::new())).0,
+            generation: Arc::new(AtomicU64::new(0)),
+            next_id: AtomicU64::new(1),
+            counters: Counters::default(),
+            shutdown: CancellationToken::new(),
+        });
+        tokio::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self { shared, addr })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    pub fn upstream(&self) -> &str {
+        &self.shared.upstream
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.shared.protocol
+    }
+
+    /// Applies a fault at once; returns its id.
+    pub fn add(&self, fault: Fault) -> Result<u64, String> {
+        self.shared.add(fault)
+    }
+
+    /// Removes a fault; false if it was not active.
+    pub fn remove(&self, id: u64) -> bool {
+        self.shared.remove(id)
+    }
+
+    /// Removes every fault; returns how many were active.
+    pub fn clear(&self) -> usize {
+        self.shared.clear()
+    }
+
+    pub fn faults(&self) -> Vec<ActiveFault> {
+        self.shared.faults.borrow().as_ref().clone()
+    }
+
+    pub fn stats(&self) -> ProxyStats {
+        self.shared.stats()
+    }
+
+    /// A handle the control API shares.
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+}
+
+impl Shared {
+    pub(crate) fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "upstream": self.upstream,
+            "protocol": self.protocol,
+            "faults": self.list(),
+            "stats": self.stats(),
+        })
+    }
+
+    pub(crate) fn list(&self) -> Vec<ActiveFault> {
+        self.faults.borrow().as_ref().clone()
+    }
+
+    pub(crate) fn add(self: &Shared, fault: Fault) -> Result<u64, String> {
+        if let Some(problem) = fault.problem() {
+            return Err(problem);
+        }
+        if fault.kind.per_request() && self.protocol == Protocol::Tcp {
+            return Err(format!(
+                "{} acts on HTTP requests; proxy `{}` passes plain TCP (protocol: http is needed)",
+                fault.kind.name(),
+                self.name
+            ));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let duration = fault.duration_ms;
+        self.faults.send_modify(|list| {
+            let mut next = list.as_ref().clone();
+            next.push(ActiveFault { id, fault });
+            *list = Arc::new(next);
+        });
+        self.generation.fetch_add(1, Ordering::Release);
+        if let Some(ms) = duration {
+            // A dropped proxy cancels the expiry: nothing is left to remove.
+            let sender = self.faults.clone();
+            let generation = self.generation.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                remove_from(&sender, &generation, id);
+            });
+        }
+        Ok(id)
+    }
+
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        remove_from(&self.faults, &self.generation, id)
+    }
+
+    pub(crate) fn clear(&self) -> usize {
+        let mut removed = 0;
+        self.faults.send_if_modified(|list| {
+            removed = list.len();
+            *list = Arc::new(Vec::new());
+            removed > 0
+        });
+        self.generation.fetch_add(1, Ordering::Release);
+        removed
+    }
+
+    fn stats(&self) -> ProxyStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ProxyStats {
+            connections: get(&c.connections),
+            open: get(&c.open),
+            requests: get(&c.requests),
+            aborted_requests: get(&c.aborted_requests),
+            resets: get(&c.resets),
+            bytes_upstream: get(&c.bytes_upstream),
+            bytes_downstream: get(&c.bytes_downstream),
+        }
+    }
+
+    /// Whether `fault` touches connection `conn` (and request `request`, for HTTP faults).
+    fn hits(&self, fault: &ActiveFault, conn: u64, request: u64) -> bool {
+        if fault.fault.toxicity >= 1.0 {
+            return true;
+        }
+        let mixed = self.seed
+            ^ fault.id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ conn.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+            ^ request.wrapping_mul(0x1656_67B1_9E37_79F9);
+        SplitMix64::new(mixed).next_f64() < fault.fault.toxicity
+    }
+}
+
+fn remove_from(sender: &watch::Sender<FaultList>, generation: &AtomicU64, id: u64) -> bool {
+    let removed = sender.send_if_modified(|list| {
+        if !list.iter().any(|f| f.id == id) {
+            return false;
+        }
+        *list = Arc::new(list.iter().filter(|f| f.id != id).cloned().collect());
+        true
+    });
+    generation.fetch_add(1, Ordering::Release);
+    removed
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let conn = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    shared.counters.open.fetch_add(1, Ordering::Relaxed);
+                    let shutdown = shared.shutdown.clone();
+                    tokio::select! {
+                        _ = serve(&shared, stream, conn) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                    shared.counters.open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // Out of descriptors or a connection reset before accept: keep serving the
+            // others; a short pause keeps a full descriptor table from spinning the loop.
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// One connection's view of the faults: the pumps and the watchdog each hold one. The
+/// list is re-read only when its generation moved, so a pump with nothing to do pays one
+/// atomic load per read.
+struct View<'a> {
+    shared: &'a Shared,
+    rx: watch::Receiver<FaultList>,
+    faults: FaultList,
+    generation: u64,
+    conn: u64,
+}
+
+impl<'a> View<'a> {
+    fn new(shared: &'a Shared, conn: u64) -> Self {
+        let mut rx = shared.faults.subscribe();
+        let generation = shared.generation.load(Ordering::Acquire);
+        let faults = rx.borrow_and_update().clone();
+        Self {
+            shared,
+            rx,
+            faults,
+            generation,
+            conn,
+        }
+    }
+
+    /// The current list (cheap when nothing changed).
+    fn current(&mut self) -> FaultList {
+        let generation = self.shared.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.generation = generation;
+            self.faults = self.rx.borrow_and_update().clone();
+        }
+        self.faults.clone()
+    }
+
+    fn is_clear(&self) -> bool {
+        self.shared.generation.load(Ordering::Acquire) == self.generation && self.faults.is_empty()
+    }
+
+    /// The first active fault that matches and touches this connection.
+    fn find<'f>(
+        &self,
+        list: &'f [ActiveFault],
+        want: impl Fn(&FaultKind) -> bool,
+        direction: Option<Direction>,
+        request: u64,
+    ) -> Option<&'f ActiveFault> {
+        list.iter().find(|f| {
+            want(&f.fault.kind)
+                && direction.is_none_or(|d| f.fault.direction.covers(d))
+                && self.shared.hits(f, self.conn, request)
+        })
+    }
+
+    fn paused(&self, list: &[ActiveFault]) -> bool {
+        self.find(
+            list,
+            |k| matches!(k, FaultKind::Blackhole | FaultKind::Timeout { .. }),
+            None,
+            0,
+        )
+        .is_some()
+    }
+}
+
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
+async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
+    let _ = down.set_nodelay(true);
+    let mut view = View::new(shared, conn);
+    let list = view.current();
+    if view
+        .find(&list, |k| *k == FaultKind::Reset, None, 0)
+        .is_some()
+    {
+        shared.counters.resets.fetch_add(1, Ordering::Relaxed);
+        reset(&down);
+        return;
+    }
+    // A connection accepted during a partition waits for it to heal (or to time out).
+    let accepted = Instant::now();
+    loop {
+        let list = view.current();
+        if !view.paused(&list) {
+            break;
+        }
+        let deadline = list
+            .iter()
+            .filter(|f| shared.hits(f, conn, 0))
+            .find_map(|f| match f.fault.kind {
+                FaultKind::Timeout { after_ms } => Some(accepted + Duration::from_millis(after_ms)),
+                _ => None,
+            });
+        let expired = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = view.rx.changed() => if changed.is_err() { return },
+            _ = expired => return,
+        }
+    }
+    if shared.protocol == Protocol::Http {
+        // Opened on the first byte: an idle client holds no upstream connection.
+        if !matches!(down.peek(&mut [0u8; 1]).await, Ok(1..)) {
+            return;
+        }
+    }
+    let Ok(up) = TcpStream::connect(shared.upstream.as_str()).await else {
+        // The upstream is down: the client sees its connection reset, as it would directly.
+        reset(&down);
+        return;
+    };
+    let _ = up.set_nodelay(true);
+    let framer = match shared.protocol {
+        Protocol::Http => RequestFramer::new(),
+        Protocol::Tcp => RequestFramer::opaque(),
+    };
+    let aborted = {
+        let upstream = Pump {
+            shared,
+            view: View::new(shared, conn),
+            direction: Direction::Upstream,
+            from: &down,
+            to: &up,
+            framer,
+            rng: SplitMix64::new(shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+        .run();
+        let downstream = Pump {
+            shared,
+            view: View::new(shared, conn),
+            direction: Direction::Downstream,
+            from: &up,
+            to: &down,
+            framer: RequestFramer::opaque(),
+            rng: SplitMix64::new(!shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        }
+        .run();
+        let watchdog = watchdog(View::new(shared, conn));
+        tokio::pin!(upstream, downstream, watchdog);
+        let (mut up_open, mut down_open) = (true, true);
+        // Each direction ends on its own (a half close passes on); an error in either, or
+        // a connection-wide fault, ends both with a reset.
+        while up_open || down_open {
+            tokio::select! {
+                end = &mut upstream, if up_open => {
+                    up_open = false;
+                    if end == End::Abort { break }
+                }
+                end = &mut downstream, if down_open => {
+                    down_open = false;
+                    if end == End::Abort { break }
+                }
+                () = &mut watchdog => break,
+            }
+        }
+        up_open || down_open
+    };
+    if aborted {
+        reset(&down);
+        reset(&up);
+    }
+}
+
+/// Applies connection-wide faults to an open connection as they appear: a reset at once,
+/// a timeout after its delay. Returns when the connection must end.
+async fn watchdog(mut view: View<'_>) {
+    let mut close_at: Option<tokio::time::Instant> = None;
+    loop {
+        let list = view.current();
+        if view
+            .find(&list, |k| *k == FaultKind::Reset, None, 0)
+            .is_some()
+        {
+            view.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let timeout = view
+            .find(&list, |k| matches!(k, FaultKind::Timeout { .. }), None, 0)
+            .and_then(|f| match f.fault.kind {
+                FaultKind::Timeout { after_ms } => Some(after_ms),
+                _ => None,
+            });
+        close_at = match (timeout, close_at) {
+            (Some(_), Some(at)) => Some(at),
+            (Some(after_ms), None) => {
+                Some(tokio::time::Instant::now() + Duration::from_millis(after_ms))
+            }
+            (None, _) => None,
+        };
+        let expired = async {
+            match close_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = view.rx.changed() => if changed.is_err() { return std::future::pending().await },
+            () = expired => return,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum End {
+    /// The source closed; the close was passed on.
+    Closed,
+    /// An error or a fault: end the whole connection.
+    Abort,
+}
+
+struct Pump<'a> {
+    shared: &'a Shared,
+    view: View<'a>,
+    direction: Direction,
+    from: &'a TcpStream,
+    to: &'a TcpStream,
+    framer: RequestFramer,
+    rng: SplitMix64,
+}
+
+const CHUNK: usize = 16 * 1024;
+
+impl Pump<'_> {
+    async fn run(mut self) -> End {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut dropped: u64 = 0;
+        // The request being answered by the proxy itself, if any.
+        let mut aborting: Option<u16> = None;
+        let counter = match self.direction {
+            Direction::Upstream => &self.shared.counters.bytes_upstream,
+            _ => &self.shared.counters.bytes_downstream,
+        };
+        loop {
+            if self.from.readable().await.is_err() {
+                return End::Abort;
+            }
+            // Paused by a partition: the bytes wait in the kernel, as they would on a wire.
+            loop {
+                let list = self.view.current();
+                if !self.view.paused(&list) {
+                    break;
+                }
+                if self.view.rx.changed().await.is_err() {
+                    return End::Abort;
+                }
+            }
+            if buf.is_empty() {
+                buf.resize(CHUNK, 0);
+            }
+            let n = match self.from.try_read(&mut buf) {
+                Ok(0) => return self.close().await,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return End::Abort,
+            };
+            counter.fetch_add(n as u64, Ordering::Relaxed);
+            if self.view.is_clear() && self.framer.is_opaque() {
+                if write_all(self.to, &buf[..n]).await.is_err() {
+                    return End::Abort;
+                }
+                continue;
+            }
+            let list = self.view.current();
+            let mut data = &buf[..n];
+            // Bytes dropped from the start of the stream.
+            if let Some(f) = self.view.find(
+                &list,
+                |k| matches!(k, FaultKind::DropBytes { .. }),
+                Some(self.direction),
+                0,
+            ) && let FaultKind::DropBytes { bytes } = f.fault.kind
+                && dropped < bytes
+            {
+                let skip = (bytes - dropped).min(data.len() as u64);
+                dropped += skip;
+                data = &data[skip as usize..];
+            }
+            if let Some(f) = self.view.find(
+                &list,
+                |k| matches!(k, FaultKind::Latency { .. }),
+                Some(self.direction),
+                0,
+            ) && let FaultKind::Latency {
+                latency_ms,
+                jitter_ms,
+            } = f.fault.kind
+            {
+                tokio::time::sleep(self.jittered(latency_ms, jitter_ms)).await;
+            }
+            if self.framer.is_opaque() && aborting.is_none() {
+                if write_all(self.to, data).await.is_err() {
+                    return End::Abort;
+                }
+            } else if !self.framed(data, &list, &mut aborting).await {
+                return End::Abort;
+            }
+            if let Some(f) = self.view.find(
+                &list,
+                |k| matches!(k, FaultKind::Bandwidth { .. }),
+                Some(self.direction),
+                0,
+            ) && let FaultKind::Bandwidth { bytes_per_second } = f.fault.kind
+            {
+                let seconds = data.len() as f64 / bytes_per_second as f64;
+                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+            }
+        }
+    }
+
+    /// Passes `data` on request by request, acting on HTTP faults. False: end the connection.
+    async fn framed(
+        &mut self,
+        mut data: &[u8],
+        list: &[ActiveFault],
+        aborting: &mut Option<u16>,
+    ) -> bool {
+        while !data.is_empty() || self.framer.has_pending_end() {
+            let (used, event) = self.framer.step(data);
+            let (piece, rest) = data.split_at(used);
+            data = rest;
+            match event {
+                Event::RequestStart => {
+                    self.shared
+                        .counters
+                        .requests
+                        .fetch_add(1, Ordering::Relaxed);
+                    let request = self.framer.requests + 1;
+                    let find = |want: fn(&FaultKind) -> bool| {
+                        list.iter()
+                            .find(|f| {
+                                want(&f.fault.kind) && self.shared.hits(f, self.view.conn, request)
+                            })
+                            .map(|f| f.fault.kind.clone())
+                    };
+                    if let Some(FaultKind::HttpAbort { status }) =
+                        find(|k| matches!(k, FaultKind::HttpAbort { .. }))
+                    {
+                        *aborting = Some(status);
+                    } else if let Some(FaultKind::HttpDelay { delay_ms }) =
+                        find(|k| matches!(k, FaultKind::HttpDelay { .. }))
+                    {
+                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                    }
+                }
+                Event::Bytes if aborting.is_none() => {
+                    if write_all(self.to, piece).await.is_err() {
+                        return false;
+                    }
+                }
+                Event::Bytes => {}
+                Event::RequestEnd => {
+                    if let Some(status) = aborting.take() {
+                        self.shared
+                            .counters
+                            .aborted_requests
+                            .fetch_add(1, Ordering::Relaxed);
+                        if write_all(self.from, &synthetic_response(status, false))
+                            .await
+                            .is_err()
+                        {
+                            return false;
+                        }
+                    }
+                }
+                Event::Opaque => {
+                    // An aborted request whose end cannot be found: answer it and close.
+                    if let Some(status) = aborting.take() {
+                        let _ = write_all(self.from, &synthetic_response(status, true)).await;
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn jittered(&mut self, latency_ms: u64, jitter_ms: u64) -> Duration {
+        if jitter_ms == 0 {
+            return Duration::from_millis(latency_ms);
+        }
+        let offset = (self.rng.next_f64() * 2.0 - 1.0) * jitter_ms as f64;
+        Duration::from_secs_f64(((latency_ms as f64 + offset).max(0.0)) / 1000.0)
+    }
+
+    /// The source closed its side: pass the close on (after a slow-close delay).
+    async fn close(&mut self) -> End {
+        let list = self.view.current();
+        if let Some(f) = self.view.find(
+            &list,
+            |k| matches!(k, FaultKind::SlowClose { .. }),
+            Some(self.direction),
+            0,
+        ) && let FaultKind::SlowClose { delay_ms } = f.fault.kind
+        {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        }
+        let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
+        End::Closed
+    }
+}
+
+fn synthetic_response(status: u16, close: bool) -> Vec<u8> {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Injected");
+    let body = format!("{status} {reason} (injected by the gauntlet fault proxy)\n");
+    let mut head = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nx-gauntlet-fault: http_abort\r\n",
+        body.len()
+    );
+    if status == 429 || status == 503 {
+        head.push_str("retry-after: 1\r\n");
+    }
+    if close {
+        head.push_str("connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    head.push_str(&body);
+    head.into_bytes()
+}
+
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
+    while !data.is_empty() {
+        match stream.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,494 @@
+//! The fault proxy against a real loopback HTTP server: every fault kind, switched on and
+//! off while connections stay up, through the library and through the control API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gauntlet_net::{
+    ControlServer, Direction, Fault, FaultKind, FaultProxy, HttpClient, Outgoing, Protocol,
+};
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A keep-alive HTTP/1.1 server: `/big` answers 100,000 bytes, anything else `hello`.
+/// Returns its address and a count of the connections it accepted.
+async fn upstream() -> (SocketAddr, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    |request: Request<hyper::body::Incoming>| async move {
+                        let body = if request.uri().path() == "/big" {
+                            Bytes::from(vec![b'x'; 100_000])
+                        } else {
+                            Bytes::from_static(b"hello")
+                        };
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(body)))
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+async fn proxy_for(upstream: SocketAddr, protocol: Protocol) -> FaultProxy {
+    FaultProxy::start(
+        "test",
+        "127.0.0.1:0".parse().unwrap(),
+        &upstream.to_string(),
+        protocol,
+        7,
+    )
+    .await
+    .unwrap()
+}
+
+fn base(proxy: &FaultProxy) -> String {
+    format!("http://{}", proxy.addr())
+}
+
+/// One request on a raw connection; returns the whole response text.
+async fn raw_get(stream: &mut TcpStream, path: &str) -> std::io::Result<String> {
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await?;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        seen.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&seen).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Ok(text);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_faults_requests_pass_on_one_kept_connection() {
+    let (addr, accepted) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let client = HttpClient::new(Duration::from_secs(2));
+    for _ in 0..20 {
+        let response = client
+            .send(&Outgoing::get(&base(&proxy), "/"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (response.status, response.body_text().as_str()),
+            (200, "hello")
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "keep-alive through the proxy"
+    );
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let big = raw_get(&mut stream, "/big").await.unwrap();
+    assert!(
+        big.ends_with(&"x".repeat(100_000)),
+        "a 100,000-byte body passes whole"
+    );
+    assert_eq!(proxy.stats().requests, 21);
+}
+
+#[tokio::test]
+async fn an_http_abort_answers_a_share_of_requests_and_keeps_the_connection() {
+    let (addr, accepted) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(
+        raw_get(&mut stream, "/")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+    let id = proxy
+        .add(Fault {
+            toxicity: 0.5,
+            ..Fault::new(FaultKind::HttpAbort { status: 503 })
+        })
+        .unwrap();
+    let mut aborted = 0;
+    for _ in 0..200 {
+        let answer = raw_get(&mut stream, "/").await.unwrap();
+        if answer.starts_with("HTTP/1.1 503") {
+            assert!(answer.contains("retry-after: 1"));
+            aborted += 1;
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+    }
+    assert!(
+        (70..=130).contains(&aborted),
+        "about half of 200 aborted: {aborted}"
+    );
+    assert!(proxy.remove(id));
+    for _ in 0..20 {
+        assert!(
+            raw_get(&mut stream, "/")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.1 200")
+        );
+    }
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        1,
+        "one connection throughout"
+    );
+    assert_eq!(proxy.stats().aborted_requests, aborted);
+}
+
+#[tokio::test]
+async fn an_aborted_post_swallows_its_body() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    proxy
+        .add(Fault::new(FaultKind::HttpAbort { status: 429 }))
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    stream
+        .write_all(b"POST /x HTTP/1.1\r\nhost: x\r\ncontent-length: 11\r\n\r\nhello world")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 429 Too Many Requests"));
+    proxy.clear();
+    assert!(raw_get(&mut stream, "/").await.unwrap().ends_with("hello"));
+}
+
+#[tokio::test]
+async fn latency_and_http_delay_slow_answers_down() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let client = HttpClient::new(Duration::from_secs(2));
+    let id = proxy
+        .add(Fault::new(FaultKind::Latency {
+            latency_ms: 150,
+            jitter_ms: 20,
+        }))
+        .unwrap();
+    let slow = client
+        .send(&Outgoing::get(&base(&proxy), "/"))
+        .await
+        .unwrap();
+    assert!(
+        slow.elapsed >= Duration::from_millis(130),
+        "{:?}",
+        slow.elapsed
+    );
+    proxy.remove(id);
+    let fast = client
+        .send(&Outgoing::get(&base(&proxy), "/"))
+        .await
+        .unwrap();
+    assert!(
+        fast.elapsed < Duration::from_millis(100),
+        "{:?}",
+        fast.elapsed
+    );
+    proxy
+        .add(Fault::new(FaultKind::HttpDelay { delay_ms: 200 }))
+        .unwrap();
+    let delayed = client
+        .send(&Outgoing::get(&base(&proxy), "/"))
+        .await
+        .unwrap();
+    assert!(
+        delayed.elapsed >= Duration::from_millis(200),
+        "{:?}",
+        delayed.elapsed
+    );
+}
+
+#[tokio::test]
+async fn bandwidth_is_limited() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Tcp).await;
+    proxy
+        .add(Fault::new(FaultKind::Bandwidth {
+            bytes_per_second: 200_000,
+        }))
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let answer = raw_get(&mut stream, "/big").await.unwrap();
+    assert!(answer.len() > 100_000);
+    // 100 KB at 200 KB/s: the last chunk's pause may fall after the read, so allow one chunk.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn reset_drops_open_connections_and_refuses_new_ones() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(raw_get(&mut open, "/").await.is_ok());
+    let id = proxy.add(Fault::new(FaultKind::Reset)).unwrap();
+    assert!(
+        raw_get(&mut open, "/").await.is_err(),
+        "the open connection was reset"
+    );
+    let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(raw_get(&mut fresh, "/").await.is_err(), "a new one too");
+    proxy.remove(id);
+    let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(raw_get(&mut after, "/").await.is_ok());
+    assert!(proxy.stats().resets >= 2);
+}
+
+#[tokio::test]
+async fn a_blackhole_holds_bytes_until_it_heals() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(raw_get(&mut open, "/").await.is_ok());
+    let id = proxy.add(Fault::new(FaultKind::Blackhole)).unwrap();
+    let mut fresh = TcpStream::connect(proxy.addr()).await.unwrap();
+    // Nothing comes back while the partition lasts, on either connection.
+    for stream in [&mut open, &mut fresh] {
+        let waited = tokio::time::timeout(Duration::from_millis(300), raw_get(stream, "/")).await;
+        assert!(waited.is_err(), "no answer during the partition");
+    }
+    proxy.remove(id);
+    // Healed: the requests held back are answered on the same connections.
+    for stream in [&mut open, &mut fresh] {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    }
+}
+
+#[tokio::test]
+async fn a_timeout_closes_the_connection_after_its_delay() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Tcp).await;
+    proxy
+        .add(Fault::new(FaultKind::Timeout { after_ms: 200 }))
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(2), raw_get(&mut stream, "/"))
+        .await
+        .expect("closed within 2s");
+    assert!(result.is_err(), "closed without an answer");
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn drop_bytes_and_slow_close_act_on_the_byte_stream() {
+    // A server that says one line and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.write_all(b"hello world").await;
+        }
+    });
+    let proxy = proxy_for(addr, Protocol::Tcp).await;
+    proxy
+        .add(Fault::new(FaultKind::DropBytes { bytes: 6 }))
+        .unwrap();
+    proxy
+        .add(Fault::new(FaultKind::SlowClose { delay_ms: 300 }))
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    assert_eq!(text, "world");
+    assert!(
+        started.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_fault_with_a_duration_removes_itself() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    proxy
+        .add(Fault {
+            duration_ms: Some(100),
+            ..Fault::new(FaultKind::HttpAbort { status: 502 })
+        })
+        .unwrap();
+    assert_eq!(proxy.faults().len(), 1);
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(
+        raw_get(&mut stream, "/")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 502")
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(proxy.faults().is_empty(), "expired");
+    assert!(
+        raw_get(&mut stream, "/")
+            .await
+            .unwrap()
+            .starts_with("HTTP/1.1 200")
+    );
+}
+
+#[tokio::test]
+async fn the_control_api_lists_adds_and_removes_faults() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy])
+        .await
+        .unwrap();
+    let api = format!("http://{}", control.addr());
+    let client = HttpClient::new(Duration::from_secs(2));
+    let post = |body: &str| Outgoing {
+        method: "POST".into(),
+        body: Some(body.into()),
+        ..Outgoing::get(&api, "/proxies/test/faults")
+    };
+    let added = client
+        .send(&post(
+            r#"{"kind": "http_abort", "status": 429, "direction": "downstream"}"#,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(added.status, 201, "{}", added.body_text());
+    let id = serde_json::from_slice::<serde_json::Value>(&added.body).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        proxy.faults()[0].fault.kind,
+        FaultKind::HttpAbort { status: 429 }
+    );
+    let listed = client.send(&Outgoing::get(&api, "/proxies")).await.unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
+    assert_eq!(listed[0]["faults"][0]["kind"], "http_abort");
+    let bad = client.send(&post(r#"{"kind": "latency"}"#)).await.unwrap();
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.body_text().contains("latency_ms"),
+        "{}",
+        bad.body_text()
+    );
+    let typo = client
+        .send(&post(r#"{"kind": "reset", "toxicty": 0.5}"#))
+        .await
+        .unwrap();
+    assert_eq!(typo.status, 400);
+    assert!(
+        typo.body_text().contains("unknown field `toxicty`"),
+        "{}",
+        typo.body_text()
+    );
+    let unknown = client
+        .send(&Outgoing::get(&api, "/proxies/nope/faults"))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status, 404);
+    let delete = Outgoing {
+        method: "DELETE".into(),
+        ..Outgoing::get(&api, &format!("/proxies/test/faults/{id}"))
+    };
+    assert_eq!(client.send(&delete).await.unwrap().status, 200);
+    assert!(proxy.faults().is_empty());
+    assert_eq!(client.send(&delete).await.unwrap().status, 404);
+}
+
+#[tokio::test]
+async fn http_faults_need_an_http_proxy_and_directions_are_respected() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Tcp).await;
+    assert!(
+        proxy
+            .add(Fault::new(FaultKind::HttpAbort { status: 503 }))
+            .is_err()
+    );
+    // Latency on requests only still slows the exchange.
+    proxy
+        .add(Fault {
+            direction: Direction::Upstream,
+            ..Fault::new(FaultKind::Latency {
+                latency_ms: 120,
+                jitter_ms: 0,
+            })
+        })
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    raw_get(&mut stream, "/").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(120));
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_leave_no_descriptors_behind() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let before = open_descriptors();
+    let mut clients = Vec::new();
+    for _ in 0..2_000 {
+        clients.push(TcpStream::connect(proxy.addr()).await.unwrap());
+    }
+    // A request on the last one proves the proxy still serves with 2,000 idle ones open.
+    assert!(raw_get(clients.last_mut().unwrap(), "/").await.is_ok());
+    drop(clients);
+    // The proxy notices each close at its next read; wait (bounded) until it has.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.stats().open > 0 && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.stats().open, 0);
+    assert_eq!(proxy.stats().connections, 2_000);
+    // The upstream side of the one used connection closes with it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_descriptors() > before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open_descriptors(), before, "no descriptor leaked");
+}
