@@ -4,6 +4,7 @@
 
 mod canary;
 mod chaos;
+mod dr;
 mod observability;
 mod rehearsal;
 mod security;
@@ -18,6 +19,7 @@ use crate::context::RunContext;
 
 pub use canary::Canary;
 pub use chaos::Chaos;
+pub use dr::Dr;
 pub use observability::Observability;
 pub use rehearsal::Rehearsal;
 pub use security::Security;
@@ -73,6 +75,9 @@ pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     }
     if let Some(config) = &spec.steps.chaos {
         steps.push(Box::new(Chaos::new(config)));
+    }
+    if let Some(config) = &spec.steps.dr {
+        steps.push(Box::new(Dr::new(config)));
     }
     if let Some(config) = &spec.steps.security {
         steps.push(Box::new(Security::new(config)));
