@@ -153,6 +153,8 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         [
             "setup",
             "rollback-rehearsal",
+            "chaos",
+            "dr",
             "security",
             "observability",
             "canary"
@@ -169,10 +171,34 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         "`rollback-rehearsal.recovered` | ✅ pass | recovered after",
         "(dry run)",
         ".svg)",
+        "## Drill `primary-outage` (chaos) — ✅ pass",
+        "## Drill `candidate-crash` (chaos) — ✅ pass",
+        "expect **recover within 3s**",
+        "| fault-applied | SIGKILL to candidate",
+        "| action | gauntlet started candidate again",
+        "## Drill `restore` (dr) — ✅ pass",
+        "`dr.RPO` | ✅ pass",
+        "`dr.RTO` | ✅ pass",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
-    let canary = &report["steps"][4];
+    // Every drill has its timeline with the derived times, and an SVG of it on disk.
+    let drills = report["drills"].as_array().expect("drills in the report");
+    assert_eq!(drills.len(), 10, "nine chaos drills and the DR restore");
+    let crash = drills
+        .iter()
+        .find(|d| d["name"] == "candidate-crash")
+        .unwrap();
+    let ttr = crash["time_to_recover_ms"]
+        .as_u64()
+        .expect("time to recover");
+    assert!(ttr <= 3000, "{ttr}");
+    assert!(crash["time_to_detect_ms"].as_u64().is_some());
+    for drill in drills {
+        let svg = run_dir.join(drill["svg"].as_str().expect("an SVG timeline"));
+        assert!(std::fs::read_to_string(svg).unwrap().starts_with("<svg"));
+    }
+    let canary = &report["steps"][6];
     assert_eq!(canary["outcome"], "pass");
     let judged: Vec<&Value> = canary["checks"]
         .as_array()
@@ -210,7 +236,17 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
 #[test]
 fn junit_has_one_testcase_per_check() {
     let s = Scratch::new();
-    let out = s.run(&["demo", "--quiet", "--defect", "auth-bypass", "--keep-going"]);
+    let out = s.run(&[
+        "demo",
+        "--quiet",
+        "--defect",
+        "auth-bypass",
+        "--keep-going",
+        "--skip",
+        "chaos",
+        "--skip",
+        "dr",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let run_dir = s.run_dirs().pop().unwrap();
     let report = report(&run_dir);
@@ -252,7 +288,7 @@ fn defects_are_no_go_and_name_the_failing_security_check() {
         ("no-rate-limit", "security.rate-limit burst"),
     ] {
         let s = Scratch::new();
-        let out = s.run(&["demo", "--defect", knob]);
+        let out = s.run(&["demo", "--defect", knob, "--skip", "chaos", "--skip", "dr"]);
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
         let run_dir = s.run_dirs().pop().unwrap();
         assert_eq!(report(&run_dir)["decision"], "NO-GO");
@@ -450,7 +486,7 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_an_aborted_partial_report() {
         slow_spec(&s);
         let mut child = s
             .command()
-            .args(["run", "slow.yaml"])
+            .args(["run", "slow.yaml", "--skip", "chaos", "--skip", "dr"])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -493,7 +529,7 @@ fn a_sigkilled_run_is_marked_aborted_and_recover_stops_what_it_left() {
     slow_spec(&s);
     let mut child = s
         .command()
-        .args(["run", "slow.yaml"])
+        .args(["run", "slow.yaml", "--skip", "chaos", "--skip", "dr"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -601,7 +637,8 @@ fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
         ("latency=+200ms", "stage 1 (shadow) latency"),
     ] {
         let s = Scratch::new();
-        let out = s.run(&["demo", "--defect", knob]);
+        // The canary's own test: read-path regressions also (rightly) fail chaos drills.
+        let out = s.run(&["demo", "--defect", knob, "--skip", "chaos", "--skip", "dr"]);
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
         let run_dir = s.run_dirs().pop().unwrap();
         let report = report(&run_dir);
@@ -797,4 +834,195 @@ fn the_rollback_webhook_is_posted_when_the_canary_rejects() {
             .unwrap()
             .contains("webhook answered 200")
     );
+}
+
+#[test]
+fn failover_and_corruption_defects_fail_their_drills() {
+    for (knob, check) in [
+        ("no-failover", "chaos.primary-outage: hold"),
+        (
+            "corrupt-data",
+            "chaos.data-corruption: side effect corruption-detected",
+        ),
+    ] {
+        let s = Scratch::new();
+        let out = s.run(&["demo", "--defect", knob]);
+        assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
+        let run_dir = s.run_dirs().pop().unwrap();
+        let report = report(&run_dir);
+        assert_eq!(report["decision"], "NO-GO");
+        let summary = report["summary"].as_str().unwrap();
+        assert!(summary.contains(&format!("`{check}`")), "{knob}: {summary}");
+        let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+        assert!(md.contains(&format!("`{check}` | ❌ fail")), "{knob}: {md}");
+        // The failing drill still undid its faults.
+        let drill = check.split(['.', ':']).nth(1).unwrap();
+        assert!(
+            md.contains(&format!("`chaos.{drill}: faults undone` | ✅ pass")),
+            "{knob}: {md}"
+        );
+        assert_nothing_left(&run_dir);
+    }
+}
+
+#[test]
+fn one_drill_runs_on_its_own_with_a_live_timeline() {
+    let s = Scratch::new();
+    s.write("demo.yaml", include_str!("../../../examples/demo.yaml"));
+    let out = s.run(&["chaos", "demo.yaml", "--drill", "candidate-crash"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for needle in [
+        "candidate-crash +0.00s start",
+        "fault-applied: SIGKILL to candidate",
+        "action: gauntlet started candidate again",
+        "detected: candidate exited",
+        "recovered: candidate answers its health check again",
+        "restored: steady state holds again",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "the live timeline lacks {needle:?}:\n{stderr}"
+        );
+    }
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(steps, ["setup", "chaos"]);
+    assert_eq!(report["drills"].as_array().unwrap().len(), 1);
+    assert_nothing_left(&run_dir);
+
+    let typo = s.run(&["chaos", "demo.yaml", "--drill", "candidat-crash"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("did you mean `candidate-crash`?"),
+        "{}",
+        text(&typo.stderr)
+    );
+}
+
+/// Every register line in the journal has its done line.
+fn journal_settled(run_dir: &Path) -> bool {
+    let Ok(journal) = std::fs::read_to_string(run_dir.join("cleanup.jsonl")) else {
+        return true;
+    };
+    let lines: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    lines.iter().filter(|v| v["op"] == "register").all(|r| {
+        lines
+            .iter()
+            .any(|d| d["op"] == "done" && d["id"] == r["id"])
+    })
+}
+
+/// Files a fault leaves while it is in: corrupted originals kept aside, disk fills.
+fn injected_files(dir: &Path, found: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            injected_files(&path, found);
+        } else if name.ends_with(".gauntlet-original") || name.starts_with(".gauntlet-fill-") {
+            found.push(path);
+        }
+    }
+}
+
+fn assert_nothing_injected(run_dir: &Path) {
+    for (pid, start) in started_pids(run_dir) {
+        assert!(
+            !alive(pid, &start),
+            "process {pid} (or a stressor) still runs"
+        );
+    }
+    assert!(pgrep(&run_dir.display().to_string()).is_empty());
+    let mut left = Vec::new();
+    injected_files(run_dir, &mut left);
+    assert!(left.is_empty(), "fault files left: {left:?}");
+    // The data file is the original, byte for byte: its digest is the manifest's.
+    let data = run_dir.join("work/candidate/items.json");
+    if let Ok(bytes) = std::fs::read(&data) {
+        let manifest = std::fs::read_to_string(run_dir.join("work/candidate/items.json.sha256"))
+            .expect("the manifest is written with the data file");
+        let digest: String = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&bytes))
+        };
+        assert_eq!(manifest.split_whitespace().next(), Some(digest.as_str()));
+    }
+    assert!(journal_settled(run_dir), "every journal entry is undone");
+}
+
+#[test]
+fn killing_a_chaos_run_at_random_points_leaves_nothing_injected() {
+    use nix::sys::signal::Signal;
+    let drills = [
+        "data-corruption",
+        "disk-pressure",
+        "cpu-pressure",
+        "memory-pressure",
+        "candidate-crash",
+        "primary-outage",
+    ];
+    // Seeded: the kill points are the same on every run of the test.
+    let mut state: u64 = 0x5eed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as f64 / (1u64 << 31) as f64
+    };
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGKILL,
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGKILL,
+    ] {
+        let s = Scratch::new();
+        s.write("demo.yaml", include_str!("../../../examples/demo.yaml"));
+        let mut args = vec!["chaos", "demo.yaml"];
+        for drill in drills {
+            args.extend(["--drill", drill]);
+        }
+        let mut child = s
+            .command()
+            .args(&args)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let run_dir = wait_for(&s, "logs/candidate.log", Duration::from_secs(60));
+        let delay = Duration::from_secs_f64(0.2 + 12.0 * next());
+        // Bounded: the run ends by itself within its drills' time if the kill comes late.
+        let deadline = Instant::now() + delay;
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send(child.id(), signal);
+        let status = child.wait().unwrap();
+        if signal == Signal::SIGKILL {
+            let recovered = s.run(&["recover"]);
+            assert_eq!(
+                recovered.status.code(),
+                Some(0),
+                "{}",
+                text(&recovered.stderr)
+            );
+        } else {
+            assert!(
+                status.code().is_some(),
+                "{signal} ends the run cleanly: {status}"
+            );
+        }
+        assert_nothing_injected(&run_dir);
+        eprintln!("{signal} after {delay:?}: nothing left injected");
+    }
 }

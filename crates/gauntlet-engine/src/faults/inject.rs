@@ -389,9 +389,8 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
     }
 }
 
-/// After a kill with `restart: gauntlet`: wait for the process to be gone, then start it
-/// again. Returns the timeline line.
-pub async fn restart_killed(ctx: &RunContext, target: &str) -> Result<String, String> {
+/// Waits (bounded) until a killed target's process is gone.
+pub async fn wait_exit(ctx: &RunContext, target: &str) -> Result<(), String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let alive = ctx
@@ -401,13 +400,17 @@ pub async fn restart_killed(ctx: &RunContext, target: &str) -> Result<String, St
             .pid(target)
             .is_some();
         if !alive {
-            break;
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             return Err(format!("{target} did not exit within 10s of the signal"));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Starts a killed target again (`restart: gauntlet`); returns the timeline line.
+pub fn restart(ctx: &RunContext, target: &str) -> Result<String, String> {
     let endpoint = ctx
         .supervisor
         .lock()
@@ -418,4 +421,29 @@ pub async fn restart_killed(ctx: &RunContext, target: &str) -> Result<String, St
         "gauntlet started {target} again at {}",
         endpoint.url
     ))
+}
+
+/// Polls a target's health path every 10 ms until it answers 2xx (true) or `until`.
+pub async fn wait_healthy(ctx: &RunContext, target: &str, until: tokio::time::Instant) -> bool {
+    let Some(system) = ctx.systems.get(target) else {
+        return false;
+    };
+    let health = if target == "candidate" {
+        ctx.spec.targets.candidate.value.health.clone()
+    } else {
+        ctx.spec
+            .dependencies
+            .get(target)
+            .map_or_else(|| "/".to_string(), |l| l.value.health.clone())
+    };
+    let probe = gauntlet_net::Outgoing::get(&system.url, &health);
+    while tokio::time::Instant::now() < until {
+        let answer =
+            tokio::time::timeout(Duration::from_millis(500), ctx.client.send(&probe)).await;
+        if matches!(answer, Ok(Ok(ref a)) if a.is_success()) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
 }

@@ -256,31 +256,45 @@ async fn run_drill(
         }
     }
     let fault_at = fault_at.unwrap_or_else(|| timeline.at());
-    // Restarts the drill itself performs (a killed process under `restart: gauntlet`).
-    let mut actions: Vec<(String, bool)> = applied
+    // Killed processes: the exit is seen, gauntlet restarts it (`restart: gauntlet`) or
+    // something else does (`supervised`), and the time until its health check passes again
+    // is measured at a 10 ms grain.
+    let killed: Vec<(String, Restart)> = applied
         .iter()
         .filter_map(|(a, _)| match a {
             Applied::Killed {
-                target,
-                restart: Restart::Gauntlet,
-                ..
-            } => Some((target.clone(), false)),
+                target, restart, ..
+            } => Some((target.clone(), *restart)),
             _ => None,
         })
         .collect();
+    let mut health_back: Option<Duration> = None;
+    let health_deadline = tokio::time::Instant::now() + drill.duration.as_std();
+    for (target, restart) in &killed {
+        let seen = match inject::wait_exit(ctx, target).await {
+            Ok(()) => format!("{target} exited (seen by gauntlet's supervisor)"),
+            Err(e) => e,
+        };
+        timeline.note(ctx, "detected", seen);
+        if *restart == Restart::Gauntlet {
+            let line =
+                inject::restart(ctx, target).unwrap_or_else(|e| format!("restart failed: {e}"));
+            timeline.note(ctx, "action", line);
+        }
+        if inject::wait_healthy(ctx, target, health_deadline).await {
+            let at = timeline.note(
+                ctx,
+                "recovered",
+                format!("{target} answers its health check again"),
+            );
+            health_back = Some(health_back.map_or(at, |h| h.max(at)));
+        }
+    }
     let mut during = Vec::new();
     let mut side_seen: Vec<Option<(Duration, String)>> = vec![None; drill.side_effects.len()];
     if apply_error.is_none() {
         let end = fault_at + drill.duration.as_std();
         loop {
-            for (target, restarted) in actions.iter_mut().filter(|(_, r)| !*r) {
-                let line = match inject::restart_killed(ctx, target).await {
-                    Ok(line) => line,
-                    Err(e) => format!("restart failed: {e}"),
-                };
-                timeline.note(ctx, "action", line);
-                *restarted = true;
-            }
             let r = round(ctx, &url, probes, &base, &timeline).await;
             if !r.holds() && !timeline.events.iter().any(|e| e.kind == "detected") {
                 timeline.note(
@@ -379,13 +393,21 @@ async fn run_drill(
         tokio::time::sleep(interval).await;
     }
 
-    // Detection: the first probe round that saw the fault, or the first side effect.
+    // Detection: the first probe round that saw the fault, the first side effect, or the
+    // supervisor seeing a killed process exit.
     let detected_at = during
         .iter()
         .find(|r| !r.holds())
         .map(|r| r.at)
         .into_iter()
         .chain(side_seen.iter().flatten().map(|(at, _)| *at))
+        .chain(
+            timeline
+                .events
+                .iter()
+                .filter(|e| e.kind == "detected")
+                .map(|e| Duration::from_millis(e.at_ms)),
+        )
         .min();
     let ttd = detected_at.map(|at| at.saturating_sub(fault_at));
 
@@ -444,17 +466,24 @@ async fn run_drill(
             }
         }
         Expectation::RecoverWithin(bound) => {
-            // Recovered at the first round from which every later round during the faults holds.
+            // Recovered at the first round from which every later round during the faults
+            // holds. A killed process must also answer its health check again; when no probe
+            // round ever saw the outage, that 10 ms health poll is the finer measure.
             let tail = during.iter().rev().take_while(|r| r.holds()).count();
-            let recovered = (tail > 0).then(|| during[during.len() - tail].at);
+            let steady = (tail > 0).then(|| during[during.len() - tail].at);
+            let recovered = match (steady, killed.is_empty(), health_back) {
+                (steady, true, _) => steady,
+                (Some(_), false, Some(health)) if tail == during.len() => Some(health),
+                (Some(at), false, Some(health)) => Some(at.max(health)),
+                (_, false, _) => None,
+            };
             let ttr = recovered.map(|at| at.saturating_sub(fault_at));
-            if let Some(at) = recovered {
+            if let Some(at) = steady {
                 timeline.events.push(DrillEvent {
                     at_ms: at.as_millis() as u64,
-                    kind: "recovered".into(),
+                    kind: "steady".into(),
                     detail: format!(
-                        "steady state holds again ({} rounds to the end of the drill)",
-                        tail
+                        "the steady state holds from here to the end of the drill ({tail} rounds)"
                     ),
                 });
             }

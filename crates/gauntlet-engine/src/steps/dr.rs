@@ -81,9 +81,9 @@ impl Timeline {
 
 fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
     let put = |text: &str| {
-        values
-            .iter()
-            .fold(text.to_string(), |t, (k, v)| t.replace(&format!("{{{k}}}"), v))
+        values.iter().fold(text.to_string(), |t, (k, v)| {
+            t.replace(&format!("{{{k}}}"), v)
+        })
     };
     Outgoing {
         base: base.to_string(),
@@ -98,7 +98,12 @@ fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
     }
 }
 
-async fn write_marker(ctx: &RunContext, config: &DrStep, base: &str, name: String) -> Result<Marker, String> {
+async fn write_marker(
+    ctx: &RunContext,
+    config: &DrStep,
+    base: &str,
+    name: String,
+) -> Result<Marker, String> {
     let out = fill(&config.markers.value.write, base, &[("marker", &name)]);
     let answer = ctx
         .client
@@ -106,7 +111,13 @@ async fn write_marker(ctx: &RunContext, config: &DrStep, base: &str, name: Strin
         .await
         .map_err(|e| format!("{} {}: {e}", out.method, out.path))?;
     if !answer.is_success() {
-        return Err(format!("{} {} -> {}: {}", out.method, out.path, answer.status, answer.body_text().trim()));
+        return Err(format!(
+            "{} {} -> {}: {}",
+            out.method,
+            out.path,
+            answer.status,
+            answer.body_text().trim()
+        ));
     }
     let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
         .ok()
@@ -124,7 +135,11 @@ async fn write_marker(ctx: &RunContext, config: &DrStep, base: &str, name: Strin
 
 async fn marker_present(ctx: &RunContext, config: &DrStep, base: &str, marker: &Marker) -> bool {
     let id = marker.id.clone().unwrap_or_default();
-    let out = fill(&config.markers.value.read, base, &[("marker", &marker.name), ("id", &id)]);
+    let out = fill(
+        &config.markers.value.read,
+        base,
+        &[("marker", &marker.name), ("id", &id)],
+    );
     ctx.client.send(&out).await.is_ok_and(|a| a.is_success())
 }
 
@@ -144,7 +159,9 @@ fn sqlite_fingerprint(path: &Path) -> Result<BTreeMap<String, (u64, String)>, St
             .prepare(&format!("SELECT * FROM \"{quoted}\" ORDER BY 1"))
             .map_err(|e| format!("read {table}: {e}"))?;
         let columns = statement.column_count();
-        let mut rows = statement.query([]).map_err(|e| format!("read {table}: {e}"))?;
+        let mut rows = statement
+            .query([])
+            .map_err(|e| format!("read {table}: {e}"))?;
         let mut hash = Sha256::new();
         let mut count = 0u64;
         while let Some(row) = rows.next().map_err(|e| format!("read {table}: {e}"))? {
@@ -189,10 +206,15 @@ fn fingerprint(config: &DrStep, dir: &Path) -> Result<Fingerprint, String> {
 fn builtin_backup(config: &DrStep, live: &Path, backup: &Path) -> Result<(), String> {
     std::fs::create_dir_all(backup).map_err(|e| e.to_string())?;
     if let Some(db) = &config.sqlite {
-        let source = rusqlite::Connection::open(live.join(db)).map_err(|e| format!("open {db}: {e}"))?;
+        let source =
+            rusqlite::Connection::open(live.join(db)).map_err(|e| format!("open {db}: {e}"))?;
         // SQLite's online backup: a consistent copy while the service keeps writing.
         source
-            .backup(rusqlite::MAIN_DB, backup.join(db), None::<fn(rusqlite::backup::Progress)>)
+            .backup(
+                rusqlite::MAIN_DB,
+                backup.join(db),
+                None::<fn(rusqlite::backup::Progress)>,
+            )
             .map_err(|e| format!("back up {db}: {e}"))?;
     }
     for file in &config.files {
@@ -257,23 +279,45 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     let inconclusive = |why: String| vec![check("restore").outcome(Outcome::Inconclusive, why)];
     let (Some(system), Some(live)) = (
         ctx.systems.get(target),
-        ctx.supervisor.lock().unwrap_or_else(|e| e.into_inner()).dir(target),
+        ctx.supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dir(target),
     ) else {
-        return inconclusive(format!("gauntlet did not start `{target}`, so it cannot stop it and restore its data"));
+        return inconclusive(format!(
+            "gauntlet did not start `{target}`, so it cannot stop it and restore its data"
+        ));
     };
     let base = system.url.clone();
-    timeline.note(ctx, "start", format!("data of {target} in {}", live.display()));
+    timeline.note(
+        ctx,
+        "start",
+        format!("data of {target} in {}", live.display()),
+    );
 
     // Records written before the backup must survive; those after it measure the loss.
-    let run = ctx.recorder.run_dir().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let run = ctx
+        .recorder
+        .run_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut markers = Vec::new();
     for i in 0..config.markers.value.before {
         match write_marker(ctx, config, &base, format!("gauntlet-dr-{run}-before-{i}")).await {
             Ok(m) => markers.push(m),
-            Err(e) => return inconclusive(format!("cannot write the records that measure the RPO: {e}")),
+            Err(e) => {
+                return inconclusive(format!(
+                    "cannot write the records that measure the RPO: {e}"
+                ));
+            }
         }
     }
-    timeline.note(ctx, "markers", format!("{} records written before the backup", markers.len()));
+    timeline.note(
+        ctx,
+        "markers",
+        format!("{} records written before the backup", markers.len()),
+    );
 
     // Backup.
     let backup_dir = ctx.recorder.run_dir().join("dr").join("backup");
@@ -305,37 +349,69 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     } else {
         None
     };
-    let rows: u64 = expected.iter().flat_map(|f| f.tables.values()).map(|(n, _)| n).sum();
-    timeline.note(ctx, "backup", format!("backup in {:.0}ms ({rows} rows)", backup_took.as_secs_f64() * 1000.0));
-    let mut checks = vec![backup_check
-        .measured(format!("{:.0}ms, {rows} rows", backup_took.as_secs_f64() * 1000.0))
-        .outcome(Outcome::Pass, format!("backed up into {}", backup_dir.display()))];
+    let rows: u64 = expected
+        .iter()
+        .flat_map(|f| f.tables.values())
+        .map(|(n, _)| n)
+        .sum();
+    timeline.note(
+        ctx,
+        "backup",
+        format!(
+            "backup in {:.0}ms ({rows} rows)",
+            backup_took.as_secs_f64() * 1000.0
+        ),
+    );
+    let mut checks = vec![
+        backup_check
+            .measured(format!(
+                "{:.0}ms, {rows} rows",
+                backup_took.as_secs_f64() * 1000.0
+            ))
+            .outcome(
+                Outcome::Pass,
+                format!("backed up into {}", backup_dir.display()),
+            ),
+    ];
 
     // Writes after the backup: a real disaster now would lose them.
     let keep_writing = Instant::now() + config.after_backup.as_std();
     let mut i = 0;
     while Instant::now() < keep_writing {
-        if let Ok(m) = write_marker(ctx, config, &base, format!("gauntlet-dr-{run}-after-{i}")).await {
+        if let Ok(m) =
+            write_marker(ctx, config, &base, format!("gauntlet-dr-{run}-after-{i}")).await
+        {
             markers.push(m);
         }
         i += 1;
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    timeline.note(ctx, "markers", format!("{i} records written after the backup"));
+    timeline.note(
+        ctx,
+        "markers",
+        format!("{i} records written after the backup"),
+    );
 
     // The disaster: the service stops and its data is moved aside (kept as evidence).
     let disaster = SystemTime::now();
     let lost = live.with_file_name(format!(
         "{}-destroyed",
-        live.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        live.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     let stop = {
         let supervisor = ctx.supervisor.clone();
         let target = target.to_string();
-        tokio::task::spawn_blocking(move || supervisor.lock().unwrap_or_else(|e| e.into_inner()).stop(&target))
-            .await
-            .ok()
-            .flatten()
+        tokio::task::spawn_blocking(move || {
+            supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stop(&target)
+        })
+        .await
+        .ok()
+        .flatten()
     };
     let journal_id = ctx
         .journal
@@ -347,22 +423,32 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
         })
         .ok();
     if let Err(e) = std::fs::rename(&live, &lost) {
-        checks.push(check("restore").outcome(Outcome::Inconclusive, format!("cannot move the live data aside: {e}")));
+        checks.push(check("restore").outcome(
+            Outcome::Inconclusive,
+            format!("cannot move the live data aside: {e}"),
+        ));
         return checks;
     }
     timeline.note(
         ctx,
         "disaster",
-        format!("{}; live data moved to {}", stop.unwrap_or_else(|| format!("{target} was not running")), lost.display()),
+        format!(
+            "{}; live data moved to {}",
+            stop.unwrap_or_else(|| format!("{target} was not running")),
+            lost.display()
+        ),
     );
 
     // Restore into a fresh directory.
     let fresh = live.with_file_name(format!(
         "{}-restored",
-        live.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        live.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     ));
     values.insert("restore".to_string(), fresh.display().to_string());
-    let restore_started = timeline.note(ctx, "restore-started", format!("into {}", fresh.display()));
+    let restore_started =
+        timeline.note(ctx, "restore-started", format!("into {}", fresh.display()));
     let restored = match &config.restore_command {
         Some(command) => {
             let _ = std::fs::create_dir_all(&fresh);
@@ -378,15 +464,32 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     let data_check = check("restored data matches the backup")
         .threshold("row counts and a checksum per table, and file digests, equal the backup's");
     match (&restored, &expected) {
-        (Err(e), _) => checks.push(data_check.outcome(Outcome::Fail, format!("the restore failed: {e}"))),
+        (Err(e), _) => {
+            checks.push(data_check.outcome(Outcome::Fail, format!("the restore failed: {e}")))
+        }
         (Ok(()), Some(expected)) => match fingerprint(config, &fresh) {
             Ok(found) if &found == expected => {
-                timeline.note(ctx, "data-verified", format!("{} tables, {} files identical to the backup", found.tables.len(), found.files.len()));
-                checks.push(data_check.measured(format!("{rows} rows")).outcome(Outcome::Pass, "identical to the backup"));
+                timeline.note(
+                    ctx,
+                    "data-verified",
+                    format!(
+                        "{} tables, {} files identical to the backup",
+                        found.tables.len(),
+                        found.files.len()
+                    ),
+                );
+                checks.push(
+                    data_check
+                        .measured(format!("{rows} rows"))
+                        .outcome(Outcome::Pass, "identical to the backup"),
+                );
             }
             Ok(found) => checks.push(data_check.outcome(
                 Outcome::Fail,
-                format!("restored {:?} differs from the backup {:?}", found.tables, expected.tables),
+                format!(
+                    "restored {:?} differs from the backup {:?}",
+                    found.tables, expected.tables
+                ),
             )),
             Err(e) => checks.push(data_check.outcome(Outcome::Fail, e)),
         },
@@ -401,8 +504,9 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     }
 
     // The service on the restored data, verified through its own API.
-    let healthy_check = check("service healthy on the restored data")
-        .threshold("it starts on the restored data and serves every record written before the backup");
+    let healthy_check = check("service healthy on the restored data").threshold(
+        "it starts on the restored data and serves every record written before the backup",
+    );
     let respawned = ctx
         .supervisor
         .lock()
@@ -413,34 +517,68 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
             let launch = if target == "candidate" {
                 &ctx.spec.targets.candidate.value
             } else {
-                ctx.spec.dependencies.get(target).map(|l| &l.value).unwrap_or(&ctx.spec.targets.candidate.value)
+                ctx.spec
+                    .dependencies
+                    .get(target)
+                    .map(|l| &l.value)
+                    .unwrap_or(&ctx.spec.targets.candidate.value)
             };
-            let endpoint = Endpoint { url: base.clone(), ..endpoint };
-            wait_ready(&ctx.supervisor, &ctx.client, &endpoint, &launch.health, launch.ready_timeout.as_std())
-                .await
-                .map_err(|e| e.to_string())
+            let endpoint = Endpoint {
+                url: base.clone(),
+                ..endpoint
+            };
+            wait_ready(
+                &ctx.supervisor,
+                &ctx.client,
+                &endpoint,
+                &launch.health,
+                launch.ready_timeout.as_std(),
+            )
+            .await
+            .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };
     // From here the destroyed copy stays aside as evidence; had the run died before this,
     // the journal would have put it back.
     if let Some(id) = journal_id {
-        let _ = ctx.journal.lock().unwrap_or_else(|e| e.into_inner()).done(id);
+        let _ = ctx
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .done(id);
     }
     let mut present = Vec::new();
     if let Err(e) = &ready {
-        checks.push(healthy_check.outcome(Outcome::Fail, format!("the service did not come up on the restored data: {e}")));
+        checks.push(healthy_check.outcome(
+            Outcome::Fail,
+            format!("the service did not come up on the restored data: {e}"),
+        ));
     } else {
-        timeline.note(ctx, "restarted", format!("{target} runs on {}", fresh.display()));
+        timeline.note(
+            ctx,
+            "restarted",
+            format!("{target} runs on {}", fresh.display()),
+        );
         for marker in &markers {
             present.push(marker_present(ctx, config, &base, marker).await);
         }
         let before = config.markers.value.before as usize;
         let kept = present.iter().take(before).filter(|p| **p).count();
         if kept == before {
-            checks.push(healthy_check.measured(format!("{kept}/{before} records")).outcome(Outcome::Pass, "every record from before the backup is served"));
+            checks.push(
+                healthy_check
+                    .measured(format!("{kept}/{before} records"))
+                    .outcome(
+                        Outcome::Pass,
+                        "every record from before the backup is served",
+                    ),
+            );
         } else {
-            checks.push(healthy_check.outcome(Outcome::Fail, format!("only {kept} of the {before} records written before the backup are served")));
+            checks.push(healthy_check.outcome(
+                Outcome::Fail,
+                format!("only {kept} of the {before} records written before the backup are served"),
+            ));
         }
     }
     let verified_at = timeline.note(ctx, "verified", "checked through the service's API");
@@ -449,11 +587,21 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     let rto_check = check("RTO").threshold(format!("≤ {}", config.rto));
     let healthy = checks.iter().all(|c| c.outcome == Outcome::Pass);
     checks.push(if !healthy {
-        rto_check.outcome(Outcome::Fail, "the restore did not end in a verified, healthy service")
+        rto_check.outcome(
+            Outcome::Fail,
+            "the restore did not end in a verified, healthy service",
+        )
     } else if rto <= config.rto.as_std() {
-        rto_check.measured(format!("{:.2}s", rto.as_secs_f64())).outcome(Outcome::Pass, "restore start to verified healthy")
+        rto_check
+            .measured(format!("{:.2}s", rto.as_secs_f64()))
+            .outcome(Outcome::Pass, "restore start to verified healthy")
     } else {
-        rto_check.measured(format!("{:.2}s", rto.as_secs_f64())).outcome(Outcome::Fail, "restore start to verified healthy took longer than the RTO")
+        rto_check
+            .measured(format!("{:.2}s", rto.as_secs_f64()))
+            .outcome(
+                Outcome::Fail,
+                "restore start to verified healthy took longer than the RTO",
+            )
     });
     let newest = markers
         .iter()
@@ -466,15 +614,28 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     checks.push(match newest {
         Some(newest) => {
             let rpo = disaster.duration_since(newest).unwrap_or_default();
-            let measured = format!("{:.2}s ({lost_count} of {} records lost)", rpo.as_secs_f64(), markers.len());
+            let measured = format!(
+                "{:.2}s ({lost_count} of {} records lost)",
+                rpo.as_secs_f64(),
+                markers.len()
+            );
             if rpo <= config.rpo.as_std() {
-                rpo_check.measured(measured).outcome(Outcome::Pass, "age of the newest record present after the restore, at the disaster")
+                rpo_check.measured(measured).outcome(
+                    Outcome::Pass,
+                    "age of the newest record present after the restore, at the disaster",
+                )
             } else {
-                rpo_check.measured(measured).outcome(Outcome::Fail, "more data lost than the RPO allows")
+                rpo_check
+                    .measured(measured)
+                    .outcome(Outcome::Fail, "more data lost than the RPO allows")
             }
         }
         None => rpo_check.outcome(
-            if ready.is_ok() { Outcome::Fail } else { Outcome::Inconclusive },
+            if ready.is_ok() {
+                Outcome::Fail
+            } else {
+                Outcome::Inconclusive
+            },
             "no record written through the service is present after the restore",
         ),
     });
@@ -508,10 +669,19 @@ fn config_clone(config: &DrStep) -> DrStep {
     }
 }
 
-fn finish(ctx: &RunContext, timeline: Timeline, rto: Option<Duration>, config: &DrStep, outcome: Outcome) {
+fn finish(
+    ctx: &RunContext,
+    timeline: Timeline,
+    rto: Option<Duration>,
+    config: &DrStep,
+    outcome: Outcome,
+) {
     let events = timeline.events;
     let svg = super::chaos::timeline_svg("restore", &events, &[]);
-    let svg = ctx.recorder.evidence(STEP, "restore-timeline.svg", svg.as_bytes()).ok();
+    let svg = ctx
+        .recorder
+        .evidence(STEP, "restore-timeline.svg", svg.as_bytes())
+        .ok();
     ctx.recorder.push_drill(DrillReport {
         step: STEP.into(),
         name: "restore".into(),
