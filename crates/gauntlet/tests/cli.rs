@@ -353,9 +353,25 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
         ),
         (
             "unknown-step",
-            format!("{VALID}steps:\n  chaos: {{}}\n"),
+            format!("{VALID}steps:\n  rotation: {{}}\n"),
             "unknown-step.yaml:10:3",
             "not available in this version",
+        ),
+        (
+            "fault-missing-setting",
+            format!(
+                "{VALID}steps:\n  chaos:\n    steady_state: {{probes: [{{name: up, http: {{path: /}}}}]}}\n    drills:\n      - name: d\n        faults: [{{kind: latency, target: candidate}}]\n        duration: 1s\n"
+            ),
+            "fault-missing-setting.yaml:14:18",
+            "a `latency` fault needs `latency`",
+        ),
+        (
+            "fault-unknown-target",
+            format!(
+                "{VALID}steps:\n  chaos:\n    steady_state: {{probes: [{{name: up, http: {{path: /}}}}]}}\n    drills:\n      - name: d\n        faults: [{{kind: reset, target: candidat}}]\n        duration: 1s\n"
+            ),
+            "fault-unknown-target.yaml:14:18",
+            "did you mean `candidate`?",
         ),
         (
             "no-version",
