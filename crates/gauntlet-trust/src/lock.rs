@@ -1,0 +1,552 @@
+//! The lock: what was tested, file by file, signed. A lock lists each protected file with its
+//! digest over the canonical form, the digest and size of its bytes, and (for structured
+//! files) the canonical content itself, so a verification can say which key changed and from
+//! what. Locks carry a semantic version that goes up each time they are re-signed with changes.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::SystemTime;
+
+use gauntlet_report::sha256_hex;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::TrustError;
+use crate::canonical::{self, Change, Form};
+use crate::keyring::{SigningKey, Trust, Verified, write_file};
+
+pub const LOCK_SCHEMA: &str = "gauntlet.lock/v1";
+/// Structured files up to this size keep their canonical content in the lock for key-path diffs.
+const MAX_EMBEDDED: usize = 256 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub schema: String,
+    /// The manifest's semantic version; it goes up when the lock is re-signed with changes.
+    pub version: String,
+    pub created: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+    pub files: Vec<LockedFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<FlagSnapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<SbomRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Release {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedFile {
+    /// Relative to the lock's directory, with `/` separators.
+    pub path: String,
+    pub form: Form,
+    /// sha256 of the canonical form: unchanged by reformatting.
+    pub sha256: String,
+    /// sha256 of the bytes on disk.
+    pub raw_sha256: String,
+    pub size: u64,
+    /// The canonical content of a structured file (up to 256 KiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Value>,
+}
+
+/// Feature flags as they were when the lock was made, frozen into it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlagSnapshot {
+    /// The file or URL they came from.
+    pub source: String,
+    /// sha256 of their canonical JSON.
+    pub sha256: String,
+    pub values: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SbomRecord {
+    pub path: String,
+    pub sha256: String,
+    pub spec_version: String,
+    pub components: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bump {
+    Major,
+    Minor,
+    Patch,
+}
+
+impl std::str::FromStr for Bump {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "major" => Ok(Bump::Major),
+            "minor" => Ok(Bump::Minor),
+            "patch" => Ok(Bump::Patch),
+            other => Err(format!("`{other}` is not major, minor or patch")),
+        }
+    }
+}
+
+/// The version after `previous` (1.0.0 for a first lock).
+pub fn bump_version(previous: Option<&str>, bump: Bump) -> Result<String, TrustError> {
+    let Some(previous) = previous else {
+        return Ok("1.0.0".to_string());
+    };
+    let mut v = semver::Version::parse(previous).map_err(|e| {
+        TrustError::Input(format!(
+            "lock version `{previous}` is not a semantic version: {e}"
+        ))
+    })?;
+    match bump {
+        Bump::Major => v = semver::Version::new(v.major + 1, 0, 0),
+        Bump::Minor => v = semver::Version::new(v.major, v.minor + 1, 0),
+        Bump::Patch => v = semver::Version::new(v.major, v.minor, v.patch + 1),
+    }
+    Ok(v.to_string())
+}
+
+pub fn signature_path(lock: &Path) -> PathBuf {
+    let mut name = lock.as_os_str().to_owned();
+    name.push(".minisig");
+    PathBuf::from(name)
+}
+
+/// `path` as the lock records it: relative to `base`, `/`-separated, no `..` escapes.
+fn relative(base: &Path, path: &Path) -> Result<String, TrustError> {
+    let absolute = |p: &Path| {
+        std::path::absolute(p)
+            .map(|p| normalize(&p))
+            .map_err(|e| TrustError::io(p, e))
+    };
+    let (base, full) = (absolute(base)?, absolute(path)?);
+    let rel = full.strip_prefix(&base).map_err(|_| {
+        TrustError::Input(format!(
+            "{} is outside {}, the lock's directory; protected files live beside or below the lock",
+            path.display(),
+            base.display()
+        ))
+    })?;
+    let parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    Ok(parts.join("/"))
+}
+
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Reads `file` and records it for a lock in `base`.
+pub fn lock_entry(base: &Path, file: &Path) -> Result<LockedFile, TrustError> {
+    let raw = std::fs::read(file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            TrustError::Input(format!("protected file {} is missing", file.display()))
+        } else {
+            TrustError::io(file, e)
+        }
+    })?;
+    let canonical = canonical::canonicalize(file, &raw)
+        .map_err(|e| TrustError::Input(format!("{}: {e}", file.display())))?;
+    let content = canonical
+        .value
+        .filter(|_| canonical.bytes.len() <= MAX_EMBEDDED);
+    Ok(LockedFile {
+        path: relative(base, file)?,
+        form: canonical.form,
+        sha256: sha256_hex(&canonical.bytes),
+        raw_sha256: sha256_hex(&raw),
+        size: raw.len() as u64,
+        content,
+    })
+}
+
+impl Lock {
+    pub fn new(version: String, release: Option<Release>, files: Vec<LockedFile>) -> Lock {
+        Lock {
+            schema: LOCK_SCHEMA.to_string(),
+            version,
+            created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            release,
+            files,
+            flags: None,
+            sbom: None,
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
+        bytes.push(b'\n');
+        bytes
+    }
+
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Lock, TrustError> {
+        let lock: Lock = serde_json::from_slice(bytes)
+            .map_err(|e| TrustError::Verify(format!("{what} is not a gauntlet lock: {e}")))?;
+        if lock.schema != LOCK_SCHEMA {
+            return Err(TrustError::Verify(format!(
+                "{what}: schema `{}` is not `{LOCK_SCHEMA}`",
+                lock.schema
+            )));
+        }
+        Ok(lock)
+    }
+
+    /// Writes the lock and its minisign signature (`PATH.minisig`).
+    pub fn write_signed(&self, path: &Path, key: &SigningKey) -> Result<(), TrustError> {
+        let bytes = self.to_bytes();
+        let release = self
+            .release
+            .as_ref()
+            .map(|r| format!("\trelease:{}@{}", r.name, r.version))
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let comment = format!(
+            "timestamp:{}\tfile:{name}\tmanifest:{}{release}",
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            self.version
+        );
+        let signature = key.sign_minisign(&bytes, &comment)?;
+        write_file(path, &bytes, 0o644)?;
+        write_file(&signature_path(path), signature.as_bytes(), 0o644)
+    }
+}
+
+/// What happened to one locked file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileOutcome {
+    Unchanged,
+    Missing,
+    Unreadable(String),
+    /// The content changed: each key path for structured files.
+    Changed(Vec<Change>),
+    /// A raw file changed.
+    ChangedBytes {
+        old_size: u64,
+        new_size: u64,
+    },
+    /// Same canonical content, different bytes (comments, whitespace, key order).
+    Reformatted,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileCheck {
+    pub path: String,
+    pub outcome: FileOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub lock_path: PathBuf,
+    pub lock: Option<Lock>,
+    pub signature: Result<Verified, String>,
+    pub files: Vec<FileCheck>,
+    /// Reformatting alone is accepted.
+    pub semantic: bool,
+}
+
+impl Verification {
+    pub fn passed(&self) -> bool {
+        self.signature.is_ok()
+            && self.lock.is_some()
+            && self.files.iter().all(|f| match &f.outcome {
+                FileOutcome::Unchanged => true,
+                FileOutcome::Reformatted => self.semantic,
+                _ => false,
+            })
+    }
+
+    pub fn changed(&self) -> impl Iterator<Item = &FileCheck> {
+        self.files.iter().filter(|f| match f.outcome {
+            FileOutcome::Unchanged => false,
+            FileOutcome::Reformatted => !self.semantic,
+            _ => true,
+        })
+    }
+
+    /// One line per finding; the first says whose signature it is.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let lock = self.lock_path.display();
+        match (&self.signature, &self.lock) {
+            (Ok(v), Some(l)) => out.push(format!(
+                "{lock}: manifest {} signed by key {} ({})",
+                l.version,
+                v.key_id,
+                v.trusted_comment.replace('\t', " ")
+            )),
+            (Err(e), _) => out.push(format!("{lock}: SIGNATURE REFUSED: {e}")),
+            (Ok(_), None) => out.push(format!("{lock}: unreadable")),
+        }
+        for file in &self.files {
+            match &file.outcome {
+                FileOutcome::Unchanged => out.push(format!("  ok         {}", file.path)),
+                FileOutcome::Missing => out.push(format!("  MISSING    {}", file.path)),
+                FileOutcome::Unreadable(e) => {
+                    out.push(format!("  UNREADABLE {}: {e}", file.path))
+                }
+                FileOutcome::ChangedBytes { old_size, new_size } => out.push(format!(
+                    "  CHANGED    {}: content differs ({old_size} → {new_size} bytes)",
+                    file.path
+                )),
+                FileOutcome::Changed(changes) if changes.is_empty() => out.push(format!(
+                    "  CHANGED    {}: content differs (too large to show key paths)",
+                    file.path
+                )),
+                FileOutcome::Changed(changes) => {
+                    for change in changes.iter().take(20) {
+                        out.push(format!("  CHANGED    {}: {change}", file.path));
+                    }
+                    if changes.len() > 20 {
+                        out.push(format!(
+                            "  CHANGED    {}: … and {} more",
+                            file.path,
+                            changes.len() - 20
+                        ));
+                    }
+                }
+                FileOutcome::Reformatted if self.semantic => out.push(format!(
+                    "  ok         {} (reformatted only: same canonical content)",
+                    file.path
+                )),
+                FileOutcome::Reformatted => out.push(format!(
+                    "  REFORMATTED {}: same canonical content, different bytes (comments, whitespace or key order); pass --semantic to accept",
+                    file.path
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// Checks the lock at `path` (and `PATH.minisig`) against `trust`, then every file it lists.
+/// Only an unreadable lock is an error; everything else is a finding in the result.
+pub fn verify(path: &Path, trust: &Trust, semantic: bool) -> Result<Verification, TrustError> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            TrustError::Input(format!(
+                "no lock at {}: create one with `gauntlet lock`",
+                path.display()
+            ))
+        } else {
+            TrustError::io(path, e)
+        }
+    })?;
+    let what = path.display().to_string();
+    let sig_path = signature_path(path);
+    let signature = match std::fs::read_to_string(&sig_path) {
+        Ok(sig) => trust.verify(&bytes, &sig, &what).map_err(|e| e.to_string()),
+        Err(_) => Err(format!(
+            "{what} has no signature ({} is missing or unreadable): the lock is unsigned",
+            sig_path.display()
+        )),
+    };
+    let lock = match Lock::parse(&bytes, &what) {
+        Ok(lock) => lock,
+        Err(e) => {
+            return Ok(Verification {
+                lock_path: path.to_path_buf(),
+                lock: None,
+                signature: signature.and(Err(e.to_string())),
+                files: Vec::new(),
+                semantic,
+            });
+        }
+    };
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let files = lock
+        .files
+        .iter()
+        .map(|entry| FileCheck {
+            path: entry.path.clone(),
+            outcome: check_file(base, entry),
+        })
+        .collect();
+    Ok(Verification {
+        lock_path: path.to_path_buf(),
+        lock: Some(lock),
+        signature,
+        files,
+        semantic,
+    })
+}
+
+fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
+    if entry.path.split('/').any(|p| p == "..") || Path::new(&entry.path).is_absolute() {
+        return FileOutcome::Unreadable("the lock names a path outside its directory".into());
+    }
+    let path = base.join(&entry.path);
+    let raw = match std::fs::read(&path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Missing,
+        Err(e) => return FileOutcome::Unreadable(e.to_string()),
+    };
+    if sha256_hex(&raw) == entry.raw_sha256 && raw.len() as u64 == entry.size {
+        return FileOutcome::Unchanged;
+    }
+    if entry.form == Form::Raw {
+        return FileOutcome::ChangedBytes {
+            old_size: entry.size,
+            new_size: raw.len() as u64,
+        };
+    }
+    let canonical = match canonical::canonicalize(&path, &raw) {
+        Ok(c) => c,
+        Err(e) => return FileOutcome::Unreadable(e),
+    };
+    if sha256_hex(&canonical.bytes) == entry.sha256 {
+        return FileOutcome::Reformatted;
+    }
+    match (&entry.content, &canonical.value) {
+        (Some(old), Some(new)) => {
+            let changes = canonical::diff(old, new);
+            FileOutcome::Changed(changes)
+        }
+        _ => FileOutcome::Changed(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::Keyring;
+
+    fn setup() -> (tempfile::TempDir, Keyring, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ring = Keyring::open(&dir.path().join("keys")).unwrap();
+        ring.generate(None).unwrap();
+        std::fs::write(
+            dir.path().join("spec.yaml"),
+            "# thresholds\nslos:\n  latency: {threshold: 300ms}\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("prompts")).unwrap();
+        std::fs::write(dir.path().join("prompts/reply.txt"), "Be brief.\n").unwrap();
+        let lock_path = dir.path().join("gauntlet.lock");
+        let files = ["spec.yaml", "prompts/reply.txt"]
+            .iter()
+            .map(|f| lock_entry(dir.path(), &dir.path().join(f)).unwrap())
+            .collect();
+        Lock::new("1.0.0".into(), None, files)
+            .write_signed(&lock_path, &ring.signing_key().unwrap())
+            .unwrap();
+        (dir, ring, lock_path)
+    }
+
+    #[test]
+    fn an_untouched_lock_verifies() {
+        let (_dir, ring, lock) = setup();
+        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        assert!(v.passed(), "{:?}", v.lines());
+        assert_eq!(v.lock.unwrap().files[1].path, "prompts/reply.txt");
+    }
+
+    #[test]
+    fn a_threshold_edit_names_the_file_and_key_path() {
+        let (dir, ring, lock) = setup();
+        std::fs::write(
+            dir.path().join("spec.yaml"),
+            "# thresholds\nslos:\n  latency: {threshold: 500ms}\n",
+        )
+        .unwrap();
+        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        assert!(!v.passed());
+        assert!(
+            v.lines().contains(
+                &r#"  CHANGED    spec.yaml: slos.latency.threshold: "300ms" → "500ms""#.to_string()
+            ),
+            "{:?}",
+            v.lines()
+        );
+    }
+
+    #[test]
+    fn reformatting_fails_unless_semantic_and_missing_files_are_named() {
+        let (dir, ring, lock) = setup();
+        std::fs::write(
+            dir.path().join("spec.yaml"),
+            "slos:\n  latency:\n    threshold: 300ms  # same\n",
+        )
+        .unwrap();
+        std::fs::remove_file(dir.path().join("prompts/reply.txt")).unwrap();
+        let trust = Trust::Keyring(ring);
+        let v = verify(&lock, &trust, false).unwrap();
+        assert_eq!(v.files[0].outcome, FileOutcome::Reformatted);
+        assert_eq!(v.files[1].outcome, FileOutcome::Missing);
+        std::fs::write(dir.path().join("prompts/reply.txt"), "Be brief.\n").unwrap();
+        assert!(verify(&lock, &trust, true).unwrap().passed());
+        assert!(!verify(&lock, &trust, false).unwrap().passed());
+    }
+
+    #[test]
+    fn an_unsigned_lock_is_refused() {
+        let (_dir, ring, lock) = setup();
+        std::fs::remove_file(signature_path(&lock)).unwrap();
+        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        assert!(v.signature.unwrap_err().contains("unsigned"));
+    }
+
+    #[test]
+    fn versions_bump_semantically() {
+        assert_eq!(bump_version(None, Bump::Patch).unwrap(), "1.0.0");
+        assert_eq!(bump_version(Some("1.2.3"), Bump::Patch).unwrap(), "1.2.4");
+        assert_eq!(bump_version(Some("1.2.3"), Bump::Minor).unwrap(), "1.3.0");
+        assert_eq!(bump_version(Some("1.2.3"), Bump::Major).unwrap(), "2.0.0");
+        assert!(bump_version(Some("one"), Bump::Patch).is_err());
+    }
+
+    #[test]
+    fn files_outside_the_lock_directory_are_refused() {
+        let (dir, _ring, _lock) = setup();
+        let sub = dir.path().join("prompts");
+        let err = lock_entry(&sub, &dir.path().join("spec.yaml")).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+        /// Any single changed byte, of a locked file or of the lock itself, fails verification.
+        #[test]
+        fn any_flipped_byte_fails_verification(target in 0usize..3, position in 0usize..10_000, xor in 1u8..=255) {
+            let (dir, ring, lock) = setup();
+            let path = match target {
+                0 => dir.path().join("spec.yaml"),
+                1 => dir.path().join("prompts/reply.txt"),
+                _ => lock.clone(),
+            };
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = position % bytes.len();
+            bytes[at] ^= xor;
+            std::fs::write(&path, &bytes).unwrap();
+            let v = verify(&lock, &Trust::Keyring(ring), false);
+            proptest::prop_assert!(v.map(|v| !v.passed()).unwrap_or(true));
+        }
+    }
+}
