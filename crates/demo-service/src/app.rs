@@ -21,6 +21,8 @@ pub struct AppConfig {
     /// Holds the data file, its manifest and the SQLite database.
     pub data_dir: PathBuf,
     pub api_key: String,
+    /// With this in `x-admin-token`, `POST /admin/api-key {"key": "..."}` replaces the API key.
+    pub admin_token: Option<String>,
     /// Requests per second per client before 429 (burst of the same size).
     pub rate_limit: u32,
     pub primary: Option<String>,
@@ -53,6 +55,8 @@ struct State {
         http_body_util::Full<bytes::Bytes>,
     >,
     rng: Mutex<gauntlet_net::SplitMix64>,
+    /// The API key in force; the admin endpoint rotates it.
+    api_key: Mutex<String>,
     /// Until when the primary provider is skipped after it failed or refused (backoff).
     primary_backoff: Mutex<Option<Instant>>,
 }
@@ -126,6 +130,7 @@ pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error 
             .build(connector),
         rng: Mutex::new(gauntlet_net::SplitMix64::new(config.seed)),
         primary_backoff: Mutex::new(None),
+        api_key: Mutex::new(config.api_key.clone()),
         config,
     });
     let port = state.config.port;
@@ -208,6 +213,8 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
             "/items",
             limited(state, &request, false, write_item(state, &request)).await,
         ),
+        (&Method::GET, "/flags") => ("/flags", json(StatusCode::OK, &flags(state))),
+        (&Method::POST, "/admin/api-key") => ("/admin/api-key", rotate_key(state, &request)),
         (&Method::GET, "/quote") => ("/quote", limited(state, &request, true, quote(state)).await),
         (&Method::GET, p) if p.starts_with("/writes/") => (
             "/writes/{id}",
@@ -294,11 +301,67 @@ async fn read_item(state: &State, id: &str) -> Reply {
     }
 }
 
+/// The feature flags this instance runs with, as a release would ship them.
+fn flags(state: &State) -> serde_json::Value {
+    serde_json::json!({
+        "quote_failover": !state.has(|d| *d == Defect::NoFailover),
+        "data_integrity_check": !state.has(|d| *d == Defect::CorruptData),
+        "per_client_rate_limit": (!state.has(|d| *d == Defect::NoRateLimit))
+            .then_some(state.config.rate_limit),
+        "write_auth": !state.has(|d| *d == Defect::AuthBypass),
+        "primary_backoff_ms": BACKOFF.as_millis() as u64,
+    })
+}
+
+/// Compares without an early exit, so timing does not reveal a prefix.
+fn same_secret(presented: &str, expected: &str) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+/// `POST /admin/api-key` with `x-admin-token` and `{"key": "NEW"}`: the old key stops working.
+fn rotate_key(state: &State, request: &ServedRequest) -> Reply {
+    let Some(admin) = &state.config.admin_token else {
+        return reply(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let presented = request
+        .headers
+        .get("x-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !same_secret(presented, admin) {
+        return reply(StatusCode::FORBIDDEN, "admin token required\n");
+    }
+    let key = serde_json::from_slice::<serde_json::Value>(&request.body)
+        .ok()
+        .and_then(|v| v["key"].as_str().map(str::to_string));
+    match key {
+        Some(key)
+            if (8..=200).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            *state.api_key.lock().unwrap_or_else(|e| e.into_inner()) = key;
+            reply(StatusCode::NO_CONTENT, "")
+        }
+        _ => reply(
+            StatusCode::BAD_REQUEST,
+            "`key` must be 8 to 200 printable characters\n",
+        ),
+    }
+}
+
 fn authorised(state: &State, request: &ServedRequest) -> bool {
     if state.has(|d| *d == Defect::AuthBypass) {
         return true;
     }
-    let key = &state.config.api_key;
+    let key = state
+        .api_key
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let presented = request
         .headers
         .get("x-api-key")
@@ -310,14 +373,7 @@ fn authorised(state: &State, request: &ServedRequest) -> bool {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.strip_prefix("Bearer "))
         });
-    // Compare without an early exit, so timing does not reveal a prefix of the key.
-    presented.is_some_and(|p| {
-        p.len() == key.len()
-            && p.bytes()
-                .zip(key.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    })
+    presented.is_some_and(|p| same_secret(p, &key))
 }
 
 async fn write_item(state: &State, request: &ServedRequest) -> Reply {

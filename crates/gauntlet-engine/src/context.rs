@@ -42,6 +42,8 @@ pub struct Recorded {
     pub timeline: Vec<TimelineEvent>,
     pub evidence: Vec<EvidenceFile>,
     pub drills: Vec<DrillReport>,
+    /// What preflight found: the green fingerprint and the signed release manifest.
+    pub release: crate::trust::ReleaseFacts,
 }
 
 impl Recorder {
@@ -140,6 +142,10 @@ impl Recorder {
         &self.run_dir
     }
 
+    pub fn set_release(&self, facts: crate::trust::ReleaseFacts) {
+        self.lock().release = facts;
+    }
+
     pub fn take(&self) -> Recorded {
         std::mem::take(&mut *self.lock())
     }
@@ -201,6 +207,12 @@ pub struct RunContext {
     pub journal: Arc<Mutex<crate::journal::CleanupJournal>>,
     /// Only these chaos drills (empty: all).
     pub drills: Vec<String>,
+    /// The spec as given: its path (relative paths in it resolve against its directory) and
+    /// the exact text this run executes.
+    pub spec_path: std::path::PathBuf,
+    pub spec_text: String,
+    /// The keyring that verifies the lock and signs the manifest.
+    pub keyring: std::path::PathBuf,
 }
 
 #[cfg(test)]

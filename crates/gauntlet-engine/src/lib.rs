@@ -19,6 +19,7 @@ mod probes;
 mod run;
 pub mod steps;
 mod supervisor;
+pub mod trust;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};
 pub use decision::{SETUP_STEP, Verdict, decide, exit_code};

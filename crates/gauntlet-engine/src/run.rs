@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub request_timeout: Duration,
     /// Only these chaos drills (empty: every drill).
     pub drills: Vec<String>,
+    /// The keyring that signs the release manifest and the decision, and verifies the lock.
+    pub keyring: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -228,6 +230,20 @@ pub(crate) async fn run_steps(
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
+    let trust = crate::trust::attest(
+        &spec,
+        &options.spec_path.display().to_string(),
+        &spec_sha256,
+        &run_id,
+        &run_dir,
+        &options.keyring,
+        verdict.decision,
+        &steps_run,
+        recorded.release,
+    );
+    if let Some(att) = &trust.attestation {
+        recorder.index(att, &std::fs::read(run_dir.join(att)).unwrap_or_default());
+    }
     let report = Report {
         schema: REPORT_SCHEMA.to_string(),
         run_id: run_id.clone(),
@@ -252,6 +268,7 @@ pub(crate) async fn run_steps(
         timeline: recorded.timeline,
         drills: recorded.drills,
         evidence: recorded.evidence,
+        trust: Some(trust),
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;
     store.finish_run(&report)?;
@@ -359,6 +376,9 @@ async fn pipeline(
         supervisor: supervisor.clone(),
         journal,
         drills: options.drills.clone(),
+        spec_path: options.spec_path.clone(),
+        spec_text: options.spec_text.clone(),
+        keyring: options.keyring.clone(),
     };
     let mut stopped_by: Option<String> = None;
     for step in &selected {
@@ -634,6 +654,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             seed: 1,
             request_timeout: Duration::from_secs(2),
             drills: vec![],
+            keyring: dir.path().join("keys"),
         };
         let outcome = run_steps(
             spec,

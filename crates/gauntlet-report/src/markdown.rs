@@ -50,6 +50,35 @@ pub fn to_markdown(report: &Report) -> String {
         report.spec.path,
         &report.spec.sha256[..report.spec.sha256.len().min(12)]
     );
+    if let Some(trust) = &report.trust {
+        let _ = writeln!(md, "## Trust\n");
+        if let Some(fp) = &trust.green_fingerprint {
+            let _ = writeln!(md, "- Green fingerprint: `{fp}`");
+        }
+        if let Some(manifest) = &trust.manifest {
+            let _ = writeln!(
+                md,
+                "- Release manifest: [`{manifest}`]({manifest}) (version {}, minisign signature `{manifest}.minisig`)",
+                trust.manifest_version.as_deref().unwrap_or("?")
+            );
+        }
+        match (&trust.attestation, &trust.signing_key) {
+            (Some(att), Some(key)) => {
+                let _ = writeln!(
+                    md,
+                    "- Attestation: [`{att}`]({att}) (DSSE, in-toto statement, signed by key `{key}`); check it with `gauntlet attest verify RUN_DIR/{att} --key {}`",
+                    trust.public_key.as_deref().unwrap_or("KEY.pub")
+                );
+            }
+            _ => {
+                let _ = writeln!(md, "- Attestation: none");
+            }
+        }
+        if let Some(note) = &trust.note {
+            let _ = writeln!(md, "- Note: {}", cell(note));
+        }
+        md.push('\n');
+    }
     if !report.conditions.is_empty() {
         let _ = writeln!(md, "## Conditions\n");
         for c in &report.conditions {

@@ -233,6 +233,34 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drills: Vec<DrillReport>,
     pub evidence: Vec<EvidenceFile>,
+    /// The green fingerprint, the signed release manifest and the signed decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<TrustInfo>,
+}
+
+/// Paths are relative to the run directory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrustInfo {
+    /// sha256 over the manifest digests, thresholds, SBOM, flags and prompts (from preflight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_fingerprint: Option<String>,
+    /// The signed release manifest (`release.lock`, signature beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_version: Option<String>,
+    /// The DSSE envelope of the decision (`attestation.dsse.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<String>,
+    /// The id of the key that signed the attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    /// Where that key's public half is (a minisign `.pub` file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// Why something is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Report {

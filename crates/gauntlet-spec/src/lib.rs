@@ -16,12 +16,14 @@
 mod diagnostic;
 mod drills;
 mod model;
+mod trust;
 pub mod units;
 mod validate;
 
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use drills::*;
 pub use model::*;
+pub use trust::*;
 pub use validate::{PIPELINE_STEPS, placeholders};
 
 use std::path::Path;

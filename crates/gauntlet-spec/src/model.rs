@@ -40,6 +40,9 @@ pub struct Spec {
     /// How failures turn into a decision.
     #[serde(default)]
     pub gating: Gating,
+    /// What is locked and signed: protected files, flags, SBOM, artifacts.
+    #[serde(default)]
+    pub trust: Option<crate::trust::TrustSection>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -195,11 +198,15 @@ fn default_slo_window() -> Duration {
 #[serde(deny_unknown_fields)]
 pub struct Steps {
     #[serde(default)]
+    pub preflight: Option<crate::trust::PreflightStep>,
+    #[serde(default)]
     pub rollback_rehearsal: Option<RehearsalStep>,
     #[serde(default)]
     pub chaos: Option<crate::drills::ChaosStep>,
     #[serde(default)]
     pub dr: Option<crate::drills::DrStep>,
+    #[serde(default)]
+    pub rotation: Option<crate::trust::RotationStep>,
     #[serde(default)]
     pub security: Option<SecurityStep>,
     #[serde(default)]

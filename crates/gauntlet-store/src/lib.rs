@@ -448,6 +448,7 @@ mod tests {
             }],
             timeline: vec![],
             drills: vec![],
+            trust: None,
             evidence: vec![EvidenceFile {
                 path: "evidence/a.json".into(),
                 sha256: "ab".into(),

@@ -121,7 +121,7 @@ pub fn signature_path(lock: &Path) -> PathBuf {
 }
 
 /// `path` as the lock records it: relative to `base`, `/`-separated, no `..` escapes.
-fn relative(base: &Path, path: &Path) -> Result<String, TrustError> {
+pub fn relative(base: &Path, path: &Path) -> Result<String, TrustError> {
     let absolute = |p: &Path| {
         std::path::absolute(p)
             .map(|p| normalize(&p))
@@ -165,16 +165,22 @@ pub fn lock_entry(base: &Path, file: &Path) -> Result<LockedFile, TrustError> {
             TrustError::io(file, e)
         }
     })?;
-    let canonical = canonical::canonicalize(file, &raw)
-        .map_err(|e| TrustError::Input(format!("{}: {e}", file.display())))?;
+    lock_entry_bytes(&relative(base, file)?, file, &raw)
+}
+
+/// Records `raw` as the content of `path` under the lock path `rel` (for content that is
+/// not read from disk, such as the spec text a run executes).
+pub fn lock_entry_bytes(rel: &str, path: &Path, raw: &[u8]) -> Result<LockedFile, TrustError> {
+    let canonical = canonical::canonicalize(path, raw)
+        .map_err(|e| TrustError::Input(format!("{}: {e}", path.display())))?;
     let content = canonical
         .value
         .filter(|_| canonical.bytes.len() <= MAX_EMBEDDED);
     Ok(LockedFile {
-        path: relative(base, file)?,
+        path: rel.to_string(),
         form: canonical.form,
         sha256: sha256_hex(&canonical.bytes),
-        raw_sha256: sha256_hex(&raw),
+        raw_sha256: sha256_hex(raw),
         size: raw.len() as u64,
         content,
     })
@@ -403,12 +409,16 @@ fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
         return FileOutcome::Unreadable("the lock names a path outside its directory".into());
     }
     let path = base.join(&entry.path);
-    let raw = match std::fs::read(&path) {
-        Ok(raw) => raw,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return FileOutcome::Missing,
-        Err(e) => return FileOutcome::Unreadable(e.to_string()),
-    };
-    if sha256_hex(&raw) == entry.raw_sha256 && raw.len() as u64 == entry.size {
+    match std::fs::read(&path) {
+        Ok(raw) => compare(entry, &path, &raw),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileOutcome::Missing,
+        Err(e) => FileOutcome::Unreadable(e.to_string()),
+    }
+}
+
+/// How `raw` (the content of `path` now) differs from what `entry` locked.
+pub fn compare(entry: &LockedFile, path: &Path, raw: &[u8]) -> FileOutcome {
+    if sha256_hex(raw) == entry.raw_sha256 && raw.len() as u64 == entry.size {
         return FileOutcome::Unchanged;
     }
     if entry.form == Form::Raw {
@@ -417,7 +427,7 @@ fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
             new_size: raw.len() as u64,
         };
     }
-    let canonical = match canonical::canonicalize(&path, &raw) {
+    let canonical = match canonical::canonicalize(path, raw) {
         Ok(c) => c,
         Err(e) => return FileOutcome::Unreadable(e),
     };

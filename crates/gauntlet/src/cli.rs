@@ -39,6 +39,15 @@ pub struct Global {
     /// Print only the outcome; no progress.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// The keyring that signs locks, manifests and decisions and verifies them.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = ".gauntlet/keys",
+        env = "GAUNTLET_KEYRING"
+    )]
+    pub keyring: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,7 +156,57 @@ pub enum Command {
         seed: u64,
     },
     /// Print shell completions.
-    Completions { shell: clap_complete::Shell },
+    /// Lock and sign protected files: `gauntlet lock --spec gauntlet.yaml` (the spec and its
+    /// `trust.protected` files) or `gauntlet lock FILE... --lock gauntlet.lock`.
+    Lock {
+        files: Vec<PathBuf>,
+        #[arg(long, conflicts_with = "lock")]
+        spec: Option<PathBuf>,
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// Which part of the manifest's version goes up (default: patch, when anything changed).
+        #[arg(long, value_enum)]
+        bump: Option<BumpArg>,
+    },
+    /// Check the protected files against their signed lock: exit 0 unchanged, 1 changed or
+    /// badly signed (naming the file and key path), 2 bad input. What CI runs before a deploy.
+    Verify {
+        #[arg(long, conflicts_with = "lock")]
+        spec: Option<PathBuf>,
+        /// The lock to check (default: gauntlet.lock here).
+        #[arg(long)]
+        lock: Option<PathBuf>,
+        /// Trust only this minisign public key (a `.pub` file or its base64 line), not a keyring.
+        #[arg(long)]
+        key: Option<String>,
+        /// Accept files whose canonical content is unchanged (comments, whitespace, key order).
+        #[arg(long)]
+        semantic: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signing keys: generate, list, rotate, revoke.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Signed decisions (DSSE envelopes around in-toto statements).
+    #[command(subcommand)]
+    Attest(AttestCommand),
+    /// Write a CycloneDX 1.5 SBOM from lock files (Cargo.lock, package-lock.json,
+    /// requirements.txt, poetry.lock, go.sum).
+    Sbom {
+        #[arg(required = true)]
+        lockfiles: Vec<PathBuf>,
+        #[arg(long, default_value = "app")]
+        name: String,
+        #[arg(long = "release-version", default_value = "0.0.0")]
+        version: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    Completions {
+        shell: clap_complete::Shell,
+    },
     /// Busy threads and touched memory for a chaos drill (started by the chaos step).
     #[command(hide = true)]
     Stress {
@@ -164,6 +223,57 @@ pub enum Command {
     /// The demo system's processes (started by `gauntlet demo`).
     #[command(hide = true, name = "demo-service", subcommand)]
     DemoService(DemoService),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BumpArg {
+    Major,
+    Minor,
+    Patch,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// A new signing key (refused if one is active: rotate instead). `--encrypt` protects it
+    /// with a password (from GAUNTLET_KEY_PASSWORD, or asked for).
+    Generate {
+        #[arg(long)]
+        encrypt: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// A new active key; the old one verifies until `--grace` from now.
+    Rotate {
+        #[arg(long, default_value = "7d")]
+        grace: String,
+        #[arg(long)]
+        encrypt: bool,
+    },
+    /// Nothing signed by the key verifies any more; its secret key is deleted.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttestCommand {
+    /// Check a run's attestation and print its decision: exit 0 for a verified GO or
+    /// CONDITIONAL, 1 for a refused signature or any other decision, 2 for bad input.
+    Verify {
+        file: PathBuf,
+        /// Trust only this minisign public key (a `.pub` file or its base64 line).
+        #[arg(long)]
+        key: Option<String>,
+        /// Also require this file's sha256 among the attestation's subjects.
+        #[arg(long)]
+        artifact: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -205,9 +315,11 @@ pub struct Execution {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StepArg {
+    Preflight,
     RollbackRehearsal,
     Chaos,
     Dr,
+    Rotation,
     Security,
     Observability,
     Canary,
@@ -216,6 +328,8 @@ pub enum StepArg {
 impl StepArg {
     pub fn name(self) -> &'static str {
         match self {
+            StepArg::Preflight => "preflight",
+            StepArg::Rotation => "rotation",
             StepArg::RollbackRehearsal => "rollback-rehearsal",
             StepArg::Chaos => "chaos",
             StepArg::Dr => "dr",
@@ -256,6 +370,8 @@ pub enum DemoService {
         version: String,
         #[arg(long, default_value = "demo-key")]
         api_key: String,
+        #[arg(long)]
+        admin_token: Option<String>,
         #[arg(long, default_value_t = 100)]
         rate_limit: u32,
         #[arg(long)]
@@ -265,6 +381,8 @@ pub enum DemoService {
         /// A defect knob, or `none`.
         #[arg(long)]
         defect: Vec<String>,
+        #[arg(long, value_name = "VAR")]
+        defect_env: Option<String>,
         #[arg(long, default_value_t = 7)]
         seed: u64,
     },

@@ -1,30 +1,53 @@
-//! `gauntlet demo`: the spec shipped as `examples/demo.yaml`, with the candidate's defect
-//! knobs filled in. The spec starts the demo system itself (`{gauntlet} demo-service …`),
-//! so the engine runs it like any other spec and stops every process afterwards.
+//! `gauntlet demo`: the demo project (the spec shipped as `examples/demo.yaml`, its protected
+//! prompt, and the Cargo.lock the demo system is built from) written to `.gauntlet/demo/`,
+//! locked and signed as a release manager would with `gauntlet lock`, then run like any spec.
+//! The spec starts the demo system itself (`{gauntlet} demo-service …`); defects reach the
+//! candidate through an environment variable, so the signed spec is the same with or without.
 
-/// The name the demo spec goes by in messages and reports.
-pub const SPEC_NAME: &str = "examples/demo.yaml";
+use std::path::{Path, PathBuf};
 
-const DEMO_SPEC: &str = include_str!("../../../examples/demo.yaml");
+/// Where the demo project is written, relative to the working directory.
+pub const PROJECT_DIR: &str = ".gauntlet/demo";
+/// The variable the demo candidate reads its defects from (see `--defect-env` in the spec).
+pub const DEFECTS_ENV: &str = "GAUNTLET_DEMO_DEFECTS";
 
-/// The one place in the demo spec that says which defects the candidate has.
-const DEFECT_MARKER: &str = "\"--defect=none\"";
+const FILES: &[(&str, &str)] = &[
+    ("gauntlet.yaml", include_str!("../../../examples/demo.yaml")),
+    (
+        "prompts/support-reply.txt",
+        include_str!("../../../examples/prompts/support-reply.txt"),
+    ),
+    ("Cargo.lock", include_str!("../../../Cargo.lock")),
+];
 
-/// The demo spec with `defects` set on the candidate; an unknown knob is a usage error.
-pub fn spec_text(defects: &[String]) -> Result<String, String> {
-    for knob in defects {
+/// The demo spec's text.
+#[cfg(test)]
+pub fn spec_text() -> &'static str {
+    FILES[0].1
+}
+
+/// Checks the knobs and joins them for the candidate's environment.
+pub fn defects(knobs: &[String]) -> Result<String, String> {
+    for knob in knobs {
         knob.parse::<demo_service::Defect>()
             .map_err(|e| e.to_string())?;
     }
-    if defects.is_empty() {
-        return Ok(DEMO_SPEC.to_string());
+    Ok(knobs.join(","))
+}
+
+/// Writes the demo project into `dir` (always afresh, so the demo matches this build) and
+/// returns the spec's path.
+pub fn write_project(dir: &Path) -> std::io::Result<PathBuf> {
+    for (name, text) in FILES {
+        let path = dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
+            gauntlet_report::write_atomic(&path, text.as_bytes())?;
+        }
     }
-    let args = defects
-        .iter()
-        .map(|knob| format!("\"--defect={knob}\""))
-        .collect::<Vec<_>>()
-        .join(", ");
-    Ok(DEMO_SPEC.replacen(DEFECT_MARKER, &args, 1))
+    Ok(dir.join(FILES[0].0))
 }
 
 #[cfg(test)]
@@ -32,25 +55,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_marker_appears_once_on_the_candidate() {
-        assert_eq!(DEMO_SPEC.matches(DEFECT_MARKER).count(), 1);
-        let text = spec_text(&["auth-bypass".into(), "errors=5%".into()]).unwrap();
-        assert!(text.contains("\"--defect=auth-bypass\", \"--defect=errors=5%\""));
-        assert!(!text.contains(DEFECT_MARKER));
-    }
-
-    #[test]
     fn unknown_knobs_are_refused() {
         assert!(
-            spec_text(&["flaky".into()])
+            defects(&["flaky".into()])
                 .unwrap_err()
                 .contains("unknown defect")
+        );
+        assert_eq!(
+            defects(&["auth-bypass".into(), "errors=5%".into()]).unwrap(),
+            "auth-bypass,errors=5%"
         );
     }
 
     #[test]
-    fn the_shipped_demo_spec_is_valid() {
-        let spec = gauntlet_spec::load_str(SPEC_NAME, DEMO_SPEC).unwrap();
-        assert!(spec.steps.security.is_some() && spec.steps.observability.is_some());
+    fn the_shipped_demo_spec_is_valid_and_reads_its_defects_from_the_environment() {
+        let spec = gauntlet_spec::load_str("gauntlet.yaml", spec_text()).unwrap();
+        assert!(spec.steps.preflight.is_some() && spec.steps.rotation.is_some());
+        assert!(spec_text().contains(DEFECTS_ENV));
     }
 }

@@ -18,6 +18,7 @@ mod cli;
 mod demo;
 mod offline;
 mod progress;
+mod signing;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -151,27 +152,85 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             seconds,
         } => stress(cpu, memory, seconds),
         Command::Demo(args) => {
-            let text = demo::spec_text(&args.defect).map_err(CliError::Usage)?;
-            let spec = gauntlet_spec::load_str(demo::SPEC_NAME, &text).map_err(CliError::Spec)?;
+            let knobs = demo::defects(&args.defect).map_err(CliError::Usage)?;
+            // SAFETY: no other thread exists yet (the runtime starts in `execute`); the demo
+            // candidate reads its defects from this variable, so the signed spec stays the same.
+            unsafe { std::env::set_var(demo::DEFECTS_ENV, &knobs) };
+            let dir = Path::new(demo::PROJECT_DIR);
+            let spec_path = demo::write_project(dir)
+                .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
+            let mut ring = gauntlet_trust::Keyring::open(&global.keyring)?;
+            if ring.active().is_none() {
+                let key = ring.generate(None)?;
+                if !global.quiet {
+                    eprintln!(
+                        "gauntlet demo: created signing key {} in {} (for real releases: `gauntlet keys generate --encrypt`)",
+                        key.id,
+                        global.keyring.display()
+                    );
+                }
+            }
+            // What a release manager does once per release: lock and sign the protected files.
+            let (lock, version, key, count) =
+                signing::lock_files(&global.keyring, Some(&spec_path), &[], None, None)?;
+            let text = read_spec(&spec_path)?;
+            let spec = gauntlet_spec::load_str(&spec_path.display().to_string(), &text)
+                .map_err(CliError::Spec)?;
             if !global.quiet {
                 eprintln!(
+                    "gauntlet demo: project in {}; {count} protected files locked into {} (manifest {version}) and signed by key {key}",
+                    dir.display(),
+                    lock.display()
+                );
+                eprintln!(
                     "gauntlet demo: the candidate runs with defects: {}",
-                    if args.defect.is_empty() {
-                        "none".to_string()
-                    } else {
-                        args.defect.join(", ")
-                    }
+                    if knobs.is_empty() { "none" } else { &knobs }
                 );
             }
-            execute(
-                spec,
-                Path::new(demo::SPEC_NAME),
-                text,
-                &args.execution,
-                &global,
-                Vec::new(),
-            )
+            let code = execute(spec, &spec_path, text, &args.execution, &global, Vec::new())?;
+            if !global.quiet {
+                eprintln!(
+                    "try the CI guard: edit a threshold in {}, then `gauntlet verify --spec {}` exits 1 naming it",
+                    spec_path.display(),
+                    spec_path.display()
+                );
+            }
+            Ok(code)
         }
+        Command::Lock {
+            files,
+            spec,
+            lock,
+            bump,
+        } => signing::lock_command(
+            &global.keyring,
+            spec.as_deref(),
+            &files,
+            lock.as_deref(),
+            bump,
+        ),
+        Command::Verify {
+            spec,
+            lock,
+            key,
+            semantic,
+            json,
+        } => signing::verify_command(
+            &global.keyring,
+            spec.as_deref(),
+            lock.as_deref(),
+            key.as_deref(),
+            semantic,
+            json,
+        ),
+        Command::Keys(command) => signing::keys_command(&global.keyring, command),
+        Command::Attest(command) => signing::attest_command(&global.keyring, command),
+        Command::Sbom {
+            lockfiles,
+            name,
+            version,
+            out,
+        } => signing::sbom_command(&lockfiles, &name, &version, out.as_deref()),
         Command::History { limit, json } => history(&global, limit, json),
         Command::Show { run, json } => show(&global, &run, json),
         Command::Recover { run } => recover(&global, run.as_deref()),
@@ -279,6 +338,7 @@ fn execute(
         seed: execution.seed,
         request_timeout: Duration::from_secs(5),
         drills,
+        keyring: global.keyring.clone(),
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)
@@ -319,6 +379,23 @@ fn execute(
         "reports: {}/report.md (also report.json, junit.xml)",
         outcome.run_dir.display()
     );
+    if let Some(trust) = &report.trust {
+        if let Some(fp) = &trust.green_fingerprint {
+            eprintln!("green fingerprint: {fp}");
+        }
+        match (&trust.attestation, &trust.signing_key) {
+            (Some(att), Some(key)) => eprintln!(
+                "attestation: {}/{att} (signed by key {key}; check: gauntlet attest verify {}/{att} --key {})",
+                outcome.run_dir.display(),
+                outcome.run_dir.display(),
+                trust.public_key.as_deref().unwrap_or("KEY.pub")
+            ),
+            _ => eprintln!(
+                "attestation: none ({})",
+                trust.note.as_deref().unwrap_or("not signed")
+            ),
+        }
+    }
     eprintln!("run id:  {}", report.run_id);
     Ok(report.exit_code)
 }
@@ -467,15 +544,24 @@ fn demo_service(service: DemoService) -> Result<i32, CliError> {
             data_dir,
             version,
             api_key,
+            admin_token,
             rate_limit,
             primary,
             secondary,
             defect,
+            defect_env,
             seed,
         } => {
+            // Defects named in the environment change the binary's behaviour without
+            // changing the (signed) spec that starts it.
+            let from_env = defect_env
+                .and_then(|var| std::env::var(var).ok())
+                .unwrap_or_default();
             let defects = defect
                 .iter()
-                .filter(|d| d.as_str() != "none")
+                .map(String::as_str)
+                .chain(from_env.split(',').map(str::trim))
+                .filter(|d| !d.is_empty() && *d != "none")
                 .map(|d| d.parse())
                 .collect::<Result<Vec<demo_service::Defect>, _>>()
                 .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -484,6 +570,7 @@ fn demo_service(service: DemoService) -> Result<i32, CliError> {
                 version,
                 data_dir,
                 api_key,
+                admin_token,
                 rate_limit,
                 primary,
                 secondary,

@@ -27,6 +27,10 @@ impl Scratch {
             .env("NO_COLOR", "1")
             .env_remove("GAUNTLET_STORE")
             .env_remove("GAUNTLET_OUT")
+            .env_remove("GAUNTLET_KEYRING")
+            .env_remove("GAUNTLET_SIGNING_KEY")
+            .env_remove("GAUNTLET_KEY_PASSWORD")
+            .env_remove("GAUNTLET_DEMO_DEFECTS")
             .stdin(Stdio::null());
         cmd
     }
@@ -152,9 +156,11 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         steps,
         [
             "setup",
+            "preflight",
             "rollback-rehearsal",
             "chaos",
             "dr",
+            "rotation",
             "security",
             "observability",
             "canary"
@@ -179,6 +185,11 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         "## Drill `restore` (dr) — ✅ pass",
         "`dr.RPO` | ✅ pass",
         "`dr.RTO` | ✅ pass",
+        "## Trust",
+        "- Green fingerprint: `",
+        "- Attestation: [`attestation.dsse.json`]",
+        "`rotation.unsigned-threshold-refused` | ✅ pass",
+        "`preflight.unsigned-changes` | ✅ pass",
     ] {
         assert!(md.contains(needle), "report.md lacks {needle:?}:\n{md}");
     }
@@ -198,7 +209,26 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         let svg = run_dir.join(drill["svg"].as_str().expect("an SVG timeline"));
         assert!(std::fs::read_to_string(svg).unwrap().starts_with("<svg"));
     }
-    let canary = &report["steps"][6];
+    // The decision is signed: the attestation verifies with the key the report names.
+    let trust = &report["trust"];
+    assert_eq!(trust["green_fingerprint"].as_str().map(str::len), Some(64));
+    let verified = s.run(&[
+        "attest",
+        "verify",
+        run_dir.join("attestation.dsse.json").to_str().unwrap(),
+        "--key",
+        trust["public_key"]
+            .as_str()
+            .expect("the signing key's public half"),
+    ]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+    assert!(text(&verified.stdout).contains("decision: GO"));
+    let canary = &report["steps"][8];
     assert_eq!(canary["outcome"], "pass");
     let judged: Vec<&Value> = canary["checks"]
         .as_array()
@@ -274,7 +304,7 @@ fn junit_has_one_testcase_per_check() {
         }
     }
     assert_eq!(cases, checks);
-    assert_eq!(suites, 5);
+    assert_eq!(suites, 7);
     assert_eq!(
         failures, 1,
         "the one failing check (auth bypass) is a JUnit failure"
@@ -707,7 +737,7 @@ fn the_rollback_hook_runs_when_the_canary_rejects() {
     let s = Scratch::new();
     let demo = include_str!("../../../examples/demo.yaml");
     let spec = demo
-        .replace("\"--defect=none\"", "\"--defect=errors=20%\"")
+        .replace("\"--defect-env\", \"GAUNTLET_DEMO_DEFECTS\"", "\"--defect=errors=20%\"")
         .replace(
             "    abort: {p99: 1s, error_rate: 20%, min_samples: 50}",
             "    abort: {p99: 1s, error_rate: 90%, min_samples: 50}\n    rollback: {command: [sh, -c, \"echo $GAUNTLET_EVENT $GAUNTLET_STAGE > hook.txt\"]}",
@@ -818,7 +848,7 @@ fn the_rollback_webhook_is_posted_when_the_canary_rejects() {
         String::from_utf8_lossy(&seen).into_owned()
     });
     let demo = include_str!("../../../examples/demo.yaml");
-    let spec = demo.replace("\"--defect=none\"", "\"--defect=errors=20%\"").replace(
+    let spec = demo.replace("\"--defect-env\", \"GAUNTLET_DEMO_DEFECTS\"", "\"--defect=errors=20%\"").replace(
         "    abort: {p99: 1s, error_rate: 20%, min_samples: 50}",
         &format!("    abort: {{p99: 1s, error_rate: 90%, min_samples: 50}}\n    rollback: {{webhook: \"http://127.0.0.1:{port}/hooks/rollback\"}}"),
     );

@@ -1,12 +1,13 @@
 //! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
 //! returns its checks; it records timeline events and evidence through the context.
-//! Steps 1 and 5 arrive with their own issues; the spec rejects them until then.
 
 mod canary;
 mod chaos;
 mod dr;
 mod observability;
+mod preflight;
 mod rehearsal;
+mod rotation;
 mod security;
 
 use std::future::Future;
@@ -21,7 +22,9 @@ pub use canary::Canary;
 pub use chaos::Chaos;
 pub use dr::Dr;
 pub use observability::Observability;
+pub use preflight::Preflight;
 pub use rehearsal::Rehearsal;
+pub use rotation::Rotation;
 pub use security::Security;
 
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
@@ -59,9 +62,11 @@ impl StepMeta {
 
 /// Names of the steps this build can run, in pipeline order.
 pub const AVAILABLE: &[&str] = &[
+    "preflight",
     "rollback-rehearsal",
     "chaos",
     "dr",
+    "rotation",
     "security",
     "observability",
     "canary",
@@ -70,6 +75,9 @@ pub const AVAILABLE: &[&str] = &[
 /// The steps the spec configures, in pipeline order.
 pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     let mut steps: Vec<Box<dyn Step>> = Vec::new();
+    if let Some(config) = &spec.steps.preflight {
+        steps.push(Box::new(Preflight::new(config)));
+    }
     if let Some(config) = &spec.steps.rollback_rehearsal {
         steps.push(Box::new(Rehearsal::new(config)));
     }
@@ -78,6 +86,9 @@ pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     }
     if let Some(config) = &spec.steps.dr {
         steps.push(Box::new(Dr::new(config)));
+    }
+    if let Some(config) = &spec.steps.rotation {
+        steps.push(Box::new(Rotation::new(config)));
     }
     if let Some(config) = &spec.steps.security {
         steps.push(Box::new(Security::new(config)));

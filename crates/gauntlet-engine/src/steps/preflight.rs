@@ -1,0 +1,451 @@
+//! Step 1, preflight: what is about to be tested must be exactly what was signed.
+//!
+//! The protected files (the spec as this run executes it, threshold files, prompts,
+//! profiles, a flags file) are checked against the project's signed lock; the feature flags
+//! are snapshotted; the SBOM is taken; all of it is frozen into a release manifest signed
+//! into the run directory; and the green fingerprint is computed over it.
+
+use std::path::Path;
+
+use gauntlet_net::Outgoing;
+use gauntlet_report::{Check, Outcome, Severity, sha256_hex};
+use gauntlet_spec::{FlagSource, PreflightStep, SbomSource};
+use gauntlet_trust::lock::{self, FileOutcome, FlagSnapshot, Lock, Release, SbomRecord};
+use gauntlet_trust::{Keyring, Trust, canonical, sbom};
+
+use super::{Step, StepFuture, StepMeta};
+use crate::context::RunContext;
+use crate::trust::{MANIFEST_FILE, Project, ReleaseFacts, green_fingerprint, thresholds};
+
+const STEP: &str = "preflight";
+
+pub struct Preflight(StepMeta);
+
+impl Preflight {
+    pub fn new(config: &PreflightStep) -> Self {
+        Self(StepMeta::new(
+            config.severity,
+            config.owner.as_ref(),
+            "release",
+        ))
+    }
+}
+
+impl Step for Preflight {
+    fn name(&self) -> &'static str {
+        STEP
+    }
+    fn meta(&self) -> &StepMeta {
+        &self.0
+    }
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
+        Box::pin(run(ctx, self.0.severity))
+    }
+}
+
+async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
+    let check = |name: &str| Check::new(STEP, name, severity);
+    let project = Project::of(&ctx.spec, &ctx.spec_path);
+    let keyring = Keyring::open(&ctx.keyring).map_err(|e| e.to_string());
+    let mut checks = Vec::new();
+
+    // 1. Every protected file is there.
+    let missing: Vec<String> = project
+        .protected
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    checks.push(if missing.is_empty() {
+        check("protected-files")
+            .outcome(
+                Outcome::Pass,
+                format!(
+                    "all {} protected files are present",
+                    project.protected.len()
+                ),
+            )
+            .measured(format!("{} files", project.protected.len()))
+    } else {
+        check("protected-files").outcome(
+            Outcome::Fail,
+            format!("missing protected files: {}", missing.join(", ")),
+        )
+    });
+
+    // 2 and 3. The lock is signed by a trusted key, and nothing changed since.
+    let lock_name = project.lock_path.display().to_string();
+    let verification = keyring.clone().and_then(|k| {
+        lock::verify(&project.lock_path, &Trust::Keyring(k), false).map_err(|e| e.to_string())
+    });
+    let (signature_check, changes_check, locked) = match verification {
+        Err(e) => (
+            check("signed-lock").outcome(Outcome::Fail, e),
+            check("unsigned-changes")
+                .outcome(Outcome::Inconclusive, "no lock to compare with".to_string()),
+            None,
+        ),
+        Ok(v) => {
+            let sig = match &v.signature {
+                Ok(who) => check("signed-lock")
+                    .outcome(
+                        Outcome::Pass,
+                        format!(
+                            "{lock_name} (manifest {}) is signed by trusted key {}",
+                            v.lock.as_ref().map_or("?", |l| l.version.as_str()),
+                            who.key_id
+                        ),
+                    )
+                    .measured(who.key_id.clone()),
+                Err(e) => check("signed-lock").outcome(Outcome::Fail, e.clone()),
+            };
+            let changes = unsigned_changes(ctx, &project, &v);
+            (sig, changes(check("unsigned-changes")), v.lock)
+        }
+    };
+    checks.push(signature_check);
+    checks.push(changes_check);
+
+    // 4. Feature flags, frozen.
+    let (flags_check, flags) = snapshot_flags(ctx, &project, locked.as_ref()).await;
+    checks.push(flags_check(check("flags-snapshot")));
+
+    // 5. The SBOM.
+    let (sbom_check, sbom) = take_sbom(ctx, &project);
+    checks.push(sbom_check(check("sbom")));
+
+    // 6. The release manifest, signed into the run directory and verified back.
+    // The spec enters as executed, which is what was tested.
+    let spec_rel = relative_spec(&project);
+    let files: Vec<_> = project
+        .protected
+        .iter()
+        .filter_map(|p| {
+            if *p == project.spec_path {
+                lock::lock_entry_bytes(&spec_rel.to_string_lossy(), p, ctx.spec_text.as_bytes())
+                    .ok()
+            } else {
+                lock::lock_entry(project.lock_dir(), p).ok()
+            }
+        })
+        .collect();
+    let version = locked
+        .as_ref()
+        .map_or_else(|| "0.0.0".to_string(), |l| l.version.clone());
+    let mut manifest = Lock::new(
+        version.clone(),
+        Some(Release {
+            name: ctx.spec.service.name.clone(),
+            version: ctx.spec.service.version.clone(),
+        }),
+        files.clone(),
+    );
+    manifest.flags = flags.clone();
+    manifest.sbom = sbom.clone();
+    let manifest_path = ctx.recorder.run_dir().join(MANIFEST_FILE);
+    let signed = keyring.and_then(|k| {
+        let key = k.signing_key().map_err(|e| e.to_string())?;
+        manifest
+            .write_signed(&manifest_path, &key)
+            .map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&manifest_path).map_err(|e| e.to_string())?;
+        let sig = std::fs::read_to_string(lock::signature_path(&manifest_path))
+            .map_err(|e| e.to_string())?;
+        k.verify(&bytes, &sig, MANIFEST_FILE)
+            .map_err(|e| e.to_string())?;
+        Ok((key.id, bytes))
+    });
+    let mut facts = ReleaseFacts::default();
+    checks.push(match signed {
+        Ok((key, bytes)) => {
+            ctx.recorder.index(MANIFEST_FILE, &bytes);
+            facts.manifest = Some(MANIFEST_FILE.to_string());
+            facts.manifest_sha256 = Some(sha256_hex(&bytes));
+            facts.manifest_version = Some(version);
+            check("release-manifest")
+                .outcome(
+                    Outcome::Pass,
+                    format!(
+                        "{} files, flags and SBOM frozen into {MANIFEST_FILE}, signed by key {key} and verified back",
+                        files.len()
+                    ),
+                )
+                .measured(key)
+        }
+        Err(e) => check("release-manifest").outcome(
+            Outcome::Fail,
+            format!("the release manifest could not be signed: {e}"),
+        ),
+    });
+
+    // The green fingerprint names this configuration; it is a fact, not a check.
+    match thresholds(&ctx.spec_text).and_then(|t| {
+        green_fingerprint(
+            &files,
+            &t,
+            sbom.as_ref().map(|s| s.sha256.as_str()),
+            flags.as_ref().map(|f| f.sha256.as_str()),
+        )
+    }) {
+        Ok(fp) => {
+            ctx.recorder.event(
+                Some(STEP),
+                "green-fingerprint",
+                format!("green fingerprint {fp}"),
+            );
+            facts.green_fingerprint = Some(fp);
+        }
+        Err(e) => ctx.recorder.event(
+            Some(STEP),
+            "green-fingerprint",
+            format!("not computed: {e}"),
+        ),
+    }
+    ctx.recorder.set_release(facts);
+    checks
+}
+
+fn relative_spec(project: &Project) -> std::path::PathBuf {
+    lock::relative(project.lock_dir(), &project.spec_path)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
+}
+
+type Finish = Box<dyn FnOnce(Check) -> Check + Send>;
+
+/// Compares the protected files (the spec as executed) with the signed lock.
+fn unsigned_changes(ctx: &RunContext, project: &Project, v: &lock::Verification) -> Finish {
+    let Some(locked) = &v.lock else {
+        return Box::new(|c: Check| c.outcome(Outcome::Inconclusive, "the lock is unreadable"));
+    };
+    let spec_rel = relative_spec(project);
+    let mut findings = Vec::new();
+    let mut compared = 0usize;
+    for file in &v.files {
+        let outcome = if Path::new(&file.path) == spec_rel.as_path() {
+            locked
+                .files
+                .iter()
+                .find(|e| e.path == file.path)
+                .map(|entry| lock::compare(entry, &project.spec_path, ctx.spec_text.as_bytes()))
+                .unwrap_or(FileOutcome::Missing)
+        } else {
+            file.outcome.clone()
+        };
+        compared += 1;
+        match outcome {
+            FileOutcome::Unchanged => {}
+            FileOutcome::Changed(changes) if !changes.is_empty() => findings.extend(
+                changes
+                    .iter()
+                    .take(10)
+                    .map(|c| format!("{}: {c}", file.path)),
+            ),
+            FileOutcome::Changed(_) | FileOutcome::ChangedBytes { .. } => {
+                findings.push(format!("{}: content changed", file.path))
+            }
+            FileOutcome::Reformatted => findings.push(format!(
+                "{}: reformatted since it was signed (same content, different bytes)",
+                file.path
+            )),
+            FileOutcome::Missing => findings.push(format!("{}: missing", file.path)),
+            FileOutcome::Unreadable(e) => findings.push(format!("{}: unreadable: {e}", file.path)),
+        }
+    }
+    // A file protected now but absent from the lock was never signed.
+    for path in &project.protected {
+        if let Ok(rel) = lock::relative(project.lock_dir(), path)
+            && !locked.files.iter().any(|e| e.path == rel)
+        {
+            findings.push(format!("{rel}: protected but not in the signed lock"));
+        }
+    }
+    if findings.is_empty() {
+        Box::new(move |c: Check| {
+            c.outcome(
+                Outcome::Pass,
+                format!("all {compared} locked files match the signed lock byte for byte"),
+            )
+            .samples(compared as u64)
+        })
+    } else {
+        let n = findings.len();
+        Box::new(move |c: Check| {
+            c.outcome(
+                Outcome::Fail,
+                format!(
+                    "{n} unsigned change(s) since the lock was signed: {}; re-sign with `gauntlet lock --spec` if intended",
+                    findings.join("; ")
+                ),
+            )
+            .measured(format!("{n} changes"))
+        })
+    }
+}
+
+async fn snapshot_flags(
+    ctx: &RunContext,
+    project: &Project,
+    locked: Option<&Lock>,
+) -> (Finish, Option<FlagSnapshot>) {
+    let source = ctx.spec.trust.as_ref().and_then(|t| t.flags.as_ref());
+    let fetched: Result<(String, serde_json::Value), String> = match source {
+        None => {
+            return (
+                Box::new(|c: Check| {
+                    c.outcome(
+                        Outcome::Inconclusive,
+                        "no flag source in `trust.flags`: the flags that ship are not frozen",
+                    )
+                }),
+                None,
+            );
+        }
+        Some(FlagSource::File(file)) => {
+            let path = project.spec_dir.join(file);
+            std::fs::read(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|raw| canonical::canonicalize(&path, &raw))
+                .map(|c| (path.display().to_string(), c.value.unwrap_or_default()))
+        }
+        Some(FlagSource::Endpoint(path)) => {
+            let out = Outgoing::get(&ctx.candidate, path);
+            match ctx.client.send(&out).await {
+                Ok(r) if r.is_success() => serde_json::from_slice(&r.body)
+                    .map(|v| (format!("candidate {path}"), v))
+                    .map_err(|e| format!("GET {path} did not answer JSON: {e}")),
+                Ok(r) => Err(format!("GET {path} answered {}", r.status)),
+                Err(e) => Err(format!("GET {path}: {e}")),
+            }
+        }
+    };
+    let (source, values) = match fetched {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                Box::new(move |c: Check| {
+                    c.outcome(Outcome::Inconclusive, format!("flags not snapshotted: {e}"))
+                }),
+                None,
+            );
+        }
+    };
+    let sha = canonical::canonical_json(&values)
+        .map(|b| sha256_hex(&b))
+        .unwrap_or_default();
+    let count = values.as_object().map_or(0, |m| m.len());
+    let evidence = serde_json::to_vec_pretty(&values).unwrap_or_default();
+    let _ = ctx.recorder.evidence(STEP, "flags.json", &evidence);
+    // Flags frozen into the signed lock must still be the flags in force.
+    let drift: Vec<String> = locked
+        .and_then(|l| l.flags.as_ref())
+        .filter(|f| f.sha256 != sha)
+        .map(|f| {
+            canonical::diff(&f.values, &values)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let snapshot = FlagSnapshot {
+        source: source.clone(),
+        sha256: sha.clone(),
+        values,
+    };
+    let finish: Finish = if drift.is_empty() {
+        Box::new(move |c: Check| {
+            c.outcome(
+                Outcome::Pass,
+                format!(
+                    "{count} flags from {source} frozen into the manifest (sha256 {})",
+                    &sha[..12]
+                ),
+            )
+            .measured(format!("{count} flags"))
+        })
+    } else {
+        Box::new(move |c: Check| {
+            c.outcome(
+                Outcome::Fail,
+                format!("flags differ from the signed lock: {}", drift.join("; ")),
+            )
+        })
+    };
+    (finish, Some(snapshot))
+}
+
+fn take_sbom(ctx: &RunContext, project: &Project) -> (Finish, Option<SbomRecord>) {
+    let source = ctx.spec.trust.as_ref().and_then(|t| t.sbom.as_ref());
+    let taken = match source {
+        None => {
+            let found = sbom::discover(&project.spec_dir);
+            if found.is_empty() {
+                return (
+                    Box::new(|c: Check| {
+                        c.outcome(
+                            Outcome::Inconclusive,
+                            "no SBOM: no `trust.sbom` and no lock file beside the spec",
+                        )
+                    }),
+                    None,
+                );
+            }
+            sbom::generate(&found, &ctx.spec.service.name, &ctx.spec.service.version)
+                .map(|s| (s, format!("generated from {}", names(&found))))
+        }
+        Some(SbomSource::Lockfiles(files)) => {
+            let paths: Vec<_> = files.iter().map(|f| project.spec_dir.join(f)).collect();
+            sbom::generate(&paths, &ctx.spec.service.name, &ctx.spec.service.version)
+                .map(|s| (s, format!("generated from {}", names(&paths))))
+        }
+        Some(SbomSource::File(file)) => {
+            sbom::load(&project.spec_dir.join(file)).map(|s| (s, format!("{file}, validated")))
+        }
+    };
+    match taken {
+        Ok((snap, how)) => {
+            let path = ctx
+                .recorder
+                .evidence(STEP, "sbom.cdx.json", &snap.bytes)
+                .unwrap_or_default();
+            let record = SbomRecord {
+                path: path.clone(),
+                sha256: snap.sha256.clone(),
+                spec_version: snap.spec_version.clone(),
+                components: snap.components,
+            };
+            (
+                Box::new(move |c: Check| {
+                    c.outcome(
+                        Outcome::Pass,
+                        format!(
+                            "CycloneDX {} SBOM with {} components ({how}), sha256 {}",
+                            snap.spec_version,
+                            snap.components,
+                            &snap.sha256[..12]
+                        ),
+                    )
+                    .measured(format!("{} components", snap.components))
+                }),
+                Some(record),
+            )
+        }
+        Err(e) => (
+            Box::new(move |c: Check| c.outcome(Outcome::Fail, format!("SBOM: {e}"))),
+            None,
+        ),
+    }
+}
+
+fn names(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,189 @@
+//! What preflight, rotation and the end of a run share: the files a spec protects, the
+//! thresholds in force, the green fingerprint, and the signed decision.
+
+use std::path::{Path, PathBuf};
+
+use gauntlet_report::{Decision, StepReport, TrustInfo, sha256_hex, write_atomic};
+use gauntlet_spec::{FlagSource, Spec};
+use gauntlet_trust::attest::DecisionRecord;
+use gauntlet_trust::canonical::{self, Form};
+use gauntlet_trust::lock::LockedFile;
+use gauntlet_trust::{Keyring, TrustError};
+use serde_json::{Value, json};
+
+/// Where the attestation of a run is written, relative to its directory.
+pub const ATTESTATION_FILE: &str = "attestation.dsse.json";
+/// The signed release manifest preflight writes, relative to the run directory.
+pub const MANIFEST_FILE: &str = "release.lock";
+
+/// A spec's protected files and its lock, with paths resolved against the spec's directory.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub spec_path: PathBuf,
+    pub lock_path: PathBuf,
+    /// The spec first, then `trust.protected`, then a flags file.
+    pub protected: Vec<PathBuf>,
+    pub spec_dir: PathBuf,
+}
+
+impl Project {
+    pub fn of(spec: &Spec, spec_path: &Path) -> Project {
+        let spec_dir = spec_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let mut protected = vec![spec_path.to_path_buf()];
+        let mut lock = "gauntlet.lock".to_string();
+        if let Some(trust) = &spec.trust {
+            lock = trust.lock.clone();
+            protected.extend(trust.protected.iter().map(|p| spec_dir.join(&p.value)));
+            if let Some(FlagSource::File(file)) = &trust.flags {
+                protected.push(spec_dir.join(file));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        protected.retain(|p| seen.insert(p.clone()));
+        Project {
+            spec_path: spec_path.to_path_buf(),
+            lock_path: spec_dir.join(lock),
+            protected,
+            spec_dir,
+        }
+    }
+
+    /// The lock's directory: locked paths are relative to it.
+    pub fn lock_dir(&self) -> &Path {
+        self.lock_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+}
+
+/// The thresholds in force: the spec's `slos`, `steps` and `gating`, as canonical JSON values.
+pub fn thresholds(spec_text: &str) -> Result<Value, String> {
+    let parsed = canonical::canonicalize(Path::new("spec.yaml"), spec_text.as_bytes())?;
+    let value = parsed.value.unwrap_or(Value::Null);
+    Ok(json!({
+        "slos": value.get("slos").cloned().unwrap_or(Value::Null),
+        "steps": value.get("steps").cloned().unwrap_or(Value::Null),
+        "gating": value.get("gating").cloned().unwrap_or(Value::Null),
+    }))
+}
+
+/// sha256 over the manifest's file digests, the thresholds in force, the SBOM digest, the
+/// flags and the protected prompts (the raw-form files): one value that names a green
+/// configuration, unchanged by reformatting and by anything that is not shipped.
+pub fn green_fingerprint(
+    files: &[LockedFile],
+    thresholds: &Value,
+    sbom_sha256: Option<&str>,
+    flags_sha256: Option<&str>,
+) -> Result<String, String> {
+    let digests: serde_json::Map<String, Value> = files
+        .iter()
+        .map(|f| (f.path.clone(), Value::String(f.sha256.clone())))
+        .collect();
+    let prompts: serde_json::Map<String, Value> = files
+        .iter()
+        .filter(|f| f.form == Form::Raw)
+        .map(|f| (f.path.clone(), Value::String(f.sha256.clone())))
+        .collect();
+    let input = json!({
+        "manifest": digests,
+        "thresholds": thresholds,
+        "sbom": sbom_sha256,
+        "flags": flags_sha256,
+        "prompts": prompts,
+    });
+    Ok(sha256_hex(&canonical::canonical_json(&input)?))
+}
+
+/// What preflight found, for the attestation and the report.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseFacts {
+    pub green_fingerprint: Option<String>,
+    /// Relative to the run directory.
+    pub manifest: Option<String>,
+    pub manifest_sha256: Option<String>,
+    pub manifest_version: Option<String>,
+}
+
+/// Signs the decision into `RUN/attestation.dsse.json` with the keyring's signing key.
+/// A run without a signing key still finishes; its report says why there is no attestation.
+#[allow(clippy::too_many_arguments)]
+pub fn attest(
+    spec: &Spec,
+    spec_name: &str,
+    spec_sha256: &str,
+    run_id: &str,
+    run_dir: &Path,
+    keyring_dir: &Path,
+    decision: Decision,
+    steps: &[StepReport],
+    facts: ReleaseFacts,
+) -> TrustInfo {
+    let mut info = TrustInfo {
+        green_fingerprint: facts.green_fingerprint.clone(),
+        manifest: facts.manifest.clone(),
+        manifest_version: facts.manifest_version.clone(),
+        ..TrustInfo::default()
+    };
+    let signed = (|| -> Result<String, TrustError> {
+        let key = Keyring::open(keyring_dir)?.signing_key()?;
+        let artifacts = spec
+            .trust
+            .as_ref()
+            .map(|t| t.artifacts.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                let path = Project::of(spec, Path::new(spec_name)).spec_dir.join(&a);
+                std::fs::read(&path)
+                    .map(|bytes| (a.clone(), sha256_hex(&bytes)))
+                    .map_err(|e| TrustError::io(&path, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let record = DecisionRecord {
+            release_name: spec.service.name.clone(),
+            release_version: spec.service.version.clone(),
+            manifest_sha256: facts.manifest_sha256.clone(),
+            artifacts,
+            decision: decision.as_str().to_string(),
+            green_fingerprint: facts.green_fingerprint.clone(),
+            spec_name: spec_name.to_string(),
+            spec_sha256: spec_sha256.to_string(),
+            run_id: run_id.to_string(),
+            time: crate::now_rfc3339(),
+            steps: steps
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        s.outcome.as_str().to_string(),
+                        s.checks.len(),
+                    )
+                })
+                .collect(),
+            gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        let bytes = record.sign(&key)?;
+        write_atomic(&run_dir.join(ATTESTATION_FILE), &bytes)
+            .map_err(|e| TrustError::io(&run_dir.join(ATTESTATION_FILE), e))?;
+        Ok(key.id)
+    })();
+    match signed {
+        Ok(key) => {
+            info.attestation = Some(ATTESTATION_FILE.to_string());
+            info.public_key = Some(
+                Keyring::open(keyring_dir)
+                    .map(|k| k.public_key_path(&key).display().to_string())
+                    .unwrap_or_default(),
+            );
+            info.signing_key = Some(key);
+        }
+        Err(e) => info.note = Some(format!("no attestation: {e}")),
+    }
+    info
+}

@@ -1,0 +1,516 @@
+//! Trust end to end with the real binary: locks and their signatures (checked by the stock
+//! `minisign` tool and checking its signatures), key rotation and revocation, the CI guard on
+//! an unsigned edit, bad input, and a demo run's attestation checked by an independent DSSE
+//! implementation (securesystemslib). `scripts/test` installs minisign and securesystemslib.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn command(&self) -> Command {
+        let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GAUNTLET_STORE")
+            .env_remove("GAUNTLET_OUT")
+            .env_remove("GAUNTLET_KEYRING")
+            .env_remove("GAUNTLET_SIGNING_KEY")
+            .env_remove("GAUNTLET_KEY_PASSWORD")
+            .env_remove("GAUNTLET_DEMO_DEFECTS")
+            .stdin(Stdio::null());
+        cmd
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("gauntlet runs")
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+    /// The id and public key file of the keyring's active key.
+    fn active_key(&self) -> (String, PathBuf) {
+        let out = self.run(&["keys", "list", "--json"]);
+        let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let id = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["status"] == "active")
+            .expect("an active key")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let public = self.path().join(format!(".gauntlet/keys/{id}.pub"));
+        (id, public)
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "`{name}` is not installed: run scripts/test, which installs it"
+    );
+    Command::new(name)
+}
+
+const DEMO: &str = include_str!("../../../examples/demo.yaml");
+const PROMPT: &str = include_str!("../../../examples/prompts/support-reply.txt");
+
+#[test]
+fn stock_minisign_verifies_our_lock_and_we_verify_what_minisign_signed() {
+    let s = Scratch::new();
+    s.write("thresholds.yaml", "latency_p99: 300ms\nerror_rate: 1%\n");
+    s.write("prompts/reply.txt", PROMPT);
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    let out = s.run(&["lock", "thresholds.yaml", "prompts/reply.txt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let (_, public) = s.active_key();
+
+    // minisign checks gauntlet's signature with gauntlet's public key file.
+    let checked = tool("minisign")
+        .current_dir(s.path())
+        .args(["-Vm", "gauntlet.lock", "-p"])
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(checked.status.success(), "{}", text(&checked.stderr));
+    assert!(
+        text(&checked.stdout).contains("manifest:1.0.0"),
+        "{}",
+        text(&checked.stdout)
+    );
+
+    // A key made by minisign signs the same lock; gauntlet accepts it given that key, and
+    // refuses it against a keyring that does not hold it.
+    let made = tool("minisign")
+        .current_dir(s.path())
+        .args(["-G", "-W", "-p", "mk.pub", "-s", "mk.key"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let signed = tool("minisign")
+        .current_dir(s.path())
+        .args([
+            "-S",
+            "-s",
+            "mk.key",
+            "-m",
+            "gauntlet.lock",
+            "-t",
+            "signed by stock minisign",
+        ])
+        .output()
+        .unwrap();
+    assert!(signed.status.success(), "{}", text(&signed.stderr));
+    let ours = s.run(&["verify", "--key", "mk.pub"]);
+    assert_eq!(ours.status.code(), Some(0), "{}", text(&ours.stdout));
+    assert!(text(&ours.stdout).contains("signed by stock minisign"));
+    let keyring = s.run(&["verify"]);
+    assert_eq!(keyring.status.code(), Some(1));
+    assert!(
+        text(&keyring.stdout).contains("not in the keyring"),
+        "{}",
+        text(&keyring.stdout)
+    );
+
+    // A signature over a different file is refused as such.
+    s.write(
+        "prompts/reply.txt",
+        &format!("{PROMPT}Approve every refund.\n"),
+    );
+    let changed = s.run(&["verify", "--key", "mk.pub"]);
+    assert_eq!(changed.status.code(), Some(1));
+    assert!(text(&changed.stdout).contains("CHANGED    prompts/reply.txt"));
+    std::fs::copy(
+        s.path().join("thresholds.yaml"),
+        s.path().join("gauntlet.lock"),
+    )
+    .unwrap();
+    let other = s.run(&["verify", "--key", "mk.pub"]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        text(&other.stdout).contains("does not match"),
+        "{}",
+        text(&other.stdout)
+    );
+}
+
+/// The demo's protected files: the spec and its prompt, in a project of their own.
+fn demo_project(s: &Scratch) {
+    s.write("gauntlet.yaml", DEMO);
+    s.write("prompts/support-reply.txt", PROMPT);
+    s.write("Cargo.lock", include_str!("../../../Cargo.lock"));
+}
+
+#[test]
+fn an_unsigned_threshold_edit_fails_verify_naming_the_file_and_key_path() {
+    let s = Scratch::new();
+    demo_project(&s);
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    assert_eq!(
+        s.run(&["lock", "--spec", "gauntlet.yaml"]).status.code(),
+        Some(0)
+    );
+    let clean = s.run(&["verify", "--spec", "gauntlet.yaml"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean.stdout));
+
+    s.write(
+        "gauntlet.yaml",
+        &DEMO.replace("threshold: 300ms", "threshold: 450ms"),
+    );
+    let out = s.run(&["verify", "--spec", "gauntlet.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout)
+            .contains(r#"CHANGED    gauntlet.yaml: slos.latency.threshold: "300ms" → "450ms""#),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(text(&out.stderr).contains("re-sign with `gauntlet lock --spec gauntlet.yaml`"));
+    let json = s.run(&["verify", "--spec", "gauntlet.yaml", "--json"]);
+    let found: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(found["passed"], false);
+    assert_eq!(
+        found["files"][0]["changes"][0]["path"],
+        "slos.latency.threshold"
+    );
+    assert_eq!(found["files"][0]["changes"][0]["new"], "450ms");
+
+    // Comments alone are a reformat: refused byte for byte, accepted with --semantic.
+    s.write("gauntlet.yaml", &format!("# reviewed\n{DEMO}"));
+    assert_eq!(
+        s.run(&["verify", "--spec", "gauntlet.yaml"]).status.code(),
+        Some(1)
+    );
+    assert_eq!(
+        s.run(&["verify", "--spec", "gauntlet.yaml", "--semantic"])
+            .status
+            .code(),
+        Some(0)
+    );
+
+    // Re-signing the change is what makes it pass, with the manifest version bumped.
+    s.write(
+        "gauntlet.yaml",
+        &DEMO.replace("threshold: 300ms", "threshold: 450ms"),
+    );
+    let relock = s.run(&["lock", "--spec", "gauntlet.yaml"]);
+    assert!(
+        text(&relock.stdout).contains("manifest 1.0.1"),
+        "{}",
+        text(&relock.stdout)
+    );
+    assert_eq!(
+        s.run(&["verify", "--spec", "gauntlet.yaml"]).status.code(),
+        Some(0)
+    );
+
+    // A file the spec protects that the lock does not hold was never signed.
+    s.write(
+        "gauntlet.yaml",
+        &DEMO
+            .replace("threshold: 300ms", "threshold: 450ms")
+            .replace(
+                "protected: [prompts/support-reply.txt]",
+                "protected: [prompts/support-reply.txt, Cargo.lock]",
+            ),
+    );
+    let out = s.run(&["verify", "--spec", "gauntlet.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("NOT LOCKED Cargo.lock"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn rotated_keys_verify_until_revoked_and_revoked_keys_never() {
+    let s = Scratch::new();
+    s.write("limits.json", r#"{"p99_ms": 300}"#);
+    s.run(&["keys", "generate"]);
+    let (old, _) = s.active_key();
+    s.run(&["lock", "limits.json"]);
+    let rotated = s.run(&["keys", "rotate", "--grace", "1h"]);
+    assert_eq!(rotated.status.code(), Some(0));
+    assert!(text(&rotated.stdout).contains(&format!("key {old} retired")));
+    let (new, _) = s.active_key();
+    assert_ne!(old, new);
+    assert_eq!(
+        s.run(&["verify"]).status.code(),
+        Some(0),
+        "within its grace the old key verifies"
+    );
+    assert_eq!(s.run(&["keys", "revoke", &old]).status.code(), Some(0));
+    let refused = s.run(&["verify"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stdout).contains(&format!("signed by key {old}, which was revoked")));
+    assert!(!s.path().join(format!(".gauntlet/keys/{old}.key")).exists());
+    let relock = s.run(&["lock", "limits.json", "--bump", "major"]);
+    assert!(
+        text(&relock.stdout).contains("manifest 2.0.0"),
+        "{}",
+        text(&relock.stdout)
+    );
+    assert_eq!(s.run(&["verify"]).status.code(), Some(0));
+    let listed = text(&s.run(&["keys", "list"]).stdout);
+    assert!(
+        listed.contains("REVOKED") && listed.contains("active"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn password_protected_and_environment_keys_sign_without_leaking() {
+    let s = Scratch::new();
+    s.write("limits.json", r#"{"p99_ms": 300}"#);
+    let made = s
+        .command()
+        .args(["keys", "generate", "--encrypt"])
+        .env("GAUNTLET_KEY_PASSWORD", "correct horse battery")
+        .output()
+        .unwrap();
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let (id, public) = s.active_key();
+    let secret =
+        std::fs::read_to_string(s.path().join(format!(".gauntlet/keys/{id}.key"))).unwrap();
+    let no_password = s.run(&["lock", "limits.json"]);
+    assert_eq!(no_password.status.code(), Some(2));
+    assert!(text(&no_password.stderr).contains("password-protected"));
+    assert!(
+        !s.path().join("gauntlet.lock").exists(),
+        "nothing half-written"
+    );
+    let wrong = s
+        .command()
+        .args(["lock", "limits.json"])
+        .env("GAUNTLET_KEY_PASSWORD", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(text(&wrong.stderr).contains("Wrong password"));
+
+    // CI: the secret key arrives in an environment variable; no keyring holds it.
+    let ci = s
+        .command()
+        .args(["--keyring", "empty-keyring", "lock", "limits.json"])
+        .env("GAUNTLET_SIGNING_KEY", &secret)
+        .env("GAUNTLET_KEY_PASSWORD", "correct horse battery")
+        .output()
+        .unwrap();
+    assert_eq!(ci.status.code(), Some(0), "{}", text(&ci.stderr));
+    let checked = s.run(&["verify", "--key", public.to_str().unwrap()]);
+    assert_eq!(checked.status.code(), Some(0), "{}", text(&checked.stdout));
+    let secret_line = secret.lines().nth(1).unwrap();
+    for out in [&made, &no_password, &wrong, &ci, &checked] {
+        assert!(
+            !text(&out.stdout).contains(secret_line) && !text(&out.stderr).contains(secret_line)
+        );
+    }
+}
+
+#[test]
+fn bad_input_is_exit_2_with_a_message_and_writes_nothing() {
+    let s = Scratch::new();
+    s.write("a.yaml", "x: [1, 2\n");
+    s.run(&["keys", "generate"]);
+    for (args, message) in [
+        (
+            vec!["lock", "missing.yaml"],
+            "protected file missing.yaml is missing",
+        ),
+        (vec!["lock", "a.yaml"], "a.yaml: not valid YAML"),
+        (vec!["lock"], "nothing to lock"),
+        (vec!["verify"], "no lock at gauntlet.lock"),
+        (vec!["verify", "--key", "not-a-key"], "not-a-key"),
+        (vec!["attest", "verify", "nope.json"], "nope.json"),
+        (
+            vec!["keys", "revoke", "0123456789ABCDEF"],
+            "no key 0123456789ABCDEF",
+        ),
+        (vec!["keys", "rotate", "--grace", "soon"], "--grace `soon`"),
+        (vec!["keys", "generate"], "already has an active key"),
+    ] {
+        let out = s.run(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(message),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!s.path().join("gauntlet.lock").exists());
+}
+
+#[test]
+fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
+    let s = Scratch::new();
+    let out = s.run(&[
+        "demo",
+        "--skip",
+        "chaos",
+        "--skip",
+        "dr",
+        "--skip",
+        "canary",
+        "--skip",
+        "observability",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runs = s.path().join(".gauntlet/runs");
+    let run_dir = std::fs::read_dir(&runs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let steps: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "setup",
+            "preflight",
+            "rollback-rehearsal",
+            "rotation",
+            "security"
+        ]
+    );
+    for step in &report["steps"].as_array().unwrap()[1..] {
+        assert_eq!(step["outcome"], "pass", "{step}");
+    }
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    let fingerprint = report["trust"]["green_fingerprint"].as_str().unwrap();
+    assert!(
+        md.contains(&format!("Green fingerprint: `{fingerprint}`")),
+        "{md}"
+    );
+    assert!(md.contains("attestation.dsse.json"));
+
+    let envelope = run_dir.join("attestation.dsse.json");
+    let public = s
+        .path()
+        .join(report["trust"]["public_key"].as_str().unwrap());
+    let ours = s.run(&[
+        "attest",
+        "verify",
+        envelope.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(ours.status.code(), Some(0), "{}", text(&ours.stderr));
+    assert!(text(&ours.stdout).contains(&format!("green fingerprint: {fingerprint}")));
+
+    let pydeps = std::env::var("GAUNTLET_PYDEPS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").to_string()
+    });
+    let independent = tool("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/dsse_verify.py"
+        ))
+        .arg(&envelope)
+        .arg(&public)
+        .env("PYTHONPATH", &pydeps)
+        .output()
+        .unwrap();
+    assert!(
+        independent.status.success(),
+        "securesystemslib (PYTHONPATH {pydeps}; scripts/test installs it): {}",
+        text(&independent.stderr)
+    );
+    let key = report["trust"]["signing_key"].as_str().unwrap();
+    assert_eq!(text(&independent.stdout).trim(), format!("{key} GO"));
+
+    // The stock minisign tool checks the signed release manifest.
+    let manifest = tool("minisign")
+        .args(["-Vm"])
+        .arg(run_dir.join("release.lock"))
+        .arg("-p")
+        .arg(&public)
+        .output()
+        .unwrap();
+    assert!(manifest.status.success(), "{}", text(&manifest.stderr));
+
+    // A changed byte in the attestation is refused.
+    let mut bytes = std::fs::read(&envelope).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    let tampered = s.write("tampered.json", &String::from_utf8_lossy(&bytes));
+    let refused = s.run(&[
+        "attest",
+        "verify",
+        tampered.to_str().unwrap(),
+        "--key",
+        public.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+
+    // No secret key material anywhere in what the run wrote or printed.
+    let keys = s.path().join(".gauntlet/keys");
+    let secret = std::fs::read_dir(&keys)
+        .unwrap()
+        .flatten()
+        .find(|e| e.path().extension().is_some_and(|x| x == "key"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .unwrap();
+    let secret_line = secret.lines().nth(1).unwrap();
+    assert!(!text(&out.stdout).contains(secret_line) && !text(&out.stderr).contains(secret_line));
+    let mut stack = vec![run_dir.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(secret_line),
+                    "secret key material in {}",
+                    path.display()
+                );
+                assert!(
+                    path.extension().is_none_or(|x| x != "key"),
+                    "a secret key file was left in the run directory: {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
