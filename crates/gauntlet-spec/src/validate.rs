@@ -62,16 +62,8 @@ fn unknown_field(field: &str, expected: &[&'static str]) -> (String, Option<Stri
         "unknown field `{field}`: expected one of {}",
         list(expected)
     );
-    let help = if let Some(close) = did_you_mean(field, expected.iter().copied()) {
-        Some(format!("did you mean `{close}`?"))
-    } else if expected.contains(&"security") && PIPELINE_STEPS.contains(&field) {
-        Some(format!(
-            "the `{field}` step is part of the pipeline but not available in this version of gauntlet; steps available: {}",
-            list(expected)
-        ))
-    } else {
-        None
-    };
+    let help = did_you_mean(field, expected.iter().copied())
+        .map(|close| format!("did you mean `{close}`?"));
     (message, help)
 }
 

@@ -30,3 +30,41 @@ impl TrustError {
         TrustError::Input(format!("{}: {e}", path.display()))
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        /// Whatever the bytes, every parser answers with a value or an error, never a panic.
+        #[test]
+        fn parsers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), text in "\\PC{0,300}") {
+            let ring = crate::Keyring {
+                dir: std::path::PathBuf::from("/nonexistent"),
+                keys: Vec::new(),
+            };
+            let trust = crate::Trust::Keyring(ring);
+            for input in [bytes.as_slice(), text.as_bytes()] {
+                for name in ["x.yaml", "x.json", "x.txt"] {
+                    let _ = crate::canonical::canonicalize(Path::new(name), input);
+                }
+                let _ = crate::lock::Lock::parse(input, "lock");
+                let _ = crate::attest::verify(input, &trust, "attestation");
+                let _ = trust.verify(input, &String::from_utf8_lossy(input), "file");
+                let _ = crate::keyring::SigningKey::from_text(&String::from_utf8_lossy(input), None, "k");
+            }
+            let dir = tempfile::tempdir().unwrap();
+            for name in crate::sbom::LOCKFILES {
+                let path = dir.path().join(name);
+                std::fs::write(&path, text.as_bytes()).unwrap();
+                let _ = crate::sbom::read_lockfile(&path);
+                let json = dir.path().join("sbom.json");
+                std::fs::write(&json, &bytes).unwrap();
+                let _ = crate::sbom::load(&json);
+            }
+        }
+    }
+}

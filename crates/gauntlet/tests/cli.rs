@@ -306,8 +306,8 @@ fn junit_has_one_testcase_per_check() {
     assert_eq!(cases, checks);
     assert_eq!(suites, 7);
     assert_eq!(
-        failures, 1,
-        "the one failing check (auth bypass) is a JUnit failure"
+        failures, 2,
+        "the failing checks (the auth bypass, and the rotation drill's old key still accepted) are JUnit failures"
     );
 }
 
@@ -318,7 +318,10 @@ fn defects_are_no_go_and_name_the_failing_security_check() {
         ("no-rate-limit", "security.rate-limit burst"),
     ] {
         let s = Scratch::new();
-        let out = s.run(&["demo", "--defect", knob, "--skip", "chaos", "--skip", "dr"]);
+        // Rotation (step 5) would stop the run first: a bypass also keeps the old key working.
+        let out = s.run(&[
+            "demo", "--defect", knob, "--skip", "chaos", "--skip", "dr", "--skip", "rotation",
+        ]);
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
         let run_dir = s.run_dirs().pop().unwrap();
         assert_eq!(report(&run_dir)["decision"], "NO-GO");
@@ -383,9 +386,9 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
         ),
         (
             "unknown-step",
-            format!("{VALID}steps:\n  rotation: {{}}\n"),
+            format!("{VALID}steps:\n  smoke: {{}}\n"),
             "unknown-step.yaml:10:3",
-            "not available in this version",
+            "unknown field `smoke`",
         ),
         (
             "fault-missing-setting",
@@ -507,6 +510,15 @@ fn slow_spec(s: &Scratch) -> PathBuf {
 }
 
 /// Waits (bounded) until `path` exists under the only run directory.
+fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}"))
+}
+
 fn wait_for(s: &Scratch, relative: &str, limit: Duration) -> PathBuf {
     let deadline = Instant::now() + limit;
     loop {
@@ -532,7 +544,18 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_an_aborted_partial_report() {
         slow_spec(&s);
         let mut child = s
             .command()
-            .args(["run", "slow.yaml", "--skip", "chaos", "--skip", "dr"])
+            .args([
+                "run",
+                "slow.yaml",
+                "--skip",
+                "chaos",
+                "--skip",
+                "dr",
+                "--skip",
+                "preflight",
+                "--skip",
+                "rotation",
+            ])
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -575,7 +598,18 @@ fn a_sigkilled_run_is_marked_aborted_and_recover_stops_what_it_left() {
     slow_spec(&s);
     let mut child = s
         .command()
-        .args(["run", "slow.yaml", "--skip", "chaos", "--skip", "dr"])
+        .args([
+            "run",
+            "slow.yaml",
+            "--skip",
+            "chaos",
+            "--skip",
+            "dr",
+            "--skip",
+            "preflight",
+            "--skip",
+            "rotation",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -649,7 +683,7 @@ fn assert_replay_matches(s: &Scratch, run_dir: &Path, report: &Value, stage: usi
     let out = s.run(&["judge", file.to_str().unwrap(), "--json"]);
     let replay: Value = serde_json::from_slice(&out.stdout).expect("judge --json");
     assert_eq!(replay["verdict"], verdict, "{replay}");
-    let live: Vec<&Value> = report["steps"][4]["checks"]
+    let live: Vec<&Value> = step(report, "canary")["checks"]
         .as_array()
         .unwrap()
         .iter()
@@ -705,7 +739,7 @@ fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
             "{knob}: {kinds:?}"
         );
         assert_replay_matches(&s, &run_dir, &report, 1, "REJECT");
-        let rollback = report["steps"][4]["checks"]
+        let rollback = step(&report, "canary")["checks"]
             .as_array()
             .unwrap()
             .iter()

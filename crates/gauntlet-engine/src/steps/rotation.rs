@@ -537,14 +537,18 @@ fn new_credential() -> Option<String> {
     Some(hex::encode(bytes))
 }
 
+/// The probe request with `credential` in `header`, or with that header left out.
 async fn probe(
     ctx: &RunContext,
     probe: &CredentialProbe,
     header: &str,
-    credential: &str,
+    credential: Option<&str>,
 ) -> Result<u16, String> {
     let mut headers = probe.headers.clone();
-    headers.insert(header.to_string(), credential.to_string());
+    headers.retain(|k, _| !k.eq_ignore_ascii_case(header));
+    if let Some(credential) = credential {
+        headers.insert(header.to_string(), credential.to_string());
+    }
     let out = Outgoing {
         base: ctx.candidate.clone(),
         method: probe.method.as_str().to_string(),
@@ -621,7 +625,7 @@ async fn credential_drill(ctx: &RunContext, r: &CredentialRotation, check: Check
     let ok = |status: u16| r.probe.status.contains(&status);
     let refused = |status: u16| matches!(status, 401 | 403);
     let what = format!("{} {}", r.probe.method.as_str(), r.probe.path);
-    match probe(ctx, &r.probe, &r.header, &r.current).await {
+    match probe(ctx, &r.probe, &r.header, Some(&r.current)).await {
         Ok(s) if ok(s) => {}
         Ok(s) => {
             return check.outcome(
@@ -630,6 +634,15 @@ async fn credential_drill(ctx: &RunContext, r: &CredentialRotation, check: Check
             );
         }
         Err(e) => return check.outcome(Outcome::Inconclusive, format!("{what}: {e}")),
+    }
+    // If the service does not ask for a credential at all, rotation cannot revoke anything.
+    if let Ok(s) = probe(ctx, &r.probe, &r.header, None).await
+        && ok(s)
+    {
+        return check.outcome(
+            Outcome::Fail,
+            format!("{what} succeeds ({s}) with no credential at all: the service does not enforce `{}`, so no rotation can revoke a leaked one", r.header),
+        );
     }
     let Some(new) = new_credential() else {
         return check.outcome(Outcome::Inconclusive, "no randomness for a new credential");
@@ -644,11 +657,11 @@ async fn credential_drill(ctx: &RunContext, r: &CredentialRotation, check: Check
         "credential-rotated",
         format!("`{}` rotated to a new 32-character credential", r.header),
     );
-    let with_new = probe(ctx, &r.probe, &r.header, &new).await;
-    let with_old = probe(ctx, &r.probe, &r.header, &r.current).await;
+    let with_new = probe(ctx, &r.probe, &r.header, Some(&new)).await;
+    let with_old = probe(ctx, &r.probe, &r.header, Some(&r.current)).await;
     // Put the credential back, whatever happened: later steps and the service's users use it.
     let restored = rotate(ctx, &r.rotate, &r.current, &new).await;
-    let back = probe(ctx, &r.probe, &r.header, &r.current).await;
+    let back = probe(ctx, &r.probe, &r.header, Some(&r.current)).await;
     event(
         "credential-restored",
         format!(
