@@ -241,8 +241,10 @@ pub(crate) async fn run_steps(
         &steps_run,
         recorded.release,
     );
+    let mut evidence = recorded.evidence;
     if let Some(att) = &trust.attestation {
         recorder.index(att, &std::fs::read(run_dir.join(att)).unwrap_or_default());
+        evidence.extend(recorder.take().evidence);
     }
     let report = Report {
         schema: REPORT_SCHEMA.to_string(),
@@ -267,7 +269,7 @@ pub(crate) async fn run_steps(
         steps: steps_run,
         timeline: recorded.timeline,
         drills: recorded.drills,
-        evidence: recorded.evidence,
+        evidence,
         trust: Some(trust),
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;

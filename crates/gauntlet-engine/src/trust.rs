@@ -130,8 +130,10 @@ pub fn attest(
         manifest_version: facts.manifest_version.clone(),
         ..TrustInfo::default()
     };
-    let signed = (|| -> Result<String, TrustError> {
-        let key = Keyring::open(keyring_dir)?.signing_key()?;
+    let spec_dir = Project::of(spec, Path::new(spec_name)).spec_dir;
+    let signed = (|| -> Result<(PathBuf, String), TrustError> {
+        let keyring = Keyring::open(keyring_dir)?;
+        let key = keyring.signing_key()?;
         let artifacts = spec
             .trust
             .as_ref()
@@ -139,7 +141,7 @@ pub fn attest(
             .unwrap_or_default()
             .into_iter()
             .map(|a| {
-                let path = Project::of(spec, Path::new(spec_name)).spec_dir.join(&a);
+                let path = spec_dir.join(&a);
                 std::fs::read(&path)
                     .map(|bytes| (a.clone(), sha256_hex(&bytes)))
                     .map_err(|e| TrustError::io(&path, e))
@@ -171,16 +173,12 @@ pub fn attest(
         let bytes = record.sign(&key)?;
         write_atomic(&run_dir.join(ATTESTATION_FILE), &bytes)
             .map_err(|e| TrustError::io(&run_dir.join(ATTESTATION_FILE), e))?;
-        Ok(key.id)
+        Ok((keyring.public_key_path(&key.id), key.id))
     })();
     match signed {
-        Ok(key) => {
+        Ok((public, key)) => {
             info.attestation = Some(ATTESTATION_FILE.to_string());
-            info.public_key = Some(
-                Keyring::open(keyring_dir)
-                    .map(|k| k.public_key_path(&key).display().to_string())
-                    .unwrap_or_default(),
-            );
+            info.public_key = Some(public.display().to_string());
             info.signing_key = Some(key);
         }
         Err(e) => info.note = Some(format!("no attestation: {e}")),

@@ -289,45 +289,11 @@ impl Keyring {
     pub fn verify(&self, data: &[u8], signature: &str, what: &str) -> Result<Verified, TrustError> {
         let sig = parse_signature(signature, what)?;
         let id = key_id(sig.keynum());
-        let Some(record) = self.get(&id) else {
-            return Err(TrustError::Verify(format!(
-                "{what} is signed by key {id}, which is not in the keyring in {}",
-                self.dir.display()
-            )));
-        };
-        match record.status {
-            KeyStatus::Revoked => {
-                return Err(TrustError::Verify(format!(
-                    "{what} is signed by key {id}, which was revoked{}{}",
-                    record
-                        .revoked
-                        .as_deref()
-                        .map(|t| format!(" on {t}"))
-                        .unwrap_or_default(),
-                    record
-                        .reason
-                        .as_deref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                )));
-            }
-            KeyStatus::Retired => {
-                let until = record.valid_until.as_deref().and_then(parse_time);
-                if until.is_none_or(|until| SystemTime::now() > until) {
-                    return Err(TrustError::Verify(format!(
-                        "{what} is signed by key {id}, which was rotated out and expired on {}",
-                        record.valid_until.as_deref().unwrap_or("an unknown date")
-                    )));
-                }
-            }
-            KeyStatus::Active => {}
-        }
-        let public = PublicKey::from_base64(&record.public)
-            .map_err(|e| TrustError::Input(format!("keyring entry {id}: {e}")))?;
+        let public = self.trusted_public(&id, what)?;
         verify_with(&public, &id, data, &sig, what)
     }
 
-    /// The verifying key for DSSE: trusted only if the keyring would accept its signatures now.
+    /// The public key `id`, if this keyring trusts it now: listed, not revoked, not expired.
     pub fn trusted_public(&self, id: &str, what: &str) -> Result<PublicKey, TrustError> {
         let Some(record) = self.get(id) else {
             return Err(TrustError::Verify(format!(
@@ -335,27 +301,31 @@ impl Keyring {
                 self.dir.display()
             )));
         };
+        let expired = || {
+            record
+                .valid_until
+                .as_deref()
+                .and_then(parse_time)
+                .is_none_or(|until| SystemTime::now() > until)
+        };
         match record.status {
             KeyStatus::Revoked => Err(TrustError::Verify(format!(
-                "{what} is signed by key {id}, which was revoked{}",
+                "{what} is signed by key {id}, which was revoked{}{}",
                 record
                     .revoked
                     .as_deref()
                     .map(|t| format!(" on {t}"))
+                    .unwrap_or_default(),
+                record
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
                     .unwrap_or_default()
             ))),
-            KeyStatus::Retired
-                if record
-                    .valid_until
-                    .as_deref()
-                    .and_then(parse_time)
-                    .is_none_or(|until| SystemTime::now() > until) =>
-            {
-                Err(TrustError::Verify(format!(
-                    "{what} is signed by key {id}, which was rotated out and expired on {}",
-                    record.valid_until.as_deref().unwrap_or("an unknown date")
-                )))
-            }
+            KeyStatus::Retired if expired() => Err(TrustError::Verify(format!(
+                "{what} is signed by key {id}, which was rotated out and expired on {}",
+                record.valid_until.as_deref().unwrap_or("an unknown date")
+            ))),
             _ => PublicKey::from_base64(&record.public)
                 .map_err(|e| TrustError::Input(format!("keyring entry {id}: {e}"))),
         }

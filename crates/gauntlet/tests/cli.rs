@@ -2,62 +2,13 @@
 //! directory per test. Every test proves one behaviour a user relies on.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-struct Scratch {
-    dir: tempfile::TempDir,
-}
-
-impl Scratch {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn command(&self) -> Command {
-        let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
-        cmd.current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("GAUNTLET_STORE")
-            .env_remove("GAUNTLET_OUT")
-            .env_remove("GAUNTLET_KEYRING")
-            .env_remove("GAUNTLET_SIGNING_KEY")
-            .env_remove("GAUNTLET_KEY_PASSWORD")
-            .env_remove("GAUNTLET_DEMO_DEFECTS")
-            .stdin(Stdio::null());
-        cmd
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().expect("gauntlet runs")
-    }
-    fn runs_dir(&self) -> PathBuf {
-        self.path().join(".gauntlet/runs")
-    }
-    /// The run directories, oldest first.
-    fn run_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        dirs.sort();
-        dirs
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::write(&path, text).expect("write spec");
-        path
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+mod common;
+use common::{Scratch, text};
 
 fn report(run_dir: &Path) -> Value {
     let bytes = std::fs::read(run_dir.join("report.json")).expect("report.json exists");

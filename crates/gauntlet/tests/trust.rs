@@ -3,67 +3,29 @@
 //! an unsigned edit, bad input, and a demo run's attestation checked by an independent DSSE
 //! implementation (securesystemslib). `scripts/test` installs minisign and securesystemslib.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
-use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
 
-struct Scratch {
-    dir: tempfile::TempDir,
-}
+mod common;
+use common::{Scratch, text};
 
-impl Scratch {
-    fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn command(&self) -> Command {
-        let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
-        cmd.current_dir(self.path())
-            .env("NO_COLOR", "1")
-            .env_remove("GAUNTLET_STORE")
-            .env_remove("GAUNTLET_OUT")
-            .env_remove("GAUNTLET_KEYRING")
-            .env_remove("GAUNTLET_SIGNING_KEY")
-            .env_remove("GAUNTLET_KEY_PASSWORD")
-            .env_remove("GAUNTLET_DEMO_DEFECTS")
-            .stdin(Stdio::null());
-        cmd
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.command().args(args).output().expect("gauntlet runs")
-    }
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path().join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-    /// The id and public key file of the keyring's active key.
-    fn active_key(&self) -> (String, PathBuf) {
-        let out = self.run(&["keys", "list", "--json"]);
-        let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let id = keys
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["status"] == "active")
-            .expect("an active key")["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let public = self.path().join(format!(".gauntlet/keys/{id}.pub"));
-        (id, public)
-    }
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The id and public key file of the keyring's active key.
+fn active_key(s: &Scratch) -> (String, PathBuf) {
+    let out = s.run(&["keys", "list", "--json"]);
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["status"] == "active")
+        .expect("an active key")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let public = s.path().join(format!(".gauntlet/keys/{id}.pub"));
+    (id, public)
 }
 
 fn tool(name: &str) -> Command {
@@ -89,7 +51,7 @@ fn stock_minisign_verifies_our_lock_and_we_verify_what_minisign_signed() {
     assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
     let out = s.run(&["lock", "thresholds.yaml", "prompts/reply.txt"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let (_, public) = s.active_key();
+    let (_, public) = active_key(&s);
 
     // minisign checks gauntlet's signature with gauntlet's public key file.
     let checked = tool("minisign")
@@ -254,12 +216,12 @@ fn rotated_keys_verify_until_revoked_and_revoked_keys_never() {
     let s = Scratch::new();
     s.write("limits.json", r#"{"p99_ms": 300}"#);
     s.run(&["keys", "generate"]);
-    let (old, _) = s.active_key();
+    let (old, _) = active_key(&s);
     s.run(&["lock", "limits.json"]);
     let rotated = s.run(&["keys", "rotate", "--grace", "1h"]);
     assert_eq!(rotated.status.code(), Some(0));
     assert!(text(&rotated.stdout).contains(&format!("key {old} retired")));
-    let (new, _) = s.active_key();
+    let (new, _) = active_key(&s);
     assert_ne!(old, new);
     assert_eq!(
         s.run(&["verify"]).status.code(),
@@ -296,7 +258,7 @@ fn password_protected_and_environment_keys_sign_without_leaking() {
         .output()
         .unwrap();
     assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
-    let (id, public) = s.active_key();
+    let (id, public) = active_key(&s);
     let secret =
         std::fs::read_to_string(s.path().join(format!(".gauntlet/keys/{id}.key"))).unwrap();
     let no_password = s.run(&["lock", "limits.json"]);

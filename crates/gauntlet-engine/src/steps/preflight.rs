@@ -99,20 +99,21 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
                     .measured(who.key_id.clone()),
                 Err(e) => check("signed-lock").outcome(Outcome::Fail, e.clone()),
             };
-            let changes = unsigned_changes(ctx, &project, &v);
-            (sig, changes(check("unsigned-changes")), v.lock)
+            let changes = unsigned_changes(ctx, &project, &v, check("unsigned-changes"));
+            (sig, changes, v.lock)
         }
     };
     checks.push(signature_check);
     checks.push(changes_check);
 
     // 4. Feature flags, frozen.
-    let (flags_check, flags) = snapshot_flags(ctx, &project, locked.as_ref()).await;
-    checks.push(flags_check(check("flags-snapshot")));
+    let (flags_check, flags) =
+        snapshot_flags(ctx, &project, locked.as_ref(), check("flags-snapshot")).await;
+    checks.push(flags_check);
 
     // 5. The SBOM.
-    let (sbom_check, sbom) = take_sbom(ctx, &project);
-    checks.push(sbom_check(check("sbom")));
+    let (sbom_check, sbom) = take_sbom(ctx, &project, check("sbom"));
+    checks.push(sbom_check);
 
     // 6. The release manifest, signed into the run directory and verified back.
     // The spec enters as executed, which is what was tested.
@@ -211,12 +212,15 @@ fn relative_spec(project: &Project) -> std::path::PathBuf {
         .unwrap_or_default()
 }
 
-type Finish = Box<dyn FnOnce(Check) -> Check + Send>;
-
 /// Compares the protected files (the spec as executed) with the signed lock.
-fn unsigned_changes(ctx: &RunContext, project: &Project, v: &lock::Verification) -> Finish {
+fn unsigned_changes(
+    ctx: &RunContext,
+    project: &Project,
+    v: &lock::Verification,
+    c: Check,
+) -> Check {
     let Some(locked) = &v.lock else {
-        return Box::new(|c: Check| c.outcome(Outcome::Inconclusive, "the lock is unreadable"));
+        return c.outcome(Outcome::Inconclusive, "the lock is unreadable");
     };
     let spec_rel = relative_spec(project);
     let mut findings = Vec::new();
@@ -261,25 +265,21 @@ fn unsigned_changes(ctx: &RunContext, project: &Project, v: &lock::Verification)
         }
     }
     if findings.is_empty() {
-        Box::new(move |c: Check| {
-            c.outcome(
-                Outcome::Pass,
-                format!("all {compared} locked files match the signed lock byte for byte"),
-            )
-            .samples(compared as u64)
-        })
+        c.outcome(
+            Outcome::Pass,
+            format!("all {compared} locked files match the signed lock byte for byte"),
+        )
+        .samples(compared as u64)
     } else {
         let n = findings.len();
-        Box::new(move |c: Check| {
-            c.outcome(
-                Outcome::Fail,
-                format!(
-                    "{n} unsigned change(s) since the lock was signed: {}; re-sign with `gauntlet lock --spec` if intended",
-                    findings.join("; ")
-                ),
-            )
-            .measured(format!("{n} changes"))
-        })
+        c.outcome(
+            Outcome::Fail,
+            format!(
+                "{n} unsigned change(s) since the lock was signed: {}; re-sign with `gauntlet lock --spec` if intended",
+                findings.join("; ")
+            ),
+        )
+        .measured(format!("{n} changes"))
     }
 }
 
@@ -287,17 +287,16 @@ async fn snapshot_flags(
     ctx: &RunContext,
     project: &Project,
     locked: Option<&Lock>,
-) -> (Finish, Option<FlagSnapshot>) {
+    c: Check,
+) -> (Check, Option<FlagSnapshot>) {
     let source = ctx.spec.trust.as_ref().and_then(|t| t.flags.as_ref());
     let fetched: Result<(String, serde_json::Value), String> = match source {
         None => {
             return (
-                Box::new(|c: Check| {
-                    c.outcome(
-                        Outcome::Inconclusive,
-                        "no flag source in `trust.flags`: the flags that ship are not frozen",
-                    )
-                }),
+                c.outcome(
+                    Outcome::Inconclusive,
+                    "no flag source in `trust.flags`: the flags that ship are not frozen",
+                ),
                 None,
             );
         }
@@ -323,9 +322,7 @@ async fn snapshot_flags(
         Ok(v) => v,
         Err(e) => {
             return (
-                Box::new(move |c: Check| {
-                    c.outcome(Outcome::Inconclusive, format!("flags not snapshotted: {e}"))
-                }),
+                c.outcome(Outcome::Inconclusive, format!("flags not snapshotted: {e}")),
                 None,
             );
         }
@@ -352,41 +349,35 @@ async fn snapshot_flags(
         sha256: sha.clone(),
         values,
     };
-    let finish: Finish = if drift.is_empty() {
-        Box::new(move |c: Check| {
-            c.outcome(
-                Outcome::Pass,
-                format!(
-                    "{count} flags from {source} frozen into the manifest (sha256 {})",
-                    &sha[..12]
-                ),
-            )
-            .measured(format!("{count} flags"))
-        })
+    let finish = if drift.is_empty() {
+        c.outcome(
+            Outcome::Pass,
+            format!(
+                "{count} flags from {source} frozen into the manifest (sha256 {})",
+                &sha[..12]
+            ),
+        )
+        .measured(format!("{count} flags"))
     } else {
-        Box::new(move |c: Check| {
-            c.outcome(
-                Outcome::Fail,
-                format!("flags differ from the signed lock: {}", drift.join("; ")),
-            )
-        })
+        c.outcome(
+            Outcome::Fail,
+            format!("flags differ from the signed lock: {}", drift.join("; ")),
+        )
     };
     (finish, Some(snapshot))
 }
 
-fn take_sbom(ctx: &RunContext, project: &Project) -> (Finish, Option<SbomRecord>) {
+fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<SbomRecord>) {
     let source = ctx.spec.trust.as_ref().and_then(|t| t.sbom.as_ref());
     let taken = match source {
         None => {
             let found = sbom::discover(&project.spec_dir);
             if found.is_empty() {
                 return (
-                    Box::new(|c: Check| {
-                        c.outcome(
-                            Outcome::Inconclusive,
-                            "no SBOM: no `trust.sbom` and no lock file beside the spec",
-                        )
-                    }),
+                    c.outcome(
+                        Outcome::Inconclusive,
+                        "no SBOM: no `trust.sbom` and no lock file beside the spec",
+                    ),
                     None,
                 );
             }
@@ -415,25 +406,20 @@ fn take_sbom(ctx: &RunContext, project: &Project) -> (Finish, Option<SbomRecord>
                 components: snap.components,
             };
             (
-                Box::new(move |c: Check| {
-                    c.outcome(
-                        Outcome::Pass,
-                        format!(
-                            "CycloneDX {} SBOM with {} components ({how}), sha256 {}",
-                            snap.spec_version,
-                            snap.components,
-                            &snap.sha256[..12]
-                        ),
-                    )
-                    .measured(format!("{} components", snap.components))
-                }),
+                c.outcome(
+                    Outcome::Pass,
+                    format!(
+                        "CycloneDX {} SBOM with {} components ({how}), sha256 {}",
+                        snap.spec_version,
+                        snap.components,
+                        &snap.sha256[..12]
+                    ),
+                )
+                .measured(format!("{} components", snap.components)),
                 Some(record),
             )
         }
-        Err(e) => (
-            Box::new(move |c: Check| c.outcome(Outcome::Fail, format!("SBOM: {e}"))),
-            None,
-        ),
+        Err(e) => (c.outcome(Outcome::Fail, format!("SBOM: {e}")), None),
     }
 }
 

@@ -1,0 +1,61 @@
+//! What the end-to-end tests share: a scratch directory per test, and the real binary run
+//! in it with none of the user's gauntlet settings.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+pub struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
+        cmd.current_dir(self.path())
+            .env("NO_COLOR", "1")
+            .env_remove("GAUNTLET_STORE")
+            .env_remove("GAUNTLET_OUT")
+            .env_remove("GAUNTLET_KEYRING")
+            .env_remove("GAUNTLET_SIGNING_KEY")
+            .env_remove("GAUNTLET_KEY_PASSWORD")
+            .env_remove("GAUNTLET_DEMO_DEFECTS")
+            .stdin(Stdio::null());
+        cmd
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("gauntlet runs")
+    }
+    pub fn runs_dir(&self) -> PathBuf {
+        self.path().join(".gauntlet/runs")
+    }
+    /// The run directories, oldest first.
+    pub fn run_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.runs_dir())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs
+    }
+    /// Writes a file (and its directories) in the scratch directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
