@@ -221,7 +221,14 @@ impl Keyring {
     }
 
     fn add_new_key(&mut self, password: Option<String>) -> Result<KeyRecord, TrustError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| TrustError::io(&self.dir, e))?;
+        if !self.dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| TrustError::io(&self.dir, e))?;
+        }
         let pair = match password {
             Some(password) => minisign::KeyPair::generate_encrypted_keypair(Some(password)),
             None => minisign::KeyPair::generate_unencrypted_keypair(),
@@ -529,14 +536,21 @@ mod tests {
 
     #[test]
     fn secret_keys_are_private_and_never_printed() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut ring = Keyring::open(dir.path()).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let dir = &root.path().join("keys");
+        let mut ring = Keyring::open(dir).unwrap();
         let key = ring.generate(None).unwrap();
         let mode = std::fs::metadata(ring.secret_key_path(&key.id))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert_eq!(
+            dir_mode & 0o777,
+            0o700,
+            "a new keyring directory is private"
+        );
         let signing = ring.signing_key().unwrap();
         let secret_b64 = std::fs::read_to_string(ring.secret_key_path(&key.id)).unwrap();
         let secret_line = secret_b64.lines().nth(1).unwrap();
