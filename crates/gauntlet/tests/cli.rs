@@ -426,7 +426,9 @@ fn a_target_that_never_becomes_ready_is_inconclusive_and_is_stopped() {
     let spec = VALID
         .replace(
             "url: http://127.0.0.1:9",
-            "command: [sleep, \"300\"]\n    ready_timeout: 1s",
+            // A path no other test's server answers: a stranger that took the freed port
+            // (parallel tests) must not look like this target becoming ready.
+            "command: [sleep, \"300\"]\n    ready_timeout: 1s\n    health: /never-ready-4f1c",
         )
         .replace("traffic:", "steps:\n  security:\n    paths: {}\ntraffic:");
     s.write("never.yaml", &spec);
