@@ -1,6 +1,6 @@
-//! Metric sources. For now: a parser for the Prometheus text exposition format (0.0.4),
-//! written for robustness rather than borrowed, because the common crate is regex-based,
-//! rejects `:` in names and breaks on `}` inside label values.
+//! Metric sources: a parser for the Prometheus text exposition format (0.0.4), written for
+//! robustness rather than borrowed, because the common crate is regex-based, rejects `:` in
+//! names and breaks on `}` inside label values; and a client of the Prometheus HTTP API.
 //!
 //! ```
 //! let text = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 3\n";
@@ -9,6 +9,7 @@
 //! assert_eq!(families[0].samples[0].value, 3.0);
 //! ```
 
+pub mod prometheus;
 mod text;
 
 pub use text::{MetricFamily, MetricKind, ParseError, Sample, parse_text};

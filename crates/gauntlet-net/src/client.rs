@@ -87,6 +87,7 @@ pub(crate) fn request_builder(out: &Outgoing, uri: &str) -> hyper::http::request
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
+    body_limit: usize,
 }
 
 impl HttpClient {
@@ -97,7 +98,18 @@ impl HttpClient {
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Self { inner, timeout }
+        Self {
+            inner,
+            timeout,
+            body_limit: BODY_LIMIT,
+        }
+    }
+
+    /// Keeps bodies up to `limit` bytes (an API client needs whole answers); a longer body
+    /// is replaced by a note saying so.
+    pub fn with_body_limit(mut self, limit: usize) -> Self {
+        self.body_limit = limit;
+        self
     }
 
     pub async fn send(&self, out: &Outgoing) -> Result<Response, NetError> {
@@ -117,11 +129,16 @@ impl HttpClient {
                 .await
                 .map_err(|e| NetError::Connect(error_chain(&e)))?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), BODY_LIMIT)
+            let body = Limited::new(response.into_body(), self.body_limit)
                 .collect()
                 .await
                 .map(|collected| collected.to_bytes())
-                .unwrap_or_else(|_| Bytes::from_static(b"<body larger than 64 KiB, not kept>"));
+                .unwrap_or_else(|_| {
+                    Bytes::from(format!(
+                        "<body larger than {} bytes, not kept>",
+                        self.body_limit
+                    ))
+                });
             Ok::<_, NetError>(Response {
                 status,
                 body,
