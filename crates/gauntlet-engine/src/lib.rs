@@ -11,6 +11,7 @@
 pub mod canary;
 mod context;
 mod decision;
+pub mod drift;
 pub mod exit;
 pub mod faults;
 mod identity;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use gauntlet_net::HttpClient;
 use gauntlet_report::{
-    Check, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo, StepReport, sha256_hex,
-    to_junit, to_markdown, write_atomic,
+    Check, DriftInfo, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo, StepReport,
+    sha256_hex, to_junit, to_markdown, write_atomic,
 };
 use gauntlet_spec::Spec;
 use gauntlet_store::{RunStart, Store};
@@ -246,6 +246,27 @@ pub(crate) async fn run_steps(
         recorder.index(att, &std::fs::read(run_dir.join(att)).unwrap_or_default());
         evidence.extend(recorder.take().evidence);
     }
+    // What changed since the previous finished run of this service.
+    let drift = store
+        .list_runs(100)
+        .ok()
+        .and_then(|runs| {
+            runs.into_iter().find(|r| {
+                r.id != run_id && r.service == spec.service.name && r.status == "finished"
+            })
+        })
+        .and_then(|previous| {
+            crate::drift::between(
+                Path::new(&previous.run_dir),
+                &run_dir,
+                trust.green_fingerprint.as_deref(),
+            )
+            .ok()
+            .map(|changes| DriftInfo {
+                previous_run: previous.id,
+                changes,
+            })
+        });
     let report = Report {
         schema: REPORT_SCHEMA.to_string(),
         run_id: run_id.clone(),
@@ -271,6 +292,7 @@ pub(crate) async fn run_steps(
         drills: recorded.drills,
         evidence,
         trust: Some(trust),
+        drift,
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;
     store.finish_run(&report)?;

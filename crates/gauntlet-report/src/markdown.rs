@@ -79,6 +79,27 @@ pub fn to_markdown(report: &Report) -> String {
         }
         md.push('\n');
     }
+    if let Some(drift) = &report.drift {
+        let _ = writeln!(md, "## Drift since run `{}`\n", drift.previous_run);
+        if drift.changes.is_empty() {
+            let _ = writeln!(
+                md,
+                "Nothing changed: same spec, protected files, flags and SBOM.\n"
+            );
+        } else {
+            for change in drift.changes.iter().take(30) {
+                let _ = writeln!(md, "- {}", cell(change));
+            }
+            if drift.changes.len() > 30 {
+                let _ = writeln!(
+                    md,
+                    "- … and {} more (`gauntlet drift`)",
+                    drift.changes.len() - 30
+                );
+            }
+            md.push('\n');
+        }
+    }
     if !report.conditions.is_empty() {
         let _ = writeln!(md, "## Conditions\n");
         for c in &report.conditions {

@@ -236,6 +236,16 @@ pub struct Report {
     /// The green fingerprint, the signed release manifest and the signed decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust: Option<TrustInfo>,
+    /// What changed since the previous finished run of the same service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriftInfo {
+    pub previous_run: String,
+    /// One line per change (`spec: slos.latency.threshold: "300ms" → "450ms"`); empty: none.
+    pub changes: Vec<String>,
 }
 
 /// Paths are relative to the run directory.

@@ -449,6 +449,7 @@ mod tests {
             timeline: vec![],
             drills: vec![],
             trust: None,
+            drift: None,
             evidence: vec![EvidenceFile {
                 path: "evidence/a.json".into(),
                 sha256: "ab".into(),

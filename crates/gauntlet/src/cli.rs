@@ -155,7 +155,6 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Print shell completions.
     /// Lock and sign protected files: `gauntlet lock --spec gauntlet.yaml` (the spec and its
     /// `trust.protected` files) or `gauntlet lock FILE... --lock gauntlet.lock`.
     Lock {
@@ -204,9 +203,16 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
-    Completions {
-        shell: clap_complete::Shell,
+    /// What changed between two runs (`latest` or an id prefix each): the spec by key path,
+    /// protected files, flags, SBOM and the green fingerprint. Exit 0 none, 1 some.
+    Drift {
+        older: String,
+        newer: String,
+        #[arg(long)]
+        json: bool,
     },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
     /// Busy threads and touched memory for a chaos drill (started by the chaos step).
     #[command(hide = true)]
     Stress {

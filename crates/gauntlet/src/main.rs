@@ -233,6 +233,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         } => signing::sbom_command(&lockfiles, &name, &version, out.as_deref()),
         Command::History { limit, json } => history(&global, limit, json),
         Command::Show { run, json } => show(&global, &run, json),
+        Command::Drift { older, newer, json } => drift(&global, &older, &newer, json),
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Judge {
             file,
@@ -447,6 +448,40 @@ fn history(global: &Global, limit: usize, json: bool) -> Result<i32, CliError> {
         );
     }
     Ok(exit::GO)
+}
+
+fn drift(global: &Global, older: &str, newer: &str, json: bool) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let find = |run: &str| {
+        store
+            .find_run(run)
+            .map_err(|e| CliError::Usage(e.to_string()))
+    };
+    let (a, b) = (find(older)?, find(newer)?);
+    let changes =
+        gauntlet_engine::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)
+            .map_err(CliError::Usage)?;
+    if json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "older": a.id, "newer": b.id, "changes": changes
+            }))
+            .unwrap_or_default()
+        );
+    } else if changes.is_empty() {
+        say!("{} → {}: nothing changed", a.id, b.id);
+    } else {
+        say!("{} → {}: {} change(s)", a.id, b.id, changes.len());
+        for change in &changes {
+            say!("  {change}");
+        }
+    }
+    Ok(if changes.is_empty() {
+        exit::GO
+    } else {
+        exit::NO_GO
+    })
 }
 
 fn show(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {

@@ -476,3 +476,78 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
         }
     }
 }
+
+#[test]
+fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
+    let s = Scratch::new();
+    let quick = [
+        "--skip",
+        "chaos",
+        "--skip",
+        "dr",
+        "--skip",
+        "canary",
+        "--skip",
+        "observability",
+        "--skip",
+        "security",
+        "--skip",
+        "rotation",
+        "--quiet",
+    ];
+    let first = s.command().arg("demo").args(quick).output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    // Run ids sort by second; two runs in one second are told apart by the store.
+    let latest = || -> Value {
+        serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).unwrap()
+    };
+    let older_id = latest()["run_id"].as_str().unwrap().to_string();
+    // The same build and spec again: nothing drifted.
+    s.command().arg("demo").args(quick).output().unwrap();
+    let same: Value = serde_json::from_slice(
+        &std::fs::read(s.run_dirs().pop().unwrap().join("report.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(same["drift"]["previous_run"], older_id.as_str());
+    assert_eq!(same["drift"]["changes"], serde_json::json!([]));
+    // A candidate shipping other flags: the report and `gauntlet drift` say what moved.
+    let third = s
+        .command()
+        .args(["demo", "--defect", "auth-bypass"])
+        .args(quick)
+        .output()
+        .unwrap();
+    assert_eq!(third.status.code(), Some(0), "{}", text(&third.stderr));
+    let newer = s.run_dirs().pop().unwrap();
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(newer.join("report.json")).unwrap()).unwrap();
+    let changes: Vec<&str> = report["drift"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(
+        changes.contains(&"flags: write_auth: true → false"),
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().any(|c| c.starts_with("green fingerprint: ")),
+        "{changes:?}"
+    );
+    let md = std::fs::read_to_string(newer.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Drift since run `") && md.contains("write_auth: true → false"),
+        "{md}"
+    );
+    let cli = s.run(&["drift", &older_id, "latest"]);
+    assert_eq!(cli.status.code(), Some(1));
+    assert!(
+        text(&cli.stdout).contains("flags: write_auth: true → false"),
+        "{}",
+        text(&cli.stdout)
+    );
+    let none = s.run(&["drift", &older_id, &older_id]);
+    assert_eq!(none.status.code(), Some(0));
+    assert!(text(&none.stdout).contains("nothing changed"));
+}
