@@ -18,6 +18,7 @@ mod identity;
 pub mod journal;
 mod probes;
 mod run;
+pub mod signoff;
 pub mod steps;
 mod supervisor;
 pub mod trust;

@@ -217,7 +217,7 @@ pub(crate) async fn run_steps(
         }
     }
     // Steps stopped early by hard gating carry their own note already.
-    let verdict = decide(
+    let mut verdict = decide(
         &steps_run,
         spec.gating.mode,
         aborted.as_deref(),
@@ -226,6 +226,7 @@ pub(crate) async fn run_steps(
             people: &spec.service.owners,
         },
     );
+    crate::signoff::require(&mut verdict, &spec);
     let gating = serde_json::to_value(spec.gating.mode)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

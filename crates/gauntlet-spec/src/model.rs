@@ -43,6 +43,9 @@ pub struct Spec {
     /// What is locked and signed: protected files, flags, SBOM, artifacts.
     #[serde(default)]
     pub trust: Option<crate::trust::TrustSection>,
+    /// Roles whose sign-off a GO needs.
+    #[serde(default)]
+    pub signoffs: Option<crate::trust::SignoffSection>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -163,3 +163,13 @@ fn get() -> Method {
 fn ok_statuses() -> Vec<u16> {
     vec![200, 201, 204]
 }
+
+/// Roles that must sign off a run (`gauntlet signoff RUN --role ROLE`) before it is GO.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignoffSection {
+    /// Roles from `service.owners`; until each has signed the run's report, the decision is
+    /// at best CONDITIONAL ("awaiting sign-off: security").
+    #[schemars(with = "Vec<String>")]
+    pub required: Vec<Spanned<String>>,
+}

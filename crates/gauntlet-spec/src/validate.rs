@@ -163,6 +163,8 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
     let owners: Vec<&str> = spec.service.owners.keys().map(String::as_str).collect();
     let steps = &spec.steps;
     let step_owners = [
+        steps.preflight.as_ref().and_then(|s| s.owner.as_ref()),
+        steps.rotation.as_ref().and_then(|s| s.owner.as_ref()),
         steps
             .rollback_rehearsal
             .as_ref()
@@ -173,7 +175,8 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         steps.observability.as_ref().and_then(|s| s.owner.as_ref()),
         steps.canary.as_ref().and_then(|s| s.owner.as_ref()),
     ];
-    for owner in step_owners.into_iter().flatten() {
+    let signoff_roles = spec.signoffs.iter().flat_map(|s| s.required.iter());
+    for owner in step_owners.into_iter().flatten().chain(signoff_roles) {
         if !owners.contains(&owner.value.as_str()) {
             let help = match did_you_mean(&owner.value, owners.iter().copied()) {
                 Some(close) => format!("did you mean `{close}`?"),

@@ -211,6 +211,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign off a run as a role (`--role security`): signs the digest of the run's report with
+    /// your keyring key. `--verify` only checks the run's sign-offs. Prints the decision once
+    /// the sign-offs are counted.
+    Signoff {
+        run: String,
+        #[arg(long, required_unless_present = "verify")]
+        role: Option<String>,
+        /// Who signs (default: the role's owner in the spec).
+        #[arg(long)]
+        by: Option<String>,
+        #[arg(long)]
+        verify: bool,
+        /// Trust only this minisign public key when verifying.
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// Busy threads and touched memory for a chaos drill (started by the chaos step).

@@ -234,6 +234,24 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::History { limit, json } => history(&global, limit, json),
         Command::Show { run, json } => show(&global, &run, json),
         Command::Drift { older, newer, json } => drift(&global, &older, &newer, json),
+        Command::Signoff {
+            run,
+            role,
+            by,
+            verify,
+            key,
+        } => {
+            let store = open_store(&global)?;
+            signing::signoff_command(
+                &global.keyring,
+                &store,
+                &run,
+                role.as_deref(),
+                by,
+                verify,
+                key.as_deref(),
+            )
+        }
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Judge {
             file,

@@ -450,3 +450,78 @@ pub fn sbom_command(
     }
     Ok(exit::GO)
 }
+
+pub fn signoff_command(
+    keyring: &Path,
+    store: &gauntlet_store::Store,
+    run: &str,
+    role: Option<&str>,
+    by: Option<String>,
+    verify_only: bool,
+    key: Option<&str>,
+) -> Result<i32, CliError> {
+    use gauntlet_engine::signoff;
+    let summary = store
+        .find_run(run)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let report = store
+        .report(&summary.id)
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "run {} never finished: there is no report to sign",
+                summary.id
+            ))
+        })?;
+    let run_dir = Path::new(&summary.run_dir);
+    if !verify_only && let Some(role) = role {
+        let spec_path = run_dir.join("spec.yaml");
+        let owners = crate::read_spec(&spec_path)
+            .ok()
+            .and_then(|text| gauntlet_spec::load_str("spec.yaml", &text).ok())
+            .map(|spec| spec.service.owners)
+            .unwrap_or_default();
+        if !owners.contains_key(role) {
+            return Err(CliError::Usage(format!(
+                "role `{role}` is not in the run's `service.owners` ({})",
+                owners.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let by = by
+            .or_else(|| owners.get(role).cloned())
+            .unwrap_or_else(|| role.to_string());
+        let signing = Keyring::open(keyring)?.signing_key()?;
+        let made = signoff::sign(run_dir, &summary.id, role, &by, &signing)?;
+        say!(
+            "signed off run {} as {role} ({by}) with key {}: report sha256 {}",
+            summary.id,
+            signing.id,
+            made.report_sha256
+        );
+    }
+    let trust = trust_from(keyring, key)?;
+    let checked = signoff::verify_all(run_dir, &summary.id, &trust);
+    let mut valid = Vec::new();
+    let mut refused = 0;
+    for (role, result) in &checked {
+        match result {
+            Ok((s, key)) => {
+                say!("  ok       {role}: {} at {} (key {key})", s.by, s.time);
+                valid.push(role.clone());
+            }
+            Err(e) => {
+                say!("  REFUSED  {role}: {e}");
+                refused += 1;
+            }
+        }
+    }
+    let (decision, remaining) = signoff::effective(&report, &valid);
+    say!(
+        "decision: {decision} (recorded at the end of the run: {})",
+        report.decision
+    );
+    for c in &remaining {
+        say!("  condition: {} — {}", c.check, c.reason);
+    }
+    Ok(if refused > 0 { exit::NO_GO } else { exit::GO })
+}

@@ -551,3 +551,87 @@ fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
     assert_eq!(none.status.code(), Some(0));
     assert!(text(&none.stdout).contains("nothing changed"));
 }
+
+#[test]
+fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_its_run() {
+    let s = Scratch::new();
+    demo_project(&s);
+    let spec = format!("{DEMO}\nsignoffs:\n  required: [security]\n");
+    s.write("gauntlet.yaml", &spec);
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    assert_eq!(
+        s.run(&["lock", "--spec", "gauntlet.yaml"]).status.code(),
+        Some(0)
+    );
+    let quick = [
+        "run",
+        "gauntlet.yaml",
+        "--skip",
+        "chaos",
+        "--skip",
+        "dr",
+        "--skip",
+        "canary",
+        "--skip",
+        "observability",
+        "--skip",
+        "rotation",
+        "--quiet",
+    ];
+    let latest = || -> Value {
+        serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).unwrap()
+    };
+    let out = s.command().args(quick).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "CONDITIONAL exits 0: {}",
+        text(&out.stderr)
+    );
+    let first = latest();
+    assert_eq!(first["decision"], "CONDITIONAL", "{}", first["summary"]);
+    assert!(
+        first["summary"]
+            .as_str()
+            .unwrap()
+            .contains("awaiting sign-off: security")
+    );
+    assert_eq!(first["conditions"][0]["owner"], "appsec@example.com");
+    let first_id = first["run_id"].as_str().unwrap().to_string();
+
+    let signed = s.run(&["signoff", &first_id, "--role", "security"]);
+    assert_eq!(signed.status.code(), Some(0), "{}", text(&signed.stderr));
+    assert!(
+        text(&signed.stdout).contains("decision: GO"),
+        "{}",
+        text(&signed.stdout)
+    );
+    let checked = s.run(&["signoff", &first_id, "--verify"]);
+    assert!(text(&checked.stdout).contains("ok       security: appsec@example.com"));
+    assert!(text(&checked.stdout).contains("decision: GO"));
+    assert_eq!(
+        s.run(&["signoff", &first_id, "--role", "cfo"])
+            .status
+            .code(),
+        Some(2)
+    );
+
+    // The same sign-off carried over to another run is refused, and that run stays CONDITIONAL.
+    s.command().args(quick).output().unwrap();
+    let second = latest();
+    let second_id = second["run_id"].as_str().unwrap();
+    assert_ne!(second_id, first_id);
+    let (from, to) = (s.runs_dir().join(&first_id), s.runs_dir().join(second_id));
+    std::fs::create_dir_all(to.join("signoffs")).unwrap();
+    for f in ["security.json", "security.json.minisig"] {
+        std::fs::copy(from.join("signoffs").join(f), to.join("signoffs").join(f)).unwrap();
+    }
+    let refused = s.run(&["signoff", second_id, "--verify"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = text(&refused.stdout);
+    assert!(
+        said.contains(&format!("was made for run {first_id}")),
+        "{said}"
+    );
+    assert!(said.contains("decision: CONDITIONAL"), "{said}");
+}

@@ -1,0 +1,188 @@
+//! Sign-offs: a role vouches for a run by signing the digest of its report with a keyring key.
+//! The spec names the roles a GO needs; until each has signed, the decision is at best
+//! CONDITIONAL. A sign-off is verified against the verifier's keyring, the run it names and
+//! the digest of that run's report: one made for another run or another report is refused.
+
+use std::path::{Path, PathBuf};
+
+use gauntlet_report::{Condition, Decision, Report, sha256_hex};
+use gauntlet_spec::Spec;
+use gauntlet_trust::keyring::SigningKey;
+use gauntlet_trust::lock::signature_path;
+use gauntlet_trust::{Trust, TrustError};
+use serde::{Deserialize, Serialize};
+
+use crate::decision::Verdict;
+
+pub const SIGNOFF_DIR: &str = "signoffs";
+const SCHEMA: &str = "gauntlet.signoff/v1";
+/// Conditions that sign-offs resolve have check ids `signoff.ROLE`.
+const CHECK_PREFIX: &str = "signoff.";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signoff {
+    pub schema: String,
+    pub run_id: String,
+    pub role: String,
+    pub by: String,
+    /// sha256 of the run's `report.json`, exactly as written at the end of the run.
+    pub report_sha256: String,
+    pub time: String,
+}
+
+/// At the end of a run: every required role becomes a condition until it signs.
+pub fn require(verdict: &mut Verdict, spec: &Spec) {
+    let Some(section) = &spec.signoffs else {
+        return;
+    };
+    if !matches!(verdict.decision, Decision::Go | Decision::Conditional) {
+        return;
+    }
+    let roles: Vec<&str> = section.required.iter().map(|r| r.value.as_str()).collect();
+    if roles.is_empty() {
+        return;
+    }
+    for role in &roles {
+        verdict.conditions.push(Condition {
+            check: format!("{CHECK_PREFIX}{role}"),
+            reason: format!("awaiting sign-off: {role} (`gauntlet signoff RUN --role {role}`)"),
+            owner_role: Some(role.to_string()),
+            owner: spec.service.owners.get(*role).cloned(),
+        });
+    }
+    let tally = verdict
+        .summary
+        .rfind(" (")
+        .map(|i| verdict.summary[i..].to_string())
+        .unwrap_or_default();
+    verdict.decision = Decision::Conditional;
+    verdict.summary = format!(
+        "CONDITIONAL: awaiting sign-off: {}{tally}",
+        roles.join(", ")
+    );
+}
+
+fn record_path(run_dir: &Path, role: &str) -> PathBuf {
+    run_dir.join(SIGNOFF_DIR).join(format!("{role}.json"))
+}
+
+/// Signs `run_dir`'s report for `role`, as `by`, with `key`.
+pub fn sign(
+    run_dir: &Path,
+    run_id: &str,
+    role: &str,
+    by: &str,
+    key: &SigningKey,
+) -> Result<Signoff, TrustError> {
+    if role.is_empty()
+        || !role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(TrustError::Input(format!("`{role}` is not a role name")));
+    }
+    let report = run_dir.join("report.json");
+    let bytes = std::fs::read(&report).map_err(|e| TrustError::io(&report, e))?;
+    let signoff = Signoff {
+        schema: SCHEMA.into(),
+        run_id: run_id.into(),
+        role: role.into(),
+        by: by.into(),
+        report_sha256: sha256_hex(&bytes),
+        time: crate::now_rfc3339(),
+    };
+    let mut body = serde_json::to_vec_pretty(&signoff).unwrap_or_default();
+    body.push(b'\n');
+    let comment = format!("gauntlet sign-off\trun:{run_id}\trole:{role}\tby:{by}");
+    let signature = key.sign_minisign(&body, &comment)?;
+    let path = record_path(run_dir, role);
+    gauntlet_report::write_atomic(&path, &body).map_err(|e| TrustError::io(&path, e))?;
+    let sig = signature_path(&path);
+    gauntlet_report::write_atomic(&sig, signature.as_bytes())
+        .map_err(|e| TrustError::io(&sig, e))?;
+    Ok(signoff)
+}
+
+/// A sign-off and the key that signed it, or why it was refused.
+pub type Checked = Result<(Signoff, String), String>;
+
+/// Every sign-off in the run directory, verified: signed by a trusted key, for this run, over
+/// this report. Sorted by role.
+pub fn verify_all(run_dir: &Path, run_id: &str, trust: &Trust) -> Vec<(String, Checked)> {
+    let Ok(entries) = std::fs::read_dir(run_dir.join(SIGNOFF_DIR)) else {
+        return Vec::new();
+    };
+    let report = std::fs::read(run_dir.join("report.json")).map(|b| sha256_hex(&b));
+    let mut found: Vec<_> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|path| {
+            let role = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let checked = verify_one(&path, &role, run_id, report.as_deref().ok(), trust);
+            (role, checked)
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    found
+}
+
+fn verify_one(
+    path: &Path,
+    role: &str,
+    run_id: &str,
+    report_sha256: Option<&str>,
+    trust: &Trust,
+) -> Checked {
+    let what = format!("the {role} sign-off");
+    let body = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sig = std::fs::read_to_string(signature_path(path))
+        .map_err(|_| format!("{what} is not signed"))?;
+    let verified = trust
+        .verify(&body, &sig, &what)
+        .map_err(|e| e.to_string())?;
+    let signoff: Signoff =
+        serde_json::from_slice(&body).map_err(|e| format!("{what} is malformed: {e}"))?;
+    if signoff.schema != SCHEMA || signoff.role != role {
+        return Err(format!("{what} is for role `{}`", signoff.role));
+    }
+    if signoff.run_id != run_id {
+        return Err(format!(
+            "{what} was made for run {}, not this run ({run_id})",
+            signoff.run_id
+        ));
+    }
+    if Some(signoff.report_sha256.as_str()) != report_sha256 {
+        return Err(format!(
+            "{what} signs report digest {}, but this run's report is {}",
+            signoff.report_sha256,
+            report_sha256.unwrap_or("unreadable")
+        ));
+    }
+    Ok((signoff, verified.key_id))
+}
+
+/// The decision once valid sign-offs resolve their conditions: a CONDITIONAL whose only
+/// conditions were awaited sign-offs becomes GO; nothing else changes.
+pub fn effective(report: &Report, signed: &[String]) -> (Decision, Vec<Condition>) {
+    let remaining: Vec<Condition> = report
+        .conditions
+        .iter()
+        .filter(|c| {
+            c.check
+                .strip_prefix(CHECK_PREFIX)
+                .is_none_or(|role| !signed.iter().any(|s| s == role))
+        })
+        .cloned()
+        .collect();
+    let decision = if report.decision == Decision::Conditional && remaining.is_empty() {
+        Decision::Go
+    } else {
+        report.decision
+    };
+    (decision, remaining)
+}
