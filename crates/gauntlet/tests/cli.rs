@@ -8,12 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{Scratch, text};
-
-fn report(run_dir: &Path) -> Value {
-    let bytes = std::fs::read(run_dir.join("report.json")).expect("report.json exists");
-    serde_json::from_slice(&bytes).expect("report.json parses")
-}
+use common::{Scratch, report, step_names, text};
 
 /// Pids the run registered in its cleanup journal (every process it started).
 fn started_pids(run_dir: &Path) -> Vec<(u32, String)> {
@@ -97,14 +92,8 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
     let report = report(&run_dir);
     assert_eq!(report["decision"], "GO");
     assert_eq!(report["schema"], "gauntlet.report/v1");
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        steps,
+        step_names(&report),
         [
             "setup",
             "preflight",

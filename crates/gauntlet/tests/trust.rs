@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{Scratch, text};
+use common::{Scratch, latest, report, step_names, text};
 
 /// The id and public key file of the keyring's active key.
 fn active_key(s: &Scratch) -> (String, PathBuf) {
@@ -356,16 +356,9 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
         .unwrap()
         .unwrap()
         .path();
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
-    let steps: Vec<&str> = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let report = report(&run_dir);
     assert_eq!(
-        steps,
+        step_names(&report),
         [
             "setup",
             "preflight",
@@ -497,17 +490,10 @@ fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
     ];
     let first = s.command().arg("demo").args(quick).output().unwrap();
     assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
-    // Run ids sort by second; two runs in one second are told apart by the store.
-    let latest = || -> Value {
-        serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).unwrap()
-    };
-    let older_id = latest()["run_id"].as_str().unwrap().to_string();
+    let older_id = latest(&s)["run_id"].as_str().unwrap().to_string();
     // The same build and spec again: nothing drifted.
     s.command().arg("demo").args(quick).output().unwrap();
-    let same: Value = serde_json::from_slice(
-        &std::fs::read(s.run_dirs().pop().unwrap().join("report.json")).unwrap(),
-    )
-    .unwrap();
+    let same = latest(&s);
     assert_eq!(same["drift"]["previous_run"], older_id.as_str());
     assert_eq!(same["drift"]["changes"], serde_json::json!([]));
     // A candidate shipping other flags: the report and `gauntlet drift` say what moved.
@@ -578,9 +564,6 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
         "rotation",
         "--quiet",
     ];
-    let latest = || -> Value {
-        serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).unwrap()
-    };
     let out = s.command().args(quick).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -588,7 +571,7 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
         "CONDITIONAL exits 0: {}",
         text(&out.stderr)
     );
-    let first = latest();
+    let first = latest(&s);
     assert_eq!(first["decision"], "CONDITIONAL", "{}", first["summary"]);
     assert!(
         first["summary"]
@@ -618,7 +601,7 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
 
     // The same sign-off carried over to another run is refused, and that run stays CONDITIONAL.
     s.command().args(quick).output().unwrap();
-    let second = latest();
+    let second = latest(&s);
     let second_id = second["run_id"].as_str().unwrap();
     assert_ne!(second_id, first_id);
     let (from, to) = (s.runs_dir().join(&first_id), s.runs_dir().join(second_id));

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use serde_json::Value;
+
 use assert_cmd::cargo::CommandCargoExt;
 
 pub struct Scratch {
@@ -58,4 +60,25 @@ impl Scratch {
 
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A run directory's report.json.
+pub fn report(run_dir: &Path) -> Value {
+    let bytes = std::fs::read(run_dir.join("report.json")).expect("report.json exists");
+    serde_json::from_slice(&bytes).expect("report.json parses")
+}
+
+/// The newest run's stored report (run ids sort by second; the store tells two apart).
+pub fn latest(s: &Scratch) -> Value {
+    serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).expect("show --json")
+}
+
+/// The names of a report's steps, in order.
+pub fn step_names(report: &Value) -> Vec<&str> {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| s["name"].as_str().expect("a step name"))
+        .collect()
 }
