@@ -154,6 +154,42 @@ pub struct StageRun {
     pub baseline_samples: u64,
     /// Per-arm latency percentiles and the Mann–Whitney summary.
     pub latency_summary: String,
+    /// Per arm (baseline, candidate): the answered requests' latency in µs, and failures.
+    pub arms: [ArmTotals; 2],
+}
+
+/// One arm's outcomes over a stage (or, added up, over the canary).
+#[derive(Clone)]
+pub struct ArmTotals {
+    pub latency_us: Histogram<u64>,
+    pub requests: u64,
+    pub failed: u64,
+}
+
+impl Default for ArmTotals {
+    fn default() -> Self {
+        Self {
+            latency_us: gauntlet_net::latency_histogram(),
+            requests: 0,
+            failed: 0,
+        }
+    }
+}
+
+impl ArmTotals {
+    pub fn add(&mut self, other: &ArmTotals) {
+        let _ = self.latency_us.add(&other.latency_us);
+        self.requests += other.requests;
+        self.failed += other.failed;
+    }
+    /// Latency quantile in seconds, when anything was answered.
+    pub fn latency(&self, quantile: f64) -> Option<f64> {
+        (!self.latency_us.is_empty())
+            .then(|| self.latency_us.value_at_quantile(quantile) as f64 / 1e6)
+    }
+    pub fn error_rate(&self) -> Option<f64> {
+        (self.requests > 0).then(|| self.failed as f64 / self.requests as f64)
+    }
 }
 
 /// Abort triggers over the candidate's observations of this stage.
@@ -286,6 +322,7 @@ pub struct StageJudge<'a> {
     min_samples: u64,
     recording: Option<Recording>,
     latencies: [LatencySample; 2],
+    failed: [u64; 2],
     /// Observations fed so far.
     pub used: u64,
     pub candidate: u64,
@@ -329,6 +366,7 @@ impl<'a> StageJudge<'a> {
             min_samples,
             recording: None,
             latencies: [LatencySample::new(1), LatencySample::new(2)],
+            failed: [0, 0],
             used: 0,
             candidate: 0,
             baseline: 0,
@@ -346,9 +384,11 @@ impl<'a> StageJudge<'a> {
         if let Some(recording) = &mut self.recording {
             recording.push(&observation);
         }
+        let arm = usize::from(observation.arm == Arm::Candidate);
         if observation.ok {
-            self.latencies[usize::from(observation.arm == Arm::Candidate)]
-                .push(observation.latency_ms);
+            self.latencies[arm].push(observation.latency_ms);
+        } else {
+            self.failed[arm] += 1;
         }
         self.used += 1;
         match observation.arm {
@@ -422,6 +462,16 @@ impl LatencySample {
 }
 
 impl StageJudge<'_> {
+    /// Both arms' totals so far (baseline, candidate).
+    pub fn arms(&self) -> [ArmTotals; 2] {
+        let arm = |i: usize, requests: u64| ArmTotals {
+            latency_us: self.latencies[i].histogram.clone(),
+            requests,
+            failed: self.failed[i],
+        };
+        [arm(0, self.baseline), arm(1, self.candidate)]
+    }
+
     /// Both arms' latency percentiles and the fixed-horizon Mann–Whitney U test between them,
     /// for the end-of-stage summary (it informs; the sequential judges decide).
     pub fn latency_summary(&self) -> String {
@@ -569,6 +619,7 @@ pub async fn run_stage(
     };
     let (candidate, baseline) = (judging.candidate, judging.baseline);
     let latency_summary = judging.latency_summary();
+    let arms = judging.arms();
     let recorded = judging
         .recording
         .take()
@@ -582,6 +633,7 @@ pub async fn run_stage(
         candidate_samples: candidate,
         baseline_samples: baseline,
         latency_summary,
+        arms,
     }
 }
 

@@ -44,6 +44,10 @@ pub struct Recorded {
     pub drills: Vec<DrillReport>,
     /// What preflight found: the green fingerprint and the signed release manifest.
     pub release: crate::trust::ReleaseFacts,
+    /// Numbers the steps measured, in base units, by name: what built-in gates read.
+    pub measurements: std::collections::BTreeMap<String, f64>,
+    /// The gates' evaluation, when the gates ran.
+    pub gates: Option<gauntlet_report::GatesReport>,
 }
 
 impl Recorder {
@@ -134,7 +138,16 @@ impl Recorder {
         });
     }
 
+    /// Keeps a drill's timeline, and its times as measurements (`chaos.NAME.time_to_detect`,
+    /// `chaos.NAME.time_to_recover`, in seconds).
     pub fn push_drill(&self, drill: DrillReport) {
+        let prefix = format!("{}.{}", drill.step, drill.name);
+        if let Some(ms) = drill.time_to_detect_ms {
+            self.measure(&format!("{prefix}.time_to_detect"), ms as f64 / 1e3);
+        }
+        if let Some(ms) = drill.time_to_recover_ms {
+            self.measure(&format!("{prefix}.time_to_recover"), ms as f64 / 1e3);
+        }
         self.lock().drills.push(drill);
     }
 
@@ -144,6 +157,21 @@ impl Recorder {
 
     pub fn set_release(&self, facts: crate::trust::ReleaseFacts) {
         self.lock().release = facts;
+    }
+
+    /// Records (or replaces) one measurement: seconds, ratios or counts.
+    pub fn measure(&self, name: &str, value: f64) {
+        if value.is_finite() {
+            self.lock().measurements.insert(name.to_string(), value);
+        }
+    }
+
+    pub fn set_gates(&self, gates: gauntlet_report::GatesReport) {
+        self.lock().gates = Some(gates);
+    }
+
+    pub fn measurements(&self) -> std::collections::BTreeMap<String, f64> {
+        self.lock().measurements.clone()
     }
 
     pub fn take(&self) -> Recorded {
@@ -213,6 +241,10 @@ pub struct RunContext {
     pub spec_text: String,
     /// The keyring that verifies the lock and signs the manifest.
     pub keyring: std::path::PathBuf,
+    /// The Prometheus PromQL gates ask: the spec's `url`, or the one started for the run.
+    pub prometheus: Option<String>,
+    /// Gate values of the service's earlier GO runs, newest first, for `history` thresholds.
+    pub history: Vec<std::collections::BTreeMap<String, f64>>,
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub fn decide(
                 reason: format!("{}: {}", c.outcome.as_str(), c.reason),
                 owner: role.as_ref().and_then(|r| owners.people.get(r).cloned()),
                 owner_role: role,
+                deadline: None,
             }
         })
         .collect();

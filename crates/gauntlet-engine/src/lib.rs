@@ -17,6 +17,8 @@ pub mod faults;
 mod identity;
 pub mod journal;
 mod probes;
+pub mod prom;
+pub mod readiness;
 mod run;
 pub mod signoff;
 pub mod steps;

@@ -170,6 +170,7 @@ pub(crate) async fn run_steps(
         (supervisor.clone(), journal.clone()),
         recorder.clone(),
         options.clone(),
+        gate_history(&store, &spec.service.name),
     ));
     let abort_handle = pipeline.abort_handle();
     let aborted: Option<String> = tokio::select! {
@@ -216,6 +217,26 @@ pub(crate) async fn run_steps(
             steps_run.push(skipped_step(name, note));
         }
     }
+    // The checklist, scored from every check the run made.
+    let mut readiness = None;
+    let mut deadlines = BTreeMap::new();
+    let scored = |name: &str| {
+        (options.only.is_empty() || options.only.iter().any(|o| o == name))
+            && !options.skip.iter().any(|o| o == name)
+    };
+    if let Some(section) = spec
+        .readiness
+        .as_ref()
+        .filter(|_| aborted.is_none() && scored(crate::readiness::STEP))
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let evaluated = crate::readiness::evaluate(section, &spec.service.owners, &steps_run, now);
+        steps_run.push(evaluated.step);
+        readiness = Some(evaluated.report);
+        deadlines = evaluated.deadlines;
+    }
     // Steps stopped early by hard gating carry their own note already.
     let mut verdict = decide(
         &steps_run,
@@ -226,6 +247,7 @@ pub(crate) async fn run_steps(
             people: &spec.service.owners,
         },
     );
+    crate::readiness::annotate(&mut verdict.conditions, &deadlines, &spec.service.owners);
     crate::signoff::require(&mut verdict, &spec);
     let gating = serde_json::to_value(spec.gating.mode)
         .ok()
@@ -294,10 +316,31 @@ pub(crate) async fn run_steps(
         evidence,
         trust: Some(trust),
         drift,
+        measurements: recorded.measurements,
+        gates: recorded.gates,
+        readiness,
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;
     store.finish_run(&report)?;
     Ok(RunOutcome { report, run_dir })
+}
+
+/// Gate values of the service's last GO runs, newest first (runs whose report cannot be
+/// read are left out).
+fn gate_history(store: &Store, service: &str) -> Vec<BTreeMap<String, f64>> {
+    let Ok(runs) = store.list_runs(500) else {
+        return Vec::new();
+    };
+    runs.into_iter()
+        .filter(|r| r.service == service && r.decision.as_deref() == Some("GO"))
+        .filter_map(|r| {
+            let bytes = std::fs::read(Path::new(&r.run_dir).join("report.json")).ok()?;
+            let report: Report = serde_json::from_slice(&bytes).ok()?;
+            Some(steps::gates::values(&report))
+        })
+        .filter(|values| !values.is_empty())
+        .take(50)
+        .collect()
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
@@ -349,6 +392,7 @@ async fn pipeline(
     (supervisor, journal): (Arc<Mutex<Supervisor>>, Arc<Mutex<CleanupJournal>>),
     recorder: Arc<Recorder>,
     options: RunOptions,
+    history: Vec<BTreeMap<String, f64>>,
 ) {
     let client = HttpClient::new(options.request_timeout);
     recorder.step_started(SETUP_STEP);
@@ -370,6 +414,26 @@ async fn pipeline(
     )
     .await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
+    let mut checks = checks;
+    // The run's own Prometheus, once the systems it scrapes are up.
+    let mut prometheus = spec.prometheus.as_ref().and_then(|p| p.url.clone());
+    if ready
+        && let (Some(section), Some(systems)) = (&spec.prometheus, &urls)
+        && section.start
+    {
+        let (check, url) = crate::prom::start(
+            section,
+            &run_dir,
+            &supervisor,
+            &client,
+            &recorder,
+            systems,
+            &[],
+        )
+        .await;
+        checks.push(check);
+        prometheus = url;
+    }
     recorder.push_step(StepReport {
         name: SETUP_STEP.into(),
         outcome: step_outcome(&checks),
@@ -404,10 +468,12 @@ async fn pipeline(
         spec_path: options.spec_path.clone(),
         spec_text: options.spec_text.clone(),
         keyring: options.keyring.clone(),
+        prometheus,
+        history,
     };
     let mut stopped_by: Option<String> = None;
     for step in &selected {
-        if let Some(by) = &stopped_by {
+        if let Some(by) = stopped_by.as_ref().filter(|_| !step.runs_after_a_stop()) {
             recorder.push_step(skipped_step(
                 step.name(),
                 format!("not run: stopped after a hard failure in `{by}` (use --keep-going to run every step)"),

@@ -49,6 +49,7 @@ pub fn require(verdict: &mut Verdict, spec: &Spec) {
             reason: format!("awaiting sign-off: {role} (`gauntlet signoff RUN --role {role}`)"),
             owner_role: Some(role.to_string()),
             owner: spec.service.owners.get(*role).cloned(),
+            deadline: None,
         });
     }
     let tally = verdict

@@ -16,5 +16,5 @@ mod model;
 
 pub use atomic::{sha256_hex, write_atomic};
 pub use junit::to_junit;
-pub use markdown::to_markdown;
+pub use markdown::{cell as table_cell, gates_markdown, readiness_markdown, to_markdown};
 pub use model::*;

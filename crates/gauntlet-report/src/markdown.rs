@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Decision, Outcome, Report};
+use crate::model::{Decision, GatesReport, Outcome, ReadinessReport, Report};
 
 fn badge(decision: Decision) -> &'static str {
     match decision {
@@ -26,8 +26,108 @@ fn outcome_cell(outcome: Outcome) -> &'static str {
 }
 
 /// Table cells cannot hold `|` or newlines.
-fn cell(text: &str) -> String {
+pub fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
+}
+
+/// The gates: score, then each gate's query, values, threshold and why.
+pub fn gates_markdown(gates: &GatesReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## Gates — {} score {} (pass {}, warn {})\n",
+        outcome_cell(gates.outcome),
+        percent(gates.score),
+        gates.pass,
+        gates.warn
+    );
+    let _ = writeln!(md, "| gate | outcome | value | threshold | query | why |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for g in &gates.gates {
+        let threshold = match &g.warn {
+            Some(w) => format!("pass `{}`, warn `{}`", g.pass, w),
+            None => format!("pass `{}`", g.pass),
+        };
+        let kind = if g.critical {
+            "critical".to_string()
+        } else {
+            format!("weight {}", g.weight)
+        };
+        let raw = if g.raw.is_empty() {
+            "no series".to_string()
+        } else {
+            g.raw.join("; ")
+        };
+        let query = match &g.baseline_query {
+            Some(b) => format!("`{}` vs baseline `{}`", g.query, b),
+            None => format!("`{}`", g.query),
+        };
+        let _ = writeln!(
+            md,
+            "| {} ({kind}) | {} | {} | {} | {} | {} |",
+            cell(&g.name),
+            outcome_cell(g.outcome),
+            cell(&raw),
+            cell(&threshold),
+            cell(&query),
+            cell(&g.reason)
+        );
+    }
+    md.push('\n');
+    md
+}
+
+/// The checklist: the overall score, each category's, and every item with its owner.
+pub fn readiness_markdown(readiness: &ReadinessReport) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## Readiness — {} (minimum {})\n",
+        percent(readiness.score),
+        readiness.minimum
+    );
+    let _ = writeln!(md, "| category | weight | score |");
+    let _ = writeln!(md, "|---|---|---|");
+    for c in &readiness.categories {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} |",
+            cell(&c.name),
+            c.weight,
+            percent(c.score)
+        );
+    }
+    md.push('\n');
+    let _ = writeln!(
+        md,
+        "| category | item | status | owner | kind | evidence | detail |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for c in &readiness.categories {
+        for i in &c.items {
+            let owner = match &i.owner {
+                Some(who) => format!("{who} ({})", i.owner_role),
+                None => i.owner_role.clone(),
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                cell(&c.name),
+                cell(&i.name),
+                i.status,
+                cell(&owner),
+                i.kind,
+                cell(&i.evidence.join(", ")),
+                cell(&i.detail)
+            );
+        }
+    }
+    md.push('\n');
+    md
 }
 
 pub fn to_markdown(report: &Report) -> String {
@@ -108,9 +208,27 @@ pub fn to_markdown(report: &Report) -> String {
                 (Some(role), None) => format!(" — owner role: {role} (no one named)"),
                 _ => " — no owner named".into(),
             };
-            let _ = writeln!(md, "- `{}`: {}{}", c.check, cell(&c.reason), owner);
+            let deadline = c
+                .deadline
+                .as_ref()
+                .map(|d| format!(" — deadline {d}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- `{}`: {}{}{}",
+                c.check,
+                cell(&c.reason),
+                owner,
+                deadline
+            );
         }
         md.push('\n');
+    }
+    if let Some(gates) = &report.gates {
+        md.push_str(&gates_markdown(gates));
+    }
+    if let Some(readiness) = &report.readiness {
+        md.push_str(&readiness_markdown(readiness));
     }
     let _ = writeln!(md, "## Steps\n");
     let _ = writeln!(md, "| step | outcome | checks | time |");

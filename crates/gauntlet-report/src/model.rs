@@ -186,6 +186,9 @@ pub struct Condition {
     pub reason: String,
     pub owner_role: Option<String>,
     pub owner: Option<String>,
+    /// When it must be resolved by (a waiver's expiry), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,6 +242,95 @@ pub struct Report {
     /// What changed since the previous finished run of the same service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftInfo>,
+    /// Gauntlet's own measurements, in base units (seconds, ratios, counts), by name
+    /// (`canary.candidate.latency_p99`): what built-in gates read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub measurements: std::collections::BTreeMap<String, f64>,
+    /// The GA gates: each gate's query, values, threshold and outcome, and the score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<GatesReport>,
+    /// The production-readiness checklist as this run's checks leave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatesReport {
+    /// Weighted share of the gates passed (a warn counts half), 0 to 1.
+    pub score: f64,
+    /// The score if every inconclusive gate had passed: the most the gates could have said.
+    pub score_if_measured: f64,
+    pub pass: String,
+    pub warn: String,
+    pub outcome: Outcome,
+    pub gates: Vec<GateReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReport {
+    pub name: String,
+    /// The query as sent (placeholders resolved), `promql: …` or `metric: …`.
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_query: Option<String>,
+    /// What the query returned, one line per series.
+    pub raw: Vec<String>,
+    /// The value compared (the worst series).
+    pub value: Option<f64>,
+    /// What `baseline` or `history` resolved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<f64>,
+    pub pass: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn: Option<String>,
+    /// The pass limit the value was compared with, in base units.
+    pub limit: Option<f64>,
+    pub critical: bool,
+    pub weight: f64,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadinessReport {
+    /// Weighted share done (partial counts half; waived counts as not done), 0 to 1.
+    pub score: f64,
+    pub minimum: String,
+    pub categories: Vec<CategoryReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryReport {
+    pub name: String,
+    pub weight: f64,
+    pub score: f64,
+    pub items: Vec<ItemReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemReport {
+    pub name: String,
+    pub owner_role: String,
+    pub owner: Option<String>,
+    pub weight: f64,
+    /// `automated` or `attested`.
+    pub kind: String,
+    /// done, partial, pending, failed, waived.
+    pub status: String,
+    /// Why this status: the checks it rests on and their outcomes, or who attested.
+    pub detail: String,
+    /// Check ids, or the attestation's evidence link.
+    pub evidence: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiver: Option<WaiverReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaiverReport {
+    pub by: String,
+    pub reason: String,
+    pub expires: String,
+    pub expired: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -16,6 +16,7 @@
 mod diagnostic;
 mod drills;
 mod model;
+mod review;
 mod trust;
 pub mod units;
 mod validate;
@@ -23,6 +24,7 @@ mod validate;
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use drills::*;
 pub use model::*;
+pub use review::*;
 pub use trust::*;
 pub use validate::{PIPELINE_STEPS, placeholders};
 

@@ -46,6 +46,15 @@ pub struct Spec {
     /// Roles whose sign-off a GO needs.
     #[serde(default)]
     pub signoffs: Option<crate::trust::SignoffSection>,
+    /// The Prometheus server PromQL gates read from.
+    #[serde(default)]
+    pub prometheus: Option<crate::review::PrometheusSection>,
+    /// GA gates over metrics: critical ones decide alone, the rest add up to a score.
+    #[serde(default)]
+    pub gates: Option<crate::review::GatesSection>,
+    /// The production-readiness checklist, with waivers.
+    #[serde(default)]
+    pub readiness: Option<crate::review::ReadinessSection>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -160,6 +160,7 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
     check_canary(&mut p, spec);
     check_chaos(&mut p, spec);
     check_dr(&mut p, spec);
+    check_review(&mut p, spec);
     let owners: Vec<&str> = spec.service.owners.keys().map(String::as_str).collect();
     let steps = &spec.steps;
     let step_owners = [
@@ -176,7 +177,21 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         steps.canary.as_ref().and_then(|s| s.owner.as_ref()),
     ];
     let signoff_roles = spec.signoffs.iter().flat_map(|s| s.required.iter());
-    for owner in step_owners.into_iter().flatten().chain(signoff_roles) {
+    let item_roles = spec.readiness.iter().flat_map(|r| {
+        r.categories.value.iter().flat_map(|c| {
+            c.items
+                .iter()
+                .flat_map(|i| std::iter::once(&i.owner).chain(i.waiver.iter().map(|w| &w.by)))
+        })
+    });
+    let gate_owner = spec.gates.as_ref().and_then(|g| g.owner.as_ref());
+    for owner in step_owners
+        .into_iter()
+        .chain([gate_owner])
+        .flatten()
+        .chain(signoff_roles)
+        .chain(item_roles)
+    {
         if !owners.contains(&owner.value.as_str()) {
             let help = match did_you_mean(&owner.value, owners.iter().copied()) {
                 Some(close) => format!("did you mean `{close}`?"),
@@ -709,4 +724,205 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
         .skip(1)
         .filter_map(|part| part.split_once('}').map(|(name, _)| name))
         .filter(|name| !name.is_empty() && !name.contains(char::is_whitespace))
+}
+
+fn check_review(p: &mut Problems<'_>, spec: &Spec) {
+    use crate::review::{GateQuery, MAX_WAIVER_SECS, Reference, Threshold, parse_day_or_time};
+    if let Some(prometheus) = &spec.prometheus
+        && prometheus.url.is_some() == prometheus.start
+    {
+        p.found.push(SpecDiagnostic::whole_file(
+            p.file,
+            "`prometheus` needs exactly one of `url:` (a server that already scrapes the systems) and `start: true`",
+            Some("write `prometheus: {start: true}` to have gauntlet start one for the run".into()),
+        ));
+    }
+    if let Some(gates) = &spec.gates {
+        let at = gates.checks.referenced;
+        if gates.checks.value.is_empty() {
+            p.at(
+                at,
+                "`gates.checks` is empty".into(),
+                Some("list at least one gate, or remove `gates`".into()),
+            );
+        }
+        if gates.warn.ratio() > gates.pass.ratio() {
+            p.at(
+                at,
+                format!(
+                    "`gates.warn` ({}) is above `gates.pass` ({})",
+                    gates.warn, gates.pass
+                ),
+                None,
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for gate in &gates.checks.value {
+            if !seen.insert(gate.name.as_str()) {
+                p.at(
+                    at,
+                    format!("two gates are named `{}`", gate.name),
+                    Some("gate names must be unique".into()),
+                );
+            }
+            if !(gate.weight.is_finite() && gate.weight > 0.0) {
+                p.at(
+                    at,
+                    format!("gate `{}`: the weight must be a positive number", gate.name),
+                    None,
+                );
+            }
+            let promql = matches!(gate.query, GateQuery::Promql(_))
+                || matches!(gate.baseline, Some(GateQuery::Promql(_)));
+            if promql && spec.prometheus.is_none() {
+                p.at(
+                    gate.pass.referenced,
+                    format!("gate `{}` runs PromQL, and the spec has no `prometheus` section", gate.name),
+                    Some("add `prometheus: {start: true}` or `prometheus: {url: ...}`, or use a built-in `metric:`".into()),
+                );
+            }
+            for threshold in std::iter::once(&gate.pass).chain(gate.warn.iter()) {
+                match Threshold::parse(&threshold.value) {
+                    Err(e) => p.at(
+                        threshold.referenced,
+                        format!("gate `{}`: {e}", gate.name),
+                        Some("e.g. `< 300ms`, `<= 1%`, `<= baseline * 1.1`, `<= history + 10%`".into()),
+                    ),
+                    Ok(Threshold { against: crate::review::Against::Relative { reference: Reference::Baseline, .. }, .. })
+                        if gate.baseline.is_none()
+                            && !matches!(&gate.query, GateQuery::Metric(m) if m.starts_with("canary.candidate.")) =>
+                    {
+                        p.at(
+                            threshold.referenced,
+                            format!("gate `{}` compares with `baseline`, and names no baseline query", gate.name),
+                            Some("add `baseline: {promql: ...}` (built-in `canary.candidate.*` metrics have one)".into()),
+                        )
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+    let Some(readiness) = &spec.readiness else {
+        return;
+    };
+    let longest = readiness.max_waiver.value.as_std().as_secs();
+    if longest > MAX_WAIVER_SECS {
+        p.at(
+            readiness.max_waiver.referenced,
+            format!(
+                "`max_waiver: {}` is longer than the 14 days any waiver may run",
+                readiness.max_waiver.value
+            ),
+            Some("write `max_waiver: 14d` or less".into()),
+        );
+    }
+    let at = readiness.categories.referenced;
+    if readiness.categories.value.is_empty() {
+        p.at(
+            at,
+            "`readiness.categories` is empty".into(),
+            Some("list at least one category with items".into()),
+        );
+    }
+    for category in &readiness.categories.value {
+        if !(category.weight.is_finite() && category.weight > 0.0) {
+            p.at(
+                at,
+                format!(
+                    "category `{}`: the weight must be a positive number",
+                    category.name
+                ),
+                None,
+            );
+        }
+        for item in &category.items {
+            let named = format!("item `{}`", item.name);
+            if !(item.weight.is_finite() && item.weight > 0.0) {
+                p.at(
+                    item.owner.referenced,
+                    format!("{named}: the weight must be a positive number"),
+                    None,
+                );
+            }
+            if item.automated.is_empty() == item.attested.is_none() {
+                p.at(
+                    item.owner.referenced,
+                    format!("{named} needs exactly one of `automated:` (check ids) and `attested:`"),
+                    Some("`automated: [dr.rto]` binds it to a check; `attested: {by, evidence, status}` to a person".into()),
+                );
+            }
+            for bound in &item.automated {
+                let step = bound
+                    .split('.')
+                    .next()
+                    .unwrap_or_default()
+                    .replace('-', "_");
+                let step = step.as_str();
+                if !PIPELINE_STEPS.contains(&step) && step != "gates" && step != "setup" {
+                    let help = did_you_mean(step, PIPELINE_STEPS.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            format!(
+                                "checks are named STEP.NAME; steps: {}",
+                                list(PIPELINE_STEPS)
+                            )
+                        });
+                    p.at(
+                        item.owner.referenced,
+                        format!("{named}: `{bound}` names no step"),
+                        Some(help),
+                    );
+                }
+            }
+            let Some(waiver) = &item.waiver else { continue };
+            if waiver.by.value != item.owner.value {
+                p.at(
+                    waiver.by.referenced,
+                    format!(
+                        "{named} is owned by `{}`; `{}` cannot waive it",
+                        item.owner.value, waiver.by.value
+                    ),
+                    Some(format!("only the owner waives: `by: {}`", item.owner.value)),
+                );
+            }
+            if waiver.reason.trim().is_empty() {
+                p.at(
+                    waiver.by.referenced,
+                    format!("{named}: the waiver gives no reason"),
+                    None,
+                );
+            }
+            let granted = parse_day_or_time(&waiver.granted.value, false);
+            // Lengths count calendar days (a waiver granted on the 1st that expires on the
+            // 15th runs 14 days); it lapses at the end of its expiry day.
+            let expires = parse_day_or_time(&waiver.expires.value, false);
+            if let Err(e) = &granted {
+                p.at(waiver.granted.referenced, format!("{named}: {e}"), None);
+            }
+            if let Err(e) = &expires {
+                p.at(waiver.expires.referenced, format!("{named}: {e}"), None);
+            }
+            if let (Ok(granted), Ok(expires)) = (granted, expires) {
+                let days = |secs: u64| secs.div_ceil(86_400);
+                if expires < granted {
+                    p.at(
+                        waiver.expires.referenced,
+                        format!("{named}: the waiver expires before it is granted"),
+                        None,
+                    );
+                } else if expires - granted > longest.min(MAX_WAIVER_SECS) {
+                    p.at(
+                        waiver.expires.referenced,
+                        format!(
+                            "{named}: the waiver runs {} days; a waiver may run at most {} days",
+                            days(expires - granted),
+                            days(longest.min(MAX_WAIVER_SECS))
+                        ),
+                        Some("fix the item, or waive it for a shorter time and waive again when it expires".into()),
+                    );
+                }
+            }
+        }
+    }
 }

@@ -450,6 +450,9 @@ mod tests {
             drills: vec![],
             trust: None,
             drift: None,
+            measurements: Default::default(),
+            gates: None,
+            readiness: None,
             evidence: vec![EvidenceFile {
                 path: "evidence/a.json".into(),
                 sha256: "ab".into(),

@@ -227,6 +227,25 @@ pub enum Command {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Print the production-readiness checklist of a run (default: the latest): each item's
+    /// status, owner and evidence, scored from the run's stored checks; waivers as of now.
+    /// Exit 1 when the score is below the minimum or a waiver has expired.
+    Readiness {
+        #[arg(default_value = "latest")]
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render a run's readiness certificate (RUN_DIR/certificate.md and .html): decision,
+    /// conditions with owners and deadlines, verified sign-offs, readiness by category,
+    /// gates, steps, the green fingerprint and the attestation's digest.
+    Certificate {
+        #[arg(default_value = "latest")]
+        run: String,
+        /// Count only sign-offs by this minisign public key (default: the keyring).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     /// Busy threads and touched memory for a chaos drill (started by the chaos step).
@@ -345,6 +364,8 @@ pub enum StepArg {
     Security,
     Observability,
     Canary,
+    Gates,
+    Readiness,
 }
 
 impl StepArg {
@@ -358,6 +379,8 @@ impl StepArg {
             StepArg::Security => "security",
             StepArg::Observability => "observability",
             StepArg::Canary => "canary",
+            StepArg::Gates => "gates",
+            StepArg::Readiness => "readiness",
         }
     }
 }
@@ -376,6 +399,10 @@ pub struct DemoArgs {
     /// auth-bypass, no-rate-limit, corrupt-data (repeatable).
     #[arg(long, value_name = "KNOB")]
     pub defect: Vec<String>,
+    /// Start a real Prometheus for the run (Debian's `prometheus` binary) and add PromQL
+    /// gates over what it scrapes; without it, the gates read gauntlet's own measurements.
+    #[arg(long)]
+    pub prometheus: bool,
     #[command(flatten)]
     pub execution: Execution,
 }

@@ -35,10 +35,52 @@ pub fn defects(knobs: &[String]) -> Result<String, String> {
     Ok(knobs.join(","))
 }
 
+/// What `--prometheus` adds to the demo spec: a Prometheus started for the run, and PromQL
+/// gates over what it scrapes (they extend `gates.checks`, the spec's last list).
+const PROMETHEUS_GATES: &str = r#"    - name: requests under 100ms (Prometheus)
+      query: {promql: 'sum(rate(demo_http_request_duration_seconds_bucket{job="candidate", le="0.1"}[30s])) / sum(rate(demo_http_request_duration_seconds_count{job="candidate"}[30s]))'}
+      pass: ">= 90%"
+      critical: true
+    - name: p99 latency (Prometheus)
+      query: {promql: 'histogram_quantile(0.99, sum by (le) (rate(demo_http_request_duration_seconds_bucket{job="candidate"}[30s])))'}
+      pass: "< 300ms"
+    - name: 5xx ratio (Prometheus)
+      query: {promql: '(sum(rate(demo_http_requests_total{job="candidate", status=~"5.."}[{run_seconds}s])) or vector(0)) / sum(rate(demo_http_requests_total{job="candidate"}[{run_seconds}s]))'}
+      pass: "< 1%"
+      weight: 2
+
+# Added by `gauntlet demo --prometheus`: a real Prometheus for the run, scraping every system
+# (job = system name) every second on its own loopback port.
+prometheus:
+  start: true
+  scrape_interval: 1s
+"#;
+
+/// Whether the `prometheus` binary is on the PATH.
+pub fn prometheus_installed() -> bool {
+    gauntlet_engine::prom::which("prometheus")
+}
+
+/// The demo spec, with or without its Prometheus.
+pub fn spec_with(prometheus: bool) -> String {
+    let base = FILES[0].1;
+    if prometheus {
+        format!("{}\n{PROMETHEUS_GATES}", base.trim_end_matches('\n'))
+    } else {
+        base.to_string()
+    }
+}
+
 /// Writes the demo project into `dir` (always afresh, so the demo matches this build) and
 /// returns the spec's path.
-pub fn write_project(dir: &Path) -> std::io::Result<PathBuf> {
+pub fn write_project(dir: &Path, prometheus: bool) -> std::io::Result<PathBuf> {
+    let spec = spec_with(prometheus);
     for (name, text) in FILES {
+        let text = if *name == FILES[0].0 {
+            spec.as_str()
+        } else {
+            text
+        };
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -65,6 +107,20 @@ mod tests {
             defects(&["auth-bypass".into(), "errors=5%".into()]).unwrap(),
             "auth-bypass,errors=5%"
         );
+    }
+
+    #[test]
+    fn the_prometheus_variant_is_valid_and_adds_promql_gates() {
+        let text = spec_with(true);
+        let spec = gauntlet_spec::load_str("gauntlet.yaml", &text).unwrap();
+        assert!(spec.prometheus.as_ref().is_some_and(|p| p.start));
+        let gates = &spec.gates.as_ref().unwrap().checks.value;
+        let promql = gates
+            .iter()
+            .filter(|g| matches!(g.query, gauntlet_spec::GateQuery::Promql(_)))
+            .count();
+        assert_eq!(promql, 3);
+        assert!(spec_with(false).len() < text.len());
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod cli;
 mod demo;
 mod offline;
 mod progress;
+mod review;
 mod signing;
 
 use std::path::Path;
@@ -157,7 +158,12 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             // candidate reads its defects from this variable, so the signed spec stays the same.
             unsafe { std::env::set_var(demo::DEFECTS_ENV, &knobs) };
             let dir = Path::new(demo::PROJECT_DIR);
-            let spec_path = demo::write_project(dir)
+            if args.prometheus && !demo::prometheus_installed() {
+                return Err(CliError::Usage(
+                    "`--prometheus` needs the `prometheus` binary: `sudo apt-get install prometheus` on Debian or Ubuntu (or run the demo without it: the gates then read gauntlet's own measurements)".into(),
+                ));
+            }
+            let spec_path = demo::write_project(dir, args.prometheus)
                 .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
             let mut ring = gauntlet_trust::Keyring::open(&global.keyring)?;
             if ring.active().is_none() {
@@ -252,6 +258,15 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 key.as_deref(),
             )
         }
+        Command::Readiness { run, json } => {
+            review::readiness_command(&open_store(&global)?, &run, json)
+        }
+        Command::Certificate { run, key } => review::certificate_command(
+            &open_store(&global)?,
+            &global.keyring,
+            &run,
+            key.as_deref(),
+        ),
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Judge {
             file,
@@ -323,10 +338,14 @@ fn execute(
     global: &Global,
     drills: Vec<String>,
 ) -> Result<i32, CliError> {
-    let configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
+    let mut configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
         .iter()
         .map(|s| s.name())
         .collect();
+    if spec.readiness.is_some() {
+        // Scored after the steps, from their checks; selectable like a step.
+        configured.push(gauntlet_engine::readiness::STEP);
+    }
     for step in execution.only.iter().chain(&execution.skip) {
         if !configured.contains(&step.name()) {
             return Err(CliError::Usage(format!(

@@ -461,18 +461,7 @@ pub fn signoff_command(
     key: Option<&str>,
 ) -> Result<i32, CliError> {
     use gauntlet_engine::signoff;
-    let summary = store
-        .find_run(run)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let report = store
-        .report(&summary.id)
-        .map_err(anyhow::Error::from)?
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "run {} never finished: there is no report to sign",
-                summary.id
-            ))
-        })?;
+    let (summary, report) = crate::review::finished_run(store, run, "there is no report to sign")?;
     let run_dir = Path::new(&summary.run_dir);
     if !verify_only && let Some(role) = role {
         let spec_path = run_dir.join("spec.yaml");

@@ -216,6 +216,10 @@ fn junit_has_one_testcase_per_check() {
         "chaos",
         "--skip",
         "dr",
+        "--skip",
+        "gates",
+        "--skip",
+        "readiness",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let run_dir = s.run_dirs().pop().unwrap();
@@ -497,6 +501,8 @@ fn sigint_sigterm_and_sighup_stop_cleanly_with_an_aborted_partial_report() {
                 "preflight",
                 "--skip",
                 "rotation",
+                "--skip",
+                "readiness",
             ])
             .stderr(Stdio::null())
             .spawn()
@@ -551,6 +557,8 @@ fn a_sigkilled_run_is_marked_aborted_and_recover_stops_what_it_left() {
             "preflight",
             "--skip",
             "rotation",
+            "--skip",
+            "readiness",
         ])
         .stderr(Stdio::null())
         .spawn()
@@ -688,6 +696,13 @@ fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
             .find(|c| c["name"] == "rollback")
             .cloned();
         assert_eq!(rollback.unwrap()["outcome"], "pass");
+        // The gates judge what the canary measured, after it stopped the run.
+        let gates = report["gates"]["gates"].as_array().expect("gates ran");
+        let p99 = gates.iter().find(|g| g["name"] == "p99 latency").unwrap();
+        if knob.starts_with("latency") {
+            assert_eq!(p99["outcome"], "fail", "{p99}");
+            assert!(p99["value"].as_f64().unwrap() > 0.2, "{p99}");
+        }
         assert_nothing_left(&run_dir);
     }
 }

@@ -347,6 +347,10 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
         "canary",
         "--skip",
         "observability",
+        "--skip",
+        "gates",
+        "--skip",
+        "readiness",
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let runs = s.path().join(".gauntlet/runs");
@@ -486,6 +490,10 @@ fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
         "security",
         "--skip",
         "rotation",
+        "--skip",
+        "gates",
+        "--skip",
+        "readiness",
         "--quiet",
     ];
     let first = s.command().arg("demo").args(quick).output().unwrap();
@@ -562,6 +570,10 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
         "observability",
         "--skip",
         "rotation",
+        "--skip",
+        "gates",
+        "--skip",
+        "readiness",
         "--quiet",
     ];
     let out = s.command().args(quick).output().unwrap();

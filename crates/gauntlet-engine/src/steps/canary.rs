@@ -8,7 +8,9 @@ use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{CanaryStep, StageWeight};
 
 use super::{Step, StepFuture, StepMeta};
-use crate::canary::{Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence};
+use crate::canary::{
+    ArmTotals, Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence,
+};
 use crate::context::RunContext;
 
 const STEP: &str = "canary";
@@ -71,6 +73,7 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
     let rate = config.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
     let connections = config.connections.get() as usize;
     let mut checks = Vec::new();
+    let mut totals: [ArmTotals; 2] = Default::default();
     let stages = &config.stages.value;
     for (index, stage) in stages.iter().enumerate() {
         let label = format!("stage {} ({})", index + 1, stage.weight);
@@ -111,6 +114,10 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
             config.abort.as_ref(),
         )
         .await;
+        for (total, stage) in totals.iter_mut().zip(&run.arms) {
+            total.add(stage);
+        }
+        measure(recorder, &totals);
         let evidence = stage_evidence(ctx, STEP, &label, &panel, &run);
         let mut stage_checks = judge_checks(
             STEP,
@@ -199,4 +206,25 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
         },
     );
     checks
+}
+
+/// The canary's totals so far, per arm, for the gates: `canary.candidate.latency_p99`
+/// (seconds), `canary.baseline.error_rate` (a ratio), `canary.candidate.requests`, ….
+fn measure(recorder: &crate::context::Recorder, totals: &[ArmTotals; 2]) {
+    for (arm, total) in ["baseline", "candidate"].iter().zip(totals) {
+        for (name, q) in [
+            ("latency_p50", 0.5),
+            ("latency_p90", 0.9),
+            ("latency_p95", 0.95),
+            ("latency_p99", 0.99),
+        ] {
+            if let Some(v) = total.latency(q) {
+                recorder.measure(&format!("{STEP}.{arm}.{name}"), v);
+            }
+        }
+        if let Some(rate) = total.error_rate() {
+            recorder.measure(&format!("{STEP}.{arm}.error_rate"), rate);
+        }
+        recorder.measure(&format!("{STEP}.{arm}.requests"), total.requests as f64);
+    }
 }

@@ -592,6 +592,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
             "the restore did not end in a verified, healthy service",
         )
     } else if rto <= config.rto.as_std() {
+        ctx.recorder.measure("dr.rto", rto.as_secs_f64());
         rto_check
             .measured(format!("{:.2}s", rto.as_secs_f64()))
             .outcome(Outcome::Pass, "restore start to verified healthy")
@@ -614,6 +615,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     checks.push(match newest {
         Some(newest) => {
             let rpo = disaster.duration_since(newest).unwrap_or_default();
+            ctx.recorder.measure("dr.rpo", rpo.as_secs_f64());
             let measured = format!(
                 "{:.2}s ({lost_count} of {} records lost)",
                 rpo.as_secs_f64(),

@@ -4,6 +4,7 @@
 mod canary;
 mod chaos;
 mod dr;
+pub(crate) mod gates;
 mod observability;
 mod preflight;
 mod rehearsal;
@@ -21,6 +22,7 @@ use crate::context::RunContext;
 pub use canary::Canary;
 pub use chaos::Chaos;
 pub use dr::Dr;
+pub use gates::Gates;
 pub use observability::Observability;
 pub use preflight::Preflight;
 pub use rehearsal::Rehearsal;
@@ -33,6 +35,11 @@ pub trait Step: Send + Sync {
     fn name(&self) -> &'static str;
     fn meta(&self) -> &StepMeta;
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a>;
+    /// Whether it still runs after a hard failure stopped the pipeline: a step that judges
+    /// what the others measured (the gates) rather than exercising the system.
+    fn runs_after_a_stop(&self) -> bool {
+        false
+    }
 }
 
 /// What every step takes from its spec section: how hard its failures are, and the role
@@ -70,6 +77,7 @@ pub const AVAILABLE: &[&str] = &[
     "security",
     "observability",
     "canary",
+    "gates",
 ];
 
 /// The steps the spec configures, in pipeline order.
@@ -98,6 +106,9 @@ pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
     }
     if let Some(config) = &spec.steps.canary {
         steps.push(Box::new(Canary::new(config)));
+    }
+    if let Some(config) = &spec.gates {
+        steps.push(Box::new(Gates::new(config)));
     }
     steps
 }

@@ -206,6 +206,7 @@ async fn run(
     recorder.event(Some(STEP), "fault-removed", "injected regression removed");
     checks.push(match recovery {
         Some(after) => {
+            recorder.measure("rollback_rehearsal.time_to_recover", after.as_secs_f64());
             recorder.event(Some(STEP), "recovered", format!("{} good requests in a row {:.2}s after the rollback decision", config.recovery_samples, after.as_secs_f64()));
             recovered
                 .samples(after_rollback)

@@ -1,0 +1,370 @@
+//! The production-readiness checklist, scored from a run's checks: an automated item is as
+//! done as the checks it rests on; an attested item is what its attester says. A waiver
+//! holds an unfinished item at CONDITIONAL until it expires; an expired waiver fails.
+
+use std::collections::BTreeMap;
+
+use gauntlet_report::{
+    CategoryReport, Check, Condition, ItemReport, Outcome, ReadinessReport, Severity, StepReport,
+    WaiverReport,
+};
+use gauntlet_spec::{AttestedStatus, Item, ReadinessSection, parse_day_or_time};
+
+pub const STEP: &str = "readiness";
+
+/// The checklist's report, and the step whose checks decide: the score against the
+/// minimum, and one check per waiver.
+pub struct Evaluated {
+    pub report: ReadinessReport,
+    pub step: StepReport,
+    /// Waiver checks' ids → who owns them and by when.
+    pub deadlines: BTreeMap<String, (String, String)>,
+}
+
+/// `STEP.*` or a check id; `rollback_rehearsal` (the spec's key) and `rollback-rehearsal`
+/// (the step's name) are the same step.
+fn matches(pattern: &str, check: &Check) -> bool {
+    let same = |a: &str, b: &str| a.replace('-', "_") == b.replace('-', "_");
+    match pattern.strip_suffix(".*") {
+        Some(step) => same(&check.step, step),
+        None => match pattern.split_once('.') {
+            Some((step, name)) => same(&check.step, step) && check.name == name,
+            None => false,
+        },
+    }
+}
+
+/// done, partial, pending or failed, and why.
+fn automated_status(patterns: &[String], checks: &[&Check]) -> (&'static str, String, Vec<String>) {
+    let bound: Vec<&&Check> = checks
+        .iter()
+        .filter(|c| patterns.iter().any(|p| matches(p, c)))
+        .collect();
+    let ids: Vec<String> = bound.iter().map(|c| c.id.clone()).collect();
+    if bound.is_empty() {
+        return (
+            "pending",
+            format!("no check {} in this run", patterns.join(", ")),
+            ids,
+        );
+    }
+    let count = |o: Outcome| bound.iter().filter(|c| c.outcome == o).count();
+    let (pass, fail) = (count(Outcome::Pass), count(Outcome::Fail));
+    let detail = format!(
+        "{pass} of {} check(s) passed{}",
+        bound.len(),
+        if fail > 0 {
+            format!(", {fail} failed")
+        } else {
+            String::new()
+        }
+    );
+    let status = if fail > 0 {
+        "failed"
+    } else if pass == bound.len() {
+        "done"
+    } else if pass > 0 || count(Outcome::Warn) > 0 {
+        "partial"
+    } else {
+        "pending"
+    };
+    (status, detail, ids)
+}
+
+fn credit(status: &str) -> f64 {
+    match status {
+        "done" => 1.0,
+        "partial" => 0.5,
+        _ => 0.0,
+    }
+}
+
+pub fn evaluate(
+    section: &ReadinessSection,
+    owners: &BTreeMap<String, String>,
+    steps: &[StepReport],
+    now_secs: u64,
+) -> Evaluated {
+    let severity = match section.severity {
+        gauntlet_spec::Severity::Hard => Severity::Hard,
+        gauntlet_spec::Severity::Soft => Severity::Soft,
+    };
+    let checks: Vec<&Check> = steps
+        .iter()
+        .filter(|s| s.name != STEP)
+        .flat_map(|s| s.checks.iter())
+        .collect();
+    let mut step_checks = Vec::new();
+    let mut deadlines = BTreeMap::new();
+    let mut categories = Vec::new();
+    for category in &section.categories.value {
+        let mut items = Vec::new();
+        for item in &category.items {
+            let report = item_report(item, owners, &checks, now_secs);
+            if let Some(waiver) = &report.waiver {
+                let id_name = format!("waiver: {}", item.name);
+                let check = Check::new(STEP, &id_name, severity)
+                    .threshold(format!("unexpired (until {})", waiver.expires));
+                let check = if waiver.expired {
+                    check.outcome(
+                        Outcome::Fail,
+                        format!(
+                            "the waiver of `{}` by {} expired at {}: the item is {} and no longer waived",
+                            item.name, waiver.by, waiver.expires, report.status
+                        ),
+                    )
+                } else if report.status == "waived" {
+                    deadlines.insert(
+                        check.id.clone(),
+                        (item.owner.value.clone(), waiver.expires.clone()),
+                    );
+                    check.outcome(
+                        Outcome::Warn,
+                        format!(
+                            "`{}` waived by {} until {}: {}",
+                            item.name, waiver.by, waiver.expires, waiver.reason
+                        ),
+                    )
+                } else {
+                    check.outcome(
+                        Outcome::Pass,
+                        format!("`{}` is done; its waiver is not needed", item.name),
+                    )
+                };
+                step_checks.push(check);
+            }
+            items.push(report);
+        }
+        let weight: f64 = items.iter().map(|i| i.weight).sum();
+        let score = items
+            .iter()
+            .map(|i| i.weight * credit(&i.status))
+            .sum::<f64>()
+            / weight.max(f64::MIN_POSITIVE);
+        categories.push(CategoryReport {
+            name: category.name.clone(),
+            weight: category.weight,
+            score,
+            items,
+        });
+    }
+    let total: f64 = categories.iter().map(|c| c.weight).sum();
+    let score =
+        categories.iter().map(|c| c.weight * c.score).sum::<f64>() / total.max(f64::MIN_POSITIVE);
+    let minimum = section.minimum.ratio();
+    let counts = |status: &str| {
+        categories
+            .iter()
+            .flat_map(|c| c.items.iter())
+            .filter(|i| i.status == status)
+            .count()
+    };
+    let tally = format!(
+        "{} done, {} partial, {} pending, {} failed, {} waived",
+        counts("done"),
+        counts("partial"),
+        counts("pending"),
+        counts("failed"),
+        counts("waived")
+    );
+    let score_check = Check::new(STEP, "score", severity)
+        .threshold(format!("≥ {}", section.minimum))
+        .measured(format!("{:.1}%", score * 100.0));
+    step_checks.insert(
+        0,
+        if score + 1e-9 >= minimum {
+            score_check.outcome(
+                Outcome::Pass,
+                format!(
+                    "readiness {:.1}% ≥ {} ({tally})",
+                    score * 100.0,
+                    section.minimum
+                ),
+            )
+        } else {
+            score_check.outcome(
+                Outcome::Fail,
+                format!(
+                    "readiness {:.1}% < {} ({tally})",
+                    score * 100.0,
+                    section.minimum
+                ),
+            )
+        },
+    );
+    Evaluated {
+        report: ReadinessReport {
+            score,
+            minimum: section.minimum.to_string(),
+            categories,
+        },
+        step: StepReport {
+            name: STEP.into(),
+            outcome: crate::decision::step_outcome(&step_checks),
+            started_at: Some(crate::context::now_rfc3339()),
+            duration_ms: 0,
+            note: None,
+            checks: step_checks,
+        },
+        deadlines,
+    }
+}
+
+fn item_report(
+    item: &Item,
+    owners: &BTreeMap<String, String>,
+    checks: &[&Check],
+    now_secs: u64,
+) -> ItemReport {
+    let (kind, mut status, mut detail, evidence) = match &item.attested {
+        Some(attested) => {
+            let status = match attested.status {
+                AttestedStatus::Done => "done",
+                AttestedStatus::Partial => "partial",
+                AttestedStatus::Pending => "pending",
+            };
+            (
+                "attested",
+                status,
+                format!("attested {status} by {}", attested.by),
+                vec![attested.evidence.clone()],
+            )
+        }
+        None => {
+            let (status, detail, ids) = automated_status(&item.automated, checks);
+            ("automated", status, detail, ids)
+        }
+    };
+    let waiver = item.waiver.as_ref().map(|w| {
+        let expires_at = parse_day_or_time(&w.expires.value, true).unwrap_or(0);
+        let expired = now_secs > expires_at;
+        WaiverReport {
+            by: w.by.value.clone(),
+            reason: w.reason.clone(),
+            expires: humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
+            )
+            .to_string(),
+            expired,
+        }
+    });
+    if let Some(w) = &waiver
+        && status != "done"
+        && !w.expired
+    {
+        detail = format!("{detail}; waived by {} until {}", w.by, w.expires);
+        status = "waived";
+    }
+    ItemReport {
+        name: item.name.clone(),
+        owner_role: item.owner.value.clone(),
+        owner: owners.get(&item.owner.value).cloned(),
+        weight: item.weight,
+        kind: kind.into(),
+        status: status.into(),
+        detail,
+        evidence,
+        waiver,
+    }
+}
+
+/// Waiver conditions carry their owner and deadline.
+pub fn annotate(
+    conditions: &mut [Condition],
+    deadlines: &BTreeMap<String, (String, String)>,
+    owners: &BTreeMap<String, String>,
+) {
+    for condition in conditions {
+        if let Some((role, deadline)) = deadlines.get(&condition.check) {
+            condition.owner_role = Some(role.clone());
+            condition.owner = owners.get(role).cloned();
+            condition.deadline = Some(deadline.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(readiness: &str) -> gauntlet_spec::Spec {
+        let text = format!(
+            "schema_version: 1\nservice: {{name: s, version: 1.0.0, owners: {{sre: a@x, security: b@x}}}}\n\
+             targets: {{candidate: {{url: 'http://127.0.0.1:1'}}}}\ntraffic: {{rate: 1/s, requests: [{{path: /}}]}}\n{readiness}"
+        );
+        gauntlet_spec::load_str("g.yaml", &text).unwrap()
+    }
+
+    fn step(checks: &[(&str, Outcome)]) -> StepReport {
+        StepReport {
+            name: "dr".into(),
+            outcome: Outcome::Pass,
+            started_at: None,
+            duration_ms: 0,
+            note: None,
+            checks: checks
+                .iter()
+                .map(|(name, o)| Check::new("dr", name, Severity::Hard).outcome(*o, "x"))
+                .collect(),
+        }
+    }
+
+    const CHECKLIST: &str = "readiness:\n  minimum: 60%\n  categories:\n\
+        \x20   - name: reliability\n      weight: 3\n      items:\n\
+        \x20       - {name: restore, owner: sre, automated: [dr.*]}\n\
+        \x20       - {name: rto, owner: sre, automated: [dr.RTO]}\n\
+        \x20   - name: security\n      items:\n\
+        \x20       - name: threat model\n          owner: security\n          attested: {by: b@x, evidence: 'https://wiki/tm', status: partial}\n\
+        \x20       - name: pentest\n          owner: security\n          attested: {by: b@x, evidence: 'https://wiki/pt'}\n\
+        \x20         waiver: {by: security, reason: booked for next week, granted: 2026-11-20, expires: 2026-12-01}\n";
+
+    #[test]
+    fn the_score_weighs_categories_and_items_and_a_live_waiver_is_a_condition() {
+        let spec = spec(CHECKLIST);
+        let section = spec.readiness.as_ref().unwrap();
+        let steps = [step(&[("RTO", Outcome::Pass), ("RPO", Outcome::Warn)])];
+        let now = parse_day_or_time("2026-11-22", false).unwrap();
+        let e = evaluate(section, &spec.service.owners, &steps, now);
+        let statuses: Vec<&str> = e
+            .report
+            .categories
+            .iter()
+            .flat_map(|c| c.items.iter().map(|i| i.status.as_str()))
+            .collect();
+        assert_eq!(statuses, ["partial", "done", "partial", "waived"]);
+        // reliability (0.5 + 1) / 2 = 0.75, weight 3; security (0.5 + 0) / 2 = 0.25, weight 1.
+        assert!((e.report.score - (3.0 * 0.75 + 0.25) / 4.0).abs() < 1e-9);
+        let score = &e.step.checks[0];
+        assert_eq!(score.outcome, Outcome::Pass, "{}", score.reason);
+        let waiver = &e.step.checks[1];
+        assert_eq!(waiver.outcome, Outcome::Warn);
+        assert_eq!(
+            e.deadlines.get(&waiver.id).unwrap(),
+            &("security".to_string(), "2026-12-01T23:59:59Z".to_string())
+        );
+    }
+
+    #[test]
+    fn an_expired_waiver_fails_and_a_missing_check_is_pending() {
+        let spec = spec(CHECKLIST);
+        let section = spec.readiness.as_ref().unwrap();
+        let now = parse_day_or_time("2026-12-02", false).unwrap();
+        let e = evaluate(section, &spec.service.owners, &[step(&[])], now);
+        let waiver = &e.step.checks[1];
+        assert_eq!(waiver.outcome, Outcome::Fail, "{}", waiver.reason);
+        assert!(waiver.reason.contains("expired"), "{}", waiver.reason);
+        let first = &e.report.categories[0].items[0];
+        assert_eq!(first.status, "pending");
+        assert_eq!(e.step.checks[0].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn a_failed_check_fails_its_item() {
+        let spec = spec(CHECKLIST);
+        let section = spec.readiness.as_ref().unwrap();
+        let steps = [step(&[("RTO", Outcome::Fail), ("RPO", Outcome::Pass)])];
+        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        assert_eq!(e.report.categories[0].items[0].status, "failed");
+        assert_eq!(e.report.categories[0].items[1].status, "failed");
+    }
+}

@@ -1,0 +1,438 @@
+//! GA gates, after the other steps: each gate's query (PromQL against the run's Prometheus,
+//! or one of gauntlet's own measurements) against pass and warn thresholds that are
+//! absolute, relative to the baseline, or relative to the median of the service's last GO
+//! runs. Critical gates decide alone; every gate adds to a weighted score. Fail closed: an
+//! empty result, a query error, or a history that does not exist is inconclusive.
+
+use std::collections::BTreeMap;
+
+use gauntlet_report::{Check, GateReport, GatesReport, Outcome, Severity};
+use gauntlet_spec::{Against, Gate, GateQuery, GatesSection, OnEmpty, Reference, Threshold};
+
+use super::{Step, StepFuture, StepMeta};
+use crate::context::RunContext;
+
+pub const STEP: &str = "gates";
+
+pub struct Gates(StepMeta);
+
+impl Gates {
+    pub fn new(config: &GatesSection) -> Self {
+        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
+    }
+}
+
+impl Step for Gates {
+    fn name(&self) -> &'static str {
+        STEP
+    }
+    fn meta(&self) -> &StepMeta {
+        &self.0
+    }
+    fn runs_after_a_stop(&self) -> bool {
+        true
+    }
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
+        Box::pin(async move {
+            match &ctx.spec.gates {
+                Some(config) => run(ctx, config, self.0.severity).await,
+                None => Vec::new(),
+            }
+        })
+    }
+}
+
+/// What a query returned: one value per series, labelled.
+type Series = Vec<(String, f64)>;
+
+async fn fetch(ctx: &RunContext, query: &GateQuery) -> Result<(String, Series), String> {
+    match query {
+        GateQuery::Metric(name) => {
+            let resolved = format!("metric: {name}");
+            let values = ctx.recorder.measurements();
+            Ok((
+                resolved,
+                values
+                    .get(name)
+                    .map(|v| vec![(name.clone(), *v)])
+                    .unwrap_or_default(),
+            ))
+        }
+        GateQuery::Promql(text) => {
+            let seconds = ctx.recorder.elapsed_ms().div_ceil(1000).max(1);
+            let query = text.replace("{run_seconds}", &seconds.to_string());
+            let resolved = format!("promql: {query}");
+            let (Some(url), Some(section)) = (&ctx.prometheus, &ctx.spec.prometheus) else {
+                return Err(format!(
+                    "{resolved}: no Prometheus to ask (see the setup step's `prometheus ready`)"
+                ));
+            };
+            let samples = crate::prom::client(url, section)
+                .query(&query, None)
+                .await
+                .map_err(|e| format!("{resolved}: {e}"))?;
+            let series = samples
+                .into_iter()
+                // A NaN is "no data" (a quantile over an empty window), not a value.
+                .filter(|s| !s.value.is_nan())
+                .map(|s| {
+                    let labels = s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v:?}"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    (format!("{{{labels}}}"), s.value)
+                })
+                .collect();
+            Ok((resolved, series))
+        }
+    }
+}
+
+/// The value that decides: the worst series for the comparison.
+fn worst(series: &Series, lower_is_better: bool) -> Option<f64> {
+    let values = series.iter().map(|(_, v)| *v);
+    if lower_is_better {
+        values.reduce(f64::max)
+    } else {
+        values.reduce(f64::min)
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len().is_multiple_of(2) {
+        (values[mid - 1] + values[mid]) / 2.0
+    } else {
+        values[mid]
+    })
+}
+
+/// A built-in `canary.candidate.X` compares with `canary.baseline.X`.
+fn default_baseline(query: &GateQuery) -> Option<GateQuery> {
+    match query {
+        GateQuery::Metric(m) => m
+            .strip_prefix("canary.candidate.")
+            .map(|rest| GateQuery::Metric(format!("canary.baseline.{rest}"))),
+        GateQuery::Promql(_) => None,
+    }
+}
+
+struct Evaluated {
+    report: GateReport,
+}
+
+async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> Evaluated {
+    // Validation parsed both thresholds already.
+    let pass = Threshold::parse(&gate.pass.value);
+    let warn = gate.warn.as_ref().map(|w| Threshold::parse(&w.value));
+    let mut report = GateReport {
+        name: gate.name.clone(),
+        query: gate.query.to_string(),
+        baseline_query: None,
+        raw: Vec::new(),
+        value: None,
+        reference: None,
+        pass: gate.pass.value.clone(),
+        warn: gate.warn.as_ref().map(|w| w.value.clone()),
+        limit: None,
+        critical: gate.critical,
+        weight: gate.weight,
+        outcome: Outcome::Inconclusive,
+        reason: String::new(),
+    };
+    let end = |mut report: GateReport, outcome: Outcome, reason: String| {
+        report.outcome = outcome;
+        report.reason = reason;
+        Evaluated { report }
+    };
+    let (Ok(pass), Ok(warn)) = (pass, warn.transpose()) else {
+        return end(report, Outcome::Inconclusive, "invalid threshold".into());
+    };
+    let lower = pass.op.lower_is_better();
+    let (resolved, series) = match fetch(ctx, &gate.query).await {
+        Ok(found) => found,
+        Err(e) => return end(report, Outcome::Inconclusive, e),
+    };
+    report.query = resolved;
+    report.raw = series.iter().map(|(l, v)| format!("{l} {v}")).collect();
+    let value = match worst(&series, lower) {
+        Some(v) => v,
+        None => match gate.on_empty {
+            OnEmpty::Zero => 0.0,
+            OnEmpty::Fail => {
+                return end(
+                    report,
+                    Outcome::Fail,
+                    "the query returned nothing (on_empty: fail)".into(),
+                );
+            }
+            OnEmpty::Inconclusive => {
+                return end(
+                    report,
+                    Outcome::Inconclusive,
+                    "the query returned nothing, so there is nothing to judge (on_empty: inconclusive)".into(),
+                );
+            }
+        },
+    };
+    report.value = Some(value);
+    // What `baseline` / `history` mean, when a threshold uses one.
+    let mut reference = None;
+    for threshold in std::iter::once(&pass).chain(warn.iter()) {
+        let Against::Relative {
+            reference: which, ..
+        } = threshold.against
+        else {
+            continue;
+        };
+        if reference.is_some() {
+            continue;
+        }
+        let resolved = match which {
+            Reference::Baseline => {
+                let Some(query) = gate
+                    .baseline
+                    .clone()
+                    .or_else(|| default_baseline(&gate.query))
+                else {
+                    return end(report, Outcome::Inconclusive, "no baseline query".into());
+                };
+                match fetch(ctx, &query).await {
+                    Ok((resolved, series)) => {
+                        report.baseline_query = Some(resolved);
+                        report
+                            .raw
+                            .extend(series.iter().map(|(l, v)| format!("baseline {l} {v}")));
+                        match worst(&series, lower) {
+                            Some(v) => v,
+                            None => {
+                                return end(
+                                    report,
+                                    Outcome::Inconclusive,
+                                    "the baseline query returned nothing".into(),
+                                );
+                            }
+                        }
+                    }
+                    Err(e) => return end(report, Outcome::Inconclusive, format!("baseline: {e}")),
+                }
+            }
+            Reference::History => {
+                let earlier: Vec<f64> = ctx
+                    .history
+                    .iter()
+                    .filter_map(|run| run.get(&gate.name).copied())
+                    .take(config.history as usize)
+                    .collect();
+                let n = earlier.len();
+                match median(earlier) {
+                    Some(m) => {
+                        report
+                            .raw
+                            .push(format!("history: median of {n} earlier GO run(s) {m}"));
+                        m
+                    }
+                    None => {
+                        return end(
+                            report,
+                            Outcome::Inconclusive,
+                            format!(
+                                "no earlier GO run of {} measured this gate, so there is no history to compare with",
+                                ctx.spec.service.name
+                            ),
+                        );
+                    }
+                }
+            }
+        };
+        reference = Some(resolved);
+    }
+    report.reference = reference;
+    let limit_of = |t: &Threshold| match t.against {
+        Against::Value(v) => v,
+        Against::Relative { factor, offset, .. } => reference.unwrap_or(f64::NAN) * factor + offset,
+    };
+    let limit = limit_of(&pass);
+    report.limit = Some(limit);
+    let shown = |t: &Threshold| format!("{} {}", t.op.symbol(), number(limit_of(t)));
+    if pass.op.holds(value, limit) {
+        let reason = format!("{} {}", number(value), shown(&pass));
+        return end(report, Outcome::Pass, reason);
+    }
+    if let Some(warn) = &warn
+        && warn.op.holds(value, limit_of(warn))
+    {
+        let reason = format!(
+            "{} misses {} but is within the warn threshold {}",
+            number(value),
+            shown(&pass),
+            shown(warn)
+        );
+        return end(report, Outcome::Warn, reason);
+    }
+    let reason = format!("{} is not {}", number(value), shown(&pass));
+    end(report, Outcome::Fail, reason)
+}
+
+/// Up to 6 significant digits, no exponent for ordinary values.
+fn number(v: f64) -> String {
+    if v == 0.0 || (1e-4..1e9).contains(&v.abs()) {
+        let s = format!("{v:.6}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{v:e}")
+    }
+}
+
+async fn run(ctx: &RunContext, config: &GatesSection, severity: Severity) -> Vec<Check> {
+    let mut reports = Vec::new();
+    for gate in &config.checks.value {
+        let evaluated = evaluate(ctx, config, gate).await;
+        ctx.recorder.event(
+            Some(STEP),
+            "gate",
+            format!(
+                "{}: {} — {}",
+                gate.name,
+                evaluated.report.outcome.as_str(),
+                evaluated.report.reason
+            ),
+        );
+        reports.push(evaluated.report);
+    }
+    let total: f64 = reports.iter().map(|g| g.weight).sum();
+    let earned = |g: &GateReport| match g.outcome {
+        Outcome::Pass => g.weight,
+        Outcome::Warn => g.weight / 2.0,
+        _ => 0.0,
+    };
+    let score = reports.iter().map(earned).sum::<f64>() / total.max(f64::MIN_POSITIVE);
+    let possible = reports
+        .iter()
+        .map(|g| {
+            if g.outcome == Outcome::Inconclusive {
+                g.weight
+            } else {
+                earned(g)
+            }
+        })
+        .sum::<f64>()
+        / total.max(f64::MIN_POSITIVE);
+    let (pass, warn) = (config.pass.ratio(), config.warn.ratio());
+    let percent = |r: f64| format!("{:.1}%", r * 100.0);
+    let unmeasured = reports
+        .iter()
+        .filter(|g| g.outcome == Outcome::Inconclusive)
+        .count();
+    let (outcome, reason) = if score >= pass {
+        (
+            Outcome::Pass,
+            format!("score {} ≥ {}", percent(score), config.pass),
+        )
+    } else if unmeasured > 0 && (possible >= pass || (score < warn && possible >= warn)) {
+        (
+            Outcome::Inconclusive,
+            format!(
+                "score {} with {unmeasured} gate(s) unmeasured: it could have been up to {}, so the gates cannot say",
+                percent(score),
+                percent(possible)
+            ),
+        )
+    } else if score >= warn {
+        (
+            Outcome::Warn,
+            format!(
+                "score {} is below {} but at least {}",
+                percent(score),
+                config.pass,
+                config.warn
+            ),
+        )
+    } else {
+        (
+            Outcome::Fail,
+            format!("score {} < {}", percent(score), config.warn),
+        )
+    };
+    let mut checks: Vec<Check> = reports
+        .iter()
+        .map(|g| {
+            let mut check = Check::new(STEP, &g.name, severity)
+                .threshold(match &g.warn {
+                    Some(w) => format!("pass {}, warn {}", g.pass, w),
+                    None => format!("pass {}", g.pass),
+                })
+                .outcome(g.outcome, g.reason.clone());
+            if let Some(v) = g.value {
+                check = check.measured(number(v));
+            }
+            if !g.critical {
+                // A weighted gate speaks through the score, not on its own.
+                check.dry_run = true;
+                check.reason = format!(
+                    "{} (weight {}: counts in the score)",
+                    check.reason, g.weight
+                );
+            }
+            check
+        })
+        .collect();
+    checks.push(
+        Check::new(STEP, "score", severity)
+            .threshold(format!("pass {}, warn {}", config.pass, config.warn))
+            .measured(percent(score))
+            .samples(reports.len() as u64)
+            .outcome(outcome, reason),
+    );
+    ctx.recorder.set_gates(GatesReport {
+        score,
+        score_if_measured: possible,
+        pass: config.pass.to_string(),
+        warn: config.warn.to_string(),
+        outcome,
+        gates: reports,
+    });
+    checks
+}
+
+/// Each earlier run's gate values by gate name, for `history` thresholds.
+pub fn values(report: &gauntlet_report::Report) -> BTreeMap<String, f64> {
+    report
+        .gates
+        .iter()
+        .flat_map(|g| g.gates.iter())
+        .filter_map(|g| g.value.map(|v| (g.name.clone(), v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_median_and_the_worst_series() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN]), None);
+        let series = vec![("a".into(), 1.0), ("b".into(), 3.0)];
+        assert_eq!(worst(&series, true), Some(3.0));
+        assert_eq!(worst(&series, false), Some(1.0));
+        assert_eq!(worst(&Vec::new(), true), None);
+    }
+
+    #[test]
+    fn numbers_read_plainly() {
+        assert_eq!(number(0.15), "0.15");
+        assert_eq!(number(0.0), "0");
+        assert_eq!(number(1234.5), "1234.5");
+        assert_eq!(number(1.5e-7), "1.5e-7");
+    }
+}

@@ -1,0 +1,288 @@
+//! The readiness review end to end: gates over a real Prometheus (Debian's `prometheus`,
+//! started by the run on a loopback port and scraping the demo system), the PRR checklist
+//! with its waivers, and the certificate.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime};
+
+use common::{Scratch, latest, text};
+use serde_json::Value;
+
+const DEMO: &str = include_str!("../../../examples/demo.yaml");
+const PROMPT: &str = include_str!("../../../examples/prompts/support-reply.txt");
+
+fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["gates"]["gates"]
+        .as_array()
+        .expect("gates in the report")
+        .iter()
+        .find(|g| g["name"] == name)
+        .unwrap_or_else(|| panic!("gate {name} in {}", report["gates"]))
+}
+
+#[test]
+fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
+    let s = Scratch::new();
+    // The checklist would count the skipped drills as pending: this test is about gates.
+    let out = s.run(&[
+        "demo",
+        "--prometheus",
+        "--skip",
+        "chaos",
+        "--skip",
+        "readiness",
+        "--quiet",
+    ]);
+    let report = latest(&s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        report["summary"],
+        text(&out.stderr)
+    );
+    assert_eq!(report["decision"], "GO", "{}", report["summary"]);
+    let fast = gate(&report, "requests under 100ms (Prometheus)");
+    assert_eq!(fast["outcome"], "pass", "{fast}");
+    let query = fast["query"].as_str().unwrap();
+    assert!(
+        query.starts_with(
+            "promql: sum(rate(demo_http_request_duration_seconds_bucket{job=\"candidate\""
+        ),
+        "{query}"
+    );
+    assert!(
+        fast["raw"].as_array().is_some_and(|r| !r.is_empty()),
+        "{fast}"
+    );
+    let share = fast["value"].as_f64().unwrap();
+    assert!((0.9..=1.0).contains(&share), "{share}");
+    let p99 = gate(&report, "p99 latency (Prometheus)");
+    assert_eq!(p99["outcome"], "pass", "{p99}");
+    let errors5xx = gate(&report, "5xx ratio (Prometheus)");
+    assert!(
+        !errors5xx["query"]
+            .as_str()
+            .unwrap()
+            .contains("{run_seconds}"),
+        "resolved: {errors5xx}"
+    );
+    let errors = gate(&report, "5xx ratio (Prometheus)");
+    assert_eq!(errors["outcome"], "pass", "{errors}");
+    // The built-in twin read gauntlet's own canary measurements.
+    let builtin = gate(&report, "p99 latency");
+    assert_eq!(builtin["outcome"], "pass", "{builtin}");
+    assert!(report["measurements"]["canary.candidate.latency_p99"].is_number());
+    // No history yet: that gate is inconclusive, never a pass, and the score says so.
+    assert_eq!(gate(&report, "p99 trend")["outcome"], "inconclusive");
+    let score = report["gates"]["score"].as_f64().unwrap();
+    assert!((0.9..1.0).contains(&score), "{score}");
+    let setup = &report["steps"][0]["checks"];
+    assert!(
+        setup
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "prometheus ready" && c["outcome"] == "pass"),
+        "{setup}"
+    );
+    // Nothing of the run's Prometheus is left running.
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", &s.path().display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        text(&left.stdout)
+    );
+}
+
+#[test]
+fn prometheus_stopped_mid_run_makes_the_gates_inconclusive_never_go() {
+    let s = Scratch::new();
+    let mut child = s
+        .command()
+        .args([
+            "demo",
+            "--prometheus",
+            "--skip",
+            "chaos",
+            "--skip",
+            "dr",
+            "--skip",
+            "rotation",
+            "--skip",
+            "security",
+            "--skip",
+            "readiness",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let config = s.path().join(".gauntlet/runs");
+    let mut killed = false;
+    let mut seen = String::new();
+    for line in stderr.lines().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if !killed && line.contains("canary: started") {
+            // The run's Prometheus is the process whose config lives in this scratch's runs.
+            let pattern = format!("{}.*prometheus.yml", config.display());
+            let stop = std::process::Command::new("pkill")
+                .args(["-TERM", "-f", &pattern])
+                .status()
+                .unwrap();
+            assert!(stop.success(), "no Prometheus to stop:\n{seen}");
+            killed = true;
+        }
+    }
+    let status = child.wait().unwrap();
+    assert!(killed, "the canary never started:\n{seen}");
+    let report = latest(&s);
+    assert_eq!(status.code(), Some(3), "{}\n{seen}", report["summary"]);
+    assert_eq!(report["decision"], "INCONCLUSIVE", "{}", report["summary"]);
+    let fast = gate(&report, "requests under 100ms (Prometheus)");
+    assert_eq!(fast["outcome"], "inconclusive", "{fast}");
+    let reason = fast["reason"].as_str().unwrap();
+    assert!(reason.contains("unavailable"), "{reason}");
+}
+
+/// `YYYY-MM-DD`, `days` from today (UTC).
+fn day(days: i64) -> String {
+    let now = SystemTime::now();
+    let at = if days >= 0 {
+        now + Duration::from_secs(days as u64 * 86_400)
+    } else {
+        now - Duration::from_secs((-days) as u64 * 86_400)
+    };
+    humantime::format_rfc3339_seconds(at).to_string()[..10].to_string()
+}
+
+/// The demo spec with a small checklist of its own: the security step's checks and one
+/// attested item that is not done, waived from `granted` to `expires`.
+fn with_waiver(granted: &str, expires: &str) -> String {
+    let head = &DEMO[..DEMO
+        .find("\nreadiness:\n")
+        .expect("the demo has a checklist")];
+    format!(
+        "{head}\nreadiness:\n  minimum: 50%\n  categories:\n    - name: security\n      weight: 2\n      items:\n\
+         \x20       - {{name: abuse probes refused, owner: security, automated: [security.*]}}\n\
+         \x20   - name: documentation\n      items:\n\
+         \x20       - name: release notes\n          owner: product\n\
+         \x20         attested: {{by: shop-pm@example.com, evidence: 'https://wiki.example.com/notes'}}\n\
+         \x20         waiver: {{by: product, reason: written after the freeze, granted: {granted}, expires: {expires}}}\n"
+    )
+}
+
+fn project(s: &Scratch, spec: &str) {
+    s.write("gauntlet.yaml", spec);
+    s.write("prompts/support-reply.txt", PROMPT);
+}
+
+#[test]
+fn a_waiver_longer_than_14_days_is_refused_at_validation() {
+    let s = Scratch::new();
+    project(&s, &with_waiver(&day(0), &day(20)));
+    let out = s.run(&["validate", "gauntlet.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("the waiver runs 20 days; a waiver may run at most 14 days"),
+        "{said}"
+    );
+    assert!(said.contains("gauntlet.yaml:"), "located: {said}");
+    // The spec can only lower the limit.
+    let lowered =
+        with_waiver(&day(0), &day(5)).replace("minimum: 50%", "minimum: 50%\n  max_waiver: 3d");
+    project(&s, &lowered);
+    let out = s.run(&["validate", "gauntlet.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("at most 3 days"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(s.run_dirs().is_empty(), "nothing ran");
+}
+
+#[test]
+fn a_live_waiver_is_conditional_with_its_deadline_and_an_expired_one_fails() {
+    let s = Scratch::new();
+    let only = ["--only", "security", "--only", "readiness", "--quiet"];
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    project(&s, &with_waiver(&day(-2), &day(5)));
+    let out = s
+        .command()
+        .args(["run", "gauntlet.yaml"])
+        .args(only)
+        .output()
+        .unwrap();
+    let live = latest(&s);
+    assert_eq!(out.status.code(), Some(0), "{}", live["summary"]);
+    assert_eq!(live["decision"], "CONDITIONAL", "{}", live["summary"]);
+    let condition = &live["conditions"][0];
+    assert_eq!(condition["check"], "readiness.waiver: release notes");
+    assert_eq!(condition["owner"], "shop-pm@example.com");
+    let deadline = condition["deadline"].as_str().unwrap();
+    assert!(deadline.starts_with(&day(5)), "{deadline}");
+    let readiness = &live["readiness"];
+    // security done (weight 2), documentation waived (not done): 2/3.
+    let score = readiness["score"].as_f64().unwrap();
+    assert!((score - 2.0 / 3.0).abs() < 1e-9, "{readiness}");
+    let run_id = live["run_id"].as_str().unwrap().to_string();
+
+    // `gauntlet readiness` scores the stored checks the same way.
+    let printed = s.run(&["readiness", &run_id]);
+    assert_eq!(printed.status.code(), Some(0), "{}", text(&printed.stderr));
+    let said = text(&printed.stdout);
+    assert!(said.contains("66.7% (minimum 50%)"), "{said}");
+    assert!(
+        said.contains("waived   release notes — product (shop-pm@example.com"),
+        "{said}"
+    );
+    let json: Value =
+        serde_json::from_slice(&s.run(&["readiness", &run_id, "--json"]).stdout).unwrap();
+    assert_eq!(json["score"], readiness["score"]);
+
+    // The certificate: decision, the condition with its owner and deadline, the score.
+    let cert = s.run(&["certificate", &run_id]);
+    assert_eq!(cert.status.code(), Some(0), "{}", text(&cert.stderr));
+    let run_dir = s.runs_dir().join(&run_id);
+    let md = std::fs::read_to_string(run_dir.join("certificate.md")).unwrap();
+    assert!(md.contains("**Decision: CONDITIONAL**"), "{md}");
+    assert!(md.contains("## Readiness — 66.7% (minimum 50%)"), "{md}");
+    assert!(md.contains("| security | 2 | 100.0% |"), "{md}");
+    assert!(md.contains(deadline), "{md}");
+    assert!(md.contains("shop-pm@example.com (product)"), "{md}");
+    assert!(
+        md.contains("Attestation: `attestation.dsse.json`, sha256 `"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("certificate.html")).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains("<table>") && html.contains("66.7%"), "{html}");
+
+    // The same waiver, expired: the run fails, naming it.
+    project(&s, &with_waiver(&day(-12), &day(-1)));
+    let out = s
+        .command()
+        .args(["run", "gauntlet.yaml"])
+        .args(only)
+        .output()
+        .unwrap();
+    let expired = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", expired["summary"]);
+    assert_eq!(expired["decision"], "NO-GO");
+    let summary = expired["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("readiness.waiver: release notes"),
+        "{summary}"
+    );
+    assert!(summary.contains("expired"), "{summary}");
+}
