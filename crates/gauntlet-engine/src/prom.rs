@@ -15,6 +15,9 @@ use crate::context::{Recorder, System};
 use crate::decision::SETUP_STEP;
 use crate::supervisor::{Placeholders, Supervisor, wait_ready};
 
+/// The supervisor's name for the run's Prometheus.
+const PROCESS: &str = "gauntlet-prometheus";
+
 /// The scrape configuration: one job per system, scraped directly (not through a fault
 /// proxy), with the run's scrape interval.
 pub fn config(
@@ -74,7 +77,8 @@ pub async fn start(
 ) -> (Check, Option<String>) {
     let check = Check::new(SETUP_STEP, "prometheus ready", Severity::Hard)
         .threshold("the run's Prometheus answers /-/ready within 30s");
-    let dir = run_dir.join("work").join("prometheus");
+    // Named so that no system of the spec (a dependency called `prometheus`) can collide.
+    let dir = run_dir.join("work").join(PROCESS);
     let config_path = dir.join("prometheus.yml");
     let written = std::fs::create_dir_all(&dir).and_then(|()| {
         gauntlet_report::write_atomic(
@@ -105,7 +109,7 @@ pub async fn start(
         ready_timeout: gauntlet_spec::units::Duration::from_secs(30),
     };
     let spawned = supervisor.lock().unwrap_or_else(|e| e.into_inner()).spawn(
-        "prometheus",
+        PROCESS,
         &launch,
         run_dir,
         &Placeholders::new(),

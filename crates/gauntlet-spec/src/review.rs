@@ -202,7 +202,8 @@ pub enum Against {
 }
 
 impl Threshold {
-    /// Parses `< 300ms`, `>= 99.9%`, `<= baseline * 1.1`, `<= history + 10%`. Quantities are
+    /// Parses `< 300ms`, `>= 99.9%`, `<= baseline * 1.1`, `<= baseline * 2 + 100ms`,
+    /// `<= history + 10%`. Quantities are
     /// in base units: durations in seconds, percentages as ratios.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
@@ -232,13 +233,21 @@ impl Threshold {
             },
             Some((reference, tail)) => {
                 let (factor, offset) = if let Some(f) = tail.strip_prefix('*') {
+                    // `* FACTOR`, optionally `+ AMOUNT` / `- AMOUNT` after it.
+                    let (f, offset) = match f.find(['+', '-']) {
+                        Some(at) => {
+                            let sign = if f[at..].starts_with('-') { -1.0 } else { 1.0 };
+                            (&f[..at], sign * quantity(&f[at + 1..])?)
+                        }
+                        None => (f, 0.0),
+                    };
                     let f = f.trim();
                     let factor = f
                         .parse::<f64>()
                         .ok()
                         .filter(|f| f.is_finite() && *f > 0.0)
                         .ok_or_else(|| format!("`{f}` is not a positive factor"))?;
-                    (factor, 0.0)
+                    (factor, offset)
                 } else if let Some((sign, amount)) = tail
                     .strip_prefix('+')
                     .map(|a| (1.0, a))
@@ -455,6 +464,14 @@ mod tests {
                 reference: Reference::Baseline,
                 factor: 1.0,
                 offset: 0.05
+            }
+        );
+        assert_eq!(
+            Threshold::parse("<= baseline * 2 + 100ms").unwrap().against,
+            Against::Relative {
+                reference: Reference::Baseline,
+                factor: 2.0,
+                offset: 0.1
             }
         );
         for bad in [

@@ -324,7 +324,7 @@ pub enum ProxyProtocol {
 }
 
 /// Options shared by `run` and `demo`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Execution {
     /// Where run directories go.
     #[arg(
@@ -389,6 +389,19 @@ impl StepArg {
 pub struct RunArgs {
     /// The spec file, e.g. gauntlet.yaml.
     pub file: PathBuf,
+    /// Run the gauntlet (or the steps `--only`/`--skip` leave: a smoke profile) N times,
+    /// seeds SEED, SEED+1, …, and gate on the share of GO runs.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+    /// With --repeat: the share of runs that must be GO (exit 1 below it; 3 when only
+    /// inconclusive runs stand between).
+    #[arg(
+        long,
+        value_name = "PERCENT",
+        default_value = "100%",
+        requires = "repeat"
+    )]
+    pub min_success: String,
     #[command(flatten)]
     pub execution: Execution,
 }

@@ -114,7 +114,10 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             let text = read_spec(&args.file)?;
             let spec = gauntlet_spec::load_str(&args.file.display().to_string(), &text)
                 .map_err(CliError::Spec)?;
-            execute(spec, &args.file, text, &args.execution, &global, Vec::new())
+            if args.repeat == 1 {
+                return execute(spec, &args.file, text, &args.execution, &global, Vec::new());
+            }
+            repeat(spec, &args, text, &global)
         }
         Command::Chaos {
             file,
@@ -436,6 +439,99 @@ fn execute(
     }
     eprintln!("run id:  {}", report.run_id);
     Ok(report.exit_code)
+}
+
+/// `run --repeat N --min-success P`: the same spec N times with successive seeds; the share
+/// of GO runs decides.
+fn repeat(
+    spec: gauntlet_spec::Spec,
+    args: &cli::RunArgs,
+    text: String,
+    global: &Global,
+) -> Result<i32, CliError> {
+    let minimum: gauntlet_spec::units::Percent =
+        args.min_success
+            .parse()
+            .map_err(|e: gauntlet_spec::units::UnitError| {
+                CliError::Usage(format!("--min-success: {}", e.0))
+            })?;
+    let name = args.file.display().to_string();
+    let mut spec = Some(spec);
+    let mut outcomes = Vec::new();
+    for i in 0..args.repeat {
+        let this = match spec.take() {
+            Some(spec) => spec,
+            None => gauntlet_spec::load_str(&name, &text).map_err(CliError::Spec)?,
+        };
+        let mut execution = args.execution.clone();
+        execution.seed = args.execution.seed.wrapping_add(u64::from(i));
+        execute(
+            this,
+            &args.file,
+            text.clone(),
+            &execution,
+            global,
+            Vec::new(),
+        )?;
+        let store = open_store(global)?;
+        let latest = store
+            .list_runs(1)
+            .map_err(anyhow::Error::from)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("the run store lost run {}", i + 1))?;
+        let decision = latest
+            .decision
+            .clone()
+            .unwrap_or_else(|| latest.status.clone());
+        eprintln!(
+            "repeat {}/{}: run {} (seed {}) {decision}",
+            i + 1,
+            args.repeat,
+            latest.id,
+            execution.seed
+        );
+        outcomes.push((latest.id, execution.seed, decision));
+    }
+    let n = outcomes.len() as f64;
+    let share = |d: &[&str]| {
+        outcomes
+            .iter()
+            .filter(|o| d.contains(&o.2.as_str()))
+            .count() as f64
+            / n
+    };
+    let go = share(&["GO"]);
+    let at_best = share(&["GO", "INCONCLUSIVE"]);
+    say!(
+        "{} runs of {}: {} GO ({:.1}%), min-success {}",
+        outcomes.len(),
+        name,
+        outcomes.iter().filter(|o| o.2 == "GO").count(),
+        go * 100.0,
+        minimum
+    );
+    for (id, seed, decision) in &outcomes {
+        say!("  {id}  seed {seed}  {decision}");
+    }
+    let target = minimum.ratio() - 1e-9;
+    let code = if go >= target {
+        exit::GO
+    } else if at_best >= target {
+        exit::INCONCLUSIVE
+    } else {
+        exit::NO_GO
+    };
+    say!(
+        "{}",
+        match code {
+            exit::GO => "repeat: PASS",
+            exit::INCONCLUSIVE =>
+                "repeat: INCONCLUSIVE (inconclusive runs stand between the GO share and the minimum)",
+            _ => "repeat: FAIL",
+        }
+    );
+    Ok(code)
 }
 
 fn open_store(global: &Global) -> Result<Store, CliError> {

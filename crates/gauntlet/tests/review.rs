@@ -286,3 +286,56 @@ fn a_live_waiver_is_conditional_with_its_deadline_and_an_expired_one_fails() {
     );
     assert!(summary.contains("expired"), "{summary}");
 }
+
+#[test]
+fn repeat_runs_gate_on_the_share_of_go_runs() {
+    let s = Scratch::new();
+    project(&s, DEMO);
+    let args = [
+        "run",
+        "gauntlet.yaml",
+        "--only",
+        "security",
+        "--repeat",
+        "3",
+        "--min-success",
+        "70%",
+        "--quiet",
+    ];
+    let out = s.command().args(args).output().unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    assert!(
+        said.contains("3 runs of gauntlet.yaml: 3 GO (100.0%), min-success 70%"),
+        "{said}"
+    );
+    assert!(said.contains("repeat: PASS"), "{said}");
+    for seed in ["seed 1  GO", "seed 2  GO", "seed 3  GO"] {
+        assert!(said.contains(seed), "{seed}: {said}");
+    }
+    // A candidate that lets requests without credentials through is NO-GO every time.
+    let out = s
+        .command()
+        .args(args)
+        .env("GAUNTLET_DEMO_DEFECTS", "auth-bypass")
+        .output()
+        .unwrap();
+    let said = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("0 GO (0.0%)") && said.contains("repeat: FAIL"),
+        "{said}"
+    );
+    assert_eq!(s.run_dirs().len(), 6);
+    // Bad input: exit 2 before anything runs.
+    let bad = s.run(&[
+        "run",
+        "gauntlet.yaml",
+        "--repeat",
+        "2",
+        "--min-success",
+        "70",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert_eq!(s.run_dirs().len(), 6);
+}
