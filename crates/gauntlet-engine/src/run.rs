@@ -170,7 +170,7 @@ pub(crate) async fn run_steps(
         (supervisor.clone(), journal.clone()),
         recorder.clone(),
         options.clone(),
-        gate_history(&store, &spec.service.name),
+        gate_history(&store, &spec),
     ));
     let abort_handle = pipeline.abort_handle();
     let aborted: Option<String> = tokio::select! {
@@ -327,7 +327,20 @@ pub(crate) async fn run_steps(
 
 /// Gate values of the service's last GO runs, newest first (runs whose report cannot be
 /// read are left out).
-fn gate_history(store: &Store, service: &str) -> Vec<BTreeMap<String, f64>> {
+fn gate_history(store: &Store, spec: &Spec) -> Vec<BTreeMap<String, f64>> {
+    // Only a spec whose gates compare with history needs the earlier reports read.
+    let wanted = spec.gates.as_ref().map_or(0, |g| {
+        let historic = g.checks.value.iter().any(|gate| {
+            std::iter::once(&gate.pass)
+                .chain(gate.warn.iter())
+                .any(|t| t.value.contains("history"))
+        });
+        if historic { g.history as usize } else { 0 }
+    });
+    if wanted == 0 {
+        return Vec::new();
+    }
+    let service = spec.service.name.as_str();
     let Ok(runs) = store.list_runs(500) else {
         return Vec::new();
     };
@@ -339,7 +352,7 @@ fn gate_history(store: &Store, service: &str) -> Vec<BTreeMap<String, f64>> {
             Some(steps::gates::values(&report))
         })
         .filter(|values| !values.is_empty())
-        .take(50)
+        .take(wanted)
         .collect()
 }
 
