@@ -46,6 +46,14 @@ pub struct RunOptions {
     pub keyring: PathBuf,
 }
 
+impl RunOptions {
+    /// Whether `--only`/`--skip` leave this step (or the readiness scoring) in the run.
+    pub fn selects(&self, name: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|o| o == name))
+            && !self.skip.iter().any(|o| o == name)
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -150,8 +158,7 @@ pub(crate) async fn run_steps(
     let supervisor = Arc::new(Mutex::new(Supervisor::new(journal.clone())));
     let selected: Vec<Box<dyn Step>> = configured
         .into_iter()
-        .filter(|s| options.only.is_empty() || options.only.iter().any(|o| o == s.name()))
-        .filter(|s| !options.skip.iter().any(|o| o == s.name()))
+        .filter(|s| options.selects(s.name()))
         .collect();
     let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
     let step_roles: BTreeMap<String, String> = selected
@@ -220,14 +227,10 @@ pub(crate) async fn run_steps(
     // The checklist, scored from every check the run made.
     let mut readiness = None;
     let mut deadlines = BTreeMap::new();
-    let scored = |name: &str| {
-        (options.only.is_empty() || options.only.iter().any(|o| o == name))
-            && !options.skip.iter().any(|o| o == name)
-    };
     if let Some(section) = spec
         .readiness
         .as_ref()
-        .filter(|_| aborted.is_none() && scored(crate::readiness::STEP))
+        .filter(|_| aborted.is_none() && options.selects(crate::readiness::STEP))
     {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -55,17 +55,19 @@ fn now_secs() -> u64 {
 /// The checklist scored from the run's stored checks, with waivers judged as of now (a
 /// waiver that has expired since the run shows as expired).
 fn score(stored: &Stored) -> Result<(ReadinessReport, StepReport), CliError> {
-    let Some(section) = stored.spec.as_ref().and_then(|s| s.readiness.as_ref()) else {
+    let Some((spec, section)) = stored
+        .spec
+        .as_ref()
+        .and_then(|s| s.readiness.as_ref().map(|r| (s, r)))
+    else {
         return Err(CliError::Usage(format!(
             "run {} has no readiness checklist: add a `readiness` section to its spec",
             stored.report.run_id
         )));
     };
-    let owners = &stored.spec.as_ref().map(|s| &s.service.owners);
-    let empty = Default::default();
     let evaluated = readiness::evaluate(
         section,
-        owners.unwrap_or(&empty),
+        &spec.service.owners,
         &stored.report.steps,
         now_secs(),
     );

@@ -124,11 +124,7 @@ fn default_baseline(query: &GateQuery) -> Option<GateQuery> {
     }
 }
 
-struct Evaluated {
-    report: GateReport,
-}
-
-async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> Evaluated {
+async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> GateReport {
     // Validation parsed both thresholds already.
     let pass = Threshold::parse(&gate.pass.value);
     let warn = gate.warn.as_ref().map(|w| Threshold::parse(&w.value));
@@ -150,7 +146,7 @@ async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> Evalu
     let end = |mut report: GateReport, outcome: Outcome, reason: String| {
         report.outcome = outcome;
         report.reason = reason;
-        Evaluated { report }
+        report
     };
     let (Ok(pass), Ok(warn)) = (pass, warn.transpose()) else {
         return end(report, Outcome::Inconclusive, "invalid threshold".into());
@@ -302,11 +298,11 @@ async fn run(ctx: &RunContext, config: &GatesSection, severity: Severity) -> Vec
             format!(
                 "{}: {} — {}",
                 gate.name,
-                evaluated.report.outcome.as_str(),
-                evaluated.report.reason
+                evaluated.outcome.as_str(),
+                evaluated.reason
             ),
         );
-        reports.push(evaluated.report);
+        reports.push(evaluated);
     }
     let total: f64 = reports.iter().map(|g| g.weight).sum();
     let earned = |g: &GateReport| match g.outcome {
