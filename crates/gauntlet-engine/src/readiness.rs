@@ -48,20 +48,35 @@ fn automated_status(patterns: &[String], checks: &[&Check]) -> (&'static str, St
             ids,
         );
     }
-    let count = |o: Outcome| bound.iter().filter(|c| c.outcome == o).count();
+    // A dry-run check is reported, never decides; a skipped one said nothing. Neither
+    // makes an item more or less done.
+    let deciding: Vec<&&Check> = bound
+        .iter()
+        .copied()
+        .filter(|c| !c.dry_run && c.outcome != Outcome::Skipped)
+        .collect();
+    let count = |o: Outcome| deciding.iter().filter(|c| c.outcome == o).count();
     let (pass, fail) = (count(Outcome::Pass), count(Outcome::Fail));
+    let aside = bound.len() - deciding.len();
     let detail = format!(
-        "{pass} of {} check(s) passed{}",
-        bound.len(),
+        "{pass} of {} check(s) passed{}{}",
+        deciding.len(),
         if fail > 0 {
             format!(", {fail} failed")
+        } else {
+            String::new()
+        },
+        if aside > 0 {
+            format!(" ({aside} dry-run or skipped not counted)")
         } else {
             String::new()
         }
     );
     let status = if fail > 0 {
         "failed"
-    } else if pass == bound.len() {
+    } else if deciding.is_empty() {
+        "pending"
+    } else if pass == deciding.len() {
         "done"
     } else if pass > 0 || count(Outcome::Warn) > 0 {
         "partial"
@@ -356,6 +371,30 @@ mod tests {
         let first = &e.report.categories[0].items[0];
         assert_eq!(first.status, "pending");
         assert_eq!(e.step.checks[0].outcome, Outcome::Fail);
+    }
+
+    #[test]
+    fn dry_run_and_skipped_checks_neither_help_nor_hurt() {
+        let spec = spec(CHECKLIST);
+        let section = spec.readiness.as_ref().unwrap();
+        let mut steps = [step(&[
+            ("RTO", Outcome::Pass),
+            ("burn", Outcome::Inconclusive),
+            ("undecided", Outcome::Skipped),
+        ])];
+        steps[0].checks[1].dry_run = true;
+        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        let restore = &e.report.categories[0].items[0];
+        assert_eq!(restore.status, "done", "{}", restore.detail);
+        assert!(
+            restore.detail.contains("2 dry-run or skipped"),
+            "{}",
+            restore.detail
+        );
+        // Only skipped checks: nothing was shown, the item is pending.
+        let steps = [step(&[("RTO", Outcome::Skipped)])];
+        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        assert_eq!(e.report.categories[0].items[1].status, "pending");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod common;
-use common::{Scratch, report, step_names, text};
+use common::{Scratch, heavy_turn, report, step_names, text};
 
 /// Pids the run registered in its cleanup journal (every process it started).
 fn started_pids(run_dir: &Path) -> Vec<(u32, String)> {
@@ -81,6 +81,7 @@ fn assert_nothing_left(run_dir: &Path) {
 
 #[test]
 fn demo_is_go_stores_the_run_and_leaves_no_process() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let started = Instant::now();
     let out = s.run(&["demo"]);
@@ -207,6 +208,7 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
 
 #[test]
 fn junit_has_one_testcase_per_check() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let out = s.run(&[
         "demo",
@@ -259,6 +261,7 @@ fn junit_has_one_testcase_per_check() {
 
 #[test]
 fn defects_are_no_go_and_name_the_failing_security_check() {
+    let _turn = heavy_turn();
     for (knob, check) in [
         ("auth-bypass", "security.auth POST /items"),
         ("no-rate-limit", "security.rate-limit burst"),
@@ -664,6 +667,7 @@ fn assert_replay_matches(s: &Scratch, run_dir: &Path, report: &Value, stage: usi
 
 #[test]
 fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
+    let _turn = heavy_turn();
     for (knob, judge) in [
         ("errors=5%", "stage 1 (shadow)"),
         ("latency=+200ms", "stage 1 (shadow) latency"),
@@ -887,6 +891,7 @@ fn the_rollback_webhook_is_posted_when_the_canary_rejects() {
 
 #[test]
 fn failover_and_corruption_defects_fail_their_drills() {
+    let _turn = heavy_turn();
     for (knob, check) in [
         ("no-failover", "chaos.primary-outage: hold"),
         (
@@ -916,6 +921,7 @@ fn failover_and_corruption_defects_fail_their_drills() {
 
 #[test]
 fn one_drill_runs_on_its_own_with_a_live_timeline() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     s.write("demo.yaml", include_str!("../../../examples/demo.yaml"));
     let out = s.run(&["chaos", "demo.yaml", "--drill", "candidate-crash"]);
@@ -1011,6 +1017,7 @@ fn assert_nothing_injected(run_dir: &Path) {
 
 #[test]
 fn killing_a_chaos_run_at_random_points_leaves_nothing_injected() {
+    let _turn = heavy_turn();
     use nix::sys::signal::Signal;
     let drills = [
         "data-corruption",

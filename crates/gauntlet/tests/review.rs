@@ -8,15 +8,11 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use common::{Scratch, latest, text};
+use common::{Scratch, heavy_turn, latest, text};
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
 const PROMPT: &str = include_str!("../../../examples/prompts/support-reply.txt");
-
-/// The two demos with a Prometheus each would share 2 cores with each other and starve the
-/// canary's latency judge; they take turns.
-static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["gates"]["gates"]
@@ -29,7 +25,7 @@ fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
-    let _turn = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy_turn();
     let s = Scratch::new();
     // The checklist would count the skipped drills as pending: this test is about gates.
     let out = s.run(&[
@@ -108,7 +104,7 @@ fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
 
 #[test]
 fn prometheus_stopped_mid_run_makes_the_gates_inconclusive_never_go() {
-    let _turn = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let mut child = s
         .command()

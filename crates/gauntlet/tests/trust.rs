@@ -9,7 +9,7 @@ use std::process::Command;
 use serde_json::Value;
 
 mod common;
-use common::{Scratch, latest, report, step_names, text};
+use common::{Scratch, heavy_turn, latest, report, step_names, text};
 
 /// The id and public key file of the keyring's active key.
 fn active_key(s: &Scratch) -> (String, PathBuf) {
@@ -336,6 +336,7 @@ fn bad_input_is_exit_2_with_a_message_and_writes_nothing() {
 
 #[test]
 fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let out = s.run(&[
         "demo",
@@ -476,6 +477,7 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
 
 #[test]
 fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let quick = [
         "--skip",
@@ -548,6 +550,7 @@ fn drift_between_runs_names_the_changed_flags_and_fingerprint() {
 
 #[test]
 fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_its_run() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     demo_project(&s);
     let spec = format!("{DEMO}\nsignoffs:\n  required: [security]\n");

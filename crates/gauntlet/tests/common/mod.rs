@@ -4,10 +4,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
 use assert_cmd::cargo::CommandCargoExt;
+
+static HEAVY: Mutex<()> = Mutex::new(());
+
+/// Runs that drive the canary's load or inject CPU, memory or disk pressure take turns
+/// within a test binary: on 2 cores one test's cpu-pressure drill would starve another
+/// test's canary, and its latency judge would rightly reject a candidate that is not at fault.
+pub fn heavy_turn() -> MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 pub struct Scratch {
     dir: tempfile::TempDir,
