@@ -53,6 +53,16 @@ impl Metrics {
             "Calls to upstream providers by outcome",
             dependency.clone(),
         );
+        // Every provider and outcome starts at zero, as Prometheus advises: a counter that
+        // appears only at its first increment hides that increment from `increase()`.
+        for provider in ["primary", "secondary"] {
+            for outcome in ["ok", "error"] {
+                let _ = dependency.get_or_create(&DependencyLabels {
+                    provider: provider.into(),
+                    outcome: outcome.into(),
+                });
+            }
+        }
         Self {
             registry,
             requests,

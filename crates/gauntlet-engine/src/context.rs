@@ -139,7 +139,7 @@ impl Recorder {
     }
 
     /// Keeps a drill's timeline, and its times as measurements (`chaos.NAME.time_to_detect`,
-    /// `chaos.NAME.time_to_recover`, in seconds).
+    /// `chaos.NAME.time_to_recover`, `chaos.NAME.time_to_alert.ALERT`, in seconds).
     pub fn push_drill(&self, drill: DrillReport) {
         let prefix = format!("{}.{}", drill.step, drill.name);
         if let Some(ms) = drill.time_to_detect_ms {
@@ -147,6 +147,9 @@ impl Recorder {
         }
         if let Some(ms) = drill.time_to_recover_ms {
             self.measure(&format!("{prefix}.time_to_recover"), ms as f64 / 1e3);
+        }
+        for (alert, ms) in &drill.time_to_alert_ms {
+            self.measure(&format!("{prefix}.time_to_alert.{alert}"), *ms as f64 / 1e3);
         }
         self.lock().drills.push(drill);
     }
@@ -243,6 +246,8 @@ pub struct RunContext {
     pub keyring: std::path::PathBuf,
     /// The Prometheus PromQL gates ask: the spec's `url`, or the one started for the run.
     pub prometheus: Option<String>,
+    /// gauntlet's Alertmanager webhook receiver, when the spec routes alerts to it.
+    pub alerts: Option<Arc<gauntlet_net::AlertReceiver>>,
     /// Gate values of the service's earlier GO runs, newest first, for `history` thresholds.
     pub history: Vec<std::collections::BTreeMap<String, f64>>,
 }

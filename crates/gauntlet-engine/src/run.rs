@@ -433,22 +433,45 @@ async fn pipeline(
     let mut checks = checks;
     // The run's own Prometheus, once the systems it scrapes are up.
     let mut prometheus = spec.prometheus.as_ref().and_then(|p| p.url.clone());
-    if ready
-        && let (Some(section), Some(systems)) = (&spec.prometheus, &urls)
-        && section.start
-    {
-        let (check, url) = crate::prom::start(
-            section,
-            &run_dir,
-            &supervisor,
-            &client,
-            &recorder,
-            systems,
-            &[],
-        )
-        .await;
-        checks.push(check);
-        prometheus = url;
+    let mut alerts = None;
+    if ready && let Some(section) = &spec.prometheus {
+        // Alerts go to gauntlet's receiver: through an Alertmanager started for the run,
+        // or through the user's own pointed at the receiver's fixed address.
+        let mut alertmanager = None;
+        if let Some(am) = &section.alertmanager {
+            let (check, receiver) = crate::prom::start_receiver(am).await;
+            checks.push(check);
+            if let Some(receiver) = receiver.as_ref().filter(|_| am.start) {
+                let (check, addr) = crate::prom::start_alertmanager(
+                    am,
+                    &receiver.url(),
+                    &run_dir,
+                    &supervisor,
+                    &client,
+                    &recorder,
+                )
+                .await;
+                checks.push(check);
+                alertmanager = addr;
+            }
+            alerts = receiver.map(Arc::new);
+        }
+        if let (Some(systems), true) = (&urls, section.start) {
+            let rule_files = crate::prom::loadable_rules(&spec, &options.spec_path);
+            let (check, url) = crate::prom::start(
+                section,
+                &run_dir,
+                &supervisor,
+                &client,
+                &recorder,
+                systems,
+                &rule_files,
+                alertmanager.as_deref(),
+            )
+            .await;
+            checks.push(check);
+            prometheus = url;
+        }
     }
     recorder.push_step(StepReport {
         name: SETUP_STEP.into(),
@@ -485,6 +508,7 @@ async fn pipeline(
         spec_text: options.spec_text.clone(),
         keyring: options.keyring.clone(),
         prometheus,
+        alerts,
         history,
     };
     let mut stopped_by: Option<String> = None;

@@ -128,6 +128,8 @@ pub struct Rule {
     pub query: String,
     #[serde(default)]
     pub health: String,
+    #[serde(rename = "lastError", default)]
+    pub last_error: String,
     #[serde(default)]
     pub state: Option<String>,
 }

@@ -17,6 +17,7 @@ mod proxy;
 mod rng;
 mod split;
 mod traffic;
+mod webhook;
 
 pub use client::{HttpClient, NetError, Outgoing, Response};
 pub use load::{LoadPlan, LoadReport, Model, latency_histogram, run_load};
@@ -26,3 +27,4 @@ pub use proxy::{
 pub use rng::SplitMix64;
 pub use split::{ArmFault, TrafficSplit};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};
+pub use webhook::{AlertNotice, AlertReceiver};

@@ -265,7 +265,7 @@ pub fn to_markdown(report: &Report) -> String {
             |v: Option<u64>| v.map_or("—".to_string(), |v| format!("{:.2}s", v as f64 / 1000.0));
         let _ = writeln!(
             md,
-            "\n## Drill `{}` ({}) — {}\n\nexpect **{}** · time to detect {} · time to recover {}{}{}\n",
+            "\n## Drill `{}` ({}) — {}\n\nexpect **{}** · time to detect {} · time to recover {}{}{}{}\n",
             drill.name,
             drill.step,
             outcome_cell(drill.outcome),
@@ -276,6 +276,11 @@ pub fn to_markdown(report: &Report) -> String {
                 " (bound {:.0}s)",
                 b as f64 / 1000.0
             )),
+            drill
+                .time_to_alert_ms
+                .iter()
+                .map(|(alert, v)| format!(" · time to alert `{alert}` {}", ms(Some(*v))))
+                .collect::<String>(),
             drill
                 .svg
                 .as_ref()

@@ -153,6 +153,10 @@ pub struct DrillReport {
     /// From the fault going in to the steady state holding again.
     pub time_to_recover_ms: Option<u64>,
     pub recovery_bound_ms: Option<u64>,
+    /// Per expected alert: from the fault going in to its notification reaching gauntlet's
+    /// receiver through Alertmanager.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub time_to_alert_ms: std::collections::BTreeMap<String, u64>,
     pub events: Vec<DrillEvent>,
     /// The SVG timeline, relative to the run directory.
     pub svg: Option<String>,

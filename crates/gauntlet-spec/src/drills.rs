@@ -172,6 +172,23 @@ pub struct Drill {
     /// receiving requests, the service reports the corruption).
     #[serde(default)]
     pub side_effects: Vec<Probe>,
+    /// Alerts that must fire and reach gauntlet's receiver (through Alertmanager) within
+    /// `within` of the first fault going in.
+    #[serde(default)]
+    pub alerts: Vec<ExpectedAlert>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedAlert {
+    /// The alert's name (`alert:` in the rule file).
+    pub name: String,
+    #[serde(default = "thirty_seconds")]
+    pub within: Duration,
+}
+
+fn thirty_seconds() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// `hold` (the hypothesis holds throughout) or `recover within 30s` (it may break, but

@@ -369,6 +369,18 @@ pub struct ObservabilityStep {
     #[schemars(with = "u32", range(min = 1, max = 100000))]
     pub requests: NonZeroU32,
     pub required: Vec<RequiredMetric>,
+    /// The service's Prometheus alert rules: checked, and loaded by the run's Prometheus.
+    #[serde(default)]
+    pub alerts: Option<AlertRulesSpec>,
+}
+
+/// A Prometheus rule file (relative to the spec) and the alerts it must define.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRulesSpec {
+    pub rules: String,
+    #[serde(default)]
+    pub required: Vec<String>,
 }
 
 fn default_metrics_path() -> String {

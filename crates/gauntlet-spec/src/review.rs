@@ -34,6 +34,37 @@ pub struct PrometheusSection {
     pub timeout: Duration,
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Where the alerts of the rule files go: an Alertmanager that notifies gauntlet's own
+    /// webhook receiver, so chaos drills can measure the time from a fault to the page.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerSection>,
+}
+
+/// Alert delivery for the run. `start: true` starts Debian's `prometheus-alertmanager` on a
+/// free loopback port with one route, to gauntlet's receiver; the run's Prometheus sends it
+/// its alerts. With an Alertmanager of your own, give `receiver:` a fixed address and point
+/// a `webhook_configs` URL at `http://ADDRESS/alerts`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerSection {
+    #[serde(default)]
+    pub start: bool,
+    #[serde(default = "default_alertmanager_binary")]
+    pub binary: String,
+    /// Where gauntlet's webhook receiver listens, e.g. `127.0.0.1:9095` (default: a free
+    /// loopback port, which only an Alertmanager gauntlet starts can know).
+    #[serde(default)]
+    pub receiver: Option<String>,
+    /// Alertmanager's `group_wait`: how long it holds a new alert group before notifying.
+    #[serde(default = "default_group_wait")]
+    pub group_wait: Duration,
+}
+
+fn default_alertmanager_binary() -> String {
+    "prometheus-alertmanager".into()
+}
+fn default_group_wait() -> Duration {
+    Duration::from_secs(0)
 }
 
 fn default_binary() -> String {

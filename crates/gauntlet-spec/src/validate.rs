@@ -436,6 +436,37 @@ fn check_chaos(p: &mut Problems<'_>, spec: &Spec) {
             );
         }
         seen.push(&drill.name);
+        let delivered = spec
+            .prometheus
+            .as_ref()
+            .and_then(|p| p.alertmanager.as_ref())
+            .is_some();
+        if !drill.alerts.is_empty() && !delivered {
+            p.at(
+                at,
+                format!("{what} expects alerts, and nothing delivers them to gauntlet"),
+                Some("add `prometheus: {start: true, alertmanager: {start: true}}` (or `alertmanager: {receiver: ADDRESS}` for an Alertmanager of your own)".into()),
+            );
+        }
+        let required = spec
+            .steps
+            .observability
+            .as_ref()
+            .and_then(|o| o.alerts.as_ref())
+            .map(|a| &a.required);
+        for alert in &drill.alerts {
+            if let Some(required) = required
+                && !required.contains(&alert.name)
+            {
+                p.at(
+                    at,
+                    format!("{what} expects alert `{}`, which `steps.observability.alerts.required` does not list", alert.name),
+                    did_you_mean(&alert.name, required.iter().map(String::as_str))
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .or_else(|| Some("list it there, so the rule file is checked for it".into())),
+                );
+            }
+        }
         match &drill.steady_state {
             Some(own) => check_probes(p, at, &what, &own.probes),
             None if chaos.steady_state.is_none() => p.at(
@@ -736,6 +767,35 @@ fn check_review(p: &mut Problems<'_>, spec: &Spec) {
             "`prometheus` needs exactly one of `url:` (a server that already scrapes the systems) and `start: true`",
             Some("write `prometheus: {start: true}` to have gauntlet start one for the run".into()),
         ));
+    }
+    if let Some(am) = spec
+        .prometheus
+        .as_ref()
+        .and_then(|p| p.alertmanager.as_ref())
+    {
+        if am.start == am.receiver.is_some() {
+            p.found.push(SpecDiagnostic::whole_file(
+                p.file,
+                "`prometheus.alertmanager` needs exactly one of `start: true` and `receiver: ADDRESS`",
+                Some("`start: true` runs Debian's prometheus-alertmanager for the run, routed to gauntlet".into()),
+            ));
+        }
+        if let Some(receiver) = &am.receiver
+            && receiver.parse::<std::net::SocketAddr>().is_err()
+        {
+            p.found.push(SpecDiagnostic::whole_file(
+                p.file,
+                format!("`prometheus.alertmanager.receiver` `{receiver}` is not an address"),
+                Some("e.g. `127.0.0.1:9095`".into()),
+            ));
+        }
+        if am.start && spec.prometheus.as_ref().is_some_and(|p| !p.start) {
+            p.found.push(SpecDiagnostic::whole_file(
+                p.file,
+                "`prometheus.alertmanager.start` needs the run's own Prometheus (`prometheus.start: true`) to send it alerts",
+                Some("with `prometheus.url`, route your Alertmanager to `alertmanager.receiver`".into()),
+            ));
+        }
     }
     if let Some(gates) = &spec.gates {
         let at = gates.checks.referenced;

@@ -68,6 +68,52 @@ fn every_post_parse_problem_is_reported_at_once() {
 }
 
 #[test]
+fn a_drill_that_waits_for_an_alert_needs_a_way_for_it_to_arrive() {
+    let expect = "        # alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]";
+    assert!(DEMO.contains(expect));
+    let on = DEMO.replace(
+        expect,
+        "        alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]",
+    );
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &on).expect_err("invalid");
+    assert!(
+        errors.0[0].message.contains("nothing delivers them"),
+        "{errors:?}"
+    );
+    let delivered = format!("{on}prometheus: {{start: true, alertmanager: {{start: true}}}}\n");
+    gauntlet_spec::load_str("gauntlet.yaml", &delivered).expect("valid with an Alertmanager");
+    // A name the rule file is not checked for, with the close one suggested.
+    let typo = delivered.replace(
+        "{name: DemoPrimaryProviderFailing,",
+        "{name: DemoPrimaryProviderFailng,",
+    );
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &typo).expect_err("invalid");
+    assert!(
+        errors.0[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("DemoPrimaryProviderFailing"),
+        "{errors:?}"
+    );
+    // Alertmanager needs exactly one of start and receiver, and a receiver is an address.
+    for (bad, says) in [
+        (
+            "alertmanager: {start: true, receiver: '127.0.0.1:9095'}",
+            "exactly one",
+        ),
+        ("alertmanager: {receiver: 'localhost'}", "not an address"),
+    ] {
+        let text = delivered.replace("alertmanager: {start: true}", bad);
+        let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");
+        assert!(
+            errors.0.iter().any(|e| e.message.contains(says)),
+            "{says}: {errors:?}"
+        );
+    }
+}
+
+#[test]
 fn a_canary_must_judge_before_it_promotes() {
     let text = FULL.replace("      - {weight: shadow, bake: 20s, min_samples: 200}\n      - {weight: 25%, bake: 20s, min_samples: 200}\n      - {weight: 50%, bake: 20s, min_samples: 200}\n", "");
     let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");

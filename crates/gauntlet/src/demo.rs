@@ -17,6 +17,10 @@ const FILES: &[(&str, &str)] = &[
         "prompts/support-reply.txt",
         include_str!("../../../examples/prompts/support-reply.txt"),
     ),
+    (
+        "alerts/demo.rules.yml",
+        include_str!("../../../examples/alerts/demo.rules.yml"),
+    ),
     ("Cargo.lock", include_str!("../../../Cargo.lock")),
 ];
 
@@ -56,25 +60,43 @@ prometheus:
   scrape_interval: 1s
 "#;
 
+/// With Debian's `prometheus-alertmanager` as well: the run's Prometheus sends its alerts to
+/// an Alertmanager that notifies gauntlet, and the primary-outage drill waits for its page.
+const ALERTMANAGER: &str = "  alertmanager: {start: true}
+";
+const DRILL_ALERT_OFF: &str = "        # alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]
+";
+const DRILL_ALERT_ON: &str = "        alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]
+";
+
+/// Whether `prometheus-alertmanager` is on the PATH.
+pub fn alertmanager_installed() -> bool {
+    gauntlet_engine::prom::which("prometheus-alertmanager")
+}
+
 /// Whether the `prometheus` binary is on the PATH.
 pub fn prometheus_installed() -> bool {
     gauntlet_engine::prom::which("prometheus")
 }
 
-/// The demo spec, with or without its Prometheus.
-pub fn spec_with(prometheus: bool) -> String {
+/// The demo spec, with or without its Prometheus (and with or without an Alertmanager).
+pub fn spec_with(prometheus: bool, alertmanager: bool) -> String {
     let base = FILES[0].1;
-    if prometheus {
-        format!("{}\n{PROMETHEUS_GATES}", base.trim_end_matches('\n'))
-    } else {
-        base.to_string()
+    if !prometheus {
+        return base.to_string();
     }
+    let mut text = format!("{}\n{PROMETHEUS_GATES}", base.trim_end_matches('\n'));
+    if alertmanager {
+        text = text.replacen(DRILL_ALERT_OFF, DRILL_ALERT_ON, 1);
+        text.push_str(ALERTMANAGER);
+    }
+    text
 }
 
 /// Writes the demo project into `dir` (always afresh, so the demo matches this build) and
 /// returns the spec's path.
-pub fn write_project(dir: &Path, prometheus: bool) -> std::io::Result<PathBuf> {
-    let spec = spec_with(prometheus);
+pub fn write_project(dir: &Path, prometheus: bool, alertmanager: bool) -> std::io::Result<PathBuf> {
+    let spec = spec_with(prometheus, alertmanager);
     for (name, text) in FILES {
         let text = if *name == FILES[0].0 {
             spec.as_str()
@@ -110,8 +132,46 @@ mod tests {
     }
 
     #[test]
+    fn the_alertmanager_variant_waits_for_the_outage_page() {
+        let text = spec_with(true, true);
+        let spec = gauntlet_spec::load_str("gauntlet.yaml", &text).unwrap();
+        let prometheus = spec.prometheus.as_ref().unwrap();
+        assert!(prometheus.alertmanager.as_ref().is_some_and(|a| a.start));
+        let drills = &spec.steps.chaos.as_ref().unwrap().drills.value;
+        let outage = drills.iter().find(|d| d.name == "primary-outage").unwrap();
+        assert_eq!(outage.alerts[0].name, "DemoPrimaryProviderFailing");
+        assert!(drills.iter().filter(|d| !d.alerts.is_empty()).count() == 1);
+        // Without it, the drill's expectation stays a comment.
+        let plain = gauntlet_spec::load_str("gauntlet.yaml", &spec_with(true, false)).unwrap();
+        assert!(
+            plain
+                .steps
+                .chaos
+                .unwrap()
+                .drills
+                .value
+                .iter()
+                .all(|d| d.alerts.is_empty())
+        );
+    }
+
+    #[test]
+    fn the_shipped_rules_define_what_the_demo_requires() {
+        let spec = gauntlet_spec::load_str("gauntlet.yaml", spec_text()).unwrap();
+        let alerts = spec.steps.observability.unwrap().alerts.unwrap();
+        let file = FILES
+            .iter()
+            .find(|(name, _)| *name == alerts.rules)
+            .unwrap();
+        let rules = gauntlet_metrics::rules::parse_rules(file.1).unwrap();
+        for name in &alerts.required {
+            assert!(rules.alert(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn the_prometheus_variant_is_valid_and_adds_promql_gates() {
-        let text = spec_with(true);
+        let text = spec_with(true, false);
         let spec = gauntlet_spec::load_str("gauntlet.yaml", &text).unwrap();
         assert!(spec.prometheus.as_ref().is_some_and(|p| p.start));
         let gates = &spec.gates.as_ref().unwrap().checks.value;
@@ -120,7 +180,7 @@ mod tests {
             .filter(|g| matches!(g.query, gauntlet_spec::GateQuery::Promql(_)))
             .count();
         assert_eq!(promql, 3);
-        assert!(spec_with(false).len() < text.len());
+        assert!(spec_with(false, false).len() < text.len());
     }
 
     #[test]

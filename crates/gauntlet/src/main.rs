@@ -166,7 +166,13 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                     "`--prometheus` needs the `prometheus` binary: `sudo apt-get install prometheus` on Debian or Ubuntu (or run the demo without it: the gates then read gauntlet's own measurements)".into(),
                 ));
             }
-            let spec_path = demo::write_project(dir, args.prometheus)
+            let alertmanager = args.prometheus && demo::alertmanager_installed();
+            if args.prometheus && !alertmanager && !global.quiet {
+                eprintln!(
+                    "gauntlet demo: no `prometheus-alertmanager` here, so alerts are checked in the rule file but not delivered (`sudo apt-get install prometheus-alertmanager` adds the drill that waits for its page)"
+                );
+            }
+            let spec_path = demo::write_project(dir, args.prometheus, alertmanager)
                 .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
             let mut ring = gauntlet_trust::Keyring::open(&global.keyring)?;
             if ring.active().is_none() {

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use common::{Scratch, heavy_turn, latest, text};
+use common::{Scratch, assert_nothing_running_under, heavy_turn, latest, text};
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
@@ -91,15 +91,7 @@ fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
         "{setup}"
     );
     // Nothing of the run's Prometheus is left running.
-    let left = std::process::Command::new("pgrep")
-        .args(["-f", &s.path().display().to_string()])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "left running: {}",
-        text(&left.stdout)
-    );
+    assert_nothing_running_under(s.path());
 }
 
 #[test]
@@ -153,6 +145,140 @@ fn prometheus_stopped_mid_run_makes_the_gates_inconclusive_never_go() {
     assert_eq!(fast["outcome"], "inconclusive", "{fast}");
     let reason = fast["reason"].as_str().unwrap();
     assert!(reason.contains("unavailable"), "{reason}");
+}
+
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}: {}", report["summary"]))
+}
+
+#[test]
+fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let out = s.run(&["demo", "--prometheus", "--only", "chaos", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        report["summary"],
+        text(&out.stderr)
+    );
+    let am = check(&report, "setup.alertmanager ready");
+    assert_eq!(am["outcome"], "pass", "{am}");
+    let alert = check(
+        &report,
+        "chaos.primary-outage: alert DemoPrimaryProviderFailing",
+    );
+    assert_eq!(alert["outcome"], "pass", "{alert}");
+    assert!(
+        alert["measured"]
+            .as_str()
+            .unwrap()
+            .contains("firing in Prometheus after"),
+        "{alert}"
+    );
+    let key = "chaos.primary-outage.time_to_alert.DemoPrimaryProviderFailing";
+    let seconds = report["measurements"][key]
+        .as_f64()
+        .expect("time to alert measured");
+    assert!(seconds > 0.0 && seconds < 20.0, "{seconds}");
+    let drill = report["drills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "primary-outage")
+        .unwrap();
+    assert_eq!(
+        drill["time_to_alert_ms"]["DemoPrimaryProviderFailing"].as_u64(),
+        Some((seconds * 1000.0).round() as u64)
+    );
+    let run_dir = s.run_dirs().pop().unwrap();
+    let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("time to alert `DemoPrimaryProviderFailing`"),
+        "{md}"
+    );
+
+    // An alert that cannot fire in time fails the drill; it is not assumed.
+    let spec = s.path().join(".gauntlet/demo/gauntlet.yaml");
+    let text_of = std::fs::read_to_string(&spec).unwrap();
+    let expecting = "alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]";
+    assert!(text_of.contains(expecting));
+    std::fs::write(
+        &spec,
+        text_of.replace(expecting, "alerts: [{name: DemoCandidateDown, within: 3s}]"),
+    )
+    .unwrap();
+    let out = s.run(&[
+        "chaos",
+        ".gauntlet/demo/gauntlet.yaml",
+        "--drill",
+        "primary-outage",
+        "--quiet",
+    ]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    let missed = check(&report, "chaos.primary-outage: alert DemoCandidateDown");
+    assert_eq!(missed["outcome"], "fail", "{missed}");
+    assert!(
+        missed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not reach the receiver within 3s"),
+        "{missed}"
+    );
+    // Prometheus and Alertmanager went with the run.
+    assert_nothing_running_under(s.path());
+}
+
+#[test]
+fn a_broken_rule_file_fails_observability_with_its_place() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    // Written and signed by the demo; then edited as a careless release would.
+    let out = s.run(&["demo", "--only", "observability", "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rules = s.path().join(".gauntlet/demo/alerts/demo.rules.yml");
+    let good = std::fs::read_to_string(&rules).unwrap();
+    std::fs::write(
+        &rules,
+        good.replacen("        for: 5s\n", "        fore: 5s\n", 1),
+    )
+    .unwrap();
+    let spec = ".gauntlet/demo/gauntlet.yaml";
+    let out = s.run(&["run", spec, "--only", "observability", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    let valid = check(&report, "observability.alert rules valid");
+    assert_eq!(valid["outcome"], "fail", "{valid}");
+    let reason = valid["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("alerts/demo.rules.yml:15:9:") && reason.contains("fore"),
+        "{reason}"
+    );
+    // A rule file that parses and lacks a required alert.
+    let renamed = good.replace("alert: DemoHighErrorRate", "alert: DemoErrorsHigh");
+    std::fs::write(&rules, renamed).unwrap();
+    let out = s.run(&["run", spec, "--only", "observability", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    let defined = check(
+        &report,
+        "observability.alert rules define the required alerts",
+    );
+    assert_eq!(defined["outcome"], "fail", "{defined}");
+    let reason = defined["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("does not define DemoHighErrorRate") && reason.contains("DemoErrorsHigh"),
+        "{reason}"
+    );
 }
 
 /// `YYYY-MM-DD`, `days` from today (UTC).

@@ -692,6 +692,7 @@ fn finish(
         time_to_detect_ms: None,
         time_to_recover_ms: rto.map(|d| d.as_millis() as u64),
         recovery_bound_ms: Some(config.rto.as_std().as_millis() as u64),
+        time_to_alert_ms: Default::default(),
         events,
         svg,
     });

@@ -92,3 +92,17 @@ pub fn step_names(report: &Value) -> Vec<&str> {
         .map(|s| s["name"].as_str().expect("a step name"))
         .collect()
 }
+
+/// No process mentions `path` on its command line: whatever a run started there (systems,
+/// its Prometheus, its Alertmanager) went with it.
+pub fn assert_nothing_running_under(path: &Path) {
+    let left = Command::new("pgrep")
+        .args(["-f", &path.display().to_string()])
+        .output()
+        .expect("pgrep (procps) is installed");
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        text(&left.stdout)
+    );
+}
