@@ -454,7 +454,11 @@ async fn pipeline(
                 checks.push(check);
                 alertmanager = addr;
             }
-            alerts = receiver.map(Arc::new);
+            // Without the Alertmanager that feeds it, a receiver would only ever wait: the
+            // drills' alert checks are then inconclusive, not failed.
+            if !am.start || alertmanager.is_some() {
+                alerts = receiver.map(Arc::new);
+            }
         }
         if let (Some(systems), true) = (&urls, section.start) {
             let rule_files = crate::prom::loadable_rules(&spec, &options.spec_path);

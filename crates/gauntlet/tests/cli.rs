@@ -253,9 +253,21 @@ fn junit_has_one_testcase_per_check() {
     }
     assert_eq!(cases, checks);
     assert_eq!(suites, 7);
-    assert_eq!(
-        failures, 2,
-        "the failing checks (the auth bypass, and the rotation drill's old key still accepted) are JUnit failures"
+    // Every failed check is a JUnit failure: the auth bypass and the rotation drill's old
+    // key still accepted among them (a canary judge on a starved machine may add one).
+    let failed: Vec<&str> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .filter(|c| c["outcome"] == "fail")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(failures, failed.len(), "{failed:?}");
+    assert!(
+        failed.iter().any(|id| id.starts_with("security.auth"))
+            && failed.iter().any(|id| id.starts_with("rotation.")),
+        "{failed:?}"
     );
 }
 
@@ -741,6 +753,7 @@ fn completions_and_schema_are_generated() {
 
 #[test]
 fn the_rollback_hook_runs_when_the_canary_rejects() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let demo = include_str!("../../../examples/demo.yaml");
     let spec = demo
@@ -760,6 +773,7 @@ fn the_rollback_hook_runs_when_the_canary_rejects() {
 
 #[test]
 fn load_speaks_http1_and_http2_and_a_closed_pipe_is_not_a_panic() {
+    let _turn = heavy_turn();
     let s = Scratch::new();
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))
         .unwrap()
@@ -830,6 +844,7 @@ fn load_speaks_http1_and_http2_and_a_closed_pipe_is_not_a_panic() {
 
 #[test]
 fn the_rollback_webhook_is_posted_when_the_canary_rejects() {
+    let _turn = heavy_turn();
     use std::io::{Read, Write};
     let s = Scratch::new();
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();

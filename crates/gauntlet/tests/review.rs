@@ -234,6 +234,37 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
             .contains("did not reach the receiver within 3s"),
         "{missed}"
     );
+    // With no Prometheus to evaluate the rules, nothing could fire: inconclusive, not failed.
+    let edited = std::fs::read_to_string(&spec).unwrap();
+    let interval = "  scrape_interval: 1s\n";
+    assert!(edited.contains(interval));
+    std::fs::write(
+        &spec,
+        edited.replace(
+            interval,
+            &format!("{interval}  binary: gauntlet-test-no-such-prometheus\n"),
+        ),
+    )
+    .unwrap();
+    let out = s.run(&[
+        "chaos",
+        ".gauntlet/demo/gauntlet.yaml",
+        "--drill",
+        "primary-outage",
+        "--quiet",
+    ]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(3), "{}", report["summary"]);
+    let unknown = check(&report, "chaos.primary-outage: alert DemoCandidateDown");
+    assert_eq!(unknown["outcome"], "inconclusive", "{unknown}");
+    assert!(
+        check(&report, "setup.prometheus ready")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("apt-get install prometheus"),
+        "{}",
+        report["summary"]
+    );
     // Prometheus and Alertmanager went with the run.
     assert_nothing_running_under(s.path());
 }
