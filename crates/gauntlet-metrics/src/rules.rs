@@ -23,8 +23,9 @@ struct RawGroup {
     interval: Option<String>,
     #[serde(default)]
     query_offset: Option<String>,
-    #[serde(default)]
-    limit: Option<u64>,
+    /// Accepted as Prometheus accepts it; nothing of gauntlet's depends on it.
+    #[serde(default, rename = "limit")]
+    _limit: Option<u64>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
@@ -201,7 +202,6 @@ pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
                 )));
             }
         }
-        let _ = group.limit;
         if let Some(bad) = group.labels.keys().find(|k| !label_name(k)) {
             return Err(whole(format!("group `{g}`: `{bad}` is not a label name")));
         }

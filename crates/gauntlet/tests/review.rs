@@ -207,24 +207,26 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     );
 
     // An alert that cannot fire in time fails the drill; it is not assumed.
-    let spec = s.path().join(".gauntlet/demo/gauntlet.yaml");
-    let text_of = std::fs::read_to_string(&spec).unwrap();
-    let expecting = "alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]";
-    assert!(text_of.contains(expecting));
-    std::fs::write(
-        &spec,
-        text_of.replace(expecting, "alerts: [{name: DemoCandidateDown, within: 3s}]"),
-    )
-    .unwrap();
-    let out = s.run(&[
-        "chaos",
-        ".gauntlet/demo/gauntlet.yaml",
-        "--drill",
-        "primary-outage",
-        "--quiet",
-    ]);
-    let report = latest(&s);
-    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    // The demo project's spec edited, and the outage drill run on its own against it.
+    let outage_with = |from: &str, to: &str| {
+        let spec = s.path().join(".gauntlet/demo/gauntlet.yaml");
+        let before = std::fs::read_to_string(&spec).unwrap();
+        assert!(before.contains(from), "{from}");
+        std::fs::write(&spec, before.replace(from, to)).unwrap();
+        let out = s.run(&[
+            "chaos",
+            ".gauntlet/demo/gauntlet.yaml",
+            "--drill",
+            "primary-outage",
+            "--quiet",
+        ]);
+        (out.status.code(), latest(&s))
+    };
+    let (code, report) = outage_with(
+        "alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]",
+        "alerts: [{name: DemoCandidateDown, within: 3s}]",
+    );
+    assert_eq!(code, Some(1), "{}", report["summary"]);
     let missed = check(&report, "chaos.primary-outage: alert DemoCandidateDown");
     assert_eq!(missed["outcome"], "fail", "{missed}");
     assert!(
@@ -235,26 +237,12 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
         "{missed}"
     );
     // With no Prometheus to evaluate the rules, nothing could fire: inconclusive, not failed.
-    let edited = std::fs::read_to_string(&spec).unwrap();
     let interval = "  scrape_interval: 1s\n";
-    assert!(edited.contains(interval));
-    std::fs::write(
-        &spec,
-        edited.replace(
-            interval,
-            &format!("{interval}  binary: gauntlet-test-no-such-prometheus\n"),
-        ),
-    )
-    .unwrap();
-    let out = s.run(&[
-        "chaos",
-        ".gauntlet/demo/gauntlet.yaml",
-        "--drill",
-        "primary-outage",
-        "--quiet",
-    ]);
-    let report = latest(&s);
-    assert_eq!(out.status.code(), Some(3), "{}", report["summary"]);
+    let (code, report) = outage_with(
+        interval,
+        &format!("{interval}  binary: gauntlet-test-no-such-prometheus\n"),
+    );
+    assert_eq!(code, Some(3), "{}", report["summary"]);
     let unknown = check(&report, "chaos.primary-outage: alert DemoCandidateDown");
     assert_eq!(unknown["outcome"], "inconclusive", "{unknown}");
     assert!(
