@@ -414,19 +414,28 @@ async fn pipeline(
     recorder.step_started(SETUP_STEP);
     let setup_started = Instant::now();
     let setup_at = now_rfc3339();
-    // Fault proxies go in front of the candidate and its dependencies when drills will run.
-    let proxied = spec
+    // Fault proxies go in front of the candidate and its dependencies when drills will run,
+    // or when the rollback rehearsal breaks a dependency through one.
+    let selects = |name: &str| selected.iter().any(|s| s.name() == name);
+    let no_protocols = BTreeMap::new();
+    let rehearsal_proxied = spec
         .steps
-        .chaos
+        .rollback_rehearsal
         .as_ref()
-        .filter(|_| selected.iter().any(|s| s.name() == "chaos"));
+        .is_some_and(|r| r.faults.iter().any(|f| f.value.kind.is_proxy()))
+        && selects("rollback-rehearsal");
+    let proxied = match &spec.steps.chaos {
+        Some(chaos) if selects("chaos") || rehearsal_proxied => Some(&chaos.proxies),
+        None if rehearsal_proxied => Some(&no_protocols),
+        _ => None,
+    };
     let (checks, urls) = bring_up(
         &spec,
         &run_dir,
         &supervisor,
         &client,
         &recorder,
-        proxied.map(|chaos| (chaos, options.seed)),
+        proxied.map(|protocols| (protocols, options.seed)),
     )
     .await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
@@ -560,7 +569,7 @@ async fn bring_up(
     supervisor: &Mutex<Supervisor>,
     client: &HttpClient,
     recorder: &Recorder,
-    proxied: Option<(&gauntlet_spec::ChaosStep, u64)>,
+    proxied: Option<(&BTreeMap<String, gauntlet_spec::ProxyProtocol>, u64)>,
 ) -> (Vec<Check>, Option<BTreeMap<String, System>>) {
     let mut known = Placeholders::new();
     // The candidate reaches its dependencies through their proxies; the baseline directly.
@@ -634,10 +643,10 @@ async fn bring_up(
                 return (checks, None);
             }
         }
-        let proxy = if let Some((chaos, seed)) = proxied
+        let proxy = if let Some((protocols, seed)) = proxied
             && name != "baseline"
         {
-            let protocol = match chaos.proxies.get(&name) {
+            let protocol = match protocols.get(&name) {
                 Some(gauntlet_spec::ProxyProtocol::Tcp) => gauntlet_net::Protocol::Tcp,
                 _ => gauntlet_net::Protocol::Http,
             };

@@ -1,7 +1,7 @@
 //! Metric sources: a parser for the Prometheus text exposition format (0.0.4), written for
 //! robustness rather than borrowed, because the common crate is regex-based, rejects `:` in
 //! names and breaks on `}` inside label values; a client of the Prometheus HTTP API; and a
-//! strict reader of Prometheus rule files.
+//! strict reader of Prometheus rule files; PromQL through `promql-parser`.
 //!
 //! ```
 //! let text = "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 3\n";
@@ -11,6 +11,7 @@
 //! ```
 
 pub mod prometheus;
+pub mod promql;
 pub mod rules;
 mod text;
 

@@ -155,7 +155,7 @@ fn metric_name(name: &str) -> bool {
 
 /// Parses and checks a rule file. The structure is checked strictly (unknown keys, a rule
 /// that is both or neither alert and record, an empty expression, bad durations, duplicate
-/// group names, invalid label names); the PromQL itself is left to `promtool` and the server.
+/// group names, invalid label names), and each expression must parse as PromQL.
 pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
     let options = serde_saphyr::options! {
         budget: serde_saphyr::budget! {
@@ -209,6 +209,9 @@ pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
             let at = |message: String| whole(format!("group `{g}`, rule {}: {message}", i + 1));
             if rule.expr.trim().is_empty() {
                 return Err(at("`expr` is empty".into()));
+            }
+            if let Err(e) = promql_parser::parser::parse(&rule.expr) {
+                return Err(at(format!("`expr` is not PromQL: {}", e.trim())));
             }
             for (what, value) in [
                 ("for", &rule.for_),
@@ -291,6 +294,10 @@ mod tests {
         for (bad, says) in [
             (GOOD.replace("for: 0s", "for: 5 minutes"), "not a duration"),
             (GOOD.replace("expr: rate(x_total[1m])", "expr: ''"), "empty"),
+            (
+                GOOD.replace("expr: rate(x_total[1m])", "expr: rate(x_total[1m]"),
+                "not PromQL",
+            ),
             (
                 GOOD.replace("- record: job:x:rate1m", "- record: 1bad"),
                 "metric name",

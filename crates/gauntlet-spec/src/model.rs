@@ -681,6 +681,41 @@ pub struct RehearsalStep {
     /// Consecutive good requests that count as recovered.
     #[serde(default = "default_recovery_samples")]
     pub recovery_samples: u32,
+    /// Real faults that break the candidate for the rehearsal (the drills' fault kinds; a
+    /// fault on a dependency reaches the candidate only, through its fault proxy). They go in
+    /// with the split's injected errors, if any, and come out when the rehearsal ends.
+    #[serde(default)]
+    #[schemars(with = "Vec<crate::drills::FaultSpec>")]
+    pub faults: Vec<Spanned<crate::drills::FaultSpec>>,
+    /// The service's own SLI must see the regression: read from its metrics endpoint before
+    /// the regression and while it lasts, it must drop by at least `drop`.
+    #[serde(default)]
+    pub sli: Option<SliSensitivity>,
+}
+
+/// An availability SLI read from the candidate's metrics endpoint: 1 − bad / total, over the
+/// increase of two counters between two scrapes. Selectors are PromQL series selectors.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SliSensitivity {
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    /// Every request the service counted, e.g. `http_requests_total`.
+    #[schemars(with = "String")]
+    pub total: Spanned<String>,
+    /// The requests that failed, e.g. `http_requests_total{code=~"5.."}`.
+    #[schemars(with = "String")]
+    pub bad: Spanned<String>,
+    /// The least relative drop that counts as seeing the regression.
+    #[serde(default = "ten_percent")]
+    pub drop: Percent,
+    /// Candidate requests measured before the regression goes in.
+    #[serde(default = "default_sli_requests")]
+    pub requests: u32,
+}
+
+fn default_sli_requests() -> u32 {
+    100
 }
 
 fn twenty_percent() -> Percent {

@@ -160,6 +160,7 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
     check_canary(&mut p, spec);
     check_chaos(&mut p, spec);
     check_dr(&mut p, spec);
+    check_rehearsal(&mut p, spec);
     check_review(&mut p, spec);
     let owners: Vec<&str> = spec.service.owners.keys().map(String::as_str).collect();
     let steps = &spec.steps;
@@ -514,6 +515,82 @@ fn check_chaos(p: &mut Problems<'_>, spec: &Spec) {
                 );
             }
         }
+    }
+}
+
+fn check_rehearsal(p: &mut Problems<'_>, spec: &Spec) {
+    let Some(rehearsal) = &spec.steps.rollback_rehearsal else {
+        return;
+    };
+    let what = "rollback_rehearsal";
+    for fault in &rehearsal.faults {
+        check_fault(p, fault, what, spec);
+        if fault.value.target == "candidate" && fault.value.kind.is_proxy() {
+            p.at(
+                fault.referenced,
+                format!("{what}: the rehearsal's traffic reaches the candidate directly, so a proxy fault on it would never be seen"),
+                Some("break one of the candidate's dependencies (it reaches them through fault proxies), or use a process fault such as `corrupt` or `kill`".into()),
+            );
+        }
+        if fault.value.target == "baseline" {
+            p.at(
+                fault.referenced,
+                format!("{what}: a fault on the baseline breaks what the rehearsal rolls back to"),
+                Some("break the candidate, or a dependency (only the candidate reaches it through a fault proxy)".into()),
+            );
+        }
+    }
+    let injects = rehearsal.error_rate.ratio() > 0.0
+        || !rehearsal.latency.as_std().is_zero()
+        || !rehearsal.faults.is_empty();
+    if !injects {
+        p.found.push(SpecDiagnostic::at(
+            p.file,
+            p.text,
+            1,
+            1,
+            "the rollback rehearsal injects nothing: `error_rate` and `latency` are zero and there are no `faults`",
+            Some("e.g. `error_rate: 30%`, or `faults: [{kind: http_abort, target: candidate, status: 503}]`".into()),
+        ));
+    }
+    if let Some(sli) = &rehearsal.sli {
+        for selector in [&sli.total, &sli.bad] {
+            if let Err(e) = series_selector(&selector.value) {
+                p.at(
+                    selector.referenced,
+                    format!("{what}.sli: {e}"),
+                    Some(
+                        "write a series selector, e.g. `http_requests_total{code=~\"5..\"}`".into(),
+                    ),
+                );
+            }
+        }
+        if sli.requests == 0 {
+            p.at(
+                sli.total.referenced,
+                format!("{what}.sli: `requests` must be at least 1"),
+                None,
+            );
+        }
+    }
+}
+
+/// Whether a text is a plain PromQL series selector (a name and label matchers).
+fn series_selector(text: &str) -> Result<(), String> {
+    use promql_parser::parser::{Expr, parse};
+    match parse(text).map_err(|e| e.trim().to_string())? {
+        Expr::VectorSelector(vs)
+            if vs.offset.is_none() && vs.at.is_none() && vs.matchers.or_matchers.is_empty() =>
+        {
+            let named =
+                vs.name.is_some() || vs.matchers.matchers.iter().any(|m| m.name == "__name__");
+            if named {
+                Ok(())
+            } else {
+                Err(format!("`{text}` names no metric"))
+            }
+        }
+        _ => Err(format!("`{text}` is not a plain series selector")),
     }
 }
 

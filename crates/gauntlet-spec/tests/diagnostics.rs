@@ -114,6 +114,47 @@ fn a_drill_that_waits_for_an_alert_needs_a_way_for_it_to_arrive() {
 }
 
 #[test]
+fn a_rehearsal_must_break_something_it_can_roll_back_from() {
+    let faults = "    faults: [{kind: corrupt, target: candidate, file: items.json, bytes: 8}]\n";
+    assert!(DEMO.contains(faults));
+    for (to, says) in [
+        ("", "injects nothing"),
+        (
+            "    faults: [{kind: reset, target: baseline}]\n",
+            "a fault on the baseline",
+        ),
+        (
+            "    faults: [{kind: http_abort, target: candidate, status: 503}]\n",
+            "reaches the candidate directly",
+        ),
+        (
+            "    faults: [{kind: reset, target: quotes-primry}]\n",
+            "did you mean `quotes-primary`",
+        ),
+    ] {
+        let text = DEMO.replacen(faults, to, 1);
+        let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");
+        let all = format!("{errors:?}");
+        assert!(all.contains(says), "{says}: {all}");
+    }
+    let ok = DEMO.replacen(
+        faults,
+        "    faults: [{kind: reset, target: quotes-primary}]\n",
+        1,
+    );
+    gauntlet_spec::load_str("gauntlet.yaml", &ok).expect("a dependency fault is fine");
+    let bad = DEMO.replace(
+        "      bad: 'demo_http_requests_total{status=~\"5..\"}'",
+        "      bad: 'demo_http_requests_total{status=~\"5..\"'",
+    );
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &bad).expect_err("invalid");
+    assert!(
+        errors.0[0].message.contains("rollback_rehearsal.sli"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn a_canary_must_judge_before_it_promotes() {
     let text = FULL.replace("      - {weight: shadow, bake: 20s, min_samples: 200}\n      - {weight: 25%, bake: 20s, min_samples: 200}\n      - {weight: 50%, bake: 20s, min_samples: 200}\n", "");
     let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");

@@ -486,3 +486,87 @@ fn repeat_runs_gate_on_the_share_of_go_runs() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     assert_eq!(s.run_dirs().len(), 6);
 }
+
+#[test]
+fn the_rehearsal_fails_an_sli_that_does_not_see_the_service_break() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    // The demo's rehearsal corrupts the candidate's data for real: its own counters see it.
+    let out = s.run(&["demo", "--only", "rollback-rehearsal", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(0), "{}", report["summary"]);
+    let sli = check(&report, "rollback-rehearsal.SLI drops");
+    assert_eq!(sli["outcome"], "pass", "{sli}");
+    let drop = report["measurements"]["rollback_rehearsal.sli_drop"]
+        .as_f64()
+        .expect("the drop is measured");
+    assert!(drop >= 0.10, "{sli}");
+    assert!(report["measurements"]["rollback_rehearsal.sli_before"].as_f64() > Some(0.99));
+    // The corrupted file was put back, byte for byte.
+    let run_dir = s.run_dirs().pop().unwrap();
+    let restored = report["timeline"].to_string();
+    assert!(
+        restored.contains("items.json (sha256 matches the original)"),
+        "{restored}"
+    );
+    let journal = std::fs::read_to_string(run_dir.join("cleanup.jsonl")).unwrap();
+    let opened = journal.matches("\"op\":\"register\"").count();
+    let closed = journal.matches("\"op\":\"done\"").count();
+    assert_eq!(opened, closed, "every journaled undo ran: {journal}");
+
+    let spec = ".gauntlet/demo/gauntlet.yaml";
+    let edit = |from: &str, to: &str| {
+        let path = s.path().join(spec);
+        let before = std::fs::read_to_string(&path).unwrap();
+        assert!(before.contains(from), "{from}");
+        std::fs::write(&path, before.replacen(from, to, 1)).unwrap();
+    };
+    // Errors made up by the split never reach the service: the judges and the rollback
+    // still work, and the SLI that did not move fails the step.
+    edit(
+        "    error_rate: 0%\n    faults: [{kind: corrupt, target: candidate, file: items.json, bytes: 8}]\n",
+        "    error_rate: 30%\n",
+    );
+    let out = s.run(&["run", spec, "--only", "rollback-rehearsal", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    assert_eq!(
+        check(&report, "rollback-rehearsal.regression detected")["outcome"],
+        "pass"
+    );
+    let sli = check(&report, "rollback-rehearsal.SLI drops");
+    assert_eq!(sli["outcome"], "fail", "{sli}");
+    assert!(
+        sli["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the SLI does not see the service break"),
+        "{sli}"
+    );
+    // A counter that never moves (a typo in its name) fails as well, saying so.
+    edit(
+        "      total: demo_http_requests_total\n",
+        "      total: demo_http_request_total\n",
+    );
+    let out = s.run(&["run", spec, "--only", "rollback-rehearsal", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+    let sli = check(&report, "rollback-rehearsal.SLI drops");
+    assert!(
+        sli["reason"].as_str().unwrap().contains("did not move"),
+        "{sli}"
+    );
+    // Anything but a series selector is refused before the run, with its place.
+    edit(
+        "      total: demo_http_request_total\n",
+        "      total: 'rate(demo_http_requests_total[1m])'\n",
+    );
+    let out = s.run(&["validate", spec]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("gauntlet.yaml:") && stderr.contains("not a plain series selector"),
+        "{stderr}"
+    );
+    assert_nothing_running_under(s.path());
+}

@@ -1,19 +1,25 @@
-//! Step 2, the rollback rehearsal: before the real canary, the split injects a controlled
-//! regression into the candidate arm and the canary's judges must (a) reject it within the
-//! detection bound, (b) the rollback must run, and (c) the baseline must serve all traffic
-//! with good requests again within the RTO. The injected fault is removed however it ends
-//! (it lives in the split, which is dropped with the step).
+//! Step 2, the rollback rehearsal: before the real canary, a controlled regression goes into
+//! the candidate arm (errors or latency added by the split, real faults that break the
+//! candidate, or both) and the canary's judges must (a) reject it within the detection bound,
+//! (b) the rollback must run, and (c) the baseline must serve all traffic with good requests
+//! again within the RTO. With `sli`, the service's own SLI must also see the regression: a
+//! metric that does not move when the service breaks would page no one. The split's fault
+//! lives in the split, dropped with the step; real faults are journaled and undone however
+//! the step ends.
 
 use std::time::{Duration, Instant};
 
-use gauntlet_net::{ArmFault, TrafficSplit};
+use gauntlet_metrics::promql::Selector;
+use gauntlet_net::{ArmFault, Outgoing, TrafficSplit};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{CanaryStep, RehearsalStep};
-use gauntlet_stats::{Arm, Verdict};
+use gauntlet_spec::{CanaryStep, RehearsalStep, SliSensitivity};
+use gauntlet_stats::{Arm, Observation, Verdict};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Step, StepFuture, StepMeta};
 use crate::canary::{Panel, RunningLoad, observations_gz, run_action, trajectory_svg};
 use crate::context::RunContext;
+use crate::faults::inject::{self, Applied};
 
 const STEP: &str = "rollback-rehearsal";
 
@@ -78,21 +84,55 @@ async fn run(
             }
         };
     let rate = canary.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
-    let budget = config.detect_within.as_std() + config.rto.as_std() + Duration::from_secs(5);
+    let sli_budget = if config.sli.is_some() {
+        SLI_BEFORE_BOUND
+    } else {
+        Duration::ZERO
+    };
+    let budget =
+        config.detect_within.as_std() + config.rto.as_std() + sli_budget + Duration::from_secs(5);
     let load = RunningLoad::start(ctx, &split, rate, canary.connections.get() as usize, budget);
     split.set_weight(config.weight.ratio());
-    let fault = ArmFault {
-        error_rate: config.error_rate.ratio(),
-        added_latency: config.latency.as_std(),
+    let mut sli = match &config.sli {
+        Some(spec) => Some(SliReading::before(ctx, spec, &mut observations).await),
+        None => None,
     };
-    split.set_fault(Some(fault));
+    let mut applied = Vec::new();
+    for (i, fault) in config.faults.iter().enumerate() {
+        match inject::apply(ctx, STEP, i, &fault.value, ctx.seed ^ 0xfa17 ^ i as u64).await {
+            Ok((done, line)) => {
+                recorder.event(Some(STEP), "fault-applied", line);
+                applied.push(done);
+            }
+            Err(e) => {
+                undo_all(ctx, &mut applied).await;
+                load.stop();
+                load.finish().await;
+                let why = format!("a fault could not be applied: {e}");
+                return vec![
+                    detected.outcome(Outcome::Inconclusive, why.clone()),
+                    rolled_back.outcome(Outcome::Skipped, why.clone()),
+                    recovered.outcome(Outcome::Skipped, why),
+                ];
+            }
+        }
+    }
+    if config.error_rate.ratio() > 0.0 || !config.latency.as_std().is_zero() {
+        split.set_fault(Some(ArmFault {
+            error_rate: config.error_rate.ratio(),
+            added_latency: config.latency.as_std(),
+        }));
+    }
     let injected = Instant::now();
     recorder.event(
         Some(STEP),
         "regression-injected",
         format!(
-            "candidate arm at {}: {} errors, +{} latency",
-            config.weight, config.error_rate, config.latency
+            "candidate arm at {}: {} errors, +{} latency from the split, {} real fault(s)",
+            config.weight,
+            config.error_rate,
+            config.latency,
+            config.faults.len()
         ),
     );
     let mut panel = Panel::new(&canary.judges, canary.alpha.ratio(), canary.beta.ratio(), 0);
@@ -104,12 +144,21 @@ async fn run(
             _ = tokio::time::sleep_until(detect_deadline) => break None,
         };
         let Some(observation) = next else { break None };
+        if let Some(reading) = sli.as_mut() {
+            reading.sent(&observation);
+        }
         seen.push(observation);
         panel.observe(&observation);
         if panel.verdict() == Verdict::Reject {
             break Some(injected.elapsed());
         }
     };
+    if let (Some(reading), Some(spec)) = (sli.as_mut(), &config.sli) {
+        reading.during(ctx, spec).await;
+    }
+    let sli_check = sli
+        .zip(config.sli.as_ref())
+        .map(|(reading, spec)| reading.check(ctx, spec, severity));
     let mut checks = Vec::new();
     let deciding: Vec<String> = panel
         .seats
@@ -119,6 +168,7 @@ async fn run(
         .collect();
     let Some(detected_after) = detection else {
         split.set_fault(None);
+        undo_all(ctx, &mut applied).await;
         load.stop();
         recorder.event(
             Some(STEP),
@@ -136,6 +186,7 @@ async fn run(
         ));
         checks.push(rolled_back.outcome(Outcome::Skipped, "nothing was detected"));
         checks.push(recovered.outcome(Outcome::Skipped, "nothing was detected"));
+        checks.extend(sli_check);
         load.finish().await;
         return checks;
     };
@@ -202,6 +253,7 @@ async fn run(
         }
     };
     split.set_fault(None);
+    undo_all(ctx, &mut applied).await;
     load.stop();
     recorder.event(Some(STEP), "fault-removed", "injected regression removed");
     checks.push(match recovery {
@@ -218,6 +270,7 @@ async fn run(
             .samples(after_rollback)
             .outcome(Outcome::Fail, format!("no {} good requests in a row within the RTO of {} ({after_rollback} requests seen)", config.recovery_samples, config.rto)),
     });
+    checks.extend(sli_check);
     let mut evidence = Vec::new();
     if let Ok(path) = recorder.evidence(STEP, "observations.jsonl.gz", &observations_gz(&seen)) {
         evidence.push(path);
@@ -233,4 +286,204 @@ async fn run(
     }
     load.finish().await;
     checks
+}
+
+/// How long the rehearsal waits for the candidate requests it measures the SLI on before the
+/// regression goes in.
+const SLI_BEFORE_BOUND: Duration = Duration::from_secs(10);
+
+/// Real faults come out in reverse order, each with a line on the timeline.
+async fn undo_all(ctx: &RunContext, applied: &mut Vec<Applied>) {
+    while let Some(done) = applied.pop() {
+        let (line, _) = inject::undo(ctx, done).await;
+        ctx.recorder.event(Some(STEP), "fault-removed", line);
+    }
+}
+
+/// The SLI's two counters in one scrape of the candidate, straight (not through its proxy).
+async fn read_counters(ctx: &RunContext, spec: &SliSensitivity) -> Result<(f64, f64), String> {
+    let total = Selector::parse(&spec.total.value)?;
+    let bad = Selector::parse(&spec.bad.value)?;
+    let answer = ctx
+        .client
+        .send(&Outgoing::get(&ctx.candidate, &spec.path))
+        .await
+        .map_err(|e| format!("scrape {}: {e}", spec.path))?;
+    if !answer.is_success() {
+        return Err(format!("scrape {}: status {}", spec.path, answer.status));
+    }
+    let families = gauntlet_metrics::parse_text(&answer.body_text())
+        .map_err(|e| format!("scrape {}: {e}", spec.path))?;
+    Ok((total.sum(&families), bad.sum(&families)))
+}
+
+/// The SLI over one window: what the service counted, and what gauntlet sent it.
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    total: f64,
+    bad: f64,
+    sent: u64,
+}
+
+impl Window {
+    fn sli(&self) -> Option<f64> {
+        (self.total > 0.0).then(|| 1.0 - (self.bad / self.total).clamp(0.0, 1.0))
+    }
+}
+
+/// The SLI before the regression and while it lasts, from counter increases between scrapes.
+struct SliReading {
+    last: Result<(f64, f64), String>,
+    before: Option<Window>,
+    during: Option<Window>,
+    sent_during: u64,
+}
+
+impl SliReading {
+    /// Scrapes, lets `spec.requests` candidate requests through with no fault, scrapes again.
+    async fn before(
+        ctx: &RunContext,
+        spec: &SliSensitivity,
+        observations: &mut UnboundedReceiver<Observation>,
+    ) -> Self {
+        let first = read_counters(ctx, spec).await;
+        let mut sent = 0u64;
+        let deadline = tokio::time::Instant::now() + SLI_BEFORE_BOUND;
+        while sent < u64::from(spec.requests) {
+            let next = tokio::select! {
+                next = observations.recv() => next,
+                _ = tokio::time::sleep_until(deadline) => break,
+            };
+            match next {
+                Some(o) if o.arm == Arm::Candidate => sent += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        let second = read_counters(ctx, spec).await;
+        let before = match (&first, &second) {
+            (Ok(a), Ok(b)) => Some(Window {
+                total: b.0 - a.0,
+                bad: b.1 - a.1,
+                sent,
+            }),
+            _ => None,
+        };
+        ctx.recorder.event(
+            Some(STEP),
+            "sli-before",
+            match before.and_then(|w| w.sli().map(|sli| (w, sli))) {
+                Some((w, sli)) => format!(
+                    "SLI {:.2}% over {} counted request(s) ({sent} sent) before the regression",
+                    sli * 100.0,
+                    w.total
+                ),
+                None => format!("no SLI before the regression ({sent} request(s) sent)"),
+            },
+        );
+        Self {
+            last: match (first, second) {
+                (Err(e), _) | (_, Err(e)) => Err(e),
+                (Ok(_), Ok(b)) => Ok(b),
+            },
+            before,
+            during: None,
+            sent_during: 0,
+        }
+    }
+
+    /// Counts a candidate request sent while the regression is in.
+    fn sent(&mut self, observation: &Observation) {
+        if observation.arm == Arm::Candidate {
+            self.sent_during += 1;
+        }
+    }
+
+    /// Scrapes again when the regression has been judged (or the detection bound passed).
+    async fn during(&mut self, ctx: &RunContext, spec: &SliSensitivity) {
+        let Ok(start) = self.last.clone() else { return };
+        match read_counters(ctx, spec).await {
+            Ok(end) => {
+                self.during = Some(Window {
+                    total: end.0 - start.0,
+                    bad: end.1 - start.1,
+                    sent: self.sent_during,
+                });
+            }
+            Err(e) => self.last = Err(e),
+        }
+    }
+
+    fn check(self, ctx: &RunContext, spec: &SliSensitivity, severity: Severity) -> Check {
+        let check = Check::new(STEP, "SLI drops", severity).threshold(format!(
+            "1 − {} / {} drops by at least {} (relative) while the regression is in",
+            spec.bad.value, spec.total.value, spec.drop
+        ));
+        let (before, during) = match (self.last, self.before, self.during) {
+            (Err(e), _, _) => {
+                return check.outcome(
+                    Outcome::Inconclusive,
+                    format!("the SLI could not be read: {e}"),
+                );
+            }
+            (Ok(_), Some(before), Some(during)) => (before, during),
+            _ => {
+                return check.outcome(Outcome::Inconclusive, "the SLI could not be read");
+            }
+        };
+        for (window, when) in [(before, "before"), (during, "during")] {
+            if window.sent == 0 {
+                return check.outcome(
+                    Outcome::Inconclusive,
+                    format!("no request reached the candidate {when} the regression"),
+                );
+            }
+            if window.total <= 0.0 {
+                return check.samples(window.sent).outcome(
+                    Outcome::Fail,
+                    format!(
+                        "`{}` did not move {when} the regression although gauntlet sent the candidate {} request(s): a metric that does not count cannot show a breakage",
+                        spec.total.value, window.sent
+                    ),
+                );
+            }
+        }
+        let (Some(sli_before), Some(sli_during)) = (before.sli(), during.sli()) else {
+            return check.outcome(Outcome::Inconclusive, "the SLI could not be computed");
+        };
+        let drop = if sli_before > 0.0 {
+            (sli_before - sli_during) / sli_before
+        } else {
+            0.0
+        };
+        ctx.recorder
+            .measure("rollback_rehearsal.sli_before", sli_before);
+        ctx.recorder
+            .measure("rollback_rehearsal.sli_during", sli_during);
+        ctx.recorder.measure("rollback_rehearsal.sli_drop", drop);
+        let moved = format!(
+            "the SLI went from {:.2}% ({} of {} counted bad) to {:.2}% ({} of {} counted bad) while the regression was in: {:.1}% lower",
+            sli_before * 100.0,
+            before.bad,
+            before.total,
+            sli_during * 100.0,
+            during.bad,
+            during.total,
+            drop * 100.0
+        );
+        let check = check
+            .samples(before.sent + during.sent)
+            .measured(format!("dropped {:.1}%", drop * 100.0));
+        if drop >= spec.drop.ratio() {
+            check.outcome(Outcome::Pass, moved)
+        } else {
+            check.outcome(
+                Outcome::Fail,
+                format!(
+                    "{moved}, less than the {} required: the SLI does not see the service break",
+                    spec.drop
+                ),
+            )
+        }
+    }
 }
