@@ -48,6 +48,8 @@ pub struct Recorded {
     pub measurements: std::collections::BTreeMap<String, f64>,
     /// The gates' evaluation, when the gates ran.
     pub gates: Option<gauntlet_report::GatesReport>,
+    /// Failed requests through a traffic split, by the step that sent them.
+    pub failed_requests: Vec<(String, gauntlet_net::FailedRequests)>,
 }
 
 impl Recorder {
@@ -167,6 +169,13 @@ impl Recorder {
         if value.is_finite() {
             self.lock().measurements.insert(name.to_string(), value);
         }
+    }
+
+    /// Adds a step's failed requests (grouped by the split) for the failure taxonomy.
+    pub fn failed_requests(&self, step: &str, failures: Vec<gauntlet_net::FailedRequests>) {
+        self.lock()
+            .failed_requests
+            .extend(failures.into_iter().map(|f| (step.to_string(), f)));
     }
 
     pub fn set_gates(&self, gates: gauntlet_report::GatesReport) {

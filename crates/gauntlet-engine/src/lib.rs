@@ -23,6 +23,7 @@ mod run;
 pub mod signoff;
 pub mod steps;
 mod supervisor;
+pub mod taxonomy;
 pub mod trust;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};

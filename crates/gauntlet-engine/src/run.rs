@@ -250,6 +250,11 @@ pub(crate) async fn run_steps(
             people: &spec.service.owners,
         },
     );
+    let taxonomy = crate::taxonomy::classify(
+        &steps_run,
+        &recorded.failed_requests,
+        spec.taxonomy.as_ref().map_or(&[][..], |t| &t.hints),
+    );
     crate::readiness::annotate(&mut verdict.conditions, &deadlines, &spec.service.owners);
     crate::signoff::require(&mut verdict, &spec);
     let gating = serde_json::to_value(spec.gating.mode)
@@ -322,6 +327,7 @@ pub(crate) async fn run_steps(
         measurements: recorded.measurements,
         gates: recorded.gates,
         readiness,
+        taxonomy,
     };
     write_reports(&run_dir, &report).map_err(dir_error)?;
     store.finish_run(&report)?;
@@ -367,7 +373,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn skipped_step(name: &str, note: String) -> StepReport {
+pub(crate) fn skipped_step(name: &str, note: String) -> StepReport {
     StepReport {
         name: name.to_string(),
         outcome: Outcome::Skipped,

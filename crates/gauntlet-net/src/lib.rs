@@ -25,6 +25,6 @@ pub use proxy::{
     ActiveFault, ControlServer, Direction, Fault, FaultKind, FaultProxy, Protocol, ProxyStats,
 };
 pub use rng::SplitMix64;
-pub use split::{ArmFault, TrafficSplit};
+pub use split::{ArmFault, FailedRequests, TrafficSplit, route_of};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};
 pub use webhook::{AlertNotice, AlertReceiver};

@@ -4,6 +4,7 @@
 //! discarding its answers. Every request's outcome is recorded per arm for the judges.
 //! A regression can be injected into the candidate arm (for the rollback rehearsal).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,53 @@ struct State {
     client: Client<HttpConnector, Full<Bytes>>,
     observations: mpsc::UnboundedSender<Observation>,
     started: Instant,
+    failures: Mutex<HashMap<(Arm, String, String, String), FailedRequests>>,
+}
+
+/// Failed requests through the split that share an arm, a method, a route and a cause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedRequests {
+    pub arm: Arm,
+    pub method: String,
+    /// The path with identifiers folded (`/items/{id}`), without the query.
+    pub route: String,
+    /// `status 503`, or the error class when no answer came (`timeout`, `connection refused`,
+    /// `connection reset`, `transport error`), or `injected by gauntlet`.
+    pub cause: String,
+    pub count: u64,
+    /// The first such failure: status line or error text.
+    pub example: String,
+}
+
+/// A path with identifiers folded so that one route collects its failures: segments that
+/// are numbers, UUIDs or long hex strings become `{id}`.
+pub fn route_of(path: &str) -> String {
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    let folded: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let digits = !segment.is_empty() && segment.bytes().all(|b| b.is_ascii_digit());
+            let hex =
+                segment.len() >= 16 && segment.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+            if digits || hex { "{id}" } else { segment }
+        })
+        .collect();
+    let route = folded.join("/");
+    if route.is_empty() { "/".into() } else { route }
+}
+
+/// The class of a transport error, from its text.
+fn error_class(error: &str) -> &'static str {
+    let e = error.to_ascii_lowercase();
+    if e.contains("timed out") || e.contains("timeout") {
+        "timeout"
+    } else if e.contains("refused") {
+        "connection refused"
+    } else if e.contains("reset") || e.contains("broken pipe") || e.contains("closed") {
+        "connection reset"
+    } else {
+        "transport error"
+    }
 }
 
 /// A running split; dropping it stops the proxy.
@@ -88,6 +136,7 @@ impl TrafficSplit {
             client: Client::builder(TokioExecutor::new()).build(connector),
             observations: tx,
             started: Instant::now(),
+            failures: Mutex::new(HashMap::new()),
         });
         let serving = state.clone();
         let task = tokio::spawn(async move {
@@ -113,6 +162,24 @@ impl TrafficSplit {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The failed requests so far, grouped by arm, method, route and cause; most first.
+    pub fn failures(&self) -> Vec<FailedRequests> {
+        let mut all: Vec<FailedRequests> = self
+            .state
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.route, &a.cause).cmp(&(&b.route, &b.cause)))
+        });
+        all
     }
 
     /// The candidate's share of traffic, 0 to 1; leaves shadow mode.
@@ -237,10 +304,7 @@ async fn forward(
                 .unwrap_or_else(|e| e.into_inner())
                 .next_f64();
             if draw < fault.error_rate {
-                return Ok(reply(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "error injected by gauntlet\n",
-                ));
+                return Err(Failure::Injected);
             }
         }
         let base = if arm == Arm::Candidate {
@@ -257,26 +321,73 @@ async fn forward(
                 builder = builder.header(name, value);
             }
         }
-        let upstream = builder.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let transport = |e: String| Failure::Transport(e);
+        let upstream = builder
+            .body(Full::new(body))
+            .map_err(|e| transport(e.to_string()))?;
         let response =
             tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
                 .await
-                .map_err(|_| "upstream timed out".to_string())?
-                .map_err(|e| e.to_string())?;
+                .map_err(|_| transport("upstream timed out after 10s".into()))?
+                .map_err(|e| transport(error_chain(&e)))?;
         let (head, incoming) = response.into_parts();
         let bytes = incoming
             .collect()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(|e| transport(error_chain(&e)))?
             .to_bytes();
-        Ok::<_, String>(Response::from_parts(head, Full::new(bytes)))
+        Ok::<_, Failure>(Response::from_parts(head, Full::new(bytes)))
     }
     .await;
     let latency_ms = began.elapsed().as_secs_f64() * 1000.0;
-    let (ok, response) = match result {
-        Ok(response) => (response.status().as_u16() < 500, response),
-        Err(_) => (false, reply(StatusCode::BAD_GATEWAY, "upstream failed\n")),
+    let (ok, response, failed) = match result {
+        Ok(response) if response.status().as_u16() < 500 => (true, response, None),
+        Ok(response) => {
+            let status = response.status();
+            let cause = format!("status {}", status.as_u16());
+            let example = format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            );
+            (false, response, Some((cause, example)))
+        }
+        Err(Failure::Injected) => (
+            false,
+            reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "error injected by gauntlet\n",
+            ),
+            Some((
+                "injected by gauntlet".into(),
+                "500 injected by the split".into(),
+            )),
+        ),
+        Err(Failure::Transport(e)) => (
+            false,
+            reply(StatusCode::BAD_GATEWAY, "upstream failed\n"),
+            Some((error_class(&e).to_string(), e)),
+        ),
     };
+    if let Some((cause, example)) = failed {
+        let route = route_of(parts.uri.path());
+        let method = parts.method.to_string();
+        let key = (arm, method.clone(), route.clone(), cause.clone());
+        state
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert_with(|| FailedRequests {
+                arm,
+                method,
+                route,
+                cause,
+                count: 0,
+                example,
+            })
+            .count += 1;
+    }
     let _ = state.observations.send(Observation {
         arm,
         ok,
@@ -284,4 +395,22 @@ async fn forward(
         t_ms: state.started.elapsed().as_millis() as u64,
     });
     response
+}
+
+/// Why a forwarded request produced no answer of the arm's own.
+enum Failure {
+    Injected,
+    Transport(String),
+}
+
+/// An error with its sources, so the class of the cause (refused, reset) is visible.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }

@@ -147,3 +147,46 @@ async fn the_split_routes_mirrors_injects_and_sticks() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_requests_are_grouped_by_route_and_cause() {
+    let baseline = upstream("baseline").await;
+    // A candidate that is not listening: a port taken and released.
+    let gone = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let candidate = format!("http://{}", gone.local_addr().unwrap());
+    drop(gone);
+    let (split, _rx) = TrafficSplit::start(&baseline, &candidate, None, None, 7)
+        .await
+        .unwrap();
+    let client = HttpClient::new(Duration::from_secs(5));
+    split.set_weight(1.0);
+    let at = format!("http://{}", split.addr());
+    for path in ["/items/1", "/items/22?x=1", "/orders/9f1c2b3a4d5e6f708192"] {
+        let answer = client.send(&Outgoing::get(&at, path)).await.unwrap();
+        assert_eq!(answer.status, 502);
+    }
+    split.set_fault(Some(ArmFault {
+        error_rate: 1.0,
+        added_latency: Duration::ZERO,
+    }));
+    client.send(&Outgoing::get(&at, "/items/3")).await.unwrap();
+    split.set_weight(0.0);
+    client.send(&Outgoing::get(&at, "/items/4")).await.unwrap();
+    let failures = split.failures();
+    let seen: Vec<(Arm, &str, &str, u64)> = failures
+        .iter()
+        .map(|f| (f.arm, f.route.as_str(), f.cause.as_str(), f.count))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Arm::Candidate, "/items/{id}", "connection refused", 2),
+            (Arm::Candidate, "/items/{id}", "injected by gauntlet", 1),
+            (Arm::Candidate, "/orders/{id}", "connection refused", 1),
+        ],
+        "{failures:#?}"
+    );
+    assert!(failures[0].example.contains("refused"), "{failures:#?}");
+    assert_eq!(gauntlet_net::route_of("/"), "/");
+    assert_eq!(gauntlet_net::route_of("/a/b/"), "/a/b/");
+}

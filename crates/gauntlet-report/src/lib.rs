@@ -16,5 +16,7 @@ mod model;
 
 pub use atomic::{sha256_hex, write_atomic};
 pub use junit::to_junit;
-pub use markdown::{cell as table_cell, gates_markdown, readiness_markdown, to_markdown};
+pub use markdown::{
+    cell as table_cell, gates_markdown, readiness_markdown, taxonomy_markdown, to_markdown,
+};
 pub use model::*;

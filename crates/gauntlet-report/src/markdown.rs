@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use crate::model::{Decision, GatesReport, Outcome, ReadinessReport, Report};
+use crate::model::{
+    Decision, FailureCause, GatesReport, Outcome, ReadinessReport, Report, TaxonomyReport,
+};
 
 fn badge(decision: Decision) -> &'static str {
     match decision {
@@ -130,6 +132,60 @@ pub fn readiness_markdown(readiness: &ReadinessReport) -> String {
     md
 }
 
+/// What a cause is, in a few words: `canary · candidate GET /items/{id} · status 500`.
+fn cause_label(c: &FailureCause) -> String {
+    let mut parts = vec![c.step.clone()];
+    if let (Some(arm), Some(route)) = (&c.arm, &c.route) {
+        parts.push(format!("{arm} `{route}`"));
+    }
+    parts.push(c.cause.clone());
+    parts.join(" · ")
+}
+
+/// The failure taxonomy: the causes to look at first, then every group.
+pub fn taxonomy_markdown(taxonomy: &TaxonomyReport) -> String {
+    let mut md = String::from("## Failure taxonomy\n\nLook first at:\n\n");
+    for (i, c) in taxonomy.top.iter().enumerate() {
+        let _ = writeln!(
+            md,
+            "{}. **{}** — {} {} ({}). {} _Hint ({}):_ {}",
+            i + 1,
+            cell(&cause_label(c)),
+            c.count,
+            c.kind,
+            percent(c.share),
+            cell(&c.example),
+            c.hint_from,
+            cell(&c.hint)
+        );
+    }
+    md.push('\n');
+    for (title, causes) in [
+        ("Failed requests", &taxonomy.requests),
+        ("Failed and inconclusive checks", &taxonomy.checks),
+    ] {
+        if causes.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            md,
+            "{title}:\n\n| cause | count | share | example |\n|---|---|---|---|"
+        );
+        for c in causes {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} |",
+                cell(&cause_label(c)),
+                c.count,
+                percent(c.share),
+                cell(&c.example)
+            );
+        }
+        md.push('\n');
+    }
+    md
+}
+
 pub fn to_markdown(report: &Report) -> String {
     let mut md = String::new();
     let _ = writeln!(
@@ -223,6 +279,9 @@ pub fn to_markdown(report: &Report) -> String {
             );
         }
         md.push('\n');
+    }
+    if let Some(taxonomy) = &report.taxonomy {
+        md.push_str(&taxonomy_markdown(taxonomy));
     }
     if let Some(gates) = &report.gates {
         md.push_str(&gates_markdown(gates));

@@ -256,6 +256,50 @@ pub struct Report {
     /// The production-readiness checklist as this run's checks leave it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readiness: Option<ReadinessReport>,
+    /// What went wrong, grouped by cause, with the causes to look at first and a hint each;
+    /// absent when nothing failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taxonomy: Option<TaxonomyReport>,
+}
+
+/// Failed requests and failed checks grouped by cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaxonomyReport {
+    /// Failed requests through the canary's split, by step, arm, route and cause; most first.
+    pub requests: Vec<FailureCause>,
+    /// Failed and inconclusive checks, by step and outcome; most first.
+    pub checks: Vec<FailureCause>,
+    /// At most three causes to look at first: the first step that failed, then failed
+    /// requests, then other failed steps, then inconclusive checks, each by count.
+    pub top: Vec<FailureCause>,
+}
+
+/// One cause and how often it happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureCause {
+    /// `requests` or `checks`.
+    pub kind: String,
+    pub step: String,
+    /// `baseline` or `candidate`, for requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
+    /// Method and route with identifiers folded (`GET /items/{id}`), for requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// The HTTP status, when the cause is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `status 500`, an error class (`timeout`, `connection refused`, `connection reset`,
+    /// `transport error`, `injected by gauntlet`), or a check outcome (`fail`, `inconclusive`).
+    pub cause: String,
+    pub count: u64,
+    /// Share of all failed requests (or of all failed and inconclusive checks), 0 to 1.
+    pub share: f64,
+    /// One instance: an answer's status line or error, or a check's id and reason.
+    pub example: String,
+    pub hint: String,
+    /// `spec` when a hint of the spec's matched, else `built-in`.
+    pub hint_from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -55,6 +55,9 @@ pub struct Spec {
     /// The production-readiness checklist, with waivers.
     #[serde(default)]
     pub readiness: Option<crate::review::ReadinessSection>,
+    /// Remediation hints for the failure taxonomy, tried before the built-in ones.
+    #[serde(default)]
+    pub taxonomy: Option<crate::review::TaxonomySection>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

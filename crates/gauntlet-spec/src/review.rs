@@ -536,3 +536,48 @@ mod tests {
         }
     }
 }
+
+/// The failure taxonomy's hints: the first whose every given field matches a cause is shown
+/// with it.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxonomySection {
+    #[serde(default)]
+    pub hints: Vec<TaxonomyHint>,
+}
+
+/// Step names a taxonomy hint can match, as reports spell them.
+pub const REPORT_STEPS: &[&str] = &[
+    "setup",
+    "preflight",
+    "rollback-rehearsal",
+    "chaos",
+    "dr",
+    "rotation",
+    "security",
+    "observability",
+    "canary",
+    "gates",
+    "readiness",
+];
+
+/// A remediation hint and the causes it fits.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaxonomyHint {
+    /// A step name as reports spell it (`canary`, `chaos`, `rollback-rehearsal`, `gates`, ...).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub step: Option<Spanned<String>>,
+    /// An HTTP status of failed requests.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// A route prefix of failed requests (`/checkout`).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// An error class: `timeout`, `connection refused`, `connection reset`,
+    /// `transport error`, `fail`, `inconclusive`.
+    #[serde(default)]
+    pub error: Option<String>,
+    pub hint: String,
+}

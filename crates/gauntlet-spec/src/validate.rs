@@ -836,6 +836,23 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
 
 fn check_review(p: &mut Problems<'_>, spec: &Spec) {
     use crate::review::{GateQuery, MAX_WAIVER_SECS, Reference, Threshold, parse_day_or_time};
+    for hint in spec.taxonomy.iter().flat_map(|t| &t.hints) {
+        if let Some(step) = &hint.step {
+            let name = step.value.replace('_', "-");
+            if !crate::review::REPORT_STEPS.contains(&name.as_str()) {
+                p.at(
+                    step.referenced,
+                    format!("taxonomy hint for step `{}`, which no run has", step.value),
+                    Some(
+                        match did_you_mean(&name, crate::review::REPORT_STEPS.iter().copied()) {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => format!("steps: {}", list(crate::review::REPORT_STEPS)),
+                        },
+                    ),
+                );
+            }
+        }
+    }
     if let Some(prometheus) = &spec.prometheus
         && prometheus.url.is_some() == prometheus.start
     {

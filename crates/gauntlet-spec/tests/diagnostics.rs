@@ -155,6 +155,18 @@ fn a_rehearsal_must_break_something_it_can_roll_back_from() {
 }
 
 #[test]
+fn a_taxonomy_hint_names_a_step_that_runs() {
+    let bad = DEMO.replace("    - {step: dr, hint:", "    - {step: disaster, hint:");
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &bad).expect_err("invalid");
+    assert!(errors.0[0].message.contains("`disaster`"), "{errors:?}");
+    let ok = DEMO.replace(
+        "    - {step: dr, hint:",
+        "    - {step: rollback_rehearsal, hint:",
+    );
+    gauntlet_spec::load_str("gauntlet.yaml", &ok).expect("either spelling of a step");
+}
+
+#[test]
 fn a_canary_must_judge_before_it_promotes() {
     let text = FULL.replace("      - {weight: shadow, bake: 20s, min_samples: 200}\n      - {weight: 25%, bake: 20s, min_samples: 200}\n      - {weight: 50%, bake: 20s, min_samples: 200}\n", "");
     let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err("invalid");

@@ -453,6 +453,7 @@ mod tests {
             measurements: Default::default(),
             gates: None,
             readiness: None,
+            taxonomy: None,
             evidence: vec![EvidenceFile {
                 path: "evidence/a.json".into(),
                 sha256: "ab".into(),

@@ -724,6 +724,31 @@ fn canary_regressions_are_no_go_with_a_rollback_at_the_first_stage() {
             .find(|c| c["name"] == "rollback")
             .cloned();
         assert_eq!(rollback.unwrap()["outcome"], "pass");
+        // The failure taxonomy starts from the step that failed and names the cause.
+        let taxonomy = &report["taxonomy"];
+        let top = taxonomy["top"].as_array().expect("a failure taxonomy");
+        assert_eq!(
+            (&top[0]["kind"], &top[0]["step"], &top[0]["cause"]),
+            (&"checks".into(), &"canary".into(), &"fail".into()),
+            "{knob}: {taxonomy}"
+        );
+        assert!(top.iter().all(|c| !c["hint"].as_str().unwrap().is_empty()));
+        if knob.starts_with("errors") {
+            // The candidate's own 500s, by route, right after the step they failed.
+            let cause = &top[1];
+            assert_eq!(cause["kind"], "requests", "{taxonomy}");
+            assert_eq!(cause["arm"], "candidate", "{taxonomy}");
+            assert_eq!(cause["status"], 500, "{taxonomy}");
+            assert!(cause["route"].as_str().unwrap().starts_with("GET /"));
+            let from_spec = cause["route"] == "GET /quote" || cause["route"] == "GET /items/{id}";
+            assert_eq!(
+                cause["hint_from"],
+                if from_spec { "spec" } else { "built-in" },
+                "{cause}"
+            );
+            let md = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+            assert!(md.contains("## Failure taxonomy"), "{md}");
+        }
         // The gates judge what the canary measured, after it stopped the run.
         let gates = report["gates"]["gates"].as_array().expect("gates ran");
         let p99 = gates.iter().find(|g| g["name"] == "p99 latency").unwrap();

@@ -188,6 +188,7 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
                         .outcome(Outcome::Skipped, format!("rolled back at {label}")),
                     );
                 }
+                recorder.failed_requests(STEP, split.failures());
                 return checks;
             }
         }
@@ -205,6 +206,7 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
             Err(e) => check.outcome(Outcome::Fail, format!("promotion hook failed: {e}")),
         },
     );
+    recorder.failed_requests(STEP, split.failures());
     checks
 }
 
