@@ -63,8 +63,12 @@ struct State {
 
 /// How long the primary is left alone after a failure, unless it says (Retry-After).
 const BACKOFF: Duration = Duration::from_secs(1);
-/// A quote provider that has not answered within this is treated as down.
+/// A quote provider that has not answered within this is treated as down, when there is
+/// another to ask.
 const PROVIDER_TIMEOUT: Duration = Duration::from_millis(300);
+/// The last provider there is to ask gets longer: with nothing to fall back on, a slow
+/// answer beats none (and a loaded machine must not turn a failover into a 502).
+const LAST_PROVIDER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A token bucket: `rate_limit` tokens per second, holding at most `rate_limit`.
 struct Bucket {
@@ -458,14 +462,20 @@ async fn quote(state: &State) -> Reply {
         ("primary", state.config.primary.as_deref()),
         ("secondary", state.config.secondary.as_deref()),
     ];
-    for (name, url) in providers {
+    let last = providers.iter().rposition(|(_, url)| url.is_some());
+    for (i, (name, url)) in providers.into_iter().enumerate() {
         let Some(url) = url else { continue };
         // A primary that just failed or refused is given time to recover (unless the
         // defect removed the fallback, in which case the primary is all there is).
         if name == "primary" && backing_off && !state.has(|d| *d == Defect::NoFailover) {
             continue;
         }
-        match fetch_quote(state, url).await {
+        let timeout = if Some(i) == last {
+            LAST_PROVIDER_TIMEOUT
+        } else {
+            PROVIDER_TIMEOUT
+        };
+        match fetch_quote(state, url, timeout).await {
             Ok(body) => {
                 state.metrics.dependency(name, "ok");
                 return json(
@@ -498,6 +508,7 @@ async fn quote(state: &State) -> Reply {
 async fn fetch_quote(
     state: &State,
     base: &str,
+    timeout: Duration,
 ) -> Result<serde_json::Value, (String, Option<Duration>)> {
     use http_body_util::BodyExt;
     let request = hyper::Request::get(format!("{}/quote", base.trim_end_matches('/')))
@@ -525,9 +536,9 @@ async fn fetch_quote(
             .map_err(|e| (e.to_string(), None))?;
         serde_json::from_slice(&body.to_bytes()).map_err(|e| (e.to_string(), None))
     };
-    tokio::time::timeout(PROVIDER_TIMEOUT, exchange)
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| (format!("timed out after {PROVIDER_TIMEOUT:?}"), None))?
+        .map_err(|_| (format!("timed out after {timeout:?}"), None))?
 }
 
 #[cfg(test)]
