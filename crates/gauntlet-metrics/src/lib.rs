@@ -10,6 +10,7 @@
 //! assert_eq!(families[0].samples[0].value, 3.0);
 //! ```
 
+pub mod dashboard;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;

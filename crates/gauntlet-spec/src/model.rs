@@ -375,6 +375,19 @@ pub struct ObservabilityStep {
     /// The service's Prometheus alert rules: checked, and loaded by the run's Prometheus.
     #[serde(default)]
     pub alerts: Option<AlertRulesSpec>,
+    /// Grafana dashboards (JSON models, relative to the spec) and what their panels must read.
+    #[serde(default)]
+    pub dashboards: Vec<DashboardSpec>,
+}
+
+/// A Grafana dashboard and the areas it must cover: each area names the metric families
+/// that some panel's query must read (`slo: [http_requests]`).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DashboardSpec {
+    pub file: String,
+    #[schemars(with = "BTreeMap<String, Vec<String>>")]
+    pub covers: Spanned<BTreeMap<String, Vec<String>>>,
 }
 
 /// A Prometheus rule file (relative to the spec) and the alerts it must define.

@@ -836,6 +836,29 @@ pub fn placeholders(text: &str) -> impl Iterator<Item = &str> {
 
 fn check_review(p: &mut Problems<'_>, spec: &Spec) {
     use crate::review::{GateQuery, MAX_WAIVER_SECS, Reference, Threshold, parse_day_or_time};
+    let dashboards = spec.steps.observability.iter().flat_map(|o| &o.dashboards);
+    for dashboard in dashboards {
+        let covers = &dashboard.covers;
+        if covers.value.is_empty() {
+            p.at(
+                covers.referenced,
+                format!("dashboard `{}` covers nothing", dashboard.file),
+                Some("e.g. `covers: {slo: [http_requests], canary: [http_request_duration_seconds]}`".into()),
+            );
+        }
+        for (area, metrics) in &covers.value {
+            if metrics.is_empty() {
+                p.at(
+                    covers.referenced,
+                    format!(
+                        "dashboard `{}`: area `{area}` names no metric",
+                        dashboard.file
+                    ),
+                    Some("list the metric families its panels must read".into()),
+                );
+            }
+        }
+    }
     for hint in spec.taxonomy.iter().flat_map(|t| &t.hints) {
         if let Some(step) = &hint.step {
             let name = step.value.replace('_', "-");

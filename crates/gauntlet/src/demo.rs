@@ -21,6 +21,10 @@ const FILES: &[(&str, &str)] = &[
         "alerts/demo.rules.yml",
         include_str!("../../../examples/alerts/demo.rules.yml"),
     ),
+    (
+        "dashboards/demo.json",
+        include_str!("../../../examples/dashboards/demo.json"),
+    ),
     ("Cargo.lock", include_str!("../../../Cargo.lock")),
 ];
 

@@ -157,6 +157,14 @@ fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {id}: {}", report["summary"]))
 }
 
+/// Asserts a check's outcome and that its reason contains `says`.
+fn assert_check(report: &Value, id: &str, outcome: &str, says: &str) {
+    let c = check(report, id);
+    assert_eq!(c["outcome"], outcome, "{c}");
+    let reason = c["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(says), "{c}");
+}
+
 #[test]
 fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     let _turn = heavy_turn();
@@ -569,4 +577,38 @@ fn the_rehearsal_fails_an_sli_that_does_not_see_the_service_break() {
         "{stderr}"
     );
     assert_nothing_running_under(s.path());
+}
+
+#[test]
+fn the_dashboard_must_cover_each_area_with_valid_queries() {
+    let s = Scratch::new();
+    let out = s.run(&["demo", "--only", "observability", "--quiet"]);
+    let report = latest(&s);
+    assert_eq!(out.status.code(), Some(0), "{}", report["summary"]);
+    let covers = "observability.dashboard dashboards/demo.json covers";
+    let canary = "canary (panels or rows titled so): demo_http_request_duration_seconds ← p95 latency by version";
+    assert_check(&report, covers, "pass", canary);
+    let board = s.path().join(".gauntlet/demo/dashboards/demo.json");
+    let good = std::fs::read_to_string(&board).unwrap();
+    let spec = ".gauntlet/demo/gauntlet.yaml";
+    let run_with = |text: &str| {
+        std::fs::write(&board, text).unwrap();
+        let out = s.run(&["run", spec, "--only", "observability", "--quiet"]);
+        let report = latest(&s);
+        assert_eq!(out.status.code(), Some(1), "{}", report["summary"]);
+        report
+    };
+    // Without the dependency panel, the failure-taxonomy row no longer reads that metric.
+    let dependency = "rate(demo_dependency_requests_total[$__rate_interval])";
+    assert!(good.contains(dependency));
+    let report = run_with(&good.replace(dependency, "rate(demo_http_requests_total[5m])"));
+    let lacks = "no panel reads demo_dependency_requests for failure taxonomy";
+    assert_check(&report, covers, "fail", lacks);
+    // A query that is not PromQL is named with its panel.
+    let report = run_with(&good.replace("sum by (version) (rate(", "sum by (version) (rate(("));
+    let valid = "observability.dashboard dashboards/demo.json valid";
+    assert_check(&report, valid, "fail", "panel `5xx ratio by version`");
+    // A file that is not JSON is refused with its place.
+    let report = run_with(&good.replacen("\"panels\": [", "\"panels\": [,", 1));
+    assert_check(&report, valid, "fail", "dashboards/demo.json:11:");
 }

@@ -122,14 +122,18 @@ fn stock_minisign_verifies_our_lock_and_we_verify_what_minisign_signed() {
     );
 }
 
-/// The demo's protected files: the spec, its prompt and its alert rules, in a project of
-/// their own.
+/// The demo's protected files: the spec, its prompt, its alert rules and its dashboard, in a
+/// project of their own.
 fn demo_project(s: &Scratch) {
     s.write("gauntlet.yaml", DEMO);
     s.write("prompts/support-reply.txt", PROMPT);
     s.write(
         "alerts/demo.rules.yml",
         include_str!("../../../examples/alerts/demo.rules.yml"),
+    );
+    s.write(
+        "dashboards/demo.json",
+        include_str!("../../../examples/dashboards/demo.json"),
     );
     s.write("Cargo.lock", include_str!("../../../Cargo.lock"));
 }
@@ -203,8 +207,8 @@ fn an_unsigned_threshold_edit_fails_verify_naming_the_file_and_key_path() {
         &DEMO
             .replace("threshold: 300ms", "threshold: 450ms")
             .replace(
-                "protected: [prompts/support-reply.txt, alerts/demo.rules.yml]",
-                "protected: [prompts/support-reply.txt, alerts/demo.rules.yml, Cargo.lock]",
+                "protected: [prompts/support-reply.txt, alerts/demo.rules.yml, dashboards/demo.json]",
+                "protected: [prompts/support-reply.txt, alerts/demo.rules.yml, dashboards/demo.json, Cargo.lock]",
             ),
     );
     let out = s.run(&["verify", "--spec", "gauntlet.yaml"]);

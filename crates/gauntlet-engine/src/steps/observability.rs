@@ -7,7 +7,7 @@ use std::time::Duration;
 use gauntlet_metrics::{MetricFamily, MetricKind, parse_text};
 use gauntlet_net::{Outgoing, WeightedRequest, send_paced};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{AlertRulesSpec, ObservabilityStep, RequiredMetric};
+use gauntlet_spec::{AlertRulesSpec, DashboardSpec, ObservabilityStep, RequiredMetric};
 
 use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
@@ -174,7 +174,118 @@ async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -
     if let Some(alerts) = &config.alerts {
         checks.extend(alert_rule_checks(ctx, alerts, severity).await);
     }
+    for dashboard in &config.dashboards {
+        checks.extend(dashboard_checks(ctx, dashboard, severity));
+    }
     checks
+}
+
+/// A Grafana dashboard: a JSON model whose queries are PromQL, with, for every area the spec
+/// names, a panel reading each of the area's metric families.
+fn dashboard_checks(ctx: &RunContext, spec: &DashboardSpec, severity: Severity) -> Vec<Check> {
+    let shown = spec.file.as_str();
+    let areas: Vec<&str> = spec.covers.value.keys().map(String::as_str).collect();
+    let valid = Check::new(STEP, &format!("dashboard {shown} valid"), severity)
+        .threshold("a Grafana JSON model whose panel queries parse as PromQL");
+    let covers = Check::new(STEP, &format!("dashboard {shown} covers"), severity).threshold(
+        format!("a panel reads every metric named for {}", areas.join(", ")),
+    );
+    let path = crate::prom::rules_path(&ctx.spec_path, shown);
+    let read = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|text| {
+            let evidence = ctx
+                .recorder
+                .evidence(STEP, &crate::context::file_safe(shown), text.as_bytes())
+                .ok();
+            gauntlet_metrics::dashboard::read_dashboard(&text)
+                .map(|board| (board, evidence))
+                .map_err(|e| match e.line {
+                    0 => format!("{shown}: {}", e.message),
+                    _ => format!("{shown}:{}:{}: {}", e.line, e.column, e.message),
+                })
+        });
+    let (board, evidence) = match read {
+        Ok(read) => read,
+        Err(why) => {
+            return vec![
+                valid.outcome(Outcome::Fail, why.clone()),
+                covers.outcome(Outcome::Fail, format!("the dashboard is refused: {why}")),
+            ];
+        }
+    };
+    let evidence: Vec<String> = evidence.into_iter().collect();
+    let summary = format!(
+        "{} panel(s), {} quer(ies)",
+        board.panels.len(),
+        board.query_count()
+    );
+    let broken = board.broken_queries();
+    let mut valid = if broken.is_empty() {
+        valid
+            .measured(summary)
+            .outcome(Outcome::Pass, "every panel query parses as PromQL")
+    } else {
+        let list: Vec<String> = broken
+            .iter()
+            .map(|(panel, q)| {
+                format!(
+                    "panel `{panel}`: `{}`{}: {}",
+                    q.expr,
+                    if q.templated {
+                        " (template variables replaced)"
+                    } else {
+                        ""
+                    },
+                    q.reads.as_ref().err().map_or("", String::as_str)
+                )
+            })
+            .collect();
+        valid.measured(summary).outcome(
+            Outcome::Fail,
+            format!(
+                "{} quer(ies) are not PromQL: {}",
+                broken.len(),
+                list.join("; ")
+            ),
+        )
+    };
+    valid.evidence = evidence.clone();
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for (area, metrics) in &spec.covers.value {
+        for metric in metrics {
+            let (panels, scoped) = board.covering(area, metric);
+            let place = if scoped {
+                format!("{area} (panels or rows titled so)")
+            } else {
+                format!("{area} (no panel or row titled so: any panel counts)")
+            };
+            if panels.is_empty() {
+                missing.push(format!("{metric} for {place}"));
+            } else {
+                found.push(format!("{place}: {metric} ← {}", panels.join(", ")));
+            }
+        }
+    }
+    let mut covers = if missing.is_empty() {
+        covers
+            .measured(format!("{} metric(s) covered", found.len()))
+            .outcome(Outcome::Pass, found.join("; "))
+    } else {
+        covers
+            .measured(format!(
+                "{} of {} metric(s) covered",
+                found.len(),
+                found.len() + missing.len()
+            ))
+            .outcome(
+                Outcome::Fail,
+                format!("no panel reads {}", missing.join(", ")),
+            )
+    };
+    covers.evidence = evidence;
+    vec![valid, covers]
 }
 
 /// The rule file: readable, accepted by gauntlet's strict reader and by `promtool check
