@@ -25,6 +25,7 @@ pub mod steps;
 mod supervisor;
 pub mod taxonomy;
 pub mod trust;
+pub mod vouch;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};
 pub use decision::{SETUP_STEP, Verdict, decide, exit_code};

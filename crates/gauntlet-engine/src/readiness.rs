@@ -94,10 +94,40 @@ fn credit(status: &str) -> f64 {
     }
 }
 
+/// The check that carries an attested item's signature: `readiness.attested: ITEM`.
+const SIGNED_PREFIX: &str = "attested: ";
+
+/// What the signature checks of an earlier evaluation found (to score a stored run again):
+/// item → what verified, or why it did not.
+pub fn signatures_from(steps: &[StepReport]) -> Signatures {
+    steps
+        .iter()
+        .filter(|s| s.name == STEP)
+        .flat_map(|s| s.checks.iter())
+        .filter_map(|c| {
+            let item = c.name.strip_prefix(SIGNED_PREFIX)?;
+            let said = c.reason.clone();
+            Some((
+                item.to_string(),
+                if c.outcome == Outcome::Pass {
+                    Ok(said)
+                } else {
+                    Err(said)
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Attested items whose claim must be signed: item → what verified, or why the claim does
+/// not count (see `crate::vouch`).
+pub type Signatures = BTreeMap<String, Result<String, String>>;
+
 pub fn evaluate(
     section: &ReadinessSection,
     owners: &BTreeMap<String, String>,
     steps: &[StepReport],
+    signatures: &Signatures,
     now_secs: u64,
 ) -> Evaluated {
     let severity = match section.severity {
@@ -115,7 +145,16 @@ pub fn evaluate(
     for category in &section.categories.value {
         let mut items = Vec::new();
         for item in &category.items {
-            let report = item_report(item, owners, &checks, now_secs);
+            let signed = signatures.get(&item.name);
+            let report = item_report(item, owners, &checks, signed, now_secs);
+            if let Some(signed) = signed {
+                let check = Check::new(STEP, &format!("{SIGNED_PREFIX}{}", item.name), severity)
+                    .threshold(format!("signed by the {} role's key", item.owner.value));
+                step_checks.push(match signed {
+                    Ok(how) => check.outcome(Outcome::Pass, how.clone()),
+                    Err(why) => check.outcome(Outcome::Fail, why.clone()),
+                });
+            }
             if let Some(waiver) = &report.waiver {
                 let id_name = format!("waiver: {}", item.name);
                 let check = Check::new(STEP, &id_name, severity)
@@ -229,21 +268,26 @@ fn item_report(
     item: &Item,
     owners: &BTreeMap<String, String>,
     checks: &[&Check],
+    signed: Option<&Result<String, String>>,
     now_secs: u64,
 ) -> ItemReport {
     let (kind, mut status, mut detail, evidence) = match &item.attested {
         Some(attested) => {
-            let status = match attested.status {
+            let claimed = match attested.status {
                 AttestedStatus::Done => "done",
                 AttestedStatus::Partial => "partial",
                 AttestedStatus::Pending => "pending",
             };
-            (
-                "attested",
-                status,
-                format!("attested {status} by {}", attested.by),
-                vec![attested.evidence.clone()],
-            )
+            // A claim that had to be signed and is not counts as a failed item.
+            let (status, detail) = match signed {
+                None => (claimed, format!("attested {claimed} by {}", attested.by)),
+                Some(Ok(how)) => (claimed, format!("attested {claimed}, {how}")),
+                Some(Err(why)) => (
+                    "failed",
+                    format!("attested {claimed} by {}, but {why}", attested.by),
+                ),
+            };
+            ("attested", status, detail, vec![attested.evidence.clone()])
         }
         None => {
             let (status, detail, ids) = automated_status(&item.automated, checks);
@@ -339,7 +383,13 @@ mod tests {
         let section = spec.readiness.as_ref().unwrap();
         let steps = [step(&[("RTO", Outcome::Pass), ("RPO", Outcome::Warn)])];
         let now = parse_day_or_time("2026-11-22", false).unwrap();
-        let e = evaluate(section, &spec.service.owners, &steps, now);
+        let e = evaluate(
+            section,
+            &spec.service.owners,
+            &steps,
+            &Signatures::new(),
+            now,
+        );
         let statuses: Vec<&str> = e
             .report
             .categories
@@ -364,7 +414,13 @@ mod tests {
         let spec = spec(CHECKLIST);
         let section = spec.readiness.as_ref().unwrap();
         let now = parse_day_or_time("2026-12-02", false).unwrap();
-        let e = evaluate(section, &spec.service.owners, &[step(&[])], now);
+        let e = evaluate(
+            section,
+            &spec.service.owners,
+            &[step(&[])],
+            &Signatures::new(),
+            now,
+        );
         let waiver = &e.step.checks[1];
         assert_eq!(waiver.outcome, Outcome::Fail, "{}", waiver.reason);
         assert!(waiver.reason.contains("expired"), "{}", waiver.reason);
@@ -383,7 +439,7 @@ mod tests {
             ("undecided", Outcome::Skipped),
         ])];
         steps[0].checks[1].dry_run = true;
-        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        let e = evaluate(section, &spec.service.owners, &steps, &Signatures::new(), 0);
         let restore = &e.report.categories[0].items[0];
         assert_eq!(restore.status, "done", "{}", restore.detail);
         assert!(
@@ -393,7 +449,7 @@ mod tests {
         );
         // Only skipped checks: nothing was shown, the item is pending.
         let steps = [step(&[("RTO", Outcome::Skipped)])];
-        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        let e = evaluate(section, &spec.service.owners, &steps, &Signatures::new(), 0);
         assert_eq!(e.report.categories[0].items[1].status, "pending");
     }
 
@@ -402,7 +458,7 @@ mod tests {
         let spec = spec(CHECKLIST);
         let section = spec.readiness.as_ref().unwrap();
         let steps = [step(&[("RTO", Outcome::Fail), ("RPO", Outcome::Pass)])];
-        let e = evaluate(section, &spec.service.owners, &steps, 0);
+        let e = evaluate(section, &spec.service.owners, &steps, &Signatures::new(), 0);
         assert_eq!(e.report.categories[0].items[0].status, "failed");
         assert_eq!(e.report.categories[0].items[1].status, "failed");
     }

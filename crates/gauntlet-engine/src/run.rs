@@ -235,7 +235,11 @@ pub(crate) async fn run_steps(
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let evaluated = crate::readiness::evaluate(section, &spec.service.owners, &steps_run, now);
+        let spec_dir = options.spec_path.parent().unwrap_or(Path::new("."));
+        let signatures = crate::vouch::check_all(&spec, spec_dir);
+        crate::vouch::keep(spec_dir, &run_dir, &signatures);
+        let evaluated =
+            crate::readiness::evaluate(section, &spec.service.owners, &steps_run, &signatures, now);
         steps_run.push(evaluated.step);
         readiness = Some(evaluated.report);
         deadlines = evaluated.deadlines;

@@ -108,9 +108,28 @@ pub fn sign(
 /// A sign-off and the key that signed it, or why it was refused.
 pub type Checked = Result<(Signoff, String), String>;
 
-/// Every sign-off in the run directory, verified: signed by a trusted key, for this run, over
-/// this report. Sorted by role.
-pub fn verify_all(run_dir: &Path, run_id: &str, trust: &Trust) -> Vec<(String, Checked)> {
+/// The keys that may sign for `role`: the one the run's spec names for it (`signoffs.keys`),
+/// else whatever the verifier trusts.
+pub fn trust_for(role: &str, spec: Option<&Spec>, trust: Option<&Trust>) -> Result<Trust, String> {
+    match spec.and_then(|s| s.signoffs.as_ref()?.key_of(role)) {
+        Some(line) => Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")),
+        None => trust.cloned().ok_or_else(|| {
+            format!(
+                "no keyring or key to verify the {role} sign-off with (give --keyring or --key)"
+            )
+        }),
+    }
+}
+
+/// Every sign-off in the run directory, verified: signed by the role's key from the run's
+/// spec (or, for a role without one, a key the verifier trusts), for this run, over this
+/// report. Sorted by role.
+pub fn verify_all(
+    run_dir: &Path,
+    run_id: &str,
+    spec: Option<&Spec>,
+    trust: Option<&Trust>,
+) -> Vec<(String, Checked)> {
     let Ok(entries) = std::fs::read_dir(run_dir.join(SIGNOFF_DIR)) else {
         return Vec::new();
     };
@@ -124,7 +143,8 @@ pub fn verify_all(run_dir: &Path, run_id: &str, trust: &Trust) -> Vec<(String, C
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let checked = verify_one(&path, &role, run_id, report.as_deref().ok(), trust);
+            let checked = trust_for(&role, spec, trust)
+                .and_then(|t| verify_one(&path, &role, run_id, report.as_deref().ok(), &t));
             (role, checked)
         })
         .collect();
@@ -186,4 +206,57 @@ pub fn effective(report: &Report, signed: &[String]) -> (Decision, Vec<Condition
         report.decision
     };
     (decision, remaining)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(security_key: &str) -> Spec {
+        let text = format!(
+            "schema_version: 1\nservice: {{name: s, version: 1.0.0, owners: {{security: b@x, sre: a@x}}}}\n\
+             targets: {{candidate: {{url: 'http://127.0.0.1:1'}}}}\ntraffic: {{rate: 1/s, requests: [{{path: /}}]}}\n\
+             signoffs: {{required: [security], keys: {{security: {security_key}}}}}\n"
+        );
+        gauntlet_spec::load_str("g.yaml", &text).unwrap()
+    }
+
+    #[test]
+    fn a_role_with_a_key_in_the_spec_signs_with_that_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("report.json"), b"{}\n").unwrap();
+        let mut ring = gauntlet_trust::Keyring::open(&dir.path().join("ring")).unwrap();
+        let trusted = ring.generate(None).unwrap();
+        let key = ring.signing_key().unwrap();
+        let mut other = gauntlet_trust::Keyring::open(&dir.path().join("other")).unwrap();
+        let security = other.generate(None).unwrap();
+        let keyring = Trust::Keyring(ring);
+
+        sign(&run, "r1", "security", "b@x", &key).unwrap();
+        sign(&run, "r1", "sre", "a@x", &key).unwrap();
+        // The spec gives security another key: the keyring's trust does not speak for it;
+        // sre has no key in the spec, so the keyring decides.
+        let found = verify_all(&run, "r1", Some(&spec(&security.public)), Some(&keyring));
+        let (role, refused) = &found[0];
+        assert_eq!(role, "security");
+        let why = refused.as_ref().unwrap_err();
+        assert!(
+            why.contains(&format!("not by the given key {}", security.id)),
+            "{why}"
+        );
+        assert!(found[1].1.is_ok(), "{found:?}");
+        // With the keyring's key as security's, the same sign-off verifies, even with no
+        // keyring at hand.
+        let found = verify_all(&run, "r1", Some(&spec(&trusted.public)), None);
+        assert!(found[0].1.is_ok(), "{found:?}");
+        assert!(
+            found[1]
+                .1
+                .as_ref()
+                .unwrap_err()
+                .contains("no keyring or key")
+        );
+    }
 }

@@ -170,6 +170,32 @@ fn ok_statuses() -> Vec<u16> {
 pub struct SignoffSection {
     /// Roles from `service.owners`; until each has signed the run's report, the decision is
     /// at best CONDITIONAL ("awaiting sign-off: security").
+    #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub required: Vec<Spanned<String>>,
+    /// The minisign public key (its base64 line, `RW…`) that speaks for each role. A role
+    /// named here signs off, and signs the attested readiness items it owns, with that key
+    /// only; other roles sign with any key the verifier's keyring trusts. The keys are part
+    /// of the spec, so the signed lock covers them.
+    #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub keys: BTreeMap<String, Spanned<String>>,
+}
+
+impl SignoffSection {
+    /// The public key line that speaks for `role`, if the spec names one.
+    pub fn key_of(&self, role: &str) -> Option<&str> {
+        self.keys.get(role).map(|k| k.value.trim())
+    }
+}
+
+/// Whether `text` has the shape of a minisign public key line: base64 of 42 bytes that begin
+/// with the Ed25519 algorithm tag `Ed`.
+pub fn looks_like_public_key(text: &str) -> bool {
+    let text = text.trim();
+    text.len() == 56
+        && text.starts_with("RW")
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }

@@ -206,6 +206,25 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
             );
         }
     }
+    for (role, key) in spec.signoffs.iter().flat_map(|s| s.keys.iter()) {
+        if !owners.contains(&role.as_str()) {
+            p.at(
+                key.referenced,
+                format!("`signoffs.keys` names role `{role}`, which is not in `service.owners`"),
+                Some(match did_you_mean(role, owners.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None => format!("roles in `service.owners`: {}", list(&owners)),
+                }),
+            );
+        }
+        if !crate::trust::looks_like_public_key(&key.value) {
+            p.at(
+                key.referenced,
+                format!("the key of role `{role}` is not a minisign public key"),
+                Some("give the base64 line of its `.pub` file (56 characters, starting `RW`): `gauntlet keys list` prints it".into()),
+            );
+        }
+    }
     p.found
 }
 

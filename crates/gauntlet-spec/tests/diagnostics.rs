@@ -240,3 +240,29 @@ proptest! {
         let _ = gauntlet_spec::load_str("fuzz.yaml", &text);
     }
 }
+
+#[test]
+fn a_role_key_is_a_minisign_public_key_of_a_known_role() {
+    let sre = "    sre: RWSI48tVvRJ8SP14ek8JWqoxrx8S3Xrwbd7LEfzATM0GSUvfib0zp2jS\n";
+    assert!(DEMO.contains(sre));
+    let bad = DEMO.replace(sre, "    sre: keys/sre.pub\n");
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &bad).expect_err("invalid");
+    let said = render("gauntlet.yaml", &bad);
+    assert!(
+        errors.0[0]
+            .message
+            .contains("role `sre` is not a minisign public key"),
+        "{said}"
+    );
+    assert!(said.contains("gauntlet.yaml:"), "{said}");
+    let stranger = DEMO.replace(sre, &sre.replace("sre:", "sre_team:"));
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &stranger).expect_err("invalid");
+    assert!(
+        errors.0[0]
+            .message
+            .contains("`sre_team`, which is not in `service.owners`"),
+        "{errors:?}"
+    );
+    let help = errors.0[0].help.as_deref().unwrap_or_default();
+    assert!(help.contains("`sre`"), "{help}");
+}

@@ -342,9 +342,15 @@ impl Keyring {
 impl Trust {
     /// One public key from a minisign `.pub` file, or its base64 line given directly.
     pub fn key_from(arg: &str) -> Result<Trust, TrustError> {
+        // A public key line is 56 base64 characters from `RW` (and may contain `/`).
+        let is_line = arg.len() == 56
+            && arg.starts_with("RW")
+            && arg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
         let text = match std::fs::read_to_string(arg) {
             Ok(text) => text,
-            Err(_) if !arg.contains('/') && arg.len() >= 56 => arg.to_string(),
+            Err(_) if is_line => arg.to_string(),
             Err(e) => return Err(TrustError::io(Path::new(arg), e)),
         };
         let line = text
@@ -533,6 +539,18 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Tru
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_public_key_line_is_a_key_even_with_slashes_in_it() {
+        let line = "RWTN1kQyz0EFpKkljFQe0zX/rbhDWHG0Lb9vRsfhglnB/Zuw59JxQx6T";
+        let Ok(Trust::Key { id, .. }) = Trust::key_from(line) else {
+            panic!("{line} is a public key");
+        };
+        assert_eq!(id, "A40541CF3244D6CD");
+        // A path that does not exist is still a missing file, not a key.
+        let missing = Trust::key_from("keys/missing.pub").unwrap_err().to_string();
+        assert!(missing.contains("keys/missing.pub"), "{missing}");
+    }
 
     #[test]
     fn secret_keys_are_private_and_never_printed() {

@@ -315,6 +315,15 @@ pub enum AttestCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Vouch for an attested readiness item: sign its claim (item, owner role, who, evidence,
+    /// status, as the spec states them) with your key, which must be the owner role's key in
+    /// `signoffs.keys`. Writes `attestations/ITEM.json` and its `.minisig` beside the spec.
+    Item {
+        /// The item's name in the checklist, e.g. "threat model reviewed".
+        item: String,
+        #[arg(long, default_value = "gauntlet.yaml")]
+        spec: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -26,6 +26,61 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../examples/dashboards/demo.json"),
     ),
     ("Cargo.lock", include_str!("../../../Cargo.lock")),
+    // The checklist's attested items, pre-signed with the owner roles' demo keys.
+    (
+        "attestations/threat-model-reviewed.json",
+        include_str!("../../../examples/attestations/threat-model-reviewed.json"),
+    ),
+    (
+        "attestations/threat-model-reviewed.json.minisig",
+        include_str!("../../../examples/attestations/threat-model-reviewed.json.minisig"),
+    ),
+    (
+        "attestations/on-call-runbook.json",
+        include_str!("../../../examples/attestations/on-call-runbook.json"),
+    ),
+    (
+        "attestations/on-call-runbook.json.minisig",
+        include_str!("../../../examples/attestations/on-call-runbook.json.minisig"),
+    ),
+    // Each role's demo keyring, to sign off or re-sign as that role
+    // (`gauntlet --keyring .gauntlet/demo/keys/security signoff latest --role security`).
+    (
+        "keys/sre/keyring.json",
+        include_str!("../../../examples/keys/sre/keyring.json"),
+    ),
+    (
+        "keys/sre/487C12BD55CBE388.pub",
+        include_str!("../../../examples/keys/sre/487C12BD55CBE388.pub"),
+    ),
+    (
+        "keys/sre/487C12BD55CBE388.key",
+        include_str!("../../../examples/keys/sre/487C12BD55CBE388.key"),
+    ),
+    (
+        "keys/security/keyring.json",
+        include_str!("../../../examples/keys/security/keyring.json"),
+    ),
+    (
+        "keys/security/A40541CF3244D6CD.pub",
+        include_str!("../../../examples/keys/security/A40541CF3244D6CD.pub"),
+    ),
+    (
+        "keys/security/A40541CF3244D6CD.key",
+        include_str!("../../../examples/keys/security/A40541CF3244D6CD.key"),
+    ),
+    (
+        "keys/product/keyring.json",
+        include_str!("../../../examples/keys/product/keyring.json"),
+    ),
+    (
+        "keys/product/652A2E3C28C8B181.pub",
+        include_str!("../../../examples/keys/product/652A2E3C28C8B181.pub"),
+    ),
+    (
+        "keys/product/652A2E3C28C8B181.key",
+        include_str!("../../../examples/keys/product/652A2E3C28C8B181.key"),
+    ),
 ];
 
 /// The demo spec's text.
@@ -113,6 +168,15 @@ pub fn write_project(dir: &Path, prometheus: bool, alertmanager: bool) -> std::i
         }
         if std::fs::read(&path).ok().as_deref() != Some(text.as_bytes()) {
             gauntlet_report::write_atomic(&path, text.as_bytes())?;
+        }
+        // Secret keys (even the demo's) are for their owner only, as `keys generate` writes them.
+        if name.ends_with(".key") {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(&path, private)?;
+            if let Some(parent) = path.parent() {
+                std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700))?;
+            }
         }
     }
     Ok(dir.join(FILES[0].0))

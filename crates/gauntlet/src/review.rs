@@ -69,6 +69,7 @@ fn score(stored: &Stored) -> Result<(ReadinessReport, StepReport), CliError> {
         section,
         &spec.service.owners,
         &stored.report.steps,
+        &readiness::signatures_from(&stored.report.steps),
         now_secs(),
     );
     Ok((evaluated.report, evaluated.step))
@@ -161,7 +162,8 @@ pub fn certificate_command(
 
 fn certificate(stored: &Stored, keyring: &Path, key: Option<&str>) -> Result<String, CliError> {
     let report = &stored.report;
-    // Sign-offs count only when they verify against the keyring (or the given key).
+    // Sign-offs count only when they verify against the role's key in the spec, else the
+    // keyring (or the given key).
     let trust = match key {
         Some(key) => Some(gauntlet_trust::Trust::key_from(key)?),
         None => gauntlet_trust::Keyring::open(keyring)
@@ -169,10 +171,12 @@ fn certificate(stored: &Stored, keyring: &Path, key: Option<&str>) -> Result<Str
             .filter(|ring| !ring.keys.is_empty())
             .map(gauntlet_trust::Trust::Keyring),
     };
-    let signoffs = trust
-        .as_ref()
-        .map(|t| signoff::verify_all(&stored.run_dir, &report.run_id, t))
-        .unwrap_or_default();
+    let signoffs = signoff::verify_all(
+        &stored.run_dir,
+        &report.run_id,
+        stored.spec.as_ref(),
+        trust.as_ref(),
+    );
     let valid: Vec<String> = signoffs
         .iter()
         .filter(|(_, r)| r.is_ok())

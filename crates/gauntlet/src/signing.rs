@@ -292,10 +292,11 @@ pub fn keys_command(keyring: &Path, command: KeysCommand) -> Result<i32, CliErro
                         "public only"
                     };
                     say!(
-                        "{}  {status}  created {}  {secret}  {}",
+                        "{}  {status}  created {}  {secret}  {}\n    public key {}",
                         k.id,
                         k.created,
-                        ring.public_key_path(&k.id).display()
+                        ring.public_key_path(&k.id).display(),
+                        k.public
                     );
                 }
             }
@@ -341,12 +342,15 @@ fn minisign_prompt() -> Result<Option<String>, CliError> {
 }
 
 pub fn attest_command(keyring: &Path, command: AttestCommand) -> Result<i32, CliError> {
-    let AttestCommand::Verify {
-        file,
-        key,
-        artifact,
-        json,
-    } = command;
+    let (file, key, artifact, json) = match command {
+        AttestCommand::Verify {
+            file,
+            key,
+            artifact,
+            json,
+        } => (file, key, artifact, json),
+        AttestCommand::Item { item, spec } => return attest_item(keyring, &item, &spec),
+    };
     let bytes =
         std::fs::read(&file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
     let trust = trust_from(keyring, key.as_deref())?;
@@ -451,6 +455,38 @@ pub fn sbom_command(
     Ok(exit::GO)
 }
 
+/// `gauntlet attest item`: signs one attested item's claim with the keyring's key.
+fn attest_item(keyring: &Path, name: &str, spec_path: &Path) -> Result<i32, CliError> {
+    use gauntlet_engine::vouch;
+    let spec = load_spec(spec_path)?;
+    let item = vouch::find(&spec, name).map_err(CliError::Usage)?;
+    let signing = Keyring::open(keyring)?.signing_key()?;
+    let dir = spec_path.parent().unwrap_or(Path::new("."));
+    let path = vouch::sign(&spec, dir, item, &signing)?;
+    let status = item
+        .attested
+        .as_ref()
+        .map_or("", |a| vouch::status_word(a.status));
+    say!(
+        "signed the attestation of `{name}` ({status}, owner {}) with key {}: {}",
+        item.owner.value,
+        signing.id,
+        path.display()
+    );
+    if spec
+        .signoffs
+        .as_ref()
+        .and_then(|s| s.key_of(&item.owner.value))
+        .is_none()
+    {
+        eprintln!(
+            "note: the spec names no key for role `{}` (`signoffs.keys`), so runs do not ask for this signature",
+            item.owner.value
+        );
+    }
+    Ok(exit::GO)
+}
+
 pub fn signoff_command(
     keyring: &Path,
     store: &gauntlet_store::Store,
@@ -463,12 +499,13 @@ pub fn signoff_command(
     use gauntlet_engine::signoff;
     let (summary, report) = crate::review::finished_run(store, run, "there is no report to sign")?;
     let run_dir = Path::new(&summary.run_dir);
+    let spec = crate::read_spec(&run_dir.join("spec.yaml"))
+        .ok()
+        .and_then(|text| gauntlet_spec::load_str("spec.yaml", &text).ok());
     if !verify_only && let Some(role) = role {
-        let spec_path = run_dir.join("spec.yaml");
-        let owners = crate::read_spec(&spec_path)
-            .ok()
-            .and_then(|text| gauntlet_spec::load_str("spec.yaml", &text).ok())
-            .map(|spec| spec.service.owners)
+        let owners = spec
+            .as_ref()
+            .map(|s| s.service.owners.clone())
             .unwrap_or_default();
         if !owners.contains_key(role) {
             return Err(CliError::Usage(format!(
@@ -480,6 +517,23 @@ pub fn signoff_command(
             .or_else(|| owners.get(role).cloned())
             .unwrap_or_else(|| role.to_string());
         let signing = Keyring::open(keyring)?.signing_key()?;
+        match signoff::trust_for(role, spec.as_ref(), None) {
+            Ok(gauntlet_trust::Trust::Key { id, .. }) if id != signing.id => {
+                return Err(CliError::Usage(format!(
+                    "the run's spec gives role `{role}` key {id} (`signoffs.keys`); this signing key is {}: sign with the {role} keyring (--keyring) or GAUNTLET_SIGNING_KEY",
+                    signing.id
+                )));
+            }
+            Err(e)
+                if spec
+                    .as_ref()
+                    .and_then(|s| s.signoffs.as_ref()?.key_of(role))
+                    .is_some() =>
+            {
+                return Err(CliError::Usage(e));
+            }
+            _ => {}
+        }
         let made = signoff::sign(run_dir, &summary.id, role, &by, &signing)?;
         say!(
             "signed off run {} as {role} ({by}) with key {}: report sha256 {}",
@@ -488,8 +542,12 @@ pub fn signoff_command(
             made.report_sha256
         );
     }
-    let trust = trust_from(keyring, key)?;
-    let checked = signoff::verify_all(run_dir, &summary.id, &trust);
+    // Roles with a key in the spec verify against it; the others against the keyring.
+    let trust = match key {
+        Some(_) => Some(trust_from(keyring, key)?),
+        None => trust_from(keyring, None).ok(),
+    };
+    let checked = signoff::verify_all(run_dir, &summary.id, spec.as_ref(), trust.as_ref());
     let mut valid = Vec::new();
     let mut refused = 0;
     for (role, result) in &checked {

@@ -612,3 +612,70 @@ fn the_dashboard_must_cover_each_area_with_valid_queries() {
     let report = run_with(&good.replacen("\"panels\": [", "\"panels\": [,", 1));
     assert_check(&report, valid, "fail", "dashboards/demo.json:11:");
 }
+
+#[test]
+fn an_attested_item_counts_only_signed_by_its_owner_role_as_the_spec_states_it() {
+    let s = Scratch::new();
+    s.run(&["demo", "--only", "readiness", "--quiet"]);
+    let report = latest(&s);
+    let runbook = "readiness.attested: on-call runbook";
+    assert_check(&report, runbook, "pass", "sre's key 487C12BD55CBE388");
+    let threat = "readiness.attested: threat model reviewed";
+    assert_check(&report, threat, "pass", "security's key A40541CF3244D6CD");
+    let demo = s.path().join(".gauntlet/demo");
+    let spec = ".gauntlet/demo/gauntlet.yaml";
+    let readiness_only = ["run", spec, "--only", "readiness", "--quiet"];
+
+    // The spec now claims the runbook is done; what sre signed says partial.
+    let yaml = std::fs::read_to_string(demo.join("gauntlet.yaml")).unwrap();
+    let claim = "runbook\", status: partial}";
+    assert!(yaml.contains(claim), "the demo's runbook item moved");
+    let done = yaml.replace(claim, "runbook\", status: done}");
+    std::fs::write(demo.join("gauntlet.yaml"), &done).unwrap();
+    s.run(&readiness_only);
+    let report = latest(&s);
+    let moved = "status `partial` where the spec says `done`";
+    assert_check(&report, runbook, "fail", moved);
+    let item = &report["readiness"]["categories"][3]["items"][1];
+    assert_eq!(item["name"], "on-call runbook", "{item}");
+    assert_eq!(item["status"], "failed", "{item}");
+
+    // Only sre's key may sign it; sre signs, and the claim counts again.
+    let as_role = |role: &str| {
+        let keyring = format!(".gauntlet/demo/keys/{role}");
+        let args = ["--keyring", &keyring, "attest", "item", "on-call runbook"];
+        s.run(&[&args[..], &["--spec", spec]].concat())
+    };
+    let refused = as_role("security");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(text(&refused.stderr).contains("owned by sre, whose key is 487C12BD55CBE388"));
+    let signed = as_role("sre");
+    assert_eq!(signed.status.code(), Some(0), "{}", text(&signed.stderr));
+    s.run(&readiness_only);
+    let report = latest(&s);
+    assert_check(&report, runbook, "pass", "sre's key 487C12BD55CBE388");
+    // The stock minisign tool checks the statement with sre's public key from the spec.
+    let statement = demo.join("attestations/on-call-runbook.json");
+    let stock = std::process::Command::new("minisign")
+        .args(["-Vm", statement.to_str().unwrap(), "-P"])
+        .arg("RWSI48tVvRJ8SP14ek8JWqoxrx8S3Xrwbd7LEfzATM0GSUvfib0zp2jS")
+        .output()
+        .expect("minisign is installed by scripts/test");
+    assert!(stock.status.success(), "{}", text(&stock.stderr));
+    // The stored run scores the same: `gauntlet readiness` reads the signature checks back.
+    let scored = s.run(&["readiness", "latest", "--json"]);
+    let scored: Value = serde_json::from_slice(&scored.stdout).unwrap();
+    let item = &scored["categories"][3]["items"][1];
+    assert_eq!(item["status"], "done", "{item}");
+    assert!(
+        item["detail"]
+            .as_str()
+            .unwrap()
+            .contains("signed by sre-oncall@example.com")
+    );
+
+    // No statement at all: the claim does not count.
+    std::fs::remove_file(&statement).unwrap();
+    s.run(&readiness_only);
+    assert_check(&latest(&s), runbook, "fail", "no signed attestation");
+}

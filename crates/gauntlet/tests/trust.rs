@@ -136,6 +136,26 @@ fn demo_project(s: &Scratch) {
         include_str!("../../../examples/dashboards/demo.json"),
     );
     s.write("Cargo.lock", include_str!("../../../Cargo.lock"));
+    for (name, text) in [
+        (
+            "threat-model-reviewed.json",
+            include_str!("../../../examples/attestations/threat-model-reviewed.json"),
+        ),
+        (
+            "threat-model-reviewed.json.minisig",
+            include_str!("../../../examples/attestations/threat-model-reviewed.json.minisig"),
+        ),
+        (
+            "on-call-runbook.json",
+            include_str!("../../../examples/attestations/on-call-runbook.json"),
+        ),
+        (
+            "on-call-runbook.json.minisig",
+            include_str!("../../../examples/attestations/on-call-runbook.json.minisig"),
+        ),
+    ] {
+        s.write(&format!("attestations/{name}"), text);
+    }
 }
 
 #[test]
@@ -562,8 +582,26 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
     let _turn = heavy_turn();
     let s = Scratch::new();
     demo_project(&s);
-    let spec = format!("{DEMO}\nsignoffs:\n  required: [security]\n");
+    let spec = DEMO.replacen(
+        "signoffs:\n  keys:",
+        "signoffs:\n  required: [security]\n  keys:",
+        1,
+    );
+    assert_ne!(spec, DEMO);
     s.write("gauntlet.yaml", &spec);
+    // Security's demo keyring: the spec names its key as the one that speaks for security.
+    for (name, text) in [
+        (
+            "keyring.json",
+            include_str!("../../../examples/keys/security/keyring.json"),
+        ),
+        (
+            "A40541CF3244D6CD.key",
+            include_str!("../../../examples/keys/security/A40541CF3244D6CD.key"),
+        ),
+    ] {
+        s.write(&format!("security/{name}"), text);
+    }
     assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
     assert_eq!(
         s.run(&["lock", "--spec", "gauntlet.yaml"]).status.code(),
@@ -606,7 +644,17 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
     assert_eq!(first["conditions"][0]["owner"], "appsec@example.com");
     let first_id = first["run_id"].as_str().unwrap().to_string();
 
-    let signed = s.run(&["signoff", &first_id, "--role", "security"]);
+    // The release manager's key is not security's: refused before anything is written.
+    let wrong = s.run(&["signoff", &first_id, "--role", "security"]);
+    assert_eq!(wrong.status.code(), Some(2), "{}", text(&wrong.stdout));
+    assert!(
+        text(&wrong.stderr).contains("gives role `security` key A40541CF3244D6CD"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    assert!(!s.runs_dir().join(&first_id).join("signoffs").exists());
+    let as_security = ["--keyring", "security", "signoff", &first_id];
+    let signed = s.run(&[&as_security[..], &["--role", "security"]].concat());
     assert_eq!(signed.status.code(), Some(0), "{}", text(&signed.stderr));
     assert!(
         text(&signed.stdout).contains("decision: GO"),
