@@ -707,6 +707,12 @@ pub struct RehearsalStep {
     /// the regression and while it lasts, it must drop by at least `drop`.
     #[serde(default)]
     pub sli: Option<SliSensitivity>,
+    /// Alerts that must fire and reach gauntlet's receiver (through the run's Alertmanager)
+    /// within `within` of the regression going in, as in a drill. The rehearsal waits for
+    /// them after the recovery, so the rollback is never held up.
+    #[serde(default)]
+    #[schemars(with = "Vec<crate::drills::ExpectedAlert>")]
+    pub alerts: Vec<Spanned<crate::drills::ExpectedAlert>>,
 }
 
 /// An availability SLI read from the candidate's metrics endpoint: 1 − bad / total, over the

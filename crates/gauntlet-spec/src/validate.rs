@@ -456,37 +456,8 @@ fn check_chaos(p: &mut Problems<'_>, spec: &Spec) {
             );
         }
         seen.push(&drill.name);
-        let delivered = spec
-            .prometheus
-            .as_ref()
-            .and_then(|p| p.alertmanager.as_ref())
-            .is_some();
-        if !drill.alerts.is_empty() && !delivered {
-            p.at(
-                at,
-                format!("{what} expects alerts, and nothing delivers them to gauntlet"),
-                Some("add `prometheus: {start: true, alertmanager: {start: true}}` (or `alertmanager: {receiver: ADDRESS}` for an Alertmanager of your own)".into()),
-            );
-        }
-        let required = spec
-            .steps
-            .observability
-            .as_ref()
-            .and_then(|o| o.alerts.as_ref())
-            .map(|a| &a.required);
-        for alert in &drill.alerts {
-            if let Some(required) = required
-                && !required.contains(&alert.name)
-            {
-                p.at(
-                    at,
-                    format!("{what} expects alert `{}`, which `steps.observability.alerts.required` does not list", alert.name),
-                    did_you_mean(&alert.name, required.iter().map(String::as_str))
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .or_else(|| Some("list it there, so the rule file is checked for it".into())),
-                );
-            }
-        }
+        let alerts: Vec<_> = drill.alerts.iter().map(|a| (at, &a.name)).collect();
+        check_expected_alerts(p, spec, &what, &alerts);
         match &drill.steady_state {
             Some(own) => check_probes(p, at, &what, &own.probes),
             None if chaos.steady_state.is_none() => p.at(
@@ -537,11 +508,60 @@ fn check_chaos(p: &mut Problems<'_>, spec: &Spec) {
     }
 }
 
+/// Alerts a drill or the rehearsal waits for: something must deliver them to gauntlet, and
+/// each must be one the observability step checks the rule file for.
+fn check_expected_alerts(
+    p: &mut Problems<'_>,
+    spec: &Spec,
+    what: &str,
+    alerts: &[(serde_saphyr::Location, &String)],
+) {
+    let delivered = spec
+        .prometheus
+        .as_ref()
+        .and_then(|p| p.alertmanager.as_ref())
+        .is_some();
+    if let Some((at, _)) = alerts.first()
+        && !delivered
+    {
+        p.at(
+            *at,
+            format!("{what} expects alerts, and nothing delivers them to gauntlet"),
+            Some("add `prometheus: {start: true, alertmanager: {start: true}}` (or `alertmanager: {receiver: ADDRESS}` for an Alertmanager of your own)".into()),
+        );
+    }
+    let required = spec
+        .steps
+        .observability
+        .as_ref()
+        .and_then(|o| o.alerts.as_ref())
+        .map(|a| &a.required);
+    for (at, name) in alerts {
+        if let Some(required) = required
+            && !required.contains(name)
+        {
+            p.at(
+                *at,
+                format!("{what} expects alert `{name}`, which `steps.observability.alerts.required` does not list"),
+                did_you_mean(name, required.iter().map(String::as_str))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .or_else(|| Some("list it there, so the rule file is checked for it".into())),
+            );
+        }
+    }
+}
+
 fn check_rehearsal(p: &mut Problems<'_>, spec: &Spec) {
     let Some(rehearsal) = &spec.steps.rollback_rehearsal else {
         return;
     };
     let what = "rollback_rehearsal";
+    let alerts: Vec<_> = rehearsal
+        .alerts
+        .iter()
+        .map(|a| (a.referenced, &a.value.name))
+        .collect();
+    check_expected_alerts(p, spec, what, &alerts);
     for fault in &rehearsal.faults {
         check_fault(p, fault, what, spec);
         if fault.value.target == "candidate" && fault.value.kind.is_proxy() {

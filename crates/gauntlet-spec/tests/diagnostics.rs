@@ -266,3 +266,35 @@ fn a_role_key_is_a_minisign_public_key_of_a_known_role() {
     let help = errors.0[0].help.as_deref().unwrap_or_default();
     assert!(help.contains("`sre`"), "{help}");
 }
+
+#[test]
+fn a_rehearsal_that_waits_for_an_alert_needs_it_delivered_and_checked() {
+    let off = "    # alerts: [{name: DemoCandidateErrors, within: 20s}]\n";
+    assert!(DEMO.contains(off));
+    let on = DEMO.replace(
+        off,
+        "    alerts: [{name: DemoCandidateErrors, within: 20s}]\n",
+    );
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &on).expect_err("invalid");
+    let said = render("gauntlet.yaml", &on);
+    assert!(
+        errors.0[0]
+            .message
+            .contains("rollback_rehearsal expects alerts, and nothing delivers them"),
+        "{said}"
+    );
+    let typo = on.replace(
+        "name: DemoCandidateErrors, within",
+        "name: DemoCandidateError, within",
+    );
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &typo).expect_err("invalid");
+    let unlisted = errors
+        .0
+        .iter()
+        .find(|e| e.message.contains("`DemoCandidateError`"))
+        .expect("the unlisted alert is named");
+    assert_eq!(
+        unlisted.help.as_deref(),
+        Some("did you mean `DemoCandidateErrors`?")
+    );
+}

@@ -127,6 +127,10 @@ const DRILL_ALERT_OFF: &str = "        # alerts: [{name: DemoPrimaryProviderFail
 ";
 const DRILL_ALERT_ON: &str = "        alerts: [{name: DemoPrimaryProviderFailing, within: 20s}]
 ";
+const REHEARSAL_ALERT_OFF: &str = "    # alerts: [{name: DemoCandidateErrors, within: 20s}]
+";
+const REHEARSAL_ALERT_ON: &str = "    alerts: [{name: DemoCandidateErrors, within: 20s}]
+";
 
 /// Whether `prometheus-alertmanager` is on the PATH.
 pub fn alertmanager_installed() -> bool {
@@ -147,6 +151,7 @@ pub fn spec_with(prometheus: bool, alertmanager: bool) -> String {
     let mut text = format!("{}\n{PROMETHEUS_GATES}", base.trim_end_matches('\n'));
     if alertmanager {
         text = text.replacen(DRILL_ALERT_OFF, DRILL_ALERT_ON, 1);
+        text = text.replacen(REHEARSAL_ALERT_OFF, REHEARSAL_ALERT_ON, 1);
         text.push_str(ALERTMANAGER);
     }
     text
@@ -209,6 +214,8 @@ mod tests {
         let outage = drills.iter().find(|d| d.name == "primary-outage").unwrap();
         assert_eq!(outage.alerts[0].name, "DemoPrimaryProviderFailing");
         assert!(drills.iter().filter(|d| !d.alerts.is_empty()).count() == 1);
+        let rehearsal = spec.steps.rollback_rehearsal.as_ref().unwrap();
+        assert_eq!(rehearsal.alerts[0].value.name, "DemoCandidateErrors");
         // Without it, the drill's expectation stays a comment.
         let plain = gauntlet_spec::load_str("gauntlet.yaml", &spec_with(true, false)).unwrap();
         assert!(

@@ -169,7 +169,8 @@ fn assert_check(report: &Value, id: &str, outcome: &str, says: &str) {
 fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     let _turn = heavy_turn();
     let s = Scratch::new();
-    let out = s.run(&["demo", "--prometheus", "--only", "chaos", "--quiet"]);
+    let only = ["--only", "rollback-rehearsal", "--only", "chaos", "--quiet"];
+    let out = s.run(&[&["demo", "--prometheus"][..], &only].concat());
     let report = latest(&s);
     assert_eq!(
         out.status.code(),
@@ -213,6 +214,12 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
         md.contains("time to alert `DemoPrimaryProviderFailing`"),
         "{md}"
     );
+    // The rehearsal's broken candidate pages too: its 5xx alert arrives after the fault.
+    let paged = "rollback-rehearsal.alert DemoCandidateErrors";
+    assert_check(&report, paged, "pass", "Alertmanager delivered it");
+    let key = "rollback_rehearsal.time_to_alert.DemoCandidateErrors";
+    let seconds = report["measurements"][key].as_f64().expect("measured");
+    assert!(seconds > 0.0 && seconds < 20.0, "{seconds}");
 
     // An alert that cannot fire in time fails the drill; it is not assumed.
     // The demo project's spec edited, and the outage drill run on its own against it.

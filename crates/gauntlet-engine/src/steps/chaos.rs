@@ -619,9 +619,8 @@ fn rank(outcome: Outcome) -> u8 {
     }
 }
 
-/// Waits (until each alert's `within` of the fault) for every expected alert to arrive at
-/// gauntlet's receiver, firing, and started after the fault went in: an alert already
-/// firing before the drill proves nothing about this fault.
+/// Waits for the drill's expected alerts (see `alerting`) and puts each arrival on the
+/// drill's timeline.
 async fn expected_alerts(
     ctx: &RunContext,
     drill: &Drill,
@@ -630,108 +629,34 @@ async fn expected_alerts(
     severity: Severity,
 ) -> Vec<Check> {
     let fault_instant = timeline.started + fault_at;
-    let fault_wall = std::time::SystemTime::now() - fault_instant.elapsed();
-    let mut checks = Vec::new();
-    for expected in &drill.alerts {
-        let check = Check::new(
-            STEP,
-            &format!("{}: alert {}", drill.name, expected.name),
-            severity,
-        )
-        .threshold(format!(
-            "fires and reaches gauntlet's receiver within {} of the fault",
-            expected.within
-        ));
-        let Some(receiver) = &ctx.alerts else {
-            checks.push(check.outcome(
-                Outcome::Inconclusive,
-                "no alert receiver in this run (the Alertmanager did not come up)",
-            ));
-            continue;
-        };
-        if ctx.prometheus.is_none() {
-            checks.push(check.outcome(
-                Outcome::Inconclusive,
-                "no Prometheus in this run to evaluate the rules: nothing could fire",
-            ));
-            continue;
-        }
-        let deadline = tokio::time::Instant::from_std(fault_instant + expected.within.as_std());
-        let fresh = |n: &gauntlet_net::AlertNotice| {
-            n.name == expected.name
-                && n.status == "firing"
-                && n.arrived >= fault_instant
-                // (a time in another notation than UTC's `Z` is not held against it)
-                && humantime::parse_rfc3339(&n.starts_at)
-                    .map_or(true, |t| t + Duration::from_secs(1) >= fault_wall)
-        };
-        match receiver.wait_for(fresh, deadline).await {
-            Some(notice) => {
-                let after = notice.arrived.saturating_duration_since(fault_instant);
-                let fired = humantime::parse_rfc3339(&notice.starts_at)
-                    .ok()
-                    .and_then(|t| t.duration_since(fault_wall).ok());
-                let at = after + fault_at;
-                timeline.events.push(DrillEvent {
-                    at_ms: at.as_millis() as u64,
-                    kind: "alert".into(),
-                    detail: format!(
-                        "{} reached gauntlet's receiver via Alertmanager ({})",
-                        expected.name, notice.receiver
-                    ),
-                });
-                ctx.recorder.event(
-                    Some(STEP),
-                    "drill-alert",
-                    format!(
-                        "{} +{:.2}s alert: {} notified {:.2}s after the fault",
-                        drill.name,
-                        at.as_secs_f64(),
-                        expected.name,
-                        after.as_secs_f64()
-                    ),
-                );
-                timeline
-                    .alerts
-                    .insert(expected.name.clone(), after.as_millis() as u64);
-                let measured = match fired {
-                    Some(fired) => format!(
-                        "notified after {:.2}s (firing in Prometheus after {:.2}s)",
-                        after.as_secs_f64(),
-                        fired.as_secs_f64()
-                    ),
-                    None => format!("notified after {:.2}s", after.as_secs_f64()),
-                };
-                checks.push(check.measured(measured).outcome(
-                    Outcome::Pass,
-                    format!(
-                        "Prometheus fired {} and Alertmanager delivered it",
-                        expected.name
-                    ),
-                ));
-            }
-            None => {
-                let seen: Vec<String> = receiver
-                    .notices()
-                    .iter()
-                    .filter(|n| n.arrived >= fault_instant)
-                    .map(|n| format!("{} ({})", n.name, n.status))
-                    .collect();
-                checks.push(check.measured("no notification").outcome(
-                    Outcome::Fail,
-                    format!(
-                        "{} did not reach the receiver within {} of the fault; received since: {}",
-                        expected.name,
-                        expected.within,
-                        if seen.is_empty() {
-                            "nothing".into()
-                        } else {
-                            seen.join(", ")
-                        }
-                    ),
-                ));
-            }
-        }
+    let expected: Vec<_> = drill.alerts.iter().collect();
+    let prefix = format!("{}: ", drill.name);
+    let (checks, arrivals) =
+        super::alerting::wait_for(ctx, STEP, &prefix, &expected, fault_instant, severity).await;
+    for arrival in arrivals {
+        let at = arrival.after + fault_at;
+        timeline.events.push(DrillEvent {
+            at_ms: at.as_millis() as u64,
+            kind: "alert".into(),
+            detail: format!(
+                "{} reached gauntlet's receiver via Alertmanager ({})",
+                arrival.name, arrival.receiver
+            ),
+        });
+        ctx.recorder.event(
+            Some(STEP),
+            "drill-alert",
+            format!(
+                "{} +{:.2}s alert: {} notified {:.2}s after the fault",
+                drill.name,
+                at.as_secs_f64(),
+                arrival.name,
+                arrival.after.as_secs_f64()
+            ),
+        );
+        timeline
+            .alerts
+            .insert(arrival.name, arrival.after.as_millis() as u64);
     }
     checks
 }

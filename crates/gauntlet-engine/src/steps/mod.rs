@@ -1,6 +1,7 @@
 //! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
 //! returns its checks; it records timeline events and evidence through the context.
 
+mod alerting;
 mod canary;
 mod chaos;
 mod dr;

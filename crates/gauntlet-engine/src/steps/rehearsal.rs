@@ -188,6 +188,7 @@ async fn run(
         checks.push(recovered.outcome(Outcome::Skipped, "nothing was detected"));
         checks.extend(sli_check);
         load.finish().await;
+        checks.extend(expected_alerts(ctx, config, injected, severity).await);
         return checks;
     };
     recorder.event(
@@ -285,6 +286,37 @@ async fn run(
         check.evidence = evidence.clone();
     }
     load.finish().await;
+    checks.extend(expected_alerts(ctx, config, injected, severity).await);
+    checks
+}
+
+/// The alerts the regression must have raised, waited for once the rollback and recovery are
+/// done (an alert that fires as the rollback happens is still the page someone gets).
+async fn expected_alerts(
+    ctx: &RunContext,
+    config: &RehearsalStep,
+    injected: Instant,
+    severity: Severity,
+) -> Vec<Check> {
+    let expected: Vec<_> = config.alerts.iter().map(|a| &a.value).collect();
+    let (checks, arrivals) =
+        super::alerting::wait_for(ctx, STEP, "", &expected, injected, severity).await;
+    for arrival in arrivals {
+        ctx.recorder.event(
+            Some(STEP),
+            "alert",
+            format!(
+                "{} notified {:.2}s after the regression went in (via {})",
+                arrival.name,
+                arrival.after.as_secs_f64(),
+                arrival.receiver
+            ),
+        );
+        ctx.recorder.measure(
+            &format!("rollback_rehearsal.time_to_alert.{}", arrival.name),
+            arrival.after.as_secs_f64(),
+        );
+    }
     checks
 }
 
