@@ -58,6 +58,10 @@ pub struct Spec {
     /// Remediation hints for the failure taxonomy, tried before the built-in ones.
     #[serde(default)]
     pub taxonomy: Option<crate::review::TaxonomySection>,
+    /// Named selections of steps (`gauntlet run --profile smoke`), e.g. a smoke profile to
+    /// repeat many times (`--repeat 10 --min-success 70%`).
+    #[serde(default)]
+    pub profiles: BTreeMap<String, crate::review::Profile>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

@@ -581,3 +581,24 @@ pub struct TaxonomyHint {
     pub error: Option<String>,
     pub hint: String,
 }
+
+/// A named selection of steps: those in `only` (all when empty) minus those in `skip`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub only: Vec<Spanned<String>>,
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub skip: Vec<Spanned<String>>,
+}
+
+impl Profile {
+    /// The steps as run options name them (`rollback_rehearsal` → `rollback-rehearsal`).
+    pub fn steps(list: &[Spanned<String>]) -> Vec<String> {
+        list.iter().map(|s| s.value.replace('_', "-")).collect()
+    }
+}

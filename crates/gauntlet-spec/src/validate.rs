@@ -915,6 +915,38 @@ fn check_review(p: &mut Problems<'_>, spec: &Spec) {
             }
         }
     }
+    for (name, profile) in &spec.profiles {
+        let selectable = crate::review::REPORT_STEPS
+            .iter()
+            .copied()
+            .filter(|s| *s != "setup");
+        for step in profile.only.iter().chain(&profile.skip) {
+            let named = step.value.replace('_', "-");
+            if !selectable.clone().any(|s| s == named) {
+                p.at(
+                    step.referenced,
+                    format!(
+                        "profile `{name}` names step `{}`, which no run has",
+                        step.value
+                    ),
+                    Some(match did_you_mean(&named, selectable.clone()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!(
+                            "steps: {}",
+                            selectable.clone().collect::<Vec<_>>().join(", ")
+                        ),
+                    }),
+                );
+            }
+        }
+        if profile.only.is_empty() && profile.skip.is_empty() {
+            p.found.push(SpecDiagnostic::whole_file(
+                p.file,
+                format!("profile `{name}` selects every step: give it `only:` or `skip:`"),
+                Some("e.g. `profiles: {smoke: {only: [security, canary]}}`".into()),
+            ));
+        }
+    }
     if let Some(prometheus) = &spec.prometheus
         && prometheus.url.is_some() == prometheus.start
     {

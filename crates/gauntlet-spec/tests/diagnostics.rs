@@ -298,3 +298,29 @@ fn a_rehearsal_that_waits_for_an_alert_needs_it_delivered_and_checked() {
         Some("did you mean `DemoCandidateErrors`?")
     );
 }
+
+#[test]
+fn a_profile_names_steps_that_runs_have() {
+    let bad = DEMO.replace(
+        "    only: [security]\n",
+        "    only: [securty, rollback_rehearsal]\n",
+    );
+    assert_ne!(bad, DEMO);
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &bad).expect_err("invalid");
+    assert_eq!(errors.0.len(), 1, "{errors:?}");
+    assert!(
+        errors.0[0]
+            .message
+            .contains("profile `smoke` names step `securty`")
+    );
+    assert_eq!(
+        errors.0[0].help.as_deref(),
+        Some("did you mean `security`?")
+    );
+    let everything = DEMO.replace("    only: [security]\n", "");
+    let errors = gauntlet_spec::load_str("gauntlet.yaml", &everything).expect_err("invalid");
+    assert!(
+        errors.0[0].message.contains("selects every step"),
+        "{errors:?}"
+    );
+}

@@ -349,6 +349,10 @@ pub struct Execution {
     /// Skip this step (repeatable).
     #[arg(long, value_enum, value_name = "STEP")]
     pub skip: Vec<StepArg>,
+    /// Run the steps of this named profile from the spec's `profiles` (with any
+    /// `--only`/`--skip` added to it).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Under hard gating, run the remaining steps after a hard failure.
     #[arg(long)]
     pub keep_going: bool,
@@ -398,7 +402,8 @@ impl StepArg {
 pub struct RunArgs {
     /// The spec file, e.g. gauntlet.yaml.
     pub file: PathBuf,
-    /// Run the gauntlet (or the steps `--only`/`--skip` leave: a smoke profile) N times,
+    /// Run the gauntlet (or a smoke profile: `--profile NAME`, or the steps `--only`/`--skip`
+    /// leave) N times,
     /// seeds SEED, SEED+1, …, and gate on the share of GO runs.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub repeat: u32,

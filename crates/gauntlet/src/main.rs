@@ -355,11 +355,29 @@ fn execute(
         // Scored after the steps, from their checks; selectable like a step.
         configured.push(gauntlet_engine::readiness::STEP);
     }
-    for step in execution.only.iter().chain(&execution.skip) {
-        if !configured.contains(&step.name()) {
+    let (mut only, mut skip) = (Vec::new(), Vec::new());
+    if let Some(name) = &execution.profile {
+        let Some(profile) = spec.profiles.get(name) else {
+            let known: Vec<&str> = spec.profiles.keys().map(String::as_str).collect();
             return Err(CliError::Usage(format!(
-                "step `{}` is not configured in {}; configured steps: {}",
-                step.name(),
+                "no profile `{name}` in {}; {}",
+                spec_path.display(),
+                match gauntlet_spec::did_you_mean(name, known.iter().copied()) {
+                    Some(close) => format!("did you mean `{close}`?"),
+                    None if known.is_empty() => "add one under `profiles:`, e.g. `profiles: {smoke: {only: [security, canary]}}`".into(),
+                    None => format!("profiles: {}", known.join(", ")),
+                }
+            )));
+        };
+        only = gauntlet_spec::Profile::steps(&profile.only);
+        skip = gauntlet_spec::Profile::steps(&profile.skip);
+    }
+    only.extend(execution.only.iter().map(|s| s.name().to_string()));
+    skip.extend(execution.skip.iter().map(|s| s.name().to_string()));
+    for step in only.iter().chain(&skip) {
+        if !configured.contains(&step.as_str()) {
+            return Err(CliError::Usage(format!(
+                "step `{step}` is not configured in {}; configured steps: {}",
                 spec_path.display(),
                 configured.join(", ")
             )));
@@ -370,16 +388,8 @@ fn execute(
         spec_text,
         out_dir: execution.out.clone(),
         store_path: global.store.clone(),
-        only: execution
-            .only
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect(),
-        skip: execution
-            .skip
-            .iter()
-            .map(|s| s.name().to_string())
-            .collect(),
+        only,
+        skip,
         keep_going: execution.keep_going,
         strict: execution.strict,
         seed: execution.seed,
@@ -510,9 +520,14 @@ fn repeat(
     let go = share(&["GO"]);
     let at_best = share(&["GO", "INCONCLUSIVE"]);
     say!(
-        "{} runs of {}: {} GO ({:.1}%), min-success {}",
+        "{} runs of {}{}: {} GO ({:.1}%), min-success {}",
         outcomes.len(),
         name,
+        args.execution
+            .profile
+            .as_ref()
+            .map(|p| format!(" (profile {p})"))
+            .unwrap_or_default(),
         outcomes.iter().filter(|o| o.2 == "GO").count(),
         go * 100.0,
         minimum

@@ -281,11 +281,9 @@ fn a_broken_rule_file_fails_observability_with_its_place() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let rules = s.path().join(".gauntlet/demo/alerts/demo.rules.yml");
     let good = std::fs::read_to_string(&rules).unwrap();
-    std::fs::write(
-        &rules,
-        good.replacen("        for: 5s\n", "        fore: 5s\n", 1),
-    )
-    .unwrap();
+    let broken = good.replacen("        for: 5s\n", "        fore: 5s\n", 1);
+    let line = 1 + broken.lines().position(|l| l.contains("fore:")).unwrap();
+    std::fs::write(&rules, broken).unwrap();
     let spec = ".gauntlet/demo/gauntlet.yaml";
     let out = s.run(&["run", spec, "--only", "observability", "--quiet"]);
     let report = latest(&s);
@@ -294,7 +292,7 @@ fn a_broken_rule_file_fails_observability_with_its_place() {
     assert_eq!(valid["outcome"], "fail", "{valid}");
     let reason = valid["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("alerts/demo.rules.yml:15:9:") && reason.contains("fore"),
+        reason.starts_with(&format!("alerts/demo.rules.yml:{line}:9:")) && reason.contains("fore"),
         "{reason}"
     );
     // A rule file that parses and lacks a required alert.
@@ -456,8 +454,8 @@ fn repeat_runs_gate_on_the_share_of_go_runs() {
     let args = [
         "run",
         "gauntlet.yaml",
-        "--only",
-        "security",
+        "--profile",
+        "smoke",
         "--repeat",
         "3",
         "--min-success",
@@ -468,13 +466,22 @@ fn repeat_runs_gate_on_the_share_of_go_runs() {
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
     assert!(
-        said.contains("3 runs of gauntlet.yaml: 3 GO (100.0%), min-success 70%"),
+        said.contains("3 runs of gauntlet.yaml (profile smoke): 3 GO (100.0%), min-success 70%"),
         "{said}"
     );
     assert!(said.contains("repeat: PASS"), "{said}");
     for seed in ["seed 1  GO", "seed 2  GO", "seed 3  GO"] {
         assert!(said.contains(seed), "{seed}: {said}");
     }
+    // The smoke profile ran the security step and nothing else.
+    let ran: Vec<String> = latest(&s)["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|step| step["outcome"] != "skipped")
+        .map(|step| step["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ran, ["setup", "security"], "{ran:?}");
     // A candidate that lets requests without credentials through is NO-GO every time.
     let out = s
         .command()
@@ -499,6 +506,13 @@ fn repeat_runs_gate_on_the_share_of_go_runs() {
         "70",
     ]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    let typo = s.run(&["run", "gauntlet.yaml", "--profile", "smok", "--repeat", "2"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(
+        text(&typo.stderr).contains("did you mean `smoke`?"),
+        "{}",
+        text(&typo.stderr)
+    );
     assert_eq!(s.run_dirs().len(), 6);
 }
 
