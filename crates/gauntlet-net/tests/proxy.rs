@@ -272,6 +272,44 @@ async fn reset_drops_open_connections_and_refuses_new_ones() {
     assert!(proxy.stats().resets >= 2);
 }
 
+/// Faults are switched from one thread while connections run on others: every open
+/// connection must see every reset, however the threads interleave (a watchdog woken before
+/// the change was fully published once slept through it, and a keep-alive connection went
+/// on serving through an outage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_reaches_every_open_connection_across_threads() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    for round in 0..300 {
+        let mut open = Vec::new();
+        for _ in 0..4 {
+            let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+            raw_get(&mut stream, "/").await.unwrap();
+            open.push(stream);
+        }
+        let mut idle = TcpStream::connect(proxy.addr()).await.unwrap();
+        raw_get(&mut idle, "/").await.unwrap();
+        let id = proxy.add(Fault::new(FaultKind::Reset)).unwrap();
+        // An idle connection is closed by the proxy without a byte from the client.
+        let mut buf = [0u8; 16];
+        let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0) | Err(_))),
+            "round {round}: an idle connection outlived the reset: {closed:?}"
+        );
+        for stream in &mut open {
+            let answer = tokio::time::timeout(Duration::from_secs(10), raw_get(stream, "/"))
+                .await
+                .expect("a reset connection answers at once");
+            assert!(
+                answer.is_err(),
+                "round {round}: a connection open before the reset still served: {answer:?}"
+            );
+        }
+        assert!(proxy.remove(id));
+    }
+}
+
 #[tokio::test]
 async fn a_blackhole_holds_bytes_until_it_heals() {
     let (addr, _) = upstream().await;

@@ -295,6 +295,8 @@ async fn run_drill(
     }
     let mut during = Vec::new();
     let mut side_seen: Vec<Option<(Duration, String)>> = vec![None; drill.side_effects.len()];
+    // What each unseen side effect's probe said last, for the failure's reason.
+    let mut side_last: Vec<String> = vec![String::new(); drill.side_effects.len()];
     if apply_error.is_none() {
         let end = fault_at + drill.duration.as_std();
         loop {
@@ -317,6 +319,8 @@ async fn run_drill(
                             format!("{}: {}", probe.name, result.detail),
                         );
                         side_seen[i] = Some((at, result.detail));
+                    } else {
+                        side_last[i] = result.detail;
                     }
                 }
             }
@@ -553,8 +557,8 @@ async fn run_drill(
             None => c.outcome(
                 Outcome::Fail,
                 format!(
-                    "`{}` was never seen during the {} drill",
-                    probe.name, drill.duration
+                    "`{}` was never seen during the {} drill (last look: {})",
+                    probe.name, drill.duration, side_last[i]
                 ),
             ),
         });

@@ -337,8 +337,8 @@ impl Shared {
             let mut next = list.as_ref().clone();
             next.push(ActiveFault { id, fault });
             *list = Arc::new(next);
+            bump(&self.generation);
         });
-        self.generation.fetch_add(1, Ordering::Release);
         if let Some(ms) = duration {
             // A dropped proxy cancels the expiry: nothing is left to remove.
             let sender = self.faults.clone();
@@ -364,9 +364,9 @@ impl Shared {
         self.faults.send_if_modified(|list| {
             removed = list.len();
             *list = Arc::new(Vec::new());
+            bump(&self.generation);
             removed > 0
         });
-        self.generation.fetch_add(1, Ordering::Release);
         removed
     }
 
@@ -398,15 +398,23 @@ impl Shared {
 }
 
 fn remove_from(sender: &watch::Sender<FaultList>, generation: &AtomicU64, id: u64) -> bool {
-    let removed = sender.send_if_modified(|list| {
+    sender.send_if_modified(|list| {
         if !list.iter().any(|f| f.id == id) {
             return false;
         }
         *list = Arc::new(list.iter().filter(|f| f.id != id).cloned().collect());
+        bump(generation);
         true
-    });
+    })
+}
+
+/// Marks a change of the fault list; called inside the watch's write lock, before its
+/// waiters are woken. A waiter woken by the change then always sees the new generation (had
+/// it been bumped after the send, a woken watchdog could keep the old list and, its change
+/// already consumed, sleep through a reset), and a reader that sees the new generation
+/// before the write ends waits on the lock for the new list.
+fn bump(generation: &AtomicU64) {
     generation.fetch_add(1, Ordering::Release);
-    removed
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -469,6 +477,14 @@ impl<'a> View<'a> {
             self.faults = self.rx.borrow_and_update().clone();
         }
         self.faults.clone()
+    }
+
+    /// Waits for the next change of the list and takes it (Err: the proxy is gone).
+    async fn changed(&mut self) -> Result<(), watch::error::RecvError> {
+        self.rx.changed().await?;
+        self.generation = self.shared.generation.load(Ordering::Acquire);
+        self.faults = self.rx.borrow_and_update().clone();
+        Ok(())
     }
 
     fn is_clear(&self) -> bool {
@@ -538,7 +554,7 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             }
         };
         tokio::select! {
-            changed = view.rx.changed() => if changed.is_err() { return },
+            changed = view.changed() => if changed.is_err() { return },
             _ = expired => return,
         }
     }
@@ -638,7 +654,7 @@ async fn watchdog(mut view: View<'_>) {
             }
         };
         tokio::select! {
-            changed = view.rx.changed() => if changed.is_err() { return std::future::pending().await },
+            changed = view.changed() => if changed.is_err() { return std::future::pending().await },
             () = expired => return,
         }
     }
@@ -684,7 +700,7 @@ impl Pump<'_> {
                 if !self.view.paused(&list) {
                     break;
                 }
-                if self.view.rx.changed().await.is_err() {
+                if self.view.changed().await.is_err() {
                     return End::Abort;
                 }
             }
@@ -705,6 +721,16 @@ impl Pump<'_> {
                 continue;
             }
             let list = self.view.current();
+            // A reset that came in while these bytes were on their way: they go no further,
+            // whether or not the watchdog has run yet.
+            if self
+                .view
+                .find(&list, |k| *k == FaultKind::Reset, None, 0)
+                .is_some()
+            {
+                self.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
+                return End::Abort;
+            }
             let mut data = &buf[..n];
             // Bytes dropped from the start of the stream.
             if let Some(f) = self.view.find(
