@@ -219,6 +219,9 @@ pub fn file_safe(name: &str) -> String {
 pub struct System {
     pub url: String,
     pub proxy: Option<Arc<gauntlet_net::FaultProxy>>,
+    /// For a dependency with a fault proxy: the proxy the baseline reaches it through, never
+    /// faulted. Both arms then take the same hop, so the canary compares like with like.
+    pub twin: Option<Arc<gauntlet_net::FaultProxy>>,
 }
 
 impl System {

@@ -377,6 +377,7 @@ mod tests {
                 System {
                     url: "http://127.0.0.1:4100".into(),
                     proxy: None,
+                    twin: None,
                 },
             ),
             (
@@ -384,6 +385,7 @@ mod tests {
                 System {
                     url: "https://[::1]:9/x".into(),
                     proxy: None,
+                    twin: None,
                 },
             ),
         ]);

@@ -261,6 +261,9 @@ pub(crate) async fn run_steps(
     );
     crate::readiness::annotate(&mut verdict.conditions, &deadlines, &spec.service.owners);
     crate::signoff::require(&mut verdict, &spec);
+    if let Some(gates) = &recorded.gates {
+        weighted_gates_short(&mut verdict, gates);
+    }
     let gating = serde_json::to_value(spec.gating.mode)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -582,7 +585,8 @@ async fn bring_up(
     proxied: Option<(&BTreeMap<String, gauntlet_spec::ProxyProtocol>, u64)>,
 ) -> (Vec<Check>, Option<BTreeMap<String, System>>) {
     let mut known = Placeholders::new();
-    // The candidate reaches its dependencies through their proxies; the baseline directly.
+    // The candidate reaches its dependencies through their fault proxies; the baseline
+    // through twins of them that are never faulted (or directly, without proxies).
     let mut known_to_candidate = Placeholders::new();
     let mut checks = Vec::new();
     let mut systems: Vec<(String, &gauntlet_spec::Launch, Option<&str>)> = spec
@@ -653,31 +657,29 @@ async fn bring_up(
                 return (checks, None);
             }
         }
-        let proxy = if let Some((protocols, seed)) = proxied
-            && name != "baseline"
-        {
+        let (mut proxy, mut twin) = (None, None);
+        if let Some((protocols, seed)) = proxied.filter(|_| name != "baseline") {
             let protocol = match protocols.get(&name) {
                 Some(gauntlet_spec::ProxyProtocol::Tcp) => gauntlet_net::Protocol::Tcp,
                 _ => gauntlet_net::Protocol::Http,
             };
             let upstream = authority(&endpoint.url);
-            match gauntlet_net::FaultProxy::start(
-                &name,
-                ([127, 0, 0, 1], 0).into(),
-                &upstream,
-                protocol,
-                seed,
-            )
-            .await
-            {
-                Ok(proxy) => {
-                    recorder.event(
-                        Some(SETUP_STEP),
-                        "proxy-started",
-                        format!("fault proxy for {name}: {} -> {upstream}", proxy.addr()),
-                    );
-                    Some(Arc::new(proxy))
+            let start = |label: String, says: &'static str| {
+                start_proxy(label, upstream.clone(), protocol, seed, recorder, says)
+            };
+            // The candidate's fault proxy; for a dependency, also the baseline's twin.
+            let started = match start(name.clone(), "fault proxy").await {
+                Ok(p) if dependency.is_some() => {
+                    let label = format!("{name} (baseline)");
+                    start(label, "never-faulted twin proxy")
+                        .await
+                        .map(|t| (p, Some(t)))
                 }
+                Ok(p) => Ok((p, None)),
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok((p, t)) => (proxy, twin) = (Some(p), t),
                 Err(e) => {
                     checks.push(
                         Check::new(SETUP_STEP, &format!("{name} proxy"), Severity::Hard).outcome(
@@ -688,26 +690,74 @@ async fn bring_up(
                     return (checks, None);
                 }
             }
-        } else {
-            None
-        };
+        }
         if let Some(dependency) = dependency {
             let key = format!("dependencies.{dependency}.url");
-            known.insert(key.clone(), endpoint.url.clone());
-            let via = proxy
-                .as_ref()
-                .map_or_else(|| endpoint.url.clone(), |p| format!("http://{}", p.addr()));
-            known_to_candidate.insert(key, via);
+            let through = |p: &Option<Arc<gauntlet_net::FaultProxy>>| {
+                p.as_ref()
+                    .map_or_else(|| endpoint.url.clone(), |p| format!("http://{}", p.addr()))
+            };
+            known.insert(key.clone(), through(&twin));
+            known_to_candidate.insert(key, through(&proxy));
         }
         urls.insert(
             name,
             System {
                 url: endpoint.url,
                 proxy,
+                twin,
             },
         );
     }
     (checks, Some(urls))
+}
+
+/// Weighted gates speak through the score, so a GO can stand with one that failed or went
+/// unmeasured (scored as zero); the summary names them instead of letting "every check
+/// passed" hide them.
+fn weighted_gates_short(
+    verdict: &mut crate::decision::Verdict,
+    gates: &gauntlet_report::GatesReport,
+) {
+    let short: Vec<String> = gates
+        .gates
+        .iter()
+        .filter(|g| !g.critical && g.outcome != Outcome::Pass)
+        .map(|g| format!("`{}` {}", g.name, g.outcome.as_str()))
+        .collect();
+    if short.is_empty() || verdict.decision == gauntlet_report::Decision::Aborted {
+        return;
+    }
+    let summary = verdict.summary.trim_end_matches('.');
+    verdict.summary = format!(
+        "{summary}; weighted gates short of pass, counted in the score only: {}.",
+        short.join(", ")
+    );
+}
+
+async fn start_proxy(
+    label: String,
+    upstream: String,
+    protocol: gauntlet_net::Protocol,
+    seed: u64,
+    recorder: &Recorder,
+    says: &str,
+) -> Result<Arc<gauntlet_net::FaultProxy>, String> {
+    let proxy = gauntlet_net::FaultProxy::start(
+        &label,
+        ([127, 0, 0, 1], 0).into(),
+        &upstream,
+        protocol,
+        seed,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    recorder.event(
+        Some(SETUP_STEP),
+        "proxy-started",
+        format!("{says} for {label}: {} -> {upstream}", proxy.addr()),
+    );
+    Ok(Arc::new(proxy))
 }
 
 /// `host:port` of an http(s) URL.
