@@ -33,6 +33,13 @@ pub enum PromError {
     /// An answer that is not what the API documents.
     #[error("unexpected answer from Prometheus: {0}")]
     Decode(String),
+    /// HTTP 401 or 403: the server wants credentials, or refused the ones sent.
+    #[error("Prometheus at {url} refused access (HTTP {status}): {hint}")]
+    Unauthorized {
+        url: String,
+        status: u16,
+        hint: String,
+    },
 }
 
 /// Credentials; `Debug` never shows them.
@@ -188,15 +195,44 @@ impl Prometheus {
         &self.base
     }
 
-    async fn get(&self, path: &str) -> Result<Value, PromError> {
+    /// A GET with the credentials, if any.
+    fn outgoing(&self, path: &str) -> Outgoing {
         let mut out = Outgoing::get(&self.base, path);
         if let Some(auth) = &self.auth {
             out.headers.insert("authorization".into(), auth.header());
         }
+        out
+    }
+
+    fn unauthorized(&self, status: u16) -> PromError {
+        let hint = match &self.auth {
+            None => {
+                "it needs credentials: set GAUNTLET_PROMETHEUS_TOKEN (bearer) or GAUNTLET_PROMETHEUS_USER and GAUNTLET_PROMETHEUS_PASSWORD (basic)"
+            }
+            Some(Auth::Bearer(_)) => {
+                "the bearer token from GAUNTLET_PROMETHEUS_TOKEN was not accepted"
+            }
+            Some(Auth::Basic { .. }) => {
+                "the user and password from GAUNTLET_PROMETHEUS_USER and GAUNTLET_PROMETHEUS_PASSWORD were not accepted"
+            }
+        };
+        PromError::Unauthorized {
+            url: self.base.clone(),
+            status,
+            hint: hint.to_string(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, PromError> {
+        let out = self.outgoing(path);
         let mut last = String::new();
         let mut wait = self.backoff;
         for attempt in 1..=self.attempts {
             match self.client.send(&out).await {
+                // Credentials do not get better by asking again.
+                Ok(r) if r.status == 401 || r.status == 403 => {
+                    return Err(self.unauthorized(r.status));
+                }
                 Ok(r) if r.status < 500 => {
                     let envelope: Envelope = serde_json::from_slice(&r.body).map_err(|e| {
                         PromError::Decode(format!(
@@ -237,9 +273,10 @@ impl Prometheus {
 
     /// `GET /-/ready`: Ok once the server answers that it is ready.
     pub async fn ready(&self) -> Result<(), PromError> {
-        let out = Outgoing::get(&self.base, "/-/ready");
+        let out = self.outgoing("/-/ready");
         match self.client.send(&out).await {
             Ok(r) if r.status == 200 => Ok(()),
+            Ok(r) if r.status == 401 || r.status == 403 => Err(self.unauthorized(r.status)),
             Ok(r) => Err(PromError::Unavailable {
                 url: self.base.clone(),
                 attempts: 1,

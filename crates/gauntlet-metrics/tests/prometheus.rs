@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use gauntlet_metrics::prometheus::{PromError, Prometheus};
+use gauntlet_metrics::prometheus::{Auth, PromError, Prometheus};
 
 const RULES: &str = r#"groups:
   - name: gauntlet-test
@@ -42,6 +42,11 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Server {
+    start_with(None)
+}
+
+/// With `web_config`, Prometheus's own `--web.config.file` (e.g. basic auth users).
+fn start_with(web_config: Option<&str>) -> Server {
     let found = Command::new("sh")
         .args(["-c", "command -v prometheus"])
         .output()
@@ -60,7 +65,13 @@ fn start() -> Server {
         ),
     )
     .unwrap();
-    let child = Command::new("prometheus")
+    let mut command = Command::new("prometheus");
+    if let Some(web) = web_config {
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, web).unwrap();
+        command.arg(format!("--web.config.file={}", path.display()));
+    }
+    let child = command
         .arg(format!(
             "--config.file={}",
             dir.path().join("prometheus.yml").display()
@@ -193,5 +204,59 @@ async fn a_stopped_prometheus_is_unavailable_after_bounded_retries() {
             assert!(last.contains("connection"), "{last}");
         }
         other => panic!("a stopped server must be unavailable, not {other:?}"),
+    }
+}
+
+/// `gauntlet` / `gauntlet-test-password`, bcrypt at the lowest cost (a test's password).
+const WEB_CONFIG: &str =
+    "basic_auth_users:\n  gauntlet: $2b$04$taGwCR81T.P2Pa8FsZOheuG7F1o5ippTuw/YobTkP7mSdY7mz9WQi\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_reaches_a_protected_prometheus_and_a_refusal_says_what_to_set() {
+    let server = start_with(Some(WEB_CONFIG));
+    let basic = |password: &str| {
+        Some(Auth::Basic {
+            user: "gauntlet".into(),
+            password: password.into(),
+        })
+    };
+    let prom = Prometheus::new(&server.url, Duration::from_secs(5))
+        .with_auth(basic("gauntlet-test-password"));
+    eventually("ready", Duration::from_secs(30), || async {
+        prom.ready().await.is_ok()
+    })
+    .await;
+    let answer = prom.query("scalar(vector(7))", None).await.unwrap();
+    assert_eq!(answer[0].value, 7.0);
+
+    // No credentials, or wrong ones: refused at once (no retries), saying what to set.
+    let refusals = [
+        (None, "set GAUNTLET_PROMETHEUS_TOKEN"),
+        (
+            basic("wrong"),
+            "GAUNTLET_PROMETHEUS_PASSWORD were not accepted",
+        ),
+    ];
+    for (auth, says) in refusals {
+        let prom = Prometheus::new(&server.url, Duration::from_secs(5))
+            .with_auth(auth)
+            .with_retries(3, Duration::from_secs(10));
+        let started = Instant::now();
+        match prom.query("vector(1)", None).await {
+            Err(e @ PromError::Unauthorized { status: 401, .. }) => {
+                let said = e.to_string();
+                assert!(said.contains(says), "{said}");
+                assert!(!said.contains("gauntlet-test-password"), "{said}");
+            }
+            other => panic!("expected a 401 refusal, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a refusal is not retried"
+        );
+        assert!(matches!(
+            prom.ready().await,
+            Err(PromError::Unauthorized { status: 401, .. })
+        ));
     }
 }
