@@ -108,11 +108,18 @@ pub fn sign(
 /// A sign-off and the key that signed it, or why it was refused.
 pub type Checked = Result<(Signoff, String), String>;
 
+/// The key the spec names for `role` (`signoffs.keys`), as a verifier; `None` when it names
+/// none.
+pub fn role_key(spec: &Spec, role: &str) -> Option<Result<Trust, String>> {
+    let line = spec.signoffs.as_ref()?.key_of(role)?;
+    Some(Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")))
+}
+
 /// The keys that may sign for `role`: the one the run's spec names for it (`signoffs.keys`),
 /// else whatever the verifier trusts.
 pub fn trust_for(role: &str, spec: Option<&Spec>, trust: Option<&Trust>) -> Result<Trust, String> {
-    match spec.and_then(|s| s.signoffs.as_ref()?.key_of(role)) {
-        Some(line) => Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")),
+    match spec.and_then(|s| role_key(s, role)) {
+        Some(key) => key,
         None => trust.cloned().ok_or_else(|| {
             format!(
                 "no keyring or key to verify the {role} sign-off with (give --keyring or --key)"

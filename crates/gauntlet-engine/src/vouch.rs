@@ -14,6 +14,8 @@ use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Trust, TrustError};
 use serde::{Deserialize, Serialize};
 
+use crate::signoff::role_key;
+
 /// Where the statements live, relative to the spec's directory (and in the run directory).
 pub const DIR: &str = "attestations";
 const SCHEMA: &str = "gauntlet.readiness-attestation/v1";
@@ -95,12 +97,6 @@ fn claim(spec: &Spec, item: &Item, signed_at: String) -> Option<Statement> {
         status: status_word(attested.status).into(),
         signed_at,
     })
-}
-
-/// The owner role's key from the spec, as a verifier.
-fn role_key(spec: &Spec, role: &str) -> Option<Result<Trust, String>> {
-    let line = spec.signoffs.as_ref()?.key_of(role)?;
-    Some(Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")))
 }
 
 /// Signs `item`'s claim as the spec states it, with `key`, which must be the key of the

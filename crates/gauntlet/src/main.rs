@@ -115,7 +115,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             let spec = gauntlet_spec::load_str(&args.file.display().to_string(), &text)
                 .map_err(CliError::Spec)?;
             if args.repeat == 1 {
-                return execute(spec, &args.file, text, &args.execution, &global, Vec::new());
+                return execute(spec, &args.file, text, &args.execution, &global, Vec::new())
+                    .map(|ran| ran.code);
             }
             repeat(spec, &args, text, &global)
         }
@@ -148,7 +149,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             }
             execution.only = vec![cli::StepArg::Chaos];
             execution.skip.clear();
-            execute(spec, &file, text, &execution, &global, drill)
+            execute(spec, &file, text, &execution, &global, drill).map(|ran| ran.code)
         }
         Command::Stress {
             cpu,
@@ -202,15 +203,26 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                     if knobs.is_empty() { "none" } else { &knobs }
                 );
             }
-            let code = execute(spec, &spec_path, text, &args.execution, &global, Vec::new())?;
+            let ran = execute(spec, &spec_path, text, &args.execution, &global, Vec::new())?;
+            // The certificate a release manager would file, as `gauntlet certificate` renders
+            // it. Failing to render it does not change what the run decided.
+            let certificate = open_store(&global).and_then(|store| {
+                review::write_certificate(&store, &global.keyring, &ran.run_id, None)
+            });
             if !global.quiet {
+                match certificate {
+                    Ok((md, html)) => {
+                        eprintln!("certificate: {} (also {})", md.display(), html.display())
+                    }
+                    Err(e) => eprintln!("certificate: not rendered: {e}"),
+                }
                 eprintln!(
                     "try the CI guard: edit a threshold in {}, then `gauntlet verify --spec {}` exits 1 naming it",
                     spec_path.display(),
                     spec_path.display()
                 );
             }
-            Ok(code)
+            Ok(ran.code)
         }
         Command::Lock {
             files,
@@ -339,6 +351,12 @@ fn validate(file: &Path) -> Result<i32, CliError> {
     Ok(exit::GO)
 }
 
+/// A finished (or aborted) run: its exit code and its id in the store.
+struct Ran {
+    code: i32,
+    run_id: String,
+}
+
 fn execute(
     spec: gauntlet_spec::Spec,
     spec_path: &Path,
@@ -346,7 +364,7 @@ fn execute(
     execution: &Execution,
     global: &Global,
     drills: Vec<String>,
-) -> Result<i32, CliError> {
+) -> Result<Ran, CliError> {
     let mut configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
         .iter()
         .map(|s| s.name())
@@ -432,6 +450,19 @@ fn execute(
                 .unwrap_or("none named")
         );
     }
+    if let Some(readiness) = &report.readiness {
+        let categories: Vec<String> = readiness
+            .categories
+            .iter()
+            .map(|c| format!("{} {:.0}%", c.name, c.score * 100.0))
+            .collect();
+        eprintln!(
+            "readiness: {:.1}% (minimum {}): {}",
+            readiness.score * 100.0,
+            readiness.minimum,
+            categories.join(", ")
+        );
+    }
     eprintln!(
         "reports: {}/report.md (also report.json, junit.xml)",
         outcome.run_dir.display()
@@ -454,7 +485,10 @@ fn execute(
         }
     }
     eprintln!("run id:  {}", report.run_id);
-    Ok(report.exit_code)
+    Ok(Ran {
+        code: report.exit_code,
+        run_id: report.run_id.clone(),
+    })
 }
 
 /// `run --repeat N --min-success P`: the same spec N times with successive seeds; the share
@@ -481,7 +515,7 @@ fn repeat(
         };
         let mut execution = args.execution.clone();
         execution.seed = args.execution.seed.wrapping_add(u64::from(i));
-        execute(
+        let ran = execute(
             this,
             &args.file,
             text.clone(),
@@ -489,13 +523,9 @@ fn repeat(
             global,
             Vec::new(),
         )?;
-        let store = open_store(global)?;
-        let latest = store
-            .list_runs(1)
-            .map_err(anyhow::Error::from)?
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("the run store lost run {}", i + 1))?;
+        let latest = open_store(global)?
+            .find_run(&ran.run_id)
+            .map_err(anyhow::Error::from)?;
         let decision = latest
             .decision
             .clone()

@@ -33,12 +33,16 @@ pub(crate) fn finished_run(
     Ok((summary, report))
 }
 
+/// The spec a run executed (its copy in the run directory), if it still loads.
+pub(crate) fn run_spec(run_dir: &Path) -> Option<gauntlet_spec::Spec> {
+    let text = crate::read_spec(&run_dir.join("spec.yaml")).ok()?;
+    gauntlet_spec::load_str("spec.yaml", &text).ok()
+}
+
 fn load(store: &Store, run: &str) -> Result<Stored, CliError> {
     let (summary, report) = finished_run(store, run, "it has no checks to score")?;
     let run_dir = PathBuf::from(&summary.run_dir);
-    let spec = std::fs::read_to_string(run_dir.join("spec.yaml"))
-        .ok()
-        .and_then(|text| gauntlet_spec::load_str("spec.yaml", &text).ok());
+    let spec = run_spec(&run_dir);
     Ok(Stored {
         report,
         run_dir,
@@ -142,6 +146,19 @@ pub fn certificate_command(
     run: &str,
     key: Option<&str>,
 ) -> Result<i32, CliError> {
+    let (md_path, html_path) = write_certificate(store, keyring, run, key)?;
+    say!("{}", md_path.display());
+    say!("{}", html_path.display());
+    Ok(exit::GO)
+}
+
+/// Renders RUN_DIR/certificate.md and certificate.html; returns their paths.
+pub fn write_certificate(
+    store: &Store,
+    keyring: &Path,
+    run: &str,
+    key: Option<&str>,
+) -> Result<(PathBuf, PathBuf), CliError> {
     let stored = load(store, run)?;
     let markdown = certificate(&stored, keyring, key)?;
     let md_path = stored.run_dir.join("certificate.md");
@@ -155,9 +172,7 @@ pub fn certificate_command(
     );
     gauntlet_report::write_atomic(&html_path, html(decision, &title, &markdown).as_bytes())
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", html_path.display()))?;
-    say!("{}", md_path.display());
-    say!("{}", html_path.display());
-    Ok(exit::GO)
+    Ok((md_path, html_path))
 }
 
 fn certificate(stored: &Stored, keyring: &Path, key: Option<&str>) -> Result<String, CliError> {

@@ -499,9 +499,7 @@ pub fn signoff_command(
     use gauntlet_engine::signoff;
     let (summary, report) = crate::review::finished_run(store, run, "there is no report to sign")?;
     let run_dir = Path::new(&summary.run_dir);
-    let spec = crate::read_spec(&run_dir.join("spec.yaml"))
-        .ok()
-        .and_then(|text| gauntlet_spec::load_str("spec.yaml", &text).ok());
+    let spec = crate::review::run_spec(run_dir);
     if !verify_only && let Some(role) = role {
         let owners = spec
             .as_ref()
@@ -517,21 +515,14 @@ pub fn signoff_command(
             .or_else(|| owners.get(role).cloned())
             .unwrap_or_else(|| role.to_string());
         let signing = Keyring::open(keyring)?.signing_key()?;
-        match signoff::trust_for(role, spec.as_ref(), None) {
-            Ok(gauntlet_trust::Trust::Key { id, .. }) if id != signing.id => {
+        match spec.as_ref().and_then(|s| signoff::role_key(s, role)) {
+            Some(Ok(gauntlet_trust::Trust::Key { id, .. })) if id != signing.id => {
                 return Err(CliError::Usage(format!(
                     "the run's spec gives role `{role}` key {id} (`signoffs.keys`); this signing key is {}: sign with the {role} keyring (--keyring) or GAUNTLET_SIGNING_KEY",
                     signing.id
                 )));
             }
-            Err(e)
-                if spec
-                    .as_ref()
-                    .and_then(|s| s.signoffs.as_ref()?.key_of(role))
-                    .is_some() =>
-            {
-                return Err(CliError::Usage(e));
-            }
+            Some(Err(e)) => return Err(CliError::Usage(e)),
             _ => {}
         }
         let made = signoff::sign(run_dir, &summary.id, role, &by, &signing)?;

@@ -93,6 +93,14 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
     let report = report(&run_dir);
     assert_eq!(report["decision"], "GO");
     assert_eq!(report["schema"], "gauntlet.report/v1");
+    // A first run has no history: the trend gate is unmeasured, scored as zero, and said so.
+    let summary = report["summary"].as_str().unwrap();
+    assert!(
+        summary.ends_with(
+            "weighted gates short of pass, counted in the score only: `p99 trend` inconclusive."
+        ),
+        "{summary}"
+    );
     assert_eq!(
         step_names(&report),
         [
@@ -185,6 +193,27 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
     );
     assert!(run_dir.join("spec.yaml").exists() && run_dir.join("report.md").exists());
     assert_nothing_left(&run_dir);
+    // The demo renders the readiness certificate and says where; it carries the decision and
+    // the checklist's score as the stored report gives it.
+    let certificate = run_dir.join("certificate.md");
+    assert!(
+        stderr.contains(&format!("certificate: {}", certificate.display())),
+        "{stderr}"
+    );
+    let score = report["readiness"]["score"]
+        .as_f64()
+        .expect("a readiness score");
+    assert!(
+        stderr.contains(&format!("readiness: {:.1}%", score * 100.0)),
+        "{stderr}"
+    );
+    let cert = std::fs::read_to_string(&certificate).unwrap();
+    assert!(cert.contains("GO"), "{cert}");
+    assert!(
+        cert.contains(&format!("{:.1}%", score * 100.0)),
+        "the certificate shows the score {score}:\n{cert}"
+    );
+    assert!(run_dir.join("certificate.html").exists());
 
     // Every evidence file is indexed with the digest of what is on disk.
     for file in report["evidence"].as_array().unwrap() {

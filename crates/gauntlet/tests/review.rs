@@ -158,6 +158,14 @@ fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
 }
 
 /// Asserts a check's outcome and that its reason contains `says`.
+/// A string field of a report says `needle`.
+fn assert_says(field: &Value, needle: &str) {
+    let said = field
+        .as_str()
+        .unwrap_or_else(|| panic!("not a string: {field}"));
+    assert!(said.contains(needle), "{needle:?} not in {said:?}");
+}
+
 fn assert_check(report: &Value, id: &str, outcome: &str, says: &str) {
     let c = check(report, id);
     assert_eq!(c["outcome"], outcome, "{c}");
@@ -345,6 +353,12 @@ fn project(s: &Scratch, spec: &str) {
     s.write("prompts/support-reply.txt", PROMPT);
 }
 
+/// `gauntlet run gauntlet.yaml` with `args`: its exit code and the stored report.
+fn run_project(s: &Scratch, args: &[&str]) -> (Option<i32>, Value) {
+    let out = s.run(&[&["run", "gauntlet.yaml"][..], args].concat());
+    (out.status.code(), latest(s))
+}
+
 #[test]
 fn a_waiver_longer_than_14_days_is_refused_at_validation() {
     let s = Scratch::new();
@@ -377,14 +391,8 @@ fn a_live_waiver_is_conditional_with_its_deadline_and_an_expired_one_fails() {
     let only = ["--only", "security", "--only", "readiness", "--quiet"];
     assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
     project(&s, &with_waiver(&day(-2), &day(5)));
-    let out = s
-        .command()
-        .args(["run", "gauntlet.yaml"])
-        .args(only)
-        .output()
-        .unwrap();
-    let live = latest(&s);
-    assert_eq!(out.status.code(), Some(0), "{}", live["summary"]);
+    let (code, live) = run_project(&s, &only);
+    assert_eq!(code, Some(0), "{}", live["summary"]);
     assert_eq!(live["decision"], "CONDITIONAL", "{}", live["summary"]);
     let condition = &live["conditions"][0];
     assert_eq!(condition["check"], "readiness.waiver: release notes");
@@ -430,14 +438,8 @@ fn a_live_waiver_is_conditional_with_its_deadline_and_an_expired_one_fails() {
 
     // The same waiver, expired: the run fails, naming it.
     project(&s, &with_waiver(&day(-12), &day(-1)));
-    let out = s
-        .command()
-        .args(["run", "gauntlet.yaml"])
-        .args(only)
-        .output()
-        .unwrap();
-    let expired = latest(&s);
-    assert_eq!(out.status.code(), Some(1), "{}", expired["summary"]);
+    let (code, expired) = run_project(&s, &only);
+    assert_eq!(code, Some(1), "{}", expired["summary"]);
     assert_eq!(expired["decision"], "NO-GO");
     let summary = expired["summary"].as_str().unwrap();
     assert!(
@@ -565,13 +567,7 @@ fn the_rehearsal_fails_an_sli_that_does_not_see_the_service_break() {
     );
     let sli = check(&report, "rollback-rehearsal.SLI drops");
     assert_eq!(sli["outcome"], "fail", "{sli}");
-    assert!(
-        sli["reason"]
-            .as_str()
-            .unwrap()
-            .contains("the SLI does not see the service break"),
-        "{sli}"
-    );
+    assert_says(&sli["reason"], "the SLI does not see the service break");
     // A counter that never moves (a typo in its name) fails as well, saying so.
     edit(
         "      total: demo_http_requests_total\n",
@@ -699,4 +695,67 @@ fn an_attested_item_counts_only_signed_by_its_owner_role_as_the_spec_states_it()
     std::fs::remove_file(&statement).unwrap();
     s.run(&readiness_only);
     assert_check(&latest(&s), runbook, "fail", "no signed attestation");
+}
+
+/// The demo spec with gates of its own over the rollback rehearsal's recovery time: an
+/// absolute one, and two against the service's earlier GO runs.
+fn with_history_gates() -> String {
+    let head = &DEMO[..DEMO.find("\ngates:\n").expect("the demo has gates")];
+    format!(
+        "{head}\ngates:\n  pass: 90%\n  warn: 75%\n  history: 5\n  checks:\n\
+         \x20   - {{name: recovery, query: {{metric: rollback_rehearsal.time_to_recover}}, pass: '< 10s', weight: 10}}\n\
+         \x20   - {{name: recovery against history, query: {{metric: rollback_rehearsal.time_to_recover}}, pass: '<= history * 2 + 10s'}}\n\
+         \x20   - {{name: recovery 1000 times history, query: {{metric: rollback_rehearsal.time_to_recover}}, pass: '>= history * 1000', weight: 0.1}}\n"
+    )
+}
+
+#[test]
+fn history_gates_compare_with_the_median_of_earlier_go_runs_and_never_pass_without_them() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    project(&s, &with_history_gates());
+    let only = ["--only", "rollback-rehearsal", "--only", "gates", "--quiet"];
+    let run = || run_project(&s, &only);
+
+    // The first run has no history: both history gates are inconclusive (scored as zero), the
+    // absolute gate carries the score, and the summary names what went unmeasured.
+    let (code, first) = run();
+    assert_eq!(code, Some(0), "{}", first["summary"]);
+    assert_eq!(first["decision"], "GO", "{}", first["summary"]);
+    for name in ["recovery against history", "recovery 1000 times history"] {
+        let g = gate(&first, name);
+        assert_eq!(g["outcome"], "inconclusive", "{g}");
+        assert!(g["reason"].as_str().unwrap().contains("no history"), "{g}");
+    }
+    let summary = first["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("`recovery against history` inconclusive"),
+        "{summary}"
+    );
+    let earlier = gate(&first, "recovery against history")["value"]
+        .as_f64()
+        .expect("the first run measured the recovery");
+
+    // The second run compares with the first: the reference is that run's value, the limit
+    // is computed from it, and a threshold no real run can meet fails (weighted: in the score).
+    let (code, second) = run();
+    assert_eq!(code, Some(0), "{}", second["summary"]);
+    let against = gate(&second, "recovery against history");
+    assert_eq!(against["outcome"], "pass", "{against}");
+    assert_eq!(against["reference"].as_f64(), Some(earlier), "{against}");
+    let limit = against["limit"].as_f64().unwrap();
+    assert!((limit - (earlier * 2.0 + 10.0)).abs() < 1e-9, "{against}");
+    assert!(
+        against["raw"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .starts_with("history: median of 1 earlier GO run(s)")),
+        "{against}"
+    );
+    let impossible = gate(&second, "recovery 1000 times history");
+    assert_eq!(impossible["outcome"], "fail", "{impossible}");
+    assert_says(&second["summary"], "`recovery 1000 times history` fail");
+    let score = second["gates"]["score"].as_f64().unwrap();
+    assert!((score - 11.0 / 11.1).abs() < 1e-9, "{}", second["gates"]);
 }
