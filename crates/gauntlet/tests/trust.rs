@@ -1,7 +1,8 @@
 //! Trust end to end with the real binary: locks and their signatures (checked by the stock
 //! `minisign` tool and checking its signatures), key rotation and revocation, the CI guard on
 //! an unsigned edit, bad input, and a demo run's attestation checked by an independent DSSE
-//! implementation (securesystemslib). `scripts/test` installs minisign and securesystemslib.
+//! implementation (securesystemslib), and SBOMs checked against the official CycloneDX schema
+//! (cyclonedx-python-lib). `scripts/test` installs minisign and both Python packages.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,6 +27,33 @@ fn active_key(s: &Scratch) -> (String, PathBuf) {
         .to_string();
     let public = s.path().join(format!(".gauntlet/keys/{id}.pub"));
     (id, public)
+}
+
+/// Where `scripts/test` installs the Python packages that check what we write.
+fn pydeps() -> String {
+    std::env::var("GAUNTLET_PYDEPS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").to_string())
+}
+
+/// The CycloneDX project's own Python library validates an SBOM against the official JSON
+/// schema of its version; returns what it printed ("1.5 COMPONENTS").
+fn cyclonedx_validates(sbom: &std::path::Path) -> String {
+    let out = tool("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/support/cyclonedx_validate.py"
+        ))
+        .arg(sbom)
+        .env("PYTHONPATH", pydeps())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cyclonedx-python-lib on {} (scripts/test installs it): {}",
+        sbom.display(),
+        text(&out.stderr)
+    );
+    text(&out.stdout).trim().to_string()
 }
 
 fn tool(name: &str) -> Command {
@@ -426,9 +454,7 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
     assert_eq!(ours.status.code(), Some(0), "{}", text(&ours.stderr));
     assert!(text(&ours.stdout).contains(&format!("green fingerprint: {fingerprint}")));
 
-    let pydeps = std::env::var("GAUNTLET_PYDEPS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").to_string()
-    });
+    let pydeps = pydeps();
     let independent = tool("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -446,6 +472,10 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
     );
     let key = report["trust"]["signing_key"].as_str().unwrap();
     assert_eq!(text(&independent.stdout).trim(), format!("{key} GO"));
+
+    // The SBOM the preflight took passes the official CycloneDX schema.
+    let sbom = run_dir.join("evidence/preflight/sbom.cdx.json");
+    assert!(cyclonedx_validates(&sbom).starts_with("1.5 "));
 
     // The stock minisign tool checks the signed release manifest.
     let manifest = tool("minisign")
@@ -689,4 +719,54 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
         "{said}"
     );
     assert!(said.contains("decision: CONDITIONAL"), "{said}");
+}
+
+#[test]
+fn sboms_from_every_supported_lock_file_pass_the_official_cyclonedx_schema() {
+    let s = Scratch::new();
+    let files = [
+        (
+            "Cargo.lock",
+            include_str!("../../../Cargo.lock").to_string(),
+        ),
+        (
+            "package-lock.json",
+            r#"{"name":"web","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"web","version":"1.0.0"},"node_modules/left-pad":{"version":"1.3.0","resolved":"https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz","integrity":"sha512-XI5MPzVNApjAyhQzphX8BkmKsKUxD4LdyK24iZeQEMWsOQ3Z4tw3fbGh3hnkKm0C6DKCPJ3ETqlbkxGZ9+91QVQ=="},"node_modules/@babel/core":{"version":"7.24.0","dev":true}}}"#.to_string(),
+        ),
+        (
+            "requirements.txt",
+            "requests[socks]==2.31.0 \\\n    --hash=sha256:58cd2187c01e70e6e26505bca751777aa9f2ee0b7f4300988b709f44e013003f\nurllib3==2.2.1  # pinned\nflask>=2\n".to_string(),
+        ),
+        (
+            "poetry.lock",
+            "[[package]]\nname = \"Django\"\nversion = \"5.0.2\"\nfiles = [\n    {file = \"Django-5.0.2.tar.gz\", hash = \"sha256:b5bb1d11b2518a5f91372a282f24662f58f66749666b0a286ab057029f728080\"},\n]\n".to_string(),
+        ),
+        (
+            "go.sum",
+            "golang.org/x/net v0.21.0 h1:AQyQV4dYCvJ7vGmJyKki9+PBdyvhkSd8EIx/qb0AYv4=\ngolang.org/x/net v0.21.0/go.mod h1:bIjVDfnllIU7BJ2DNgfnXvpSvtn8VRwhlsaeUTyUS44=\n".to_string(),
+        ),
+    ];
+    let mut args = vec!["sbom".to_string()];
+    for (name, body) in &files {
+        args.push(s.write(name, body).display().to_string());
+    }
+    let sbom = s.path().join("sbom.cdx.json");
+    args.extend(["--name", "shop", "--release-version", "1.2.3", "--out"].map(String::from));
+    args.push(sbom.display().to_string());
+    let out = s.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&sbom).unwrap()).unwrap();
+    let components = doc["components"].as_array().unwrap().len();
+    // Every ecosystem is there, and the official schema accepts the whole document.
+    for purl in ["pkg:cargo/", "pkg:npm/", "pkg:pypi/", "pkg:golang/"] {
+        assert!(
+            doc["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["purl"].as_str().unwrap_or("").starts_with(purl)),
+            "no {purl} component"
+        );
+    }
+    assert_eq!(cyclonedx_validates(&sbom), format!("1.5 {components}"));
 }
