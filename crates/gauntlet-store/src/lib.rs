@@ -332,8 +332,26 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Finds a run by its id or a unique prefix of it (`latest` names the newest run).
+    /// Finds a run by its id or a unique prefix of it (`latest` names the newest run), or by
+    /// its directory (`.gauntlet/runs/ID/`, as the console prints it): the last component
+    /// of a path is the run's whole id.
     pub fn find_run(&self, id_or_prefix: &str) -> Result<RunSummary, StoreError> {
+        if id_or_prefix.contains(['/', std::path::MAIN_SEPARATOR]) {
+            let id = std::path::Path::new(id_or_prefix)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            return self
+                .conn
+                .query_row(
+                    "SELECT id, service, version, started_at, finished_at, status, decision,
+                            exit_code, run_dir FROM runs WHERE id = ?1",
+                    [id],
+                    summary_from_row,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NoSuchRun(id_or_prefix.into()));
+        }
         let select = "SELECT id, service, version, started_at, finished_at, status, decision,
                              exit_code, run_dir FROM runs";
         if id_or_prefix == "latest" {
@@ -500,6 +518,19 @@ mod tests {
             Err(StoreError::NoSuchRun(_))
         ));
         assert!(store.find_run("latest").is_ok());
+        // A run's directory names it, with or without the trailing slash; a path is never
+        // taken as a prefix.
+        for dir in [
+            ".gauntlet/runs/abc1",
+            ".gauntlet/runs/abc1/",
+            "/srv/x/runs/abc1",
+        ] {
+            assert_eq!(store.find_run(dir).unwrap().id, "abc1", "{dir}");
+        }
+        assert!(matches!(
+            store.find_run(".gauntlet/runs/abc"),
+            Err(StoreError::NoSuchRun(_))
+        ));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Show one run (an id, a unique prefix of one, or `latest`).
+    /// Show one run (an id, a unique prefix of one, `latest`, or the run's directory).
     Show {
         run: String,
         /// Print the stored report.json.

@@ -214,6 +214,14 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         "the certificate shows the score {score}:\n{cert}"
     );
     assert!(run_dir.join("certificate.html").exists());
+    // The run is also named by its directory, as the console prints it.
+    let by_dir = s.run(&["readiness", &format!("{}/", run_dir.display())]);
+    assert_eq!(by_dir.status.code(), Some(0), "{}", text(&by_dir.stderr));
+    assert!(
+        text(&by_dir.stdout).contains(&format!("{:.1}% (minimum", score * 100.0)),
+        "{}",
+        text(&by_dir.stdout)
+    );
 
     // Every evidence file is indexed with the digest of what is on disk.
     for file in report["evidence"].as_array().unwrap() {
