@@ -230,7 +230,7 @@ impl Prometheus {
         for attempt in 1..=self.attempts {
             match self.client.send(&out).await {
                 // Credentials do not get better by asking again.
-                Ok(r) if r.status == 401 || r.status == 403 => {
+                Ok(r) if matches!(r.status, 401 | 403) => {
                     return Err(self.unauthorized(r.status));
                 }
                 Ok(r) if r.status < 500 => {
@@ -276,7 +276,7 @@ impl Prometheus {
         let out = self.outgoing("/-/ready");
         match self.client.send(&out).await {
             Ok(r) if r.status == 200 => Ok(()),
-            Ok(r) if r.status == 401 || r.status == 403 => Err(self.unauthorized(r.status)),
+            Ok(r) if matches!(r.status, 401 | 403) => Err(self.unauthorized(r.status)),
             Ok(r) => Err(PromError::Unavailable {
                 url: self.base.clone(),
                 attempts: 1,
