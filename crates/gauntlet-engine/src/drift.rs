@@ -147,6 +147,7 @@ mod tests {
                 .map(|b| gauntlet_report::sha256_hex(&b))
                 .unwrap(),
             values: flags,
+            path: None,
         });
         std::fs::write(dir.join(MANIFEST_FILE), lock.to_bytes()).unwrap();
         std::fs::write(

@@ -8,3 +8,6 @@ pub const NO_GO: i32 = 1;
 pub const INVALID_INPUT: i32 = 2;
 /// Not enough evidence to decide: a measurement could not be taken.
 pub const INCONCLUSIVE: i32 = 3;
+/// Gauntlet itself could not do its job (the run store unreadable, the disk full, a bug): no
+/// decision about the release was reached or kept. Never 0, and never mistaken for NO-GO.
+pub const INTERNAL: i32 = 4;

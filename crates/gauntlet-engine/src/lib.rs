@@ -9,6 +9,7 @@
 //! ```
 
 pub mod canary;
+mod child_env;
 mod context;
 mod decision;
 pub mod drift;

@@ -256,6 +256,7 @@ async fn serve(
         url: None,
         command: Some(command),
         env: BTreeMap::new(),
+        pass_env: Vec::new(),
         health: "/-/ready".into(),
         ready_timeout: gauntlet_spec::units::Duration::from_secs(30),
     };

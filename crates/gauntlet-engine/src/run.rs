@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use gauntlet_net::HttpClient;
 use gauntlet_report::{
-    Check, DriftInfo, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo, StepReport,
-    sha256_hex, to_junit, to_markdown, write_atomic,
+    Check, Decision, DriftInfo, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo,
+    StepReport, sha256_hex, to_junit, to_markdown, write_atomic,
 };
 use gauntlet_spec::Spec;
 use gauntlet_store::{RunStart, Store};
@@ -67,6 +67,12 @@ pub enum EngineError {
     Journal(#[from] crate::journal::JournalError),
     #[error("cannot listen for signals: {0}")]
     Signals(std::io::Error),
+    #[error("the run decided {decision} but its reports could not be written to {path}: {source}")]
+    Reports {
+        decision: Decision,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub struct RunOutcome {
@@ -155,7 +161,10 @@ pub(crate) async fn run_steps(
         "run-started",
         format!("run {run_id}, seed {}", options.seed),
     );
-    let supervisor = Arc::new(Mutex::new(Supervisor::new(journal.clone())));
+    let pass_env = spec.pass_env.iter().map(|n| n.value.clone()).collect();
+    let supervisor = Arc::new(Mutex::new(
+        Supervisor::new(journal.clone()).with_pass_env(pass_env),
+    ));
     let selected: Vec<Box<dyn Step>> = configured
         .into_iter()
         .filter(|s| options.selects(s.name()))
@@ -236,7 +245,11 @@ pub(crate) async fn run_steps(
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let spec_dir = options.spec_path.parent().unwrap_or(Path::new("."));
-        let signatures = crate::vouch::check_all(&spec, spec_dir);
+        // A role key the run's keyring knows as revoked vouches for nothing.
+        let known = gauntlet_trust::Keyring::open(&options.keyring)
+            .map(|k| k.knowledge())
+            .unwrap_or_default();
+        let signatures = crate::vouch::check_all(&spec, spec_dir, &known);
         crate::vouch::keep(spec_dir, &run_dir, &signatures);
         let evaluated =
             crate::readiness::evaluate(section, &spec.service.owners, &steps_run, &signatures, now);
@@ -270,7 +283,7 @@ pub(crate) async fn run_steps(
         .unwrap_or_default();
     let trust = crate::trust::attest(
         &spec,
-        &options.spec_path.display().to_string(),
+        &options.spec_path,
         &spec_sha256,
         &run_id,
         &run_dir,
@@ -280,10 +293,13 @@ pub(crate) async fn run_steps(
         recorded.release,
     );
     let mut evidence = recorded.evidence;
-    if let Some(att) = &trust.attestation {
-        recorder.index(att, &std::fs::read(run_dir.join(att)).unwrap_or_default());
-        evidence.extend(recorder.take().evidence);
+    for signed in trust.attestation.iter().chain(&trust.test_result) {
+        recorder.index(
+            signed,
+            &std::fs::read(run_dir.join(signed)).unwrap_or_default(),
+        );
     }
+    evidence.extend(recorder.take().evidence);
     // What changed since the previous finished run of this service.
     let drift = store
         .list_runs(100)
@@ -336,8 +352,15 @@ pub(crate) async fn run_steps(
         readiness,
         taxonomy,
     };
-    write_reports(&run_dir, &report).map_err(dir_error)?;
+    // The decision is stored even when the reports cannot be written (a full disk): then
+    // the run is an internal error, never a decision nobody can read.
+    let written = write_reports(&run_dir, &report);
     store.finish_run(&report)?;
+    written.map_err(|source| EngineError::Reports {
+        decision: report.decision,
+        path: run_dir.clone(),
+        source,
+    })?;
     Ok(RunOutcome { report, run_dir })
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use gauntlet_report::{Condition, Decision, Report, sha256_hex};
 use gauntlet_spec::Spec;
-use gauntlet_trust::keyring::SigningKey;
+use gauntlet_trust::SigningKey;
 use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Trust, TrustError};
 use serde::{Deserialize, Serialize};
@@ -116,10 +116,14 @@ pub fn role_key(spec: &Spec, role: &str) -> Option<Result<Trust, String>> {
 }
 
 /// The keys that may sign for `role`: the one the run's spec names for it (`signoffs.keys`),
-/// else whatever the verifier trusts.
+/// else whatever the verifier trusts. A role key the verifier knows as revoked (its keyring,
+/// the statements it found) verifies nothing.
 pub fn trust_for(role: &str, spec: Option<&Spec>, trust: Option<&Trust>) -> Result<Trust, String> {
     match spec.and_then(|s| role_key(s, role)) {
-        Some(key) => key,
+        Some(key) => key.map(|key| match trust {
+            Some(verifier) => key.with_statuses(verifier.knowledge()),
+            None => key,
+        }),
         None => trust.cloned().ok_or_else(|| {
             format!(
                 "no keyring or key to verify the {role} sign-off with (give --keyring or --key)"
@@ -168,8 +172,7 @@ fn verify_one(
 ) -> Checked {
     let what = format!("the {role} sign-off");
     let body = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let sig = std::fs::read_to_string(signature_path(path))
-        .map_err(|_| format!("{what} is not signed"))?;
+    let sig = std::fs::read(signature_path(path)).map_err(|_| format!("{what} is not signed"))?;
     let verified = trust
         .verify(&body, &sig, &what)
         .map_err(|e| e.to_string())?;

@@ -56,6 +56,8 @@ pub struct Supervisor {
     children: Vec<(u64, String, Child)>,
     /// How each system was started, so a drill can start it again the same way.
     launched: BTreeMap<String, Launched>,
+    /// Variables the spec passes to every process (`pass_env`); see `child_env`.
+    pass_env: Vec<String>,
 }
 
 /// A started system's launch with its placeholders resolved.
@@ -75,7 +77,14 @@ impl Supervisor {
             journal,
             children: Vec::new(),
             launched: BTreeMap::new(),
+            pass_env: Vec::new(),
         }
+    }
+
+    /// Passes these variables of gauntlet's environment to every process it starts.
+    pub fn with_pass_env(mut self, names: Vec<String>) -> Self {
+        self.pass_env = names;
+        self
     }
 
     /// The working directory of a system gauntlet started.
@@ -249,9 +258,21 @@ impl Supervisor {
         let log_err = log
             .try_clone()
             .map_err(|e| setup(format!("cannot share the log file: {e}")))?;
+        let set: BTreeMap<String, String> = launch
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), substitute(v, values)))
+            .collect();
+        let pass = self
+            .pass_env
+            .iter()
+            .map(String::as_str)
+            .chain(launch.pass_env.iter().map(|n| n.value.as_str()));
         let mut cmd = Command::new(program);
+        // Built, not inherited: gauntlet's secrets never reach the system under test.
         cmd.args(args)
-            .envs(launch.env.iter().map(|(k, v)| (k, substitute(v, values))))
+            .env_clear()
+            .envs(crate::child_env::build(pass, &set))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use gauntlet_report::{Decision, StepReport, TrustInfo, sha256_hex, write_atomic};
 use gauntlet_spec::{FlagSource, Spec};
-use gauntlet_trust::attest::DecisionRecord;
+use gauntlet_trust::attest::{CheckRecord, DecisionRecord};
 use gauntlet_trust::canonical::{self, Form};
 use gauntlet_trust::lock::LockedFile;
 use gauntlet_trust::{Keyring, TrustError};
@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 /// Where the attestation of a run is written, relative to its directory.
 pub const ATTESTATION_FILE: &str = "attestation.dsse.json";
+/// The same decision as an in-toto test result.
+pub const TEST_RESULT_FILE: &str = "test-result.dsse.json";
 /// The signed release manifest preflight writes, relative to the run directory.
 pub const MANIFEST_FILE: &str = "release.lock";
 
@@ -110,12 +112,13 @@ pub struct ReleaseFacts {
     pub manifest_version: Option<String>,
 }
 
-/// Signs the decision into `RUN/attestation.dsse.json` with the keyring's signing key.
-/// A run without a signing key still finishes; its report says why there is no attestation.
+/// Signs the decision into `RUN/attestation.dsse.json` (a SLSA verification summary) and
+/// `RUN/test-result.dsse.json` (an in-toto test result) with the keyring's signing key. A run
+/// without a signing key still finishes; its report says why there is no attestation.
 #[allow(clippy::too_many_arguments)]
 pub fn attest(
     spec: &Spec,
-    spec_name: &str,
+    spec_path: &Path,
     spec_sha256: &str,
     run_id: &str,
     run_dir: &Path,
@@ -130,7 +133,7 @@ pub fn attest(
         manifest_version: facts.manifest_version.clone(),
         ..TrustInfo::default()
     };
-    let spec_dir = Project::of(spec, Path::new(spec_name)).spec_dir;
+    let spec_dir = Project::of(spec, spec_path).spec_dir;
     let signed = (|| -> Result<(PathBuf, String), TrustError> {
         let keyring = Keyring::open(keyring_dir)?;
         let key = keyring.signing_key()?;
@@ -154,7 +157,6 @@ pub fn attest(
             artifacts,
             decision: decision.as_str().to_string(),
             green_fingerprint: facts.green_fingerprint.clone(),
-            spec_name: spec_name.to_string(),
             spec_sha256: spec_sha256.to_string(),
             run_id: run_id.to_string(),
             time: crate::now_rfc3339(),
@@ -168,20 +170,81 @@ pub fn attest(
                     )
                 })
                 .collect(),
+            checks: steps
+                .iter()
+                .flat_map(|s| &s.checks)
+                .map(|c| CheckRecord {
+                    id: c.id.clone(),
+                    outcome: c.outcome.as_str().to_string(),
+                    deciding: !c.dry_run,
+                })
+                .collect(),
             gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+            evidence_uri: evidence_uri(spec, run_id, run_dir),
         };
-        let bytes = record.sign(&key)?;
-        write_atomic(&run_dir.join(ATTESTATION_FILE), &bytes)
-            .map_err(|e| TrustError::io(&run_dir.join(ATTESTATION_FILE), e))?;
+        for (file, bytes) in [
+            (ATTESTATION_FILE, record.sign(&key)?),
+            (TEST_RESULT_FILE, record.sign_test_result(&key)?),
+        ] {
+            let path = run_dir.join(file);
+            write_atomic(&path, &bytes).map_err(|e| TrustError::write(&path, e))?;
+        }
         Ok((keyring.public_key_path(&key.id), key.id))
     })();
     match signed {
         Ok((public, key)) => {
             info.attestation = Some(ATTESTATION_FILE.to_string());
+            info.test_result = Some(TEST_RESULT_FILE.to_string());
             info.public_key = Some(public.display().to_string());
             info.signing_key = Some(key);
         }
         Err(e) => info.note = Some(format!("no attestation: {e}")),
     }
     info
+}
+
+/// Where a run's files resolve, ending in `/`: the spec's `trust.evidence_url` for this run
+/// (`{run}` is its id; without it the id is appended), else the run directory as a `file:` URI.
+pub fn evidence_uri(spec: &Spec, run_id: &str, run_dir: &Path) -> String {
+    let published = spec
+        .trust
+        .as_ref()
+        .and_then(|t| t.evidence_url.as_ref())
+        .map(|u| u.value.as_str());
+    let uri = match published {
+        Some(url) if url.contains("{run}") => url.replace("{run}", run_id),
+        Some(url) => format!("{}/{run_id}", url.trim_end_matches('/')),
+        None => file_uri(run_dir),
+    };
+    if uri.ends_with('/') {
+        uri
+    } else {
+        format!("{uri}/")
+    }
+}
+
+/// An absolute path as a `file:` URI (RFC 8089), each byte outside a path's safe set escaped.
+pub fn file_uri(path: &Path) -> String {
+    use percent_encoding::{AsciiSet, CONTROLS, percent_encode};
+    const PATH: &AsciiSet = &CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'#')
+        .add(b'%')
+        .add(b'<')
+        .add(b'>')
+        .add(b'?')
+        .add(b'[')
+        .add(b']')
+        .add(b'^')
+        .add(b'`')
+        .add(b'{')
+        .add(b'|')
+        .add(b'}');
+    use std::os::unix::ffi::OsStrExt;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    format!(
+        "file://{}",
+        percent_encode(absolute.as_os_str().as_bytes(), PATH)
+    )
 }

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use gauntlet_spec::{AttestedStatus, Item, Spec};
-use gauntlet_trust::keyring::SigningKey;
+use gauntlet_trust::SigningKey;
 use gauntlet_trust::lock::signature_path;
-use gauntlet_trust::{Trust, TrustError};
+use gauntlet_trust::{Statuses, Trust, TrustError};
 use serde::{Deserialize, Serialize};
 
 use crate::signoff::role_key;
@@ -147,7 +147,7 @@ fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<Str
     );
     let body = std::fs::read(&path)
         .map_err(|_| format!("no signed attestation ({DIR}/{name}): {resign}"))?;
-    let signature = std::fs::read_to_string(signature_path(&path))
+    let signature = std::fs::read(signature_path(&path))
         .map_err(|_| format!("{DIR}/{name} is not signed: {resign}"))?;
     let what = format!("the attestation of `{}`", item.name);
     let verified = trust
@@ -186,7 +186,13 @@ fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<Str
 /// Every attested item whose owner role has a key in the spec and that claims some progress
 /// (done or partial): item name → what verified, or why the claim does not count. Items that
 /// claim nothing (pending) or whose role has no key are not here.
-pub fn check_all(spec: &Spec, spec_dir: &Path) -> BTreeMap<String, Result<String, String>> {
+///
+/// `known` is what the verifier knows of keys' standing: a revoked role key vouches for nothing.
+pub fn check_all(
+    spec: &Spec,
+    spec_dir: &Path,
+    known: &Statuses,
+) -> BTreeMap<String, Result<String, String>> {
     let mut found = BTreeMap::new();
     for item in attested_items(spec) {
         let claims = item
@@ -196,7 +202,8 @@ pub fn check_all(spec: &Spec, spec_dir: &Path) -> BTreeMap<String, Result<String
         let Some(trust) = role_key(spec, &item.owner.value).filter(|_| claims) else {
             continue;
         };
-        let result = trust.and_then(|trust| check(spec, spec_dir, item, &trust));
+        let result = trust
+            .and_then(|trust| check(spec, spec_dir, item, &trust.with_statuses(known.clone())));
         found.insert(item.name.clone(), result);
     }
     found
@@ -262,7 +269,7 @@ mod tests {
         let done = spec(&owner.public, "done");
         let item = find(&done, "threat model").unwrap();
         // Unsigned: does not count.
-        let checked = check_all(&done, dir.path());
+        let checked = check_all(&done, dir.path(), &Statuses::default());
         assert!(
             checked["threat model"]
                 .as_ref()
@@ -272,7 +279,7 @@ mod tests {
         // Signed by the owner's key: counts, and the stock format is what minisign reads.
         let path = sign(&done, dir.path(), item, &key).unwrap();
         assert!(path.ends_with("attestations/threat-model.json"));
-        let ok = check_all(&done, dir.path());
+        let ok = check_all(&done, dir.path(), &Statuses::default());
         assert!(
             ok["threat model"].as_ref().unwrap().contains(&owner.id),
             "{ok:?}"
@@ -283,7 +290,7 @@ mod tests {
             .to_string();
         assert!(err.contains("owned by security"), "{err}");
         let theirs = spec(&stranger_record.public, "done");
-        let refused = check_all(&theirs, dir.path());
+        let refused = check_all(&theirs, dir.path(), &Statuses::default());
         assert!(
             refused["threat model"]
                 .as_ref()
@@ -292,20 +299,27 @@ mod tests {
         );
         // The spec now claims less than what was signed: the signature no longer fits.
         let partial = spec(&owner.public, "partial");
-        let moved = check_all(&partial, dir.path());
+        let moved = check_all(&partial, dir.path(), &Statuses::default());
         let why = moved["threat model"].as_ref().unwrap_err();
         assert!(
             why.contains("status `done` where the spec says `partial`"),
             "{why}"
         );
         // A pending item claims nothing and needs no signature.
-        assert!(check_all(&spec(&owner.public, "pending"), dir.path()).is_empty());
+        assert!(
+            check_all(
+                &spec(&owner.public, "pending"),
+                dir.path(),
+                &Statuses::default()
+            )
+            .is_empty()
+        );
         // A flipped byte in the statement breaks the signature.
         let mut bytes = std::fs::read(&path).unwrap();
         let at = bytes.iter().position(|b| *b == b'w').unwrap();
         bytes[at] = b'W';
         std::fs::write(&path, bytes).unwrap();
-        let broken = check_all(&done, dir.path());
+        let broken = check_all(&done, dir.path(), &Statuses::default());
         assert!(
             broken["threat model"]
                 .as_ref()

@@ -399,9 +399,13 @@ pub struct TrustInfo {
     pub manifest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest_version: Option<String>,
-    /// The DSSE envelope of the decision (`attestation.dsse.json`).
+    /// The DSSE envelope of the decision as a SLSA verification summary
+    /// (`attestation.dsse.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<String>,
+    /// The DSSE envelope of the decision as an in-toto test result (`test-result.dsse.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_result: Option<String>,
     /// The id of the key that signed the attestation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_key: Option<String>,

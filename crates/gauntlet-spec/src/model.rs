@@ -62,7 +62,22 @@ pub struct Spec {
     /// repeat many times (`--repeat 10 --min-success 70%`).
     #[serde(default)]
     pub profiles: BTreeMap<String, crate::review::Profile>,
+    /// Variables of gauntlet's own environment every process it starts receives (systems,
+    /// hooks, probes, backups), by name. Nothing else is inherited but the basics (PATH, HOME,
+    /// locale, time zone, temp dir, user), and gauntlet's own secrets never.
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub pass_env: Vec<Spanned<String>>,
 }
+
+/// Gauntlet's own secrets: never in a child's environment, whatever a spec asks.
+pub const SECRET_ENV: &[&str] = &[
+    "GAUNTLET_SIGNING_KEY",
+    "GAUNTLET_KEY_PASSWORD",
+    "GAUNTLET_PROMETHEUS_TOKEN",
+    "GAUNTLET_PROMETHEUS_USER",
+    "GAUNTLET_PROMETHEUS_PASSWORD",
+];
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -100,9 +115,14 @@ pub struct Launch {
     /// Program and arguments to start; gauntlet owns the process and stops it afterwards.
     #[serde(default)]
     pub command: Option<Vec<String>>,
-    /// Environment for the command.
+    /// Environment for the command: these values, on top of the basics and `pass_env`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Variables of gauntlet's own environment this command receives, by name (besides the
+    /// spec's top-level `pass_env`).
+    #[serde(default)]
+    #[schemars(with = "Vec<String>")]
+    pub pass_env: Vec<Spanned<String>>,
     /// Path that answers 2xx once the system is ready.
     #[serde(default = "default_health")]
     pub health: String,

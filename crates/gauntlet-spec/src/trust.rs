@@ -32,6 +32,25 @@ pub struct TrustSection {
     /// Release artifacts whose digests become the attestation's subjects.
     #[serde(default)]
     pub artifacts: Vec<String>,
+    /// Where this project publishes its run directories (CI artifacts, a bucket, `gauntlet
+    /// serve`), e.g. `https://ci.example.com/gauntlet/runs/{run}/`: the attestations name the
+    /// spec and the release manifest by URIs under it. Without it they are `file:` URIs of
+    /// the run directory on this machine.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub evidence_url: Option<Spanned<String>>,
+}
+
+/// Whether `text` is an absolute URI: a scheme, `:`, and no whitespace.
+pub fn is_absolute_uri(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
+        && !text.chars().any(char::is_whitespace)
 }
 
 fn default_lock() -> String {

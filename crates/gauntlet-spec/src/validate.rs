@@ -206,6 +206,25 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
             );
         }
     }
+    let launches = std::iter::once(&spec.targets.candidate)
+        .chain(spec.targets.baseline.as_ref())
+        .chain(spec.dependencies.values());
+    let passed = spec
+        .pass_env
+        .iter()
+        .chain(launches.flat_map(|l| l.value.pass_env.iter()));
+    for name in passed {
+        check_pass_env(&mut p, name);
+    }
+    if let Some(url) = spec.trust.as_ref().and_then(|t| t.evidence_url.as_ref())
+        && !crate::trust::is_absolute_uri(&url.value)
+    {
+        p.at(
+            url.referenced,
+            format!("`trust.evidence_url` `{}` is not an absolute URL", url.value),
+            Some("give where run directories are published, e.g. `https://ci.example.com/gauntlet/runs/{run}/` ({run} is the run id)".into()),
+        );
+    }
     for (role, key) in spec.signoffs.iter().flat_map(|s| s.keys.iter()) {
         if !owners.contains(&role.as_str()) {
             p.at(
@@ -226,6 +245,32 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         }
     }
     p.found
+}
+
+/// A variable passed to children must be a name, and never one of gauntlet's own secrets.
+fn check_pass_env(p: &mut Problems<'_>, name: &Spanned<String>) {
+    let valid = name
+        .value
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        p.at(
+            name.referenced,
+            format!("`{}` is not an environment variable name", name.value),
+            Some("give the name only (letters, digits, `_`), e.g. `DATABASE_URL`; set values with `env:`".into()),
+        );
+    } else if crate::model::SECRET_ENV.contains(&name.value.as_str()) {
+        p.at(
+            name.referenced,
+            format!("`{}` is gauntlet's own secret and is never passed to a process it starts", name.value),
+            Some("the system under test must not hold gauntlet's signing key or credentials; remove it from `pass_env`".into()),
+        );
+    }
 }
 
 fn check_canary(p: &mut Problems<'_>, spec: &Spec) {

@@ -2,19 +2,22 @@
 //!
 //! The signature covers the pre-authentication encoding
 //! `"DSSEv1" SP len(type) SP type SP len(body) SP body`. Envelopes are written as compact JSON
-//! with no whitespace at all, so every byte of the file matters to verification.
+//! with no whitespace at all, so every byte of the file matters to verification. A signature's
+//! `keyid` is optional and only a hint: every trusted key is tried, and the one whose signature
+//! holds is the signer, whatever the envelope claims.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
+use crate::Trust;
 use crate::TrustError;
-use crate::keyring::{SigningKey, Trust, raw_public};
+use crate::keys::{SigningKey, raw_public};
 
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
+/// Fields DSSE does not define are ignored, as its readers must: they are not signed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Envelope {
     pub payload: String,
     #[serde(rename = "payloadType")]
@@ -23,9 +26,9 @@ pub struct Envelope {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Signature {
-    pub keyid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
     pub sig: String,
 }
 
@@ -49,7 +52,7 @@ impl Envelope {
             payload: STANDARD.encode(body),
             payload_type: payload_type.to_string(),
             signatures: vec![Signature {
-                keyid: key.id.clone(),
+                keyid: Some(key.id.clone()),
                 sig: STANDARD.encode(sig),
             }],
         })
@@ -64,53 +67,67 @@ impl Envelope {
             .map_err(|e| TrustError::Verify(format!("{what} is not a DSSE envelope: {e}")))
     }
 
-    /// The payload, once one signature by a trusted key verifies over it. Signatures by
-    /// other keys are ignored; if none is trusted, the reasons are given.
+    /// The payload and the key that signed it, once one signature by a key `trust` accepts
+    /// verifies over it. Keys it knows but no longer trusts (revoked, expired) are named in
+    /// the refusal when their signature is the one that holds.
     pub fn verify(&self, trust: &Trust, what: &str) -> Result<(Vec<u8>, String), TrustError> {
         let body = STANDARD
             .decode(&self.payload)
             .map_err(|e| TrustError::Verify(format!("{what}: the payload is not base64: {e}")))?;
         let message = pae(&self.payload_type, &body);
-        let mut reasons = Vec::new();
+        let known = trust.known(what);
+        let mut refusals = Vec::new();
         for signature in &self.signatures {
-            match verify_one(trust, signature, &message, what) {
-                Ok(()) => return Ok((body, signature.keyid.clone())),
-                Err(e) => reasons.push(e.to_string()),
+            let Ok(sig_bytes) = STANDARD.decode(&signature.sig) else {
+                refusals.push(format!("{what}: a signature is not base64"));
+                continue;
+            };
+            let Ok(sig) = ed25519_dalek::Signature::from_slice(&sig_bytes) else {
+                refusals.push(format!("{what}: a signature is not an Ed25519 signature"));
+                continue;
+            };
+            for (id, public, standing) in &known {
+                let Ok(key) = raw_public(public).and_then(|raw| {
+                    ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                        .map_err(|e| TrustError::Key(e.to_string()))
+                }) else {
+                    continue;
+                };
+                if key.verify_strict(&message, &sig).is_ok() {
+                    match standing {
+                        Ok(()) => return Ok((body, id.clone())),
+                        Err(e) => refusals.push(e.to_string()),
+                    }
+                }
             }
         }
-        if reasons.is_empty() {
-            reasons.push(format!("{what} carries no signature"));
+        if self.signatures.is_empty() {
+            refusals.push(format!("{what} carries no signature"));
         }
-        Err(TrustError::Verify(reasons.join("; ")))
+        if refusals.is_empty() {
+            let claimed: Vec<&str> = self
+                .signatures
+                .iter()
+                .filter_map(|s| s.keyid.as_deref())
+                .collect();
+            refusals.push(format!(
+                "no signature of {what} verifies with {}{}: it was signed by another key, or changed after it was signed",
+                trust.describe(),
+                if claimed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (the envelope names key {})", claimed.join(", "))
+                }
+            ));
+        }
+        Err(TrustError::Verify(refusals.join("; ")))
     }
-}
-
-fn verify_one(
-    trust: &Trust,
-    signature: &Signature,
-    message: &[u8],
-    what: &str,
-) -> Result<(), TrustError> {
-    let public = trust.trusted_public(&signature.keyid, what)?;
-    let key = ed25519_dalek::VerifyingKey::from_bytes(&raw_public(&public)?)
-        .map_err(|e| TrustError::Verify(format!("key {}: {e}", signature.keyid)))?;
-    let sig_bytes = STANDARD
-        .decode(&signature.sig)
-        .map_err(|e| TrustError::Verify(format!("{what}: the signature is not base64: {e}")))?;
-    let sig = ed25519_dalek::Signature::from_slice(&sig_bytes)
-        .map_err(|e| TrustError::Verify(format!("{what}: malformed signature: {e}")))?;
-    key.verify_strict(message, &sig).map_err(|_| {
-        TrustError::Verify(format!(
-            "the signature by key {} does not match {what}: the statement changed after it was signed",
-            signature.keyid
-        ))
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::Keyring;
+    use crate::Keyring;
 
     #[test]
     fn pae_matches_the_specification_example() {
@@ -123,7 +140,7 @@ mod tests {
     #[test]
     fn envelopes_verify_and_refuse_tampering() {
         let dir = tempfile::tempdir().unwrap();
-        let mut ring = Keyring::open(dir.path()).unwrap();
+        let mut ring = Keyring::open(&dir.path().join("keys")).unwrap();
         ring.generate(None).unwrap();
         let key = ring.signing_key().unwrap();
         let env = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, br#"{"a":1}"#, &key).unwrap();
@@ -140,9 +157,16 @@ mod tests {
                 .verify(&trust, "att")
                 .unwrap_err()
                 .to_string()
-                .contains("does not match")
+                .contains("changed after it was signed")
         );
-        ring.revoke(&key.id, None).unwrap();
+        // The keyid is a hint only: none, or a wrong one, changes nothing.
+        let mut anonymous = env.clone();
+        anonymous.signatures[0].keyid = None;
+        assert_eq!(anonymous.verify(&trust, "att").unwrap().1, key.id);
+        let mut misnamed = env.clone();
+        misnamed.signatures[0].keyid = Some("0123456789ABCDEF".into());
+        assert_eq!(misnamed.verify(&trust, "att").unwrap().1, key.id);
+        ring.revoke(&key.id, None, None).unwrap();
         let err = env
             .verify(&Trust::Keyring(ring), "att")
             .unwrap_err()

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::TrustError;
 use crate::canonical::{self, Change, Form};
-use crate::keyring::{SigningKey, Trust, Verified, write_file};
+use crate::keys::{SigningKey, Verified};
+use crate::{Trust, write_file};
 
 pub const LOCK_SCHEMA: &str = "gauntlet.lock/v1";
 /// Structured files up to this size keep their canonical content in the lock for key-path diffs.
@@ -27,6 +28,9 @@ pub struct Lock {
     pub created: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// The run a release manifest was made by: it names that run, and no other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     pub files: Vec<LockedFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<FlagSnapshot>,
@@ -66,6 +70,9 @@ pub struct FlagSnapshot {
     /// sha256 of their canonical JSON.
     pub sha256: String,
     pub values: Value,
+    /// The snapshot as a file beside the lock (relative to it), checked by `verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -193,6 +200,7 @@ impl Lock {
             version,
             created: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
             release,
+            run: None,
             files,
             flags: None,
             sbom: None,
@@ -207,9 +215,9 @@ impl Lock {
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Lock, TrustError> {
         let lock: Lock = serde_json::from_slice(bytes)
-            .map_err(|e| TrustError::Verify(format!("{what} is not a gauntlet lock: {e}")))?;
+            .map_err(|e| TrustError::Input(format!("{what} is not a gauntlet lock: {e}")))?;
         if lock.schema != LOCK_SCHEMA {
-            return Err(TrustError::Verify(format!(
+            return Err(TrustError::Input(format!(
                 "{what}: schema `{}` is not `{LOCK_SCHEMA}`",
                 lock.schema
             )));
@@ -257,6 +265,11 @@ pub enum FileOutcome {
     },
     /// Same canonical content, different bytes (comments, whitespace, key order).
     Reformatted,
+    /// A file the lock records only by digest (an SBOM) no longer has that digest.
+    DigestDiffers {
+        locked: String,
+        found: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -305,7 +318,13 @@ impl Verification {
                 v.key_id,
                 v.trusted_comment.replace('\t', " ")
             )),
-            (Err(e), _) => out.push(format!("{lock}: SIGNATURE REFUSED: {e}")),
+            (Err(e), _) => {
+                out.push(format!("{lock}: SIGNATURE REFUSED: {e}"));
+                out.push(
+                    "  no file was compared: a lock whose signature is refused vouches for nothing"
+                        .to_string(),
+                );
+            }
             (Ok(_), None) => out.push(format!("{lock}: unreadable")),
         }
         for file in &self.files {
@@ -343,15 +362,27 @@ impl Verification {
                     "  REFORMATTED {}: same canonical content, different bytes (comments, whitespace or key order); pass --semantic to accept",
                     file.path
                 )),
+                FileOutcome::DigestDiffers { locked, found } => out.push(format!(
+                    "  CHANGED    {}: sha256 {found}, signed as {locked}",
+                    file.path
+                )),
             }
         }
         out
     }
 }
 
-/// Checks the lock at `path` (and `PATH.minisig`) against `trust`, then every file it lists.
-/// Only an unreadable lock is an error; everything else is a finding in the result.
-pub fn verify(path: &Path, trust: &Trust, semantic: bool) -> Result<Verification, TrustError> {
+/// Checks the lock at `path` (and `PATH.minisig`) against `trust`, then, only if its
+/// signature holds, every file it records: the locked files (in `project`, by default the
+/// lock's folder), and for a release manifest the SBOM and flags snapshot beside it. A file
+/// that is not a lock (and carries no signature) is bad input; a signed file that no longer
+/// parses is a finding, like any other tampering.
+pub fn verify(
+    path: &Path,
+    project: Option<&Path>,
+    trust: &Trust,
+    semantic: bool,
+) -> Result<Verification, TrustError> {
     let bytes = std::fs::read(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             TrustError::Input(format!(
@@ -364,55 +395,131 @@ pub fn verify(path: &Path, trust: &Trust, semantic: bool) -> Result<Verification
     })?;
     let what = path.display().to_string();
     let sig_path = signature_path(path);
-    let signature = match std::fs::read_to_string(&sig_path) {
-        Ok(sig) => trust.verify(&bytes, &sig, &what).map_err(|e| e.to_string()),
-        Err(_) => Err(format!(
+    let sig_bytes = std::fs::read(&sig_path).ok();
+    let lock = match Lock::parse(&bytes, &what) {
+        Ok(lock) => Some(lock),
+        Err(e) if sig_bytes.is_none() => {
+            return Err(TrustError::Input(format!(
+                "{e}; give a lock file (a project's gauntlet.lock or a run's release.lock)"
+            )));
+        }
+        Err(_) => None,
+    };
+    let signature = match &sig_bytes {
+        Some(sig) => trust.verify(&bytes, sig, &what).map_err(|e| e.to_string()),
+        None => Err(format!(
             "{what} has no signature ({} is missing or unreadable): the lock is unsigned",
             sig_path.display()
         )),
     };
-    let lock = match Lock::parse(&bytes, &what) {
-        Ok(lock) => lock,
-        Err(e) => {
-            return Ok(Verification {
-                lock_path: path.to_path_buf(),
-                lock: None,
-                signature: signature.and(Err(e.to_string())),
-                files: Vec::new(),
-                semantic,
-            });
-        }
+    let signature = match (&lock, signature) {
+        (None, Ok(_)) => Err(format!("{what} is signed but is not a gauntlet lock")),
+        (_, signature) => signature,
     };
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let files = lock
-        .files
-        .iter()
-        .map(|entry| FileCheck {
-            path: entry.path.clone(),
-            outcome: check_file(base, entry),
-        })
-        .collect();
+    let files = match (&lock, &signature) {
+        (Some(lock), Ok(_)) => {
+            let project = project.unwrap_or(base);
+            let mut files: Vec<FileCheck> = lock
+                .files
+                .iter()
+                .map(|entry| FileCheck {
+                    path: entry.path.clone(),
+                    outcome: check_file(project, entry),
+                })
+                .collect();
+            files.extend(check_snapshots(base, lock));
+            files
+        }
+        // An unverified lock vouches for nothing: no file is reported against it.
+        _ => Vec::new(),
+    };
     Ok(Verification {
         lock_path: path.to_path_buf(),
-        lock: Some(lock),
+        lock,
         signature,
         files,
         semantic,
     })
 }
 
-fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
-    if entry.path.split('/').any(|p| p == "..") || Path::new(&entry.path).is_absolute() {
-        return FileOutcome::Unreadable("the lock names a path outside its directory".into());
+/// A release manifest's SBOM and flags snapshot, as files beside it, against their digests.
+fn check_snapshots(base: &Path, lock: &Lock) -> Vec<FileCheck> {
+    let mut out = Vec::new();
+    if let Some(sbom) = &lock.sbom {
+        let outcome = read_beside(base, &sbom.path).map_or_else(
+            |missing| missing,
+            |raw| {
+                let found = sha256_hex(&raw);
+                if found == sbom.sha256 {
+                    FileOutcome::Unchanged
+                } else {
+                    FileOutcome::DigestDiffers {
+                        locked: sbom.sha256.clone(),
+                        found,
+                    }
+                }
+            },
+        );
+        out.push(FileCheck {
+            path: sbom.path.clone(),
+            outcome,
+        });
     }
-    let path = base.join(&entry.path);
-    match std::fs::read(&path) {
-        Ok(raw) => compare(entry, &path, &raw),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FileOutcome::Missing,
-        Err(e) => FileOutcome::Unreadable(e.to_string()),
+    if let Some(flags) = &lock.flags {
+        // The frozen values must be the ones the digest names...
+        let embedded = canonical::canonical_json(&flags.values).map(|b| sha256_hex(&b));
+        if embedded.as_deref() != Ok(flags.sha256.as_str()) {
+            out.push(FileCheck {
+                path: "flags (in the lock)".into(),
+                outcome: FileOutcome::Unreadable(
+                    "the frozen flags do not match their digest".into(),
+                ),
+            });
+        }
+        // ...and the snapshot file beside the lock must still hold them.
+        if let Some(rel) = &flags.path {
+            let outcome = read_beside(base, rel).map_or_else(
+                |missing| missing,
+                |raw| match canonical::canonicalize(Path::new(rel), &raw) {
+                    Err(e) => FileOutcome::Unreadable(e),
+                    Ok(c) if sha256_hex(&c.bytes) == flags.sha256 => FileOutcome::Unchanged,
+                    Ok(c) => FileOutcome::Changed(
+                        c.value
+                            .map(|now| canonical::diff(&flags.values, &now))
+                            .unwrap_or_default(),
+                    ),
+                },
+            );
+            out.push(FileCheck {
+                path: rel.clone(),
+                outcome,
+            });
+        }
+    }
+    out
+}
+
+/// The bytes of `rel` beside the lock, or the outcome that says why not.
+fn read_beside(base: &Path, rel: &str) -> Result<Vec<u8>, FileOutcome> {
+    if rel.split('/').any(|p| p == "..") || Path::new(rel).is_absolute() {
+        return Err(FileOutcome::Unreadable(
+            "the lock names a path outside its directory".into(),
+        ));
+    }
+    std::fs::read(base.join(rel)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => FileOutcome::Missing,
+        _ => FileOutcome::Unreadable(e.to_string()),
+    })
+}
+
+fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
+    match read_beside(base, &entry.path) {
+        Ok(raw) => compare(entry, &base.join(&entry.path), &raw),
+        Err(outcome) => outcome,
     }
 }
 
@@ -446,7 +553,7 @@ pub fn compare(entry: &LockedFile, path: &Path, raw: &[u8]) -> FileOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keyring::Keyring;
+    use crate::Keyring;
 
     fn setup() -> (tempfile::TempDir, Keyring, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -473,7 +580,7 @@ mod tests {
     #[test]
     fn an_untouched_lock_verifies() {
         let (_dir, ring, lock) = setup();
-        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        let v = verify(&lock, None, &Trust::Keyring(ring), false).unwrap();
         assert!(v.passed(), "{:?}", v.lines());
         assert_eq!(v.lock.unwrap().files[1].path, "prompts/reply.txt");
     }
@@ -486,7 +593,7 @@ mod tests {
             "# thresholds\nslos:\n  latency: {threshold: 500ms}\n",
         )
         .unwrap();
-        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        let v = verify(&lock, None, &Trust::Keyring(ring), false).unwrap();
         assert!(!v.passed());
         assert!(
             v.lines().contains(
@@ -507,19 +614,19 @@ mod tests {
         .unwrap();
         std::fs::remove_file(dir.path().join("prompts/reply.txt")).unwrap();
         let trust = Trust::Keyring(ring);
-        let v = verify(&lock, &trust, false).unwrap();
+        let v = verify(&lock, None, &trust, false).unwrap();
         assert_eq!(v.files[0].outcome, FileOutcome::Reformatted);
         assert_eq!(v.files[1].outcome, FileOutcome::Missing);
         std::fs::write(dir.path().join("prompts/reply.txt"), "Be brief.\n").unwrap();
-        assert!(verify(&lock, &trust, true).unwrap().passed());
-        assert!(!verify(&lock, &trust, false).unwrap().passed());
+        assert!(verify(&lock, None, &trust, true).unwrap().passed());
+        assert!(!verify(&lock, None, &trust, false).unwrap().passed());
     }
 
     #[test]
     fn an_unsigned_lock_is_refused() {
         let (_dir, ring, lock) = setup();
         std::fs::remove_file(signature_path(&lock)).unwrap();
-        let v = verify(&lock, &Trust::Keyring(ring), false).unwrap();
+        let v = verify(&lock, None, &Trust::Keyring(ring), false).unwrap();
         assert!(v.signature.unwrap_err().contains("unsigned"));
     }
 
@@ -555,7 +662,7 @@ mod tests {
             let at = position % bytes.len();
             bytes[at] ^= xor;
             std::fs::write(&path, &bytes).unwrap();
-            let v = verify(&lock, &Trust::Keyring(ring), false);
+            let v = verify(&lock, None, &Trust::Keyring(ring), false);
             proptest::prop_assert!(v.map(|v| !v.passed()).unwrap_or(true));
         }
     }

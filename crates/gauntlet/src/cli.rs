@@ -13,8 +13,10 @@ Start with `gauntlet demo`: it runs everything against a built-in demo system an
 the spec it used, which you can copy. Then `gauntlet validate gauntlet.yaml` and \
 `gauntlet run gauntlet.yaml`.
 
-Exit codes: 0 GO (or CONDITIONAL without --strict), 1 NO-GO or ABORTED, 2 invalid input, \
-3 INCONCLUSIVE.";
+Exit codes, for every command: 0 GO (or CONDITIONAL without --strict), 1 NO-GO, ABORTED or \
+a refused verification, 2 invalid input, 3 INCONCLUSIVE, 4 an internal error of gauntlet \
+itself (the run store unreadable, a full disk, a bug). A closed or full stdout or stderr never \
+changes these: output that cannot be written is dropped.";
 
 #[derive(Debug, Parser)]
 #[command(name = "gauntlet", version, about = ABOUT, long_about = LONG_ABOUT)]
@@ -39,15 +41,29 @@ pub struct Global {
     /// Print only the outcome; no progress.
     #[arg(long, short, global = true)]
     pub quiet: bool,
-    /// The keyring that signs locks, manifests and decisions and verifies them.
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        default_value = ".gauntlet/keys",
-        env = "GAUNTLET_KEYRING"
-    )]
-    pub keyring: PathBuf,
+    /// The keyring that signs locks, manifests and decisions and verifies them (default:
+    /// your own, $XDG_CONFIG_HOME/gauntlet/keys or ~/.config/gauntlet/keys; never one found
+    /// in the current directory). With --root, a keyring listing (its folder or keyring.json).
+    #[arg(long, global = true, value_name = "DIR", env = "GAUNTLET_KEYRING")]
+    pub keyring: Option<PathBuf>,
+}
+
+/// Which keys a verification trusts, when not the keyring's.
+#[derive(Debug, Clone, Default, Args)]
+pub struct TrustArgs {
+    /// Trust only this minisign public key (a `.pub` file or its base64 line). Revocations
+    /// still count: the key's own status statements beside the file, in --revocations and
+    /// in your keyring.
+    #[arg(long, value_name = "PUB", conflicts_with = "root")]
+    pub key: Option<String>,
+    /// Trust the keyring listing (--keyring DIR or FILE) that this root key signs: pin the
+    /// root once in CI and rotate signing keys without touching the pin.
+    #[arg(long, value_name = "PUB")]
+    pub root: Option<String>,
+    /// Also read key status statements (revocations, retirements) here: a file or a folder;
+    /// repeatable; also GAUNTLET_REVOCATIONS (paths separated by `:`).
+    #[arg(long, value_name = "PATH")]
+    pub revocations: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,17 +183,20 @@ pub enum Command {
         #[arg(long, value_enum)]
         bump: Option<BumpArg>,
     },
-    /// Check the protected files against their signed lock: exit 0 unchanged, 1 changed or
-    /// badly signed (naming the file and key path), 2 bad input. What CI runs before a deploy.
+    /// Check the protected files against their signed lock (a project's gauntlet.lock, or a
+    /// run's release.lock with its SBOM and flags snapshot): exit 0 unchanged, 1 changed or
+    /// badly signed (naming the file and key path), 2 bad input (FILE is not a lock). What CI
+    /// runs before a deploy.
     Verify {
-        #[arg(long, conflicts_with = "lock")]
+        /// The project's spec: its lock and protected files (with --lock: the project whose
+        /// files a run's release.lock is checked against).
+        #[arg(long)]
         spec: Option<PathBuf>,
-        /// The lock to check (default: gauntlet.lock here).
+        /// The lock to check (default: the spec's, else gauntlet.lock here).
         #[arg(long)]
         lock: Option<PathBuf>,
-        /// Trust only this minisign public key (a `.pub` file or its base64 line), not a keyring.
-        #[arg(long)]
-        key: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Accept files whose canonical content is unchanged (comments, whitespace, key order).
         #[arg(long)]
         semantic: bool,
@@ -190,15 +209,21 @@ pub enum Command {
     /// Signed decisions (DSSE envelopes around in-toto statements).
     #[command(subcommand)]
     Attest(AttestCommand),
-    /// Write a CycloneDX 1.5 SBOM from lock files (Cargo.lock, package-lock.json,
-    /// requirements.txt, poetry.lock, go.sum).
+    /// Write a CycloneDX 1.5 SBOM from lock files (Cargo.lock, package-lock.json or
+    /// npm-shrinkwrap.json, requirements*.txt, poetry.lock, go.sum), each recognised by its
+    /// name and content.
     Sbom {
         #[arg(required = true)]
         lockfiles: Vec<PathBuf>,
-        #[arg(long, default_value = "app")]
-        name: String,
-        #[arg(long = "release-version", default_value = "0.0.0")]
-        version: String,
+        /// The application the SBOM describes (default: the spec's service, else the name a
+        /// lock file gives its project, else the current directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "release-version")]
+        version: Option<String>,
+        /// The spec whose service names the application (default: gauntlet.yaml here, if any).
+        #[arg(long)]
+        spec: Option<PathBuf>,
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -223,9 +248,8 @@ pub enum Command {
         by: Option<String>,
         #[arg(long)]
         verify: bool,
-        /// Trust only this minisign public key when verifying.
-        #[arg(long)]
-        key: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Print the production-readiness checklist of a run (default: the latest): each item's
     /// status, owner and evidence, scored from the run's stored checks; waivers as of now.
@@ -242,9 +266,8 @@ pub enum Command {
     Certificate {
         #[arg(default_value = "latest")]
         run: String,
-        /// Count only sign-offs by this minisign public key (default: the keyring).
-        #[arg(long)]
-        key: Option<String>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
@@ -266,6 +289,23 @@ pub enum Command {
     DemoService(DemoService),
 }
 
+impl Command {
+    /// Whether what the command prints on stdout is its result, so that output lost to a
+    /// full disk is a failure rather than a success (a verdict's exit code never depends on it).
+    pub fn prints_result(&self) -> bool {
+        matches!(
+            self,
+            Command::Schema
+                | Command::History { .. }
+                | Command::Show { .. }
+                | Command::Completions { .. }
+                | Command::Load { .. }
+                | Command::Sbom { out: None, .. }
+                | Command::Keys(KeysCommand::List { .. })
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum BumpArg {
     Major,
@@ -273,45 +313,74 @@ pub enum BumpArg {
     Patch,
 }
 
+/// The keyring (--keyring): a root key signs its listing; signing keys sign the rest.
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
-    /// A new signing key (refused if one is active: rotate instead). `--encrypt` protects it
-    /// with a password (from GAUNTLET_KEY_PASSWORD, or asked for).
+    /// A new signing key (refused if one is active: rotate instead); the first one also makes
+    /// the keyring's root key. `--encrypt` protects them with a password (from
+    /// GAUNTLET_KEY_PASSWORD, or asked for on the terminal).
     Generate {
         #[arg(long)]
         encrypt: bool,
     },
+    /// The keys, their status, and the root key (its line is what CI pins with --root).
     List {
         #[arg(long)]
         json: bool,
     },
-    /// A new active key; the old one verifies until `--grace` from now.
+    /// A new active key; the old one verifies until `--grace` from now (and signs a statement
+    /// saying so, for verifiers that pin it).
     Rotate {
         #[arg(long, default_value = "7d")]
         grace: String,
         #[arg(long)]
         encrypt: bool,
     },
-    /// Nothing signed by the key verifies any more; its secret key is deleted.
+    /// Nothing signed by the key verifies any more, in any mode: the listing says so, and the
+    /// key signs its own revocation statement (status/ID.revoked.json) for verifiers that pin
+    /// it with --key. Its secret key is deleted.
     Revoke {
         id: String,
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Import keys the stock minisign tool made: a public key (`.pub`) verifies what it signs;
+    /// a secret key (unencrypted, as `minisign -G -W` writes it, or password-protected)
+    /// becomes the active signing key, the previous one retired with --grace.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "7d")]
+        grace: String,
+    },
+    /// Sign a keyring listing that nobody signed (one made by an earlier gauntlet) with the
+    /// keyring's root key, making one if needed. Check its keys first (`keyring.json`).
+    Adopt,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AttestCommand {
-    /// Check a run's attestation and print its decision: exit 0 for a verified GO or
-    /// CONDITIONAL, 1 for a refused signature or any other decision, 2 for bad input.
+    /// Check a run's attestation (attestation.dsse.json or test-result.dsse.json), bind it to
+    /// what you are about to ship, and print its decision. It must be bound: to each
+    /// --artifact (its sha256 among the subjects) and/or to the signed release manifest
+    /// (--manifest, or release.lock beside the attestation); it says what it bound and what
+    /// it did not. Exit 0 for a verified, bound GO (CONDITIONAL too unless --strict), 1 for a
+    /// refused signature or binding, NO-GO, ABORTED (or CONDITIONAL with --strict), 2 for bad
+    /// input, 3 for INCONCLUSIVE.
     Verify {
         file: PathBuf,
-        /// Trust only this minisign public key (a `.pub` file or its base64 line).
-        #[arg(long)]
-        key: Option<String>,
-        /// Also require this file's sha256 among the attestation's subjects.
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Require this file's sha256 among the attestation's subjects (repeatable).
         #[arg(long)]
         artifact: Vec<PathBuf>,
+        /// Require the release subject to be this signed release manifest (default: the
+        /// release.lock beside the attestation, when there is one).
+        #[arg(long)]
+        manifest: Option<PathBuf>,
+        /// Exit 1 on CONDITIONAL, not 0.
+        #[arg(long)]
+        strict: bool,
         #[arg(long)]
         json: bool,
     },

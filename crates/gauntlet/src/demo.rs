@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// Where the demo project is written, relative to the working directory.
 pub const PROJECT_DIR: &str = ".gauntlet/demo";
+/// The demo's release keyring, inside the project (unless `--keyring` names another): the
+/// demo never adds a key to the user's own keyring.
+pub const RELEASE_KEYRING: &str = "keys/release";
 /// The variable the demo candidate reads its defects from (see `--defect-env` in the spec).
 pub const DEFECTS_ENV: &str = "GAUNTLET_DEMO_DEFECTS";
 
@@ -50,6 +53,18 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../examples/keys/sre/keyring.json"),
     ),
     (
+        "keys/sre/keyring.json.minisig",
+        include_str!("../../../examples/keys/sre/keyring.json.minisig"),
+    ),
+    (
+        "keys/sre/root.pub",
+        include_str!("../../../examples/keys/sre/root.pub"),
+    ),
+    (
+        "keys/sre/root.key",
+        include_str!("../../../examples/keys/sre/root.key"),
+    ),
+    (
         "keys/sre/487C12BD55CBE388.pub",
         include_str!("../../../examples/keys/sre/487C12BD55CBE388.pub"),
     ),
@@ -62,6 +77,18 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../../examples/keys/security/keyring.json"),
     ),
     (
+        "keys/security/keyring.json.minisig",
+        include_str!("../../../examples/keys/security/keyring.json.minisig"),
+    ),
+    (
+        "keys/security/root.pub",
+        include_str!("../../../examples/keys/security/root.pub"),
+    ),
+    (
+        "keys/security/root.key",
+        include_str!("../../../examples/keys/security/root.key"),
+    ),
+    (
         "keys/security/A40541CF3244D6CD.pub",
         include_str!("../../../examples/keys/security/A40541CF3244D6CD.pub"),
     ),
@@ -72,6 +99,18 @@ const FILES: &[(&str, &str)] = &[
     (
         "keys/product/keyring.json",
         include_str!("../../../examples/keys/product/keyring.json"),
+    ),
+    (
+        "keys/product/keyring.json.minisig",
+        include_str!("../../../examples/keys/product/keyring.json.minisig"),
+    ),
+    (
+        "keys/product/root.pub",
+        include_str!("../../../examples/keys/product/root.pub"),
+    ),
+    (
+        "keys/product/root.key",
+        include_str!("../../../examples/keys/product/root.key"),
     ),
     (
         "keys/product/652A2E3C28C8B181.pub",

@@ -1,21 +1,13 @@
 //! `gauntlet`: the command line. Thin: it parses arguments, loads the spec, hands over to
 //! the engine, and turns typed errors into messages and exit codes.
 
-/// Prints a line to stdout; a closed pipe (`gauntlet history | head`) ends the program
-/// quietly instead of panicking.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                std::process::exit(0);
-            }
-        }
-    }};
-}
+#[macro_use]
+mod output;
 
+mod attest;
 mod cli;
 mod demo;
+mod keys;
 mod offline;
 mod progress;
 mod review;
@@ -34,22 +26,35 @@ use gauntlet_store::Store;
 
 use cli::{Cli, Command, DemoService, Execution, Global};
 
-/// How the binary fails: bad input (exit 2) or a failure to run at all (exit 1).
+/// How a command fails: bad input (exit 2), a verification that says no (exit 1), or
+/// gauntlet itself unable to do its job (exit 4), never to be mistaken for a NO-GO.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
     #[error("invalid spec")]
     Spec(SpecErrors),
     #[error("{0}")]
     Usage(String),
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
-    Other(#[from] anyhow::Error),
+    Internal(#[from] anyhow::Error),
 }
 
 impl CliError {
     fn exit_code(&self) -> i32 {
         match self {
             CliError::Spec(_) | CliError::Usage(_) => exit::INVALID_INPUT,
-            CliError::Other(_) => exit::NO_GO,
+            CliError::Refused(_) => exit::NO_GO,
+            CliError::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// A store error: a run that is not there is the user's input; anything else is ours.
+    pub(crate) fn from_store(e: gauntlet_store::StoreError) -> CliError {
+        use gauntlet_store::StoreError;
+        match e {
+            StoreError::NoSuchRun(_) | StoreError::Ambiguous(_) => CliError::Usage(e.to_string()),
+            other => CliError::Internal(other.into()),
         }
     }
 
@@ -67,29 +72,43 @@ impl CliError {
                     if handler.render_report(&mut out, diagnostic).is_err() {
                         out = diagnostic.to_string();
                     }
-                    eprintln!("{out}");
+                    note!("{out}");
                 }
-                eprintln!(
+                note!(
                     "{} problem(s) in the spec; nothing was run.",
                     errors.0.len()
                 );
             }
-            CliError::Usage(message) => eprintln!("error: {message}"),
-            CliError::Other(e) => eprintln!("error: {e:#}"),
+            CliError::Usage(message) => note!("error: {message}"),
+            CliError::Refused(message) => note!("REFUSED: {message}"),
+            CliError::Internal(e) => note!("internal error: {e:#}"),
         }
     }
 }
 
 fn main() -> ExitCode {
+    output::install_panic_hook();
     let cli = Cli::parse();
-    let code = match dispatch(cli) {
-        Ok(code) => code,
-        Err(e) => {
+    let prints_result = cli.command.prints_result();
+    let dispatched = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)));
+    let mut code = match dispatched {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
             e.print();
             e.exit_code()
         }
+        // The hook said what happened; a bug is an internal error, never exit 101.
+        Err(_) => exit::INTERNAL,
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    if let Some(kind) = output::stdout_lost() {
+        // Lost output changes no verdict; but a command whose output is its result did not
+        // deliver it, and must not say it did.
+        if prints_result && code == exit::GO {
+            note!("internal error: standard output could not be written ({kind})");
+            code = exit::INTERNAL;
+        }
+    }
+    ExitCode::from(u8::try_from(code).unwrap_or(exit::INTERNAL as u8))
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -169,36 +188,42 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             }
             let alertmanager = args.prometheus && demo::alertmanager_installed();
             if args.prometheus && !alertmanager && !global.quiet {
-                eprintln!(
+                note!(
                     "gauntlet demo: no `prometheus-alertmanager` here, so alerts are checked in the rule file but not delivered (`sudo apt-get install prometheus-alertmanager` adds the drill that waits for its page)"
                 );
             }
             let spec_path = demo::write_project(dir, args.prometheus, alertmanager)
                 .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
-            let mut ring = gauntlet_trust::Keyring::open(&global.keyring)?;
+            // The demo's own release keyring, unless one is named: a demo never touches yours.
+            let mut global = global;
+            let keyring = global
+                .keyring
+                .get_or_insert_with(|| dir.join(demo::RELEASE_KEYRING))
+                .clone();
+            let mut ring = gauntlet_trust::Keyring::open(&keyring)?;
             if ring.active().is_none() {
                 let key = ring.generate(None)?;
                 if !global.quiet {
-                    eprintln!(
+                    note!(
                         "gauntlet demo: created signing key {} in {} (for real releases: `gauntlet keys generate --encrypt`)",
                         key.id,
-                        global.keyring.display()
+                        keyring.display()
                     );
                 }
             }
             // What a release manager does once per release: lock and sign the protected files.
             let (lock, version, key, count) =
-                signing::lock_files(&global.keyring, Some(&spec_path), &[], None, None)?;
+                signing::lock_files(&keyring, Some(&spec_path), &[], None, None)?;
             let text = read_spec(&spec_path)?;
             let spec = gauntlet_spec::load_str(&spec_path.display().to_string(), &text)
                 .map_err(CliError::Spec)?;
             if !global.quiet {
-                eprintln!(
+                note!(
                     "gauntlet demo: project in {}; {count} protected files locked into {} (manifest {version}) and signed by key {key}",
                     dir.display(),
                     lock.display()
                 );
-                eprintln!(
+                note!(
                     "gauntlet demo: the candidate runs with defects: {}",
                     if knobs.is_empty() { "none" } else { &knobs }
                 );
@@ -207,19 +232,20 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             // The certificate a release manager would file, as `gauntlet certificate` renders
             // it. Failing to render it does not change what the run decided.
             let certificate = open_store(&global).and_then(|store| {
-                review::write_certificate(&store, &global.keyring, &ran.run_id, None)
+                review::write_certificate(&store, &global, &ran.run_id, &Default::default())
             });
             if !global.quiet {
                 match certificate {
                     Ok((md, html)) => {
-                        eprintln!("certificate: {} (also {})", md.display(), html.display())
+                        note!("certificate: {} (also {})", md.display(), html.display())
                     }
-                    Err(e) => eprintln!("certificate: not rendered: {e}"),
+                    Err(e) => note!("certificate: not rendered: {e}"),
                 }
-                eprintln!(
-                    "try the CI guard: edit a threshold in {}, then `gauntlet verify --spec {}` exits 1 naming it",
+                note!(
+                    "try the CI guard: edit a threshold in {}, then `gauntlet verify --spec {} --keyring {}` exits 1 naming it",
                     spec_path.display(),
-                    spec_path.display()
+                    spec_path.display(),
+                    keyring.display()
                 );
             }
             Ok(ran.code)
@@ -230,7 +256,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             lock,
             bump,
         } => signing::lock_command(
-            &global.keyring,
+            &keys::keyring_dir(&global)?,
             spec.as_deref(),
             &files,
             lock.as_deref(),
@@ -239,25 +265,32 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Verify {
             spec,
             lock,
-            key,
+            trust,
             semantic,
             json,
         } => signing::verify_command(
-            &global.keyring,
+            &global,
             spec.as_deref(),
             lock.as_deref(),
-            key.as_deref(),
+            &trust,
             semantic,
             json,
         ),
-        Command::Keys(command) => signing::keys_command(&global.keyring, command),
-        Command::Attest(command) => signing::attest_command(&global.keyring, command),
+        Command::Keys(command) => keys::keys_command(&global, command),
+        Command::Attest(command) => attest::attest_command(&global, command),
         Command::Sbom {
             lockfiles,
             name,
             version,
+            spec,
             out,
-        } => signing::sbom_command(&lockfiles, &name, &version, out.as_deref()),
+        } => signing::sbom_command(
+            &lockfiles,
+            name.as_deref(),
+            version.as_deref(),
+            spec.as_deref(),
+            out.as_deref(),
+        ),
         Command::History { limit, json } => history(&global, limit, json),
         Command::Show { run, json } => show(&global, &run, json),
         Command::Drift { older, newer, json } => drift(&global, &older, &newer, json),
@@ -266,28 +299,17 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             role,
             by,
             verify,
-            key,
+            trust,
         } => {
             let store = open_store(&global)?;
-            signing::signoff_command(
-                &global.keyring,
-                &store,
-                &run,
-                role.as_deref(),
-                by,
-                verify,
-                key.as_deref(),
-            )
+            signing::signoff_command(&global, &store, &run, role.as_deref(), by, verify, &trust)
         }
         Command::Readiness { run, json } => {
             review::readiness_command(&open_store(&global)?, &run, json)
         }
-        Command::Certificate { run, key } => review::certificate_command(
-            &open_store(&global)?,
-            &global.keyring,
-            &run,
-            key.as_deref(),
-        ),
+        Command::Certificate { run, trust } => {
+            review::certificate_command(&open_store(&global)?, &global, &run, &trust)
+        }
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Judge {
             file,
@@ -312,12 +334,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             seed,
         } => offline::proxy(listen, &upstream, control, &name, protocol, seed),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "gauntlet",
-                &mut std::io::stdout(),
-            );
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "gauntlet", &mut script);
+            output::stdout_bytes(&script);
             Ok(exit::GO)
         }
         Command::DemoService(service) => demo_service(service),
@@ -413,7 +432,7 @@ fn execute(
         seed: execution.seed,
         request_timeout: Duration::from_secs(5),
         drills,
-        keyring: global.keyring.clone(),
+        keyring: keys::keyring_dir(global)?,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)
@@ -431,7 +450,7 @@ fn execute(
         );
     }
     let headline = progress::paint(report.decision.as_str(), report.decision);
-    eprintln!(
+    note!(
         "\n{headline}  {}",
         report
             .summary
@@ -439,7 +458,7 @@ fn execute(
             .trim_start_matches(": ")
     );
     for condition in &report.conditions {
-        eprintln!(
+        note!(
             "  condition: {} — {} (owner: {})",
             condition.check,
             condition.reason,
@@ -456,35 +475,35 @@ fn execute(
             .iter()
             .map(|c| format!("{} {:.0}%", c.name, c.score * 100.0))
             .collect();
-        eprintln!(
+        note!(
             "readiness: {:.1}% (minimum {}): {}",
             readiness.score * 100.0,
             readiness.minimum,
             categories.join(", ")
         );
     }
-    eprintln!(
+    note!(
         "reports: {}/report.md (also report.json, junit.xml)",
         outcome.run_dir.display()
     );
     if let Some(trust) = &report.trust {
         if let Some(fp) = &trust.green_fingerprint {
-            eprintln!("green fingerprint: {fp}");
+            note!("green fingerprint: {fp}");
         }
         match (&trust.attestation, &trust.signing_key) {
-            (Some(att), Some(key)) => eprintln!(
+            (Some(att), Some(key)) => note!(
                 "attestation: {}/{att} (signed by key {key}; check: gauntlet attest verify {}/{att} --key {})",
                 outcome.run_dir.display(),
                 outcome.run_dir.display(),
                 trust.public_key.as_deref().unwrap_or("KEY.pub")
             ),
-            _ => eprintln!(
+            _ => note!(
                 "attestation: none ({})",
                 trust.note.as_deref().unwrap_or("not signed")
             ),
         }
     }
-    eprintln!("run id:  {}", report.run_id);
+    note!("run id:  {}", report.run_id);
     Ok(Ran {
         code: report.exit_code,
         run_id: report.run_id.clone(),
@@ -530,7 +549,7 @@ fn repeat(
             .decision
             .clone()
             .unwrap_or_else(|| latest.status.clone());
-        eprintln!(
+        note!(
             "repeat {}/{}: run {} (seed {}) {decision}",
             i + 1,
             args.repeat,
@@ -589,7 +608,7 @@ fn open_store(global: &Global) -> Result<Store, CliError> {
     let store = Store::open(&global.store).map_err(anyhow::Error::from)?;
     let reaped = gauntlet_engine::reap_abandoned(&store).map_err(anyhow::Error::from)?;
     for (id, _) in reaped {
-        eprintln!(
+        note!(
             "note: run {id} ended without finishing (killed?); marked aborted. `gauntlet recover` undoes anything it left running."
         );
     }
@@ -636,11 +655,7 @@ fn history(global: &Global, limit: usize, json: bool) -> Result<i32, CliError> {
 
 fn drift(global: &Global, older: &str, newer: &str, json: bool) -> Result<i32, CliError> {
     let store = open_store(global)?;
-    let find = |run: &str| {
-        store
-            .find_run(run)
-            .map_err(|e| CliError::Usage(e.to_string()))
-    };
+    let find = |run: &str| store.find_run(run).map_err(CliError::from_store);
     let (a, b) = (find(older)?, find(newer)?);
     let changes =
         gauntlet_engine::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)
@@ -670,9 +685,7 @@ fn drift(global: &Global, older: &str, newer: &str, json: bool) -> Result<i32, C
 
 fn show(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {
     let store = open_store(global)?;
-    let summary = store
-        .find_run(run)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let summary = store.find_run(run).map_err(CliError::from_store)?;
     let report = store.report(&summary.id).map_err(anyhow::Error::from)?;
     match (report, json) {
         (Some(report), true) => say!(

@@ -267,14 +267,14 @@ pub fn proxy(
                     "cannot listen on {control} for the control API: {e}"
                 ))
             })?;
-        eprintln!(
+        note!(
             "gauntlet proxy `{name}`: {} -> {upstream}; control API http://{}/proxies",
             proxy.addr(),
             api.addr()
         );
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .map_err(|e| CliError::Other(e.into()))?;
+                .map_err(|e| CliError::Internal(e.into()))?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}

@@ -91,7 +91,7 @@ impl Observer for Progress {
                 spinner.enable_steady_tick(Duration::from_millis(100));
                 *bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(spinner);
             }
-            Progress::Plain => eprintln!("[{}] {step}: started", now_rfc3339()),
+            Progress::Plain => note!("[{}] {step}: started", now_rfc3339()),
         }
     }
 
@@ -107,10 +107,10 @@ impl Observer for Progress {
                         );
                         spinner.finish_with_message(line);
                     }
-                    None => eprintln!("{line}"),
+                    None => note!("{line}"),
                 }
             }
-            Progress::Plain => eprintln!("[{}] {}", now_rfc3339(), summary(step)),
+            Progress::Plain => note!("[{}] {}", now_rfc3339(), summary(step)),
         }
     }
 
@@ -146,7 +146,7 @@ impl Observer for Progress {
                 if event.kind.starts_with("drill-") {
                     match bar.as_ref() {
                         Some(spinner) => spinner.println(format!("  {}", event.message)),
-                        None => eprintln!("  {}", event.message),
+                        None => note!("  {}", event.message),
                     }
                 } else if let Some(spinner) = bar.as_ref() {
                     spinner.set_message(format!(
@@ -156,7 +156,7 @@ impl Observer for Progress {
                     ));
                 }
             }
-            Progress::Plain => eprintln!(
+            Progress::Plain => note!(
                 "[{}] {}: {}",
                 event.at,
                 event.step.as_deref().unwrap_or("run"),

@@ -10,6 +10,7 @@ use gauntlet_report::{Decision, ReadinessReport, Report, StepReport, table_cell 
 use gauntlet_store::Store;
 
 use crate::CliError;
+use crate::cli::{Global, TrustArgs};
 
 struct Stored {
     report: Report,
@@ -23,9 +24,7 @@ pub(crate) fn finished_run(
     run: &str,
     missing: &str,
 ) -> Result<(gauntlet_store::RunSummary, Report), CliError> {
-    let summary = store
-        .find_run(run)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let summary = store.find_run(run).map_err(CliError::from_store)?;
     let report = store
         .report(&summary.id)
         .map_err(anyhow::Error::from)?
@@ -142,11 +141,11 @@ pub fn readiness_command(store: &Store, run: &str, json: bool) -> Result<i32, Cl
 
 pub fn certificate_command(
     store: &Store,
-    keyring: &Path,
+    global: &Global,
     run: &str,
-    key: Option<&str>,
+    trust: &TrustArgs,
 ) -> Result<i32, CliError> {
-    let (md_path, html_path) = write_certificate(store, keyring, run, key)?;
+    let (md_path, html_path) = write_certificate(store, global, run, trust)?;
     say!("{}", md_path.display());
     say!("{}", html_path.display());
     Ok(exit::GO)
@@ -155,12 +154,13 @@ pub fn certificate_command(
 /// Renders RUN_DIR/certificate.md and certificate.html; returns their paths.
 pub fn write_certificate(
     store: &Store,
-    keyring: &Path,
+    global: &Global,
     run: &str,
-    key: Option<&str>,
+    trust: &TrustArgs,
 ) -> Result<(PathBuf, PathBuf), CliError> {
     let stored = load(store, run)?;
-    let markdown = certificate(&stored, keyring, key)?;
+    let trust = crate::keys::optional_trust(global, trust)?;
+    let markdown = certificate(&stored, trust.as_ref())?;
     let md_path = stored.run_dir.join("certificate.md");
     let html_path = stored.run_dir.join("certificate.html");
     gauntlet_report::write_atomic(&md_path, markdown.as_bytes())
@@ -175,23 +175,12 @@ pub fn write_certificate(
     Ok((md_path, html_path))
 }
 
-fn certificate(stored: &Stored, keyring: &Path, key: Option<&str>) -> Result<String, CliError> {
+fn certificate(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Result<String, CliError> {
     let report = &stored.report;
     // Sign-offs count only when they verify against the role's key in the spec, else the
     // keyring (or the given key).
-    let trust = match key {
-        Some(key) => Some(gauntlet_trust::Trust::key_from(key)?),
-        None => gauntlet_trust::Keyring::open(keyring)
-            .ok()
-            .filter(|ring| !ring.keys.is_empty())
-            .map(gauntlet_trust::Trust::Keyring),
-    };
-    let signoffs = signoff::verify_all(
-        &stored.run_dir,
-        &report.run_id,
-        stored.spec.as_ref(),
-        trust.as_ref(),
-    );
+    let signoffs =
+        signoff::verify_all(&stored.run_dir, &report.run_id, stored.spec.as_ref(), trust);
     let valid: Vec<String> = signoffs
         .iter()
         .filter(|(_, r)| r.is_ok())

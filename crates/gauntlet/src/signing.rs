@@ -1,26 +1,26 @@
-//! `gauntlet lock`, `verify`, `keys`, `attest verify` and `sbom`: the trust commands.
+//! `gauntlet lock`, `verify`, `sbom` and `signoff`: signing and checking what ships.
 
 use std::path::{Path, PathBuf};
 
 use gauntlet_engine::exit;
 use gauntlet_engine::trust::Project;
-use gauntlet_trust::keyring::{KeyStatus, PASSWORD_ENV};
 use gauntlet_trust::lock::{self, Bump, Lock, Release};
-use gauntlet_trust::{Keyring, Trust, TrustError, attest, sbom};
+use gauntlet_trust::{Keyring, TrustError, sbom};
 
 use crate::CliError;
-use crate::cli::{AttestCommand, BumpArg, KeysCommand};
+use crate::cli::{BumpArg, Global, TrustArgs};
 
 impl From<TrustError> for CliError {
     fn from(e: TrustError) -> Self {
         match e {
             TrustError::Input(m) | TrustError::Key(m) => CliError::Usage(m),
-            TrustError::Verify(m) => CliError::Other(anyhow::anyhow!(m)),
+            TrustError::Verify(m) => CliError::Refused(m),
+            TrustError::Write(m) => CliError::Internal(anyhow::anyhow!(m)),
         }
     }
 }
 
-fn load_spec(path: &Path) -> Result<gauntlet_spec::Spec, CliError> {
+pub(crate) fn load_spec(path: &Path) -> Result<gauntlet_spec::Spec, CliError> {
     let text = crate::read_spec(path)?;
     gauntlet_spec::load_str(&path.display().to_string(), &text).map_err(CliError::Spec)
 }
@@ -125,45 +125,36 @@ pub fn lock_command(
     Ok(exit::GO)
 }
 
-fn trust_from(keyring: &Path, key: Option<&str>) -> Result<Trust, CliError> {
-    match key {
-        Some(key) => Ok(Trust::key_from(key)?),
-        None => {
-            let ring = Keyring::open(keyring)?;
-            if ring.keys.is_empty() {
-                return Err(CliError::Usage(format!(
-                    "the keyring in {} has no keys: give --keyring DIR or --key PUB",
-                    keyring.display()
-                )));
-            }
-            Ok(Trust::Keyring(ring))
-        }
-    }
-}
-
 pub fn verify_command(
-    keyring: &Path,
+    global: &Global,
     spec: Option<&Path>,
     lock_path: Option<&Path>,
-    key: Option<&str>,
+    trust: &TrustArgs,
     semantic: bool,
     json: bool,
 ) -> Result<i32, CliError> {
-    let (lock_path, protected) = match spec {
-        Some(spec_path) => {
-            let project = Project::of(&load_spec(spec_path)?, spec_path);
-            (project.lock_path.clone(), Some(project))
-        }
-        None => (
-            lock_path.map_or_else(|| PathBuf::from("gauntlet.lock"), Path::to_path_buf),
-            None,
-        ),
+    let project = spec
+        .map(|path| load_spec(path).map(|s| Project::of(&s, path)))
+        .transpose()?;
+    // A run's release.lock records the project's files; --spec says where the project is.
+    let lock_path = match (lock_path, &project) {
+        (Some(lock), _) => lock.to_path_buf(),
+        (None, Some(project)) => project.lock_path.clone(),
+        (None, None) => PathBuf::from("gauntlet.lock"),
     };
-    let trust = trust_from(keyring, key)?;
-    let verification = lock::verify(&lock_path, &trust, semantic)?;
+    let protected = project.as_ref();
+    let trust = crate::keys::trust_from(global, trust)?;
+    let verification = lock::verify(
+        &lock_path,
+        protected.map(Project::lock_dir),
+        &trust,
+        semantic,
+    )?;
     let mut lines = verification.lines();
     let mut unlocked = Vec::new();
-    if let (Some(project), Some(locked)) = (&protected, &verification.lock) {
+    if let (Some(project), Some(locked), Ok(_)) =
+        (protected, &verification.lock, &verification.signature)
+    {
         for path in &project.protected {
             let rel = lock::relative(project.lock_dir(), path)?;
             if !locked.files.iter().any(|f| f.path == rel) {
@@ -196,6 +187,10 @@ pub fn verify_command(
                             )
                             .collect(),
                     ),
+                    lock::FileOutcome::DigestDiffers { locked, found } => (
+                        "changed",
+                        vec![serde_json::json!({"sha256": found, "signed": locked})],
+                    ),
                 };
                 serde_json::json!({"path": f.path, "status": status, "changes": changes})
             })
@@ -209,6 +204,7 @@ pub fn verify_command(
                 "signed_by": verification.signature.as_ref().ok().map(|v| v.key_id.clone()),
                 "signature_error": verification.signature.as_ref().err(),
                 "files": files,
+                "compared": verification.signature.is_ok(),
                 "not_locked": unlocked,
             }))
             .unwrap_or_default()
@@ -218,232 +214,74 @@ pub fn verify_command(
             say!("{line}");
         }
     }
+    let relock = spec
+        .map(|s| format!(" --spec {}", s.display()))
+        .unwrap_or_default();
     if passed {
-        eprintln!("verify: OK — every protected file is exactly as signed");
+        note!("verify: OK — every protected file is exactly as signed");
         Ok(exit::GO)
+    } else if verification.signature.is_err() {
+        note!(
+            "verify: FAILED — the lock's signature is refused, so no file was compared against it; if you changed the lock, re-sign it with `gauntlet lock{relock}`"
+        );
+        Ok(exit::NO_GO)
     } else {
         let changed = verification.changed().count() + unlocked.len();
-        eprintln!(
-            "verify: FAILED — {}{changed} file(s) differ from the signed lock; if the change is intended, re-sign with `gauntlet lock{}`",
-            if verification.signature.is_err() {
-                "the lock's signature is refused; "
-            } else {
-                ""
-            },
-            spec.map(|s| format!(" --spec {}", s.display()))
-                .unwrap_or_default()
+        note!(
+            "verify: FAILED — {changed} file(s) differ from the signed lock; if the change is intended, re-sign with `gauntlet lock{relock}`"
         );
+        let release_manifest = verification.lock.as_ref().is_some_and(|l| l.run.is_some());
+        if release_manifest && protected.is_none() {
+            note!(
+                "note: {} is a run's release manifest: its files are the project's; give the project with --spec PROJECT/gauntlet.yaml",
+                lock_path.display()
+            );
+        }
         Ok(exit::NO_GO)
     }
 }
 
-fn password(encrypt: bool) -> Option<String> {
-    // `None` with `encrypt` makes minisign ask on the terminal.
-    encrypt.then(|| std::env::var(PASSWORD_ENV).ok()).flatten()
-}
-
-pub fn keys_command(keyring: &Path, command: KeysCommand) -> Result<i32, CliError> {
-    let mut ring = Keyring::open(keyring)?;
-    let encrypted = |encrypt: bool| -> Result<Option<String>, CliError> {
-        match (encrypt, password(encrypt)) {
-            (false, _) => Ok(None),
-            (true, Some(p)) => Ok(Some(p)),
-            (true, None) => minisign_prompt(),
-        }
-    };
-    match command {
-        KeysCommand::Generate { encrypt } => {
-            let key = ring.generate(encrypted(encrypt)?)?;
-            say!(
-                "generated key {}: public {}, secret {} (mode 0600)",
-                key.id,
-                ring.public_key_path(&key.id).display(),
-                ring.secret_key_path(&key.id).display()
-            );
-        }
-        KeysCommand::List { json } => {
-            if json {
-                say!(
-                    "{}",
-                    serde_json::to_string_pretty(&ring.keys).unwrap_or_default()
-                );
-            } else if ring.keys.is_empty() {
-                say!("no keys in {}", keyring.display());
-            } else {
-                for k in &ring.keys {
-                    let status = match k.status {
-                        KeyStatus::Active => "active".to_string(),
-                        KeyStatus::Retired => format!(
-                            "retired, verifies until {}",
-                            k.valid_until.as_deref().unwrap_or("?")
-                        ),
-                        KeyStatus::Revoked => format!(
-                            "REVOKED {}{}",
-                            k.revoked.as_deref().unwrap_or(""),
-                            k.reason
-                                .as_deref()
-                                .map(|r| format!(" ({r})"))
-                                .unwrap_or_default()
-                        ),
-                    };
-                    let secret = if ring.secret_key_path(&k.id).exists() {
-                        "secret here"
-                    } else {
-                        "public only"
-                    };
-                    say!(
-                        "{}  {status}  created {}  {secret}  {}\n    public key {}",
-                        k.id,
-                        k.created,
-                        ring.public_key_path(&k.id).display(),
-                        k.public
-                    );
-                }
-            }
-        }
-        KeysCommand::Rotate { grace, encrypt } => {
-            let grace = humantime::parse_duration(&grace)
-                .map_err(|e| CliError::Usage(format!("--grace `{grace}`: {e} (e.g. 7d, 12h)")))?;
-            let (new, old) = ring.rotate(encrypted(encrypt)?, grace)?;
-            say!(
-                "new active key {} ({})",
-                new.id,
-                ring.public_key_path(&new.id).display()
-            );
-            if let Some(old) = old {
-                say!(
-                    "key {} retired: it verifies until {}; revoke it with `gauntlet keys revoke {}`",
-                    old.id,
-                    old.valid_until.as_deref().unwrap_or("?"),
-                    old.id
-                );
-            }
-        }
-        KeysCommand::Revoke { id, reason } => {
-            let key = ring.revoke(&id, reason)?;
-            say!(
-                "key {} revoked: nothing it signed verifies any more; its secret key is deleted",
-                key.id
-            );
-        }
-    }
-    Ok(exit::GO)
-}
-
-fn minisign_prompt() -> Result<Option<String>, CliError> {
-    use std::io::IsTerminal;
-    if std::io::stdin().is_terminal() {
-        Ok(None)
-    } else {
-        Err(CliError::Usage(format!(
-            "--encrypt needs a password: set {PASSWORD_ENV} or run on a terminal"
-        )))
-    }
-}
-
-pub fn attest_command(keyring: &Path, command: AttestCommand) -> Result<i32, CliError> {
-    let (file, key, artifact, json) = match command {
-        AttestCommand::Verify {
-            file,
-            key,
-            artifact,
-            json,
-        } => (file, key, artifact, json),
-        AttestCommand::Item { item, spec } => return attest_item(keyring, &item, &spec),
-    };
-    let bytes =
-        std::fs::read(&file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let trust = trust_from(keyring, key.as_deref())?;
-    let what = file.display().to_string();
-    let attested = match attest::verify(&bytes, &trust, &what) {
-        Ok(a) => a,
-        Err(TrustError::Verify(m)) => {
-            eprintln!("REFUSED: {m}");
-            return Ok(exit::NO_GO);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let mut missing = Vec::new();
-    for path in &artifact {
-        let sha = gauntlet_report::sha256_hex(
-            &std::fs::read(path)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?,
-        );
-        if !attested
-            .statement
-            .subject
-            .iter()
-            .any(|s| s.digest.get("sha256") == Some(&sha))
-        {
-            missing.push(format!("{} (sha256 {sha})", path.display()));
-        }
-    }
-    let predicate = &attested.statement.predicate;
-    if json {
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "verified": true,
-                "key": attested.key_id,
-                "decision": attested.decision(),
-                "statement": attested.statement,
-                "artifacts_not_in_subject": missing,
-            }))
-            .unwrap_or_default()
-        );
-    } else {
-        say!("verified: signed by key {}", attested.key_id);
-        say!("decision: {}", attested.decision());
-        say!(
-            "release:  {}",
-            predicate["resourceUri"].as_str().unwrap_or("?")
-        );
-        say!(
-            "green fingerprint: {}",
-            predicate["gauntlet"]["greenFingerprint"]
-                .as_str()
-                .unwrap_or("none")
-        );
-        say!(
-            "spec sha256: {}",
-            predicate["policy"]["digest"]["sha256"]
-                .as_str()
-                .unwrap_or("?")
-        );
-        say!(
-            "run: {}  at {}",
-            predicate["gauntlet"]["run"].as_str().unwrap_or("?"),
-            predicate["timeVerified"].as_str().unwrap_or("?")
-        );
-        for m in &missing {
-            say!("NOT ATTESTED: {m}");
-        }
-    }
-    let code = if !missing.is_empty() {
-        exit::NO_GO
-    } else {
-        match attested.decision() {
-            "GO" | "CONDITIONAL" => exit::GO,
-            "INCONCLUSIVE" => exit::INCONCLUSIVE,
-            _ => exit::NO_GO,
-        }
-    };
-    Ok(code)
-}
-
+/// `gauntlet sbom`: the application the SBOM describes comes from `--name`, else the spec's
+/// service (`--spec`, or `gauntlet.yaml` here), else the project a lock file names, else the
+/// current directory.
 pub fn sbom_command(
     lockfiles: &[PathBuf],
-    name: &str,
-    version: &str,
+    name: Option<&str>,
+    version: Option<&str>,
+    spec: Option<&Path>,
     out: Option<&Path>,
 ) -> Result<i32, CliError> {
-    let snapshot = sbom::generate(lockfiles, name, version)?;
+    let here = Path::new("gauntlet.yaml");
+    let spec_path = spec.or_else(|| here.is_file().then_some(here));
+    let service = spec_path
+        .map(load_spec)
+        .transpose()?
+        .map(|s| (s.service.name, s.service.version));
+    let named = sbom::project_of(lockfiles);
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let name = name
+        .map(str::to_string)
+        .or_else(|| service.as_ref().map(|s| s.0.clone()))
+        .or_else(|| named.as_ref().map(|n| n.0.clone()))
+        .or(cwd)
+        .unwrap_or_else(|| "app".into());
+    let version = version
+        .map(str::to_string)
+        .or_else(|| service.map(|s| s.1))
+        .or_else(|| named.and_then(|n| n.1));
+    let snapshot = sbom::generate(lockfiles, &name, version.as_deref())?;
+    for warning in &snapshot.warnings {
+        note!("warning: {warning}");
+    }
     match out {
         Some(path) => {
-            gauntlet_report::write_atomic(path, &snapshot.bytes)
-                .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
-            eprintln!(
-                "wrote CycloneDX {} SBOM with {} components to {} (sha256 {})",
+            gauntlet_report::write_atomic(path, &snapshot.bytes).map_err(|e| {
+                CliError::Internal(anyhow::anyhow!("cannot write {}: {e}", path.display()))
+            })?;
+            note!(
+                "wrote CycloneDX {} SBOM of {name} with {} components to {} (sha256 {})",
                 snapshot.spec_version,
                 snapshot.components,
                 path.display(),
@@ -455,46 +293,14 @@ pub fn sbom_command(
     Ok(exit::GO)
 }
 
-/// `gauntlet attest item`: signs one attested item's claim with the keyring's key.
-fn attest_item(keyring: &Path, name: &str, spec_path: &Path) -> Result<i32, CliError> {
-    use gauntlet_engine::vouch;
-    let spec = load_spec(spec_path)?;
-    let item = vouch::find(&spec, name).map_err(CliError::Usage)?;
-    let signing = Keyring::open(keyring)?.signing_key()?;
-    let dir = spec_path.parent().unwrap_or(Path::new("."));
-    let path = vouch::sign(&spec, dir, item, &signing)?;
-    let status = item
-        .attested
-        .as_ref()
-        .map_or("", |a| vouch::status_word(a.status));
-    say!(
-        "signed the attestation of `{name}` ({status}, owner {}) with key {}: {}",
-        item.owner.value,
-        signing.id,
-        path.display()
-    );
-    if spec
-        .signoffs
-        .as_ref()
-        .and_then(|s| s.key_of(&item.owner.value))
-        .is_none()
-    {
-        eprintln!(
-            "note: the spec names no key for role `{}` (`signoffs.keys`), so runs do not ask for this signature",
-            item.owner.value
-        );
-    }
-    Ok(exit::GO)
-}
-
 pub fn signoff_command(
-    keyring: &Path,
+    global: &Global,
     store: &gauntlet_store::Store,
     run: &str,
     role: Option<&str>,
     by: Option<String>,
     verify_only: bool,
-    key: Option<&str>,
+    trust: &TrustArgs,
 ) -> Result<i32, CliError> {
     use gauntlet_engine::signoff;
     let (summary, report) = crate::review::finished_run(store, run, "there is no report to sign")?;
@@ -514,7 +320,7 @@ pub fn signoff_command(
         let by = by
             .or_else(|| owners.get(role).cloned())
             .unwrap_or_else(|| role.to_string());
-        let signing = Keyring::open(keyring)?.signing_key()?;
+        let signing = Keyring::open(&crate::keys::keyring_dir(global)?)?.signing_key()?;
         match spec.as_ref().and_then(|s| signoff::role_key(s, role)) {
             Some(Ok(gauntlet_trust::Trust::Key { id, .. })) if id != signing.id => {
                 return Err(CliError::Usage(format!(
@@ -534,10 +340,7 @@ pub fn signoff_command(
         );
     }
     // Roles with a key in the spec verify against it; the others against the keyring.
-    let trust = match key {
-        Some(_) => Some(trust_from(keyring, key)?),
-        None => trust_from(keyring, None).ok(),
-    };
+    let trust = crate::keys::optional_trust(global, trust)?;
     let checked = signoff::verify_all(run_dir, &summary.id, spec.as_ref(), trust.as_ref());
     let mut valid = Vec::new();
     let mut refused = 0;

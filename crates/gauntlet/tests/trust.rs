@@ -15,8 +15,8 @@ use common::{Scratch, heavy_turn, latest, report, step_names, text};
 /// The id and public key file of the keyring's active key.
 fn active_key(s: &Scratch) -> (String, PathBuf) {
     let out = s.run(&["keys", "list", "--json"]);
-    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let id = keys
+    let keyring: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = keyring["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -25,7 +25,7 @@ fn active_key(s: &Scratch) -> (String, PathBuf) {
         .as_str()
         .unwrap()
         .to_string();
-    let public = s.path().join(format!(".gauntlet/keys/{id}.pub"));
+    let public = s.keyring().join(format!("{id}.pub"));
     (id, public)
 }
 
@@ -289,7 +289,7 @@ fn rotated_keys_verify_until_revoked_and_revoked_keys_never() {
     let refused = s.run(&["verify"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stdout).contains(&format!("signed by key {old}, which was revoked")));
-    assert!(!s.path().join(format!(".gauntlet/keys/{old}.key")).exists());
+    assert!(!s.keyring().join(format!("{old}.key")).exists());
     let relock = s.run(&["lock", "limits.json", "--bump", "major"]);
     assert!(
         text(&relock.stdout).contains("manifest 2.0.0"),
@@ -316,8 +316,7 @@ fn password_protected_and_environment_keys_sign_without_leaking() {
         .unwrap();
     assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
     let (id, public) = active_key(&s);
-    let secret =
-        std::fs::read_to_string(s.path().join(format!(".gauntlet/keys/{id}.key"))).unwrap();
+    let secret = std::fs::read_to_string(s.keyring().join(format!("{id}.key"))).unwrap();
     let no_password = s.run(&["lock", "limits.json"]);
     assert_eq!(no_password.status.code(), Some(2));
     assert!(text(&no_password.stderr).contains("password-protected"));
@@ -502,7 +501,7 @@ fn a_demo_runs_steps_1_and_5_and_its_attestation_verifies_independently() {
     assert_eq!(refused.status.code(), Some(1));
 
     // No secret key material anywhere in what the run wrote or printed.
-    let keys = s.path().join(".gauntlet/keys");
+    let keys = s.demo_keyring();
     let secret = std::fs::read_dir(&keys)
         .unwrap()
         .flatten()
@@ -626,12 +625,21 @@ fn a_required_signoff_holds_a_run_at_conditional_until_signed_and_is_bound_to_it
             include_str!("../../../examples/keys/security/keyring.json"),
         ),
         (
+            "keyring.json.minisig",
+            include_str!("../../../examples/keys/security/keyring.json.minisig"),
+        ),
+        (
+            "root.pub",
+            include_str!("../../../examples/keys/security/root.pub"),
+        ),
+        (
             "A40541CF3244D6CD.key",
             include_str!("../../../examples/keys/security/A40541CF3244D6CD.key"),
         ),
     ] {
         s.write(&format!("security/{name}"), text);
     }
+    common::make_private(&s.path().join("security"));
     assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
     assert_eq!(
         s.run(&["lock", "--spec", "gauntlet.yaml"]).status.code(),

@@ -212,6 +212,7 @@ pub async fn apply(
                 url: None,
                 command: Some(command),
                 env: Default::default(),
+                pass_env: Vec::new(),
                 health: "/".into(),
                 ready_timeout: gauntlet_spec::units::Duration::from_secs(1),
             };

@@ -246,18 +246,26 @@ fn builtin_restore(config: &DrStep, backup: &Path, fresh: &Path) -> Result<(), S
     Ok(())
 }
 
-async fn run_command(argv: &[String], values: &BTreeMap<String, String>) -> Result<(), String> {
+async fn run_command(
+    ctx: &RunContext,
+    argv: &[String],
+    values: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let argv: Vec<String> = argv.iter().map(|a| substitute(a, values)).collect();
     let Some((program, args)) = argv.split_first() else {
         return Err("empty command".into());
     };
     let status = tokio::time::timeout(
         Duration::from_secs(600),
-        tokio::process::Command::new(program)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status(),
+        crate::child_env::command(
+            program,
+            crate::child_env::passed(&ctx.spec),
+            &Default::default(),
+        )
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status(),
     )
     .await
     .map_err(|_| format!("`{program}` did not finish within 10 minutes"))?
@@ -328,7 +336,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     let backed_up = match &config.backup_command {
         Some(command) => {
             let _ = std::fs::create_dir_all(&backup_dir);
-            run_command(command, &values).await
+            run_command(ctx, command, &values).await
         }
         None => {
             let (c, l, b) = (config_clone(config), live.clone(), backup_dir.clone());
@@ -452,7 +460,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     let restored = match &config.restore_command {
         Some(command) => {
             let _ = std::fs::create_dir_all(&fresh);
-            run_command(command, &values).await
+            run_command(ctx, command, &values).await
         }
         None => {
             let (c, b, f) = (config_clone(config), backup_dir.clone(), fresh.clone());
@@ -497,7 +505,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     }
     if let (Ok(()), Some(command)) = (&restored, &config.verify_command) {
         let c = check("verify command").threshold("exits 0");
-        checks.push(match run_command(command, &values).await {
+        checks.push(match run_command(ctx, command, &values).await {
             Ok(()) => c.outcome(Outcome::Pass, "the verify command passed"),
             Err(e) => c.outcome(Outcome::Fail, e),
         });

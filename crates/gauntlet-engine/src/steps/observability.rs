@@ -394,7 +394,7 @@ async fn promtool(path: &std::path::Path) -> Option<Result<String, String>> {
     if !crate::prom::which("promtool") {
         return None;
     }
-    let run = tokio::process::Command::new("promtool")
+    let run = crate::child_env::command("promtool", [], &Default::default())
         .args(["check", "rules"])
         .arg(path)
         .stdin(std::process::Stdio::null())

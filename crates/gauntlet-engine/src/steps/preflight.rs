@@ -76,7 +76,7 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
     // 2 and 3. The lock is signed by a trusted key, and nothing changed since.
     let lock_name = project.lock_path.display().to_string();
     let verification = keyring.clone().and_then(|k| {
-        lock::verify(&project.lock_path, &Trust::Keyring(k), false).map_err(|e| e.to_string())
+        lock::verify(&project.lock_path, None, &Trust::Keyring(k), false).map_err(|e| e.to_string())
     });
     let (signature_check, changes_check, locked) = match verification {
         Err(e) => (
@@ -143,6 +143,11 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
     );
     manifest.flags = flags.clone();
     manifest.sbom = sbom.clone();
+    manifest.run = ctx
+        .recorder
+        .run_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
     let manifest_path = ctx.recorder.run_dir().join(MANIFEST_FILE);
     let signed = keyring.and_then(|k| {
         let key = k.signing_key().map_err(|e| e.to_string())?;
@@ -152,7 +157,7 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
         let bytes = std::fs::read(&manifest_path).map_err(|e| e.to_string())?;
         let sig = std::fs::read_to_string(lock::signature_path(&manifest_path))
             .map_err(|e| e.to_string())?;
-        k.verify(&bytes, &sig, MANIFEST_FILE)
+        k.verify(&bytes, sig.as_bytes(), MANIFEST_FILE)
             .map_err(|e| e.to_string())?;
         Ok((key.id, bytes))
     });
@@ -253,6 +258,9 @@ fn unsigned_changes(
                 file.path
             )),
             FileOutcome::Missing => findings.push(format!("{}: missing", file.path)),
+            FileOutcome::DigestDiffers { found, .. } => {
+                findings.push(format!("{}: content changed (sha256 {found})", file.path))
+            }
             FileOutcome::Unreadable(e) => findings.push(format!("{}: unreadable: {e}", file.path)),
         }
     }
@@ -332,7 +340,8 @@ async fn snapshot_flags(
         .unwrap_or_default();
     let count = values.as_object().map_or(0, |m| m.len());
     let evidence = serde_json::to_vec_pretty(&values).unwrap_or_default();
-    let _ = ctx.recorder.evidence(STEP, "flags.json", &evidence);
+    // The file beside the manifest that `gauntlet verify` checks against the frozen digest.
+    let path = ctx.recorder.evidence(STEP, "flags.json", &evidence).ok();
     // Flags frozen into the signed lock must still be the flags in force.
     let drift: Vec<String> = locked
         .and_then(|l| l.flags.as_ref())
@@ -348,6 +357,7 @@ async fn snapshot_flags(
         source: source.clone(),
         sha256: sha.clone(),
         values,
+        path,
     };
     let finish = if drift.is_empty() {
         c.outcome(
@@ -381,13 +391,21 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
                     None,
                 );
             }
-            sbom::generate(&found, &ctx.spec.service.name, &ctx.spec.service.version)
-                .map(|s| (s, format!("generated from {}", names(&found))))
+            sbom::generate(
+                &found,
+                &ctx.spec.service.name,
+                Some(&ctx.spec.service.version),
+            )
+            .map(|s| (s, format!("generated from {}", names(&found))))
         }
         Some(SbomSource::Lockfiles(files)) => {
             let paths: Vec<_> = files.iter().map(|f| project.spec_dir.join(f)).collect();
-            sbom::generate(&paths, &ctx.spec.service.name, &ctx.spec.service.version)
-                .map(|s| (s, format!("generated from {}", names(&paths))))
+            sbom::generate(
+                &paths,
+                &ctx.spec.service.name,
+                Some(&ctx.spec.service.version),
+            )
+            .map(|s| (s, format!("generated from {}", names(&paths))))
         }
         Some(SbomSource::File(file)) => {
             sbom::load(&project.spec_dir.join(file)).map(|s| (s, format!("{file}, validated")))
@@ -405,11 +423,15 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
                 spec_version: snap.spec_version.clone(),
                 components: snap.components,
             };
+            let left_out = match snap.warnings.len() {
+                0 => String::new(),
+                n => format!("; {n} left out: {}", snap.warnings.join("; ")),
+            };
             (
                 c.outcome(
                     Outcome::Pass,
                     format!(
-                        "CycloneDX {} SBOM with {} components ({how}), sha256 {}",
+                        "CycloneDX {} SBOM with {} components ({how}), sha256 {}{left_out}",
                         snap.spec_version,
                         snap.components,
                         &snap.sha256[..12]

@@ -100,7 +100,8 @@ impl Scratch {
             .map(|f| lock::lock_entry(&self.project, &self.project.join(f)))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
-        let key = ring.signing_key().map_err(|e| e.to_string())?;
+        // The drill's own key only: a CI key in GAUNTLET_SIGNING_KEY must not stand in for it.
+        let key = ring.own_signing_key().map_err(|e| e.to_string())?;
         Lock::new(
             version.to_string(),
             Some(Release {
@@ -114,7 +115,8 @@ impl Scratch {
     }
 
     fn verify(&self, ring: &Keyring) -> Result<lock::Verification, String> {
-        lock::verify(&self.lock, &Trust::Keyring(ring.clone()), false).map_err(|e| e.to_string())
+        lock::verify(&self.lock, None, &Trust::Keyring(ring.clone()), false)
+            .map_err(|e| e.to_string())
     }
 
     /// Secret keys of the drill's keyring do not outlive it.
@@ -199,8 +201,7 @@ fn key_drill(
         ));
     }
     let old_lock = std::fs::read(&scratch.lock).map_err(|e| e.to_string())?;
-    let old_sig =
-        std::fs::read_to_string(lock::signature_path(&scratch.lock)).map_err(|e| e.to_string())?;
+    let old_sig = std::fs::read(lock::signature_path(&scratch.lock)).map_err(|e| e.to_string())?;
     let old_envelope = decision_probe(ctx, &ring)?;
     event(
         "key-generated",
@@ -245,7 +246,7 @@ fn key_drill(
     };
 
     // (b) The old key, revoked, verifies nothing: neither its lock nor its attestation.
-    ring.revoke(&old.id, Some("rotation drill".into()))
+    ring.revoke(&old.id, Some("rotation drill".into()), None)
         .map_err(|e| e.to_string())?;
     let lock_refusal = ring.verify(&old_lock, &old_sig, "the old lock").err();
     let envelope_refusal = gauntlet_trust::attest::verify(
@@ -306,15 +307,16 @@ fn decision_probe(ctx: &RunContext, ring: &Keyring) -> Result<Vec<u8>, String> {
         artifacts: Vec::new(),
         decision: "GO".into(),
         green_fingerprint: None,
-        spec_name: "rotation drill".into(),
         spec_sha256: gauntlet_report::sha256_hex(ctx.spec_text.as_bytes()),
         run_id: "rotation-drill".into(),
         time: crate::now_rfc3339(),
         steps: Vec::new(),
+        checks: Vec::new(),
         gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+        evidence_uri: "urn:gauntlet:rotation-drill/".into(),
     };
     record
-        .sign(&ring.signing_key().map_err(|e| e.to_string())?)
+        .sign(&ring.own_signing_key().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())
 }
 
@@ -593,7 +595,11 @@ async fn rotate(ctx: &RunContext, by: &RotateBy, new: &str, old: &str) -> Result
             let Some((program, args)) = argv.split_first() else {
                 return Err("the rotate command is empty".into());
             };
-            let mut cmd = tokio::process::Command::new(program);
+            let mut cmd = crate::child_env::command(
+                program,
+                crate::child_env::passed(&ctx.spec),
+                &Default::default(),
+            );
             cmd.args(args.iter().map(|a| fill(a)))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())

@@ -32,18 +32,29 @@ impl Scratch {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+    /// The binary, run here, with the user's own keyring in `.config/gauntlet/keys` here.
     pub fn command(&self) -> Command {
         let mut cmd = Command::cargo_bin("gauntlet").expect("gauntlet binary");
         cmd.current_dir(self.path())
             .env("NO_COLOR", "1")
+            .env("XDG_CONFIG_HOME", self.path().join(".config"))
             .env_remove("GAUNTLET_STORE")
             .env_remove("GAUNTLET_OUT")
             .env_remove("GAUNTLET_KEYRING")
             .env_remove("GAUNTLET_SIGNING_KEY")
             .env_remove("GAUNTLET_KEY_PASSWORD")
+            .env_remove("GAUNTLET_REVOCATIONS")
             .env_remove("GAUNTLET_DEMO_DEFECTS")
             .stdin(Stdio::null());
         cmd
+    }
+    /// The keyring commands use when none is named: the user's own.
+    pub fn keyring(&self) -> PathBuf {
+        self.path().join(".config/gauntlet/keys")
+    }
+    /// The keyring `gauntlet demo` signs with.
+    pub fn demo_keyring(&self) -> PathBuf {
+        self.path().join(".gauntlet/demo/keys/release")
     }
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("gauntlet runs")
@@ -65,6 +76,19 @@ impl Scratch {
         std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
         std::fs::write(&path, text).expect("write");
         path
+    }
+}
+
+/// A keyring folder copied into a test is private again (0700, secret keys 0600), as one
+/// made by `gauntlet keys` is: gauntlet refuses secret keys others can read.
+pub fn make_private(keyring: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(keyring, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    for entry in std::fs::read_dir(keyring).expect("keyring").flatten() {
+        if entry.path().extension().is_some_and(|e| e == "key") {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                .expect("chmod");
+        }
     }
 }
 

@@ -19,4 +19,5 @@ key = SSlibKey(keyid, "ed25519", "ed25519", {"public": raw[10:42].hex()})
 verified = envelope.verify([key], 1)
 statement = json.loads(envelope.payload)
 assert statement["_type"] == "https://in-toto.io/Statement/v1"
-print(",".join(verified.keys()), statement["predicate"]["gauntlet"]["decision"])
+decision = statement["predicate"]["https://gauntlet.invalid/attestation/decision/v1"]["decision"]
+print(",".join(verified.keys()), decision)
