@@ -167,11 +167,10 @@ fn verify(
             "spec sha256: {}",
             extension["specDigest"]["sha256"].as_str().unwrap_or("?")
         );
-        say!(
-            "run: {}  at {}",
-            extension["run"].as_str().unwrap_or("?"),
-            predicate["timeVerified"].as_str().unwrap_or("?")
-        );
+        match predicate["timeVerified"].as_str() {
+            Some(at) => say!("run: {}  at {at}", extension["run"].as_str().unwrap_or("?")),
+            None => say!("run: {}", extension["run"].as_str().unwrap_or("?")),
+        }
         for b in &bindings {
             say!("{}", b.line);
         }

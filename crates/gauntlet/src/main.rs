@@ -194,8 +194,20 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             }
             let spec_path = demo::write_project(dir, args.prometheus, alertmanager)
                 .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
-            // The demo's own release keyring, unless one is named: a demo never touches yours.
+            // The demo's own release keyring, unless one is named: a demo never touches yours,
+            // and never signs with a CI key from the environment that its keyring does not hold.
             let mut global = global;
+            if global.keyring.is_none() && std::env::var_os(gauntlet_trust::keys::KEY_ENV).is_some()
+            {
+                if !global.quiet {
+                    note!(
+                        "gauntlet demo: ignoring {} (the demo signs with its own keyring; name yours with --keyring to sign with it)",
+                        gauntlet_trust::keys::KEY_ENV
+                    );
+                }
+                // SAFETY: still single-threaded (the runtime starts in `execute`).
+                unsafe { std::env::remove_var(gauntlet_trust::keys::KEY_ENV) };
+            }
             let keyring = global
                 .keyring
                 .get_or_insert_with(|| dir.join(demo::RELEASE_KEYRING))

@@ -1287,3 +1287,37 @@ fn sboms_have_the_components_and_purls_the_reference_tools_find() {
     );
     assert!(locked.contains("pkg:cargo/gauntlet-trust@0.1.0"));
 }
+
+#[test]
+fn the_demo_signs_with_its_own_keyring_whatever_key_the_environment_holds() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    // A CI key the demo's keyring has never seen.
+    assert_eq!(s.run(&["keys", "generate"]).status.code(), Some(0));
+    let ci_key = std::fs::read_to_string(public_key(&s).with_extension("key")).unwrap();
+    let out = s
+        .command()
+        .args([
+            "demo", "--skip", "chaos", "--skip", "dr", "--skip", "canary",
+        ])
+        .args([
+            "--skip",
+            "observability",
+            "--skip",
+            "gates",
+            "--skip",
+            "readiness",
+        ])
+        .env("GAUNTLET_SIGNING_KEY", &ci_key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("ignoring GAUNTLET_SIGNING_KEY"));
+    let report = latest(&s);
+    assert_eq!(report["decision"], "GO", "{}", report["summary"]);
+    let signer = report["trust"]["signing_key"].as_str().unwrap();
+    assert!(
+        s.demo_keyring().join(format!("{signer}.pub")).exists(),
+        "signed by the demo's own key, not the CI key"
+    );
+}
