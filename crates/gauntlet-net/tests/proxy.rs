@@ -550,3 +550,130 @@ async fn idle_connections_leave_no_descriptors_behind() {
         "no socket of the proxy or its upstream is left open"
     );
 }
+
+#[tokio::test]
+async fn removing_a_delay_releases_what_it_holds() {
+    let (addr, _) = upstream().await;
+    for (kind, protocol) in [
+        (
+            FaultKind::Latency {
+                latency_ms: 30_000,
+                jitter_ms: 0,
+            },
+            Protocol::Tcp,
+        ),
+        (FaultKind::HttpDelay { delay_ms: 30_000 }, Protocol::Http),
+        (
+            FaultKind::Bandwidth {
+                bytes_per_second: 1,
+            },
+            Protocol::Tcp,
+        ),
+    ] {
+        let proxy = proxy_for(addr, protocol).await;
+        let id = proxy
+            .add(Fault {
+                direction: Direction::Both,
+                ..Fault::new(kind.clone())
+            })
+            .unwrap();
+        let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+        let held = tokio::spawn(async move { raw_get(&mut stream, "/").await });
+        // The request is in the proxy's hands (it read it) before the fault goes.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy.stats().bytes_upstream == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?}: the request never reached the proxy"
+            );
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(proxy.remove(id));
+        // Released: answered long before the 30 s it was held for (or ~50 s at 1 byte/s).
+        let answer = tokio::time::timeout(Duration::from_secs(10), held).await;
+        let answer =
+            answer.unwrap_or_else(|_| panic!("{kind:?}: still held after the fault was removed"));
+        assert!(answer.unwrap().unwrap().ends_with("hello"), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_half_closed_connection_to_a_stuck_server_does_not_linger_forever() {
+    // A server that reads and then neither answers nor closes.
+    let stuck = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = stuck.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut stream, _)) = stuck.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            held.push(stream);
+        }
+    });
+    for protocol in [Protocol::Http, Protocol::Tcp] {
+        let proxy = proxy_for(addr, protocol).await;
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        client.shutdown().await.unwrap();
+        // The proxy closes it within its linger (10 s of silence), not never.
+        let mut buf = [0u8; 64];
+        let closed = tokio::time::timeout(Duration::from_secs(30), client.read(&mut buf)).await;
+        assert!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "{protocol:?}: {closed:?}"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy.stats().open > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{protocol:?}: the proxy kept the connection"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_closes_closes_its_client_at_once_over_http() {
+    // A server that answers once and closes; the client then says nothing.
+    let closing = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closing.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = closing.accept().await {
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf).await;
+            let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        }
+    });
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        clients.push(client);
+    }
+    // Every client sees the answer and the end of the stream, and the proxy holds nothing.
+    for client in &mut clients {
+        let mut seen = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut seen)).await;
+        assert!(read.is_ok(), "a client was left waiting");
+        assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 500"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.stats().open > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} connections still open",
+            proxy.stats().open
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

@@ -487,6 +487,22 @@ impl<'a> View<'a> {
         Ok(())
     }
 
+    /// Holds for `delay`, or less: until fault `id` is removed (or expires), or the proxy
+    /// goes. What a latency, bandwidth or delay fault holds is released with it.
+    async fn hold(&mut self, id: u64, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => return,
+                changed = self.changed() => {
+                    if changed.is_err() || !self.faults.iter().any(|f| f.id == id) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     fn is_clear(&self) -> bool {
         self.shared.generation.load(Ordering::Acquire) == self.generation && self.faults.is_empty()
     }
@@ -574,7 +590,8 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
         Protocol::Http => RequestFramer::new(),
         Protocol::Tcp => RequestFramer::opaque(),
     };
-    let aborted = {
+    let activity = Activity::default();
+    let ending = {
         let upstream = Pump {
             shared,
             view: View::new(shared, conn),
@@ -583,6 +600,7 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             to: &up,
             framer,
             rng: SplitMix64::new(shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            activity: &activity,
         }
         .run();
         let downstream = Pump {
@@ -593,31 +611,97 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             to: &down,
             framer: RequestFramer::opaque(),
             rng: SplitMix64::new(!shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+            activity: &activity,
         }
         .run();
         let watchdog = watchdog(View::new(shared, conn));
         tokio::pin!(upstream, downstream, watchdog);
         let (mut up_open, mut down_open) = (true, true);
         // Each direction ends on its own (a half close passes on); an error in either, or
-        // a connection-wide fault, ends both with a reset.
-        while up_open || down_open {
+        // a connection-wide fault, ends both with a reset. Once one side has closed, the
+        // other may finish what it was sending, but not sit idle: a peer that neither sends
+        // nor closes for LINGER is closed (no socket waits in CLOSE-WAIT behind the proxy).
+        // Over HTTP a server that closes ends the exchange at once.
+        loop {
+            if !up_open && !down_open {
+                break Ending::Closed;
+            }
+            let lingering = async {
+                if up_open && down_open {
+                    std::future::pending::<()>().await;
+                }
+                activity.idle_for(LINGER).await;
+            };
             tokio::select! {
                 end = &mut upstream, if up_open => {
                     up_open = false;
-                    if end == End::Abort { break }
+                    if end == End::Abort { break Ending::Reset }
                 }
                 end = &mut downstream, if down_open => {
                     down_open = false;
-                    if end == End::Abort { break }
+                    if end == End::Abort { break Ending::Reset }
+                    if shared.protocol == Protocol::Http { break Ending::Closed }
                 }
-                () = &mut watchdog => break,
+                () = &mut watchdog => break Ending::Reset,
+                () = lingering => break Ending::Closed,
             }
         }
-        up_open || down_open
     };
-    if aborted {
-        reset(&down);
-        reset(&up);
+    match ending {
+        Ending::Reset => {
+            reset(&down);
+            reset(&up);
+        }
+        Ending::Closed => {
+            for stream in [&down, &up] {
+                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// How long a half-closed connection may sit without a byte in the direction still open.
+const LINGER: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Both sides done (or one closed and the other went quiet): close normally.
+    Closed,
+    /// An error or a connection-wide fault: reset both sides.
+    Reset,
+}
+
+/// When a connection last carried a byte, either way.
+struct Activity {
+    since: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self {
+            since: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = self.since.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing has moved for `quiet`.
+    async fn idle_for(&self, quiet: Duration) {
+        loop {
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let wake = self.since + last + quiet;
+            if Instant::now() >= wake {
+                return;
+            }
+            tokio::time::sleep_until(wake.into()).await;
+        }
     }
 }
 
@@ -676,6 +760,7 @@ struct Pump<'a> {
     to: &'a TcpStream,
     framer: RequestFramer,
     rng: SplitMix64,
+    activity: &'a Activity,
 }
 
 const CHUNK: usize = 16 * 1024;
@@ -714,6 +799,7 @@ impl Pump<'_> {
                 Err(_) => return End::Abort,
             };
             counter.fetch_add(n as u64, Ordering::Relaxed);
+            self.activity.touch();
             if self.view.is_clear() && self.framer.is_opaque() {
                 if write_all(self.to, &buf[..n]).await.is_err() {
                     return End::Abort;
@@ -755,7 +841,8 @@ impl Pump<'_> {
                 jitter_ms,
             } = f.fault.kind
             {
-                tokio::time::sleep(self.jittered(latency_ms, jitter_ms)).await;
+                let (id, delay) = (f.id, self.jittered(latency_ms, jitter_ms));
+                self.view.hold(id, delay).await;
             }
             if self.framer.is_opaque() && aborting.is_none() {
                 if write_all(self.to, data).await.is_err() {
@@ -772,7 +859,8 @@ impl Pump<'_> {
             ) && let FaultKind::Bandwidth { bytes_per_second } = f.fault.kind
             {
                 let seconds = data.len() as f64 / bytes_per_second as f64;
-                tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+                let id = f.id;
+                self.view.hold(id, Duration::from_secs_f64(seconds)).await;
             }
         }
     }
@@ -800,16 +888,16 @@ impl Pump<'_> {
                             .find(|f| {
                                 want(&f.fault.kind) && self.shared.hits(f, self.view.conn, request)
                             })
-                            .map(|f| f.fault.kind.clone())
+                            .map(|f| (f.id, f.fault.kind.clone()))
                     };
-                    if let Some(FaultKind::HttpAbort { status }) =
+                    if let Some((_, FaultKind::HttpAbort { status })) =
                         find(|k| matches!(k, FaultKind::HttpAbort { .. }))
                     {
                         *aborting = Some(status);
-                    } else if let Some(FaultKind::HttpDelay { delay_ms }) =
+                    } else if let Some((id, FaultKind::HttpDelay { delay_ms })) =
                         find(|k| matches!(k, FaultKind::HttpDelay { .. }))
                     {
-                        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                        self.view.hold(id, Duration::from_millis(delay_ms)).await;
                     }
                 }
                 Event::Bytes if aborting.is_none() => {
@@ -862,9 +950,12 @@ impl Pump<'_> {
             0,
         ) && let FaultKind::SlowClose { delay_ms } = f.fault.kind
         {
-            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let id = f.id;
+            self.view.hold(id, Duration::from_millis(delay_ms)).await;
         }
         let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
+        // The other direction's linger counts from this close.
+        self.activity.touch();
         End::Closed
     }
 }
