@@ -707,18 +707,15 @@ pub async fn run_action(
         };
         let status = tokio::time::timeout(
             Duration::from_secs(60),
-            crate::child_env::command(
-                program,
-                crate::child_env::passed(&ctx.spec),
-                &Default::default(),
-            )
-            .args(args)
-            .env("GAUNTLET_EVENT", event)
-            .env("GAUNTLET_STAGE", stage)
-            .env("GAUNTLET_SERVICE", &ctx.spec.service.name)
-            .env("GAUNTLET_VERSION", &ctx.spec.service.version)
-            .kill_on_drop(true)
-            .status(),
+            ctx.child_env
+                .command(program)
+                .args(args)
+                .env("GAUNTLET_EVENT", event)
+                .env("GAUNTLET_STAGE", stage)
+                .env("GAUNTLET_SERVICE", &ctx.spec.service.name)
+                .env("GAUNTLET_VERSION", &ctx.spec.service.version)
+                .kill_on_drop(true)
+                .status(),
         )
         .await
         .map_err(|_| format!("`{program}` did not finish within 60s"))?

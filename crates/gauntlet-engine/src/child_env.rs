@@ -1,30 +1,68 @@
 //! The environment of every process gauntlet starts, built explicitly, never inherited whole:
 //! the basics a program needs (PATH, HOME, locale, time zone, temp dir, user), the variables
-//! the spec passes by name (`pass_env`, top level and per system) and the values it sets
-//! (`env`). Gauntlet's own secrets (its signing key and password, its Prometheus credentials)
-//! are never among them, whatever the spec says: the system under test must not be able to
-//! read them in `/proc/PID/environ`.
+//! the spec passes by name (`pass_env`, top level and per system), the values it sets (`env`),
+//! and the run's marker. Gauntlet's own secrets (its signing key and password, its Prometheus
+//! credentials) are never among them, whatever the spec says: the system under test must not
+//! be able to read them in `/proc/PID/environ`.
+//!
+//! The marker (`GAUNTLET_RUN=ID`) is set before the program runs and is inherited by what it
+//! starts in turn, so a run's processes can be found whatever became of the journal: a run
+//! killed between starting a process and recording it leaves nothing `gauntlet recover` cannot
+//! stop (see [`crate::journal::marked_processes`]).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
 use gauntlet_spec::SECRET_ENV;
 
+/// The variable every process a run starts carries, set to the run's id.
+pub const RUN_MARKER: &str = "GAUNTLET_RUN";
+
 /// What any program expects to find; nothing secret lives here by convention.
 const BASICS: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR",
 ];
 
-/// The environment for a child of this process: the basics, then `pass` by name, then `set`.
-pub fn build<'a>(
-    pass: impl IntoIterator<Item = &'a str>,
-    set: &BTreeMap<String, String>,
-) -> Vec<(OsString, OsString)> {
-    build_from(std::env::vars_os().collect(), pass, set)
+/// How one run's processes get their environment.
+#[derive(Debug, Clone, Default)]
+pub struct ChildEnv {
+    run: String,
+    /// The spec's top-level `pass_env`.
+    pass: Vec<String>,
 }
 
-/// [`build`] from a given environment. A secret name is dropped even if asked for
-/// (validation refuses it in a spec; this is the last guard).
+impl ChildEnv {
+    pub fn new(run: &str, spec: &gauntlet_spec::Spec) -> Self {
+        Self {
+            run: run.to_string(),
+            pass: spec.pass_env.iter().map(|n| n.value.clone()).collect(),
+        }
+    }
+
+    /// The environment for a child: the basics, the spec's `pass_env` and `extra` by name,
+    /// then `set`, then the run's marker.
+    pub fn vars<'a>(
+        &'a self,
+        extra: impl IntoIterator<Item = &'a str>,
+        set: &BTreeMap<String, String>,
+    ) -> Vec<(OsString, OsString)> {
+        let pass = self.pass.iter().map(String::as_str).chain(extra);
+        let mut vars = build_from(std::env::vars_os().collect(), pass, set);
+        vars.retain(|(name, _)| name != RUN_MARKER);
+        vars.push((RUN_MARKER.into(), self.run.clone().into()));
+        vars
+    }
+
+    /// A command with nothing of gauntlet's environment but what [`ChildEnv::vars`] gives.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.env_clear().envs(self.vars([], &BTreeMap::new()));
+        cmd
+    }
+}
+
+/// The environment built from `own`: basics, then `pass` by name, then `set`. A secret name
+/// is dropped even if asked for (validation refuses it in a spec; this is the last guard).
 fn build_from<'a>(
     own: BTreeMap<OsString, OsString>,
     pass: impl IntoIterator<Item = &'a str>,
@@ -47,22 +85,6 @@ fn build_from<'a>(
     }
     out.retain(|name, _| !SECRET_ENV.contains(&name.to_string_lossy().as_ref()));
     out.into_iter().collect()
-}
-
-/// The names a spec passes to every process (its top-level `pass_env`).
-pub fn passed(spec: &gauntlet_spec::Spec) -> impl Iterator<Item = &str> {
-    spec.pass_env.iter().map(|n| n.value.as_str())
-}
-
-/// A command with nothing of gauntlet's environment but what [`build`] gives it.
-pub fn command<'a>(
-    program: &str,
-    pass: impl IntoIterator<Item = &'a str>,
-    set: &BTreeMap<String, String>,
-) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.env_clear().envs(build(pass, set));
-    cmd
 }
 
 #[cfg(test)]
@@ -101,5 +123,21 @@ mod tests {
                 "{absent} in {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_child_carries_its_run_and_a_spec_cannot_change_it() {
+        let env = ChildEnv {
+            run: "20261130T000000Z-abcd".into(),
+            pass: Vec::new(),
+        };
+        let set = BTreeMap::from([(RUN_MARKER.to_string(), "another".to_string())]);
+        let vars = env.vars([], &set);
+        let marks: Vec<&OsString> = vars
+            .iter()
+            .filter(|(k, _)| k == RUN_MARKER)
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(marks, [&OsString::from("20261130T000000Z-abcd")]);
     }
 }

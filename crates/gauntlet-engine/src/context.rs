@@ -256,6 +256,8 @@ pub struct RunContext {
     pub spec_text: String,
     /// The keyring that verifies the lock and signs the manifest.
     pub keyring: std::path::PathBuf,
+    /// How the processes the run starts get their environment (and the run's marker).
+    pub child_env: crate::child_env::ChildEnv,
     /// The Prometheus PromQL gates ask: the spec's `url`, or the one started for the run.
     pub prometheus: Option<String>,
     /// gauntlet's Alertmanager webhook receiver, when the spec routes alerts to it.

@@ -80,6 +80,60 @@ impl Undo {
     }
 }
 
+/// Processes that carry a run's marker (`GAUNTLET_RUN=ID` in their environment, see
+/// `child_env`), with the run each belongs to: what runs started, and what those started in
+/// turn, whether or not a journal recorded them. Other users' processes cannot be read and
+/// are never among them.
+pub fn marked_processes() -> Vec<(String, ProcessIdentity)> {
+    let marker = format!("{}=", crate::child_env::RUN_MARKER);
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let run = environ
+                .split(|b| *b == 0)
+                .find_map(|var| var.strip_prefix(marker.as_bytes()))?;
+            let run = String::from_utf8(run.to_vec()).ok()?;
+            Some((run, ProcessIdentity::of(pid)?))
+        })
+        .collect()
+}
+
+/// Stops every process that carries `run`'s marker: SIGTERM to each group at once, up to
+/// `grace` for them to go, then SIGKILL. Returns a line per process stopped.
+pub fn stop_marked(run: &str, grace: Duration) -> Vec<String> {
+    let found: Vec<ProcessIdentity> = marked_processes()
+        .into_iter()
+        .filter(|(r, _)| r == run)
+        .map(|(_, p)| p)
+        .collect();
+    for process in &found {
+        process.signal_group(Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while found.iter().any(ProcessIdentity::is_alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    found
+        .iter()
+        .map(|process| {
+            if process.is_alive() {
+                process.signal_group(Signal::SIGKILL);
+            }
+            format!(
+                "stopped pid {} (not journaled; found by its run marker)",
+                process.pid
+            )
+        })
+        .collect()
+}
+
 /// SIGTERM the group, wait up to `grace`, then SIGKILL it.
 pub(crate) fn stop_group(process: &ProcessIdentity, grace: Duration) {
     process.signal_group(Signal::SIGTERM);

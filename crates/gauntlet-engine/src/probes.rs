@@ -25,7 +25,7 @@ pub async fn run_probe(
     base_url: &str,
     probe: &Probe,
     metric_base: &MetricBase,
-    spec: &gauntlet_spec::Spec,
+    env: &crate::child_env::ChildEnv,
 ) -> ProbeResult {
     let (pass, detail) = if let Some(http) = &probe.http {
         http_probe(client, base_url, http).await
@@ -44,7 +44,7 @@ pub async fn run_probe(
             Err(e) => (false, e),
         }
     } else if let Some(command) = &probe.command {
-        command_probe(&command.run, command.exit, command.timeout.as_std(), spec).await
+        command_probe(&command.run, command.exit, command.timeout.as_std(), env).await
     } else {
         (false, "the probe has no kind".to_string())
     };
@@ -148,19 +148,19 @@ async fn command_probe(
     run: &[String],
     expected: i32,
     timeout: Duration,
-    spec: &gauntlet_spec::Spec,
+    env: &crate::child_env::ChildEnv,
 ) -> (bool, String) {
     let Some((program, args)) = run.split_first() else {
         return (false, "empty command".into());
     };
-    let child =
-        crate::child_env::command(program, crate::child_env::passed(spec), &Default::default())
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .status();
+    let child = env
+        .command(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status();
     match tokio::time::timeout(timeout, child).await {
         Ok(Ok(status)) => {
             let code = status.code().unwrap_or(-1);

@@ -161,9 +161,9 @@ pub(crate) async fn run_steps(
         "run-started",
         format!("run {run_id}, seed {}", options.seed),
     );
-    let pass_env = spec.pass_env.iter().map(|n| n.value.clone()).collect();
+    let child_env = crate::child_env::ChildEnv::new(&run_id, &spec);
     let supervisor = Arc::new(Mutex::new(
-        Supervisor::new(journal.clone()).with_pass_env(pass_env),
+        Supervisor::new(journal.clone()).with_env(child_env.clone()),
     ));
     let selected: Vec<Box<dyn Step>> = configured
         .into_iter()
@@ -208,12 +208,15 @@ pub(crate) async fn run_steps(
     let cleanup = {
         let supervisor = supervisor.clone();
         let journal = journal.clone();
+        let run = run_id.clone();
         tokio::task::spawn_blocking(move || {
             let mut done = supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .stop_all();
             done.extend(journal.lock().unwrap_or_else(|e| e.into_inner()).undo_all());
+            // Anything of the run's that escaped its process group (or was never journaled).
+            done.extend(crate::journal::stop_marked(&run, Duration::from_secs(5)));
             done
         })
     };
@@ -556,6 +559,13 @@ async fn pipeline(
         spec_path: options.spec_path.clone(),
         spec_text: options.spec_text.clone(),
         keyring: options.keyring.clone(),
+        child_env: crate::child_env::ChildEnv::new(
+            &run_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            &spec,
+        ),
         prometheus,
         alerts,
         history,
@@ -813,18 +823,29 @@ pub fn recover_runs(store: &Store, only_run: Option<&str>) -> Result<Vec<Recover
         None => store.list_runs(usize::MAX >> 1)?,
     };
     let mut recovered = Vec::new();
+    // Processes of dead runs are found by their marker too: a run killed between starting a
+    // process and journaling it leaves one the journal does not know.
+    let marked = crate::journal::marked_processes();
     for summary in runs.into_iter().filter(|r| r.status != "running") {
         let run_dir = PathBuf::from(&summary.run_dir);
         let Ok(leftovers) = crate::journal::read_leftovers(&run_dir) else {
             continue;
         };
-        if leftovers.pending.is_empty() || leftovers.owner.as_ref().is_some_and(|o| o.is_alive()) {
+        let unjournaled = marked.iter().any(|(run, _)| *run == summary.id);
+        if (leftovers.pending.is_empty() && !unjournaled)
+            || leftovers.owner.as_ref().is_some_and(|o| o.is_alive())
+        {
             continue;
         }
-        let undone = crate::journal::recover(&run_dir).map_err(|source| EngineError::RunDir {
-            path: run_dir.clone(),
-            source,
-        })?;
+        let mut undone =
+            crate::journal::recover(&run_dir).map_err(|source| EngineError::RunDir {
+                path: run_dir.clone(),
+                source,
+            })?;
+        undone.extend(crate::journal::stop_marked(
+            &summary.id,
+            Duration::from_secs(5),
+        ));
         recovered.push(Recovered {
             run_id: summary.id,
             run_dir,

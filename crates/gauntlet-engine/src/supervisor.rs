@@ -56,8 +56,8 @@ pub struct Supervisor {
     children: Vec<(u64, String, Child)>,
     /// How each system was started, so a drill can start it again the same way.
     launched: BTreeMap<String, Launched>,
-    /// Variables the spec passes to every process (`pass_env`); see `child_env`.
-    pass_env: Vec<String>,
+    /// How the processes it starts get their environment (and the run's marker).
+    env: crate::child_env::ChildEnv,
 }
 
 /// A started system's launch with its placeholders resolved.
@@ -77,13 +77,13 @@ impl Supervisor {
             journal,
             children: Vec::new(),
             launched: BTreeMap::new(),
-            pass_env: Vec::new(),
+            env: Default::default(),
         }
     }
 
-    /// Passes these variables of gauntlet's environment to every process it starts.
-    pub fn with_pass_env(mut self, names: Vec<String>) -> Self {
-        self.pass_env = names;
+    /// Starts processes with this environment (the spec's `pass_env`, the run's marker).
+    pub fn with_env(mut self, env: crate::child_env::ChildEnv) -> Self {
+        self.env = env;
         self
     }
 
@@ -263,16 +263,12 @@ impl Supervisor {
             .iter()
             .map(|(k, v)| (k.clone(), substitute(v, values)))
             .collect();
-        let pass = self
-            .pass_env
-            .iter()
-            .map(String::as_str)
-            .chain(launch.pass_env.iter().map(|n| n.value.as_str()));
+        let pass = launch.pass_env.iter().map(|n| n.value.as_str());
         let mut cmd = Command::new(program);
         // Built, not inherited: gauntlet's secrets never reach the system under test.
         cmd.args(args)
             .env_clear()
-            .envs(crate::child_env::build(pass, &set))
+            .envs(self.env.vars(pass, &set))
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(log)

@@ -655,6 +655,101 @@ fn a_sigkilled_run_is_marked_aborted_and_recover_stops_what_it_left() {
     );
 }
 
+/// Processes working in a directory under `dir` (what a run started works in its run
+/// directory), other than this test's own.
+fn working_under(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|pid| *pid != me)
+                .filter_map(|pid| Some((pid, std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?)))
+                .filter(|(_, cwd)| cwd.starts_with(dir))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Pids a run's cleanup journal has recorded so far.
+fn journaled(run_dir: &Path) -> Vec<u32> {
+    started_pids(run_dir)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
+}
+
+#[test]
+fn killed_between_starting_a_system_and_journaling_it_recover_still_stops_it() {
+    use nix::sys::signal::Signal;
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    slow_spec(&s);
+    let root = s.path().canonicalize().unwrap();
+    let runs = root.join(".gauntlet/runs");
+    let (mut rounds, mut in_window) = (0, 0);
+    // Each system is caught the moment it appears, and gauntlet frozen (SIGSTOP) there: if
+    // its journal does not hold the new process yet, that is the window, and gauntlet is
+    // SIGKILLed in it. Otherwise it goes on to the next system.
+    while in_window < 3 && rounds < 40 {
+        rounds += 1;
+        let before: Vec<PathBuf> = std::fs::read_dir(&runs)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        let mut child = s
+            .command()
+            .args(["run", "slow.yaml", "--only", "security", "--quiet"])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let gauntlet = child.id();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen: Vec<u32> = Vec::new();
+        let mut hit = false;
+        while Instant::now() < deadline && child.try_wait().unwrap().is_none() && seen.len() < 4 {
+            let Some(run_dir) = std::fs::read_dir(&runs)
+                .ok()
+                .and_then(|d| d.flatten().map(|e| e.path()).find(|p| !before.contains(p)))
+            else {
+                continue;
+            };
+            let fresh: Vec<u32> = working_under(&run_dir)
+                .into_iter()
+                .map(|(pid, _)| pid)
+                .filter(|pid| !seen.contains(pid))
+                .collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            send(gauntlet, Signal::SIGSTOP);
+            let recorded = journaled(&run_dir);
+            if fresh.iter().any(|pid| !recorded.contains(pid)) {
+                hit = true;
+                break;
+            }
+            seen.extend(fresh);
+            send(gauntlet, Signal::SIGCONT);
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        in_window += usize::from(hit);
+        let recovered = s.run(&["recover"]);
+        assert_eq!(recovered.status.code(), Some(0), "round {rounds}");
+        let left = working_under(&root);
+        assert!(
+            left.is_empty(),
+            "round {rounds} (killed {} the journal caught up): left running {left:?}; recover said {}",
+            if hit { "before" } else { "after" },
+            text(&recovered.stdout)
+        );
+    }
+    assert!(
+        in_window > 0,
+        "no kill landed between a start and its journal line in {rounds} rounds"
+    );
+}
+
 #[test]
 fn json_flag_prints_the_report_on_stdout() {
     let s = Scratch::new();

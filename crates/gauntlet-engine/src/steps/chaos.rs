@@ -111,7 +111,7 @@ async fn round(
 ) -> Round {
     let mut results = Vec::with_capacity(probes.len());
     for probe in probes {
-        results.push(run_probe(&ctx.client, url, probe, base, &ctx.spec).await);
+        results.push(run_probe(&ctx.client, url, probe, base, &ctx.child_env).await);
     }
     Round {
         at: timeline.at(),
@@ -311,7 +311,8 @@ async fn run_drill(
             during.push(r);
             for (i, probe) in drill.side_effects.iter().enumerate() {
                 if side_seen[i].is_none() {
-                    let result = run_probe(&ctx.client, &url, probe, &side_base, &ctx.spec).await;
+                    let result =
+                        run_probe(&ctx.client, &url, probe, &side_base, &ctx.child_env).await;
                     if result.pass {
                         let at = timeline.note(
                             ctx,

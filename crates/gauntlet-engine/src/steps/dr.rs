@@ -257,15 +257,12 @@ async fn run_command(
     };
     let status = tokio::time::timeout(
         Duration::from_secs(600),
-        crate::child_env::command(
-            program,
-            crate::child_env::passed(&ctx.spec),
-            &Default::default(),
-        )
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .status(),
+        ctx.child_env
+            .command(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .status(),
     )
     .await
     .map_err(|_| format!("`{program}` did not finish within 10 minutes"))?

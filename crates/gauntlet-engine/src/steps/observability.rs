@@ -336,7 +336,7 @@ async fn alert_rule_checks(
         rules.alerts.len(),
         rules.records.len()
     );
-    let mut valid = match promtool(&path).await {
+    let mut valid = match promtool(&path, &ctx.child_env).await {
         Some(Ok(said)) => valid
             .measured(format!("{summary}; promtool: {said}"))
             .outcome(Outcome::Pass, "gauntlet's reader and promtool accept the file"),
@@ -390,11 +390,15 @@ async fn alert_rule_checks(
 
 /// `promtool check rules FILE`: `Some(Ok(what it said))`, `Some(Err(why))`, or `None` when
 /// promtool is not installed.
-async fn promtool(path: &std::path::Path) -> Option<Result<String, String>> {
+async fn promtool(
+    path: &std::path::Path,
+    env: &crate::child_env::ChildEnv,
+) -> Option<Result<String, String>> {
     if !crate::prom::which("promtool") {
         return None;
     }
-    let run = crate::child_env::command("promtool", [], &Default::default())
+    let run = env
+        .command("promtool")
         .args(["check", "rules"])
         .arg(path)
         .stdin(std::process::Stdio::null())

@@ -595,11 +595,7 @@ async fn rotate(ctx: &RunContext, by: &RotateBy, new: &str, old: &str) -> Result
             let Some((program, args)) = argv.split_first() else {
                 return Err("the rotate command is empty".into());
             };
-            let mut cmd = crate::child_env::command(
-                program,
-                crate::child_env::passed(&ctx.spec),
-                &Default::default(),
-            );
+            let mut cmd = ctx.child_env.command(program);
             cmd.args(args.iter().map(|a| fill(a)))
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
