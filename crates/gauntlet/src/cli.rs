@@ -283,6 +283,9 @@ pub enum Command {
         /// Stop after this many seconds (at most an hour).
         #[arg(long, default_value_t = 600.0)]
         seconds: f64,
+        /// Written once the memory is touched and the threads run: the pressure is in force.
+        #[arg(long, value_name = "FILE")]
+        ready: Option<PathBuf>,
     },
     /// The demo system's processes (started by `gauntlet demo`).
     #[command(hide = true, name = "demo-service", subcommand)]

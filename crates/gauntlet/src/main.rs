@@ -174,7 +174,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             cpu,
             memory,
             seconds,
-        } => stress(cpu, memory, seconds),
+            ready,
+        } => stress(cpu, memory, seconds, ready.as_deref()),
         Command::Demo(args) => {
             let knobs = demo::defects(&args.defect).map_err(CliError::Usage)?;
             // SAFETY: no other thread exists yet (the runtime starts in `execute`); the demo
@@ -738,8 +739,10 @@ fn recover(global: &Global, run: Option<&str>) -> Result<i32, CliError> {
 }
 
 /// `gauntlet stress`: the CPU and memory pressure of a drill, in its own process so the
-/// journal can stop it and a dead run's stressor is stopped by `gauntlet recover`.
-fn stress(cpu: u32, memory: u64, seconds: f64) -> Result<i32, CliError> {
+/// journal can stop it and a dead run's stressor is stopped by `gauntlet recover`. It says
+/// the pressure is in force (`--ready FILE`) only once the memory is touched and the threads
+/// run; a failure to allocate ends it before.
+fn stress(cpu: u32, memory: u64, seconds: f64, ready: Option<&Path>) -> Result<i32, CliError> {
     let until = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
     let mut held: Vec<u8> = Vec::new();
     if memory > 0 {
@@ -767,6 +770,15 @@ fn stress(cpu: u32, memory: u64, seconds: f64) -> Result<i32, CliError> {
             })
         })
         .collect();
+    if let Some(path) = ready {
+        let line = format!(
+            "{} bytes touched, {} busy threads\n",
+            held.len(),
+            threads.len()
+        );
+        gauntlet_report::write_atomic(path, line.as_bytes())
+            .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
+    }
     while std::time::Instant::now() < until {
         std::thread::sleep(
             Duration::from_millis(50)

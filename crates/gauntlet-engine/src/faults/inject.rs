@@ -28,6 +28,8 @@ pub enum Applied {
     },
     Stressor {
         name: String,
+        /// What the stressor said once its pressure was in force.
+        holding: String,
     },
     Fill {
         path: PathBuf,
@@ -207,6 +209,7 @@ pub async fn apply(
             if let Some(d) = spec.duration {
                 command.extend(["--seconds".into(), d.as_std().as_secs_f64().to_string()]);
             }
+            command.extend(["--ready".into(), "{dir}/ready".into()]);
             let name = format!("stress-{}-{index}", crate::context::file_safe(drill));
             let launch = Launch {
                 url: None,
@@ -217,15 +220,40 @@ pub async fn apply(
                 ready_timeout: gauntlet_spec::units::Duration::from_secs(1),
             };
             let run_dir = ctx.recorder.run_dir().to_path_buf();
-            ctx.supervisor
+            let endpoint = ctx
+                .supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .spawn(&name, &launch, &run_dir, &Default::default())
                 .map_err(|e| e.to_string())?;
-            Ok((
-                Applied::Stressor { name: name.clone() },
-                format!("{what} ({name})"),
-            ))
+            // Applied only once the stressor says its pressure is in force.
+            let ready = run_dir.join("work").join(&name).join("ready");
+            let bytes = spec.size.map_or(0, |s| s.bytes());
+            let patience = Duration::from_secs(10 + bytes / (1 << 30));
+            match stressor_ready(ctx, &name, &ready, patience).await {
+                Ok(holding) => Ok((
+                    Applied::Stressor {
+                        name: name.clone(),
+                        holding: holding.clone(),
+                    },
+                    format!("{what} ({name}: {holding})"),
+                )),
+                Err(why) => {
+                    let supervisor = ctx.supervisor.clone();
+                    let stop = name.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        supervisor
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .stop(&stop)
+                    })
+                    .await;
+                    let said = endpoint.log.as_deref().map(log_tail).unwrap_or_default();
+                    Err(format!(
+                        "the {what} stressor never took effect: {why}{said}"
+                    ))
+                }
+            }
         }
         FaultType::Disk => {
             let mut dir = target_dir(ctx, &spec.target)?;
@@ -291,6 +319,96 @@ pub async fn apply(
     }
 }
 
+/// Waits (bounded) for a stressor's ready file; `Err` if it exited or took too long.
+async fn stressor_ready(
+    ctx: &RunContext,
+    name: &str,
+    ready: &std::path::Path,
+    patience: Duration,
+) -> Result<String, String> {
+    let deadline = tokio::time::Instant::now() + patience;
+    loop {
+        if let Ok(said) = std::fs::read_to_string(ready) {
+            return Ok(said.trim().to_string());
+        }
+        let exited = ctx
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .exited(name);
+        if let Some(status) = exited {
+            return Err(format!("it exited ({status})"));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("not in force after {}s", patience.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The last line a process wrote to its log, as `: LINE` (its own words on why it stopped).
+fn log_tail(log: &std::path::Path) -> String {
+    std::fs::read(log)
+        .ok()
+        .and_then(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| format!(": {}", l.trim()))
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an applied fault is actually in force (or was, for one already out): a proxy
+/// fault that acted on something, a stressor still holding, a fill still there, a file still
+/// corrupted. `Err` says what did not take effect.
+pub fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, String> {
+    match applied {
+        Applied::Proxy { proxy, id, .. } => match proxy.acted(*id) {
+            0 => Err(format!(
+                "the fault on the proxy in front of {} never acted: nothing it applies to passed through it while it was in",
+                proxy.name()
+            )),
+            n => Ok(format!("the fault on {} acted {n} time(s)", proxy.name())),
+        },
+        Applied::Killed { target, .. } => Ok(format!("{target} was killed")),
+        Applied::Stressor { name, holding } => {
+            let running = ctx
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pid(name)
+                .is_some();
+            match running {
+                true => Ok(format!("{name} holds {holding}")),
+                false => Err(format!("{name} stopped before the drill ended")),
+            }
+        }
+        Applied::Fill { path, .. } => match std::fs::metadata(path) {
+            Ok(m) => Ok(format!("{} holds {} bytes", path.display(), m.len())),
+            Err(e) => Err(format!("the fill {} is gone: {e}", path.display())),
+        },
+        Applied::Corrupt {
+            corruption,
+            original_sha256,
+        } => {
+            let now = std::fs::read(&corruption.path).map(|b| gauntlet_report::sha256_hex(&b));
+            match now {
+                Ok(sha) if sha != *original_sha256 => Ok(format!(
+                    "{} differs from its original",
+                    corruption.path.display()
+                )),
+                Ok(_) => Err(format!(
+                    "{} is byte for byte its original: the corruption did not take",
+                    corruption.path.display()
+                )),
+                Err(e) => Err(format!("{}: {e}", corruption.path.display())),
+            }
+        }
+    }
+}
+
 /// Writes `size` bytes of zeros and syncs them to disk.
 fn fill(path: &std::path::Path, size: u64) -> std::io::Result<()> {
     use std::io::Write;
@@ -347,7 +465,7 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
                 running,
             )
         }
-        Applied::Stressor { name } => {
+        Applied::Stressor { name, .. } => {
             let supervisor = ctx.supervisor.clone();
             let stopped = tokio::task::spawn_blocking(move || {
                 let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());

@@ -294,6 +294,8 @@ async fn run_drill(
         }
     }
     let mut during = Vec::new();
+    // Whether each fault took effect, checked before it comes out.
+    let mut in_force: Vec<Result<String, String>> = Vec::new();
     let mut side_seen: Vec<Option<(Duration, String)>> = vec![None; drill.side_effects.len()];
     // What each unseen side effect's probe said last, for the failure's reason.
     let mut side_last: Vec<String> = vec![String::new(); drill.side_effects.len()];
@@ -331,6 +333,7 @@ async fn run_drill(
             while i < applied.len() {
                 if applied[i].1.is_some_and(|until| now >= until) {
                     let (done, _) = applied.remove(i);
+                    in_force.push(inject::in_force(ctx, &done));
                     let (line, _) = inject::undo(ctx, done).await;
                     timeline.note(ctx, "fault-removed", line);
                 } else {
@@ -343,6 +346,8 @@ async fn run_drill(
             tokio::time::sleep(interval.min(end.saturating_sub(now))).await;
         }
     }
+
+    in_force.extend(applied.iter().map(|(a, _)| inject::in_force(ctx, a)));
 
     // Out: every fault undone and verified.
     let mut undone_ok = true;
@@ -544,7 +549,36 @@ async fn run_drill(
         })
         .outcome(expect_outcome, reason);
     expect_check.samples = Some(during.len() as u64);
+    // A fault that did not take effect is not a drill that held.
+    let not_in_force: Vec<&String> = in_force.iter().filter_map(|r| r.as_ref().err()).collect();
+    if !not_in_force.is_empty() && expect_check.outcome == Outcome::Pass {
+        let why = format!(
+            "the steady state held, but not every fault was in force ({}): that proves nothing",
+            not_in_force
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        expect_check = expect_check.outcome(Outcome::Inconclusive, why);
+    }
     checks.push(expect_check);
+    let force_check = check("faults in force").threshold(
+        "each fault acted (a proxy fault on traffic; a stressor holding; a file changed)",
+    );
+    checks.push(if not_in_force.is_empty() {
+        let lines: Vec<&str> = in_force.iter().filter_map(|r| r.as_deref().ok()).collect();
+        force_check.outcome(Outcome::Pass, lines.join("; "))
+    } else {
+        force_check.outcome(
+            Outcome::Inconclusive,
+            not_in_force
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    });
     for (i, probe) in drill.side_effects.iter().enumerate() {
         let c = check(&format!("side effect {}", probe.name))
             .threshold("seen at least once while the faults are in");

@@ -219,6 +219,9 @@ pub(crate) struct Shared {
     generation: Arc<AtomicU64>,
     next_id: AtomicU64,
     counters: Counters,
+    /// How many times each fault (by id) acted on a connection or request: what tells a
+    /// fault that took effect from one that nothing passed through.
+    acted: std::sync::Mutex<std::collections::BTreeMap<u64, u64>>,
     shutdown: CancellationToken,
 }
 
@@ -254,6 +257,7 @@ impl FaultProxy {
             generation: Arc::new(AtomicU64::new(0)),
             next_id: AtomicU64::new(1),
             counters: Counters::default(),
+            acted: Default::default(),
             shutdown: CancellationToken::new(),
         });
         tokio::spawn(accept_loop(listener, shared.clone()));
@@ -299,6 +303,12 @@ impl FaultProxy {
         self.shared.stats()
     }
 
+    /// How many times fault `id` has acted (on a connection, or for HTTP faults a request),
+    /// also after it was removed: zero means nothing it could act on passed through.
+    pub fn acted(&self, id: u64) -> u64 {
+        self.shared.acted_count(id)
+    }
+
     /// A handle the control API shares.
     pub(crate) fn shared(&self) -> Arc<Shared> {
         self.shared.clone()
@@ -307,13 +317,34 @@ impl FaultProxy {
 
 impl Shared {
     pub(crate) fn describe(&self) -> serde_json::Value {
+        let acted = self.acted.lock().unwrap_or_else(|e| e.into_inner()).clone();
         serde_json::json!({
             "name": self.name,
             "upstream": self.upstream,
             "protocol": self.protocol,
             "faults": self.list(),
+            "acted": acted,
             "stats": self.stats(),
         })
+    }
+
+    /// Counts one action of fault `id`.
+    fn act(&self, id: u64) {
+        *self
+            .acted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id)
+            .or_default() += 1;
+    }
+
+    fn acted_count(&self, id: u64) -> u64 {
+        self.acted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .copied()
+            .unwrap_or(0)
     }
 
     pub(crate) fn list(&self) -> Vec<ActiveFault> {
@@ -522,14 +553,15 @@ impl<'a> View<'a> {
         })
     }
 
-    fn paused(&self, list: &[ActiveFault]) -> bool {
+    /// The partition (blackhole or timeout) holding this connection, if one is.
+    fn paused(&self, list: &[ActiveFault]) -> Option<u64> {
         self.find(
             list,
             |k| matches!(k, FaultKind::Blackhole | FaultKind::Timeout { .. }),
             None,
             0,
         )
-        .is_some()
+        .map(|f| f.id)
     }
 }
 
@@ -541,20 +573,23 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
     let _ = down.set_nodelay(true);
     let mut view = View::new(shared, conn);
     let list = view.current();
-    if view
-        .find(&list, |k| *k == FaultKind::Reset, None, 0)
-        .is_some()
-    {
+    if let Some(f) = view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+        shared.act(f.id);
         shared.counters.resets.fetch_add(1, Ordering::Relaxed);
         reset(&down);
         return;
     }
     // A connection accepted during a partition waits for it to heal (or to time out).
     let accepted = Instant::now();
+    let mut held_by = None;
     loop {
         let list = view.current();
-        if !view.paused(&list) {
+        let Some(partition) = view.paused(&list) else {
             break;
+        };
+        if held_by != Some(partition) {
+            shared.act(partition);
+            held_by = Some(partition);
         }
         let deadline = list
             .iter()
@@ -711,22 +746,21 @@ async fn watchdog(mut view: View<'_>) {
     let mut close_at: Option<tokio::time::Instant> = None;
     loop {
         let list = view.current();
-        if view
-            .find(&list, |k| *k == FaultKind::Reset, None, 0)
-            .is_some()
-        {
+        if let Some(f) = view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+            view.shared.act(f.id);
             view.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
             return;
         }
         let timeout = view
             .find(&list, |k| matches!(k, FaultKind::Timeout { .. }), None, 0)
             .and_then(|f| match f.fault.kind {
-                FaultKind::Timeout { after_ms } => Some(after_ms),
+                FaultKind::Timeout { after_ms } => Some((f.id, after_ms)),
                 _ => None,
             });
         close_at = match (timeout, close_at) {
             (Some(_), Some(at)) => Some(at),
-            (Some(after_ms), None) => {
+            (Some((id, after_ms)), None) => {
+                view.shared.act(id);
                 Some(tokio::time::Instant::now() + Duration::from_millis(after_ms))
             }
             (None, _) => None,
@@ -780,10 +814,15 @@ impl Pump<'_> {
                 return End::Abort;
             }
             // Paused by a partition: the bytes wait in the kernel, as they would on a wire.
+            let mut held_by = None;
             loop {
                 let list = self.view.current();
-                if !self.view.paused(&list) {
+                let Some(partition) = self.view.paused(&list) else {
                     break;
+                };
+                if held_by != Some(partition) {
+                    self.shared.act(partition);
+                    held_by = Some(partition);
                 }
                 if self.view.changed().await.is_err() {
                     return End::Abort;
@@ -809,11 +848,8 @@ impl Pump<'_> {
             let list = self.view.current();
             // A reset that came in while these bytes were on their way: they go no further,
             // whether or not the watchdog has run yet.
-            if self
-                .view
-                .find(&list, |k| *k == FaultKind::Reset, None, 0)
-                .is_some()
-            {
+            if let Some(f) = self.view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+                self.shared.act(f.id);
                 self.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
                 return End::Abort;
             }
@@ -828,6 +864,7 @@ impl Pump<'_> {
                 && dropped < bytes
             {
                 let skip = (bytes - dropped).min(data.len() as u64);
+                self.shared.act(f.id);
                 dropped += skip;
                 data = &data[skip as usize..];
             }
@@ -842,6 +879,7 @@ impl Pump<'_> {
             } = f.fault.kind
             {
                 let (id, delay) = (f.id, self.jittered(latency_ms, jitter_ms));
+                self.shared.act(id);
                 self.view.hold(id, delay).await;
             }
             if self.framer.is_opaque() && aborting.is_none() {
@@ -860,6 +898,7 @@ impl Pump<'_> {
             {
                 let seconds = data.len() as f64 / bytes_per_second as f64;
                 let id = f.id;
+                self.shared.act(id);
                 self.view.hold(id, Duration::from_secs_f64(seconds)).await;
             }
         }
@@ -890,13 +929,15 @@ impl Pump<'_> {
                             })
                             .map(|f| (f.id, f.fault.kind.clone()))
                     };
-                    if let Some((_, FaultKind::HttpAbort { status })) =
+                    if let Some((id, FaultKind::HttpAbort { status })) =
                         find(|k| matches!(k, FaultKind::HttpAbort { .. }))
                     {
+                        self.shared.act(id);
                         *aborting = Some(status);
                     } else if let Some((id, FaultKind::HttpDelay { delay_ms })) =
                         find(|k| matches!(k, FaultKind::HttpDelay { .. }))
                     {
+                        self.shared.act(id);
                         self.view.hold(id, Duration::from_millis(delay_ms)).await;
                     }
                 }
@@ -951,6 +992,7 @@ impl Pump<'_> {
         ) && let FaultKind::SlowClose { delay_ms } = f.fault.kind
         {
             let id = f.id;
+            self.shared.act(id);
             self.view.hold(id, Duration::from_millis(delay_ms)).await;
         }
         let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
