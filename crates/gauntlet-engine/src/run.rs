@@ -156,10 +156,15 @@ pub(crate) async fn run_steps(
     })?;
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(&run_dir, observer));
+    let ceiling = gauntlet_spec::limits::ceiling(&spec);
     recorder.event(
         None,
         "run-started",
-        format!("run {run_id}, seed {}", options.seed),
+        format!(
+            "run {run_id}, seed {}, ceiling {} (`timeout:`)",
+            options.seed,
+            gauntlet_spec::limits::human(ceiling)
+        ),
     );
     let child_env = crate::child_env::ChildEnv::new(&run_id, &spec);
     let supervisor = Arc::new(Mutex::new(
@@ -195,6 +200,10 @@ pub(crate) async fn run_steps(
             Err(e) if e.is_panic() => Some(format!("a step panicked: {}", panic_message(e.into_panic()))),
             Err(e) => Some(format!("the pipeline stopped: {e}")),
         },
+        () = tokio::time::sleep(ceiling) => {
+            abort_handle.abort();
+            Some(format!("stopped at its ceiling of {} (`timeout:` in the spec)", gauntlet_spec::limits::human(ceiling)))
+        }
         _ = interrupt.recv() => { abort_handle.abort(); Some("interrupted (SIGINT)".to_string()) }
         _ = terminate.recv() => { abort_handle.abort(); Some("terminated (SIGTERM)".to_string()) }
         _ = hangup.recv() => { abort_handle.abort(); Some("hung up (SIGHUP)".to_string()) }
@@ -874,6 +883,72 @@ mod tests {
         fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
             Box::pin(async { panic!("step bug") })
         }
+    }
+
+    /// A step that takes longer than any ceiling.
+    struct Endless(crate::steps::StepMeta);
+    impl Step for Endless {
+        fn name(&self) -> &'static str {
+            "security"
+        }
+        fn meta(&self) -> &crate::steps::StepMeta {
+            &self.0
+        }
+        fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_stops_at_its_ceiling_with_everything_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "schema_version: 1
+service: {name: s, version: '1'}
+timeout: 3s
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 2s
+traffic: {rate: 10/s, requests: [{path: /}]}
+";
+        let spec = gauntlet_spec::load_str("t.yaml", text).unwrap();
+        let options = RunOptions {
+            spec_path: "t.yaml".into(),
+            spec_text: text.into(),
+            out_dir: dir.path().join("runs"),
+            store_path: dir.path().join("g.db"),
+            only: vec![],
+            skip: vec![],
+            keep_going: false,
+            strict: false,
+            seed: 1,
+            request_timeout: Duration::from_secs(2),
+            drills: vec![],
+            keyring: dir.path().join("keys"),
+        };
+        let endless = Endless(crate::steps::StepMeta {
+            severity: Severity::Hard,
+            owner: None,
+        });
+        let outcome = run_steps(spec, vec![Box::new(endless)], options, Arc::new(Silent))
+            .await
+            .unwrap();
+        assert_eq!(outcome.report.decision, Decision::Aborted);
+        assert!(
+            outcome
+                .report
+                .summary
+                .contains("stopped at its ceiling of 3s"),
+            "{}",
+            outcome.report.summary
+        );
+        assert!(
+            crate::journal::read_leftovers(&outcome.run_dir)
+                .unwrap()
+                .pending
+                .is_empty()
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,8 @@
 
 mod diagnostic;
 mod drills;
+pub mod limits;
+mod locate;
 mod model;
 mod review;
 mod trust;

@@ -62,6 +62,11 @@ pub struct Spec {
     /// repeat many times (`--repeat 10 --min-success 70%`).
     #[serde(default)]
     pub profiles: BTreeMap<String, crate::review::Profile>,
+    /// The longest the whole run may take (default 2h, at most 7d). Validation refuses a spec
+    /// whose own timeouts and durations could run longer; a run that reaches it stops there,
+    /// ABORTED, with everything undone.
+    #[serde(default)]
+    pub timeout: Option<crate::units::Duration>,
     /// Variables of gauntlet's own environment every process it starts receives (systems,
     /// hooks, probes, backups), by name. Nothing else is inherited but the basics (PATH, HOME,
     /// locale, time zone, temp dir, user), and gauntlet's own secrets never.

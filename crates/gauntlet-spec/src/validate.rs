@@ -216,6 +216,7 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
     for name in passed {
         check_pass_env(&mut p, name);
     }
+    check_limits(&mut p, spec, &crate::limits::Host::this());
     if let Some(url) = spec.trust.as_ref().and_then(|t| t.evidence_url.as_ref())
         && !crate::trust::is_absolute_uri(&url.value)
     {
@@ -245,6 +246,26 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         }
     }
     p.found
+}
+
+/// Bounds on sizes, counts, rates and durations (see `limits`), each at its own key.
+fn check_limits(p: &mut Problems<'_>, spec: &Spec, host: &crate::limits::Host) {
+    let findings = crate::limits::check(spec, host);
+    if findings.is_empty() {
+        return;
+    }
+    let locations = crate::locate::key_locations(p.text);
+    for finding in findings {
+        let (line, column) = locations.get(&finding.path).copied().unwrap_or((1, 1));
+        p.found.push(SpecDiagnostic::at(
+            p.file,
+            p.text,
+            line,
+            column,
+            finding.message,
+            Some(finding.help),
+        ));
+    }
 }
 
 /// A variable passed to children must be a name, and never one of gauntlet's own secrets.

@@ -97,3 +97,157 @@ fn a_fault_that_never_took_effect_is_never_a_drill_that_held() {
     let timeline = serde_json::to_string(&report["drills"]).unwrap();
     assert!(!timeline.contains("allocated and touched ("), "{timeline}");
 }
+
+/// A spec with a chaos drill and a canary, to break one value at a time.
+fn bounded(target: &str, drill: &str, stage: &str) -> String {
+    format!(
+        "schema_version: 1
+service: {{name: b, version: \"1\"}}
+targets:
+  candidate:
+    command: [python3, -m, http.server, \"{{port}}\", --bind, 127.0.0.1]
+{target}
+traffic: {{rate: 10/s, requests: [{{path: /}}]}}
+steps:
+  chaos:
+    steady_state: {{probes: [{{name: home, http: {{path: /}}}}]}}
+    drills:
+      - {drill}
+  canary:
+    stages: [{stage}, {{weight: 100%}}]
+    judges: {{error_rate: {{p0: 1%, delta: 3%}}}}
+"
+    )
+}
+
+#[test]
+fn specs_that_would_hurt_the_host_or_hang_are_refused_where_they_say_so() {
+    let s = Scratch::new();
+    let drill =
+        |faults: &str, rest: &str| format!("{{name: d, faults: [{faults}], duration: 1s{rest}}}");
+    let fine = drill("{kind: latency, latency: 10ms}", "");
+    let stage = "{weight: 10%, bake: 10s}";
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "ready",
+            bounded("    ready_timeout: 1000h", &fine, stage),
+            "6:5",
+            "`ready_timeout` is 1000h",
+        ),
+        (
+            "ready-zero",
+            bounded("    ready_timeout: 0s", &fine, stage),
+            "6:5",
+            "it must be above zero",
+        ),
+        (
+            "duration",
+            bounded(
+                "",
+                &drill("{kind: latency, latency: 10ms}", "")
+                    .replace("duration: 1s", "duration: 1000h"),
+                stage,
+            ),
+            "12:",
+            "`duration` is 1000h",
+        ),
+        (
+            "corrupt",
+            bounded(
+                "",
+                &drill("{kind: corrupt, file: x, bytes: 1000000000000}", ""),
+                stage,
+            ),
+            "12:",
+            "`bytes` is 1000000000000",
+        ),
+        (
+            "memory",
+            bounded("", &drill("{kind: memory, size: 1024GiB}", ""), stage),
+            "12:",
+            "three quarters of this host's memory",
+        ),
+        (
+            "threads",
+            bounded("", &drill("{kind: cpu, threads: 100000}", ""), stage),
+            "12:",
+            "`threads` is 100000",
+        ),
+        (
+            "disk",
+            bounded("", &drill("{kind: disk, size: 1000GiB}", ""), stage),
+            "12:",
+            "`size` is",
+        ),
+        (
+            "bake",
+            bounded("", &fine, "{weight: 10%, bake: 0s}"),
+            "14:",
+            "`bake` is",
+        ),
+        (
+            "connections",
+            bounded("", &fine, stage)
+                .replace("  canary:\n", "  canary:\n    connections: 1000000000\n"),
+            "14:5",
+            "`connections` is 1000000000",
+        ),
+        (
+            "rate",
+            bounded("", &fine, stage).replace("rate: 10/s", "rate: 0.0001/h"),
+            "7:11",
+            "less than one request a minute",
+        ),
+        (
+            "interval",
+            bounded("", &fine, stage).replace("  chaos:\n", "  chaos:\n    interval: 1000h\n"),
+            "10:5",
+            "`interval` is 1000h",
+        ),
+        (
+            "before",
+            bounded("", &fine, stage).replace(
+                "steady_state: {probes",
+                "steady_state: {before: 1000h, probes",
+            ),
+            "10:20",
+            "`before` is 1000h",
+        ),
+        (
+            "ceiling",
+            bounded("", &fine, "{weight: 10%, bake: 20h}"),
+            "1:1",
+            "past its ceiling of 2h",
+        ),
+    ];
+    for (name, spec, place, message) in cases {
+        let file = format!("{name}.yaml");
+        s.write(&file, &spec);
+        for command in [
+            &["validate", file.as_str()][..],
+            &["run", file.as_str()][..],
+        ] {
+            let out = s.run(command);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{name} {command:?}: {stderr}");
+            assert!(
+                stderr.contains(&format!("{file}:{place}")),
+                "{name}: no `{file}:{place}` in {stderr}"
+            );
+            assert!(
+                stderr.contains(message),
+                "{name}: no `{message}` in {stderr}"
+            );
+        }
+    }
+    assert!(!s.runs_dir().exists(), "nothing was run or written");
+    // The ceiling can be raised, where every reader sees it.
+    s.write(
+        "raised.yaml",
+        &format!(
+            "timeout: 3d\n{}",
+            bounded("", &fine, "{weight: 10%, bake: 20h}")
+        ),
+    );
+    assert_eq!(s.run(&["validate", "raised.yaml"]).status.code(), Some(0));
+}

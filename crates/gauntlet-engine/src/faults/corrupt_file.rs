@@ -61,7 +61,8 @@ pub fn corrupt_file(
     let mut rng = SplitMix64::new(seed);
     let mut flipped = Vec::new();
     if !bytes.is_empty() {
-        for _ in 0..flips.max(1) {
+        // More flips than the file has bytes adds nothing but memory.
+        for _ in 0..flips.clamp(1, bytes.len()) {
             let at = rng.below(bytes.len() as u64);
             // XOR with a non-zero mask always changes the byte.
             bytes[at as usize] ^= 1 + (rng.below(255) as u8);

@@ -265,12 +265,28 @@ pub async fn apply(
                 crate::context::file_safe(drill)
             ));
             let size = spec.size.map_or(0, |s| s.bytes());
+            // Never the host's last free space: a drill fills the service's disk, not ours.
+            let free = nix::sys::statvfs::statvfs(&dir)
+                .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+                .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
+            if size > free / 10 * 9 {
+                return Err(format!(
+                    "filling {} would take {} of the {} MiB free on its file system: more than nine tenths",
+                    dir.display(),
+                    spec.size.map_or("0B".into(), |s| s.to_string()),
+                    free >> 20
+                ));
+            }
             let journal_id = register(ctx, Undo::RemoveFile { path: path.clone() })?;
             let target = path.clone();
-            let written = tokio::task::spawn_blocking(move || fill(&target, size))
+            // A drill stopped while the fill is written stops the writing too.
+            let stop = StopOnDrop::default();
+            let flag = stop.0.clone();
+            let written = tokio::task::spawn_blocking(move || fill(&target, size, &flag))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
+            drop(stop);
             match written {
                 Ok(()) => Ok((
                     Applied::Fill {
@@ -409,13 +425,30 @@ pub fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, String> {
     }
 }
 
-/// Writes `size` bytes of zeros and syncs them to disk.
-fn fill(path: &std::path::Path, size: u64) -> std::io::Result<()> {
+/// Raises its flag when dropped: a cancelled future stops the blocking work it started.
+#[derive(Default)]
+struct StopOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Writes `size` bytes of zeros and syncs them to disk, stopping early when `stop` is set.
+fn fill(
+    path: &std::path::Path,
+    size: u64,
+    stop: &std::sync::atomic::AtomicBool,
+) -> std::io::Result<()> {
     use std::io::Write;
     let mut file = std::fs::File::create(path)?;
     let chunk = vec![0u8; 1 << 20];
     let mut left = size;
     while left > 0 {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("stopped"));
+        }
         let n = left.min(chunk.len() as u64) as usize;
         file.write_all(&chunk[..n])?;
         left -= n as u64;
