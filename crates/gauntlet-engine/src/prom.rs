@@ -326,22 +326,25 @@ pub fn loadable_rules(spec: &gauntlet_spec::Spec, spec_path: &Path) -> Vec<Strin
     else {
         return Vec::new();
     };
-    let path = rules_path(spec_path, &alerts.rules);
+    let Ok(path) = spec_file(spec_path, &alerts.rules) else {
+        return Vec::new();
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) if gauntlet_metrics::rules::parse_rules(&text).is_ok() => {
-            let absolute = std::path::absolute(&path).unwrap_or(path);
-            vec![absolute.display().to_string()]
+            vec![path.display().to_string()]
         }
         _ => Vec::new(),
     }
 }
 
-/// A rule file named in the spec, relative to the spec's directory.
-pub fn rules_path(spec_path: &Path, rules: &str) -> std::path::PathBuf {
-    spec_path
+/// A file the spec names, relative to the spec's directory and resolved inside it (a path or
+/// a symbolic link that leads outside is refused, never read).
+pub fn spec_file(spec_path: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    let dir = spec_path
         .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join(rules)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."));
+    gauntlet_spec::resolve_in(dir, rel)
 }
 
 /// Whether `program` is on the PATH (or is a path that exists).

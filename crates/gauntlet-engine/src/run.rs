@@ -136,7 +136,10 @@ pub(crate) async fn run_steps(
         path: run_dir.clone(),
         source,
     };
-    std::fs::create_dir_all(&run_dir).map_err(dir_error)?;
+    // Reports, evidence and logs are for the run's owner only.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&run_dir)
+        .map_err(dir_error)?;
     let run_dir = run_dir.canonicalize().map_err(dir_error)?;
     write_atomic(&run_dir.join("spec.yaml"), options.spec_text.as_bytes()).map_err(dir_error)?;
     let spec_sha256 = sha256_hex(options.spec_text.as_bytes());

@@ -99,12 +99,7 @@ pub fn read_dashboard(text: &str) -> Result<Dashboard, DashboardError> {
     let raw: RawDashboard = serde_json::from_str(text).map_err(|e| DashboardError {
         line: e.line(),
         column: e.column(),
-        message: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or("")
-            .to_string(),
+        message: crate::without_content(e.to_string().split(" at line ").next().unwrap_or("")),
     })?;
     let raw = match raw.dashboard {
         Some(inner) => *inner,

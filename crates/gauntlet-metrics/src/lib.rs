@@ -16,4 +16,46 @@ pub mod promql;
 pub mod rules;
 mod text;
 
+/// A parser's message about a file, without the file's content: quoted values become `"…"`,
+/// and names that do not look like names become `` `…` ``. What a file holds is never
+/// repeated in a message, a report or the run store; where it went wrong (line and column) is.
+pub fn without_content(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let quote = rest[start..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find(quote) else {
+            out.push_str("…");
+            return out;
+        };
+        let inside = &after[..end];
+        let name_like = quote == '`'
+            && inside.len() <= 40
+            && inside
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'));
+        out.push(quote);
+        out.push_str(if name_like { inside } else { "…" });
+        out.push(quote);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod content_tests {
+    #[test]
+    fn messages_keep_names_and_lose_values() {
+        let said = "invalid type: string \"root:$6$abc:19000:0:99999:7:::\", expected struct RuleFile; unknown field `alret`, expected `alert`; `root:$6$x:1`";
+        let clean = super::without_content(said);
+        assert_eq!(
+            clean,
+            "invalid type: string \"…\", expected struct RuleFile; unknown field `alret`, expected `alert`; `…`"
+        );
+    }
+}
+
 pub use text::{MetricFamily, MetricKind, ParseError, Sample, parse_text};

@@ -173,9 +173,7 @@ pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
         RuleError {
             line,
             column,
-            message: serde_saphyr::UserMessageFormatter
-                .format_message(e)
-                .into_owned(),
+            message: crate::without_content(&serde_saphyr::UserMessageFormatter.format_message(e)),
         }
     })?;
     let mut rules = Rules::default();

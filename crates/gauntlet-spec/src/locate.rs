@@ -25,12 +25,20 @@ pub fn key_locations(text: &str) -> BTreeMap<String, (usize, usize)> {
         };
         match event {
             Event::Scalar(value, ..) => {
-                if let Some(Frame::Map { key: key @ None }) = stack.last_mut() {
-                    *key = Some(value.to_string());
-                    let at = (span.start.line(), span.start.col() + 1);
-                    found.entry(path(&stack)).or_insert(at);
-                } else {
-                    advance(&mut stack);
+                let at = (span.start.line(), span.start.col() + 1);
+                match stack.last_mut() {
+                    Some(Frame::Map { key: key @ None }) => {
+                        *key = Some(value.to_string());
+                        found.entry(path(&stack)).or_insert(at);
+                    }
+                    // A scalar item of a sequence has a place of its own: `protected[2]`.
+                    Some(Frame::Seq { index }) => {
+                        let index = *index;
+                        let item = format!("{}[{index}]", path(&stack[..stack.len() - 1]));
+                        found.entry(item).or_insert(at);
+                        advance(&mut stack);
+                    }
+                    _ => advance(&mut stack),
                 }
             }
             Event::Alias(_) => advance(&mut stack),
@@ -83,5 +91,7 @@ mod tests {
         assert_eq!(found["steps.chaos.drills"], (3, 5));
         assert_eq!(found["steps.chaos.drills[0].faults[0].size"], (5, 33));
         assert_eq!(found["steps.chaos.drills[1].duration"], (6, 19));
+        let found = key_locations("trust:\n  protected: [a.txt, ../b.txt]\n");
+        assert_eq!(found["trust.protected[1]"], (2, 22));
     }
 }

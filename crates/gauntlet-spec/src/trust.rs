@@ -41,6 +41,53 @@ pub struct TrustSection {
     pub evidence_url: Option<Spanned<String>>,
 }
 
+/// Why a path a spec names cannot be one of its project's files: absolute, empty, or
+/// climbing out with `..`. Files a spec names live beside it or below.
+pub fn outside_project(path: &str) -> Option<String> {
+    let p = std::path::Path::new(path);
+    if path.trim().is_empty() {
+        return Some("the path is empty".into());
+    }
+    if p.is_absolute() {
+        return Some(format!("`{path}` is an absolute path"));
+    }
+    let mut depth: i64 = 0;
+    for part in p.components() {
+        match part {
+            std::path::Component::ParentDir => depth -= 1,
+            std::path::Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return Some(format!("`{path}` climbs out of the spec's directory"));
+        }
+    }
+    None
+}
+
+/// `rel` under `dir`, once it is sure to be there: symbolic links included, it must resolve
+/// to a file below `dir` (a link to /etc/shadow in the project is refused, not read).
+pub fn resolve_in(dir: &std::path::Path, rel: &str) -> Result<std::path::PathBuf, String> {
+    if let Some(why) = outside_project(rel) {
+        return Err(format!(
+            "{why}: files a spec names stay under its directory"
+        ));
+    }
+    let joined = dir.join(rel);
+    let real = joined
+        .canonicalize()
+        .map_err(|e| format!("cannot read {}: {e}", joined.display()))?;
+    let root = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    if !real.starts_with(&root) {
+        return Err(format!(
+            "{rel} resolves outside the spec's directory (a symbolic link?); files a spec names stay under it"
+        ));
+    }
+    Ok(real)
+}
+
 /// Whether `text` is an absolute URI: a scheme, `:`, and no whitespace.
 pub fn is_absolute_uri(text: &str) -> bool {
     let Some((scheme, rest)) = text.split_once(':') else {

@@ -217,6 +217,7 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         check_pass_env(&mut p, name);
     }
     check_limits(&mut p, spec, &crate::limits::Host::this());
+    check_project_paths(&mut p, spec);
     if let Some(url) = spec.trust.as_ref().and_then(|t| t.evidence_url.as_ref())
         && !crate::trust::is_absolute_uri(&url.value)
     {
@@ -246,6 +247,65 @@ pub(crate) fn check(file: &str, text: &str, spec: &Spec) -> Vec<SpecDiagnostic> 
         }
     }
     p.found
+}
+
+/// Every file a spec names is one of its project's: beside the spec or below, never an
+/// absolute path or one that climbs out (checked again, symbolic links resolved, when read).
+fn check_project_paths(p: &mut Problems<'_>, spec: &Spec) {
+    let mut named: Vec<(String, &str)> = Vec::new();
+    if let Some(o) = &spec.steps.observability {
+        if let Some(a) = &o.alerts {
+            named.push(("steps.observability.alerts.rules".into(), a.rules.as_str()));
+        }
+        for (i, d) in o.dashboards.iter().enumerate() {
+            named.push((
+                format!("steps.observability.dashboards[{i}].file"),
+                d.file.as_str(),
+            ));
+        }
+    }
+    if let Some(t) = &spec.trust {
+        named.push(("trust.lock".into(), t.lock.as_str()));
+        for (i, f) in t.protected.iter().enumerate() {
+            named.push((format!("trust.protected[{i}]"), f.value.as_str()));
+        }
+        if let Some(crate::trust::FlagSource::File(f)) = &t.flags {
+            named.push(("trust.flags.file".into(), f.as_str()));
+        }
+        match &t.sbom {
+            Some(crate::trust::SbomSource::File(f)) => {
+                named.push(("trust.sbom.file".into(), f.as_str()))
+            }
+            Some(crate::trust::SbomSource::Lockfiles(files)) => {
+                for (i, f) in files.iter().enumerate() {
+                    named.push((format!("trust.sbom.lockfiles[{i}]"), f.as_str()));
+                }
+            }
+            None => {}
+        }
+        for (i, f) in t.artifacts.iter().enumerate() {
+            named.push((format!("trust.artifacts[{i}]"), f.as_str()));
+        }
+    }
+    let problems: Vec<(String, String)> = named
+        .into_iter()
+        .filter_map(|(path, value)| crate::trust::outside_project(value).map(|why| (path, why)))
+        .collect();
+    if problems.is_empty() {
+        return;
+    }
+    let locations = crate::locate::key_locations(p.text);
+    for (path, why) in problems {
+        let (line, column) = locations.get(&path).copied().unwrap_or((1, 1));
+        p.found.push(SpecDiagnostic::at(
+            p.file,
+            p.text,
+            line,
+            column,
+            format!("{why}: files a spec names stay under its directory"),
+            Some("give a path relative to the spec, inside its directory; copy the file there if it lives elsewhere".into()),
+        ));
+    }
 }
 
 /// Bounds on sizes, counts, rates and durations (see `limits`), each at its own key.

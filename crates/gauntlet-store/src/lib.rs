@@ -139,17 +139,30 @@ pub struct Store {
 }
 
 impl Store {
+    /// Opens (or creates) the store. What it holds is for its owner only: folders it
+    /// creates are 0700, the database 0600 (SQLite's journal files follow the database).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let failed = |e: std::io::Error| StoreError::Open {
+            path: path.display().to_string(),
+            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
-                path: path.display().to_string(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(failed)?;
         }
         let conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.display().to_string(),
             source,
         })?;
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 != 0)
+        {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(failed)?;
+        }
         Self::init(conn)
     }
 

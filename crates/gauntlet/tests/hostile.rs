@@ -251,3 +251,89 @@ fn specs_that_would_hurt_the_host_or_hang_are_refused_where_they_say_so() {
     );
     assert_eq!(s.run(&["validate", "raised.yaml"]).status.code(), Some(0));
 }
+
+#[test]
+fn files_a_spec_names_stay_under_its_directory_and_their_content_is_never_repeated() {
+    let s = Scratch::new();
+    let base = quiet_spec("  observability:\n    required: []\n    alerts: {rules: RULES}\n");
+    // Named outside, lexically: refused at validation, at the key.
+    for (name, rules) in [
+        ("absolute", "/etc/passwd"),
+        ("climbing", "../../outside.yml"),
+    ] {
+        let file = format!("{name}.yaml");
+        s.write(&file, &base.replace("RULES", rules));
+        let out = s.run(&["validate", &file]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(&format!("{file}:15:")),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).contains("stay under its directory"));
+    }
+    let trusted = quiet_spec("  preflight: {}\n").replace(
+        "traffic:",
+        "trust:\n  protected: [ok.txt, ../../etc/hosts]\n  artifacts: [/bin/sh]\ntraffic:",
+    );
+    s.write("trusted.yaml", &trusted);
+    let out = s.run(&["validate", "trusted.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    for place in ["trusted.yaml:12:23", "trusted.yaml:13:15"] {
+        assert!(
+            text(&out.stderr).contains(place),
+            "{place}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Named inside, but a symbolic link out of the project to a file only its owner may
+    // read: refused when read, and not one byte of it anywhere.
+    let secret = "root:$6$gauntlet-secret-9f3c$:19000:0:99999:7:::";
+    let outside = tempfile::tempdir().unwrap();
+    let shadow = outside.path().join("shadow");
+    std::fs::write(&shadow, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&shadow, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(&shadow, s.path().join("rules.yml")).unwrap();
+    s.write("linked.yaml", &base.replace("RULES", "rules.yml"));
+    let out = s.run(&["run", "linked.yaml"]);
+    let report = latest(&s);
+    let check = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| st["checks"].as_array().unwrap())
+        .find(|c| c["id"] == "observability.alert rules valid")
+        .unwrap();
+    assert!(
+        check["reason"]
+            .as_str()
+            .unwrap()
+            .contains("outside the spec's directory"),
+        "{check}"
+    );
+    let mut seen = vec![text(&out.stdout), text(&out.stderr)];
+    let mut stack = vec![s.path().join(".gauntlet")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            match entry.file_type().unwrap().is_dir() {
+                true => stack.push(entry.path()),
+                false => seen.push(
+                    String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap_or_default())
+                        .into_owned(),
+                ),
+            }
+        }
+    }
+    assert!(
+        seen.iter().all(|t| !t.contains("gauntlet-secret-9f3c")),
+        "the secret was repeated"
+    );
+    // The run store and the run's files are for their owner only.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    use std::os::unix::fs::PermissionsExt;
+    let run_dir = s.runs_dir().join(report["run_id"].as_str().unwrap());
+    assert_eq!(mode(&s.path().join(".gauntlet/gauntlet.db")), 0o600);
+    assert_eq!(mode(&s.path().join(".gauntlet")), 0o700);
+    assert_eq!(mode(&run_dir), 0o700);
+    assert_eq!(mode(&run_dir.join("report.json")) & 0o077, 0);
+}

@@ -190,9 +190,11 @@ fn dashboard_checks(ctx: &RunContext, spec: &DashboardSpec, severity: Severity) 
     let covers = Check::new(STEP, &format!("dashboard {shown} covers"), severity).threshold(
         format!("a panel reads every metric named for {}", areas.join(", ")),
     );
-    let path = crate::prom::rules_path(&ctx.spec_path, shown);
-    let read = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let read = crate::prom::spec_file(&ctx.spec_path, shown)
+        .and_then(|path| {
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        })
         .and_then(|text| {
             let evidence = ctx
                 .recorder
@@ -296,16 +298,19 @@ async fn alert_rule_checks(
     alerts: &AlertRulesSpec,
     severity: Severity,
 ) -> Vec<Check> {
-    let path = crate::prom::rules_path(&ctx.spec_path, &alerts.rules);
     let shown = alerts.rules.as_str();
     let valid = Check::new(STEP, "alert rules valid", severity)
         .threshold("accepted by gauntlet's reader and by `promtool check rules` when installed");
     let defined = Check::new(STEP, "alert rules define the required alerts", severity)
         .threshold(format!("defines {}", alerts.required.join(", ")));
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) => {
-            let why = format!("cannot read {}: {e}", path.display());
+    let read = crate::prom::spec_file(&ctx.spec_path, shown).and_then(|path| {
+        std::fs::read_to_string(&path)
+            .map(|text| (path.clone(), text))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    });
+    let (path, text) = match read {
+        Ok(read) => read,
+        Err(why) => {
             return vec![
                 valid.outcome(Outcome::Fail, why.clone()),
                 defined.outcome(Outcome::Fail, why),

@@ -309,11 +309,14 @@ async fn snapshot_flags(
             );
         }
         Some(FlagSource::File(file)) => {
-            let path = project.spec_dir.join(file);
-            std::fs::read(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))
-                .and_then(|raw| canonical::canonicalize(&path, &raw))
-                .map(|c| (path.display().to_string(), c.value.unwrap_or_default()))
+            // Resolved inside the spec's directory, symbolic links included.
+            gauntlet_spec::resolve_in(&project.spec_dir, file)
+                .and_then(|path| {
+                    let raw =
+                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    canonical::canonicalize(&path, &raw).map(|c| (path, c))
+                })
+                .map(|(path, c)| (path.display().to_string(), c.value.unwrap_or_default()))
         }
         Some(FlagSource::Endpoint(path)) => {
             let out = Outgoing::get(&ctx.candidate, path);
@@ -399,7 +402,14 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
             .map(|s| (s, format!("generated from {}", names(&found))))
         }
         Some(SbomSource::Lockfiles(files)) => {
-            let paths: Vec<_> = files.iter().map(|f| project.spec_dir.join(f)).collect();
+            let paths = match files
+                .iter()
+                .map(|f| gauntlet_spec::resolve_in(&project.spec_dir, f))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(paths) => paths,
+                Err(e) => return (c.outcome(Outcome::Fail, format!("SBOM: {e}")), None),
+            };
             sbom::generate(
                 &paths,
                 &ctx.spec.service.name,
@@ -407,9 +417,10 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
             )
             .map(|s| (s, format!("generated from {}", names(&paths))))
         }
-        Some(SbomSource::File(file)) => {
-            sbom::load(&project.spec_dir.join(file)).map(|s| (s, format!("{file}, validated")))
-        }
+        Some(SbomSource::File(file)) => match gauntlet_spec::resolve_in(&project.spec_dir, file) {
+            Ok(path) => sbom::load(&path).map(|s| (s, format!("{file}, validated"))),
+            Err(e) => return (c.outcome(Outcome::Fail, format!("SBOM: {e}")), None),
+        },
     };
     match taken {
         Ok((snap, how)) => {
