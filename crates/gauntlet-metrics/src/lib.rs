@@ -27,7 +27,7 @@ pub fn without_content(message: &str) -> String {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
         let Some(end) = after.find(quote) else {
-            out.push_str("…");
+            out.push('…');
             return out;
         };
         let inside = &after[..end];
@@ -45,6 +45,8 @@ pub fn without_content(message: &str) -> String {
     out
 }
 
+pub use text::{MetricFamily, MetricKind, ParseError, Sample, parse_text};
+
 #[cfg(test)]
 mod content_tests {
     #[test]
@@ -57,5 +59,3 @@ mod content_tests {
         );
     }
 }
-
-pub use text::{MetricFamily, MetricKind, ParseError, Sample, parse_text};

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gauntlet_net::{
-    ControlServer, Direction, Fault, FaultKind, FaultProxy, HttpClient, Outgoing, Protocol,
+    ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy, HttpClient, Outgoing,
+    Protocol,
 };
 use http_body_util::Full;
 use hyper::{Request, Response};
@@ -412,11 +413,26 @@ async fn a_fault_with_a_duration_removes_itself() {
     );
 }
 
+const TOKEN: &str = "test-token-5e1f";
+
+fn access(default_ttl: Option<Duration>) -> ControlAccess {
+    ControlAccess {
+        token: TOKEN.into(),
+        default_ttl,
+    }
+}
+
+fn authorized(mut out: Outgoing) -> Outgoing {
+    out.headers
+        .insert("authorization".into(), format!("Bearer {TOKEN}"));
+    out
+}
+
 #[tokio::test]
 async fn the_control_api_lists_adds_and_removes_faults() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
-    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy])
+    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy], access(None))
         .await
         .unwrap();
     let api = format!("http://{}", control.addr());
@@ -424,7 +440,7 @@ async fn the_control_api_lists_adds_and_removes_faults() {
     let post = |body: &str| Outgoing {
         method: "POST".into(),
         body: Some(body.into()),
-        ..Outgoing::get(&api, "/proxies/test/faults")
+        ..authorized(Outgoing::get(&api, "/proxies/test/faults"))
     };
     let added = client
         .send(&post(
@@ -440,7 +456,10 @@ async fn the_control_api_lists_adds_and_removes_faults() {
         proxy.faults()[0].fault.kind,
         FaultKind::HttpAbort { status: 429 }
     );
-    let listed = client.send(&Outgoing::get(&api, "/proxies")).await.unwrap();
+    let listed = client
+        .send(&authorized(Outgoing::get(&api, "/proxies")))
+        .await
+        .unwrap();
     let listed: serde_json::Value = serde_json::from_slice(&listed.body).unwrap();
     assert_eq!(listed[0]["faults"][0]["kind"], "http_abort");
     let bad = client.send(&post(r#"{"kind": "latency"}"#)).await.unwrap();
@@ -461,13 +480,13 @@ async fn the_control_api_lists_adds_and_removes_faults() {
         typo.body_text()
     );
     let unknown = client
-        .send(&Outgoing::get(&api, "/proxies/nope/faults"))
+        .send(&authorized(Outgoing::get(&api, "/proxies/nope/faults")))
         .await
         .unwrap();
     assert_eq!(unknown.status, 404);
     let delete = Outgoing {
         method: "DELETE".into(),
-        ..Outgoing::get(&api, &format!("/proxies/test/faults/{id}"))
+        ..authorized(Outgoing::get(&api, &format!("/proxies/test/faults/{id}")))
     };
     assert_eq!(client.send(&delete).await.unwrap().status, 200);
     assert!(proxy.faults().is_empty());
@@ -675,5 +694,153 @@ async fn a_server_that_closes_closes_its_client_at_once_over_http() {
             proxy.stats().open
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One raw request to the control API; returns the status line.
+async fn raw_request(addr: SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_control_api_answers_only_its_owner() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let control = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &[&proxy],
+        access(Some(Duration::from_secs(600))),
+    )
+    .await
+    .unwrap();
+    let at = control.addr();
+    let body = r#"{"kind": "reset"}"#;
+    let post = |headers: &str| {
+        format!(
+            "POST /proxies/test/faults HTTP/1.1\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        )
+    };
+    let host = format!("host: 127.0.0.1:{}\r\n", at.port());
+    let token = format!("authorization: Bearer {TOKEN}\r\n");
+    // No token; a wrong one; a rebinding Host; a cross-site Origin: all refused.
+    for (headers, status) in [
+        (host.clone(), "401"),
+        (format!("{host}authorization: Bearer nope\r\n"), "401"),
+        (format!("host: evil.example\r\n{token}"), "403"),
+        (
+            format!("{host}{token}origin: http://evil.example\r\n"),
+            "403",
+        ),
+    ] {
+        let line = raw_request(at, &post(&headers)).await;
+        assert!(line.contains(status), "{headers:?}: {line}");
+    }
+    assert!(proxy.faults().is_empty(), "nothing was injected");
+    // The owner adds a fault, which gets the default lifetime.
+    let line = raw_request(at, &post(&format!("{host}{token}"))).await;
+    assert!(line.contains("201"), "{line}");
+    assert_eq!(proxy.faults()[0].fault.duration_ms, Some(600_000));
+    proxy.clear();
+    // A client that never finishes its request head is cut off.
+    let mut slow = TcpStream::connect(at).await.unwrap();
+    slow.write_all(b"GET /proxies HTTP/1.1\r\nhost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let cut = tokio::time::timeout(Duration::from_secs(20), slow.read(&mut buf)).await;
+    assert!(
+        matches!(cut, Ok(Ok(_)) | Ok(Err(_))),
+        "the half-sent request was held: {cut:?}"
+    );
+    // A wrong kind is named as such.
+    let client = HttpClient::new(Duration::from_secs(2));
+    let wrong = client
+        .send(&Outgoing {
+            method: "POST".into(),
+            body: Some(r#"{"kind": 5}"#.into()),
+            ..authorized(Outgoing::get(
+                &format!("http://{at}"),
+                "/proxies/test/faults",
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(wrong.status, 400);
+    assert!(
+        wrong.body_text().contains("`kind` 5 is not a fault kind"),
+        "{}",
+        wrong.body_text()
+    );
+}
+
+/// Seeded mutations of valid fault bodies; `GAUNTLET_FUZZ_CASES` sets how many.
+#[tokio::test]
+async fn control_api_bodies_never_break_the_proxy() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy], access(None))
+        .await
+        .unwrap();
+    let api = format!("http://{}", control.addr());
+    let client = HttpClient::new(Duration::from_secs(5));
+    let seeds = [
+        r#"{"kind": "latency", "latency_ms": 200, "jitter_ms": 20, "toxicity": 0.5, "direction": "both", "duration_ms": 1000}"#,
+        r#"{"kind": "http_abort", "status": 503}"#,
+        r#"{"kind": "bandwidth", "bytes_per_second": 1000}"#,
+        r#"{"kind": "drop_bytes", "bytes": 10, "direction": "upstream"}"#,
+    ];
+    let cases: usize = std::env::var("GAUNTLET_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut state: u64 = 0x00C0_FFEE;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    for case in 0..cases {
+        let mut body = seeds[case % seeds.len()].as_bytes().to_vec();
+        for _ in 0..1 + next() % 3 {
+            let at = (next() as usize) % (body.len() + 1);
+            match next() % 4 {
+                0 if !body.is_empty() => {
+                    let i = at.min(body.len() - 1);
+                    body[i] ^= 1 << (next() % 8);
+                }
+                1 => body.truncate(at),
+                2 => {
+                    body.splice(at..at, [b'9'; 24]);
+                }
+                _ => {
+                    body.splice(at..at, [b'"', b'{', b'[', b'-']);
+                }
+            }
+        }
+        let answer = client
+            .send(&Outgoing {
+                method: "POST".into(),
+                body: Some(String::from_utf8_lossy(&body).into_owned()),
+                ..authorized(Outgoing::get(&api, "/proxies/test/faults"))
+            })
+            .await
+            .unwrap_or_else(|e| panic!("case {case}: the control API went away: {e}"));
+        assert!(
+            [201, 400, 422].contains(&answer.status),
+            "case {case}: {} for {}",
+            answer.status,
+            String::from_utf8_lossy(&body)
+        );
+        proxy.clear();
     }
 }

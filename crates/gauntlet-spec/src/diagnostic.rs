@@ -31,6 +31,20 @@ impl SpecDiagnostic {
         help: Option<String>,
     ) -> Self {
         let message = message.into();
+        // A line too long to show is not shown (the renderer cannot place a label past
+        // column 65,535, and nobody reads a 1,000-character line): the place is still given.
+        if line_length(source, line) > MAX_SHOWN_LINE {
+            return Self {
+                file: file.to_string(),
+                line,
+                column,
+                label: String::new(),
+                message,
+                source_code: NamedSource::new(file, String::new()),
+                span: None,
+                help,
+            };
+        }
         let span = offset_of(source, line, column).map(|offset| {
             let rest = &source[offset..];
             let len = rest
@@ -76,6 +90,16 @@ fn short_label(message: &str) -> String {
     }
 }
 
+/// Lines longer than this (in bytes) are not quoted in a diagnostic.
+const MAX_SHOWN_LINE: usize = 1000;
+
+fn line_length(source: &str, line: usize) -> usize {
+    source
+        .split('\n')
+        .nth(line.saturating_sub(1))
+        .map_or(0, str::len)
+}
+
 /// Byte offset of a 1-based line and character column, if they lie inside `source`.
 fn offset_of(source: &str, line: usize, column: usize) -> Option<usize> {
     let line_start = if line <= 1 {
@@ -111,6 +135,18 @@ pub fn did_you_mean<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_far_along_a_long_line_is_located_without_quoting_it() {
+        let source = format!("a: 1\nb: \"{}\", c: 2\n", "x".repeat(70_000));
+        let d = SpecDiagnostic::at("s.yaml", &source, 2, 70_010, "unknown field `c`", None);
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, &d)
+            .unwrap();
+        assert!(out.contains("s.yaml:2:70010: unknown field `c`"), "{out}");
+        assert!(out.len() < 1000, "the line is not quoted");
+    }
 
     #[test]
     fn suggests_close_names_only() {

@@ -148,9 +148,11 @@ pub enum Command {
     },
     /// Run a fault proxy in front of an address, with its control API (a manual gameday).
     ///
-    /// Faults are added and removed over the control API, e.g.
-    /// `curl -X POST 127.0.0.1:8474/proxies/proxy/faults -d '{"kind":"latency","latency_ms":200}'`
-    /// and `curl -X DELETE 127.0.0.1:8474/proxies/proxy/faults`. Runs until Ctrl-C.
+    /// Faults are added and removed over the control API with the token it prints once
+    /// (or GAUNTLET_PROXY_TOKEN), e.g.
+    /// `curl -H "Authorization: Bearer $TOKEN" -X POST 127.0.0.1:8474/proxies/proxy/faults -d '{"kind":"latency","latency_ms":200}'`
+    /// and `curl -H "Authorization: Bearer $TOKEN" -X DELETE 127.0.0.1:8474/proxies/proxy/faults`.
+    /// A fault added without `duration_ms` comes out after --fault-ttl. Runs until Ctrl-C.
     Proxy {
         /// Where clients connect, e.g. 127.0.0.1:8000.
         #[arg(long)]
@@ -170,6 +172,13 @@ pub enum Command {
         /// Seed for which connections and requests a partial fault touches.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// How long a fault added without a duration stays in (`0s`: until removed).
+        #[arg(long, default_value = "10m")]
+        fault_ttl: String,
+        /// Let the control API listen on an address other hosts can reach (it can break the
+        /// system behind the proxy: keep it on loopback unless you must).
+        #[arg(long)]
+        allow_remote_control: bool,
     },
     /// Lock and sign protected files: `gauntlet lock --spec gauntlet.yaml` (the spec and its
     /// `trust.protected` files) or `gauntlet lock FILE... --lock gauntlet.lock`.

@@ -345,7 +345,18 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             name,
             protocol,
             seed,
-        } => offline::proxy(listen, &upstream, control, &name, protocol, seed),
+            fault_ttl,
+            allow_remote_control,
+        } => offline::proxy(offline::ProxyArgs {
+            listen,
+            upstream,
+            control,
+            name,
+            protocol,
+            seed,
+            fault_ttl,
+            allow_remote_control,
+        }),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gauntlet", &mut script);

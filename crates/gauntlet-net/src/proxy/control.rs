@@ -1,6 +1,12 @@
 //! The control API: a small HTTP endpoint on loopback that lists, adds and removes faults
-//! on running proxies — what a step does through the library, and what a person does with
-//! `curl` during a manual gameday.
+//! on running proxies — what a person does with `curl` during a manual gameday (gauntlet's
+//! own steps use the library).
+//!
+//! Whoever can reach it can break a system, so it answers only a caller that shows its token
+//! (`Authorization: Bearer TOKEN`), that names it by a loopback `Host` (no DNS rebinding),
+//! and that brings no foreign `Origin` (no cross-site request from a browser). Slow clients
+//! are timed out, and a fault added without a duration gets the server's default one, so a
+//! forgotten proxy does not keep a fault for ever.
 //!
 //! ```text
 //! GET    /proxies                       every proxy, its faults and counters
@@ -23,6 +29,31 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Fault, FaultProxy, Shared};
 
+/// How long a client may take to send a request's head, and a whole request.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Who may use a control endpoint, and for how long a fault lasts by default.
+#[derive(Debug, Clone)]
+pub struct ControlAccess {
+    /// The bearer token every request must carry.
+    pub token: String,
+    /// The duration of a fault added without one (`None`: until removed).
+    pub default_ttl: Option<std::time::Duration>,
+}
+
+impl ControlAccess {
+    /// A fresh random token (hex, 32 bytes of entropy).
+    pub fn generate(default_ttl: Option<std::time::Duration>) -> std::io::Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
+        Ok(Self {
+            token: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+            default_ttl,
+        })
+    }
+}
+
 /// A running control endpoint; dropping it stops it (the proxies keep running).
 pub struct ControlServer {
     addr: SocketAddr,
@@ -36,10 +67,15 @@ impl Drop for ControlServer {
 }
 
 impl ControlServer {
-    pub async fn start(listen: SocketAddr, proxies: &[&FaultProxy]) -> std::io::Result<Self> {
+    pub async fn start(
+        listen: SocketAddr,
+        proxies: &[&FaultProxy],
+        access: ControlAccess,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let proxies: Arc<Vec<Arc<Shared>>> = Arc::new(proxies.iter().map(|p| p.shared()).collect());
+        let access = Arc::new(access);
         let shutdown = CancellationToken::new();
         let stop = shutdown.clone();
         tokio::spawn(async move {
@@ -52,13 +88,30 @@ impl ControlServer {
                     _ = stop.cancelled() => return,
                 };
                 let proxies = proxies.clone();
+                let access = access.clone();
                 let stop = stop.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let proxies = proxies.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&proxies, request).await) }
+                        let access = access.clone();
+                        async move {
+                            let answer = match refused(&access, addr, &request) {
+                                Some(refusal) => refusal,
+                                None => tokio::time::timeout(
+                                    REQUEST_TIMEOUT,
+                                    handle(&proxies, &access, request),
+                                )
+                                .await
+                                .unwrap_or_else(|_| {
+                                    error(StatusCode::REQUEST_TIMEOUT, "the request took too long")
+                                }),
+                            };
+                            Ok::<_, std::convert::Infallible>(answer)
+                        }
                     });
                     let connection = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::select! {
                         _ = connection => {}
@@ -91,7 +144,72 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response<Full<Bytes>
     answer(status, serde_json::json!({ "error": message.into() }))
 }
 
-async fn handle(proxies: &[Arc<Shared>], request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// The refusal for a request that may not use the control API, if it may not: a missing or
+/// wrong token (401), a `Host` that is not this loopback endpoint (DNS rebinding, 403), or an
+/// `Origin` other than this endpoint (a browser's cross-site request, 403).
+fn refused(
+    access: &ControlAccess,
+    addr: SocketAddr,
+    request: &Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
+    let header = |name: hyper::header::HeaderName| {
+        request
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
+    };
+    let port = addr.port();
+    let ours = |host: &str| {
+        let host = host.trim().to_ascii_lowercase();
+        [
+            format!("127.0.0.1:{port}"),
+            format!("localhost:{port}"),
+            format!("[::1]:{port}"),
+            addr.to_string(),
+        ]
+        .contains(&host)
+    };
+    match header(hyper::header::HOST) {
+        Some(host) if ours(&host) => {}
+        other => {
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Host `{}` is not this control API: use http://127.0.0.1:{port}",
+                    other.unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    if let Some(origin) = header(hyper::header::ORIGIN) {
+        let host = origin.strip_prefix("http://").unwrap_or("");
+        if !ours(host) {
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                "requests from web pages are refused: the control API takes no cross-site requests",
+            ));
+        }
+    }
+    let expected = format!("Bearer {}", access.token);
+    let given = header(hyper::header::AUTHORIZATION).unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "the control API needs its token: `Authorization: Bearer TOKEN` (printed when the proxy started)",
+        ));
+    }
+    None
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+async fn handle(
+    proxies: &[Arc<Shared>],
+    access: &ControlAccess,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -121,7 +239,13 @@ async fn handle(proxies: &[Arc<Shared>], request: Request<Incoming>) -> Response
                         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
                     };
                     let fault = match Fault::from_json(&body) {
-                        Ok(fault) => fault,
+                        // A manual fault lasts the default time unless it says otherwise.
+                        Ok(fault) => Fault {
+                            duration_ms: fault
+                                .duration_ms
+                                .or(access.default_ttl.map(|ttl| ttl.as_millis() as u64)),
+                            ..fault
+                        },
                         Err(e) => {
                             return error(
                                 StatusCode::BAD_REQUEST,

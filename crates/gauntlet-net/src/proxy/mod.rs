@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-pub use control::ControlServer;
+pub use control::{ControlAccess, ControlServer};
 use framing::{Event, RequestFramer};
 
 use crate::rng::SplitMix64;
@@ -133,6 +133,28 @@ impl Fault {
     /// the kind and deny unknown fields, so the check compares with what was understood).
     pub fn from_json(text: &[u8]) -> Result<Self, String> {
         let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        // Name a wrong kind as such, not by a field its variant would have needed.
+        const KINDS: &[&str] = &[
+            "latency",
+            "bandwidth",
+            "reset",
+            "blackhole",
+            "timeout",
+            "slow_close",
+            "http_abort",
+            "http_delay",
+            "drop_bytes",
+        ];
+        match value.get("kind") {
+            Some(serde_json::Value::String(kind)) if KINDS.contains(&kind.as_str()) => {}
+            Some(kind) => {
+                return Err(format!(
+                    "`kind` {kind} is not a fault kind: expected one of {}",
+                    KINDS.join(", ")
+                ));
+            }
+            None => return Err(format!("`kind` is missing: one of {}", KINDS.join(", "))),
+        }
         let fault: Fault = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
         let understood = serde_json::to_value(&fault).map_err(|e| e.to_string())?;
         if let (Some(given), Some(known)) = (value.as_object(), understood.as_object())
