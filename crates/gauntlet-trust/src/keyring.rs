@@ -34,6 +34,26 @@ const KEYRING_SCHEMA: &str = "gauntlet.keyring/v2";
 const UNSIGNED_SCHEMA: &str = "gauntlet.keyring/v1";
 pub const ROOT_PUBLIC: &str = "root.pub";
 const ROOT_SECRET: &str = "root.key";
+/// Held (flock) while the keyring changes, so two commands take turns.
+const LOCK_FILE: &str = ".lock";
+
+/// The keyring's lock, held for one change: two commands changing one keyring at once (two
+/// first-time demos) take turns, and each works on what the other wrote.
+struct Held(#[allow(dead_code)] std::fs::File);
+
+impl Held {
+    fn take(dir: &Path) -> Result<Held, TrustError> {
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| TrustError::write(&path, e))?;
+        file.lock().map_err(|e| TrustError::write(&path, e))?;
+        Ok(Held(file))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +246,7 @@ impl Keyring {
     /// signed, or one whose listing was edited by hand.
     pub fn adopt(dir: &Path, password: Option<String>) -> Result<Keyring, TrustError> {
         refuse_writable_by_others(dir)?;
+        let _held = Held::take(dir)?;
         let path = dir.join(KEYRING_FILE);
         let bytes = std::fs::read(&path).map_err(|e| TrustError::io(&path, e))?;
         let file = match parse_listing(&bytes, &path) {
@@ -243,6 +264,30 @@ impl Keyring {
         };
         ring.save(password)?;
         Ok(ring)
+    }
+
+    /// Takes the keyring's lock and reads the listing again under it.
+    fn hold(&mut self) -> Result<Held, TrustError> {
+        self.make_private_dir()?;
+        let held = Held::take(&self.dir)?;
+        let fresh = Self::load(&self.dir, None)?;
+        let statuses = std::mem::take(&mut self.statuses);
+        *self = fresh;
+        self.statuses.extend(statuses);
+        Ok(held)
+    }
+
+    /// The active key, made now if there is none (what a first-time demo needs, even when
+    /// several start at once). Returns it and whether it was made.
+    pub fn ensure_active(
+        &mut self,
+        password: Option<String>,
+    ) -> Result<(KeyRecord, bool), TrustError> {
+        let _held = self.hold()?;
+        if let Some(active) = self.active() {
+            return Ok((active.clone(), false));
+        }
+        self.add_new_key(password).map(|k| (k, true))
     }
 
     pub fn active(&self) -> Option<&KeyRecord> {
@@ -334,6 +379,7 @@ impl Keyring {
 
     /// A new active key. Refused when one is active already: that is what `rotate` is for.
     pub fn generate(&mut self, password: Option<String>) -> Result<KeyRecord, TrustError> {
+        let _held = self.hold()?;
         if let Some(active) = self.active() {
             return Err(TrustError::Key(format!(
                 "the keyring in {} already has an active key {}; use `gauntlet keys rotate` to replace it",
@@ -351,6 +397,7 @@ impl Keyring {
         password: Option<String>,
         grace: Duration,
     ) -> Result<(KeyRecord, Option<KeyRecord>), TrustError> {
+        let _held = self.hold()?;
         let retired = self.retire_active(grace, password.clone())?;
         let new = self.add_new_key(password)?;
         Ok((new, retired))
@@ -386,6 +433,7 @@ impl Keyring {
         reason: Option<String>,
         password: Option<String>,
     ) -> Result<(KeyRecord, Option<PathBuf>), TrustError> {
+        let _held = self.hold()?;
         let Some(index) = self.keys.iter().position(|k| k.id.eq_ignore_ascii_case(id)) else {
             return Err(TrustError::Key(format!(
                 "no key {id} in the keyring in {}",
@@ -484,6 +532,7 @@ impl Keyring {
         password: Option<String>,
         grace: Duration,
     ) -> Result<Imported, TrustError> {
+        let _held = self.hold()?;
         let secret = match SigningKey::from_text(text, password.clone(), source) {
             Ok(key) => Some(key),
             Err(e) if keys::is_encrypted(text) => return Err(e),
@@ -724,6 +773,53 @@ mod tests {
         let mut ring = Keyring::open(&dir.join("keys")).unwrap();
         ring.generate(None).unwrap();
         ring
+    }
+
+    #[test]
+    fn keyrings_changed_at_once_keep_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        // Four first-time demos at once: one key, which all of them use.
+        let made: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        Keyring::open(&path)
+                            .unwrap()
+                            .ensure_active(None)
+                            .unwrap()
+                            .0
+                            .id
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(made.iter().all(|id| *id == made[0]), "{made:?}");
+        let ring = Keyring::open(&path).unwrap();
+        assert_eq!(ring.keys.len(), 1);
+        ring.signing_key().unwrap();
+        // Four rotations at once: four new keys, one active, every one listed.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    Keyring::open(&path)
+                        .unwrap()
+                        .rotate(None, Duration::from_secs(60))
+                        .unwrap();
+                });
+            }
+        });
+        let ring = Keyring::open(&path).unwrap();
+        assert_eq!(ring.keys.len(), 5);
+        assert_eq!(
+            ring.keys
+                .iter()
+                .filter(|k| k.status == KeyStatus::Active)
+                .count(),
+            1
+        );
+        assert_eq!(ring.version, 5, "one listing version per change");
     }
 
     #[test]

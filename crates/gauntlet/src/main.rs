@@ -214,15 +214,13 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                 .get_or_insert_with(|| dir.join(demo::RELEASE_KEYRING))
                 .clone();
             let mut ring = gauntlet_trust::Keyring::open(&keyring)?;
-            if ring.active().is_none() {
-                let key = ring.generate(None)?;
-                if !global.quiet {
-                    note!(
-                        "gauntlet demo: created signing key {} in {} (for real releases: `gauntlet keys generate --encrypt`)",
-                        key.id,
-                        keyring.display()
-                    );
-                }
+            let (key, made) = ring.ensure_active(None)?;
+            if made && !global.quiet {
+                note!(
+                    "gauntlet demo: created signing key {} in {} (for real releases: `gauntlet keys generate --encrypt`)",
+                    key.id,
+                    keyring.display()
+                );
             }
             // What a release manager does once per release: lock and sign the protected files.
             let (lock, version, key, count) =
