@@ -38,7 +38,7 @@ pub struct Global {
         env = "GAUNTLET_STORE"
     )]
     pub store: PathBuf,
-    /// Print only the outcome; no progress.
+    /// No progress or notes on stderr; the outcome is still printed (on stdout).
     #[arg(long, short, global = true)]
     pub quiet: bool,
     /// The keyring that signs locks, manifests and decisions and verifies them (default:

@@ -471,8 +471,24 @@ fn execute(
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
     }
-    let headline = progress::paint(report.decision.as_str(), report.decision);
-    note!(
+    print_outcome(&outcome, execution.json);
+    Ok(Ran {
+        code: report.exit_code,
+        run_id: report.run_id.clone(),
+    })
+}
+
+/// The outcome block: the result of `run` on stdout (with `--quiet` too), or on stderr when
+/// stdout carries the JSON report.
+fn print_outcome(outcome: &gauntlet_engine::RunOutcome, json: bool) {
+    let report = &outcome.report;
+    macro_rules! line {
+        ($($arg:tt)*) => {
+            if json { note!($($arg)*) } else { say!($($arg)*) }
+        };
+    }
+    let headline = progress::paint(report.decision.as_str(), report.decision, !json);
+    line!(
         "\n{headline}  {}",
         report
             .summary
@@ -480,7 +496,7 @@ fn execute(
             .trim_start_matches(": ")
     );
     for condition in &report.conditions {
-        note!(
+        line!(
             "  condition: {} — {} (owner: {})",
             condition.check,
             condition.reason,
@@ -497,39 +513,35 @@ fn execute(
             .iter()
             .map(|c| format!("{} {:.0}%", c.name, c.score * 100.0))
             .collect();
-        note!(
+        line!(
             "readiness: {:.1}% (minimum {}): {}",
             readiness.score * 100.0,
             readiness.minimum,
             categories.join(", ")
         );
     }
-    note!(
+    line!(
         "reports: {}/report.md (also report.json, junit.xml)",
         outcome.run_dir.display()
     );
     if let Some(trust) = &report.trust {
         if let Some(fp) = &trust.green_fingerprint {
-            note!("green fingerprint: {fp}");
+            line!("green fingerprint: {fp}");
         }
         match (&trust.attestation, &trust.signing_key) {
-            (Some(att), Some(key)) => note!(
+            (Some(att), Some(key)) => line!(
                 "attestation: {}/{att} (signed by key {key}; check: gauntlet attest verify {}/{att} --key {})",
                 outcome.run_dir.display(),
                 outcome.run_dir.display(),
                 trust.public_key.as_deref().unwrap_or("KEY.pub")
             ),
-            _ => note!(
+            _ => line!(
                 "attestation: none ({})",
                 trust.note.as_deref().unwrap_or("not signed")
             ),
         }
     }
-    note!("run id:  {}", report.run_id);
-    Ok(Ran {
-        code: report.exit_code,
-        run_id: report.run_id.clone(),
-    })
+    line!("run id:  {}", report.run_id);
 }
 
 /// `run --repeat N --min-success P`: the same spec N times with successive seeds; the share

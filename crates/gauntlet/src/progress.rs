@@ -11,11 +11,22 @@ use gauntlet_report::{Decision, Outcome, StepReport, TimelineEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 
 pub fn colour_enabled() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    std::io::stderr().is_terminal() && no_color_unset()
 }
 
-pub fn paint(text: &str, decision: Decision) -> String {
-    if !colour_enabled() {
+fn no_color_unset() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `text` in the decision's colour when the stream it goes to (stdout or stderr) is a
+/// terminal.
+pub fn paint(text: &str, decision: Decision, on_stdout: bool) -> String {
+    let terminal = if on_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    if !(terminal && no_color_unset()) {
         return text.to_string();
     }
     let code = match decision {

@@ -87,7 +87,9 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
     let out = s.run(&["demo"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("GO"), "{stderr}");
+    // The outcome is the command's result: on stdout, progress and notes on stderr.
+    let stdout = text(&out.stdout);
+    assert!(stdout.trim_start().starts_with("GO "), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(90));
     let run_dir = s.run_dirs().pop().expect("a run directory");
     let report = report(&run_dir);
@@ -204,8 +206,8 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
         .as_f64()
         .expect("a readiness score");
     assert!(
-        stderr.contains(&format!("readiness: {:.1}%", score * 100.0)),
-        "{stderr}"
+        stdout.contains(&format!("readiness: {:.1}%", score * 100.0)),
+        "{stdout}"
     );
     let cert = std::fs::read_to_string(&certificate).unwrap();
     assert!(cert.contains("GO"), "{cert}");

@@ -287,6 +287,11 @@ fn a_broken_rule_file_fails_observability_with_its_place() {
     // Written and signed by the demo; then edited as a careless release would.
     let out = s.run(&["demo", "--only", "observability", "--quiet"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // --quiet silences progress and notes, not the result: the outcome is on stdout.
+    let stdout = text(&out.stdout);
+    assert!(stdout.trim_start().starts_with("GO "), "{stdout}");
+    assert!(stdout.contains("run id:"), "{stdout}");
+    assert_eq!(text(&out.stderr), "", "nothing but the outcome");
     let rules = s.path().join(".gauntlet/demo/alerts/demo.rules.yml");
     let good = std::fs::read_to_string(&rules).unwrap();
     let broken = good.replacen("        for: 5s\n", "        fore: 5s\n", 1);
