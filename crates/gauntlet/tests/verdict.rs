@@ -169,6 +169,8 @@ fn every_command_keeps_its_exit_code_when_stdout_and_stderr_are_closed() {
         &["history"][..],
         &["show", "latest"][..],
         &["show", "latest", "--json"][..],
+        &["completions", "bash"][..],
+        &["schema"][..],
     ] {
         assert_eq!(
             with_closed_output(&s, command).code(),
