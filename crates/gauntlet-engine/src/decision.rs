@@ -9,7 +9,7 @@ use gauntlet_spec::GatingMode;
 use crate::exit;
 
 /// The step that brings the systems up; its checks gate the others but prove nothing alone.
-pub const SETUP_STEP: &str = "setup";
+pub const SETUP_STEP: &str = gauntlet_spec::steps::SETUP;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {

@@ -10,7 +10,7 @@ use gauntlet_report::{
 };
 use gauntlet_spec::{AttestedStatus, Item, ReadinessSection, parse_day_or_time};
 
-pub const STEP: &str = "readiness";
+pub const STEP: &str = gauntlet_spec::StepName::Readiness.as_str();
 
 /// The checklist's report, and the step whose checks decide: the score against the
 /// minimum, and one check per waiver.

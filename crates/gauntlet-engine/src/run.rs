@@ -33,8 +33,8 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     pub store_path: PathBuf,
     /// Only these steps (empty: all configured).
-    pub only: Vec<String>,
-    pub skip: Vec<String>,
+    pub only: Vec<gauntlet_spec::StepName>,
+    pub skip: Vec<gauntlet_spec::StepName>,
     pub keep_going: bool,
     pub strict: bool,
     pub seed: u64,
@@ -48,9 +48,8 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// Whether `--only`/`--skip` leave this step (or the readiness scoring) in the run.
-    pub fn selects(&self, name: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|o| o == name))
-            && !self.skip.iter().any(|o| o == name)
+    pub fn selects(&self, step: gauntlet_spec::StepName) -> bool {
+        (self.only.is_empty() || self.only.contains(&step)) && !self.skip.contains(&step)
     }
 }
 
@@ -175,7 +174,7 @@ pub(crate) async fn run_steps(
     ));
     let selected: Vec<Box<dyn Step>> = configured
         .into_iter()
-        .filter(|s| options.selects(s.name()))
+        .filter(|s| options.selects(s.step()))
         .collect();
     let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
     let step_roles: BTreeMap<String, String> = selected
@@ -254,7 +253,7 @@ pub(crate) async fn run_steps(
     if let Some(section) = spec
         .readiness
         .as_ref()
-        .filter(|_| aborted.is_none() && options.selects(crate::readiness::STEP))
+        .filter(|_| aborted.is_none() && options.selects(gauntlet_spec::StepName::Readiness))
     {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -877,8 +876,8 @@ mod tests {
     /// A step that panics halfway, as a bug in a step would.
     struct Panicking(crate::steps::StepMeta);
     impl Step for Panicking {
-        fn name(&self) -> &'static str {
-            "security"
+        fn step(&self) -> gauntlet_spec::StepName {
+            gauntlet_spec::StepName::Security
         }
         fn meta(&self) -> &crate::steps::StepMeta {
             &self.0
@@ -891,8 +890,8 @@ mod tests {
     /// A step that takes longer than any ceiling.
     struct Endless(crate::steps::StepMeta);
     impl Step for Endless {
-        fn name(&self) -> &'static str {
-            "security"
+        fn step(&self) -> gauntlet_spec::StepName {
+            gauntlet_spec::StepName::Security
         }
         fn meta(&self) -> &crate::steps::StepMeta {
             &self.0

@@ -164,39 +164,12 @@ fn built_in(cause: &FailureCause) -> &'static str {
             }
         };
     }
-    match cause.step.as_str() {
-        "setup" => {
+    match cause.step.parse::<gauntlet_spec::StepName>() {
+        Ok(step) => step.remedy(),
+        Err(_) if cause.step == gauntlet_spec::steps::SETUP => {
             "a system did not start or answer its health check: read its log under logs/ and its `ready_timeout`"
         }
-        "preflight" => {
-            "a protected file changed or is unsigned: review the change, then sign it with `gauntlet lock`"
-        }
-        "rollback-rehearsal" => {
-            "the canary could not catch or undo a known-bad release: check the judges' thresholds, the rollback hook, and that the SLI counts failed requests"
-        }
-        "chaos" => {
-            "a drill broke the steady state: check timeouts, retries, failover and circuit breaking for what the drill faulted (its timeline is in the report)"
-        }
-        "dr" => {
-            "the restore missed its RTO or RPO or lost data: check the backup's schedule and rehearse the restore procedure"
-        }
-        "rotation" => {
-            "keys or credentials did not rotate cleanly: make the service reload credentials without a restart and refuse retired ones"
-        }
-        "security" => {
-            "an abuse probe was not refused: check authentication on the route, the rate limiter and input handling"
-        }
-        "observability" => {
-            "metrics, labels or alert rules are missing or wrong: fix the instrumentation or the rule file before an incident needs it"
-        }
-        "canary" => {
-            "the candidate did worse than the baseline on real traffic: start from the failed requests by route and the judges' charts"
-        }
-        "gates" => "a GA gate failed: its query, value and threshold are in the report",
-        "readiness" => {
-            "the checklist is not done: finish, attest or waive (with an owner and an expiry) the open items"
-        }
-        _ => "read the check's reason and evidence in the report",
+        Err(_) => "read the check's reason and evidence in the report",
     }
 }
 

@@ -19,6 +19,7 @@ pub mod limits;
 mod locate;
 mod model;
 mod review;
+pub mod steps;
 mod trust;
 pub mod units;
 mod validate;
@@ -27,8 +28,9 @@ pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use drills::*;
 pub use model::*;
 pub use review::*;
+pub use steps::StepName;
 pub use trust::*;
-pub use validate::{PIPELINE_STEPS, placeholders};
+pub use validate::placeholders;
 
 use std::path::Path;
 

@@ -546,21 +546,6 @@ pub struct TaxonomySection {
     pub hints: Vec<TaxonomyHint>,
 }
 
-/// Step names a taxonomy hint can match, as reports spell them.
-pub const REPORT_STEPS: &[&str] = &[
-    "setup",
-    "preflight",
-    "rollback-rehearsal",
-    "chaos",
-    "dr",
-    "rotation",
-    "security",
-    "observability",
-    "canary",
-    "gates",
-    "readiness",
-];
-
 /// A remediation hint and the causes it fits.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -597,8 +582,8 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// The steps as run options name them (`rollback_rehearsal` → `rollback-rehearsal`).
-    pub fn steps(list: &[Spanned<String>]) -> Vec<String> {
-        list.iter().map(|s| s.value.replace('_', "-")).collect()
+    /// The steps it names (validation refused a spec with a name that is no step).
+    pub fn steps(list: &[Spanned<String>]) -> Vec<crate::StepName> {
+        list.iter().filter_map(|s| s.value.parse().ok()).collect()
     }
 }

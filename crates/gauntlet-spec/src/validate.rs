@@ -5,19 +5,7 @@ use serde_saphyr::{Error as YamlError, Location, MessageFormatter, Spanned};
 
 use crate::diagnostic::{SpecDiagnostic, did_you_mean};
 use crate::model::{Launch, SCHEMA_VERSIONS, Spec};
-
-/// All eight steps of the pipeline, in order; the ones this build runs are the fields of
-/// [`crate::Steps`].
-pub const PIPELINE_STEPS: &[&str] = &[
-    "preflight",
-    "rollback_rehearsal",
-    "chaos",
-    "dr",
-    "rotation",
-    "security",
-    "observability",
-    "canary",
-];
+use crate::steps::StepName;
 
 pub(crate) fn from_parse_error(file: &str, text: &str, err: &YamlError) -> SpecDiagnostic {
     let err = err.without_snippet();
@@ -83,6 +71,14 @@ fn list(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What to write instead of a name that is no step.
+fn help_for(e: &crate::steps::UnknownStep) -> String {
+    match e.close {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!("steps: {}", StepName::list()),
+    }
 }
 
 fn versions() -> String {
@@ -1025,43 +1021,27 @@ fn check_review(p: &mut Problems<'_>, spec: &Spec) {
         }
     }
     for hint in spec.taxonomy.iter().flat_map(|t| &t.hints) {
-        if let Some(step) = &hint.step {
-            let name = step.value.replace('_', "-");
-            if !crate::review::REPORT_STEPS.contains(&name.as_str()) {
-                p.at(
-                    step.referenced,
-                    format!("taxonomy hint for step `{}`, which no run has", step.value),
-                    Some(
-                        match did_you_mean(&name, crate::review::REPORT_STEPS.iter().copied()) {
-                            Some(close) => format!("did you mean `{close}`?"),
-                            None => format!("steps: {}", list(crate::review::REPORT_STEPS)),
-                        },
-                    ),
-                );
-            }
+        if let Some(step) = &hint.step
+            && step.value.replace('_', "-") != crate::steps::SETUP
+            && let Err(e) = step.value.parse::<StepName>()
+        {
+            p.at(
+                step.referenced,
+                format!("taxonomy hint for step `{}`, which no run has", step.value),
+                Some(help_for(&e)),
+            );
         }
     }
     for (name, profile) in &spec.profiles {
-        let selectable = crate::review::REPORT_STEPS
-            .iter()
-            .copied()
-            .filter(|s| *s != "setup");
         for step in profile.only.iter().chain(&profile.skip) {
-            let named = step.value.replace('_', "-");
-            if !selectable.clone().any(|s| s == named) {
+            if let Err(e) = step.value.parse::<StepName>() {
                 p.at(
                     step.referenced,
                     format!(
                         "profile `{name}` names step `{}`, which no run has",
                         step.value
                     ),
-                    Some(match did_you_mean(&named, selectable.clone()) {
-                        Some(close) => format!("did you mean `{close}`?"),
-                        None => format!(
-                            "steps: {}",
-                            selectable.clone().collect::<Vec<_>>().join(", ")
-                        ),
-                    }),
+                    Some(help_for(&e)),
                 );
             }
         }
@@ -1227,25 +1207,19 @@ fn check_review(p: &mut Problems<'_>, spec: &Spec) {
                 );
             }
             for bound in &item.automated {
-                let step = bound
-                    .split('.')
-                    .next()
-                    .unwrap_or_default()
-                    .replace('-', "_");
-                let step = step.as_str();
-                if !PIPELINE_STEPS.contains(&step) && step != "gates" && step != "setup" {
-                    let help = did_you_mean(step, PIPELINE_STEPS.iter().copied())
-                        .map(|s| format!("did you mean `{s}`?"))
-                        .unwrap_or_else(|| {
-                            format!(
-                                "checks are named STEP.NAME; steps: {}",
-                                list(PIPELINE_STEPS)
-                            )
-                        });
+                let step = bound.split('.').next().unwrap_or_default();
+                if step != crate::steps::SETUP
+                    && let Err(e) = step.parse::<StepName>()
+                {
                     p.at(
                         item.owner.referenced,
                         format!("{named}: `{bound}` names no step"),
-                        Some(help),
+                        Some(match e.close {
+                            Some(close) => format!("did you mean `{close}`?"),
+                            None => {
+                                format!("checks are named STEP.NAME; steps: {}", StepName::list())
+                            }
+                        }),
                     );
                 }
             }

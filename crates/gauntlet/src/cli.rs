@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use gauntlet_spec::StepName;
 
 const ABOUT: &str = "Decide whether a release may ship by exercising the real system.";
 const LONG_ABOUT: &str = "\
@@ -425,11 +427,11 @@ pub struct Execution {
     )]
     pub out: PathBuf,
     /// Run only this step (repeatable).
-    #[arg(long, value_enum, value_name = "STEP")]
-    pub only: Vec<StepArg>,
+    #[arg(long, value_name = "STEP", value_parser = step_name())]
+    pub only: Vec<StepName>,
     /// Skip this step (repeatable).
-    #[arg(long, value_enum, value_name = "STEP")]
-    pub skip: Vec<StepArg>,
+    #[arg(long, value_name = "STEP", value_parser = step_name())]
+    pub skip: Vec<StepName>,
     /// Run the steps of this named profile from the spec's `profiles` (with any
     /// `--only`/`--skip` added to it).
     #[arg(long, value_name = "NAME")]
@@ -448,35 +450,12 @@ pub struct Execution {
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StepArg {
-    Preflight,
-    RollbackRehearsal,
-    Chaos,
-    Dr,
-    Rotation,
-    Security,
-    Observability,
-    Canary,
-    Gates,
-    Readiness,
-}
-
-impl StepArg {
-    pub fn name(self) -> &'static str {
-        match self {
-            StepArg::Preflight => "preflight",
-            StepArg::Rotation => "rotation",
-            StepArg::RollbackRehearsal => "rollback-rehearsal",
-            StepArg::Chaos => "chaos",
-            StepArg::Dr => "dr",
-            StepArg::Security => "security",
-            StepArg::Observability => "observability",
-            StepArg::Canary => "canary",
-            StepArg::Gates => "gates",
-            StepArg::Readiness => "readiness",
-        }
-    }
+/// A step name for `--only`/`--skip`, with the registry's names as its possible values.
+fn step_name() -> impl clap::builder::TypedValueParser<Value = StepName> {
+    clap::builder::PossibleValuesParser::new(
+        StepName::ALL.map(|s| clap::builder::PossibleValue::new(s.as_str()).help(s.summary())),
+    )
+    .try_map(|name| name.parse::<StepName>())
 }
 
 #[derive(Debug, Args)]

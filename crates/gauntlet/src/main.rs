@@ -166,7 +166,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                     )));
                 }
             }
-            execution.only = vec![cli::StepArg::Chaos];
+            execution.only = vec![gauntlet_spec::StepName::Chaos];
             execution.skip.clear();
             execute(spec, &file, text, &execution, &global, drill).map(|ran| ran.code)
         }
@@ -431,8 +431,8 @@ fn execute(
         only = gauntlet_spec::Profile::steps(&profile.only);
         skip = gauntlet_spec::Profile::steps(&profile.skip);
     }
-    only.extend(execution.only.iter().map(|s| s.name().to_string()));
-    skip.extend(execution.skip.iter().map(|s| s.name().to_string()));
+    only.extend(execution.only.iter().copied());
+    skip.extend(execution.skip.iter().copied());
     for step in only.iter().chain(&skip) {
         if !configured.contains(&step.as_str()) {
             return Err(CliError::Usage(format!(

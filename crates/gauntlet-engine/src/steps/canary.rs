@@ -13,7 +13,7 @@ use crate::canary::{
 };
 use crate::context::RunContext;
 
-const STEP: &str = "canary";
+const STEP: &str = gauntlet_spec::StepName::Canary.as_str();
 
 pub struct Canary(StepMeta);
 
@@ -24,8 +24,8 @@ impl Canary {
 }
 
 impl Step for Canary {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Canary
     }
     fn meta(&self) -> &StepMeta {
         &self.0

@@ -16,7 +16,7 @@ use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 use crate::probes::{MetricBase, ProbeResult, run_probe, scrape};
 
-const STEP: &str = "chaos";
+const STEP: &str = gauntlet_spec::StepName::Chaos.as_str();
 /// Consecutive passing rounds that count as "holds again".
 const SETTLED_ROUNDS: usize = 3;
 
@@ -29,8 +29,8 @@ impl Chaos {
 }
 
 impl Step for Chaos {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Chaos
     }
     fn meta(&self) -> &StepMeta {
         &self.0

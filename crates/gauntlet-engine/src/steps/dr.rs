@@ -22,7 +22,7 @@ use crate::context::RunContext;
 use crate::journal::Undo;
 use crate::supervisor::{Endpoint, substitute, wait_ready};
 
-const STEP: &str = "dr";
+const STEP: &str = gauntlet_spec::StepName::Dr.as_str();
 
 pub struct Dr(StepMeta);
 
@@ -33,8 +33,8 @@ impl Dr {
 }
 
 impl Step for Dr {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Dr
     }
     fn meta(&self) -> &StepMeta {
         &self.0

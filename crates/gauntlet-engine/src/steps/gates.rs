@@ -12,7 +12,7 @@ use gauntlet_spec::{Against, Gate, GateQuery, GatesSection, OnEmpty, Reference, 
 use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 
-pub const STEP: &str = "gates";
+pub const STEP: &str = gauntlet_spec::StepName::Gates.as_str();
 
 pub struct Gates(StepMeta);
 
@@ -23,14 +23,11 @@ impl Gates {
 }
 
 impl Step for Gates {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Gates
     }
     fn meta(&self) -> &StepMeta {
         &self.0
-    }
-    fn runs_after_a_stop(&self) -> bool {
-        true
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {

@@ -33,13 +33,15 @@ pub use security::Security;
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
 
 pub trait Step: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn step(&self) -> gauntlet_spec::StepName;
+    fn name(&self) -> &'static str {
+        self.step().as_str()
+    }
     fn meta(&self) -> &StepMeta;
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a>;
-    /// Whether it still runs after a hard failure stopped the pipeline: a step that judges
-    /// what the others measured (the gates) rather than exercising the system.
+    /// Whether it still runs after a hard failure stopped the pipeline (the registry says).
     fn runs_after_a_stop(&self) -> bool {
-        false
+        self.step().runs_after_a_stop()
     }
 }
 
@@ -67,19 +69,6 @@ impl StepMeta {
         }
     }
 }
-
-/// Names of the steps this build can run, in pipeline order.
-pub const AVAILABLE: &[&str] = &[
-    "preflight",
-    "rollback-rehearsal",
-    "chaos",
-    "dr",
-    "rotation",
-    "security",
-    "observability",
-    "canary",
-    "gates",
-];
 
 /// The steps the spec configures, in pipeline order.
 pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {

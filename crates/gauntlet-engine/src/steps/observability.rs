@@ -12,7 +12,7 @@ use gauntlet_spec::{AlertRulesSpec, DashboardSpec, ObservabilityStep, RequiredMe
 use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 
-const STEP: &str = "observability";
+const STEP: &str = gauntlet_spec::StepName::Observability.as_str();
 
 pub struct Observability(StepMeta);
 
@@ -23,8 +23,8 @@ impl Observability {
 }
 
 impl Step for Observability {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Observability
     }
     fn meta(&self) -> &StepMeta {
         &self.0

@@ -17,7 +17,7 @@ use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 use crate::trust::{MANIFEST_FILE, Project, ReleaseFacts, green_fingerprint, thresholds};
 
-const STEP: &str = "preflight";
+const STEP: &str = gauntlet_spec::StepName::Preflight.as_str();
 
 pub struct Preflight(StepMeta);
 
@@ -32,8 +32,8 @@ impl Preflight {
 }
 
 impl Step for Preflight {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Preflight
     }
     fn meta(&self) -> &StepMeta {
         &self.0

@@ -21,7 +21,7 @@ use crate::canary::{Panel, RunningLoad, observations_gz, run_action, trajectory_
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 
-const STEP: &str = "rollback-rehearsal";
+const STEP: &str = gauntlet_spec::StepName::RollbackRehearsal.as_str();
 
 pub struct Rehearsal(StepMeta);
 
@@ -32,8 +32,8 @@ impl Rehearsal {
 }
 
 impl Step for Rehearsal {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::RollbackRehearsal
     }
     fn meta(&self) -> &StepMeta {
         &self.0

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Step, StepFuture, StepMeta};
 use crate::context::RunContext;
 
-const STEP: &str = "security";
+const STEP: &str = gauntlet_spec::StepName::Security.as_str();
 
 pub struct Security(StepMeta);
 
@@ -27,8 +27,8 @@ impl Security {
 }
 
 impl Step for Security {
-    fn name(&self) -> &'static str {
-        STEP
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::Security
     }
     fn meta(&self) -> &StepMeta {
         &self.0
