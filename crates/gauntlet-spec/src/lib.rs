@@ -14,21 +14,34 @@
 //! ```
 
 mod diagnostic;
-mod drills;
+pub mod fault;
 pub mod limits;
 mod locate;
 mod model;
-mod review;
+pub mod plan;
+pub mod probe;
+pub mod prometheus;
 pub mod steps;
 mod trust;
 pub mod units;
 mod validate;
 
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
-pub use drills::*;
+pub use fault::*;
 pub use model::*;
-pub use review::*;
+pub use probe::*;
+pub use prometheus::*;
 pub use steps::StepName;
+pub use steps::canary::*;
+pub use steps::chaos::*;
+pub use steps::dr::*;
+pub use steps::gates::*;
+pub use steps::observability::*;
+pub use steps::preflight::*;
+pub use steps::readiness::*;
+pub use steps::rehearsal::*;
+pub use steps::rotation::*;
+pub use steps::security::*;
 pub use trust::*;
 pub use validate::placeholders;
 
@@ -90,7 +103,7 @@ pub fn load_str(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     };
     let spec: Spec = serde_saphyr::from_str_with_options(text, options)
         .map_err(|e| SpecErrors(vec![validate::from_parse_error(file, text, &e)]))?;
-    let problems = validate::check(file, text, &spec);
+    let problems = validate::check(file, text, &spec, &spec.configured());
     if problems.is_empty() {
         Ok(spec)
     } else {

@@ -107,6 +107,7 @@ targets:
   candidate:
     command: [python3, -m, http.server, \"{{port}}\", --bind, 127.0.0.1]
 {target}
+  baseline: {{url: \"http://127.0.0.1:9\"}}
 traffic: {{rate: 10/s, requests: [{{path: /}}]}}
 steps:
   chaos:
@@ -148,7 +149,7 @@ fn specs_that_would_hurt_the_host_or_hang_are_refused_where_they_say_so() {
                     .replace("duration: 1s", "duration: 1000h"),
                 stage,
             ),
-            "12:",
+            "13:",
             "`duration` is 1000h",
         ),
         (
@@ -158,50 +159,50 @@ fn specs_that_would_hurt_the_host_or_hang_are_refused_where_they_say_so() {
                 &drill("{kind: corrupt, file: x, bytes: 1000000000000}", ""),
                 stage,
             ),
-            "12:",
+            "13:",
             "`bytes` is 1000000000000",
         ),
         (
             "memory",
             bounded("", &drill("{kind: memory, size: 1024GiB}", ""), stage),
-            "12:",
+            "13:",
             "three quarters of this host's memory",
         ),
         (
             "threads",
             bounded("", &drill("{kind: cpu, threads: 100000}", ""), stage),
-            "12:",
+            "13:",
             "`threads` is 100000",
         ),
         (
             "disk",
             bounded("", &drill("{kind: disk, size: 1000GiB}", ""), stage),
-            "12:",
+            "13:",
             "`size` is",
         ),
         (
             "bake",
             bounded("", &fine, "{weight: 10%, bake: 0s}"),
-            "14:",
+            "15:",
             "`bake` is",
         ),
         (
             "connections",
             bounded("", &fine, stage)
                 .replace("  canary:\n", "  canary:\n    connections: 1000000000\n"),
-            "14:5",
+            "15:5",
             "`connections` is 1000000000",
         ),
         (
             "rate",
             bounded("", &fine, stage).replace("rate: 10/s", "rate: 0.0001/h"),
-            "7:11",
+            "8:11",
             "less than one request a minute",
         ),
         (
             "interval",
             bounded("", &fine, stage).replace("  chaos:\n", "  chaos:\n    interval: 1000h\n"),
-            "10:5",
+            "11:5",
             "`interval` is 1000h",
         ),
         (
@@ -210,7 +211,7 @@ fn specs_that_would_hurt_the_host_or_hang_are_refused_where_they_say_so() {
                 "steady_state: {probes",
                 "steady_state: {before: 1000h, probes",
             ),
-            "10:20",
+            "11:20",
             "`before` is 1000h",
         ),
         (

@@ -3,8 +3,62 @@
 //! table, the failure taxonomy and the docs all read this table; adding a step is one line
 //! here (and the compiler then names every `match` that must learn it).
 
+pub mod canary;
+pub mod chaos;
+pub mod dr;
+pub mod gates;
+pub mod observability;
+pub mod preflight;
+pub mod readiness;
+pub mod rehearsal;
+pub mod rotation;
+pub mod security;
+
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use serde_saphyr::Spanned;
+
+use crate::model::Spec;
+use crate::validate::{Context, Problems};
+
+/// A step's section of the spec: what it checks, and the longest it can take.
+pub(crate) trait Section {
+    fn step(&self) -> StepName;
+    /// The `owner:` role it names, if any.
+    fn owner(&self) -> Option<&Spanned<String>>;
+    /// Its problems, each at its own key path.
+    fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>);
+    /// The longest each part of it can take, by its own timeouts and durations.
+    fn worst_case(&self, cx: &Context<'_>) -> Vec<(String, StdDuration)>;
+}
+
+impl Spec {
+    /// The sections of the steps this spec configures, in pipeline order.
+    pub(crate) fn sections(&self) -> Vec<&dyn Section> {
+        let s = &self.steps;
+        let all: [Option<&dyn Section>; 10] = [
+            s.preflight.as_ref().map(|x| x as &dyn Section),
+            s.rollback_rehearsal.as_ref().map(|x| x as &dyn Section),
+            s.chaos.as_ref().map(|x| x as &dyn Section),
+            s.dr.as_ref().map(|x| x as &dyn Section),
+            s.rotation.as_ref().map(|x| x as &dyn Section),
+            s.security.as_ref().map(|x| x as &dyn Section),
+            s.observability.as_ref().map(|x| x as &dyn Section),
+            s.canary.as_ref().map(|x| x as &dyn Section),
+            self.gates.as_ref().map(|x| x as &dyn Section),
+            self.readiness.as_ref().map(|x| x as &dyn Section),
+        ];
+        let sections: Vec<&dyn Section> = all.into_iter().flatten().collect();
+        sections
+    }
+
+    /// The steps this spec configures, in pipeline order.
+    pub fn configured(&self) -> Vec<StepName> {
+        self.sections().iter().map(|s| s.step()).collect()
+    }
+}
 
 /// A step of the pipeline, in pipeline order (`Ord` is that order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

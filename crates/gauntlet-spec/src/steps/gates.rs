@@ -1,87 +1,16 @@
-//! The readiness review: the Prometheus server gates read from, the GA gates, and the PRR
-//! checklist with its waivers.
+//! GA gates, as a spec writes them (`gates:` at the top): queries, thresholds (`<= baseline
+//! * 1.1`, `<= history + 10%`) parsed once here, weights and critical gates; with their checks.
+
+use std::time::Duration as StdDuration;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use super::{Section, StepName};
 use crate::model::Severity;
-use crate::units::{Duration, Percent};
-
-/// Where PromQL gates are evaluated: a server that already scrapes the systems (`url`), or
-/// one gauntlet starts for the run (`start: true`, Debian's `prometheus` binary) that scrapes
-/// every system of the run on its own loopback port.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PrometheusSection {
-    /// An existing server, e.g. `http://127.0.0.1:9090`. Credentials come from
-    /// `GAUNTLET_PROMETHEUS_TOKEN` or `GAUNTLET_PROMETHEUS_USER`/`_PASSWORD`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Start a Prometheus for this run, scraping the systems under test (job = system name).
-    #[serde(default)]
-    pub start: bool,
-    /// The binary to start.
-    #[serde(default = "default_binary")]
-    pub binary: String,
-    #[serde(default = "default_scrape_interval")]
-    pub scrape_interval: Duration,
-    /// The path scraped on every system.
-    #[serde(default = "default_metrics_path")]
-    pub metrics_path: String,
-    /// Per query; a query that times out after the retries is inconclusive.
-    #[serde(default = "default_timeout")]
-    pub timeout: Duration,
-    #[serde(default = "default_retries")]
-    pub retries: u32,
-    /// Where the alerts of the rule files go: an Alertmanager that notifies gauntlet's own
-    /// webhook receiver, so chaos drills can measure the time from a fault to the page.
-    #[serde(default)]
-    pub alertmanager: Option<AlertmanagerSection>,
-}
-
-/// Alert delivery for the run. `start: true` starts Debian's `prometheus-alertmanager` on a
-/// free loopback port with one route, to gauntlet's receiver; the run's Prometheus sends it
-/// its alerts. With an Alertmanager of your own, give `receiver:` a fixed address and point
-/// a `webhook_configs` URL at `http://ADDRESS/alerts`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerSection {
-    #[serde(default)]
-    pub start: bool,
-    #[serde(default = "default_alertmanager_binary")]
-    pub binary: String,
-    /// Where gauntlet's webhook receiver listens, e.g. `127.0.0.1:9095` (default: a free
-    /// loopback port, which only an Alertmanager gauntlet starts can know).
-    #[serde(default)]
-    pub receiver: Option<String>,
-    /// Alertmanager's `group_wait`: how long it holds a new alert group before notifying.
-    #[serde(default = "default_group_wait")]
-    pub group_wait: Duration,
-}
-
-fn default_alertmanager_binary() -> String {
-    "prometheus-alertmanager".into()
-}
-fn default_group_wait() -> Duration {
-    Duration::from_secs(0)
-}
-
-fn default_binary() -> String {
-    "prometheus".into()
-}
-fn default_scrape_interval() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_metrics_path() -> String {
-    "/metrics".into()
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_retries() -> u32 {
-    3
-}
+use crate::units::Percent;
+use crate::validate::{Context, Problems, quoted};
 
 /// GA gates: each gate is a query, a comparison, and pass/warn thresholds. Critical gates
 /// decide alone; the others add up to a score judged against `pass` and `warn`.
@@ -109,9 +38,11 @@ pub struct GatesSection {
 fn default_pass() -> Percent {
     Percent::from_ratio("90%", 0.9)
 }
+
 fn default_warn() -> Percent {
     Percent::from_ratio("75%", 0.75)
 }
+
 fn default_history() -> u32 {
     5
 }
@@ -345,119 +276,100 @@ fn quantity(text: &str) -> Result<f64, String> {
     })
 }
 
-/// The production-readiness checklist: weighted categories of items, each backed by checks
-/// from the steps (`automated`) or vouched for by a person (`attested`).
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReadinessSection {
-    #[serde(default)]
-    pub severity: Severity,
-    /// The overall score a GO needs.
-    #[serde(default = "default_minimum")]
-    pub minimum: Percent,
-    /// The longest a waiver may run (at most 14d).
-    #[serde(default = "default_max_waiver")]
-    #[schemars(with = "String")]
-    pub max_waiver: Spanned<Duration>,
-    #[schemars(with = "Vec<Category>")]
-    pub categories: Spanned<Vec<Category>>,
-}
+impl Section for GatesSection {
+    fn step(&self) -> StepName {
+        StepName::Gates
+    }
 
-fn default_minimum() -> Percent {
-    Percent::from_ratio("80%", 0.8)
-}
-fn default_max_waiver() -> Spanned<Duration> {
-    Spanned {
-        value: Duration::from_secs(MAX_WAIVER_SECS),
-        referenced: serde_saphyr::Location::UNKNOWN,
-        defined: serde_saphyr::Location::UNKNOWN,
+    fn owner(&self) -> Option<&Spanned<String>> {
+        self.owner.as_ref()
+    }
+
+    fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>) {
+        if self.checks.value.is_empty() {
+            p.at(
+                self.checks.referenced,
+                "`gates.checks` is empty".into(),
+                Some("list at least one gate, or remove `gates`".into()),
+            );
+        }
+        if self.warn.ratio() > self.pass.ratio() {
+            p.key(
+                "gates.warn",
+                format!(
+                    "`gates.warn` ({}) is above `gates.pass` ({})",
+                    self.warn, self.pass
+                ),
+                None,
+            );
+        }
+        p.count("gates.history", u64::from(self.history), 1000);
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, gate) in self.checks.value.iter().enumerate() {
+            let at = format!("gates.checks[{i}]");
+            let name = quoted(&gate.name);
+            if !seen.insert(gate.name.as_str()) {
+                p.key(
+                    &format!("{at}.name"),
+                    format!("two gates are named `{name}`"),
+                    Some("gate names must be unique".into()),
+                );
+            }
+            if !(gate.weight.is_finite() && gate.weight > 0.0) {
+                p.key(
+                    &format!("{at}.weight"),
+                    format!("gate `{name}`: the weight must be a positive number"),
+                    None,
+                );
+            }
+            let promql = matches!(gate.query, GateQuery::Promql(_))
+                || matches!(gate.baseline, Some(GateQuery::Promql(_)));
+            if promql && cx.spec.prometheus.is_none() {
+                p.key(
+                    &format!("{at}.query"),
+                    format!("gate `{name}` runs PromQL, and the spec has no `prometheus` section"),
+                    Some("add `prometheus: {start: true}` or `prometheus: {url: ...}`, or use a built-in `metric:`".into()),
+                );
+            }
+            for threshold in std::iter::once(&gate.pass).chain(gate.warn.iter()) {
+                gate.check_threshold(p, threshold);
+            }
+        }
+    }
+
+    fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+        Vec::new()
     }
 }
 
-/// No waiver runs longer than this, whatever the spec says.
-pub const MAX_WAIVER_SECS: u64 = 14 * 86_400;
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Category {
-    pub name: String,
-    #[serde(default = "default_weight")]
-    pub weight: f64,
-    pub items: Vec<Item>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Item {
-    pub name: String,
-    /// The role (from `service.owners`) that answers for the item and may waive it.
-    #[schemars(with = "String")]
-    pub owner: Spanned<String>,
-    #[serde(default = "default_weight")]
-    pub weight: f64,
-    /// Check ids this item rests on: `rollback_rehearsal.rto`, or `dr.*` for a whole step.
-    #[serde(default)]
-    pub automated: Vec<String>,
-    /// A person vouches for it.
-    #[serde(default)]
-    pub attested: Option<Attestation>,
-    #[serde(default)]
-    pub waiver: Option<Waiver>,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Attestation {
-    /// Who vouches (a person, e.g. an email address).
-    pub by: String,
-    /// Where the evidence is: a link or a path.
-    pub evidence: String,
-    #[serde(default)]
-    pub status: AttestedStatus,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AttestedStatus {
-    Done,
-    Partial,
-    #[default]
-    Pending,
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Waiver {
-    /// The item's owner role: only the owner may waive.
-    #[schemars(with = "String")]
-    pub by: Spanned<String>,
-    pub reason: String,
-    /// `2026-11-20` or an RFC 3339 time.
-    #[schemars(with = "String")]
-    pub granted: Spanned<String>,
-    /// At most `max_waiver` after `granted`; after it, the waiver is a failure.
-    #[schemars(with = "String")]
-    pub expires: Spanned<String>,
-}
-
-/// Seconds since the Unix epoch for `2026-11-20` (the end of that day, UTC) or an RFC 3339
-/// time.
-pub fn parse_day_or_time(text: &str, end_of_day: bool) -> Result<u64, String> {
-    let text = text.trim();
-    let full = if text.len() == 10 && !text.contains('T') {
-        format!(
-            "{text}T{}Z",
-            if end_of_day { "23:59:59" } else { "00:00:00" }
-        )
-    } else {
-        text.to_string()
-    };
-    humantime::parse_rfc3339_weak(&full)
-        .or_else(|_| humantime::parse_rfc3339(&full))
-        .map_err(|e| format!("`{text}` is not a date (2026-11-20) or an RFC 3339 time: {e}"))?
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .map_err(|_| format!("`{text}` is before 1970"))
+impl Gate {
+    fn check_threshold(&self, p: &mut Problems<'_>, threshold: &Spanned<String>) {
+        let name = quoted(&self.name);
+        match Threshold::parse(&threshold.value) {
+            Err(e) => p.at(
+                threshold.referenced,
+                format!("gate `{name}`: {e}"),
+                Some("e.g. `< 300ms`, `<= 1%`, `<= baseline * 1.1`, `<= history + 10%`".into()),
+            ),
+            Ok(Threshold {
+                against:
+                    Against::Relative {
+                        reference: Reference::Baseline,
+                        ..
+                    },
+                ..
+            }) if self.baseline.is_none()
+                && !matches!(&self.query, GateQuery::Metric(m) if m.starts_with("canary.candidate.")) =>
+            {
+                p.at(
+                    threshold.referenced,
+                    format!("gate `{name}` compares with `baseline`, and names no baseline query"),
+                    Some("add `baseline: {promql: ...}` (built-in `canary.candidate.*` metrics have one)".into()),
+                )
+            }
+            Ok(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -517,73 +429,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn days_and_times_parse() {
-        let day = parse_day_or_time("2026-11-20", false).unwrap();
-        assert_eq!(parse_day_or_time("2026-11-20", true).unwrap(), day + 86_399);
-        assert_eq!(
-            parse_day_or_time("2026-11-20T00:00:00Z", false).unwrap(),
-            day
-        );
-        assert!(parse_day_or_time("20 Nov", false).is_err());
-    }
-
     proptest::proptest! {
         #[test]
         fn threshold_parsing_never_panics(text in "\\PC{0,40}") {
             let _ = Threshold::parse(&text);
-            let _ = parse_day_or_time(&text, true);
         }
-    }
-}
-
-/// The failure taxonomy's hints: the first whose every given field matches a cause is shown
-/// with it.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaxonomySection {
-    #[serde(default)]
-    pub hints: Vec<TaxonomyHint>,
-}
-
-/// A remediation hint and the causes it fits.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaxonomyHint {
-    /// A step name as reports spell it (`canary`, `chaos`, `rollback-rehearsal`, `gates`, ...).
-    #[serde(default)]
-    #[schemars(with = "Option<String>")]
-    pub step: Option<Spanned<String>>,
-    /// An HTTP status of failed requests.
-    #[serde(default)]
-    pub status: Option<u16>,
-    /// A route prefix of failed requests (`/checkout`).
-    #[serde(default)]
-    pub route: Option<String>,
-    /// An error class: `timeout`, `connection refused`, `connection reset`,
-    /// `transport error`, `fail`, `inconclusive`.
-    #[serde(default)]
-    pub error: Option<String>,
-    pub hint: String,
-}
-
-/// A named selection of steps: those in `only` (all when empty) minus those in `skip`.
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Profile {
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub only: Vec<Spanned<String>>,
-    #[serde(default)]
-    #[schemars(with = "Vec<String>")]
-    pub skip: Vec<Spanned<String>>,
-}
-
-impl Profile {
-    /// The steps it names (validation refused a spec with a name that is no step).
-    pub fn steps(list: &[Spanned<String>]) -> Vec<crate::StepName> {
-        list.iter().filter_map(|s| s.value.parse().ok()).collect()
     }
 }

@@ -1,0 +1,398 @@
+//! Faults as a spec writes them (`kind: latency, latency: 200ms, target: quotes`): the kinds,
+//! the fields each kind takes, and their checks and bounds. Chaos drills and the rollback
+//! rehearsal both inject these.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::limits::{Host, MINUTE};
+use crate::units::{ByteSize, Duration, Percent};
+use crate::validate::{Context, Problems, list, quoted};
+
+/// What a fault proxy speaks: plain TCP, or HTTP/1.1 (which also allows request faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    Http,
+    Tcp,
+}
+
+/// The kinds of fault a drill can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultType {
+    /// Proxy: delay (`latency`, `jitter`).
+    Latency,
+    /// Proxy: at most `rate` bytes per second.
+    Bandwidth,
+    /// Proxy: reset connections.
+    Reset,
+    /// Proxy: accept, never answer (a partition).
+    Blackhole,
+    /// Proxy: no bytes pass; close after `after`.
+    Timeout,
+    /// Proxy: pass a close on only after `delay`.
+    SlowClose,
+    /// Proxy: answer requests with `status` without reaching the target.
+    HttpAbort,
+    /// Proxy: hold requests back `delay`.
+    HttpDelay,
+    /// Proxy: drop the first `bytes` bytes of each connection's responses.
+    DropBytes,
+    /// Process: kill the target with `signal`; it comes back per `restart`.
+    Kill,
+    /// Resource: `threads` busy threads.
+    Cpu,
+    /// Resource: allocate and touch `size`.
+    Memory,
+    /// Resource: fill the target's directory (or `path`) with `size`.
+    Disk,
+    /// Data: flip `bytes` bytes of `file` in the target's directory, keeping the original.
+    Corrupt,
+}
+
+impl FaultType {
+    pub fn is_proxy(self) -> bool {
+        matches!(
+            self,
+            FaultType::Latency
+                | FaultType::Bandwidth
+                | FaultType::Reset
+                | FaultType::Blackhole
+                | FaultType::Timeout
+                | FaultType::SlowClose
+                | FaultType::HttpAbort
+                | FaultType::HttpDelay
+                | FaultType::DropBytes
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultDirection {
+    Upstream,
+    #[default]
+    Downstream,
+    Both,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+pub enum KillSignal {
+    #[default]
+    #[serde(rename = "SIGKILL")]
+    Kill,
+    #[serde(rename = "SIGTERM")]
+    Term,
+}
+
+/// How a killed process comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Restart {
+    /// Gauntlet starts it again with the same command, port and directory.
+    #[default]
+    Gauntlet,
+    /// Something else restarts it (a supervisor); gauntlet only waits for its health.
+    Supervised,
+}
+
+/// One fault. Which fields apply depends on `kind`; the others must be left out.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub kind: FaultType,
+    /// `candidate` or a dependency name: the proxy in front of it, the process, or the
+    /// directory a file or disk fault acts in.
+    #[serde(default = "candidate")]
+    pub target: String,
+    /// Share of connections (HTTP faults: requests) affected.
+    #[serde(default = "all_of_them")]
+    pub toxicity: Percent,
+    #[serde(default)]
+    pub direction: FaultDirection,
+    /// The fault comes out after this, before the drill ends.
+    #[serde(default)]
+    pub duration: Option<Duration>,
+    #[serde(default)]
+    pub latency: Option<Duration>,
+    #[serde(default)]
+    pub jitter: Option<Duration>,
+    /// Bandwidth per second.
+    #[serde(default)]
+    pub rate: Option<ByteSize>,
+    #[serde(default)]
+    pub after: Option<Duration>,
+    #[serde(default)]
+    pub delay: Option<Duration>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Bytes to drop (drop_bytes) or flip (corrupt).
+    #[serde(default)]
+    pub bytes: Option<u64>,
+    #[serde(default)]
+    pub signal: Option<KillSignal>,
+    #[serde(default)]
+    pub restart: Option<Restart>,
+    #[serde(default)]
+    pub threads: Option<u32>,
+    #[serde(default)]
+    pub size: Option<ByteSize>,
+    /// A directory (disk) relative to the target's directory.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The data file (corrupt), relative to the target's directory.
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+fn candidate() -> String {
+    "candidate".into()
+}
+
+impl FaultSpec {
+    /// The fields this kind needs, and the ones it allows.
+    pub fn fields(kind: FaultType) -> (&'static [&'static str], &'static [&'static str]) {
+        match kind {
+            FaultType::Latency => (&["latency"], &["jitter"]),
+            FaultType::Bandwidth => (&["rate"], &[]),
+            FaultType::Reset | FaultType::Blackhole => (&[], &[]),
+            FaultType::Timeout => (&["after"], &[]),
+            FaultType::SlowClose | FaultType::HttpDelay => (&["delay"], &[]),
+            FaultType::HttpAbort => (&["status"], &[]),
+            FaultType::DropBytes => (&["bytes"], &[]),
+            FaultType::Kill => (&[], &["signal", "restart"]),
+            FaultType::Cpu => (&[], &["threads"]),
+            FaultType::Memory => (&["size"], &[]),
+            FaultType::Disk => (&["size"], &["path"]),
+            FaultType::Corrupt => (&["file"], &["bytes"]),
+        }
+    }
+
+    /// The kind-specific fields that are set.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        let mut note = |set: bool, name: &'static str| {
+            if set {
+                given.push(name);
+            }
+        };
+        note(self.latency.is_some(), "latency");
+        note(self.jitter.is_some(), "jitter");
+        note(self.rate.is_some(), "rate");
+        note(self.after.is_some(), "after");
+        note(self.delay.is_some(), "delay");
+        note(self.status.is_some(), "status");
+        note(self.bytes.is_some(), "bytes");
+        note(self.signal.is_some(), "signal");
+        note(self.restart.is_some(), "restart");
+        note(self.threads.is_some(), "threads");
+        note(self.size.is_some(), "size");
+        note(self.path.is_some(), "path");
+        note(self.file.is_some(), "file");
+        given
+    }
+}
+
+fn all_of_them() -> Percent {
+    Percent::from_ratio("100%", 1.0)
+}
+
+impl FaultSpec {
+    /// Its kind as the spec spells it: `http_abort`.
+    pub fn kind_name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    /// The checks of one fault at `path` (`steps.chaos.drills[0].faults[1]`); `what` names
+    /// the drill or step it belongs to, for messages.
+    pub(crate) fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>, path: &str, what: &str) {
+        let kind = self.kind.name();
+        let (needed, allowed) = FaultSpec::fields(self.kind);
+        let given = self.given();
+        for field in needed {
+            if !given.contains(field) {
+                p.key(
+                    path,
+                    format!("{what}: a `{kind}` fault needs `{field}`"),
+                    Some(self.kind.example().into()),
+                );
+            }
+        }
+        for field in &given {
+            if !needed.contains(field) && !allowed.contains(field) {
+                let mut fits: Vec<&str> = needed.iter().chain(allowed.iter()).copied().collect();
+                fits.sort_unstable();
+                p.key(
+                    &format!("{path}.{field}"),
+                    format!("{what}: `{field}` does not apply to a `{kind}` fault"),
+                    Some(if fits.is_empty() {
+                        format!("a `{kind}` fault takes no settings besides target, toxicity, direction and duration")
+                    } else {
+                        format!("a `{kind}` fault takes {}", list(&fits))
+                    }),
+                );
+            }
+        }
+        let needs_process = matches!(self.kind, FaultType::Corrupt | FaultType::Disk)
+            || (self.kind == FaultType::Kill
+                && self.restart.unwrap_or_default() == Restart::Gauntlet);
+        if self.kind.is_proxy() || needs_process || self.kind == FaultType::Kill {
+            let instead = (!self.kind.is_proxy()).then_some(", or use a proxy fault");
+            let started = if needs_process {
+                instead.or(Some(""))
+            } else {
+                None
+            };
+            cx.check_system(p, &format!("{path}.target"), what, &self.target, started);
+        }
+        if let Some(status) = self.status
+            && !(100..=599).contains(&status)
+        {
+            p.key(
+                &format!("{path}.status"),
+                format!("{what}: {status} is not an HTTP status"),
+                Some("e.g. 502, 503 or 429".into()),
+            );
+        }
+        if self.kind == FaultType::Bandwidth && self.rate.is_some_and(|r| r.bytes() == 0) {
+            p.key(
+                &format!("{path}.rate"),
+                format!("{what}: a bandwidth of 0 is a blackhole"),
+                Some("use `kind: blackhole`, or a rate such as `64KiB`".into()),
+            );
+        }
+        if matches!(self.kind, FaultType::HttpAbort | FaultType::HttpDelay)
+            && cx.proxy_protocol(&self.target) == ProxyProtocol::Tcp
+        {
+            p.key(
+                path,
+                format!(
+                    "{what}: `{kind}` needs an HTTP proxy, but `{}` is set to `tcp`",
+                    quoted(&self.target)
+                ),
+                None,
+            );
+        }
+        if let Some(file) = &self.file {
+            p.system_file(&format!("{path}.file"), file, what);
+        }
+        if let Some(dir) = &self.path {
+            p.system_file(&format!("{path}.path"), dir, what);
+        }
+        self.bounds(p, path, &cx.host);
+    }
+
+    /// Sizes, counts and durations a host can bear.
+    fn bounds(&self, p: &mut Problems<'_>, at: &str, host: &Host) {
+        for (key, value) in [
+            ("latency", self.latency),
+            ("jitter", self.jitter),
+            ("after", self.after),
+            ("delay", self.delay),
+        ] {
+            if let Some(value) = value {
+                p.duration(&format!("{at}.{key}"), value, true, 10 * MINUTE);
+            }
+        }
+        if let Some(duration) = self.duration {
+            p.duration(&format!("{at}.duration"), duration, false, 30 * MINUTE);
+        }
+        match self.kind {
+            FaultType::Corrupt => {
+                if let Some(bytes) = self.bytes {
+                    p.count(&format!("{at}.bytes"), bytes, 1_000_000);
+                }
+            }
+            FaultType::DropBytes => {
+                if let Some(bytes) = self.bytes {
+                    p.count(&format!("{at}.bytes"), bytes, 1 << 30);
+                }
+            }
+            FaultType::Cpu => {
+                if let Some(threads) = self.threads {
+                    let max = u64::from(host.cpus) * 4;
+                    if u64::from(threads) > max {
+                        p.key(
+                            &format!("{at}.threads"),
+                            format!(
+                                "`threads` is {threads}, more than four per CPU of this host ({} CPUs)",
+                                host.cpus
+                            ),
+                            Some(format!(
+                                "at most {max}: more busy threads add no pressure, only scheduling"
+                            )),
+                        );
+                    }
+                }
+            }
+            FaultType::Memory => {
+                let max = host.memory / 4 * 3;
+                if let Some(size) = self.size.filter(|s| s.bytes() > max) {
+                    p.key(
+                        &format!("{at}.size"),
+                        format!(
+                            "`size` is {size}, more than three quarters of this host's memory ({} MiB)",
+                            host.memory >> 20
+                        ),
+                        Some(format!(
+                            "at most {} MiB: beyond that the drill hurts the host, not the service",
+                            max >> 20
+                        )),
+                    );
+                }
+            }
+            FaultType::Disk => {
+                if let Some(size) = self.size {
+                    p.count(&format!("{at}.size"), size.bytes(), 100 << 30);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl FaultType {
+    /// As the spec spells it: `slow_close`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultType::Latency => "latency",
+            FaultType::Bandwidth => "bandwidth",
+            FaultType::Reset => "reset",
+            FaultType::Blackhole => "blackhole",
+            FaultType::Timeout => "timeout",
+            FaultType::SlowClose => "slow_close",
+            FaultType::HttpAbort => "http_abort",
+            FaultType::HttpDelay => "http_delay",
+            FaultType::DropBytes => "drop_bytes",
+            FaultType::Kill => "kill",
+            FaultType::Cpu => "cpu",
+            FaultType::Memory => "memory",
+            FaultType::Disk => "disk",
+            FaultType::Corrupt => "corrupt",
+        }
+    }
+
+    fn example(self) -> &'static str {
+        use FaultType::*;
+        match self {
+            Latency => {
+                "e.g. `{kind: latency, target: quotes-primary, latency: 200ms, jitter: 50ms}`"
+            }
+            Bandwidth => {
+                "e.g. `{kind: bandwidth, target: quotes-primary, rate: 64KiB}` (per second)"
+            }
+            Timeout => "e.g. `{kind: timeout, target: quotes-primary, after: 2s}`",
+            SlowClose => "e.g. `{kind: slow_close, target: quotes-primary, delay: 1s}`",
+            HttpDelay => "e.g. `{kind: http_delay, target: quotes-primary, delay: 300ms}`",
+            HttpAbort => {
+                "e.g. `{kind: http_abort, target: quotes-primary, status: 503, toxicity: 50%}`"
+            }
+            DropBytes => "e.g. `{kind: drop_bytes, target: quotes-primary, bytes: 16}`",
+            Memory => "e.g. `{kind: memory, size: 256MiB}`",
+            Disk => "e.g. `{kind: disk, size: 1GiB}`",
+            Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
+            Reset | Blackhole | Kill | Cpu => "",
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Step 3, chaos drills, as a spec writes them: a steady-state hypothesis, faults for a
+//! while, what must happen (`hold` or `recover within`), side effects and alerts; with the
+//! step's checks and the longest a drill can take.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use super::{Section, StepName};
+use crate::fault::{FaultSpec, ProxyProtocol};
+use crate::limits::MINUTE;
+use crate::model::Severity;
+use crate::probe::{ExpectedAlert, Hypothesis, Probe, check_expected_alerts, check_probes};
+use crate::units::{Duration, UnitError};
+use crate::validate::{Context, Problems, quoted};
+
+const AT: &str = "steps.chaos";
+
+/// Step 3: drills. Each proves the service keeps its steady state under a fault (or
+/// recovers within a bound), and that the fault is undone afterwards.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChaosStep {
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Spanned<String>>,
+    /// What "working" means, checked before, during and after every drill that does not
+    /// bring its own.
+    #[serde(default)]
+    pub steady_state: Option<Hypothesis>,
+    /// How often the probes run during a drill.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// Which proxies speak plain TCP (`tcp`) rather than HTTP/1.1 (`http`, the default, which
+    /// also allows request faults). Keys: `candidate` or a dependency name.
+    #[serde(default)]
+    pub proxies: BTreeMap<String, ProxyProtocol>,
+    #[schemars(with = "Vec<Drill>")]
+    pub drills: Spanned<Vec<Drill>>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// One drill: faults for a while, and what must happen.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Drill {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Overrides the step's steady state for this drill.
+    #[serde(default)]
+    pub steady_state: Option<Hypothesis>,
+    #[schemars(with = "Vec<FaultSpec>")]
+    pub faults: Vec<Spanned<FaultSpec>>,
+    /// How long the faults stay in (and the hypothesis is watched).
+    pub duration: Duration,
+    #[serde(default)]
+    pub expect: Expectation,
+    /// Each must be seen at least once while the faults are in (e.g. the secondary starts
+    /// receiving requests, the service reports the corruption).
+    #[serde(default)]
+    pub side_effects: Vec<Probe>,
+    /// Alerts that must fire and reach gauntlet's receiver (through Alertmanager) within
+    /// `within` of the first fault going in.
+    #[serde(default)]
+    pub alerts: Vec<ExpectedAlert>,
+}
+
+/// `hold` (the hypothesis holds throughout) or `recover within 30s` (it may break, but
+/// holds again within that bound of the fault going in).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Expectation {
+    #[default]
+    Hold,
+    RecoverWithin(Duration),
+}
+
+impl FromStr for Expectation {
+    type Err = UnitError;
+    fn from_str(text: &str) -> Result<Self, UnitError> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["hold"] => Ok(Expectation::Hold),
+            ["recover", "within", bound] => Ok(Expectation::RecoverWithin(bound.parse()?)),
+            _ => Err(UnitError(format!(
+                "invalid expectation `{text}`: expected `hold` or `recover within DURATION`, e.g. `recover within 30s`"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Hold => f.write_str("hold"),
+            Expectation::RecoverWithin(bound) => write!(f, "recover within {bound}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Expectation {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|e: UnitError| serde::de::Error::custom(e.0))
+    }
+}
+
+impl Serialize for Expectation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for Expectation {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Expectation".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": r"^\s*(hold|recover\s+within\s+\S+)\s*$",
+            "description": "`hold` or `recover within DURATION`",
+        })
+    }
+}
+
+impl Section for ChaosStep {
+    fn step(&self) -> StepName {
+        StepName::Chaos
+    }
+
+    fn owner(&self) -> Option<&Spanned<String>> {
+        self.owner.as_ref()
+    }
+
+    fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>) {
+        if self.drills.value.is_empty() {
+            p.at(
+                self.drills.referenced,
+                "the chaos step has no drills".into(),
+                Some("add at least one under `drills:`".into()),
+            );
+        }
+        let interval = self.interval.as_std();
+        if interval < StdDuration::from_millis(10) && !interval.is_zero() {
+            p.key(
+                &format!("{AT}.interval"),
+                format!("`interval` is {}: below 10ms", self.interval),
+                Some("probes need at least `10ms` between rounds".into()),
+            );
+        }
+        p.duration(&format!("{AT}.interval"), self.interval, false, MINUTE);
+        for name in self.proxies.keys() {
+            cx.check_system(
+                p,
+                &format!("{AT}.proxies.{name}"),
+                "chaos.proxies",
+                name,
+                None,
+            );
+        }
+        if let Some(hypothesis) = &self.steady_state {
+            hypothesis.check(p, &format!("{AT}.steady_state"), "chaos.steady_state");
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, drill) in self.drills.value.iter().enumerate() {
+            let at = format!("{AT}.drills[{i}]");
+            if seen.contains(&drill.name.as_str()) {
+                p.key(
+                    &format!("{at}.name"),
+                    format!("two drills are named `{}`", quoted(&drill.name)),
+                    Some("drill names must be unique".into()),
+                );
+            }
+            seen.push(&drill.name);
+            drill.check(cx, p, &at, self.steady_state.is_some());
+        }
+    }
+
+    fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+        self.drills
+            .value
+            .iter()
+            .map(|drill| {
+                let h = drill.steady_state.as_ref().or(self.steady_state.as_ref());
+                let (before, after) = h.map_or((StdDuration::ZERO, StdDuration::ZERO), |h| {
+                    (h.before.as_std(), h.after.as_std())
+                });
+                let alerts = drill
+                    .alerts
+                    .iter()
+                    .map(|a| a.within.as_std())
+                    .max()
+                    .unwrap_or_default();
+                (
+                    format!("chaos drill `{}`", quoted(&drill.name)),
+                    before + drill.duration.as_std() + after + alerts,
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drill {
+    /// The checks of the drill at `at` (`steps.chaos.drills[2]`).
+    fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>, at: &str, step_hypothesis: bool) {
+        let what = format!("drill `{}`", quoted(&self.name));
+        if self.name.trim().is_empty() {
+            p.key(at, "a drill needs a `name`".into(), None);
+        }
+        let alerts: Vec<&ExpectedAlert> = self.alerts.iter().collect();
+        check_expected_alerts(cx, p, &format!("{at}.alerts"), &what, &alerts);
+        match &self.steady_state {
+            Some(own) => own.check(p, &format!("{at}.steady_state"), &what),
+            None if !step_hypothesis => p.key(
+                at,
+                format!("{what} has no steady-state hypothesis"),
+                Some("add `steady_state:` to the drill or to the chaos step".into()),
+            ),
+            None => {}
+        }
+        check_probes(p, &format!("{at}.side_effects"), &what, &self.side_effects);
+        p.duration(&format!("{at}.duration"), self.duration, false, 30 * MINUTE);
+        if let Expectation::RecoverWithin(bound) = self.expect
+            && bound > self.duration
+        {
+            p.key(
+                &format!("{at}.expect"),
+                format!(
+                    "{what}: `recover within {bound}` is longer than the drill ({})",
+                    self.duration
+                ),
+                Some("make the drill's `duration` at least the recovery bound".into()),
+            );
+        }
+        if self.faults.is_empty() {
+            p.key(
+                at,
+                format!("{what} injects no fault"),
+                Some("add at least one under `faults:`".into()),
+            );
+        }
+        for (i, fault) in self.faults.iter().enumerate() {
+            let path = format!("{at}.faults[{i}]");
+            fault.value.check(cx, p, &path, &what);
+            if let Some(d) = fault.value.duration
+                && d > self.duration
+            {
+                p.key(
+                    &format!("{path}.duration"),
+                    format!(
+                        "{what}: the fault lasts {d}, longer than the drill ({})",
+                        self.duration
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+}

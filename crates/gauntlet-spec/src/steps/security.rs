@@ -1,0 +1,174 @@
+//! Step 6, security probes, as a spec writes them: requests that need credentials, a burst
+//! past the rate limit, traversal and admin paths, prompt-control tokens; with their bounds.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::time::Duration as StdDuration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::{Section, StepName};
+use crate::limits::MINUTE;
+use crate::model::{Request, Severity};
+use crate::units::{Duration, Rate};
+use crate::validate::{Context, Problems};
+
+const AT: &str = "steps.security";
+
+/// Step 6: abuse probes that the candidate must refuse.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityStep {
+    /// `hard`: a failure blocks the release; `soft`: a failure becomes a condition.
+    #[serde(default)]
+    pub severity: Severity,
+    /// The role from `service.owners` that answers for this step's conditions.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub owner: Option<Spanned<String>>,
+    /// Requests that need credentials: sent with them they must succeed, without them they
+    /// must be refused with 401 or 403.
+    #[serde(default)]
+    pub auth: Option<AuthProbe>,
+    /// A burst past the rate limit must be answered with 429.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitProbe>,
+    /// Paths outside the allow-list, traversal forms included, must never answer 2xx.
+    #[serde(default)]
+    pub paths: Option<PathProbe>,
+    /// Bodies carrying prompt-control tokens must be refused.
+    #[serde(default)]
+    pub control_tokens: Option<ControlTokenProbe>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthProbe {
+    pub requests: Vec<Request>,
+    /// Headers that carry credentials; removed for the unauthenticated attempt.
+    #[serde(default = "default_credential_headers")]
+    pub credential_headers: Vec<String>,
+}
+
+fn default_credential_headers() -> Vec<String> {
+    vec!["authorization".into(), "x-api-key".into(), "cookie".into()]
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitProbe {
+    pub request: Request,
+    /// A 429 must arrive within this many requests.
+    #[serde(default = "default_burst_within")]
+    #[schemars(with = "u32", range(min = 1, max = 100000))]
+    pub within: NonZeroU32,
+    /// Requests in flight at once during the burst.
+    #[serde(default = "default_burst_concurrency")]
+    #[schemars(with = "u32", range(min = 1, max = 256))]
+    pub concurrency: NonZeroU32,
+    /// The rate the service should limit at. Unless the burst outpaces it at least twice
+    /// over, the absence of a 429 proves nothing and the probe is inconclusive, not failed.
+    #[serde(default)]
+    pub limit: Option<Rate>,
+    /// The longest the burst may run.
+    #[serde(default = "default_burst_duration")]
+    pub max_duration: Duration,
+}
+
+fn default_burst_duration() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_burst_within() -> NonZeroU32 {
+    NonZeroU32::new(500).unwrap_or(NonZeroU32::MIN)
+}
+
+fn default_burst_concurrency() -> NonZeroU32 {
+    NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN)
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathProbe {
+    /// Paths to try; defaults to common traversal and admin paths.
+    #[serde(default = "default_path_probes")]
+    pub probes: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Traversal in plain, encoded and double-encoded forms, and paths that are often left open.
+pub fn default_path_probes() -> Vec<String> {
+    [
+        "/../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/%252e%252e/%252e%252e/etc/passwd",
+        "/..;/..;/etc/passwd",
+        "/.env",
+        "/.git/config",
+        "/admin",
+        "/debug/pprof/",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlTokenProbe {
+    /// The request to send; `{token}` in its body is replaced by each token. With the
+    /// benign `control_value` instead it must succeed, or the probe proves nothing.
+    pub request: Request,
+    pub tokens: Vec<String>,
+    #[serde(default = "default_control_value")]
+    pub control_value: String,
+}
+
+fn default_control_value() -> String {
+    "gauntlet probe".into()
+}
+
+impl Section for SecurityStep {
+    fn step(&self) -> StepName {
+        StepName::Security
+    }
+
+    fn owner(&self) -> Option<&Spanned<String>> {
+        self.owner.as_ref()
+    }
+
+    fn check(&self, _cx: &Context<'_>, p: &mut Problems<'_>) {
+        if let Some(burst) = &self.rate_limit {
+            let at = format!("{AT}.rate_limit");
+            p.count(
+                &format!("{at}.within"),
+                u64::from(burst.within.get()),
+                100_000,
+            );
+            p.count(
+                &format!("{at}.concurrency"),
+                u64::from(burst.concurrency.get()),
+                256,
+            );
+            p.duration(
+                &format!("{at}.max_duration"),
+                burst.max_duration,
+                false,
+                10 * MINUTE,
+            );
+        }
+    }
+
+    fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+        let burst = self
+            .rate_limit
+            .as_ref()
+            .map_or(StdDuration::ZERO, |b| b.max_duration.as_std());
+        vec![("security".to_string(), burst + MINUTE)]
+    }
+}
