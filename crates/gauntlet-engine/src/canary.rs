@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use gauntlet_net::{LoadPlan, Model, Outgoing, TrafficSplit, WeightedRequest, run_load};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{AbortTriggers, Action, Judges, Spec};
+use gauntlet_spec::{AbortTriggers, Action, Judges};
 use gauntlet_stats::{
     Arm, BurnRate, BurnWindow, Judge, LatencyJudge, Observation, Sprt, TwoSample, Verdict,
     split_alpha,
@@ -245,24 +245,36 @@ pub struct RunningLoad {
     handle: Option<tokio::task::JoinHandle<gauntlet_net::LoadReport>>,
 }
 
+/// The load a stage or the rehearsal drives through the split.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Requests a second (open model).
+    pub rate: f64,
+    pub connections: usize,
+    /// Which requests of the mix are sent, in which order.
+    pub seed: u64,
+}
+
 impl RunningLoad {
-    /// Starts the spec's traffic mix at `rate` through `split` for at most `duration`.
-    pub fn start(
-        ctx: &RunContext,
-        split: &TrafficSplit,
-        rate: f64,
-        connections: usize,
-        duration: Duration,
-    ) -> Self {
+    /// Starts the plan's traffic mix through `split` for at most `duration`.
+    pub fn start(ctx: &RunContext, split: &TrafficSplit, load: Load, duration: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let Load {
+            rate,
+            connections,
+            seed,
+        } = load;
         let plan = LoadPlan {
             authority: split.addr().to_string(),
-            mix: mix_for(&ctx.spec, &format!("http://{}", split.addr())),
+            mix: mix_for(
+                &ctx.plan.traffic.requests,
+                &format!("http://{}", split.addr()),
+            ),
             model: Model::Open { rate },
             connections,
             duration,
             max_requests: (rate * duration.as_secs_f64()).ceil() as u64 + 1,
-            seed: ctx.seed,
+            seed,
             http2: false,
         };
         let handle = {
@@ -295,10 +307,8 @@ impl Drop for RunningLoad {
 }
 
 /// The traffic mix of the spec aimed at the split.
-pub fn mix_for(spec: &Spec, base: &str) -> Vec<WeightedRequest> {
-    spec.traffic
-        .requests
-        .value
+pub fn mix_for(requests: &[gauntlet_spec::Request], base: &str) -> Vec<WeightedRequest> {
+    requests
         .iter()
         .map(|r| WeightedRequest {
             request: Outgoing {
@@ -593,15 +603,14 @@ pub async fn run_stage(
     split: &TrafficSplit,
     observations: &mut UnboundedReceiver<Observation>,
     panel: &mut Panel,
-    rate: f64,
-    connections: usize,
+    load: Load,
     bake: Duration,
     min_samples: u64,
     abort: Option<&AbortTriggers>,
 ) -> StageRun {
     // Outcomes still in flight from an earlier stage belong to it, not to this one.
     while observations.try_recv().is_ok() {}
-    let load = RunningLoad::start(ctx, split, rate, connections, bake);
+    let load = RunningLoad::start(ctx, split, load, bake);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
     let mut judging = StageJudge::new(panel, min_samples, abort).recording();
@@ -712,8 +721,8 @@ pub async fn run_action(
                 .args(args)
                 .env("GAUNTLET_EVENT", event)
                 .env("GAUNTLET_STAGE", stage)
-                .env("GAUNTLET_SERVICE", &ctx.spec.service.name)
-                .env("GAUNTLET_VERSION", &ctx.spec.service.version)
+                .env("GAUNTLET_SERVICE", &ctx.plan.service.name)
+                .env("GAUNTLET_VERSION", &ctx.plan.service.version)
                 .kill_on_drop(true)
                 .status(),
         )
@@ -731,8 +740,8 @@ pub async fn run_action(
         let mut out = Outgoing::get(base, if path.is_empty() { "/" } else { path });
         out.method = "POST".into();
         out.body = Some(
-            serde_json::json!({"event": event, "stage": stage, "service": ctx.spec.service.name,
-                               "version": ctx.spec.service.version})
+            serde_json::json!({"event": event, "stage": stage, "service": ctx.plan.service.name,
+                               "version": ctx.plan.service.version})
             .to_string(),
         );
         let response = ctx

@@ -32,10 +32,10 @@ pub struct ChildEnv {
 }
 
 impl ChildEnv {
-    pub fn new(run: &str, spec: &gauntlet_spec::Spec) -> Self {
+    pub fn new(run: &str, plan: &gauntlet_spec::Plan) -> Self {
         Self {
             run: run.to_string(),
-            pass: spec.pass_env.iter().map(|n| n.value.clone()).collect(),
+            pass: plan.pass_env.clone(),
         }
     }
 

@@ -9,7 +9,7 @@ use gauntlet_net::HttpClient;
 use gauntlet_report::{
     DrillReport, EvidenceFile, StepReport, TimelineEvent, sha256_hex, write_atomic,
 };
-use gauntlet_spec::Spec;
+use gauntlet_spec::Plan;
 
 /// Hears about progress as it happens; the binary draws it.
 pub trait Observer: Send + Sync {
@@ -235,21 +235,17 @@ impl System {
 
 /// What a step runs against.
 pub struct RunContext {
-    pub spec: Arc<Spec>,
+    pub plan: Arc<Plan>,
     pub client: HttpClient,
     /// Base URL of the candidate.
     pub candidate: String,
     /// Base URL of the baseline, when the spec has one.
     pub baseline: Option<String>,
-    /// Seed for every random choice in the run; recorded in the timeline.
-    pub seed: u64,
     pub recorder: Arc<Recorder>,
     /// Every system by name (`candidate`, `baseline`, dependency names).
     pub systems: std::collections::BTreeMap<String, System>,
     pub supervisor: Arc<Mutex<crate::supervisor::Supervisor>>,
     pub journal: Arc<Mutex<crate::journal::CleanupJournal>>,
-    /// Only these chaos drills (empty: all).
-    pub drills: Vec<String>,
     /// The spec as given: its path (relative paths in it resolve against its directory) and
     /// the exact text this run executes.
     pub spec_path: std::path::PathBuf,

@@ -2,8 +2,8 @@
 //! the cleanup journal, folds checks into a decision, and writes reports and the run store.
 //!
 //! ```no_run
-//! # async fn f(spec: gauntlet_spec::Spec, options: gauntlet_engine::RunOptions) {
-//! let outcome = gauntlet_engine::run(spec, options, std::sync::Arc::new(gauntlet_engine::Silent)).await.unwrap();
+//! # async fn f(plan: gauntlet_spec::Plan, options: gauntlet_engine::RunOptions) {
+//! let outcome = gauntlet_engine::run(plan, options, std::sync::Arc::new(gauntlet_engine::Silent)).await.unwrap();
 //! println!("{} — {}", outcome.report.decision, outcome.run_dir.display());
 //! # }
 //! ```

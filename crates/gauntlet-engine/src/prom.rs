@@ -11,7 +11,7 @@ use std::time::Instant;
 use gauntlet_metrics::prometheus::{Auth, Prometheus};
 use gauntlet_net::HttpClient;
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{AlertmanagerSection, Launch, PrometheusSection};
+use gauntlet_spec::{AlertmanagerSection, PrometheusSection};
 
 use crate::context::{Recorder, System};
 use crate::decision::SETUP_STEP;
@@ -252,17 +252,13 @@ async fn serve(
             .and_then(|()| gauntlet_report::write_atomic(config_path, config.as_bytes()))
             .map_err(|e| format!("cannot write {}: {e}", config_path.display()))?;
     }
-    let launch = Launch {
-        url: None,
-        command: Some(command),
-        env: BTreeMap::new(),
-        pass_env: Vec::new(),
+    let system = gauntlet_spec::System {
         health: "/-/ready".into(),
         ready_timeout: gauntlet_spec::units::Duration::from_secs(30),
+        ..gauntlet_spec::System::process(name, command)
     };
     let spawned = supervisor.lock().unwrap_or_else(|e| e.into_inner()).spawn(
-        name,
-        &launch,
+        &system,
         run_dir,
         &Placeholders::new(),
     );
@@ -317,16 +313,11 @@ pub async fn start_receiver(
 /// The spec's rule file as an absolute path, when gauntlet's own reader accepts it: a file
 /// Prometheus would refuse would keep it from starting, and the observability step reports
 /// why it is refused.
-pub fn loadable_rules(spec: &gauntlet_spec::Spec, spec_path: &Path) -> Vec<String> {
-    let Some(alerts) = spec
-        .steps
-        .observability
-        .as_ref()
-        .and_then(|o| o.alerts.as_ref())
-    else {
+pub fn loadable_rules(plan: &gauntlet_spec::Plan, spec_path: &Path) -> Vec<String> {
+    let Some(rules) = &plan.alert_rules else {
         return Vec::new();
     };
-    let Ok(path) = spec_file(spec_path, &alerts.rules) else {
+    let Ok(path) = spec_file(spec_path, rules) else {
         return Vec::new();
     };
     match std::fs::read_to_string(&path) {

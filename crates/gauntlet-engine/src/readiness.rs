@@ -8,7 +8,7 @@ use gauntlet_report::{
     CategoryReport, Check, Condition, ItemReport, Outcome, ReadinessReport, Severity, StepReport,
     WaiverReport,
 };
-use gauntlet_spec::{AttestedStatus, Item, ReadinessSection, parse_day_or_time};
+use gauntlet_spec::{AttestedStatus, ItemPlan as Item, ReadinessPlan};
 
 pub const STEP: &str = gauntlet_spec::StepName::Readiness.as_str();
 
@@ -124,7 +124,7 @@ pub fn signatures_from(steps: &[StepReport]) -> Signatures {
 pub type Signatures = BTreeMap<String, Result<String, String>>;
 
 pub fn evaluate(
-    section: &ReadinessSection,
+    section: &ReadinessPlan,
     owners: &BTreeMap<String, String>,
     steps: &[StepReport],
     signatures: &Signatures,
@@ -142,14 +142,14 @@ pub fn evaluate(
     let mut step_checks = Vec::new();
     let mut deadlines = BTreeMap::new();
     let mut categories = Vec::new();
-    for category in &section.categories.value {
+    for category in &section.categories {
         let mut items = Vec::new();
         for item in &category.items {
             let signed = signatures.get(&item.name);
             let report = item_report(item, owners, &checks, signed, now_secs);
             if let Some(signed) = signed {
                 let check = Check::new(STEP, &format!("{SIGNED_PREFIX}{}", item.name), severity)
-                    .threshold(format!("signed by the {} role's key", item.owner.value));
+                    .threshold(format!("signed by the {} role's key", item.owner));
                 step_checks.push(match signed {
                     Ok(how) => check.outcome(Outcome::Pass, how.clone()),
                     Err(why) => check.outcome(Outcome::Fail, why.clone()),
@@ -170,7 +170,7 @@ pub fn evaluate(
                 } else if report.status == "waived" {
                     deadlines.insert(
                         check.id.clone(),
-                        (item.owner.value.clone(), waiver.expires.clone()),
+                        (item.owner.clone(), waiver.expires.clone()),
                     );
                     check.outcome(
                         Outcome::Warn,
@@ -295,10 +295,10 @@ fn item_report(
         }
     };
     let waiver = item.waiver.as_ref().map(|w| {
-        let expires_at = parse_day_or_time(&w.expires.value, true).unwrap_or(0);
+        let expires_at = w.expires_at;
         let expired = now_secs > expires_at;
         WaiverReport {
-            by: w.by.value.clone(),
+            by: w.by.clone(),
             reason: w.reason.clone(),
             expires: humantime::format_rfc3339_seconds(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
@@ -316,8 +316,8 @@ fn item_report(
     }
     ItemReport {
         name: item.name.clone(),
-        owner_role: item.owner.value.clone(),
-        owner: owners.get(&item.owner.value).cloned(),
+        owner_role: item.owner.clone(),
+        owner: owners.get(&item.owner).cloned(),
         weight: item.weight,
         kind: kind.into(),
         status: status.into(),
@@ -346,12 +346,14 @@ pub fn annotate(
 mod tests {
     use super::*;
 
-    fn spec(readiness: &str) -> gauntlet_spec::Spec {
+    use gauntlet_spec::parse_day_or_time;
+
+    fn spec(readiness: &str) -> gauntlet_spec::Plan {
         let text = format!(
             "schema_version: 1\nservice: {{name: s, version: 1.0.0, owners: {{sre: a@x, security: b@x}}}}\n\
              targets: {{candidate: {{url: 'http://127.0.0.1:1'}}}}\ntraffic: {{rate: 1/s, requests: [{{path: /}}]}}\n{readiness}"
         );
-        gauntlet_spec::load_str("g.yaml", &text).unwrap()
+        gauntlet_spec::plan_str("g.yaml", &text, &Default::default(), 1).unwrap()
     }
 
     fn step(checks: &[(&str, Outcome)]) -> StepReport {
@@ -380,7 +382,7 @@ mod tests {
     #[test]
     fn the_score_weighs_categories_and_items_and_a_live_waiver_is_a_condition() {
         let spec = spec(CHECKLIST);
-        let section = spec.readiness.as_ref().unwrap();
+        let section = spec.readiness().unwrap();
         let steps = [step(&[("RTO", Outcome::Pass), ("RPO", Outcome::Warn)])];
         let now = parse_day_or_time("2026-11-22", false).unwrap();
         let e = evaluate(
@@ -412,7 +414,7 @@ mod tests {
     #[test]
     fn an_expired_waiver_fails_and_a_missing_check_is_pending() {
         let spec = spec(CHECKLIST);
-        let section = spec.readiness.as_ref().unwrap();
+        let section = spec.readiness().unwrap();
         let now = parse_day_or_time("2026-12-02", false).unwrap();
         let e = evaluate(
             section,
@@ -432,7 +434,7 @@ mod tests {
     #[test]
     fn dry_run_and_skipped_checks_neither_help_nor_hurt() {
         let spec = spec(CHECKLIST);
-        let section = spec.readiness.as_ref().unwrap();
+        let section = spec.readiness().unwrap();
         let mut steps = [step(&[
             ("RTO", Outcome::Pass),
             ("burn", Outcome::Inconclusive),
@@ -456,7 +458,7 @@ mod tests {
     #[test]
     fn a_failed_check_fails_its_item() {
         let spec = spec(CHECKLIST);
-        let section = spec.readiness.as_ref().unwrap();
+        let section = spec.readiness().unwrap();
         let steps = [step(&[("RTO", Outcome::Fail), ("RPO", Outcome::Pass)])];
         let e = evaluate(section, &spec.service.owners, &steps, &Signatures::new(), 0);
         assert_eq!(e.report.categories[0].items[0].status, "failed");

@@ -13,7 +13,7 @@ use gauntlet_report::{
     Check, Decision, DriftInfo, Outcome, REPORT_SCHEMA, Report, ServiceInfo, Severity, SpecInfo,
     StepReport, sha256_hex, to_junit, to_markdown, write_atomic,
 };
-use gauntlet_spec::Spec;
+use gauntlet_spec::Plan;
 use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -32,25 +32,12 @@ pub struct RunOptions {
     /// Run directories go here, one per run.
     pub out_dir: PathBuf,
     pub store_path: PathBuf,
-    /// Only these steps (empty: all configured).
-    pub only: Vec<gauntlet_spec::StepName>,
-    pub skip: Vec<gauntlet_spec::StepName>,
     pub keep_going: bool,
     pub strict: bool,
-    pub seed: u64,
     /// Timeout of each probe request.
     pub request_timeout: Duration,
-    /// Only these chaos drills (empty: every drill).
-    pub drills: Vec<String>,
     /// The keyring that signs the release manifest and the decision, and verifies the lock.
     pub keyring: PathBuf,
-}
-
-impl RunOptions {
-    /// Whether `--only`/`--skip` leave this step (or the readiness scoring) in the run.
-    pub fn selects(&self, step: gauntlet_spec::StepName) -> bool {
-        (self.only.is_empty() || self.only.contains(&step)) && !self.skip.contains(&step)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,23 +97,25 @@ pub fn reap_abandoned(store: &Store) -> Result<Vec<(String, PathBuf)>, gauntlet_
     Ok(reaped)
 }
 
+/// Runs a plan: its steps in order against its systems, and whatever ends it, undoes
+/// everything and stores the decision.
 pub async fn run(
-    spec: Spec,
+    plan: Plan,
     options: RunOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<RunOutcome, EngineError> {
-    let steps = steps::configured(&spec);
-    run_steps(spec, steps, options, observer).await
+    let steps = steps::runners(&plan);
+    run_steps(plan, steps, options, observer).await
 }
 
-/// [`run`] with the steps given rather than taken from the spec.
+/// [`run`] with the steps given rather than taken from the plan.
 pub(crate) async fn run_steps(
-    spec: Spec,
-    configured: Vec<Box<dyn Step>>,
+    plan: Plan,
+    selected: Vec<Box<dyn Step>>,
     options: RunOptions,
     observer: Arc<dyn Observer>,
 ) -> Result<RunOutcome, EngineError> {
-    let spec = Arc::new(spec);
+    let plan = Arc::new(plan);
     let mut store = Store::open(&options.store_path)?;
     reap_abandoned(&store)?;
     let run_id = new_run_id();
@@ -147,8 +136,8 @@ pub(crate) async fn run_steps(
     let me = ProcessIdentity::current();
     store.begin_run(&RunStart {
         id: run_id.clone(),
-        service: spec.service.name.clone(),
-        version: spec.service.version.clone(),
+        service: plan.service.name.clone(),
+        version: plan.service.version.clone(),
         spec_path: options.spec_path.display().to_string(),
         spec_sha256: spec_sha256.clone(),
         run_dir: run_dir.display().to_string(),
@@ -158,28 +147,24 @@ pub(crate) async fn run_steps(
     })?;
     let started = Instant::now();
     let recorder = Arc::new(Recorder::new(&run_dir, observer));
-    let ceiling = gauntlet_spec::limits::ceiling(&spec);
+    let ceiling = plan.ceiling;
     recorder.event(
         None,
         "run-started",
         format!(
             "run {run_id}, seed {}, ceiling {} (`timeout:`)",
-            options.seed,
+            plan.seed.0,
             gauntlet_spec::limits::human(ceiling)
         ),
     );
-    let child_env = crate::child_env::ChildEnv::new(&run_id, &spec);
+    let child_env = crate::child_env::ChildEnv::new(&run_id, &plan);
     let supervisor = Arc::new(Mutex::new(
         Supervisor::new(journal.clone()).with_env(child_env.clone()),
     ));
-    let selected: Vec<Box<dyn Step>> = configured
-        .into_iter()
-        .filter(|s| options.selects(s.step()))
-        .collect();
     let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
     let step_roles: BTreeMap<String, String> = selected
         .iter()
-        .filter_map(|s| s.meta().owner.clone().map(|r| (s.name().to_string(), r)))
+        .map(|s| (s.name().to_string(), s.meta().owner.clone()))
         .collect();
 
     let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
@@ -187,13 +172,13 @@ pub(crate) async fn run_steps(
     // A closed terminal or SSH session: the same clean stop as Ctrl-C.
     let mut hangup = signal(SignalKind::hangup()).map_err(EngineError::Signals)?;
     let pipeline = tokio::spawn(pipeline(
-        spec.clone(),
+        plan.clone(),
         selected,
         run_dir.clone(),
         (supervisor.clone(), journal.clone()),
         recorder.clone(),
         options.clone(),
-        gate_history(&store, &spec),
+        gate_history(&store, &plan),
     ));
     let abort_handle = pipeline.abort_handle();
     let aborted: Option<String> = tokio::select! {
@@ -250,11 +235,7 @@ pub(crate) async fn run_steps(
     // The checklist, scored from every check the run made.
     let mut readiness = None;
     let mut deadlines = BTreeMap::new();
-    if let Some(section) = spec
-        .readiness
-        .as_ref()
-        .filter(|_| aborted.is_none() && options.selects(gauntlet_spec::StepName::Readiness))
-    {
+    if let Some(section) = plan.readiness().filter(|_| aborted.is_none()) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -263,10 +244,10 @@ pub(crate) async fn run_steps(
         let known = gauntlet_trust::Keyring::open(&options.keyring)
             .map(|k| k.knowledge())
             .unwrap_or_default();
-        let signatures = crate::vouch::check_all(&spec, spec_dir, &known);
+        let signatures = crate::vouch::check_all(&plan, spec_dir, &known);
         crate::vouch::keep(spec_dir, &run_dir, &signatures);
         let evaluated =
-            crate::readiness::evaluate(section, &spec.service.owners, &steps_run, &signatures, now);
+            crate::readiness::evaluate(section, &plan.service.owners, &steps_run, &signatures, now);
         steps_run.push(evaluated.step);
         readiness = Some(evaluated.report);
         deadlines = evaluated.deadlines;
@@ -274,29 +255,25 @@ pub(crate) async fn run_steps(
     // Steps stopped early by hard gating carry their own note already.
     let mut verdict = decide(
         &steps_run,
-        spec.gating.mode,
+        plan.gating,
         aborted.as_deref(),
         &Owners {
             step_roles,
-            people: &spec.service.owners,
+            people: &plan.service.owners,
         },
     );
-    let taxonomy = crate::taxonomy::classify(
-        &steps_run,
-        &recorded.failed_requests,
-        spec.taxonomy.as_ref().map_or(&[][..], |t| &t.hints),
-    );
-    crate::readiness::annotate(&mut verdict.conditions, &deadlines, &spec.service.owners);
-    crate::signoff::require(&mut verdict, &spec);
+    let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
+    crate::readiness::annotate(&mut verdict.conditions, &deadlines, &plan.service.owners);
+    crate::signoff::require(&mut verdict, &plan);
     if let Some(gates) = &recorded.gates {
         weighted_gates_short(&mut verdict, gates);
     }
-    let gating = serde_json::to_value(spec.gating.mode)
+    let gating = serde_json::to_value(plan.gating)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     let trust = crate::trust::attest(
-        &spec,
+        &plan,
         &options.spec_path,
         &spec_sha256,
         &run_id,
@@ -320,7 +297,7 @@ pub(crate) async fn run_steps(
         .ok()
         .and_then(|runs| {
             runs.into_iter().find(|r| {
-                r.id != run_id && r.service == spec.service.name && r.status == "finished"
+                r.id != run_id && r.service == plan.service.name && r.status == "finished"
             })
         })
         .and_then(|previous| {
@@ -340,8 +317,8 @@ pub(crate) async fn run_steps(
         run_id: run_id.clone(),
         gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
         service: ServiceInfo {
-            name: spec.service.name.clone(),
-            version: spec.service.version.clone(),
+            name: plan.service.name.clone(),
+            version: plan.service.version.clone(),
         },
         spec: SpecInfo {
             path: options.spec_path.display().to_string(),
@@ -350,7 +327,7 @@ pub(crate) async fn run_steps(
         started_at,
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: exit_code(verdict.decision, spec.gating.mode, options.strict),
+        exit_code: exit_code(verdict.decision, plan.gating, options.strict),
         gating,
         decision: verdict.decision,
         summary: verdict.summary,
@@ -380,20 +357,16 @@ pub(crate) async fn run_steps(
 
 /// Gate values of the service's last GO runs, newest first (runs whose report cannot be
 /// read are left out).
-fn gate_history(store: &Store, spec: &Spec) -> Vec<BTreeMap<String, f64>> {
-    // Only a spec whose gates compare with history needs the earlier reports read.
-    let wanted = spec.gates.as_ref().map_or(0, |g| {
-        let historic = g.checks.value.iter().any(|gate| {
-            std::iter::once(&gate.pass)
-                .chain(gate.warn.iter())
-                .any(|t| t.value.contains("history"))
-        });
-        if historic { g.history as usize } else { 0 }
-    });
+fn gate_history(store: &Store, plan: &Plan) -> Vec<BTreeMap<String, f64>> {
+    // Only a plan whose gates compare with history needs the earlier reports read.
+    let wanted = plan
+        .gates()
+        .filter(|g| g.reads_history())
+        .map_or(0, |g| g.history as usize);
     if wanted == 0 {
         return Vec::new();
     }
-    let service = spec.service.name.as_str();
+    let service = plan.service.name.as_str();
     let Ok(runs) = store.list_runs(500) else {
         return Vec::new();
     };
@@ -452,7 +425,7 @@ fn index_logs(recorder: &Recorder, run_dir: &Path) {
 /// Brings the systems up, then runs the selected steps in order. Everything it learns goes
 /// to the recorder, so a cancelled pipeline still leaves its partial results.
 async fn pipeline(
-    spec: Arc<Spec>,
+    plan: Arc<Plan>,
     selected: Vec<Box<dyn Step>>,
     run_dir: PathBuf,
     (supervisor, journal): (Arc<Mutex<Supervisor>>, Arc<Mutex<CleanupJournal>>),
@@ -464,36 +437,13 @@ async fn pipeline(
     recorder.step_started(SETUP_STEP);
     let setup_started = Instant::now();
     let setup_at = now_rfc3339();
-    // Fault proxies go in front of the candidate and its dependencies when drills will run,
-    // or when the rollback rehearsal breaks a dependency through one.
-    let selects = |name: &str| selected.iter().any(|s| s.name() == name);
-    let no_protocols = BTreeMap::new();
-    let rehearsal_proxied = spec
-        .steps
-        .rollback_rehearsal
-        .as_ref()
-        .is_some_and(|r| r.faults.iter().any(|f| f.value.kind.is_proxy()))
-        && selects("rollback-rehearsal");
-    let proxied = match &spec.steps.chaos {
-        Some(chaos) if selects("chaos") || rehearsal_proxied => Some(&chaos.proxies),
-        None if rehearsal_proxied => Some(&no_protocols),
-        _ => None,
-    };
-    let (checks, urls) = bring_up(
-        &spec,
-        &run_dir,
-        &supervisor,
-        &client,
-        &recorder,
-        proxied.map(|protocols| (protocols, options.seed)),
-    )
-    .await;
+    let (checks, urls) = bring_up(&plan, &run_dir, &supervisor, &client, &recorder).await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
     let mut checks = checks;
     // The run's own Prometheus, once the systems it scrapes are up.
-    let mut prometheus = spec.prometheus.as_ref().and_then(|p| p.url.clone());
+    let mut prometheus = plan.prometheus.as_ref().and_then(|p| p.url.clone());
     let mut alerts = None;
-    if ready && let Some(section) = &spec.prometheus {
+    if ready && let Some(section) = &plan.prometheus {
         // Alerts go to gauntlet's receiver: through an Alertmanager started for the run,
         // or through the user's own pointed at the receiver's fixed address.
         let mut alertmanager = None;
@@ -520,7 +470,7 @@ async fn pipeline(
             }
         }
         if let (Some(systems), true) = (&urls, section.start) {
-            let rule_files = crate::prom::loadable_rules(&spec, &options.spec_path);
+            let rule_files = crate::prom::loadable_rules(&plan, &options.spec_path);
             let (check, url) = crate::prom::start(
                 section,
                 &run_dir,
@@ -554,19 +504,17 @@ async fn pipeline(
         return;
     };
     let ctx = RunContext {
-        spec: spec.clone(),
+        plan: plan.clone(),
         client,
         candidate: systems
             .get("candidate")
             .map(|s| s.url.clone())
             .unwrap_or_default(),
         baseline: systems.get("baseline").map(|s| s.url.clone()),
-        seed: options.seed,
         recorder: recorder.clone(),
         systems,
         supervisor: supervisor.clone(),
         journal,
-        drills: options.drills.clone(),
         spec_path: options.spec_path.clone(),
         spec_text: options.spec_text.clone(),
         keyring: options.keyring.clone(),
@@ -575,7 +523,7 @@ async fn pipeline(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            &spec,
+            &plan,
         ),
         prometheus,
         alerts,
@@ -608,10 +556,7 @@ async fn pipeline(
             .checks
             .iter()
             .any(|c| c.outcome == Outcome::Fail && c.severity == Severity::Hard);
-        if hard_failure
-            && spec.gating.mode == gauntlet_spec::GatingMode::Hard
-            && !options.keep_going
-        {
+        if hard_failure && plan.gating == gauntlet_spec::GatingMode::Hard && !options.keep_going {
             stopped_by = Some(report.name.clone());
         }
         recorder.push_step(report);
@@ -619,31 +564,26 @@ async fn pipeline(
 }
 
 /// Starts dependencies, then the baseline, then the candidate, each after the previous is
-/// ready. Returns one readiness check per system and, when all came up, the target URLs.
+/// ready; fault proxies go in front of the candidate and its dependencies when the plan wants
+/// them. Returns one readiness check per system and, when all came up, the target URLs.
 async fn bring_up(
-    spec: &Spec,
+    plan: &Plan,
     run_dir: &Path,
     supervisor: &Mutex<Supervisor>,
     client: &HttpClient,
     recorder: &Recorder,
-    proxied: Option<(&BTreeMap<String, gauntlet_spec::ProxyProtocol>, u64)>,
 ) -> (Vec<Check>, Option<BTreeMap<String, System>>) {
     let mut known = Placeholders::new();
     // The candidate reaches its dependencies through their fault proxies; the baseline
     // through twins of them that are never faulted (or directly, without proxies).
     let mut known_to_candidate = Placeholders::new();
     let mut checks = Vec::new();
-    let mut systems: Vec<(String, &gauntlet_spec::Launch, Option<&str>)> = spec
-        .dependencies
-        .iter()
-        .map(|(name, launch)| (name.clone(), &launch.value, Some(name.as_str())))
-        .collect();
-    if let Some(baseline) = &spec.targets.baseline {
-        systems.push(("baseline".into(), &baseline.value, None));
-    }
-    systems.push(("candidate".into(), &spec.targets.candidate.value, None));
     let mut urls: BTreeMap<String, System> = BTreeMap::new();
-    for (name, launch, dependency) in systems {
+    let proxy_seed = plan.seed.derive("proxy", 0);
+    for system in plan.systems.in_start_order() {
+        let name = system.name.clone();
+        let dependency = system.is_dependency.then_some(name.as_str());
+        let launch = system;
         let check = Check::new(SETUP_STEP, &format!("{name} ready"), Severity::Hard).threshold(
             format!("2xx on {} within {}", launch.health, launch.ready_timeout),
         );
@@ -653,8 +593,7 @@ async fn bring_up(
             &known
         };
         let spawned = supervisor.lock().unwrap_or_else(|e| e.into_inner()).spawn(
-            &name,
-            launch,
+            system,
             run_dir,
             placeholders,
         );
@@ -702,14 +641,21 @@ async fn bring_up(
             }
         }
         let (mut proxy, mut twin) = (None, None);
-        if let Some((protocols, seed)) = proxied.filter(|_| name != "baseline") {
-            let protocol = match protocols.get(&name) {
-                Some(gauntlet_spec::ProxyProtocol::Tcp) => gauntlet_net::Protocol::Tcp,
-                _ => gauntlet_net::Protocol::Http,
+        if plan.systems.proxied && name != "baseline" {
+            let protocol = match plan.systems.protocol(&name) {
+                gauntlet_spec::ProxyProtocol::Tcp => gauntlet_net::Protocol::Tcp,
+                gauntlet_spec::ProxyProtocol::Http => gauntlet_net::Protocol::Http,
             };
-            let upstream = authority(&endpoint.url);
+            let upstream = endpoint.authority.clone();
             let start = |label: String, says: &'static str| {
-                start_proxy(label, upstream.clone(), protocol, seed, recorder, says)
+                start_proxy(
+                    label,
+                    upstream.clone(),
+                    protocol,
+                    proxy_seed,
+                    recorder,
+                    says,
+                )
             };
             // The candidate's fault proxy; for a dependency, also the baseline's twin.
             let started = match start(name.clone(), "fault proxy").await {
@@ -804,19 +750,6 @@ async fn start_proxy(
     Ok(Arc::new(proxy))
 }
 
-/// `host:port` of an http(s) URL.
-fn authority(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let host = rest.split('/').next().unwrap_or(rest);
-    if host.contains(':') && !host.ends_with(']') {
-        host.to_string()
-    } else if url.starts_with("https://") {
-        format!("{host}:443")
-    } else {
-        format!("{host}:80")
-    }
-}
-
 /// What `gauntlet recover` undid for one dead run.
 #[derive(Debug)]
 pub struct Recovered {
@@ -874,12 +807,12 @@ mod tests {
     use gauntlet_report::Decision;
 
     /// A step that panics halfway, as a bug in a step would.
-    struct Panicking(crate::steps::StepMeta);
+    struct Panicking(gauntlet_spec::StepMeta);
     impl Step for Panicking {
         fn step(&self) -> gauntlet_spec::StepName {
             gauntlet_spec::StepName::Security
         }
-        fn meta(&self) -> &crate::steps::StepMeta {
+        fn meta(&self) -> &gauntlet_spec::StepMeta {
             &self.0
         }
         fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
@@ -888,12 +821,12 @@ mod tests {
     }
 
     /// A step that takes longer than any ceiling.
-    struct Endless(crate::steps::StepMeta);
+    struct Endless(gauntlet_spec::StepMeta);
     impl Step for Endless {
         fn step(&self) -> gauntlet_spec::StepName {
             gauntlet_spec::StepName::Security
         }
-        fn meta(&self) -> &crate::steps::StepMeta {
+        fn meta(&self) -> &gauntlet_spec::StepMeta {
             &self.0
         }
         fn run<'a>(&'a self, _ctx: &'a RunContext) -> StepFuture<'a> {
@@ -914,26 +847,22 @@ targets:
     ready_timeout: 2s
 traffic: {rate: 10/s, requests: [{path: /}]}
 ";
-        let spec = gauntlet_spec::load_str("t.yaml", text).unwrap();
+        let plan = gauntlet_spec::plan_str("t.yaml", text, &Default::default(), 1).unwrap();
         let options = RunOptions {
             spec_path: "t.yaml".into(),
             spec_text: text.into(),
             out_dir: dir.path().join("runs"),
             store_path: dir.path().join("g.db"),
-            only: vec![],
-            skip: vec![],
             keep_going: false,
             strict: false,
-            seed: 1,
             request_timeout: Duration::from_secs(2),
-            drills: vec![],
             keyring: dir.path().join("keys"),
         };
-        let endless = Endless(crate::steps::StepMeta {
-            severity: Severity::Hard,
-            owner: None,
+        let endless = Endless(gauntlet_spec::StepMeta {
+            severity: gauntlet_spec::Severity::Hard,
+            owner: "sre".into(),
         });
-        let outcome = run_steps(spec, vec![Box::new(endless)], options, Arc::new(Silent))
+        let outcome = run_steps(plan, vec![Box::new(endless)], options, Arc::new(Silent))
             .await
             .unwrap();
         assert_eq!(outcome.report.decision, Decision::Aborted);
@@ -966,26 +895,22 @@ targets:
     ready_timeout: 20s
 traffic: {rate: 10/s, requests: [{path: /}]}
 ";
-        let spec = gauntlet_spec::load_str("t.yaml", text).unwrap();
+        let plan = gauntlet_spec::plan_str("t.yaml", text, &Default::default(), 1).unwrap();
         let options = RunOptions {
             spec_path: "t.yaml".into(),
             spec_text: text.into(),
             out_dir: dir.path().join("runs"),
             store_path: dir.path().join("g.db"),
-            only: vec![],
-            skip: vec![],
             keep_going: false,
             strict: false,
-            seed: 1,
             request_timeout: Duration::from_secs(2),
-            drills: vec![],
             keyring: dir.path().join("keys"),
         };
         let outcome = run_steps(
-            spec,
-            vec![Box::new(Panicking(crate::steps::StepMeta {
-                severity: Severity::Hard,
-                owner: None,
+            plan,
+            vec![Box::new(Panicking(gauntlet_spec::StepMeta {
+                severity: gauntlet_spec::Severity::Hard,
+                owner: "sre".into(),
             }))],
             options,
             Arc::new(Silent),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use gauntlet_report::{Condition, Decision, Report, sha256_hex};
-use gauntlet_spec::Spec;
+use gauntlet_spec::{Plan, Signoffs};
 use gauntlet_trust::SigningKey;
 use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Trust, TrustError};
@@ -32,14 +32,14 @@ pub struct Signoff {
 }
 
 /// At the end of a run: every required role becomes a condition until it signs.
-pub fn require(verdict: &mut Verdict, spec: &Spec) {
-    let Some(section) = &spec.signoffs else {
+pub fn require(verdict: &mut Verdict, plan: &Plan) {
+    let Some(section) = &plan.signoffs else {
         return;
     };
     if !matches!(verdict.decision, Decision::Go | Decision::Conditional) {
         return;
     }
-    let roles: Vec<&str> = section.required.iter().map(|r| r.value.as_str()).collect();
+    let roles: Vec<&str> = section.required.iter().map(String::as_str).collect();
     if roles.is_empty() {
         return;
     }
@@ -48,7 +48,7 @@ pub fn require(verdict: &mut Verdict, spec: &Spec) {
             check: format!("{CHECK_PREFIX}{role}"),
             reason: format!("awaiting sign-off: {role} (`gauntlet signoff RUN --role {role}`)"),
             owner_role: Some(role.to_string()),
-            owner: spec.service.owners.get(*role).cloned(),
+            owner: plan.service.owners.get(*role).cloned(),
             deadline: None,
         });
     }
@@ -110,16 +110,20 @@ pub type Checked = Result<(Signoff, String), String>;
 
 /// The key the spec names for `role` (`signoffs.keys`), as a verifier; `None` when it names
 /// none.
-pub fn role_key(spec: &Spec, role: &str) -> Option<Result<Trust, String>> {
-    let line = spec.signoffs.as_ref()?.key_of(role)?;
+pub fn role_key(signoffs: &Signoffs, role: &str) -> Option<Result<Trust, String>> {
+    let line = signoffs.key_of(role)?;
     Some(Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")))
 }
 
 /// The keys that may sign for `role`: the one the run's spec names for it (`signoffs.keys`),
 /// else whatever the verifier trusts. A role key the verifier knows as revoked (its keyring,
 /// the statements it found) verifies nothing.
-pub fn trust_for(role: &str, spec: Option<&Spec>, trust: Option<&Trust>) -> Result<Trust, String> {
-    match spec.and_then(|s| role_key(s, role)) {
+pub fn trust_for(
+    role: &str,
+    signoffs: Option<&Signoffs>,
+    trust: Option<&Trust>,
+) -> Result<Trust, String> {
+    match signoffs.and_then(|s| role_key(s, role)) {
         Some(key) => key.map(|key| match trust {
             Some(verifier) => key.with_statuses(verifier.knowledge()),
             None => key,
@@ -138,7 +142,7 @@ pub fn trust_for(role: &str, spec: Option<&Spec>, trust: Option<&Trust>) -> Resu
 pub fn verify_all(
     run_dir: &Path,
     run_id: &str,
-    spec: Option<&Spec>,
+    signoffs: Option<&Signoffs>,
     trust: Option<&Trust>,
 ) -> Vec<(String, Checked)> {
     let Ok(entries) = std::fs::read_dir(run_dir.join(SIGNOFF_DIR)) else {
@@ -154,7 +158,7 @@ pub fn verify_all(
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let checked = trust_for(&role, spec, trust)
+            let checked = trust_for(&role, signoffs, trust)
                 .and_then(|t| verify_one(&path, &role, run_id, report.as_deref().ok(), &t));
             (role, checked)
         })
@@ -222,13 +226,16 @@ pub fn effective(report: &Report, signed: &[String]) -> (Decision, Vec<Condition
 mod tests {
     use super::*;
 
-    fn spec(security_key: &str) -> Spec {
+    fn spec(security_key: &str) -> Signoffs {
         let text = format!(
             "schema_version: 1\nservice: {{name: s, version: 1.0.0, owners: {{security: b@x, sre: a@x}}}}\n\
              targets: {{candidate: {{url: 'http://127.0.0.1:1'}}}}\ntraffic: {{rate: 1/s, requests: [{{path: /}}]}}\n\
              signoffs: {{required: [security], keys: {{security: {security_key}}}}}\n"
         );
-        gauntlet_spec::load_str("g.yaml", &text).unwrap()
+        gauntlet_spec::plan_str("g.yaml", &text, &Default::default(), 1)
+            .unwrap()
+            .signoffs
+            .unwrap()
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gauntlet_net::{HttpClient, Outgoing};
-use gauntlet_spec::Launch;
+use gauntlet_spec::System;
 
 use crate::identity::ProcessIdentity;
 use crate::journal::{CleanupJournal, Undo};
@@ -20,6 +20,8 @@ use crate::journal::{CleanupJournal, Undo};
 pub struct Endpoint {
     pub name: String,
     pub url: String,
+    /// `host:port` it answers on (what a proxy in front of it connects to).
+    pub authority: String,
     pub log: Option<PathBuf>,
 }
 
@@ -63,9 +65,11 @@ pub struct Supervisor {
 /// A started system's launch with its placeholders resolved.
 #[derive(Debug, Clone)]
 struct Launched {
-    launch: Launch,
+    system: System,
     values: Placeholders,
     run_dir: PathBuf,
+    /// The loopback port it was given (`{port}`).
+    port: Option<u16>,
 }
 
 /// Values for `{placeholders}` known so far.
@@ -162,17 +166,17 @@ impl Supervisor {
                 .unwrap_or_else(|e| e.into_inner())
                 .done(id);
         }
-        self.start(name, &launched)
+        self.start(&launched)
     }
 
-    /// Spawns `launch` (if it has a command) and returns where it will answer. Does not wait.
+    /// Spawns `system` (if it has a command) and returns where it will answer. Does not wait.
     pub fn spawn(
         &mut self,
-        name: &str,
-        launch: &Launch,
+        system: &System,
         run_dir: &Path,
         known: &Placeholders,
     ) -> Result<Endpoint, LaunchError> {
+        let name = system.name.as_str();
         let setup = |message: String| LaunchError::Setup {
             name: name.to_string(),
             message,
@@ -185,52 +189,67 @@ impl Supervisor {
         let gauntlet = std::env::current_exe()
             .map_err(|e| setup(format!("cannot find this gauntlet binary: {e}")))?;
         values.insert("gauntlet".into(), gauntlet.display().to_string());
-        let wants_port = launch.url.is_none()
-            || launch
+        let wants_port = system.url.is_none()
+            || system
                 .command
                 .iter()
                 .flatten()
-                .chain(launch.env.values())
-                .chain(launch.url.iter())
+                .chain(system.env.values())
+                .chain(system.url.iter())
                 .any(|s| s.contains("{port}"));
-        if wants_port {
+        let port = if wants_port {
             let port = free_port().map_err(|e| setup(format!("no free loopback port: {e}")))?;
             values.insert("port".into(), port.to_string());
-        }
-        let url = match &launch.url {
-            Some(url) => substitute(url, &values),
-            None => format!(
-                "http://127.0.0.1:{}",
-                values.get("port").map_or("0", String::as_str)
-            ),
+            Some(port)
+        } else {
+            None
         };
-        if launch.command.is_none() {
+        let (url, authority) = match (&system.url, port) {
+            (Some(url), _) => {
+                let url = substitute(url, &values);
+                let authority = authority(&url);
+                (url, authority)
+            }
+            (None, port) => {
+                let authority = format!("127.0.0.1:{}", port.unwrap_or(0));
+                (format!("http://{authority}"), authority)
+            }
+        };
+        if system.command.is_none() {
             return Ok(Endpoint {
                 name: name.to_string(),
                 url,
+                authority,
                 log: None,
             });
         };
         let launched = Launched {
-            launch: launch.clone(),
+            system: system.clone(),
             values,
             run_dir: run_dir.to_path_buf(),
+            port,
         };
-        let endpoint = self.start(name, &launched)?;
+        let endpoint = self.start(&launched)?;
         self.launched.insert(name.to_string(), launched);
-        Ok(Endpoint { url, ..endpoint })
+        Ok(Endpoint {
+            url,
+            authority,
+            ..endpoint
+        })
     }
 
-    fn start(&mut self, name: &str, launched: &Launched) -> Result<Endpoint, LaunchError> {
+    fn start(&mut self, launched: &Launched) -> Result<Endpoint, LaunchError> {
+        let Launched {
+            system: launch,
+            values,
+            run_dir,
+            port,
+        } = launched;
+        let name = launch.name.as_str();
         let setup = |message: String| LaunchError::Setup {
             name: name.to_string(),
             message,
         };
-        let Launched {
-            launch,
-            values,
-            run_dir,
-        } = launched;
         let run_dir = run_dir.as_path();
         let Some(command) = &launch.command else {
             return Err(setup("it has no command".into()));
@@ -238,10 +257,8 @@ impl Supervisor {
         let dir = PathBuf::from(values.get("dir").cloned().unwrap_or_default());
         std::fs::create_dir_all(&dir)
             .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
-        let url = format!(
-            "http://127.0.0.1:{}",
-            values.get("port").map_or("0", String::as_str)
-        );
+        let authority = format!("127.0.0.1:{}", port.unwrap_or(0));
+        let url = format!("http://{authority}");
         let argv: Vec<String> = command.iter().map(|a| substitute(a, values)).collect();
         let Some((program, args)) = argv.split_first() else {
             return Err(setup("the command is empty".into()));
@@ -263,7 +280,7 @@ impl Supervisor {
             .iter()
             .map(|(k, v)| (k.clone(), substitute(v, values)))
             .collect();
-        let pass = launch.pass_env.iter().map(|n| n.value.as_str());
+        let pass = launch.pass_env.iter().map(String::as_str);
         let mut cmd = Command::new(program);
         // Built, not inherited: gauntlet's secrets never reach the system under test.
         cmd.args(args)
@@ -298,6 +315,7 @@ impl Supervisor {
         Ok(Endpoint {
             name: name.to_string(),
             url,
+            authority,
             log: Some(log_path),
         })
     }
@@ -405,6 +423,19 @@ fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
         .local_addr()?
         .port())
+}
+
+/// `host:port` of an http(s) URL (the port its scheme implies when it names none).
+fn authority(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    if host.contains(':') && !host.ends_with(']') {
+        host.to_string()
+    } else if url.starts_with("https://") {
+        format!("{host}:443")
+    } else {
+        format!("{host}:80")
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use gauntlet_net::FailedRequests;
 use gauntlet_report::{FailureCause, Outcome, StepReport, TaxonomyReport};
-use gauntlet_spec::TaxonomyHint;
+use gauntlet_spec::Hint as TaxonomyHint;
 use gauntlet_stats::Arm;
 
 /// The taxonomy of a run, or nothing when nothing failed.
@@ -110,9 +110,7 @@ pub fn classify(
 /// The spec's first hint whose every given field matches, else the built-in one.
 fn hint(cause: &mut FailureCause, route: &str, hints: &[TaxonomyHint]) {
     let matched = hints.iter().find(|h| {
-        h.step
-            .as_ref()
-            .is_none_or(|s| s.value.replace('_', "-") == cause.step)
+        h.step.as_ref().is_none_or(|s| *s == cause.step)
             && h.status.is_none_or(|s| Some(s) == cause.status)
             && h.route
                 .as_ref()

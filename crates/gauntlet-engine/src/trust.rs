@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use gauntlet_report::{Decision, StepReport, TrustInfo, sha256_hex, write_atomic};
-use gauntlet_spec::{FlagSource, Spec};
+use gauntlet_spec::{FlagSource, Plan};
 use gauntlet_trust::attest::{CheckRecord, DecisionRecord};
 use gauntlet_trust::canonical::{self, Form};
 use gauntlet_trust::lock::LockedFile;
@@ -29,7 +29,8 @@ pub struct Project {
 }
 
 impl Project {
-    pub fn of(spec: &Spec, spec_path: &Path) -> Project {
+    /// The project of the spec at `spec_path`, whose `trust` section is `trust`.
+    pub fn of(trust: Option<&gauntlet_spec::Trust>, spec_path: &Path) -> Project {
         let spec_dir = spec_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -37,9 +38,9 @@ impl Project {
             .to_path_buf();
         let mut protected = vec![spec_path.to_path_buf()];
         let mut lock = "gauntlet.lock".to_string();
-        if let Some(trust) = &spec.trust {
+        if let Some(trust) = trust {
             lock = trust.lock.clone();
-            protected.extend(trust.protected.iter().map(|p| spec_dir.join(&p.value)));
+            protected.extend(trust.protected.iter().map(|p| spec_dir.join(p)));
             if let Some(FlagSource::File(file)) = &trust.flags {
                 protected.push(spec_dir.join(file));
             }
@@ -117,7 +118,7 @@ pub struct ReleaseFacts {
 /// without a signing key still finishes; its report says why there is no attestation.
 #[allow(clippy::too_many_arguments)]
 pub fn attest(
-    spec: &Spec,
+    spec: &Plan,
     spec_path: &Path,
     spec_sha256: &str,
     run_id: &str,
@@ -133,7 +134,7 @@ pub fn attest(
         manifest_version: facts.manifest_version.clone(),
         ..TrustInfo::default()
     };
-    let spec_dir = Project::of(spec, spec_path).spec_dir;
+    let spec_dir = Project::of(spec.trust.as_ref(), spec_path).spec_dir;
     let signed = (|| -> Result<(PathBuf, String), TrustError> {
         let keyring = Keyring::open(keyring_dir)?;
         let key = keyring.signing_key()?;
@@ -205,12 +206,8 @@ pub fn attest(
 
 /// Where a run's files resolve, ending in `/`: the spec's `trust.evidence_url` for this run
 /// (`{run}` is its id; without it the id is appended), else the run directory as a `file:` URI.
-pub fn evidence_uri(spec: &Spec, run_id: &str, run_dir: &Path) -> String {
-    let published = spec
-        .trust
-        .as_ref()
-        .and_then(|t| t.evidence_url.as_ref())
-        .map(|u| u.value.as_str());
+pub fn evidence_uri(plan: &Plan, run_id: &str, run_dir: &Path) -> String {
+    let published = plan.trust.as_ref().and_then(|t| t.evidence_url.as_deref());
     let uri = match published {
         Some(url) if url.contains("{run}") => url.replace("{run}", run_id),
         Some(url) => format!("{}/{run_id}", url.trim_end_matches('/')),

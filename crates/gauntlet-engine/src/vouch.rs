@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gauntlet_spec::{AttestedStatus, Item, Spec};
+use gauntlet_spec::{AttestedStatus, ItemPlan as Item, Plan};
 use gauntlet_trust::SigningKey;
 use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Statuses, Trust, TrustError};
@@ -56,17 +56,17 @@ pub fn status_word(status: AttestedStatus) -> &'static str {
 }
 
 /// The attested items of the checklist, by name.
-fn attested_items(spec: &Spec) -> impl Iterator<Item = &Item> {
-    spec.readiness
-        .iter()
-        .flat_map(|r| r.categories.value.iter())
+fn attested_items(plan: &Plan) -> impl Iterator<Item = &Item> {
+    plan.readiness()
+        .into_iter()
+        .flat_map(|r| r.categories.iter())
         .flat_map(|c| c.items.iter())
         .filter(|i| i.attested.is_some())
 }
 
 /// The item called `name`, if the checklist attests it.
-pub fn find<'a>(spec: &'a Spec, name: &str) -> Result<&'a Item, String> {
-    let items: Vec<&Item> = attested_items(spec).collect();
+pub fn find<'a>(plan: &'a Plan, name: &str) -> Result<&'a Item, String> {
+    let items: Vec<&Item> = attested_items(plan).collect();
     items
         .iter()
         .find(|i| i.name == name)
@@ -85,13 +85,13 @@ pub fn find<'a>(spec: &'a Spec, name: &str) -> Result<&'a Item, String> {
         })
 }
 
-fn claim(spec: &Spec, item: &Item, signed_at: String) -> Option<Statement> {
+fn claim(plan: &Plan, item: &Item, signed_at: String) -> Option<Statement> {
     let attested = item.attested.as_ref()?;
     Some(Statement {
         schema: SCHEMA.into(),
-        service: spec.service.name.clone(),
+        service: plan.service.name.clone(),
         item: item.name.clone(),
-        role: item.owner.value.clone(),
+        role: item.owner.clone(),
         by: attested.by.clone(),
         evidence: attested.evidence.clone(),
         status: status_word(attested.status).into(),
@@ -102,13 +102,13 @@ fn claim(spec: &Spec, item: &Item, signed_at: String) -> Option<Statement> {
 /// Signs `item`'s claim as the spec states it, with `key`, which must be the key of the
 /// item's owner role when the spec names one. Returns the statement's path.
 pub fn sign(
-    spec: &Spec,
+    plan: &Plan,
     spec_dir: &Path,
     item: &Item,
     key: &SigningKey,
 ) -> Result<PathBuf, TrustError> {
-    let role = &item.owner.value;
-    match role_key(spec, role) {
+    let role = &item.owner;
+    match plan.signoffs.as_ref().and_then(|s| role_key(s, role)) {
         Some(Ok(Trust::Key { id, .. })) if id != key.id => {
             return Err(TrustError::Input(format!(
                 "`{}` is owned by {role}, whose key is {id} in the spec; this key is {}",
@@ -119,7 +119,7 @@ pub fn sign(
         _ => {}
     }
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let statement = claim(spec, item, now)
+    let statement = claim(plan, item, now)
         .ok_or_else(|| TrustError::Input(format!("`{}` is not an attested item", item.name)))?;
     let mut body = serde_json::to_vec_pretty(&statement).unwrap_or_default();
     body.push(b'\n');
@@ -138,7 +138,7 @@ pub fn sign(
 
 /// Checks one item's signed claim against the spec: `Ok(what verified)` or why it does not
 /// count.
-fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<String, String> {
+fn check(plan: &Plan, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<String, String> {
     let name = file_name(&item.name);
     let path = spec_dir.join(DIR).join(&name);
     let resign = format!(
@@ -152,10 +152,10 @@ fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<Str
     let what = format!("the attestation of `{}`", item.name);
     let verified = trust
         .verify(&body, &signature, &what)
-        .map_err(|e| format!("{e} (the owner role {} must sign it)", item.owner.value))?;
+        .map_err(|e| format!("{e} (the owner role {} must sign it)", item.owner))?;
     let signed: Statement = serde_json::from_slice(&body)
         .map_err(|e| format!("{DIR}/{name} is not an attestation statement: {e}"))?;
-    let Some(expected) = claim(spec, item, signed.signed_at.clone()) else {
+    let Some(expected) = claim(plan, item, signed.signed_at.clone()) else {
         return Err(format!("`{}` is not attested", item.name));
     };
     let differs: Vec<String> = [
@@ -179,7 +179,7 @@ fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<Str
     }
     Ok(format!(
         "signed by {} ({}'s key {}) at {}",
-        signed.by, item.owner.value, verified.key_id, signed.signed_at
+        signed.by, item.owner, verified.key_id, signed.signed_at
     ))
 }
 
@@ -189,21 +189,26 @@ fn check(spec: &Spec, spec_dir: &Path, item: &Item, trust: &Trust) -> Result<Str
 ///
 /// `known` is what the verifier knows of keys' standing: a revoked role key vouches for nothing.
 pub fn check_all(
-    spec: &Spec,
+    plan: &Plan,
     spec_dir: &Path,
     known: &Statuses,
 ) -> BTreeMap<String, Result<String, String>> {
     let mut found = BTreeMap::new();
-    for item in attested_items(spec) {
+    for item in attested_items(plan) {
         let claims = item
             .attested
             .as_ref()
             .is_some_and(|a| a.status != AttestedStatus::Pending);
-        let Some(trust) = role_key(spec, &item.owner.value).filter(|_| claims) else {
+        let Some(trust) = plan
+            .signoffs
+            .as_ref()
+            .and_then(|s| role_key(s, &item.owner))
+            .filter(|_| claims)
+        else {
             continue;
         };
         let result = trust
-            .and_then(|trust| check(spec, spec_dir, item, &trust.with_statuses(known.clone())));
+            .and_then(|trust| check(plan, spec_dir, item, &trust.with_statuses(known.clone())));
         found.insert(item.name.clone(), result);
     }
     found
@@ -244,7 +249,7 @@ mod tests {
         assert_eq!(file_name("../../etc/passwd"), "etc-passwd.json");
     }
 
-    fn spec(key: &str, status: &str) -> Spec {
+    fn spec(key: &str, status: &str) -> Plan {
         let text = format!(
             "schema_version: 1\nservice: {{name: s, version: 1.0.0, owners: {{security: b@x}}}}\n\
              targets: {{candidate: {{url: 'http://127.0.0.1:1'}}}}\ntraffic: {{rate: 1/s, requests: [{{path: /}}]}}\n\
@@ -253,7 +258,7 @@ mod tests {
              \x20       - name: threat model\n          owner: security\n\
              \x20         attested: {{by: b@x, evidence: 'https://wiki/tm', status: {status}}}\n"
         );
-        gauntlet_spec::load_str("g.yaml", &text).unwrap()
+        gauntlet_spec::plan_str("g.yaml", &text, &Default::default(), 1).unwrap()
     }
 
     #[test]

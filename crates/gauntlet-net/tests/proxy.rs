@@ -196,8 +196,8 @@ async fn latency_and_http_delay_slow_answers_down() {
     let client = HttpClient::new(Duration::from_secs(2));
     let id = proxy
         .add(Fault::new(FaultKind::Latency {
-            latency_ms: 150,
-            jitter_ms: 20,
+            latency: Duration::from_millis(150),
+            jitter: Duration::from_millis(20),
         }))
         .unwrap();
     let slow = client
@@ -220,7 +220,9 @@ async fn latency_and_http_delay_slow_answers_down() {
         fast.elapsed
     );
     proxy
-        .add(Fault::new(FaultKind::HttpDelay { delay_ms: 200 }))
+        .add(Fault::new(FaultKind::HttpDelay {
+            delay: Duration::from_millis(200),
+        }))
         .unwrap();
     let delayed = client
         .send(&Outgoing::get(&base(&proxy), "/"))
@@ -341,7 +343,9 @@ async fn a_timeout_closes_the_connection_after_its_delay() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Tcp).await;
     proxy
-        .add(Fault::new(FaultKind::Timeout { after_ms: 200 }))
+        .add(Fault::new(FaultKind::Timeout {
+            after: Duration::from_millis(200),
+        }))
         .unwrap();
     let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
     let started = Instant::now();
@@ -371,7 +375,9 @@ async fn drop_bytes_and_slow_close_act_on_the_byte_stream() {
         .add(Fault::new(FaultKind::DropBytes { bytes: 6 }))
         .unwrap();
     proxy
-        .add(Fault::new(FaultKind::SlowClose { delay_ms: 300 }))
+        .add(Fault::new(FaultKind::SlowClose {
+            delay: Duration::from_millis(300),
+        }))
         .unwrap();
     let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
     let started = Instant::now();
@@ -391,7 +397,7 @@ async fn a_fault_with_a_duration_removes_itself() {
     let proxy = proxy_for(addr, Protocol::Http).await;
     proxy
         .add(Fault {
-            duration_ms: Some(100),
+            duration: Some(Duration::from_millis(100)),
             ..Fault::new(FaultKind::HttpAbort { status: 502 })
         })
         .unwrap();
@@ -507,8 +513,8 @@ async fn http_faults_need_an_http_proxy_and_directions_are_respected() {
         .add(Fault {
             direction: Direction::Upstream,
             ..Fault::new(FaultKind::Latency {
-                latency_ms: 120,
-                jitter_ms: 0,
+                latency: Duration::from_millis(120),
+                jitter: Duration::from_millis(0),
             })
         })
         .unwrap();
@@ -576,12 +582,17 @@ async fn removing_a_delay_releases_what_it_holds() {
     for (kind, protocol) in [
         (
             FaultKind::Latency {
-                latency_ms: 30_000,
-                jitter_ms: 0,
+                latency: Duration::from_millis(30_000),
+                jitter: Duration::from_millis(0),
             },
             Protocol::Tcp,
         ),
-        (FaultKind::HttpDelay { delay_ms: 30_000 }, Protocol::Http),
+        (
+            FaultKind::HttpDelay {
+                delay: Duration::from_millis(30_000),
+            },
+            Protocol::Http,
+        ),
         (
             FaultKind::Bandwidth {
                 bytes_per_second: 1,
@@ -748,7 +759,10 @@ async fn the_control_api_answers_only_its_owner() {
     // The owner adds a fault, which gets the default lifetime.
     let line = raw_request(at, &post(&format!("{host}{token}"))).await;
     assert!(line.contains("201"), "{line}");
-    assert_eq!(proxy.faults()[0].fault.duration_ms, Some(600_000));
+    assert_eq!(
+        proxy.faults()[0].fault.duration,
+        Some(Duration::from_secs(600))
+    );
     proxy.clear();
     // A client that never finishes its request head is cut off.
     let mut slow = TcpStream::connect(at).await.unwrap();
@@ -776,7 +790,9 @@ async fn the_control_api_answers_only_its_owner() {
         .unwrap();
     assert_eq!(wrong.status, 400);
     assert!(
-        wrong.body_text().contains("`kind` 5 is not a fault kind"),
+        wrong
+            .body_text()
+            .contains("`kind` 5 is not a proxy fault kind"),
         "{}",
         wrong.body_text()
     );

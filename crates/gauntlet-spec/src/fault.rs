@@ -1,8 +1,12 @@
-//! Faults as a spec writes them (`kind: latency, latency: 200ms, target: quotes`): the kinds,
-//! the fields each kind takes, and their checks and bounds. Chaos drills and the rollback
-//! rehearsal both inject these.
+//! Faults: as a spec writes them ([`FaultSpec`]: `kind: latency, latency: 200ms, target:
+//! quotes`, with the fields each kind takes, their checks and bounds), and as a run applies
+//! them ([`Fault`]: the kind with its settings typed and its defaults resolved). The fault
+//! proxy and its control API take the same [`Fault`] (as JSON); chaos drills and the rollback
+//! rehearsal inject [`TargetedFault`]s.
 
 use schemars::JsonSchema;
+use std::time::Duration as StdDuration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{Host, MINUTE};
@@ -68,13 +72,23 @@ impl FaultType {
     }
 }
 
+/// Which way the bytes a fault acts on travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FaultDirection {
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Client to upstream (requests).
     Upstream,
+    /// Upstream to client (responses).
     #[default]
     Downstream,
     Both,
+}
+
+impl Direction {
+    /// Whether a fault in this direction acts on bytes travelling `other`.
+    pub fn covers(self, other: Direction) -> bool {
+        self == Direction::Both || self == other
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, JsonSchema)]
@@ -110,7 +124,7 @@ pub struct FaultSpec {
     #[serde(default = "all_of_them")]
     pub toxicity: Percent,
     #[serde(default)]
-    pub direction: FaultDirection,
+    pub direction: Direction,
     /// The fault comes out after this, before the drill ends.
     #[serde(default)]
     pub duration: Option<Duration>,
@@ -394,5 +408,303 @@ impl FaultType {
             Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
             Reset | Blackhole | Kill | Cpu => "",
         }
+    }
+}
+
+/// A fault as a run applies it. In JSON (the fault proxy's control API) the kind's fields sit
+/// beside the others, durations in milliseconds: `{"kind": "latency", "latency_ms": 200,
+/// "toxicity": 0.5}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    #[serde(flatten)]
+    pub kind: FaultKind,
+    /// Share of connections (HTTP faults: of requests) affected, 0 to 1.
+    #[serde(default = "everything")]
+    pub toxicity: f64,
+    #[serde(default)]
+    pub direction: Direction,
+    /// It comes out by itself after this; none: when it is removed.
+    #[serde(default, rename = "duration_ms", with = "millis_opt")]
+    pub duration: Option<StdDuration>,
+}
+
+fn everything() -> f64 {
+    1.0
+}
+
+/// What a fault does, with its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Delay every chunk by `latency`, ± up to `jitter`.
+    Latency {
+        #[serde(rename = "latency_ms", with = "millis")]
+        latency: StdDuration,
+        #[serde(rename = "jitter_ms", with = "millis", default)]
+        jitter: StdDuration,
+    },
+    /// At most this many bytes per second.
+    Bandwidth { bytes_per_second: u64 },
+    /// Reset the connection (RST): open ones at once, new ones on accept.
+    Reset,
+    /// Accept, never answer: no bytes pass until the fault is removed (a partition).
+    Blackhole,
+    /// No bytes pass; the connection is closed after `after`.
+    Timeout {
+        #[serde(rename = "after_ms", with = "millis")]
+        after: StdDuration,
+    },
+    /// When one side closes, wait this long before passing the close on.
+    SlowClose {
+        #[serde(rename = "delay_ms", with = "millis")]
+        delay: StdDuration,
+    },
+    /// Answer the request with this status without reaching upstream (`http` proxies).
+    HttpAbort { status: u16 },
+    /// Hold the request back this long before it goes upstream (`http` proxies).
+    HttpDelay {
+        #[serde(rename = "delay_ms", with = "millis")]
+        delay: StdDuration,
+    },
+    /// Drop the first `bytes` bytes each connection carries in the direction.
+    DropBytes { bytes: u64 },
+    /// Kill the system's process group with `signal`; it comes back per `restart`.
+    Kill {
+        signal: KillSignal,
+        restart: Restart,
+    },
+    /// This many busy threads.
+    Cpu { threads: u32 },
+    /// Allocate and touch this many bytes.
+    Memory { bytes: u64 },
+    /// Fill the system's directory (or `path` under it) with this many bytes.
+    Disk { bytes: u64, path: Option<String> },
+    /// Flip `bytes` bytes of `file` in the system's directory, keeping the original.
+    Corrupt { file: String, bytes: u64 },
+}
+
+impl FaultKind {
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The kind without its settings.
+    pub fn kind(&self) -> FaultType {
+        match self {
+            FaultKind::Latency { .. } => FaultType::Latency,
+            FaultKind::Bandwidth { .. } => FaultType::Bandwidth,
+            FaultKind::Reset => FaultType::Reset,
+            FaultKind::Blackhole => FaultType::Blackhole,
+            FaultKind::Timeout { .. } => FaultType::Timeout,
+            FaultKind::SlowClose { .. } => FaultType::SlowClose,
+            FaultKind::HttpAbort { .. } => FaultType::HttpAbort,
+            FaultKind::HttpDelay { .. } => FaultType::HttpDelay,
+            FaultKind::DropBytes { .. } => FaultType::DropBytes,
+            FaultKind::Kill { .. } => FaultType::Kill,
+            FaultKind::Cpu { .. } => FaultType::Cpu,
+            FaultKind::Memory { .. } => FaultType::Memory,
+            FaultKind::Disk { .. } => FaultType::Disk,
+            FaultKind::Corrupt { .. } => FaultType::Corrupt,
+        }
+    }
+
+    /// Whether a fault proxy applies it (the others act on processes, resources or data).
+    pub fn is_proxy(&self) -> bool {
+        self.kind().is_proxy()
+    }
+
+    /// Faults that act on requests rather than bytes.
+    pub fn per_request(&self) -> bool {
+        matches!(
+            self,
+            FaultKind::HttpAbort { .. } | FaultKind::HttpDelay { .. }
+        )
+    }
+}
+
+impl Fault {
+    pub fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            toxicity: 1.0,
+            direction: Direction::default(),
+            duration: None,
+        }
+    }
+
+    /// Why the fault cannot be applied, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        if !(0.0..=1.0).contains(&self.toxicity) {
+            return Some(format!("toxicity {} is not between 0 and 1", self.toxicity));
+        }
+        match &self.kind {
+            FaultKind::Bandwidth {
+                bytes_per_second: 0,
+            } => Some("bandwidth must be at least 1 byte per second".into()),
+            FaultKind::HttpAbort { status } if !(100..=599).contains(status) => {
+                Some(format!("{status} is not an HTTP status"))
+            }
+            _ => None,
+        }
+    }
+
+    /// Reads a proxy fault from JSON (the control API's body), refusing fields it does not
+    /// know (serde cannot both flatten the kind and deny unknown fields, so the check
+    /// compares with what was understood) and kinds a proxy does not apply.
+    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        let kinds: Vec<&str> = FaultType::ALL
+            .iter()
+            .filter(|k| k.is_proxy())
+            .map(|k| k.name())
+            .collect();
+        // Name a wrong kind as such, not by a field its variant would have needed.
+        match value.get("kind") {
+            Some(serde_json::Value::String(kind)) if kinds.contains(&kind.as_str()) => {}
+            Some(kind) => {
+                return Err(format!(
+                    "`kind` {kind} is not a proxy fault kind: expected one of {}",
+                    kinds.join(", ")
+                ));
+            }
+            None => return Err(format!("`kind` is missing: one of {}", kinds.join(", "))),
+        }
+        let fault: Fault = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+        let understood = serde_json::to_value(&fault).map_err(|e| e.to_string())?;
+        if let (Some(given), Some(known)) = (value.as_object(), understood.as_object())
+            && let Some(unknown) = given.keys().find(|k| !known.contains_key(*k))
+        {
+            let mut fields: Vec<&str> = known.keys().map(String::as_str).collect();
+            fields.sort_unstable();
+            return Err(format!(
+                "unknown field `{unknown}` for a {} fault: expected {}",
+                fault.kind.name(),
+                fields.join(", ")
+            ));
+        }
+        Ok(fault)
+    }
+}
+
+/// A fault and the system it acts on (`candidate` or a dependency): through the proxy in
+/// front of it, on its process, or in its directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetedFault {
+    pub target: String,
+    pub fault: Fault,
+}
+
+impl FaultType {
+    pub const ALL: [FaultType; 14] = [
+        FaultType::Latency,
+        FaultType::Bandwidth,
+        FaultType::Reset,
+        FaultType::Blackhole,
+        FaultType::Timeout,
+        FaultType::SlowClose,
+        FaultType::HttpAbort,
+        FaultType::HttpDelay,
+        FaultType::DropBytes,
+        FaultType::Kill,
+        FaultType::Cpu,
+        FaultType::Memory,
+        FaultType::Disk,
+        FaultType::Corrupt,
+    ];
+}
+
+impl FaultSpec {
+    /// The fault as a run applies it, its defaults resolved (busy threads: one per CPU of
+    /// `host`; a corruption: 8 bytes). `Err` names a field the kind needs and lacks (what
+    /// validation refuses first).
+    pub fn resolve(&self, host: &Host) -> Result<TargetedFault, String> {
+        let needs = |field: &str| format!("a `{}` fault needs `{field}`", self.kind.name());
+        let ms =
+            |d: Option<Duration>, field: &str| d.map(|d| d.as_std()).ok_or_else(|| needs(field));
+        let kind = match self.kind {
+            FaultType::Latency => FaultKind::Latency {
+                latency: ms(self.latency, "latency")?,
+                jitter: self.jitter.map_or(StdDuration::ZERO, |d| d.as_std()),
+            },
+            FaultType::Bandwidth => FaultKind::Bandwidth {
+                bytes_per_second: self.rate.map(|r| r.bytes()).ok_or_else(|| needs("rate"))?,
+            },
+            FaultType::Reset => FaultKind::Reset,
+            FaultType::Blackhole => FaultKind::Blackhole,
+            FaultType::Timeout => FaultKind::Timeout {
+                after: ms(self.after, "after")?,
+            },
+            FaultType::SlowClose => FaultKind::SlowClose {
+                delay: ms(self.delay, "delay")?,
+            },
+            FaultType::HttpAbort => FaultKind::HttpAbort {
+                status: self.status.ok_or_else(|| needs("status"))?,
+            },
+            FaultType::HttpDelay => FaultKind::HttpDelay {
+                delay: ms(self.delay, "delay")?,
+            },
+            FaultType::DropBytes => FaultKind::DropBytes {
+                bytes: self.bytes.ok_or_else(|| needs("bytes"))?,
+            },
+            FaultType::Kill => FaultKind::Kill {
+                signal: self.signal.unwrap_or_default(),
+                restart: self.restart.unwrap_or_default(),
+            },
+            FaultType::Cpu => FaultKind::Cpu {
+                threads: self.threads.unwrap_or(host.cpus),
+            },
+            FaultType::Memory => FaultKind::Memory {
+                bytes: self.size.map(|s| s.bytes()).ok_or_else(|| needs("size"))?,
+            },
+            FaultType::Disk => FaultKind::Disk {
+                bytes: self.size.map(|s| s.bytes()).ok_or_else(|| needs("size"))?,
+                path: self.path.clone(),
+            },
+            FaultType::Corrupt => FaultKind::Corrupt {
+                file: self.file.clone().ok_or_else(|| needs("file"))?,
+                bytes: self.bytes.unwrap_or(8),
+            },
+        };
+        Ok(TargetedFault {
+            target: self.target.clone(),
+            fault: Fault {
+                kind,
+                toxicity: self.toxicity.ratio(),
+                direction: self.direction,
+                duration: self.duration.map(|d| d.as_std()),
+            },
+        })
+    }
+}
+
+/// Durations as whole milliseconds in JSON.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
     }
 }

@@ -29,6 +29,10 @@ mod validate;
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use fault::*;
 pub use model::*;
+pub use plan::{
+    Hint, Plan, PlanError, Seed, Selection, Signoffs, StepMeta, StepPlan, System, Systems, Traffic,
+    Trust,
+};
 pub use probe::*;
 pub use prometheus::*;
 pub use steps::StepName;
@@ -82,8 +86,33 @@ pub fn load_file(path: &Path) -> Result<Spec, SpecErrors> {
     load_str(&path.display().to_string(), &read_file(path)?)
 }
 
-/// Parses and validates spec text; `file` is the name used in messages.
+/// Parses spec text and checks every step it configures; `file` is the name used in
+/// messages.
 pub fn load_str(file: &str, text: &str) -> Result<Spec, SpecErrors> {
+    let spec = parse(file, text)?;
+    let problems = validate::check(file, text, &spec, &spec.configured());
+    if problems.is_empty() {
+        Ok(spec)
+    } else {
+        Err(SpecErrors(problems))
+    }
+}
+
+/// Parses spec text, checks what a run of `selection` will do, and resolves it into a
+/// [`Plan`] (a step that will not run is not checked, and is listed with why).
+pub fn plan_str(
+    file: &str,
+    text: &str,
+    selection: &Selection,
+    seed: u64,
+) -> Result<Plan, PlanError> {
+    parse(file, text)?.plan(file, text, selection, seed)
+}
+
+/// Parses spec text into the spec as written, its version first (a version this build does
+/// not know is said as such, not as the fields it lacks). Nothing beyond the YAML and the
+/// types of its values is checked.
+pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     if text.trim().is_empty() {
         return Err(SpecErrors(vec![SpecDiagnostic::whole_file(
             file,
@@ -94,21 +123,47 @@ pub fn load_str(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             ),
         )]));
     }
-    let options = serde_saphyr::options! {
-        budget: serde_saphyr::budget! {
-            max_depth: 64,
-            max_nodes: 200_000,
-            max_total_scalar_bytes: 8 * 1024 * 1024,
-        },
+    let options = || {
+        serde_saphyr::options! {
+            budget: serde_saphyr::budget! {
+                max_depth: 64,
+                max_nodes: 200_000,
+                max_total_scalar_bytes: 8 * 1024 * 1024,
+            },
+        }
     };
-    let spec: Spec = serde_saphyr::from_str_with_options(text, options)
-        .map_err(|e| SpecErrors(vec![validate::from_parse_error(file, text, &e)]))?;
-    let problems = validate::check(file, text, &spec, &spec.configured());
-    if problems.is_empty() {
-        Ok(spec)
-    } else {
-        Err(SpecErrors(problems))
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(default)]
+        schema_version: Option<serde_saphyr::Spanned<u32>>,
     }
+    if let Ok(Versioned {
+        schema_version: Some(version),
+    }) = serde_saphyr::from_str_with_options::<Versioned>(text, options())
+        && !SCHEMA_VERSIONS.contains(&version.value)
+    {
+        return Err(SpecErrors(vec![SpecDiagnostic::at(
+            file,
+            text,
+            version.referenced.line() as usize,
+            version.referenced.column() as usize,
+            format!(
+                "schema_version {} is not one this gauntlet reads",
+                version.value
+            ),
+            Some(format!(
+                "versions this gauntlet reads: {}; a newer gauntlet may read {}",
+                SCHEMA_VERSIONS
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                version.value
+            )),
+        )]));
+    }
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|e| SpecErrors(vec![validate::from_parse_error(file, text, &e)]))
 }
 
 /// The JSON Schema of the spec, for editors.

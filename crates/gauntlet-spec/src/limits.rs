@@ -68,6 +68,7 @@ pub fn worst_case(spec: &Spec, steps: &[StepName]) -> Vec<(String, StdDuration)>
     let cx = Context {
         spec,
         host: Host::this(),
+        drills: &[],
     };
     worst_case_in(&cx, steps)
 }

@@ -15,7 +15,7 @@ use crate::units::{Duration, Percent, Rate};
 pub const SCHEMA_VERSIONS: &[u32] = &[1];
 
 /// A whole `gauntlet.yaml`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Spec {
     /// Version of this file's format; this build knows version 1.
@@ -84,7 +84,7 @@ pub const SECRET_ENV: &[&str] = &[
     "GAUNTLET_PROMETHEUS_PASSWORD",
 ];
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
@@ -94,7 +94,7 @@ pub struct Service {
     pub owners: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Targets {
     /// The version running today, if the steps should compare against it.
@@ -143,7 +143,7 @@ fn default_ready_timeout() -> Duration {
     Duration::from_secs(30)
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Traffic {
     /// Requests per unit of time, e.g. `200/s`.
@@ -204,7 +204,7 @@ impl Method {
     }
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Slos {
     #[serde(default)]
@@ -213,7 +213,7 @@ pub struct Slos {
     pub latency: Option<LatencySlo>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AvailabilitySlo {
     /// Share of good requests, e.g. `99.9%`.
@@ -222,7 +222,7 @@ pub struct AvailabilitySlo {
     pub window: Duration,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySlo {
     /// Which percentile, e.g. `99%`.
@@ -238,7 +238,7 @@ fn default_slo_window() -> Duration {
 }
 
 /// One section per step that exists in this version, in pipeline order.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Steps {
     #[serde(default)]
@@ -267,7 +267,7 @@ pub enum Severity {
     Soft,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gating {
     #[serde(default)]
@@ -318,7 +318,7 @@ pub struct TaxonomyHint {
 }
 
 /// A named selection of steps: those in `only` (all when empty) minus those in `skip`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     #[serde(default)]

@@ -11,7 +11,7 @@ use crate::validate::{Problems, quoted};
 /// Where PromQL gates are evaluated: a server that already scrapes the systems (`url`), or
 /// one gauntlet starts for the run (`start: true`, Debian's `prometheus` binary) that scrapes
 /// every system of the run on its own loopback port.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrometheusSection {
     /// An existing server, e.g. `http://127.0.0.1:9090`. Credentials come from
@@ -44,7 +44,7 @@ pub struct PrometheusSection {
 /// free loopback port with one route, to gauntlet's receiver; the run's Prometheus sends it
 /// its alerts. With an Alertmanager of your own, give `receiver:` a fixed address and point
 /// a `webhook_configs` URL at `http://ADDRESS/alerts`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerSection {
     #[serde(default)]

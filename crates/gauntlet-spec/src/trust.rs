@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// Paths are relative to the spec's directory.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrustSection {
     /// The signed lock of the protected files (its signature is `LOCK.minisig`).
@@ -102,7 +102,7 @@ fn default_lock() -> String {
     "gauntlet.lock".to_string()
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum FlagSource {
     /// A JSON or YAML file (also locked like a protected file).
@@ -111,7 +111,7 @@ pub enum FlagSource {
     Endpoint(String),
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SbomSource {
     /// Lock files to read: Cargo.lock, package-lock.json, requirements.txt, poetry.lock, go.sum.
@@ -121,7 +121,7 @@ pub enum SbomSource {
 }
 
 /// Roles that must sign off a run (`gauntlet signoff RUN --role ROLE`) before it is GO.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignoffSection {
     /// Roles from `service.owners`; until each has signed the run's report, the decision is

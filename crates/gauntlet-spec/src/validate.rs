@@ -185,6 +185,8 @@ pub(crate) fn quoted(value: &str) -> String {
 pub(crate) struct Context<'a> {
     pub(crate) spec: &'a Spec,
     pub(crate) host: Host,
+    /// The chaos drills a run takes (`gauntlet chaos --drill`); empty: every one.
+    pub(crate) drills: &'a [String],
 }
 
 impl Context<'_> {
@@ -343,6 +345,7 @@ pub(crate) fn check(
     let cx = Context {
         spec,
         host: Host::this(),
+        drills: &[],
     };
     check_systems(&mut p, spec);
     check_traffic(&mut p, spec);
@@ -569,12 +572,17 @@ fn check_pass_env(p: &mut Problems<'_>, name: &Spanned<String>) {
     }
 }
 
-fn launch_strings(launch: &Launch) -> impl Iterator<Item = &String> {
-    launch
-        .url
-        .iter()
-        .chain(launch.command.iter().flatten())
-        .chain(launch.env.values())
+/// The strings of a launch that may hold placeholders, with their key paths under `what`.
+fn launch_strings<'a>(what: &str, launch: &'a Launch) -> Vec<(String, &'a String)> {
+    let mut strings: Vec<(String, &String)> = Vec::new();
+    strings.extend(launch.url.iter().map(|u| (format!("{what}.url"), u)));
+    for (i, arg) in launch.command.iter().flatten().enumerate() {
+        strings.push((format!("{what}.command[{i}]"), arg));
+    }
+    for (key, value) in &launch.env {
+        strings.push((format!("{what}.env.{key}"), value));
+    }
+    strings
 }
 
 fn check_launch(p: &mut Problems<'_>, what: &str, launch: &Launch, dependencies: &[&str]) {
@@ -616,7 +624,7 @@ fn check_launch(p: &mut Problems<'_>, what: &str, launch: &Launch, dependencies:
         false,
         10 * crate::limits::MINUTE,
     );
-    for text in launch_strings(launch) {
+    for (path, text) in launch_strings(what, launch) {
         for name in placeholders(text) {
             let known = match name {
                 "port" | "dir" | "gauntlet" => true,
@@ -640,7 +648,7 @@ fn check_launch(p: &mut Problems<'_>, what: &str, launch: &Launch, dependencies:
                     ),
                 };
                 p.key(
-                    what,
+                    &path,
                     format!("unknown placeholder `{{{}}}` in `{what}`", quoted(name)),
                     Some(help),
                 );

@@ -201,19 +201,19 @@ fn attest_item(global: &Global, name: &str, spec_path: &Path) -> Result<i32, Cli
         .map_or("", |a| vouch::status_word(a.status));
     say!(
         "signed the attestation of `{name}` ({status}, owner {}) with key {}: {}",
-        item.owner.value,
+        item.owner,
         signing.id,
         path.display()
     );
     if spec
         .signoffs
         .as_ref()
-        .and_then(|s| s.key_of(&item.owner.value))
+        .and_then(|s| s.key_of(&item.owner))
         .is_none()
     {
         note!(
             "note: the spec names no key for role `{}` (`signoffs.keys`), so runs do not ask for this signature",
-            item.owner.value
+            item.owner
         );
     }
     Ok(exit::GO)

@@ -78,6 +78,9 @@ pub enum Command {
     Validate {
         /// The spec file, e.g. gauntlet.yaml.
         file: PathBuf,
+        /// Check it for a run of these steps only (what is skipped is not checked, and listed).
+        #[command(flatten)]
+        steps: StepChoice,
     },
     /// Print the JSON Schema of the spec, for editor completion.
     Schema,
@@ -415,6 +418,33 @@ pub enum ProxyProtocol {
     Tcp,
 }
 
+/// Which steps: shared by `run`, `demo` and `validate`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StepChoice {
+    /// Run only this step (repeatable).
+    #[arg(long, value_name = "STEP", value_parser = step_name())]
+    pub only: Vec<StepName>,
+    /// Skip this step (repeatable).
+    #[arg(long, value_name = "STEP", value_parser = step_name())]
+    pub skip: Vec<StepName>,
+    /// Run the steps of this named profile from the spec's `profiles` (with any
+    /// `--only`/`--skip` added to it).
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+}
+
+impl StepChoice {
+    /// What the spec crate plans a run for.
+    pub fn selection(&self, drills: Vec<String>) -> gauntlet_spec::Selection {
+        gauntlet_spec::Selection {
+            profile: self.profile.clone(),
+            only: self.only.clone(),
+            skip: self.skip.clone(),
+            drills,
+        }
+    }
+}
+
 /// Options shared by `run` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub struct Execution {
@@ -426,16 +456,8 @@ pub struct Execution {
         env = "GAUNTLET_OUT"
     )]
     pub out: PathBuf,
-    /// Run only this step (repeatable).
-    #[arg(long, value_name = "STEP", value_parser = step_name())]
-    pub only: Vec<StepName>,
-    /// Skip this step (repeatable).
-    #[arg(long, value_name = "STEP", value_parser = step_name())]
-    pub skip: Vec<StepName>,
-    /// Run the steps of this named profile from the spec's `profiles` (with any
-    /// `--only`/`--skip` added to it).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub steps: StepChoice,
     /// Under hard gating, run the remaining steps after a hard failure.
     #[arg(long)]
     pub keep_going: bool,

@@ -121,7 +121,7 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let global = cli.global;
     match cli.command {
-        Command::Validate { file } => validate(&file),
+        Command::Validate { file, steps } => validate(&file, &steps),
         Command::Schema => {
             say!(
                 "{}",
@@ -131,44 +131,27 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         Command::Run(args) => {
             let text = read_spec(&args.file)?;
-            let spec = gauntlet_spec::load_str(&args.file.display().to_string(), &text)
-                .map_err(CliError::Spec)?;
+            let selection = args.execution.steps.selection(Vec::new());
+            let plan = plan(&args.file, &text, &selection, args.execution.seed)?;
             if args.repeat == 1 {
-                return execute(spec, &args.file, text, &args.execution, &global, Vec::new())
+                return execute(plan, &args.file, text, &args.execution, &global)
                     .map(|ran| ran.code);
             }
-            repeat(spec, &args, text, &global)
+            repeat(plan, &args, text, &global)
         }
         Command::Chaos {
             file,
             drill,
-            mut execution,
+            execution,
         } => {
             let text = read_spec(&file)?;
-            let spec = gauntlet_spec::load_str(&file.display().to_string(), &text)
-                .map_err(CliError::Spec)?;
-            let Some(chaos) = &spec.steps.chaos else {
-                return Err(CliError::Usage(format!(
-                    "{} has no `steps.chaos` section, so it has no drills",
-                    file.display()
-                )));
+            let selection = gauntlet_spec::Selection {
+                only: vec![gauntlet_spec::StepName::Chaos],
+                drills: drill,
+                ..Default::default()
             };
-            let names: Vec<&str> = chaos.drills.value.iter().map(|d| d.name.as_str()).collect();
-            for wanted in &drill {
-                if !names.contains(&wanted.as_str()) {
-                    let hint = gauntlet_spec::did_you_mean(wanted, names.iter().copied())
-                        .map(|c| format!("did you mean `{c}`? "))
-                        .unwrap_or_default();
-                    return Err(CliError::Usage(format!(
-                        "no drill named `{wanted}` in {}; {hint}drills: {}",
-                        file.display(),
-                        names.join(", ")
-                    )));
-                }
-            }
-            execution.only = vec![gauntlet_spec::StepName::Chaos];
-            execution.skip.clear();
-            execute(spec, &file, text, &execution, &global, drill).map(|ran| ran.code)
+            let plan = plan(&file, &text, &selection, execution.seed)?;
+            execute(plan, &file, text, &execution, &global).map(|ran| ran.code)
         }
         Command::Stress {
             cpu,
@@ -226,8 +209,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             let (lock, version, key, count) =
                 signing::lock_files(&keyring, Some(&spec_path), &[], None, None)?;
             let text = read_spec(&spec_path)?;
-            let spec = gauntlet_spec::load_str(&spec_path.display().to_string(), &text)
-                .map_err(CliError::Spec)?;
+            let selection = args.execution.steps.selection(Vec::new());
+            let plan = plan(&spec_path, &text, &selection, args.execution.seed)?;
             if !global.quiet {
                 note!(
                     "gauntlet demo: project in {}; {count} protected files locked into {} (manifest {version}) and signed by key {key}",
@@ -239,7 +222,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
                     if knobs.is_empty() { "none" } else { &knobs }
                 );
             }
-            let ran = execute(spec, &spec_path, text, &args.execution, &global, Vec::new())?;
+            let ran = execute(plan, &spec_path, text, &args.execution, &global)?;
             // The certificate a release manager would file, as `gauntlet certificate` renders
             // it. Failing to render it does not change what the run decided.
             let certificate = open_store(&global).and_then(|store| {
@@ -369,26 +352,39 @@ pub(crate) fn read_spec(path: &Path) -> Result<String, CliError> {
     gauntlet_spec::read_file(path).map_err(CliError::Spec)
 }
 
-fn validate(file: &Path) -> Result<i32, CliError> {
+/// The plan of a run of the spec at `file` (read as `text`): what the selection runs,
+/// checked and resolved.
+pub(crate) fn plan(
+    file: &Path,
+    text: &str,
+    selection: &gauntlet_spec::Selection,
+    seed: u64,
+) -> Result<gauntlet_spec::Plan, CliError> {
+    gauntlet_spec::plan_str(&file.display().to_string(), text, selection, seed).map_err(|e| match e
+    {
+        gauntlet_spec::PlanError::Spec(e) => CliError::Spec(e),
+        gauntlet_spec::PlanError::Selection(why) => CliError::Usage(why),
+    })
+}
+
+fn validate(file: &Path, steps: &cli::StepChoice) -> Result<i32, CliError> {
     let text = read_spec(file)?;
-    let spec =
-        gauntlet_spec::load_str(&file.display().to_string(), &text).map_err(CliError::Spec)?;
-    let steps: Vec<&str> = gauntlet_engine::steps::configured(&spec)
-        .iter()
-        .map(|s| s.name())
-        .collect();
+    let plan = plan(file, &text, &steps.selection(Vec::new()), 1)?;
+    let runs: Vec<&str> = plan.steps.iter().map(|s| s.step().as_str()).collect();
     say!(
-        "{}: valid (schema_version {}); service {} {}; steps: {}",
+        "{}: valid; service {} {}; steps: {}",
         file.display(),
-        spec.schema_version.value,
-        spec.service.name,
-        spec.service.version,
-        if steps.is_empty() {
+        plan.service.name,
+        plan.service.version,
+        if runs.is_empty() {
             "none".to_string()
         } else {
-            steps.join(", ")
+            runs.join(", ")
         }
     );
+    for (step, why) in &plan.skipped {
+        say!("  {step}: {why}, so not checked");
+    }
     Ok(exit::GO)
 }
 
@@ -399,61 +395,20 @@ struct Ran {
 }
 
 fn execute(
-    spec: gauntlet_spec::Spec,
+    plan: gauntlet_spec::Plan,
     spec_path: &Path,
     spec_text: String,
     execution: &Execution,
     global: &Global,
-    drills: Vec<String>,
 ) -> Result<Ran, CliError> {
-    let mut configured: Vec<&str> = gauntlet_engine::steps::configured(&spec)
-        .iter()
-        .map(|s| s.name())
-        .collect();
-    if spec.readiness.is_some() {
-        // Scored after the steps, from their checks; selectable like a step.
-        configured.push(gauntlet_engine::readiness::STEP);
-    }
-    let (mut only, mut skip) = (Vec::new(), Vec::new());
-    if let Some(name) = &execution.profile {
-        let Some(profile) = spec.profiles.get(name) else {
-            let known: Vec<&str> = spec.profiles.keys().map(String::as_str).collect();
-            return Err(CliError::Usage(format!(
-                "no profile `{name}` in {}; {}",
-                spec_path.display(),
-                match gauntlet_spec::did_you_mean(name, known.iter().copied()) {
-                    Some(close) => format!("did you mean `{close}`?"),
-                    None if known.is_empty() => "add one under `profiles:`, e.g. `profiles: {smoke: {only: [security, canary]}}`".into(),
-                    None => format!("profiles: {}", known.join(", ")),
-                }
-            )));
-        };
-        only = gauntlet_spec::Profile::steps(&profile.only);
-        skip = gauntlet_spec::Profile::steps(&profile.skip);
-    }
-    only.extend(execution.only.iter().copied());
-    skip.extend(execution.skip.iter().copied());
-    for step in only.iter().chain(&skip) {
-        if !configured.contains(&step.as_str()) {
-            return Err(CliError::Usage(format!(
-                "step `{step}` is not configured in {}; configured steps: {}",
-                spec_path.display(),
-                configured.join(", ")
-            )));
-        }
-    }
     let options = RunOptions {
         spec_path: spec_path.to_path_buf(),
         spec_text,
         out_dir: execution.out.clone(),
         store_path: global.store.clone(),
-        only,
-        skip,
         keep_going: execution.keep_going,
         strict: execution.strict,
-        seed: execution.seed,
         request_timeout: Duration::from_secs(5),
-        drills,
         keyring: keys::keyring_dir(global)?,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
@@ -462,7 +417,7 @@ fn execute(
         Arc::new(progress::Progress::for_stderr())
     };
     let outcome = runtime()?
-        .block_on(gauntlet_engine::run(spec, options, observer))
+        .block_on(gauntlet_engine::run(plan, options, observer))
         .map_err(anyhow::Error::from)?;
     let report = &outcome.report;
     if execution.json {
@@ -547,7 +502,7 @@ fn print_outcome(outcome: &gauntlet_engine::RunOutcome, json: bool) {
 /// `run --repeat N --min-success P`: the same spec N times with successive seeds; the share
 /// of GO runs decides.
 fn repeat(
-    spec: gauntlet_spec::Spec,
+    plan: gauntlet_spec::Plan,
     args: &cli::RunArgs,
     text: String,
     global: &Global,
@@ -559,23 +514,12 @@ fn repeat(
                 CliError::Usage(format!("--min-success: {}", e.0))
             })?;
     let name = args.file.display().to_string();
-    let mut spec = Some(spec);
     let mut outcomes = Vec::new();
     for i in 0..args.repeat {
-        let this = match spec.take() {
-            Some(spec) => spec,
-            None => gauntlet_spec::load_str(&name, &text).map_err(CliError::Spec)?,
-        };
         let mut execution = args.execution.clone();
         execution.seed = args.execution.seed.wrapping_add(u64::from(i));
-        let ran = execute(
-            this,
-            &args.file,
-            text.clone(),
-            &execution,
-            global,
-            Vec::new(),
-        )?;
+        let this = plan.with_seed(execution.seed);
+        let ran = execute(this, &args.file, text.clone(), &execution, global)?;
         let latest = open_store(global)?
             .find_run(&ran.run_id)
             .map_err(anyhow::Error::from)?;
@@ -607,6 +551,7 @@ fn repeat(
         outcomes.len(),
         name,
         args.execution
+            .steps
             .profile
             .as_ref()
             .map(|p| format!(" (profile {p})"))

@@ -15,7 +15,7 @@ use crate::cli::{Global, TrustArgs};
 struct Stored {
     report: Report,
     run_dir: PathBuf,
-    spec: Option<gauntlet_spec::Spec>,
+    spec: Option<gauntlet_spec::Plan>,
 }
 
 /// A finished run: its summary and its report; `missing` says what an unfinished run lacks.
@@ -33,9 +33,9 @@ pub(crate) fn finished_run(
 }
 
 /// The spec a run executed (its copy in the run directory), if it still loads.
-pub(crate) fn run_spec(run_dir: &Path) -> Option<gauntlet_spec::Spec> {
+pub(crate) fn run_spec(run_dir: &Path) -> Option<gauntlet_spec::Plan> {
     let text = crate::read_spec(&run_dir.join("spec.yaml")).ok()?;
-    gauntlet_spec::load_str("spec.yaml", &text).ok()
+    gauntlet_spec::plan_str("spec.yaml", &text, &Default::default(), 1).ok()
 }
 
 fn load(store: &Store, run: &str) -> Result<Stored, CliError> {
@@ -61,7 +61,7 @@ fn score(stored: &Stored) -> Result<(ReadinessReport, StepReport), CliError> {
     let Some((spec, section)) = stored
         .spec
         .as_ref()
-        .and_then(|s| s.readiness.as_ref().map(|r| (s, r)))
+        .and_then(|s| s.readiness().map(|r| (s, r)))
     else {
         return Err(CliError::Usage(format!(
             "run {} has no readiness checklist: add a `readiness` section to its spec",
@@ -179,8 +179,12 @@ fn certificate(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Result
     let report = &stored.report;
     // Sign-offs count only when they verify against the role's key in the spec, else the
     // keyring (or the given key).
-    let signoffs =
-        signoff::verify_all(&stored.run_dir, &report.run_id, stored.spec.as_ref(), trust);
+    let signoffs = signoff::verify_all(
+        &stored.run_dir,
+        &report.run_id,
+        stored.spec.as_ref().and_then(|s| s.signoffs.as_ref()),
+        trust,
+    );
     let valid: Vec<String> = signoffs
         .iter()
         .filter(|(_, r)| r.is_ok())
@@ -242,7 +246,7 @@ fn certificate(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Result
         .spec
         .as_ref()
         .and_then(|s| s.signoffs.as_ref())
-        .map(|s| s.required.iter().map(|r| r.value.clone()).collect())
+        .map(|s| s.required.clone())
         .unwrap_or_default();
     if signoffs.is_empty() && required.is_empty() {
         let _ = writeln!(md, "None required, none made.\n");

@@ -20,9 +20,10 @@ impl From<TrustError> for CliError {
     }
 }
 
-pub(crate) fn load_spec(path: &Path) -> Result<gauntlet_spec::Spec, CliError> {
+/// The plan of a whole run of the spec at `path` (every step it configures, checked).
+pub(crate) fn load_spec(path: &Path) -> Result<gauntlet_spec::Plan, CliError> {
     let text = crate::read_spec(path)?;
-    gauntlet_spec::load_str(&path.display().to_string(), &text).map_err(CliError::Spec)
+    crate::plan(path, &text, &Default::default(), 1)
 }
 
 /// What `lock` covers: the spec's project, or files given by hand.
@@ -40,7 +41,7 @@ fn target(
                         .into(),
                 ));
             }
-            let project = Project::of(&spec, spec_path);
+            let project = Project::of(spec.trust.as_ref(), spec_path);
             Ok((
                 project.lock_path,
                 project.protected,
@@ -134,7 +135,7 @@ pub fn verify_command(
     json: bool,
 ) -> Result<i32, CliError> {
     let project = spec
-        .map(|path| load_spec(path).map(|s| Project::of(&s, path)))
+        .map(|path| load_spec(path).map(|s| Project::of(s.trust.as_ref(), path)))
         .transpose()?;
     // A run's release.lock records the project's files; --spec says where the project is.
     let lock_path = match (lock_path, &project) {
@@ -321,7 +322,11 @@ pub fn signoff_command(
             .or_else(|| owners.get(role).cloned())
             .unwrap_or_else(|| role.to_string());
         let signing = Keyring::open(&crate::keys::keyring_dir(global)?)?.signing_key()?;
-        match spec.as_ref().and_then(|s| signoff::role_key(s, role)) {
+        match spec
+            .as_ref()
+            .and_then(|s| s.signoffs.as_ref())
+            .and_then(|s| signoff::role_key(s, role))
+        {
             Some(Ok(gauntlet_trust::Trust::Key { id, .. })) if id != signing.id => {
                 return Err(CliError::Usage(format!(
                     "the run's spec gives role `{role}` key {id} (`signoffs.keys`); this signing key is {}: sign with the {role} keyring (--keyring) or GAUNTLET_SIGNING_KEY",
@@ -341,7 +346,12 @@ pub fn signoff_command(
     }
     // Roles with a key in the spec verify against it; the others against the keyring.
     let trust = crate::keys::optional_trust(global, trust)?;
-    let checked = signoff::verify_all(run_dir, &summary.id, spec.as_ref(), trust.as_ref());
+    let checked = signoff::verify_all(
+        run_dir,
+        &summary.id,
+        spec.as_ref().and_then(|s| s.signoffs.as_ref()),
+        trust.as_ref(),
+    );
     let mut valid = Vec::new();
     let mut refused = 0;
     for (role, result) in &checked {

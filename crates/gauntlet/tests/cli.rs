@@ -395,7 +395,7 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
             format!(
                 "{VALID}steps:\n  chaos:\n    steady_state: {{probes: [{{name: up, http: {{path: /}}}}]}}\n    drills:\n      - name: d\n        faults: [{{kind: latency, target: candidate}}]\n        duration: 1s\n"
             ),
-            "fault-missing-setting.yaml:14:18",
+            "fault-missing-setting.yaml:14:19",
             "a `latency` fault needs `latency`",
         ),
         (
@@ -403,7 +403,7 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
             format!(
                 "{VALID}steps:\n  chaos:\n    steady_state: {{probes: [{{name: up, http: {{path: /}}}}]}}\n    drills:\n      - name: d\n        faults: [{{kind: reset, target: candidat}}]\n        duration: 1s\n"
             ),
-            "fault-unknown-target.yaml:14:18",
+            "fault-unknown-target.yaml:14:32",
             "did you mean `candidate`?",
         ),
         (
@@ -416,7 +416,24 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
             "future-version",
             VALID.replace("schema_version: 1", "schema_version: 9"),
             "future-version.yaml:1:17",
-            "versions this gauntlet knows: 1",
+            "versions this gauntlet reads: 1",
+        ),
+        (
+            // Another version's layout: the version is what is wrong, not the fields.
+            "other-layout",
+            "schema_version: 99\nname: s\nchecks: [a, b]\n".to_string(),
+            "other-layout.yaml:1:17",
+            "schema_version 99 is not one this gauntlet reads",
+        ),
+        (
+            // A huge value is named, never echoed whole.
+            "huge-value",
+            VALID.replace(
+                "requests: [{path: /}]",
+                &format!("requests: [{{path: {}}}]", "x".repeat(200_000)),
+            ),
+            "huge-value.yaml:8:",
+            "(200000 characters)",
         ),
         (
             "bad-placeholder",
@@ -424,7 +441,7 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
                 "url: http://127.0.0.1:9",
                 "command: [server, --port, \"{prot}\"]",
             ),
-            "bad-placeholder.yaml:5:5",
+            "bad-placeholder.yaml:5:31",
             "did you mean `{port}`?",
         ),
         (
@@ -457,6 +474,11 @@ fn invalid_specs_exit_2_with_located_messages_and_write_nothing() {
                 "{name}: expected {expected:?} in\n{stderr}"
             );
             assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+            assert!(
+                stderr.len() < 20_000,
+                "{name}: {} bytes of stderr",
+                stderr.len()
+            );
         }
         assert!(
             !s.path().join(".gauntlet").exists(),

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gauntlet_net::{Direction, Fault, FaultKind, FaultProxy};
-use gauntlet_spec::{FaultDirection, FaultSpec, FaultType, KillSignal, Launch, Restart};
+use gauntlet_net::FaultProxy;
+use gauntlet_spec::{FaultKind, KillSignal, Restart, System, TargetedFault};
 use nix::sys::signal::Signal;
 
 use crate::context::RunContext;
@@ -65,69 +65,27 @@ fn target_dir(ctx: &RunContext, target: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("gauntlet did not start `{target}`, so it has no directory of it"))
 }
 
-/// The proxy fault a spec fault describes.
-pub fn proxy_fault(spec: &FaultSpec) -> Option<Fault> {
-    let ms =
-        |d: Option<gauntlet_spec::units::Duration>| d.map_or(0, |d| d.as_std().as_millis() as u64);
-    let kind = match spec.kind {
-        FaultType::Latency => FaultKind::Latency {
-            latency_ms: ms(spec.latency),
-            jitter_ms: ms(spec.jitter),
-        },
-        FaultType::Bandwidth => FaultKind::Bandwidth {
-            bytes_per_second: spec.rate.map_or(1, |r| r.bytes().max(1)),
-        },
-        FaultType::Reset => FaultKind::Reset,
-        FaultType::Blackhole => FaultKind::Blackhole,
-        FaultType::Timeout => FaultKind::Timeout {
-            after_ms: ms(spec.after),
-        },
-        FaultType::SlowClose => FaultKind::SlowClose {
-            delay_ms: ms(spec.delay),
-        },
-        FaultType::HttpAbort => FaultKind::HttpAbort {
-            status: spec.status.unwrap_or(503),
-        },
-        FaultType::HttpDelay => FaultKind::HttpDelay {
-            delay_ms: ms(spec.delay),
-        },
-        FaultType::DropBytes => FaultKind::DropBytes {
-            bytes: spec.bytes.unwrap_or(0),
-        },
-        _ => return None,
-    };
-    Some(Fault {
-        kind,
-        toxicity: spec.toxicity.ratio(),
-        direction: match spec.direction {
-            FaultDirection::Upstream => Direction::Upstream,
-            FaultDirection::Downstream => Direction::Downstream,
-            FaultDirection::Both => Direction::Both,
-        },
-        duration_ms: spec.duration.map(|d| d.as_std().as_millis() as u64),
-    })
-}
-
 /// Applies one fault; returns it and a line for the timeline.
 pub async fn apply(
     ctx: &RunContext,
     drill: &str,
     index: usize,
-    spec: &FaultSpec,
+    planned: &TargetedFault,
     seed: u64,
 ) -> Result<(Applied, String), String> {
-    let kind = spec.kind;
-    if let Some(fault) = proxy_fault(spec) {
+    let target = &planned.target;
+    let fault = &planned.fault;
+    if fault.kind.is_proxy() {
         let proxy = ctx
             .systems
-            .get(&spec.target)
+            .get(target)
             .and_then(|s| s.proxy.clone())
-            .ok_or_else(|| format!("no fault proxy in front of `{}`", spec.target))?;
+            .ok_or_else(|| format!("no fault proxy in front of `{target}`"))?;
         let label = format!(
             "{} ({}% of {})",
             fault.kind.name(),
-            spec.toxicity.ratio() * 100.0,
-            if fault.kind.name().starts_with("http") {
+            fault.toxicity * 100.0,
+            if fault.kind.per_request() {
                 "requests"
             } else {
                 "connections"
@@ -136,11 +94,11 @@ pub async fn apply(
         let journal_id = register(
             ctx,
             Undo::ProxyFault {
-                proxy: spec.target.clone(),
+                proxy: target.clone(),
                 fault: label.clone(),
             },
         )?;
-        let id = match proxy.add(fault) {
+        let id = match proxy.add(fault.clone()) {
             Ok(id) => id,
             Err(e) => {
                 done(ctx, journal_id);
@@ -153,35 +111,35 @@ pub async fn apply(
                 id,
                 journal_id,
             },
-            format!("{label} on the proxy in front of {}", spec.target),
+            format!("{label} on the proxy in front of {target}"),
         ));
     }
-    match kind {
-        FaultType::Kill => {
-            let restart = spec.restart.unwrap_or_default();
-            let signal = match spec.signal.unwrap_or_default() {
+    match &fault.kind {
+        FaultKind::Kill { signal, restart } => {
+            let restart = *restart;
+            let signal = match signal {
                 KillSignal::Kill => Signal::SIGKILL,
                 KillSignal::Term => Signal::SIGTERM,
             };
             let journal_id = register(
                 ctx,
                 Undo::Restart {
-                    label: spec.target.clone(),
+                    label: target.clone(),
                 },
             )?;
             let killed = ctx
                 .supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .kill(&spec.target, signal);
+                .kill(target, signal);
             match killed {
                 Ok(pid) => Ok((
                     Applied::Killed {
-                        target: spec.target.clone(),
+                        target: target.clone(),
                         restart,
                         journal_id,
                     },
-                    format!("{signal} to {} (pid {pid})", spec.target),
+                    format!("{signal} to {target} (pid {pid})"),
                 )),
                 Err(e) => {
                     done(ctx, journal_id);
@@ -189,46 +147,35 @@ pub async fn apply(
                 }
             }
         }
-        FaultType::Cpu | FaultType::Memory => {
+        FaultKind::Cpu { .. } | FaultKind::Memory { .. } => {
             let gauntlet = std::env::current_exe().map_err(|e| e.to_string())?;
             let mut command = vec![gauntlet.display().to_string(), "stress".into()];
-            let what = if kind == FaultType::Cpu {
-                let threads = spec.threads.unwrap_or_else(|| {
-                    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-                });
-                command.extend(["--cpu".into(), threads.to_string()]);
-                format!("{threads} busy threads")
-            } else {
-                let bytes = spec.size.map_or(0, |s| s.bytes());
-                command.extend(["--memory".into(), bytes.to_string()]);
-                format!(
-                    "{} allocated and touched",
-                    spec.size.map_or("0B".into(), |s| s.to_string())
-                )
+            let (what, bytes) = match fault.kind {
+                FaultKind::Cpu { threads } => {
+                    command.extend(["--cpu".into(), threads.to_string()]);
+                    (format!("{threads} busy threads"), 0)
+                }
+                FaultKind::Memory { bytes } => {
+                    command.extend(["--memory".into(), bytes.to_string()]);
+                    (format!("{} allocated and touched", size(bytes)), bytes)
+                }
+                _ => unreachable_kind(&fault.kind)?,
             };
-            if let Some(d) = spec.duration {
-                command.extend(["--seconds".into(), d.as_std().as_secs_f64().to_string()]);
+            if let Some(d) = fault.duration {
+                command.extend(["--seconds".into(), d.as_secs_f64().to_string()]);
             }
             command.extend(["--ready".into(), "{dir}/ready".into()]);
             let name = format!("stress-{}-{index}", crate::context::file_safe(drill));
-            let launch = Launch {
-                url: None,
-                command: Some(command),
-                env: Default::default(),
-                pass_env: Vec::new(),
-                health: "/".into(),
-                ready_timeout: gauntlet_spec::units::Duration::from_secs(1),
-            };
+            let stressor = System::process(&name, command);
             let run_dir = ctx.recorder.run_dir().to_path_buf();
             let endpoint = ctx
                 .supervisor
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .spawn(&name, &launch, &run_dir, &Default::default())
+                .spawn(&stressor, &run_dir, &Default::default())
                 .map_err(|e| e.to_string())?;
             // Applied only once the stressor says its pressure is in force.
             let ready = run_dir.join("work").join(&name).join("ready");
-            let bytes = spec.size.map_or(0, |s| s.bytes());
             let patience = Duration::from_secs(10 + bytes / (1 << 30));
             match stressor_ready(ctx, &name, &ready, patience).await {
                 Ok(holding) => Ok((
@@ -255,16 +202,16 @@ pub async fn apply(
                 }
             }
         }
-        FaultType::Disk => {
-            let mut dir = target_dir(ctx, &spec.target)?;
-            if let Some(path) = &spec.path {
+        FaultKind::Disk { bytes, path } => {
+            let size = *bytes;
+            let mut dir = target_dir(ctx, target)?;
+            if let Some(path) = path {
                 dir = dir.join(path);
             }
             let path = dir.join(format!(
                 ".gauntlet-fill-{}-{index}",
                 crate::context::file_safe(drill)
             ));
-            let size = spec.size.map_or(0, |s| s.bytes());
             // Never the host's last free space: a drill fills the service's disk, not ours.
             let free = nix::sys::statvfs::statvfs(&dir)
                 .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
@@ -273,7 +220,7 @@ pub async fn apply(
                 return Err(format!(
                     "filling {} would take {} of the {} MiB free on its file system: more than nine tenths",
                     dir.display(),
-                    spec.size.map_or("0B".into(), |s| s.to_string()),
+                    self::size(size),
                     free >> 20
                 ));
             }
@@ -293,11 +240,7 @@ pub async fn apply(
                         path: path.clone(),
                         journal_id,
                     },
-                    format!(
-                        "filled {} with {}",
-                        path.display(),
-                        spec.size.map_or("0B".into(), |s| s.to_string())
-                    ),
+                    format!("filled {} with {}", path.display(), self::size(size)),
                 )),
                 Err(e) => {
                     let _ = std::fs::remove_file(&path);
@@ -306,13 +249,12 @@ pub async fn apply(
                 }
             }
         }
-        FaultType::Corrupt => {
-            let file = spec.file.clone().unwrap_or_default();
-            let path = target_dir(ctx, &spec.target)?.join(&file);
+        FaultKind::Corrupt { file, bytes } => {
+            let path = target_dir(ctx, target)?.join(file);
             let original =
                 std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             let original_sha256 = gauntlet_report::sha256_hex(&original);
-            let flips = spec.bytes.unwrap_or(8) as usize;
+            let flips = usize::try_from(*bytes).unwrap_or(usize::MAX);
             let corruption = {
                 let mut journal = ctx.journal.lock().unwrap_or_else(|e| e.into_inner());
                 super::corrupt_file::corrupt_file(&mut journal, &path, flips, seed)
@@ -331,8 +273,21 @@ pub async fn apply(
                 line,
             ))
         }
-        _ => Err(format!("{kind:?} is not a process, resource or data fault")),
+        other => unreachable_kind(other),
     }
+}
+
+/// A proxy kind reached the process faults: a bug, said as an error rather than a panic.
+fn unreachable_kind<T>(kind: &FaultKind) -> Result<T, String> {
+    Err(format!(
+        "`{}` is not a process, resource or data fault",
+        kind.name()
+    ))
+}
+
+/// Bytes as the spec would write them: `256MiB`.
+fn size(bytes: u64) -> String {
+    gauntlet_spec::units::ByteSize::from_bytes(bytes).to_string()
 }
 
 /// Waits (bounded) for a stressor's ready file; `Err` if it exited or took too long.
@@ -580,15 +535,10 @@ pub async fn wait_healthy(ctx: &RunContext, target: &str, until: tokio::time::In
     let Some(system) = ctx.systems.get(target) else {
         return false;
     };
-    let health = if target == "candidate" {
-        ctx.spec.targets.candidate.value.health.clone()
-    } else {
-        ctx.spec
-            .dependencies
-            .get(target)
-            .map_or_else(|| "/".to_string(), |l| l.value.health.clone())
+    let Some(planned) = ctx.plan.systems.in_start_order().find(|s| s.name == target) else {
+        return false;
     };
-    let probe = gauntlet_net::Outgoing::get(&system.url, &health);
+    let probe = gauntlet_net::Outgoing::get(&system.url, &planned.health);
     while tokio::time::Instant::now() < until {
         let answer =
             tokio::time::timeout(Duration::from_millis(500), ctx.client.send(&probe)).await;

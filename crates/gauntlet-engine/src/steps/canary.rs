@@ -4,43 +4,33 @@
 //! decision is inconclusive (a truncated sequential test is never a pass).
 
 use gauntlet_net::TrafficSplit;
-use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{CanaryStep, StageWeight};
+use gauntlet_report::{Check, Outcome};
+use gauntlet_spec::{CanaryPlan, StageWeight, StepMeta};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::canary::{
-    ArmTotals, Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence,
+    ArmTotals, Load, Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence,
 };
 use crate::context::RunContext;
 
 const STEP: &str = gauntlet_spec::StepName::Canary.as_str();
 
-pub struct Canary(StepMeta);
-
-impl Canary {
-    pub fn new(config: &CanaryStep) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Canary(pub(crate) CanaryPlan);
 
 impl Step for Canary {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Canary
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(async move {
-            match &ctx.spec.steps.canary {
-                Some(config) => run(ctx, config, self.0.severity).await,
-                None => Vec::new(),
-            }
-        })
+        Box::pin(run(ctx, &self.0))
     }
 }
 
-async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
+    let severity = severity(&config.meta);
     let recorder = &ctx.recorder;
     let Some(baseline) = &ctx.baseline else {
         return vec![Check::new(STEP, "baseline", severity).outcome(
@@ -53,7 +43,7 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
         &ctx.candidate,
         config.sticky_header.clone(),
         config.mirror.clone(),
-        ctx.seed,
+        config.seed.derive("split", 0),
     )
     .await
     {
@@ -70,11 +60,9 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
         "split",
         format!("traffic split on {}", split.addr()),
     );
-    let rate = config.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
-    let connections = config.connections.get() as usize;
     let mut checks = Vec::new();
     let mut totals: [ArmTotals; 2] = Default::default();
-    let stages = &config.stages.value;
+    let stages = &config.stages;
     for (index, stage) in stages.iter().enumerate() {
         let label = format!("stage {} ({})", index + 1, stage.weight);
         let share = match &stage.weight {
@@ -107,8 +95,11 @@ async fn run(ctx: &RunContext, config: &CanaryStep, severity: Severity) -> Vec<C
             &split,
             &mut observations,
             &mut panel,
-            rate,
-            connections,
+            Load {
+                rate: config.rate.per_second(),
+                connections: config.connections as usize,
+                seed: config.seed.derive("load", index as u64),
+            },
             stage.bake.as_std(),
             u64::from(stage.min_samples),
             config.abort.as_ref(),

@@ -9,9 +9,9 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use gauntlet_report::{Check, DrillEvent, DrillReport, Outcome, Severity};
-use gauntlet_spec::{ChaosStep, Drill, Expectation, Hypothesis, Probe, Restart};
+use gauntlet_spec::{ChaosPlan, DrillPlan as Drill, Expectation, Probe, Restart, StepMeta};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 use crate::probes::{MetricBase, ProbeResult, run_probe, scrape};
@@ -20,33 +20,20 @@ const STEP: &str = gauntlet_spec::StepName::Chaos.as_str();
 /// Consecutive passing rounds that count as "holds again".
 const SETTLED_ROUNDS: usize = 3;
 
-pub struct Chaos(StepMeta);
-
-impl Chaos {
-    pub fn new(config: &ChaosStep) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Chaos(pub(crate) ChaosPlan);
 
 impl Step for Chaos {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Chaos
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let Some(config) = &ctx.spec.steps.chaos else {
-                return Vec::new();
-            };
             let mut checks = Vec::new();
-            for (index, drill) in config.drills.value.iter().enumerate() {
-                if !ctx.drills.is_empty() && !ctx.drills.contains(&drill.name) {
-                    continue;
-                }
-                let seed = ctx.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                checks.extend(run_drill(ctx, config, drill, self.0.severity, seed).await);
+            for drill in &self.0.drills {
+                checks.extend(run_drill(ctx, &self.0, drill).await);
             }
             checks
         })
@@ -149,23 +136,12 @@ fn shares(rounds: &[&Round], probes: &[Probe]) -> Vec<(String, usize, usize, f64
         .collect()
 }
 
-async fn run_drill(
-    ctx: &RunContext,
-    config: &ChaosStep,
-    drill: &Drill,
-    severity: Severity,
-    seed: u64,
-) -> Vec<Check> {
+async fn run_drill(ctx: &RunContext, config: &ChaosPlan, drill: &Drill) -> Vec<Check> {
+    let severity = severity(&config.meta);
+    let seed = drill.seed;
     let name = drill.name.as_str();
     let check = |what: &str| Check::new(STEP, &format!("{name}: {what}"), severity);
-    let Some(hypothesis): Option<&Hypothesis> =
-        drill.steady_state.as_ref().or(config.steady_state.as_ref())
-    else {
-        return vec![
-            check("steady state before")
-                .outcome(Outcome::Inconclusive, "no steady-state hypothesis"),
-        ];
-    };
+    let hypothesis = &drill.steady_state;
     let url = ctx
         .systems
         .get("candidate")
@@ -246,11 +222,11 @@ async fn run_drill(
     let mut fault_at = None;
     let mut apply_error = None;
     for (i, fault) in drill.faults.iter().enumerate() {
-        match inject::apply(ctx, name, i, &fault.value, seed ^ i as u64).await {
+        match inject::apply(ctx, name, i, fault, seed.derive("fault", i as u64)).await {
             Ok((done, line)) => {
                 let at = timeline.note(ctx, "fault-applied", line);
                 fault_at.get_or_insert(at);
-                applied.push((done, fault.value.duration.map(|d| at + d.as_std())));
+                applied.push((done, fault.fault.duration.map(|d| at + d)));
             }
             Err(e) => {
                 apply_error = Some(e);

@@ -13,39 +13,28 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use gauntlet_net::Outgoing;
-use gauntlet_report::{Check, DrillEvent, DrillReport, Outcome, Severity};
-use gauntlet_spec::{DrStep, Request};
+use gauntlet_report::{Check, DrillEvent, DrillReport, Outcome};
+use gauntlet_spec::{DrPlan, Request, StepMeta};
 use sha2::{Digest, Sha256};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 use crate::journal::Undo;
 use crate::supervisor::{Endpoint, substitute, wait_ready};
 
 const STEP: &str = gauntlet_spec::StepName::Dr.as_str();
 
-pub struct Dr(StepMeta);
-
-impl Dr {
-    pub fn new(config: &DrStep) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Dr(pub(crate) DrPlan);
 
 impl Step for Dr {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Dr
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(async move {
-            match &ctx.spec.steps.dr {
-                Some(config) => run(ctx, config, self.0.severity).await,
-                None => Vec::new(),
-            }
-        })
+        Box::pin(run(ctx, &self.0))
     }
 }
 
@@ -100,11 +89,11 @@ fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
 
 async fn write_marker(
     ctx: &RunContext,
-    config: &DrStep,
+    config: &DrPlan,
     base: &str,
     name: String,
 ) -> Result<Marker, String> {
-    let out = fill(&config.markers.value.write, base, &[("marker", &name)]);
+    let out = fill(&config.markers.write, base, &[("marker", &name)]);
     let answer = ctx
         .client
         .send(&out)
@@ -133,10 +122,10 @@ async fn write_marker(
     })
 }
 
-async fn marker_present(ctx: &RunContext, config: &DrStep, base: &str, marker: &Marker) -> bool {
+async fn marker_present(ctx: &RunContext, config: &DrPlan, base: &str, marker: &Marker) -> bool {
     let id = marker.id.clone().unwrap_or_default();
     let out = fill(
-        &config.markers.value.read,
+        &config.markers.read,
         base,
         &[("marker", &marker.name), ("id", &id)],
     );
@@ -191,7 +180,7 @@ struct Fingerprint {
     files: BTreeMap<String, String>,
 }
 
-fn fingerprint(config: &DrStep, dir: &Path) -> Result<Fingerprint, String> {
+fn fingerprint(config: &DrPlan, dir: &Path) -> Result<Fingerprint, String> {
     let tables = match &config.sqlite {
         Some(db) => sqlite_fingerprint(&dir.join(db))?,
         None => BTreeMap::new(),
@@ -203,7 +192,7 @@ fn fingerprint(config: &DrStep, dir: &Path) -> Result<Fingerprint, String> {
     Ok(Fingerprint { tables, files })
 }
 
-fn builtin_backup(config: &DrStep, live: &Path, backup: &Path) -> Result<(), String> {
+fn builtin_backup(config: &DrPlan, live: &Path, backup: &Path) -> Result<(), String> {
     std::fs::create_dir_all(backup).map_err(|e| e.to_string())?;
     if let Some(db) = &config.sqlite {
         let source =
@@ -232,7 +221,7 @@ fn copy_into(from: &Path, to: &Path) -> Result<(), String> {
         .map_err(|e| format!("copy {} to {}: {e}", from.display(), to.display()))
 }
 
-fn builtin_restore(config: &DrStep, backup: &Path, fresh: &Path) -> Result<(), String> {
+fn builtin_restore(config: &DrPlan, backup: &Path, fresh: &Path) -> Result<(), String> {
     std::fs::create_dir_all(fresh).map_err(|e| e.to_string())?;
     for name in config.sqlite.iter().chain(config.files.iter()) {
         copy_into(&backup.join(name), &fresh.join(name))?;
@@ -274,7 +263,8 @@ async fn run_command(
     }
 }
 
-async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &DrPlan) -> Vec<Check> {
+    let severity = severity(&config.meta);
     let check = |name: &str| Check::new(STEP, name, severity);
     let target = config.target.as_str();
     let mut timeline = Timeline {
@@ -308,7 +298,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut markers = Vec::new();
-    for i in 0..config.markers.value.before {
+    for i in 0..config.markers.before {
         match write_marker(ctx, config, &base, format!("gauntlet-dr-{run}-before-{i}")).await {
             Ok(m) => markers.push(m),
             Err(e) => {
@@ -336,7 +326,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
             run_command(ctx, command, &values).await
         }
         None => {
-            let (c, l, b) = (config_clone(config), live.clone(), backup_dir.clone());
+            let (c, l, b) = (config.clone(), live.clone(), backup_dir.clone());
             tokio::task::spawn_blocking(move || builtin_backup(&c, &l, &b))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
@@ -460,7 +450,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
             run_command(ctx, command, &values).await
         }
         None => {
-            let (c, b, f) = (config_clone(config), backup_dir.clone(), fresh.clone());
+            let (c, b, f) = (config.clone(), backup_dir.clone(), fresh.clone());
             tokio::task::spawn_blocking(move || builtin_restore(&c, &b, &f))
                 .await
                 .unwrap_or_else(|e| Err(e.to_string()))
@@ -518,30 +508,24 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
         .unwrap_or_else(|e| e.into_inner())
         .respawn(target, Some(&fresh));
     let ready = match respawned {
-        Ok(endpoint) => {
-            let launch = if target == "candidate" {
-                &ctx.spec.targets.candidate.value
-            } else {
-                ctx.spec
-                    .dependencies
-                    .get(target)
-                    .map(|l| &l.value)
-                    .unwrap_or(&ctx.spec.targets.candidate.value)
-            };
-            let endpoint = Endpoint {
-                url: base.clone(),
-                ..endpoint
-            };
-            wait_ready(
-                &ctx.supervisor,
-                &ctx.client,
-                &endpoint,
-                &launch.health,
-                launch.ready_timeout.as_std(),
-            )
-            .await
-            .map_err(|e| e.to_string())
-        }
+        Ok(endpoint) => match ctx.plan.systems.in_start_order().find(|s| s.name == target) {
+            Some(system) => {
+                let endpoint = Endpoint {
+                    url: base.clone(),
+                    ..endpoint
+                };
+                wait_ready(
+                    &ctx.supervisor,
+                    &ctx.client,
+                    &endpoint,
+                    &system.health,
+                    system.ready_timeout.as_std(),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+            None => Err(format!("the plan has no system `{target}`")),
+        },
         Err(e) => Err(e.to_string()),
     };
     // From here the destroyed copy stays aside as evidence; had the run died before this,
@@ -568,7 +552,7 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
         for marker in &markers {
             present.push(marker_present(ctx, config, &base, marker).await);
         }
-        let before = config.markers.value.before as usize;
+        let before = config.markers.before as usize;
         let kept = present.iter().take(before).filter(|p| **p).count();
         if kept == before {
             checks.push(
@@ -658,29 +642,11 @@ async fn run(ctx: &RunContext, config: &DrStep, severity: Severity) -> Vec<Check
     checks
 }
 
-/// The parts of the config the blocking backup and restore need.
-fn config_clone(config: &DrStep) -> DrStep {
-    DrStep {
-        severity: config.severity,
-        owner: None,
-        target: config.target.clone(),
-        sqlite: config.sqlite.clone(),
-        files: config.files.clone(),
-        backup_command: None,
-        restore_command: None,
-        verify_command: None,
-        markers: config.markers.clone(),
-        after_backup: config.after_backup,
-        rpo: config.rpo,
-        rto: config.rto,
-    }
-}
-
 fn finish(
     ctx: &RunContext,
     timeline: Timeline,
     rto: Option<Duration>,
-    config: &DrStep,
+    config: &DrPlan,
     outcome: Outcome,
 ) {
     let events = timeline.events;

@@ -6,36 +6,27 @@
 
 use std::collections::BTreeMap;
 
-use gauntlet_report::{Check, GateReport, GatesReport, Outcome, Severity};
-use gauntlet_spec::{Against, Gate, GateQuery, GatesSection, OnEmpty, Reference, Threshold};
+use gauntlet_report::{Check, GateReport, GatesReport, Outcome};
+use gauntlet_spec::{
+    Against, GatePlan as Gate, GateQuery, GatesPlan, OnEmpty, Reference, StepMeta, Threshold,
+};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 
 pub const STEP: &str = gauntlet_spec::StepName::Gates.as_str();
 
-pub struct Gates(StepMeta);
-
-impl Gates {
-    pub fn new(config: &GatesSection) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Gates(pub(crate) GatesPlan);
 
 impl Step for Gates {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Gates
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(async move {
-            match &ctx.spec.gates {
-                Some(config) => run(ctx, config, self.0.severity).await,
-                None => Vec::new(),
-            }
-        })
+        Box::pin(run(ctx, &self.0))
     }
 }
 
@@ -59,7 +50,7 @@ async fn fetch(ctx: &RunContext, query: &GateQuery) -> Result<(String, Series), 
             let seconds = ctx.recorder.elapsed_ms().div_ceil(1000).max(1);
             let query = text.replace("{run_seconds}", &seconds.to_string());
             let resolved = format!("promql: {query}");
-            let (Some(url), Some(section)) = (&ctx.prometheus, &ctx.spec.prometheus) else {
+            let (Some(url), Some(section)) = (&ctx.prometheus, &ctx.plan.prometheus) else {
                 return Err(format!(
                     "{resolved}: no Prometheus to ask (see the setup step's `prometheus ready`)"
                 ));
@@ -121,10 +112,9 @@ fn default_baseline(query: &GateQuery) -> Option<GateQuery> {
     }
 }
 
-async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> GateReport {
-    // Validation parsed both thresholds already.
-    let pass = Threshold::parse(&gate.pass.value);
-    let warn = gate.warn.as_ref().map(|w| Threshold::parse(&w.value));
+async fn evaluate(ctx: &RunContext, config: &GatesPlan, gate: &Gate) -> GateReport {
+    let pass = gate.pass.threshold;
+    let warn = gate.warn.as_ref().map(|w| w.threshold);
     let mut report = GateReport {
         name: gate.name.clone(),
         query: gate.query.to_string(),
@@ -132,8 +122,8 @@ async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> GateR
         raw: Vec::new(),
         value: None,
         reference: None,
-        pass: gate.pass.value.clone(),
-        warn: gate.warn.as_ref().map(|w| w.value.clone()),
+        pass: gate.pass.text.clone(),
+        warn: gate.warn.as_ref().map(|w| w.text.clone()),
         limit: None,
         critical: gate.critical,
         weight: gate.weight,
@@ -144,9 +134,6 @@ async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> GateR
         report.outcome = outcome;
         report.reason = reason;
         report
-    };
-    let (Ok(pass), Ok(warn)) = (pass, warn.transpose()) else {
-        return end(report, Outcome::Inconclusive, "invalid threshold".into());
     };
     let lower = pass.op.lower_is_better();
     let (resolved, series) = match fetch(ctx, &gate.query).await {
@@ -238,7 +225,7 @@ async fn evaluate(ctx: &RunContext, config: &GatesSection, gate: &Gate) -> GateR
                             Outcome::Inconclusive,
                             format!(
                                 "no earlier GO run of {} measured this gate, so there is no history to compare with",
-                                ctx.spec.service.name
+                                ctx.plan.service.name
                             ),
                         );
                     }
@@ -285,9 +272,10 @@ fn number(v: f64) -> String {
     }
 }
 
-async fn run(ctx: &RunContext, config: &GatesSection, severity: Severity) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &GatesPlan) -> Vec<Check> {
+    let severity = severity(&config.meta);
     let mut reports = Vec::new();
-    for gate in &config.checks.value {
+    for gate in &config.checks {
         let evaluated = evaluate(ctx, config, gate).await;
         ctx.recorder.event(
             Some(STEP),

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gauntlet_report::{Check, Severity};
-use gauntlet_spec::Spec;
+use gauntlet_spec::{Plan, StepMeta, StepName, StepPlan};
 
 use crate::context::RunContext;
 
@@ -33,10 +33,11 @@ pub use security::Security;
 pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Vec<Check>> + Send + 'a>>;
 
 pub trait Step: Send + Sync {
-    fn step(&self) -> gauntlet_spec::StepName;
+    fn step(&self) -> StepName;
     fn name(&self) -> &'static str {
         self.step().as_str()
     }
+    /// How hard its failures are, and who answers for them.
     fn meta(&self) -> &StepMeta;
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a>;
     /// Whether it still runs after a hard failure stopped the pipeline (the registry says).
@@ -45,60 +46,32 @@ pub trait Step: Send + Sync {
     }
 }
 
-/// What every step takes from its spec section: how hard its failures are, and the role
-/// from `service.owners` that answers for its conditions (the one the spec names, else the
-/// role conventionally answering for that step).
-#[derive(Debug, Clone)]
-pub struct StepMeta {
-    pub severity: Severity,
-    pub owner: Option<String>,
-}
-
-impl StepMeta {
-    pub(crate) fn new(
-        severity: gauntlet_spec::Severity,
-        owner: Option<&serde_saphyr::Spanned<String>>,
-        conventional: &str,
-    ) -> Self {
-        Self {
-            severity: match severity {
-                gauntlet_spec::Severity::Hard => Severity::Hard,
-                gauntlet_spec::Severity::Soft => Severity::Soft,
-            },
-            owner: Some(owner.map_or_else(|| conventional.to_string(), |o| o.value.clone())),
-        }
+/// The report's severity of a step's checks.
+pub fn severity(meta: &StepMeta) -> Severity {
+    match meta.severity {
+        gauntlet_spec::Severity::Hard => Severity::Hard,
+        gauntlet_spec::Severity::Soft => Severity::Soft,
     }
 }
 
-/// The steps the spec configures, in pipeline order.
-pub fn configured(spec: &Spec) -> Vec<Box<dyn Step>> {
-    let mut steps: Vec<Box<dyn Step>> = Vec::new();
-    if let Some(config) = &spec.steps.preflight {
-        steps.push(Box::new(Preflight::new(config)));
-    }
-    if let Some(config) = &spec.steps.rollback_rehearsal {
-        steps.push(Box::new(Rehearsal::new(config)));
-    }
-    if let Some(config) = &spec.steps.chaos {
-        steps.push(Box::new(Chaos::new(config)));
-    }
-    if let Some(config) = &spec.steps.dr {
-        steps.push(Box::new(Dr::new(config)));
-    }
-    if let Some(config) = &spec.steps.rotation {
-        steps.push(Box::new(Rotation::new(config)));
-    }
-    if let Some(config) = &spec.steps.security {
-        steps.push(Box::new(Security::new(config)));
-    }
-    if let Some(config) = &spec.steps.observability {
-        steps.push(Box::new(Observability::new(config)));
-    }
-    if let Some(config) = &spec.steps.canary {
-        steps.push(Box::new(Canary::new(config)));
-    }
-    if let Some(config) = &spec.gates {
-        steps.push(Box::new(Gates::new(config)));
-    }
-    steps
+/// What runs a planned step: one line per step, the compiler names a missing one. The
+/// readiness checklist is scored after the steps, from their checks, so it has none.
+pub fn runner(plan: &StepPlan) -> Option<Box<dyn Step>> {
+    Some(match plan {
+        StepPlan::Preflight(p) => Box::new(Preflight(p.clone())),
+        StepPlan::RollbackRehearsal(p) => Box::new(Rehearsal(p.clone())),
+        StepPlan::Chaos(p) => Box::new(Chaos(p.clone())),
+        StepPlan::Dr(p) => Box::new(Dr(p.clone())),
+        StepPlan::Rotation(p) => Box::new(Rotation(p.clone())),
+        StepPlan::Security(p) => Box::new(Security(p.clone())),
+        StepPlan::Observability(p) => Box::new(Observability(p.clone())),
+        StepPlan::Canary(p) => Box::new(Canary(p.clone())),
+        StepPlan::Gates(p) => Box::new(Gates(p.clone())),
+        StepPlan::Readiness(_) => return None,
+    })
+}
+
+/// The steps of a plan that run in the pipeline, in order.
+pub fn runners(plan: &Plan) -> Vec<Box<dyn Step>> {
+    plan.steps.iter().filter_map(runner).collect()
 }

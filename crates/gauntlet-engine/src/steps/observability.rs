@@ -7,35 +7,24 @@ use std::time::Duration;
 use gauntlet_metrics::{MetricFamily, MetricKind, parse_text};
 use gauntlet_net::{Outgoing, WeightedRequest, send_paced};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{AlertRulesSpec, DashboardSpec, ObservabilityStep, RequiredMetric};
+use gauntlet_spec::{AlertRulesSpec, Dashboard, ObservabilityPlan, RequiredMetric, StepMeta};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 
 const STEP: &str = gauntlet_spec::StepName::Observability.as_str();
 
-pub struct Observability(StepMeta);
-
-impl Observability {
-    pub fn new(config: &ObservabilityStep) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Observability(pub(crate) ObservabilityPlan);
 
 impl Step for Observability {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Observability
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(async move {
-            match &ctx.spec.steps.observability {
-                Some(config) => run(ctx, config, self.0.severity).await,
-                None => Vec::new(),
-            }
-        })
+        Box::pin(run(ctx, &self.0))
     }
 }
 
@@ -86,28 +75,14 @@ fn total(family: &MetricFamily) -> f64 {
         .sum()
 }
 
-async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &ObservabilityPlan) -> Vec<Check> {
+    let severity = severity(&config.meta);
     let recorder = &ctx.recorder;
     let (before, before_file) = scrape(ctx, &config.metrics_path, "before").await;
-    let requests = u64::from(config.requests.get());
-    let rate = ctx.spec.traffic.rate.per_second();
-    let mix: Vec<WeightedRequest> = ctx
-        .spec
-        .traffic
-        .requests
-        .value
-        .iter()
-        .map(|r| WeightedRequest {
-            request: Outgoing {
-                base: ctx.candidate.clone(),
-                method: r.method.as_str().to_string(),
-                path: r.path.clone(),
-                headers: r.headers.clone(),
-                body: r.body.clone(),
-            },
-            weight: r.weight.get(),
-        })
-        .collect();
+    let requests = u64::from(config.requests);
+    let rate = ctx.plan.traffic.rate.per_second();
+    let mix: Vec<WeightedRequest> =
+        crate::canary::mix_for(&ctx.plan.traffic.requests, &ctx.candidate);
     let budget = Duration::from_secs_f64(requests as f64 / rate * 2.0 + 5.0);
     recorder.event(
         Some(STEP),
@@ -120,7 +95,10 @@ async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -
         requests,
         rate,
         budget,
-        ctx.seed,
+        ctx.plan
+            .seed
+            .of(gauntlet_spec::StepName::Observability)
+            .derive("traffic", 0),
         |sent| recorder.progress(STEP, "requests", sent, requests),
     )
     .await;
@@ -145,7 +123,7 @@ async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -
         "traffic.json",
         &serde_json::to_vec_pretty(&serde_json::json!({
             "sent": traffic.sent, "statuses": traffic.statuses, "errors": traffic.errors,
-            "elapsed_ms": traffic.elapsed.as_millis() as u64, "seed": ctx.seed,
+            "elapsed_ms": traffic.elapsed.as_millis() as u64, "seed": ctx.plan.seed.0,
         }))
         .unwrap_or_default(),
     );
@@ -182,9 +160,9 @@ async fn run(ctx: &RunContext, config: &ObservabilityStep, severity: Severity) -
 
 /// A Grafana dashboard: a JSON model whose queries are PromQL, with, for every area the spec
 /// names, a panel reading each of the area's metric families.
-fn dashboard_checks(ctx: &RunContext, spec: &DashboardSpec, severity: Severity) -> Vec<Check> {
+fn dashboard_checks(ctx: &RunContext, spec: &Dashboard, severity: Severity) -> Vec<Check> {
     let shown = spec.file.as_str();
-    let areas: Vec<&str> = spec.covers.value.keys().map(String::as_str).collect();
+    let areas: Vec<&str> = spec.covers.keys().map(String::as_str).collect();
     let valid = Check::new(STEP, &format!("dashboard {shown} valid"), severity)
         .threshold("a Grafana JSON model whose panel queries parse as PromQL");
     let covers = Check::new(STEP, &format!("dashboard {shown} covers"), severity).threshold(
@@ -255,7 +233,7 @@ fn dashboard_checks(ctx: &RunContext, spec: &DashboardSpec, severity: Severity) 
     valid.evidence = evidence.clone();
     let mut found = Vec::new();
     let mut missing = Vec::new();
-    for (area, metrics) in &spec.covers.value {
+    for (area, metrics) in &spec.covers {
         for metric in metrics {
             let (panels, scoped) = board.covering(area, metric);
             let place = if scoped {
@@ -386,7 +364,7 @@ async fn alert_rule_checks(
             )
     };
     let mut checks = vec![valid, defined];
-    let started = ctx.spec.prometheus.as_ref().is_some_and(|p| p.start);
+    let started = ctx.plan.prometheus.as_ref().is_some_and(|p| p.start);
     if let (Some(url), true) = (&ctx.prometheus, started) {
         checks.push(loaded(ctx, url, &alerts.required, severity).await);
     }
@@ -432,7 +410,7 @@ async fn promtool(
 async fn loaded(ctx: &RunContext, url: &str, required: &[String], severity: Severity) -> Check {
     let check = Check::new(STEP, "alert rules loaded by Prometheus", severity)
         .threshold("every required alert is loaded and evaluates without error");
-    let Some(section) = ctx.spec.prometheus.as_ref() else {
+    let Some(section) = ctx.plan.prometheus.as_ref() else {
         return check.outcome(Outcome::Inconclusive, "no Prometheus");
     };
     let groups = match crate::prom::client(url, section).rules().await {

@@ -9,43 +9,33 @@ use std::path::Path;
 
 use gauntlet_net::Outgoing;
 use gauntlet_report::{Check, Outcome, Severity, sha256_hex};
-use gauntlet_spec::{FlagSource, PreflightStep, SbomSource};
+use gauntlet_spec::{FlagSource, PreflightPlan, SbomSource, StepMeta};
 use gauntlet_trust::lock::{self, FileOutcome, FlagSnapshot, Lock, Release, SbomRecord};
 use gauntlet_trust::{Keyring, Trust, canonical, sbom};
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 use crate::trust::{MANIFEST_FILE, Project, ReleaseFacts, green_fingerprint, thresholds};
 
 const STEP: &str = gauntlet_spec::StepName::Preflight.as_str();
 
-pub struct Preflight(StepMeta);
-
-impl Preflight {
-    pub fn new(config: &PreflightStep) -> Self {
-        Self(StepMeta::new(
-            config.severity,
-            config.owner.as_ref(),
-            "release",
-        ))
-    }
-}
+pub struct Preflight(pub(crate) PreflightPlan);
 
 impl Step for Preflight {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Preflight
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(run(ctx, self.0.severity))
+        Box::pin(run(ctx, severity(&self.0.meta)))
     }
 }
 
 async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
     let check = |name: &str| Check::new(STEP, name, severity);
-    let project = Project::of(&ctx.spec, &ctx.spec_path);
+    let project = Project::of(ctx.plan.trust.as_ref(), &ctx.spec_path);
     let keyring = Keyring::open(&ctx.keyring).map_err(|e| e.to_string());
     let mut checks = Vec::new();
 
@@ -136,8 +126,8 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
     let mut manifest = Lock::new(
         version.clone(),
         Some(Release {
-            name: ctx.spec.service.name.clone(),
-            version: ctx.spec.service.version.clone(),
+            name: ctx.plan.service.name.clone(),
+            version: ctx.plan.service.version.clone(),
         }),
         files.clone(),
     );
@@ -297,7 +287,7 @@ async fn snapshot_flags(
     locked: Option<&Lock>,
     c: Check,
 ) -> (Check, Option<FlagSnapshot>) {
-    let source = ctx.spec.trust.as_ref().and_then(|t| t.flags.as_ref());
+    let source = ctx.plan.trust.as_ref().and_then(|t| t.flags.as_ref());
     let fetched: Result<(String, serde_json::Value), String> = match source {
         None => {
             return (
@@ -381,7 +371,7 @@ async fn snapshot_flags(
 }
 
 fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<SbomRecord>) {
-    let source = ctx.spec.trust.as_ref().and_then(|t| t.sbom.as_ref());
+    let source = ctx.plan.trust.as_ref().and_then(|t| t.sbom.as_ref());
     let taken = match source {
         None => {
             let found = sbom::discover(&project.spec_dir);
@@ -396,8 +386,8 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
             }
             sbom::generate(
                 &found,
-                &ctx.spec.service.name,
-                Some(&ctx.spec.service.version),
+                &ctx.plan.service.name,
+                Some(&ctx.plan.service.version),
             )
             .map(|s| (s, format!("generated from {}", names(&found))))
         }
@@ -412,8 +402,8 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
             };
             sbom::generate(
                 &paths,
-                &ctx.spec.service.name,
-                Some(&ctx.spec.service.version),
+                &ctx.plan.service.name,
+                Some(&ctx.plan.service.version),
             )
             .map(|s| (s, format!("generated from {}", names(&paths))))
         }

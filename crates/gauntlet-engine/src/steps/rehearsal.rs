@@ -12,48 +12,34 @@ use std::time::{Duration, Instant};
 use gauntlet_metrics::promql::Selector;
 use gauntlet_net::{ArmFault, Outgoing, TrafficSplit};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{CanaryStep, RehearsalStep, SliSensitivity};
+use gauntlet_spec::{RehearsalPlan, Sli, StepMeta};
 use gauntlet_stats::{Arm, Observation, Verdict};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{Step, StepFuture, StepMeta};
-use crate::canary::{Panel, RunningLoad, observations_gz, run_action, trajectory_svg};
+use super::{Step, StepFuture, severity};
+use crate::canary::{Load, Panel, RunningLoad, observations_gz, run_action, trajectory_svg};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 
 const STEP: &str = gauntlet_spec::StepName::RollbackRehearsal.as_str();
 
-pub struct Rehearsal(StepMeta);
-
-impl Rehearsal {
-    pub fn new(config: &RehearsalStep) -> Self {
-        Self(StepMeta::new(config.severity, config.owner.as_ref(), "sre"))
-    }
-}
+pub struct Rehearsal(pub(crate) RehearsalPlan);
 
 impl Step for Rehearsal {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::RollbackRehearsal
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(async move {
-            match (&ctx.spec.steps.rollback_rehearsal, &ctx.spec.steps.canary) {
-                (Some(config), Some(canary)) => run(ctx, config, canary, self.0.severity).await,
-                _ => Vec::new(),
-            }
-        })
+        Box::pin(run(ctx, &self.0))
     }
 }
 
-async fn run(
-    ctx: &RunContext,
-    config: &RehearsalStep,
-    canary: &CanaryStep,
-    severity: Severity,
-) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &RehearsalPlan) -> Vec<Check> {
+    let canary = &config.canary;
+    let severity = severity(&config.meta);
     let recorder = &ctx.recorder;
     let detected = Check::new(STEP, "regression detected", severity)
         .threshold(format!("the judges reject within {}", config.detect_within));
@@ -71,19 +57,25 @@ async fn run(
             recovered.outcome(Outcome::Skipped, why),
         ];
     };
-    let (split, mut observations) =
-        match TrafficSplit::start(baseline, &ctx.candidate, None, None, ctx.seed ^ 0x5eed).await {
-            Ok(started) => started,
-            Err(e) => {
-                let why = format!("cannot start the traffic split: {e}");
-                return vec![
-                    detected.outcome(Outcome::Inconclusive, why.clone()),
-                    rolled_back.outcome(Outcome::Skipped, why.clone()),
-                    recovered.outcome(Outcome::Skipped, why),
-                ];
-            }
-        };
-    let rate = canary.rate.unwrap_or(ctx.spec.traffic.rate).per_second();
+    let (split, mut observations) = match TrafficSplit::start(
+        baseline,
+        &ctx.candidate,
+        None,
+        None,
+        config.seed.derive("split", 0),
+    )
+    .await
+    {
+        Ok(started) => started,
+        Err(e) => {
+            let why = format!("cannot start the traffic split: {e}");
+            return vec![
+                detected.outcome(Outcome::Inconclusive, why.clone()),
+                rolled_back.outcome(Outcome::Skipped, why.clone()),
+                recovered.outcome(Outcome::Skipped, why),
+            ];
+        }
+    };
     let sli_budget = if config.sli.is_some() {
         SLI_BEFORE_BOUND
     } else {
@@ -91,7 +83,12 @@ async fn run(
     };
     let budget =
         config.detect_within.as_std() + config.rto.as_std() + sli_budget + Duration::from_secs(5);
-    let load = RunningLoad::start(ctx, &split, rate, canary.connections.get() as usize, budget);
+    let load = Load {
+        rate: canary.rate.per_second(),
+        connections: canary.connections as usize,
+        seed: config.seed.derive("load", 0),
+    };
+    let load = RunningLoad::start(ctx, &split, load, budget);
     split.set_weight(config.weight.ratio());
     let mut sli = match &config.sli {
         Some(spec) => Some(SliReading::before(ctx, spec, &mut observations).await),
@@ -99,7 +96,7 @@ async fn run(
     };
     let mut applied = Vec::new();
     for (i, fault) in config.faults.iter().enumerate() {
-        match inject::apply(ctx, STEP, i, &fault.value, ctx.seed ^ 0xfa17 ^ i as u64).await {
+        match inject::apply(ctx, STEP, i, fault, config.seed.derive("fault", i as u64)).await {
             Ok((done, line)) => {
                 recorder.event(Some(STEP), "fault-applied", line);
                 applied.push(done);
@@ -294,11 +291,11 @@ async fn run(
 /// done (an alert that fires as the rollback happens is still the page someone gets).
 async fn expected_alerts(
     ctx: &RunContext,
-    config: &RehearsalStep,
+    config: &RehearsalPlan,
     injected: Instant,
     severity: Severity,
 ) -> Vec<Check> {
-    let expected: Vec<_> = config.alerts.iter().map(|a| &a.value).collect();
+    let expected: Vec<_> = config.alerts.iter().collect();
     let (checks, arrivals) =
         super::alerting::wait_for(ctx, STEP, "", &expected, injected, severity).await;
     for arrival in arrivals {
@@ -333,9 +330,9 @@ async fn undo_all(ctx: &RunContext, applied: &mut Vec<Applied>) {
 }
 
 /// The SLI's two counters in one scrape of the candidate, straight (not through its proxy).
-async fn read_counters(ctx: &RunContext, spec: &SliSensitivity) -> Result<(f64, f64), String> {
-    let total = Selector::parse(&spec.total.value)?;
-    let bad = Selector::parse(&spec.bad.value)?;
+async fn read_counters(ctx: &RunContext, spec: &Sli) -> Result<(f64, f64), String> {
+    let total = Selector::parse(&spec.total)?;
+    let bad = Selector::parse(&spec.bad)?;
     let answer = ctx
         .client
         .send(&Outgoing::get(&ctx.candidate, &spec.path))
@@ -375,7 +372,7 @@ impl SliReading {
     /// Scrapes, lets `spec.requests` candidate requests through with no fault, scrapes again.
     async fn before(
         ctx: &RunContext,
-        spec: &SliSensitivity,
+        spec: &Sli,
         observations: &mut UnboundedReceiver<Observation>,
     ) -> Self {
         let first = read_counters(ctx, spec).await;
@@ -432,7 +429,7 @@ impl SliReading {
     }
 
     /// Scrapes again when the regression has been judged (or the detection bound passed).
-    async fn during(&mut self, ctx: &RunContext, spec: &SliSensitivity) {
+    async fn during(&mut self, ctx: &RunContext, spec: &Sli) {
         let Ok(start) = self.last.clone() else { return };
         match read_counters(ctx, spec).await {
             Ok(end) => {
@@ -446,10 +443,10 @@ impl SliReading {
         }
     }
 
-    fn check(self, ctx: &RunContext, spec: &SliSensitivity, severity: Severity) -> Check {
+    fn check(self, ctx: &RunContext, spec: &Sli, severity: Severity) -> Check {
         let check = Check::new(STEP, "SLI drops", severity).threshold(format!(
             "1 − {} / {} drops by at least {} (relative) while the regression is in",
-            spec.bad.value, spec.total.value, spec.drop
+            spec.bad, spec.total, spec.drop
         ));
         let (before, during) = match (self.last, self.before, self.during) {
             (Err(e), _, _) => {
@@ -475,7 +472,7 @@ impl SliReading {
                     Outcome::Fail,
                     format!(
                         "`{}` did not move {when} the regression although gauntlet sent the candidate {} request(s): a metric that does not count cannot show a breakage",
-                        spec.total.value, window.sent
+                        spec.total, window.sent
                     ),
                 );
             }

@@ -6,41 +6,29 @@ use std::collections::BTreeMap;
 
 use gauntlet_net::{NetError, Outgoing, Response};
 use gauntlet_report::{Check, Outcome, Severity};
-use gauntlet_spec::{Request, SecurityStep};
+use gauntlet_spec::{Request, SecurityPlan, StepMeta};
 use serde_json::json;
 
-use super::{Step, StepFuture, StepMeta};
+use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 
 const STEP: &str = gauntlet_spec::StepName::Security.as_str();
 
-pub struct Security(StepMeta);
-
-impl Security {
-    pub fn new(config: &SecurityStep) -> Self {
-        Self(StepMeta::new(
-            config.severity,
-            config.owner.as_ref(),
-            "security",
-        ))
-    }
-}
+pub struct Security(pub(crate) SecurityPlan);
 
 impl Step for Security {
     fn step(&self) -> gauntlet_spec::StepName {
         gauntlet_spec::StepName::Security
     }
     fn meta(&self) -> &StepMeta {
-        &self.0
+        &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
         Box::pin(async move {
-            let Some(config) = &ctx.spec.steps.security else {
-                return Vec::new();
-            };
+            let config = &self.0;
             let probe = Probe {
                 ctx,
-                severity: self.0.severity,
+                severity: severity(&config.meta),
                 secrets: config
                     .auth
                     .as_ref()

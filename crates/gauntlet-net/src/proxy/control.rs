@@ -241,9 +241,7 @@ async fn handle(
                     let fault = match Fault::from_json(&body) {
                         // A manual fault lasts the default time unless it says otherwise.
                         Ok(fault) => Fault {
-                            duration_ms: fault
-                                .duration_ms
-                                .or(access.default_ttl.map(|ttl| ttl.as_millis() as u64)),
+                            duration: fault.duration.or(access.default_ttl),
                             ..fault
                         },
                         Err(e) => {

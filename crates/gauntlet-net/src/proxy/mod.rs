@@ -28,165 +28,7 @@ pub use control::{ControlAccess, ControlServer};
 use framing::{Event, RequestFramer};
 
 use crate::rng::SplitMix64;
-
-/// Which way the bytes a fault acts on travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Client to upstream (requests).
-    Upstream,
-    /// Upstream to client (responses).
-    #[default]
-    Downstream,
-    Both,
-}
-
-impl Direction {
-    fn covers(self, other: Direction) -> bool {
-        self == Direction::Both || self == other
-    }
-}
-
-/// What a fault does.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FaultKind {
-    /// Delay every chunk by `latency_ms`, ± up to `jitter_ms`.
-    Latency {
-        latency_ms: u64,
-        #[serde(default)]
-        jitter_ms: u64,
-    },
-    /// At most this many bytes per second.
-    Bandwidth { bytes_per_second: u64 },
-    /// Reset the connection (RST): open ones at once, new ones on accept.
-    Reset,
-    /// Accept, never answer: no bytes pass until the fault is removed (a partition).
-    Blackhole,
-    /// No bytes pass; the connection is closed after `after_ms`.
-    Timeout { after_ms: u64 },
-    /// When one side closes, wait this long before passing the close on.
-    SlowClose { delay_ms: u64 },
-    /// Answer the request with this status without reaching upstream (`http` mode).
-    HttpAbort { status: u16 },
-    /// Hold the request back this long before it goes upstream (`http` mode).
-    HttpDelay { delay_ms: u64 },
-    /// Drop the first `bytes` bytes each connection carries in the direction.
-    DropBytes { bytes: u64 },
-}
-
-impl FaultKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            FaultKind::Latency { .. } => "latency",
-            FaultKind::Bandwidth { .. } => "bandwidth",
-            FaultKind::Reset => "reset",
-            FaultKind::Blackhole => "blackhole",
-            FaultKind::Timeout { .. } => "timeout",
-            FaultKind::SlowClose { .. } => "slow_close",
-            FaultKind::HttpAbort { .. } => "http_abort",
-            FaultKind::HttpDelay { .. } => "http_delay",
-            FaultKind::DropBytes { .. } => "drop_bytes",
-        }
-    }
-
-    /// Faults that act on requests rather than bytes.
-    fn per_request(&self) -> bool {
-        matches!(
-            self,
-            FaultKind::HttpAbort { .. } | FaultKind::HttpDelay { .. }
-        )
-    }
-}
-
-/// A fault as added: what, how much, which way, for how long. In JSON the kind's fields
-/// sit beside the others: `{"kind": "latency", "latency_ms": 200, "toxicity": 0.5}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fault {
-    #[serde(flatten)]
-    pub kind: FaultKind,
-    /// Share of connections (HTTP faults: of requests) affected, 0 to 1.
-    #[serde(default = "all")]
-    pub toxicity: f64,
-    #[serde(default)]
-    pub direction: Direction,
-    /// Removes itself after this long; none: until removed.
-    #[serde(default)]
-    pub duration_ms: Option<u64>,
-}
-
-fn all() -> f64 {
-    1.0
-}
-
-impl Fault {
-    pub fn new(kind: FaultKind) -> Self {
-        Self {
-            kind,
-            toxicity: 1.0,
-            direction: Direction::default(),
-            duration_ms: None,
-        }
-    }
-
-    /// Reads a fault from JSON, refusing fields it does not know (serde cannot both flatten
-    /// the kind and deny unknown fields, so the check compares with what was understood).
-    pub fn from_json(text: &[u8]) -> Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
-        // Name a wrong kind as such, not by a field its variant would have needed.
-        const KINDS: &[&str] = &[
-            "latency",
-            "bandwidth",
-            "reset",
-            "blackhole",
-            "timeout",
-            "slow_close",
-            "http_abort",
-            "http_delay",
-            "drop_bytes",
-        ];
-        match value.get("kind") {
-            Some(serde_json::Value::String(kind)) if KINDS.contains(&kind.as_str()) => {}
-            Some(kind) => {
-                return Err(format!(
-                    "`kind` {kind} is not a fault kind: expected one of {}",
-                    KINDS.join(", ")
-                ));
-            }
-            None => return Err(format!("`kind` is missing: one of {}", KINDS.join(", "))),
-        }
-        let fault: Fault = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
-        let understood = serde_json::to_value(&fault).map_err(|e| e.to_string())?;
-        if let (Some(given), Some(known)) = (value.as_object(), understood.as_object())
-            && let Some(unknown) = given.keys().find(|k| !known.contains_key(*k))
-        {
-            let mut fields: Vec<&str> = known.keys().map(String::as_str).collect();
-            fields.sort_unstable();
-            return Err(format!(
-                "unknown field `{unknown}` for a {} fault: expected {}",
-                fault.kind.name(),
-                fields.join(", ")
-            ));
-        }
-        Ok(fault)
-    }
-
-    /// Why the fault cannot be applied, if it cannot.
-    pub fn problem(&self) -> Option<String> {
-        if !(0.0..=1.0).contains(&self.toxicity) {
-            return Some(format!("toxicity {} is not between 0 and 1", self.toxicity));
-        }
-        match &self.kind {
-            FaultKind::Bandwidth {
-                bytes_per_second: 0,
-            } => Some("bandwidth must be at least 1 byte per second".into()),
-            FaultKind::HttpAbort { status } if !(100..=599).contains(status) => {
-                Some(format!("{status} is not an HTTP status"))
-            }
-            _ => None,
-        }
-    }
-}
+pub use gauntlet_spec::fault::{Direction, Fault, FaultKind};
 
 /// An active fault with its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -385,21 +227,21 @@ impl Shared {
             ));
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let duration = fault.duration_ms;
+        let duration = fault.duration;
         self.faults.send_modify(|list| {
             let mut next = list.as_ref().clone();
             next.push(ActiveFault { id, fault });
             *list = Arc::new(next);
             bump(&self.generation);
         });
-        if let Some(ms) = duration {
+        if let Some(duration) = duration {
             // A dropped proxy cancels the expiry: nothing is left to remove.
             let sender = self.faults.clone();
             let generation = self.generation.clone();
             let shutdown = self.shutdown.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                    _ = tokio::time::sleep(duration) => {}
                     _ = shutdown.cancelled() => return,
                 }
                 remove_from(&sender, &generation, id);
@@ -617,7 +459,7 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             .iter()
             .filter(|f| shared.hits(f, conn, 0))
             .find_map(|f| match f.fault.kind {
-                FaultKind::Timeout { after_ms } => Some(accepted + Duration::from_millis(after_ms)),
+                FaultKind::Timeout { after } => Some(accepted + after),
                 _ => None,
             });
         let expired = async {
@@ -776,14 +618,14 @@ async fn watchdog(mut view: View<'_>) {
         let timeout = view
             .find(&list, |k| matches!(k, FaultKind::Timeout { .. }), None, 0)
             .and_then(|f| match f.fault.kind {
-                FaultKind::Timeout { after_ms } => Some((f.id, after_ms)),
+                FaultKind::Timeout { after } => Some((f.id, after)),
                 _ => None,
             });
         close_at = match (timeout, close_at) {
             (Some(_), Some(at)) => Some(at),
-            (Some((id, after_ms)), None) => {
+            (Some((id, after)), None) => {
                 view.shared.act(id);
-                Some(tokio::time::Instant::now() + Duration::from_millis(after_ms))
+                Some(tokio::time::Instant::now() + after)
             }
             (None, _) => None,
         };
@@ -895,12 +737,9 @@ impl Pump<'_> {
                 |k| matches!(k, FaultKind::Latency { .. }),
                 Some(self.direction),
                 0,
-            ) && let FaultKind::Latency {
-                latency_ms,
-                jitter_ms,
-            } = f.fault.kind
+            ) && let FaultKind::Latency { latency, jitter } = f.fault.kind
             {
-                let (id, delay) = (f.id, self.jittered(latency_ms, jitter_ms));
+                let (id, delay) = (f.id, self.jittered(latency, jitter));
                 self.shared.act(id);
                 self.view.hold(id, delay).await;
             }
@@ -956,11 +795,11 @@ impl Pump<'_> {
                     {
                         self.shared.act(id);
                         *aborting = Some(status);
-                    } else if let Some((id, FaultKind::HttpDelay { delay_ms })) =
+                    } else if let Some((id, FaultKind::HttpDelay { delay })) =
                         find(|k| matches!(k, FaultKind::HttpDelay { .. }))
                     {
                         self.shared.act(id);
-                        self.view.hold(id, Duration::from_millis(delay_ms)).await;
+                        self.view.hold(id, delay).await;
                     }
                 }
                 Event::Bytes if aborting.is_none() => {
@@ -995,12 +834,12 @@ impl Pump<'_> {
         true
     }
 
-    fn jittered(&mut self, latency_ms: u64, jitter_ms: u64) -> Duration {
-        if jitter_ms == 0 {
-            return Duration::from_millis(latency_ms);
+    fn jittered(&mut self, latency: Duration, jitter: Duration) -> Duration {
+        if jitter.is_zero() {
+            return latency;
         }
-        let offset = (self.rng.next_f64() * 2.0 - 1.0) * jitter_ms as f64;
-        Duration::from_secs_f64(((latency_ms as f64 + offset).max(0.0)) / 1000.0)
+        let offset = (self.rng.next_f64() * 2.0 - 1.0) * jitter.as_secs_f64();
+        Duration::from_secs_f64((latency.as_secs_f64() + offset).max(0.0))
     }
 
     /// The source closed its side: pass the close on (after a slow-close delay).
@@ -1011,11 +850,11 @@ impl Pump<'_> {
             |k| matches!(k, FaultKind::SlowClose { .. }),
             Some(self.direction),
             0,
-        ) && let FaultKind::SlowClose { delay_ms } = f.fault.kind
+        ) && let FaultKind::SlowClose { delay } = f.fault.kind
         {
             let id = f.id;
             self.shared.act(id);
-            self.view.hold(id, Duration::from_millis(delay_ms)).await;
+            self.view.hold(id, delay).await;
         }
         let _ = socket2::SockRef::from(self.to).shutdown(std::net::Shutdown::Write);
         // The other direction's linger counts from this close.

@@ -11,6 +11,7 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::HOUR;
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::units::{Duration, Percent, Rate};
 use crate::validate::{Context, Problems};
 
@@ -19,7 +20,7 @@ const AT: &str = "steps.canary";
 /// Step 8: the statistical canary. Traffic goes through gauntlet's split in front of the
 /// baseline and the candidate; at each stage the judges run continuously; any reject or
 /// abort trigger rolls back at once, acceptance moves to the next stage early.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CanaryStep {
     #[serde(default)]
@@ -134,7 +135,7 @@ impl JsonSchema for StageWeight {
 
 /// The judges that decide each stage. Each is optional; `dry_run: true` computes and reports
 /// a judge without letting it change the decision.
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Judges {
     /// Wald's SPRT on the candidate's error rate against a known rate `p0`.
@@ -151,7 +152,7 @@ pub struct Judges {
     pub burn_rate: Option<BurnRateJudge>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorRateJudge {
     pub p0: Percent,
@@ -166,7 +167,7 @@ fn three_percent() -> Percent {
     Percent::from_ratio("3%", 0.03)
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TwoSampleJudge {
     #[serde(default = "three_percent")]
@@ -175,7 +176,7 @@ pub struct TwoSampleJudge {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LatencyJudge {
     /// The smallest rise in the share of slow requests that matters.
@@ -203,7 +204,7 @@ fn default_warmup() -> u32 {
     200
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BurnRateJudge {
     pub objective: Percent,
@@ -213,7 +214,7 @@ pub struct BurnRateJudge {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BurnWindow {
     pub window: Duration,
@@ -221,7 +222,7 @@ pub struct BurnWindow {
     pub rate: f64,
 }
 
-#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AbortTriggers {
     /// Roll back when the candidate's p99 exceeds this.
@@ -286,6 +287,10 @@ impl Section for CanaryStep {
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         let bakes: StdDuration = self.stages.value.iter().map(|s| s.bake.as_std()).sum();
         vec![("canary (every bake)".to_string(), bakes)]
+    }
+
+    fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Canary(self.resolve(cx, seed)))
     }
 }
 
@@ -441,4 +446,45 @@ impl Judges {
             );
         }
     }
+}
+
+impl CanaryStep {
+    /// The canary as a run judges it (the rehearsal runs its judges too).
+    pub(crate) fn resolve(&self, cx: &Context<'_>, seed: Seed) -> CanaryPlan {
+        CanaryPlan {
+            meta: StepMeta::new(StepName::Canary, self.severity, self.owner.as_ref()),
+            rate: self.rate.unwrap_or(cx.spec.traffic.rate),
+            connections: self.connections.get(),
+            sticky_header: self.sticky_header.clone(),
+            mirror: self.mirror.clone(),
+            stages: self.stages.value.clone(),
+            judges: self.judges.clone(),
+            alpha: self.alpha.clone(),
+            beta: self.beta.clone(),
+            abort: self.abort.clone(),
+            promote: self.promote.clone(),
+            rollback: self.rollback.clone(),
+            seed: seed.of(StepName::Canary),
+        }
+    }
+}
+
+/// The canary as a run judges it: judge parameters were checked (0 < p0 < p0 + δ < 1,
+/// α and β in (0, ½)), the rate resolved (the canary's or the traffic's).
+#[derive(Debug, Clone)]
+pub struct CanaryPlan {
+    pub meta: StepMeta,
+    pub rate: Rate,
+    pub connections: u32,
+    pub sticky_header: Option<String>,
+    pub mirror: Option<Vec<String>>,
+    pub stages: Vec<Stage>,
+    pub judges: Judges,
+    pub alpha: Percent,
+    pub beta: Percent,
+    pub abort: Option<AbortTriggers>,
+    pub promote: Option<Action>,
+    pub rollback: Option<Action>,
+    /// The seed its split's choices start from.
+    pub seed: Seed,
 }

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use super::{Section, StepName};
+use crate::fault::TargetedFault;
 use crate::fault::{FaultSpec, ProxyProtocol};
 use crate::limits::MINUTE;
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::probe::{ExpectedAlert, Hypothesis, Probe, check_expected_alerts, check_probes};
 use crate::units::{Duration, UnitError};
 use crate::validate::{Context, Problems, quoted};
@@ -23,7 +25,7 @@ const AT: &str = "steps.chaos";
 
 /// Step 3: drills. Each proves the service keeps its steady state under a fault (or
 /// recovers within a bound), and that the fault is undone afterwards.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChaosStep {
     #[serde(default)]
@@ -210,6 +212,43 @@ impl Section for ChaosStep {
             })
             .collect()
     }
+
+    fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
+        let seed = seed.of(StepName::Chaos);
+        let mut drills = Vec::new();
+        for (index, drill) in self.drills.value.iter().enumerate() {
+            if !cx.drills.is_empty() && !cx.drills.contains(&drill.name) {
+                continue;
+            }
+            let steady_state = drill
+                .steady_state
+                .clone()
+                .or_else(|| self.steady_state.clone())
+                .ok_or_else(|| format!("drill `{}` has no steady-state hypothesis", drill.name))?;
+            let faults = drill
+                .faults
+                .iter()
+                .map(|f| f.value.resolve(&cx.host))
+                .collect::<Result<_, _>>()?;
+            drills.push(DrillPlan {
+                name: drill.name.clone(),
+                description: drill.description.clone(),
+                steady_state,
+                faults,
+                duration: drill.duration,
+                expect: drill.expect,
+                side_effects: drill.side_effects.clone(),
+                alerts: drill.alerts.clone(),
+                index: index as u64,
+                seed: Seed(seed.derive("drill", index as u64)),
+            });
+        }
+        Ok(StepPlan::Chaos(ChaosPlan {
+            meta: StepMeta::new(StepName::Chaos, self.severity, self.owner.as_ref()),
+            interval: self.interval,
+            drills,
+        }))
+    }
 }
 
 impl Drill {
@@ -268,4 +307,40 @@ impl Drill {
             }
         }
     }
+}
+
+/// The drills as a run takes them (only those selected).
+#[derive(Debug, Clone)]
+pub struct ChaosPlan {
+    pub meta: StepMeta,
+    /// How often the probes run during a drill.
+    pub interval: Duration,
+    pub drills: Vec<DrillPlan>,
+}
+
+impl ChaosPlan {
+    pub(crate) fn reseed(&mut self, seed: Seed) {
+        let seed = seed.of(StepName::Chaos);
+        for drill in &mut self.drills {
+            drill.seed = Seed(seed.derive("drill", drill.index));
+        }
+    }
+}
+
+/// One drill: its hypothesis (its own or the step's), faults, and what must happen.
+#[derive(Debug, Clone)]
+pub struct DrillPlan {
+    pub name: String,
+    pub description: Option<String>,
+    pub steady_state: Hypothesis,
+    pub faults: Vec<TargetedFault>,
+    pub duration: Duration,
+    pub expect: Expectation,
+    pub side_effects: Vec<Probe>,
+    pub alerts: Vec<ExpectedAlert>,
+    /// Its place in the spec's list (its seed's index).
+    pub index: u64,
+    /// Which connections and requests its partial faults touch, which bytes a corruption
+    /// flips: fault `i` draws from `seed.derive("fault", i)`.
+    pub seed: Seed,
 }

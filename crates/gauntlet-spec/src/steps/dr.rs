@@ -10,6 +10,7 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::{MAX_TIMEOUT, MINUTE};
 use crate::model::{Request, Severity};
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::units::Duration;
 use crate::validate::{Context, Problems, quoted};
 
@@ -24,7 +25,7 @@ fn one_second() -> Duration {
 }
 
 /// Step 4: disaster recovery, measured for real.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrStep {
     #[serde(default)]
@@ -174,4 +175,37 @@ impl Section for DrStep {
             self.after_backup.as_std() + ready + MINUTE,
         )]
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Dr(DrPlan {
+            meta: StepMeta::new(StepName::Dr, self.severity, self.owner.as_ref()),
+            target: self.target.clone(),
+            sqlite: self.sqlite.clone(),
+            files: self.files.clone(),
+            backup_command: self.backup_command.clone(),
+            restore_command: self.restore_command.clone(),
+            verify_command: self.verify_command.clone(),
+            markers: self.markers.value.clone(),
+            after_backup: self.after_backup,
+            rpo: self.rpo,
+            rto: self.rto,
+        }))
+    }
+}
+
+/// Disaster recovery as a run rehearses it.
+#[derive(Debug, Clone)]
+pub struct DrPlan {
+    pub meta: StepMeta,
+    /// The system whose data is protected (started by gauntlet).
+    pub target: String,
+    pub sqlite: Option<String>,
+    pub files: Vec<String>,
+    pub backup_command: Option<Vec<String>>,
+    pub restore_command: Option<Vec<String>>,
+    pub verify_command: Option<Vec<String>>,
+    pub markers: MarkerWrites,
+    pub after_backup: Duration,
+    pub rpo: Duration,
+    pub rto: Duration,
 }

@@ -9,12 +9,13 @@ use serde_saphyr::Spanned;
 
 use super::{Section, StepName};
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::units::Percent;
 use crate::validate::{Context, Problems, quoted};
 
 /// GA gates: each gate is a query, a comparison, and pass/warn thresholds. Critical gates
 /// decide alone; the others add up to a score judged against `pass` and `warn`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GatesSection {
     #[serde(default)]
@@ -47,7 +48,7 @@ fn default_history() -> u32 {
     5
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
     pub name: String,
@@ -340,6 +341,39 @@ impl Section for GatesSection {
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         Vec::new()
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        let bound = |text: &Spanned<String>| {
+            Threshold::parse(&text.value).map(|threshold| Bound {
+                threshold,
+                text: text.value.trim().to_string(),
+            })
+        };
+        let checks = self
+            .checks
+            .value
+            .iter()
+            .map(|gate| {
+                Ok(GatePlan {
+                    name: gate.name.clone(),
+                    query: gate.query.clone(),
+                    baseline: gate.baseline.clone(),
+                    pass: bound(&gate.pass)?,
+                    warn: gate.warn.as_ref().map(bound).transpose()?,
+                    critical: gate.critical,
+                    weight: gate.weight,
+                    on_empty: gate.on_empty,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(StepPlan::Gates(GatesPlan {
+            meta: StepMeta::new(StepName::Gates, self.severity, self.owner.as_ref()),
+            pass: self.pass.clone(),
+            warn: self.warn.clone(),
+            history: self.history,
+            checks,
+        }))
+    }
 }
 
 impl Gate {
@@ -370,6 +404,53 @@ impl Gate {
             Ok(_) => {}
         }
     }
+}
+
+/// The gates as a run evaluates them, thresholds parsed.
+#[derive(Debug, Clone)]
+pub struct GatesPlan {
+    pub meta: StepMeta,
+    pub pass: Percent,
+    pub warn: Percent,
+    /// How many earlier GO runs `history` thresholds compare with.
+    pub history: u32,
+    pub checks: Vec<GatePlan>,
+}
+
+impl GatesPlan {
+    /// Whether a gate compares with earlier runs (so their reports must be read).
+    pub fn reads_history(&self) -> bool {
+        self.checks.iter().any(|g| {
+            std::iter::once(&g.pass).chain(g.warn.iter()).any(|b| {
+                matches!(
+                    b.threshold.against,
+                    Against::Relative {
+                        reference: Reference::History,
+                        ..
+                    }
+                )
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatePlan {
+    pub name: String,
+    pub query: GateQuery,
+    pub baseline: Option<GateQuery>,
+    pub pass: Bound,
+    pub warn: Option<Bound>,
+    pub critical: bool,
+    pub weight: f64,
+    pub on_empty: OnEmpty,
+}
+
+/// A threshold, parsed, with the text it was written as (for reports).
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub threshold: Threshold,
+    pub text: String,
 }
 
 #[cfg(test)]

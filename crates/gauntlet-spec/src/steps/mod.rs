@@ -21,6 +21,7 @@ use std::time::Duration as StdDuration;
 use serde_saphyr::Spanned;
 
 use crate::model::Spec;
+use crate::plan::{Seed, StepPlan};
 use crate::validate::{Context, Problems};
 
 /// A step's section of the spec: what it checks, and the longest it can take.
@@ -32,6 +33,8 @@ pub(crate) trait Section {
     fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>);
     /// The longest each part of it can take, by its own timeouts and durations.
     fn worst_case(&self, cx: &Context<'_>) -> Vec<(String, StdDuration)>;
+    /// What the step will do, resolved (after `check` found nothing wrong).
+    fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String>;
 }
 
 impl Spec {

@@ -13,12 +13,13 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::MINUTE;
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::validate::{Context, Problems, quoted};
 
 const AT: &str = "steps.observability";
 
 /// Step 7: the candidate's metrics exist, carry the right labels, and move under traffic.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ObservabilityStep {
     /// `hard`: a failure blocks the release; `soft`: a failure becomes a condition.
@@ -46,7 +47,7 @@ pub struct ObservabilityStep {
 
 /// A Grafana dashboard and the areas it must cover: each area names the metric families
 /// that some panel's query must read (`slo: [http_requests]`).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DashboardSpec {
     pub file: String,
@@ -55,7 +56,7 @@ pub struct DashboardSpec {
 }
 
 /// A Prometheus rule file (relative to the spec) and the alerts it must define.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertRulesSpec {
     pub rules: String,
@@ -71,7 +72,7 @@ fn default_observability_requests() -> NonZeroU32 {
     NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN)
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredMetric {
     /// Metric family name, e.g. `http_requests_total`.
@@ -140,4 +141,41 @@ impl Section for ObservabilityStep {
             StdDuration::from_secs_f64(seconds.clamp(0.0, 1e9)) + MINUTE,
         )]
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Observability(ObservabilityPlan {
+            meta: StepMeta::new(StepName::Observability, self.severity, self.owner.as_ref()),
+            metrics_path: self.metrics_path.clone(),
+            requests: self.requests.get(),
+            required: self.required.clone(),
+            alerts: self.alerts.clone(),
+            dashboards: self
+                .dashboards
+                .iter()
+                .map(|d| Dashboard {
+                    file: d.file.clone(),
+                    covers: d.covers.value.clone(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// The observability checks as a run makes them.
+#[derive(Debug, Clone)]
+pub struct ObservabilityPlan {
+    pub meta: StepMeta,
+    pub metrics_path: String,
+    /// Requests from the traffic mix sent between the two scrapes.
+    pub requests: u32,
+    pub required: Vec<RequiredMetric>,
+    pub alerts: Option<AlertRulesSpec>,
+    pub dashboards: Vec<Dashboard>,
+}
+
+/// A dashboard (relative to the spec) and the metric families each area's panels must read.
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub file: String,
+    pub covers: BTreeMap<String, Vec<String>>,
 }

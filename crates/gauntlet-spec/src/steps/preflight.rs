@@ -10,11 +10,12 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::MINUTE;
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::validate::{Context, Problems};
 
 /// Step 1: the protected files match their signed lock; flags and SBOM are snapshotted into
 /// a signed release manifest; the green fingerprint is computed.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreflightStep {
     #[serde(default)]
@@ -38,4 +39,16 @@ impl Section for PreflightStep {
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         vec![("preflight".to_string(), MINUTE)]
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Preflight(PreflightPlan {
+            meta: StepMeta::new(StepName::Preflight, self.severity, self.owner.as_ref()),
+        }))
+    }
+}
+
+/// Preflight as a run does it (what it locks is the plan's `trust`).
+#[derive(Debug, Clone)]
+pub struct PreflightPlan {
+    pub meta: StepMeta,
 }

@@ -10,12 +10,13 @@ use serde_saphyr::Spanned;
 
 use super::{Section, StepName};
 use crate::model::Severity;
+use crate::plan::{Seed, StepPlan};
 use crate::units::{Duration, Percent};
 use crate::validate::{Context, Problems, quoted};
 
 /// The production-readiness checklist: weighted categories of items, each backed by checks
 /// from the steps (`automated`) or vouched for by a person (`attested`).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReadinessSection {
     #[serde(default)]
@@ -50,7 +51,7 @@ fn default_max_waiver() -> Spanned<Duration> {
 /// No waiver runs longer than this, whatever the spec says.
 pub const MAX_WAIVER_SECS: u64 = 14 * 86_400;
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Category {
     pub name: String,
@@ -59,7 +60,7 @@ pub struct Category {
     pub items: Vec<Item>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub name: String,
@@ -78,7 +79,7 @@ pub struct Item {
     pub waiver: Option<Waiver>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Attestation {
     /// Who vouches (a person, e.g. an email address).
@@ -98,7 +99,7 @@ pub enum AttestedStatus {
     Pending,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Waiver {
     /// The item's owner role: only the owner may waive.
@@ -181,6 +182,31 @@ impl Section for ReadinessSection {
 
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         Vec::new()
+    }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        let categories = self
+            .categories
+            .value
+            .iter()
+            .map(|c| {
+                let items = c
+                    .items
+                    .iter()
+                    .map(Item::resolve)
+                    .collect::<Result<_, String>>()?;
+                Ok(CategoryPlan {
+                    name: c.name.clone(),
+                    weight: c.weight,
+                    items,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(StepPlan::Readiness(ReadinessPlan {
+            severity: self.severity,
+            minimum: self.minimum.clone(),
+            categories,
+        }))
     }
 }
 
@@ -272,6 +298,63 @@ impl Waiver {
             }
         }
     }
+}
+
+impl Item {
+    fn resolve(&self) -> Result<ItemPlan, String> {
+        let waiver = match &self.waiver {
+            Some(w) => Some(WaiverPlan {
+                by: w.by.value.clone(),
+                reason: w.reason.clone(),
+                // It lapses at the end of its expiry day.
+                expires_at: parse_day_or_time(&w.expires.value, true)?,
+            }),
+            None => None,
+        };
+        Ok(ItemPlan {
+            name: self.name.clone(),
+            owner: self.owner.value.clone(),
+            weight: self.weight,
+            automated: self.automated.clone(),
+            attested: self.attested.clone(),
+            waiver,
+        })
+    }
+}
+
+/// The checklist as a run scores it, waiver dates parsed.
+#[derive(Debug, Clone)]
+pub struct ReadinessPlan {
+    pub severity: Severity,
+    /// The overall score a GO needs.
+    pub minimum: Percent,
+    pub categories: Vec<CategoryPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CategoryPlan {
+    pub name: String,
+    pub weight: f64,
+    pub items: Vec<ItemPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemPlan {
+    pub name: String,
+    /// The role that answers for it and may waive it.
+    pub owner: String,
+    pub weight: f64,
+    pub automated: Vec<String>,
+    pub attested: Option<Attestation>,
+    pub waiver: Option<WaiverPlan>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WaiverPlan {
+    pub by: String,
+    pub reason: String,
+    /// Seconds since the Unix epoch at which it lapses (the end of its expiry day).
+    pub expires_at: u64,
 }
 
 #[cfg(test)]

@@ -10,9 +10,12 @@ use serde_saphyr::Spanned;
 
 use super::{Section, StepName};
 use crate::fault::FaultSpec;
+use crate::fault::TargetedFault;
 use crate::limits::{HOUR, MINUTE};
 use crate::model::Severity;
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::probe::{ExpectedAlert, check_expected_alerts};
+use crate::steps::canary::CanaryPlan;
 use crate::units::{Duration, Percent};
 use crate::validate::{Context, Problems, quoted};
 
@@ -28,7 +31,7 @@ fn ten_percent() -> Percent {
 
 /// Step 2: before the real canary, inject a regression into the candidate arm and prove the
 /// canary catches it, rolls back, and the baseline serves everything again within the RTO.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RehearsalStep {
     #[serde(default)]
@@ -226,6 +229,47 @@ impl Section for RehearsalStep {
             self.detect_within.as_std() + self.rto.as_std() + alerts + MINUTE,
         )]
     }
+
+    fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
+        let canary = cx
+            .spec
+            .steps
+            .canary
+            .as_ref()
+            .ok_or("the rehearsal runs the canary's judges, and `steps.canary` is missing")?
+            .resolve(cx, seed);
+        let faults = self
+            .faults
+            .iter()
+            .map(|f| f.value.resolve(&cx.host))
+            .collect::<Result<_, _>>()?;
+        let mut plan = RehearsalPlan {
+            meta: StepMeta::new(
+                StepName::RollbackRehearsal,
+                self.severity,
+                self.owner.as_ref(),
+            ),
+            error_rate: self.error_rate.clone(),
+            latency: self.latency,
+            weight: self.weight.clone(),
+            detect_within: self.detect_within,
+            rto: self.rto,
+            recovery_samples: self.recovery_samples,
+            faults,
+            sli: self.sli.as_ref().map(|s| Sli {
+                path: s.path.clone(),
+                total: s.total.value.clone(),
+                bad: s.bad.value.clone(),
+                drop: s.drop.clone(),
+                requests: s.requests,
+            }),
+            alerts: self.alerts.iter().map(|a| a.value.clone()).collect(),
+            canary,
+            seed: seed.of(StepName::RollbackRehearsal),
+        };
+        plan.reseed(seed);
+        Ok(StepPlan::RollbackRehearsal(plan))
+    }
 }
 
 /// Whether a text is a plain PromQL series selector (a name and label matchers).
@@ -245,4 +289,40 @@ fn series_selector(text: &str) -> Result<(), String> {
         }
         _ => Err(format!("`{}` is not a plain series selector", quoted(text))),
     }
+}
+
+/// The rehearsal as a run does it: the regression, its bounds, and the canary it runs.
+#[derive(Debug, Clone)]
+pub struct RehearsalPlan {
+    pub meta: StepMeta,
+    pub error_rate: Percent,
+    pub latency: Duration,
+    pub weight: Percent,
+    pub detect_within: Duration,
+    pub rto: Duration,
+    pub recovery_samples: u32,
+    pub faults: Vec<TargetedFault>,
+    pub sli: Option<Sli>,
+    pub alerts: Vec<ExpectedAlert>,
+    /// The canary whose judges must catch the regression.
+    pub canary: CanaryPlan,
+    pub seed: Seed,
+}
+
+impl RehearsalPlan {
+    pub(crate) fn reseed(&mut self, seed: Seed) {
+        self.seed = seed.of(StepName::RollbackRehearsal);
+        self.canary.seed = seed.of(StepName::Canary);
+    }
+}
+
+/// An availability SLI read from the candidate's metrics: 1 − bad / total over two scrapes.
+#[derive(Debug, Clone)]
+pub struct Sli {
+    pub path: String,
+    /// Series selectors (checked to be plain selectors).
+    pub total: String,
+    pub bad: String,
+    pub drop: Percent,
+    pub requests: u32,
 }

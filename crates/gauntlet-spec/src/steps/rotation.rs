@@ -11,10 +11,11 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::MINUTE;
 use crate::model::{Method, Severity};
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::validate::{Context, Problems};
 
 /// Step 5: a drill of key and credential rotation, on scratch copies, never on the real keyring.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotationStep {
     #[serde(default)]
@@ -47,7 +48,7 @@ pub enum VersionBump {
     Patch,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialRotation {
     /// The header that carries the credential, e.g. `x-api-key`.
@@ -62,7 +63,7 @@ pub struct CredentialRotation {
     pub probe: CredentialProbe,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RotateBy {
     /// A command; exit 0 means rotated.
@@ -71,7 +72,7 @@ pub enum RotateBy {
     Http(Webhook),
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     #[serde(default = "post")]
@@ -87,7 +88,7 @@ fn post() -> Method {
     Method::Post
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialProbe {
     #[serde(default = "get")]
@@ -123,4 +124,24 @@ impl Section for RotationStep {
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         vec![("rotation".to_string(), MINUTE)]
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Rotation(RotationPlan {
+            meta: StepMeta::new(StepName::Rotation, self.severity, self.owner.as_ref()),
+            bump: self.bump,
+            threshold: self.threshold.clone(),
+            prompt: self.prompt.clone(),
+            credentials: self.credentials.clone(),
+        }))
+    }
+}
+
+/// The rotation drill as a run does it.
+#[derive(Debug, Clone)]
+pub struct RotationPlan {
+    pub meta: StepMeta,
+    pub bump: VersionBump,
+    pub threshold: Option<String>,
+    pub prompt: Option<String>,
+    pub credentials: Option<CredentialRotation>,
 }

@@ -12,13 +12,14 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::limits::MINUTE;
 use crate::model::{Request, Severity};
+use crate::plan::{Seed, StepMeta, StepPlan};
 use crate::units::{Duration, Rate};
 use crate::validate::{Context, Problems};
 
 const AT: &str = "steps.security";
 
 /// Step 6: abuse probes that the candidate must refuse.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityStep {
     /// `hard`: a failure blocks the release; `soft`: a failure becomes a condition.
@@ -43,7 +44,7 @@ pub struct SecurityStep {
     pub control_tokens: Option<ControlTokenProbe>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthProbe {
     pub requests: Vec<Request>,
@@ -56,7 +57,7 @@ fn default_credential_headers() -> Vec<String> {
     vec!["authorization".into(), "x-api-key".into(), "cookie".into()]
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitProbe {
     pub request: Request,
@@ -89,7 +90,7 @@ fn default_burst_concurrency() -> NonZeroU32 {
     NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN)
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathProbe {
     /// Paths to try; defaults to common traversal and admin paths.
@@ -118,7 +119,7 @@ pub fn default_path_probes() -> Vec<String> {
     .collect()
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ControlTokenProbe {
     /// The request to send; `{token}` in its body is replaced by each token. With the
@@ -171,4 +172,24 @@ impl Section for SecurityStep {
             .map_or(StdDuration::ZERO, |b| b.max_duration.as_std());
         vec![("security".to_string(), burst + MINUTE)]
     }
+
+    fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
+        Ok(StepPlan::Security(SecurityPlan {
+            meta: StepMeta::new(StepName::Security, self.severity, self.owner.as_ref()),
+            auth: self.auth.clone(),
+            rate_limit: self.rate_limit.clone(),
+            paths: self.paths.clone(),
+            control_tokens: self.control_tokens.clone(),
+        }))
+    }
+}
+
+/// The security probes as a run sends them.
+#[derive(Debug, Clone)]
+pub struct SecurityPlan {
+    pub meta: StepMeta,
+    pub auth: Option<AuthProbe>,
+    pub rate_limit: Option<RateLimitProbe>,
+    pub paths: Option<PathProbe>,
+    pub control_tokens: Option<ControlTokenProbe>,
 }
