@@ -34,7 +34,14 @@ pub struct Panel {
 }
 
 impl Panel {
-    pub fn new(judges: &Judges, alpha: f64, beta: f64, min_samples: u64) -> Self {
+    /// The judges of `judges` with their share of `alpha`. Parameters outside their range
+    /// are refused (the plan checked them; a judge is never built from a clamped value).
+    pub fn new(
+        judges: &Judges,
+        alpha: f64,
+        beta: f64,
+        min_samples: u64,
+    ) -> Result<Self, gauntlet_stats::ParamError> {
         let gating = [
             judges.error_rate.as_ref().map(|j| j.dry_run),
             judges.two_sample.as_ref().map(|j| j.dry_run),
@@ -53,7 +60,7 @@ impl Panel {
                 name: "error-rate",
                 dry_run: j.dry_run,
                 judge: Box::new(
-                    Sprt::new(p0, p0 + j.delta.ratio(), a, beta).with_min_samples(min_samples),
+                    Sprt::new(p0, p0 + j.delta.ratio(), a, beta)?.with_min_samples(min_samples),
                 ),
             });
         }
@@ -62,7 +69,7 @@ impl Panel {
                 name: "two-sample",
                 dry_run: j.dry_run,
                 judge: Box::new(
-                    TwoSample::new(j.delta.ratio(), a, beta).with_min_samples(min_samples),
+                    TwoSample::new(j.delta.ratio(), a, beta)?.with_min_samples(min_samples),
                 ),
             });
         }
@@ -77,7 +84,7 @@ impl Panel {
                         beta,
                         j.warmup as usize,
                         j.margin.as_std().as_secs_f64() * 1000.0,
-                    )
+                    )?
                     .with_min_samples(min_samples),
                 ),
             });
@@ -103,10 +110,10 @@ impl Panel {
                 )),
             });
         }
-        Self {
+        Ok(Self {
             seats,
             alpha_each: a,
-        }
+        })
     }
 
     pub fn observe(&mut self, observation: &Observation) {
@@ -918,7 +925,7 @@ mod tests {
 
     #[test]
     fn the_svg_is_deterministic_and_marks_both_boundaries() {
-        let mut sprt = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        let mut sprt = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
         for i in 0..200 {
             sprt.observe(i % 50 != 0);
         }

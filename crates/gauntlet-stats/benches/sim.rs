@@ -46,7 +46,7 @@ pub fn sprt(runs: u32, p: f64, seed: u64, cap: u64) -> Tally {
     let mut rng = SplitMix64::new(seed);
     let mut tally = Tally::default();
     for _ in 0..runs {
-        let mut judge = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        let mut judge = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
         let mut verdict = Verdict::Continue;
         while verdict == Verdict::Continue && judge.samples() < cap {
             verdict = judge.observe(rng.next_f64() >= p);
@@ -86,7 +86,9 @@ pub fn two_sample(runs: u32, p_base: f64, p_cand: f64, seed: u64, cap: u64) -> T
     let mut rng = SplitMix64::new(seed);
     let mut tally = Tally::default();
     for _ in 0..runs {
-        let mut judge = TwoSample::new(0.03, 0.05, 0.05).with_min_samples(100);
+        let mut judge = TwoSample::new(0.03, 0.05, 0.05)
+            .unwrap()
+            .with_min_samples(100);
         let mut verdict = Verdict::Continue;
         while verdict == Verdict::Continue && judge.samples() < cap {
             let arm = if rng.next_u64() & 1 == 0 {
@@ -112,7 +114,9 @@ pub fn latency(runs: u32, added_ms: f64, seed: u64, cap: u64) -> Tally {
     let mut rng = SplitMix64::new(seed);
     let mut tally = Tally::default();
     for _ in 0..runs {
-        let mut judge = LatencyJudge::new(0.1, 0.05, 0.05, 200, 0.0).with_min_samples(100);
+        let mut judge = LatencyJudge::new(0.1, 0.05, 0.05, 200, 0.0)
+            .unwrap()
+            .with_min_samples(100);
         let mut verdict = Verdict::Continue;
         let mut t = 0;
         while verdict == Verdict::Continue && judge.samples() < cap {

@@ -4,6 +4,7 @@
 //! data that is not tested afterwards, so the test stays valid under continuous monitoring.
 
 use crate::judge::{Arm, Judge, JudgeKind, Observation, Trajectory, Verdict};
+use crate::params::ParamError;
 use crate::two_sample::TwoSample;
 
 #[derive(Debug, Clone)]
@@ -19,15 +20,21 @@ pub struct LatencyJudge {
 impl LatencyJudge {
     /// `delta`: the smallest rise in the share of slow requests that matters;
     /// `warmup`: baseline requests used to fix the threshold; `margin_ms` is added to their p95.
-    pub fn new(delta: f64, alpha: f64, beta: f64, warmup: usize, margin_ms: f64) -> Self {
-        Self {
+    pub fn new(
+        delta: f64,
+        alpha: f64,
+        beta: f64,
+        warmup: usize,
+        margin_ms: f64,
+    ) -> Result<Self, ParamError> {
+        Ok(Self {
             warmup: warmup.max(1),
             margin_ms,
             seen: Vec::with_capacity(warmup.max(1)),
             threshold_ms: None,
-            inner: TwoSample::new(delta, alpha, beta).named("slow-request", JudgeKind::Latency),
+            inner: TwoSample::new(delta, alpha, beta)?.named("slow-request", JudgeKind::Latency),
             skipped: 0,
-        }
+        })
     }
 
     pub fn with_min_samples(mut self, min_samples: u64) -> Self {
@@ -127,10 +134,10 @@ mod tests {
 
     #[test]
     fn added_latency_is_rejected_and_equal_latency_accepted() {
-        let mut slow = LatencyJudge::new(0.1, 0.05, 0.05, 100, 5.0);
+        let mut slow = LatencyJudge::new(0.1, 0.05, 0.05, 100, 5.0).unwrap();
         assert_eq!(feed(&mut slow, 200.0), Verdict::Reject);
         assert!(slow.samples() < 100, "{}", slow.samples());
-        let mut same = LatencyJudge::new(0.1, 0.05, 0.05, 100, 5.0);
+        let mut same = LatencyJudge::new(0.1, 0.05, 0.05, 100, 5.0).unwrap();
         assert_eq!(feed(&mut same, 0.0), Verdict::Accept);
         assert!(same.threshold_ms().unwrap() > 14.0);
     }

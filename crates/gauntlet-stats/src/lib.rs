@@ -11,7 +11,7 @@
 //!
 //! ```
 //! use gauntlet_stats::{Sprt, Verdict};
-//! let mut sprt = Sprt::new(0.01, 0.04, 0.05, 0.05);
+//! let mut sprt = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
 //! let mut verdict = Verdict::Continue;
 //! while verdict == Verdict::Continue {
 //!     verdict = sprt.observe(true);
@@ -25,6 +25,7 @@ mod burn;
 mod judge;
 mod latency;
 mod mann_whitney;
+pub mod params;
 mod sprt;
 mod two_sample;
 
@@ -33,5 +34,6 @@ pub use burn::{BurnRate, BurnWindow, budget_remaining, burn_rate};
 pub use judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict, split_alpha};
 pub use latency::LatencyJudge;
 pub use mann_whitney::{MannWhitney, mann_whitney};
+pub use params::ParamError;
 pub use sprt::{Sprt, fixed_horizon_n};
 pub use two_sample::TwoSample;

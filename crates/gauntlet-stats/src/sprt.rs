@@ -11,6 +11,7 @@
 use statrs::distribution::{ContinuousCDF, Normal};
 
 use crate::judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict};
+use crate::params::ParamError;
 
 #[derive(Debug, Clone)]
 pub struct Sprt {
@@ -29,11 +30,12 @@ pub struct Sprt {
 }
 
 impl Sprt {
-    /// `p0 < p1` in (0, 1); `alpha`, `beta` in (0, 1).
-    pub fn new(p0: f64, p1: f64, alpha: f64, beta: f64) -> Self {
-        let p0 = p0.clamp(1e-9, 1.0 - 1e-9);
-        let p1 = p1.clamp(p0 + 1e-9, 1.0 - 1e-9);
-        Self {
+    /// 0 < `p0` < `p1` < 1; `alpha`, `beta` in (0, ½). Anything else is refused, never
+    /// clamped.
+    pub fn new(p0: f64, p1: f64, alpha: f64, beta: f64) -> Result<Self, ParamError> {
+        crate::params::rates(p0, p1)?;
+        crate::params::error_rates(alpha, beta)?;
+        Ok(Self {
             p0,
             p1,
             on_failure: (p1 / p0).ln(),
@@ -46,7 +48,7 @@ impl Sprt {
             min_samples: 0,
             verdict: Verdict::Continue,
             trajectory: Trajectory::default(),
-        }
+        })
     }
 
     /// No acceptance before this many observations (rejection may come earlier).
@@ -222,7 +224,7 @@ mod tests {
 
     #[test]
     fn boundaries_and_steps_follow_wald() {
-        let s = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        let s = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
         assert!((s.reject_at - 20f64.ln()).abs() < 1e-12);
         assert!((s.accept_at - 0.05f64.ln()).abs() < 1e-12);
         assert!((s.on_failure - 4f64.ln()).abs() < 1e-12);
@@ -234,7 +236,7 @@ mod tests {
         // with the textbook boundaries; ours (±3.00 instead of ±2.94) need a few more.
         let n = fixed_horizon_n(0.01, 0.04, 0.05, 0.05);
         assert!((n - 262.0).abs() < 2.0, "{n}");
-        let s = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        let s = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
         assert!(
             (s.expected_samples(0.01) - 160.0).abs() < 8.0,
             "{}",
@@ -251,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_run_of_failures_rejects_and_stays_rejected() {
-        let mut s = Sprt::new(0.01, 0.04, 0.05, 0.05);
+        let mut s = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
         assert_eq!(s.observe(false), Verdict::Continue);
         assert_eq!(s.observe(false), Verdict::Continue);
         assert_eq!(s.observe(false), Verdict::Reject);
@@ -266,7 +268,9 @@ mod tests {
 
     #[test]
     fn min_samples_delays_acceptance_only() {
-        let mut s = Sprt::new(0.01, 0.04, 0.05, 0.05).with_min_samples(500);
+        let mut s = Sprt::new(0.01, 0.04, 0.05, 0.05)
+            .unwrap()
+            .with_min_samples(500);
         for _ in 0..499 {
             assert_eq!(s.observe(true), Verdict::Continue);
         }

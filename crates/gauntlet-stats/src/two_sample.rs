@@ -13,6 +13,7 @@
 
 use crate::binomial::mixture_bounds;
 use crate::judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict};
+use crate::params::ParamError;
 
 /// Bounds are re-evaluated every this many observations (each evaluation is a constant
 /// number of bisection steps, so updates stay O(1)).
@@ -43,10 +44,13 @@ fn index(arm: Arm) -> usize {
 }
 
 impl TwoSample {
-    /// `delta`: the smallest rise of the candidate's failure rate that matters (absolute).
-    pub fn new(delta: f64, alpha: f64, beta: f64) -> Self {
-        Self {
-            delta: delta.clamp(1e-6, 1.0),
+    /// `delta`: the smallest rise of the candidate's failure rate that matters (absolute),
+    /// in (0, 1); `alpha`, `beta` in (0, ½). Anything else is refused, never clamped.
+    pub fn new(delta: f64, alpha: f64, beta: f64) -> Result<Self, ParamError> {
+        crate::params::delta(delta)?;
+        crate::params::error_rates(alpha, beta)?;
+        Ok(Self {
+            delta,
             reject_at: (1.0 / alpha).ln(),
             beta,
             min_samples: 0,
@@ -59,7 +63,7 @@ impl TwoSample {
             trajectory: Trajectory::default(),
             what: "failures",
             kind: JudgeKind::TwoSample,
-        }
+        })
     }
 
     /// No acceptance before each arm has this many observations.
@@ -197,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_candidate_failing_much_more_is_rejected() {
-        let mut judge = TwoSample::new(0.03, 0.05, 0.05);
+        let mut judge = TwoSample::new(0.03, 0.05, 0.05).unwrap();
         let mut verdict = Verdict::Continue;
         for i in 0..10_000u64 {
             let arm = if i % 2 == 0 {
@@ -217,7 +221,9 @@ mod tests {
 
     #[test]
     fn equal_clean_arms_are_accepted() {
-        let mut judge = TwoSample::new(0.03, 0.05, 0.05).with_min_samples(100);
+        let mut judge = TwoSample::new(0.03, 0.05, 0.05)
+            .unwrap()
+            .with_min_samples(100);
         let mut verdict = Verdict::Continue;
         for i in 0..10_000u64 {
             let arm = if i % 2 == 0 {
@@ -236,7 +242,7 @@ mod tests {
 
     #[test]
     fn no_traffic_to_an_arm_never_decides() {
-        let mut judge = TwoSample::new(0.03, 0.05, 0.05);
+        let mut judge = TwoSample::new(0.03, 0.05, 0.05).unwrap();
         for _ in 0..5000 {
             assert_eq!(judge.record(Arm::Candidate, true), Verdict::Continue);
         }

@@ -71,7 +71,8 @@ pub fn judge(
         canary.alpha.ratio(),
         canary.beta.ratio(),
         min_samples,
-    );
+    )
+    .map_err(|e| CliError::Usage(format!("the judges cannot be built: {e}")))?;
     let mut judging = StageJudge::new(&mut panel, min_samples, canary.abort.as_ref());
     let mut end = None;
     for observation in &observations {

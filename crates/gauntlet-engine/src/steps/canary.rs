@@ -84,12 +84,21 @@ async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
                 stage.bake, stage.min_samples
             ),
         );
-        let mut panel = Panel::new(
+        let mut panel = match Panel::new(
             &config.judges,
             config.alpha.ratio(),
             config.beta.ratio(),
             u64::from(stage.min_samples),
-        );
+        ) {
+            Ok(panel) => panel,
+            Err(e) => {
+                checks.push(
+                    Check::new(STEP, &format!("{label} judges"), severity)
+                        .outcome(Outcome::Inconclusive, format!("no judge can be built: {e}")),
+                );
+                return checks;
+            }
+        };
         let run = run_stage(
             ctx,
             &split,

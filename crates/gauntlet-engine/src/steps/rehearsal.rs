@@ -57,6 +57,17 @@ async fn run(ctx: &RunContext, config: &RehearsalPlan) -> Vec<Check> {
             recovered.outcome(Outcome::Skipped, why),
         ];
     };
+    let mut panel = match Panel::new(&canary.judges, canary.alpha.ratio(), canary.beta.ratio(), 0) {
+        Ok(panel) => panel,
+        Err(e) => {
+            let why = format!("no judge can be built: {e}");
+            return vec![
+                detected.outcome(Outcome::Inconclusive, why.clone()),
+                rolled_back.outcome(Outcome::Skipped, why.clone()),
+                recovered.outcome(Outcome::Skipped, why),
+            ];
+        }
+    };
     let (split, mut observations) = match TrafficSplit::start(
         baseline,
         &ctx.candidate,
@@ -132,7 +143,6 @@ async fn run(ctx: &RunContext, config: &RehearsalPlan) -> Vec<Check> {
             config.faults.len()
         ),
     );
-    let mut panel = Panel::new(&canary.judges, canary.alpha.ratio(), canary.beta.ratio(), 0);
     let mut seen = Vec::new();
     let detect_deadline = tokio::time::Instant::now() + config.detect_within.as_std();
     let detection = loop {
