@@ -773,79 +773,6 @@ pub fn observations_gz(observations: &[Observation]) -> Vec<u8> {
     recording.finish()
 }
 
-/// A judge's trajectory as SVG: the statistic against observations, with the reject (red)
-/// and accept (green) boundaries. Deterministic output for the same trajectory.
-pub fn trajectory_svg(title: &str, judge: &dyn Judge) -> String {
-    let points = &judge.trajectory().points;
-    let (w, h, pad) = (640.0, 320.0, 48.0);
-    let max_n = points.iter().map(|p| p.n).max().unwrap_or(1).max(1) as f64;
-    let mut lo = points.iter().map(|p| p.statistic).fold(0.0f64, f64::min);
-    let mut hi = points.iter().map(|p| p.statistic).fold(0.0f64, f64::max);
-    for p in points {
-        hi = hi.max(p.reject_at);
-        if let Some(a) = p.accept_at {
-            lo = lo.min(a);
-        }
-    }
-    let span = (hi - lo).max(1e-9) * 1.1;
-    let lo = lo - 0.05 * span;
-    let x = |n: f64| pad + (w - 2.0 * pad) * n / max_n;
-    let y = |v: f64| h - pad - (h - 2.0 * pad) * (v - lo) / span;
-    let path: Vec<String> = points
-        .iter()
-        .map(|p| format!("{:.1},{:.1}", x(p.n as f64), y(p.statistic)))
-        .collect();
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"{pad}\" y=\"20\" font-size=\"14\">{}</text>\n\
-         <line x1=\"{pad}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#888\"/>\n\
-         <text x=\"{pad}\" y=\"{:.1}\">observations →</text>\n",
-        escape(title),
-        h - pad,
-        w - pad,
-        h - pad,
-        h - 12.0
-    );
-    if let Some(last) = points.last() {
-        svg.push_str(&format!(
-            "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#c0392b\" stroke-dasharray=\"6 4\"/><text x=\"{2:.1}\" y=\"{3:.1}\" fill=\"#c0392b\">reject {4:.2}</text>\n",
-            y(last.reject_at),
-            w - pad,
-            w - pad - 90.0,
-            y(last.reject_at) - 4.0,
-            last.reject_at
-        ));
-        if let Some(accept) = last.accept_at {
-            svg.push_str(&format!(
-                "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1:.1}\" y2=\"{0:.1}\" stroke=\"#27ae60\" stroke-dasharray=\"6 4\"/><text x=\"{2:.1}\" y=\"{3:.1}\" fill=\"#27ae60\">accept {4:.2}</text>\n",
-                y(accept),
-                w - pad,
-                w - pad - 90.0,
-                y(accept) + 14.0,
-                accept
-            ));
-        }
-        svg.push_str(&format!(
-            "<text x=\"{:.1}\" y=\"{:.1}\">n = {}</text>\n",
-            w - pad - 60.0,
-            h - 12.0,
-            last.n
-        ));
-    }
-    svg.push_str(&format!(
-        "<polyline fill=\"none\" stroke=\"#2c3e50\" stroke-width=\"1.5\" points=\"{}\"/>\n</svg>\n",
-        path.join(" ")
-    ));
-    svg
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// Writes the stage's evidence: observations, each judge's trajectory (JSON and SVG).
 pub fn stage_evidence(
     ctx: &RunContext,
@@ -871,7 +798,10 @@ pub fn stage_evidence(
         {
             files.push(path);
         }
-        let svg = trajectory_svg(&format!("{label}: {}", seat.name), seat.judge.as_ref());
+        let svg = gauntlet_report::svg::trajectory(
+            &format!("{label}: {}", seat.name),
+            &seat.judge.trajectory().points,
+        );
         if let Ok(path) =
             ctx.recorder
                 .evidence(step, &format!("{slug}-{}.svg", seat.name), svg.as_bytes())
@@ -929,8 +859,17 @@ mod tests {
         for i in 0..200 {
             sprt.observe(i % 50 != 0);
         }
-        let svg = trajectory_svg("stage 1 <shadow>: error-rate", &sprt);
-        assert_eq!(svg, trajectory_svg("stage 1 <shadow>: error-rate", &sprt));
+        let svg = gauntlet_report::svg::trajectory(
+            "stage 1 <shadow>: error-rate",
+            &sprt.trajectory().points,
+        );
+        assert_eq!(
+            svg,
+            gauntlet_report::svg::trajectory(
+                "stage 1 <shadow>: error-rate",
+                &sprt.trajectory().points
+            )
+        );
         assert!(
             svg.contains("reject 3.00") && svg.contains("accept -3.00"),
             "{svg}"

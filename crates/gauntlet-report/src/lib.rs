@@ -13,6 +13,7 @@ mod atomic;
 mod junit;
 mod markdown;
 mod model;
+pub mod svg;
 
 pub use atomic::{sha256_hex, write_atomic};
 pub use junit::to_junit;

@@ -360,13 +360,6 @@ fn markdown_decision(markdown: &str) -> Option<Decision> {
     .find(|d| line.starts_with(&format!("**Decision: {d}**")))
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// The same certificate as a standalone HTML page (raw HTML in cells is escaped).
 fn html(decision: Decision, title: &str, markdown: &str) -> String {
     use pulldown_cmark::{Event, Options, Parser, html};
@@ -382,7 +375,7 @@ fn html(decision: Decision, title: &str, markdown: &str) -> String {
         Decision::Conditional => "#9a6700",
         _ => "#cf222e",
     };
-    let title = escape(title);
+    let title = gauntlet_report::svg::escape(title);
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem}}table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}}strong{{color:{colour}}}code{{background:#f6f8fa}}</style></head>\n<body>\n{body}</body></html>\n"
     )

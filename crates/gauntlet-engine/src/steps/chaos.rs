@@ -5,7 +5,6 @@
 //! fault applied, detection, action, recovery, fault removed) gives the time to detect and
 //! the time to recover, in the report and as an SVG in the run directory.
 
-use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use gauntlet_report::{Check, DrillEvent, DrillReport, Outcome, Severity};
@@ -689,7 +688,7 @@ fn finish(
 ) {
     let mut events = timeline.events;
     events.sort_by_key(|e| e.at_ms);
-    let svg = timeline_svg(&drill.name, &events, rounds);
+    let svg = gauntlet_report::svg::timeline(&drill.name, &events, rounds);
     let svg = ctx
         .recorder
         .evidence(STEP, &format!("drill-{}.svg", drill.name), svg.as_bytes())
@@ -706,83 +705,4 @@ fn finish(
         events,
         svg,
     });
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A horizontal gameday timeline: the fault window shaded, each probe round a dot (green
-/// held, red broke), each event a tick with its label.
-pub(crate) fn timeline_svg(
-    name: &str,
-    events: &[DrillEvent],
-    rounds: &[(Duration, bool)],
-) -> String {
-    let end_ms = events
-        .iter()
-        .map(|e| e.at_ms)
-        .chain(rounds.iter().map(|(at, _)| at.as_millis() as u64))
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let (left, width) = (40.0, 820.0);
-    let x = |ms: f64| left + width * ms / end_ms;
-    let height = 120 + 18 * events.len();
-    let mut svg = String::new();
-    let _ = write!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="900" height="{height}" font-family="sans-serif" font-size="12"><title>drill {}</title><text x="{left}" y="20" font-size="14">drill {} — gameday timeline ({:.1}s)</text>"#,
-        escape(name),
-        escape(name),
-        end_ms / 1000.0
-    );
-    let applied = events
-        .iter()
-        .find(|e| e.kind == "fault-applied")
-        .map(|e| e.at_ms as f64);
-    let removed = events
-        .iter()
-        .rev()
-        .find(|e| e.kind == "fault-removed")
-        .map(|e| e.at_ms as f64);
-    if let (Some(a), Some(r)) = (applied, removed) {
-        let _ = write!(
-            svg,
-            r##"<rect x="{:.1}" y="35" width="{:.1}" height="50" fill="#f8d7da"/><text x="{:.1}" y="48">faults in</text>"##,
-            x(a),
-            (x(r) - x(a)).max(1.0),
-            x(a) + 3.0
-        );
-    }
-    let _ = write!(
-        svg,
-        r##"<line x1="{left}" y1="85" x2="{:.1}" y2="85" stroke="#333"/>"##,
-        left + width
-    );
-    for (at, held) in rounds {
-        let _ = write!(
-            svg,
-            r##"<circle cx="{:.1}" cy="70" r="3" fill="{}"/>"##,
-            x(at.as_millis() as f64),
-            if *held { "#2e7d32" } else { "#c62828" }
-        );
-    }
-    for (i, event) in events.iter().enumerate() {
-        let ex = x(event.at_ms as f64);
-        let y = 105 + 18 * i;
-        let _ = write!(
-            svg,
-            r##"<line x1="{ex:.1}" y1="85" x2="{ex:.1}" y2="{}" stroke="#999" stroke-dasharray="2,2"/><text x="{:.1}" y="{y}">+{:.2}s {} — {}</text>"##,
-            y - 4,
-            ex + 3.0,
-            event.at_ms as f64 / 1000.0,
-            escape(&event.kind),
-            escape(&event.detail.chars().take(90).collect::<String>())
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
 }

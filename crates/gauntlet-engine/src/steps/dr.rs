@@ -650,7 +650,7 @@ fn finish(
     outcome: Outcome,
 ) {
     let events = timeline.events;
-    let svg = super::chaos::timeline_svg("restore", &events, &[]);
+    let svg = gauntlet_report::svg::timeline("restore", &events, &[]);
     let svg = ctx
         .recorder
         .evidence(STEP, "restore-timeline.svg", svg.as_bytes())

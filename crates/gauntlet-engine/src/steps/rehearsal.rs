@@ -17,7 +17,7 @@ use gauntlet_stats::{Arm, Observation, Verdict};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Step, StepFuture, severity};
-use crate::canary::{Load, Panel, RunningLoad, observations_gz, run_action, trajectory_svg};
+use crate::canary::{Load, Panel, RunningLoad, observations_gz, run_action};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 
@@ -284,7 +284,10 @@ async fn run(ctx: &RunContext, config: &RehearsalPlan) -> Vec<Check> {
         evidence.push(path);
     }
     for seat in &panel.seats {
-        let svg = trajectory_svg(&format!("rehearsal: {}", seat.name), seat.judge.as_ref());
+        let svg = gauntlet_report::svg::trajectory(
+            &format!("rehearsal: {}", seat.name),
+            &seat.judge.trajectory().points,
+        );
         if let Ok(path) = recorder.evidence(STEP, &format!("{}.svg", seat.name), svg.as_bytes()) {
             evidence.push(path);
         }
