@@ -8,7 +8,6 @@
 //! # }
 //! ```
 
-pub mod canary;
 mod child_env;
 mod context;
 mod decision;
@@ -25,6 +24,7 @@ pub mod signoff;
 pub mod steps;
 mod supervisor;
 pub mod taxonomy;
+mod timeline;
 pub mod trust;
 pub mod vouch;
 

@@ -155,6 +155,7 @@ pub fn trajectory(title: &str, points: &[Point]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gauntlet_stats::Judge as _;
 
     #[test]
     fn text_in_a_chart_is_never_markup() {
@@ -178,5 +179,23 @@ mod tests {
         }];
         let drawn = trajectory("a & b", &points);
         assert!(drawn.contains("a &amp; b") && drawn.contains("reject 2.00"));
+    }
+
+    #[test]
+    fn the_svg_is_deterministic_and_marks_both_boundaries() {
+        let mut sprt = gauntlet_stats::Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
+        for i in 0..200 {
+            sprt.observe(i % 50 != 0);
+        }
+        let svg = trajectory("stage 1 <shadow>: error-rate", &sprt.trajectory().points);
+        assert_eq!(
+            svg,
+            trajectory("stage 1 <shadow>: error-rate", &sprt.trajectory().points)
+        );
+        assert!(
+            svg.contains("reject 3.00") && svg.contains("accept -3.00"),
+            "{svg}"
+        );
+        assert!(svg.contains("&lt;shadow&gt;"));
     }
 }

@@ -2,7 +2,7 @@
 //! returns its checks; it records timeline events and evidence through the context.
 
 mod alerting;
-mod canary;
+pub mod canary;
 mod chaos;
 mod dr;
 pub(crate) mod gates;

@@ -82,7 +82,7 @@ async fn run(ctx: &RunContext, config: &ObservabilityPlan) -> Vec<Check> {
     let requests = u64::from(config.requests);
     let rate = ctx.plan.traffic.rate.per_second();
     let mix: Vec<WeightedRequest> =
-        crate::canary::mix_for(&ctx.plan.traffic.requests, &ctx.candidate);
+        crate::steps::canary::mix_for(&ctx.plan.traffic.requests, &ctx.candidate);
     let budget = Duration::from_secs_f64(requests as f64 / rate * 2.0 + 5.0);
     recorder.event(
         Some(STEP),

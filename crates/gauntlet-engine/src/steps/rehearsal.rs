@@ -17,9 +17,9 @@ use gauntlet_stats::{Arm, Observation, Verdict};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Step, StepFuture, severity};
-use crate::canary::{Load, Panel, RunningLoad, observations_gz, run_action};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
+use crate::steps::canary::{Load, Panel, RunningLoad, observations_gz, run_action};
 
 const STEP: &str = gauntlet_spec::StepName::RollbackRehearsal.as_str();
 

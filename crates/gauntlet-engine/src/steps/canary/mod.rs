@@ -2,15 +2,31 @@
 //! stage through gauntlet's traffic split. Any reject or abort trigger rolls back at once;
 //! acceptance moves to the next stage early; a stage that runs out of bake time without a
 //! decision is inconclusive (a truncated sequential test is never a pass).
+//!
+//! The rollback rehearsal runs the same parts: `panel.rs` (the judges), `stage.rs` (a stage
+//! through the split), `load.rs` (its traffic), `recording.rs` (what the panel saw, for
+//! `gauntlet judge`), `hooks.rs` (promotion and rollback), `evidence.rs` (checks and files).
+
+mod evidence;
+mod hooks;
+mod load;
+mod panel;
+mod recording;
+mod stage;
+
+pub(crate) use evidence::{judge_checks, stage_evidence};
+pub(crate) use hooks::run_action;
+pub(crate) use load::{Load, RunningLoad, mix_for};
+pub use panel::{Panel, Seat};
+pub use recording::{Recording, observations_gz, read_observations};
+pub(crate) use stage::run_stage;
+pub use stage::{ArmTotals, LatencySample, StageEnd, StageJudge, StageRun};
 
 use gauntlet_net::TrafficSplit;
 use gauntlet_report::{Check, Outcome};
 use gauntlet_spec::{CanaryPlan, StageWeight, StepMeta};
 
 use super::{Step, StepFuture, severity};
-use crate::canary::{
-    ArmTotals, Load, Panel, StageEnd, judge_checks, run_action, run_stage, stage_evidence,
-};
 use crate::context::RunContext;
 
 const STEP: &str = gauntlet_spec::StepName::Canary.as_str();

@@ -1,0 +1,86 @@
+//! The records DR writes through the service to measure what a restore keeps: written before
+//! the backup (they must survive) and after it (what a disaster then would lose).
+
+use std::time::Instant;
+
+use gauntlet_net::Outgoing;
+use gauntlet_spec::{DrPlan, Request};
+
+use crate::context::RunContext;
+
+/// A record written through the service.
+pub(super) struct Marker {
+    id: Option<String>,
+    name: String,
+    /// When the service confirmed it (monotonic: a clock stepping back cannot shrink the RPO).
+    pub written: Instant,
+}
+
+fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
+    let put = |text: &str| {
+        values.iter().fold(text.to_string(), |t, (k, v)| {
+            t.replace(&format!("{{{k}}}"), v)
+        })
+    };
+    Outgoing {
+        base: base.to_string(),
+        method: request.method.as_str().to_string(),
+        path: put(&request.path),
+        headers: request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), put(v)))
+            .collect(),
+        body: request.body.as_deref().map(put),
+    }
+}
+
+pub(super) async fn write_marker(
+    ctx: &RunContext,
+    config: &DrPlan,
+    base: &str,
+    name: String,
+) -> Result<Marker, String> {
+    let out = fill(&config.markers.write, base, &[("marker", &name)]);
+    let answer = ctx
+        .client
+        .send(&out)
+        .await
+        .map_err(|e| format!("{} {}: {e}", out.method, out.path))?;
+    if !answer.is_success() {
+        return Err(format!(
+            "{} {} -> {}: {}",
+            out.method,
+            out.path,
+            answer.status,
+            answer.body_text().trim()
+        ));
+    }
+    let id = serde_json::from_slice::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| match &v["id"] {
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => None,
+        });
+    Ok(Marker {
+        id,
+        name,
+        written: Instant::now(),
+    })
+}
+
+pub(super) async fn marker_present(
+    ctx: &RunContext,
+    config: &DrPlan,
+    base: &str,
+    marker: &Marker,
+) -> bool {
+    let id = marker.id.clone().unwrap_or_default();
+    let out = fill(
+        &config.markers.read,
+        base,
+        &[("marker", &marker.name), ("id", &id)],
+    );
+    ctx.client.send(&out).await.is_ok_and(|a| a.is_success())
+}
