@@ -8,6 +8,7 @@
 //! # }
 //! ```
 
+mod alerts;
 mod child_env;
 mod context;
 mod decision;

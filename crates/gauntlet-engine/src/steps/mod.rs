@@ -1,7 +1,9 @@
-//! The pipeline's steps, one module each, in pipeline order. A step gets the run context and
-//! returns its checks; it records timeline events and evidence through the context.
+//! The pipeline's steps, one folder each (`steps/<name>/`), in pipeline order: what a step
+//! does lives there, in phases a reader can follow, and what a spec says of it (its config,
+//! checks, bounds and plan) in the spec crate's `steps/<name>.rs`. [`runner`] is the one
+//! place a planned step meets its behaviour. A step gets the run context and returns its
+//! checks; it records timeline events and evidence through the context.
 
-mod alerting;
 pub mod canary;
 mod chaos;
 mod dr;

@@ -16,7 +16,13 @@ pub async fn run_action(
     stage: &str,
 ) -> Result<String, String> {
     let Some(action) = action else {
-        return Ok("traffic split moved (no hook configured)".into());
+        let (moved, done) = match event {
+            "rollback" => ("to the baseline", "rolled back"),
+            _ => ("to the candidate", "promoted"),
+        };
+        return Ok(format!(
+            "only gauntlet's traffic split moved (every request {moved}); no {event} hook is configured, so nothing outside gauntlet was {done}"
+        ));
     };
     let mut done = Vec::new();
     if let Some(command) = &action.command {

@@ -178,8 +178,11 @@ async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
                 recorder.event(Some(STEP), "rollback-decided", format!("{label}: {why}"));
                 split.set_weight(0.0);
                 let action = run_action(ctx, config.rollback.as_ref(), "rollback", &label).await;
-                let check =
-                    Check::new(STEP, "rollback", severity).threshold("the rollback hook succeeds");
+                let check = Check::new(STEP, "rollback", severity).threshold(hook_threshold(
+                    config.rollback.as_ref(),
+                    "the rollback hook succeeds",
+                    "gauntlet's split sends every request to the baseline",
+                ));
                 checks.push(match action {
                     Ok(done) => {
                         recorder.event(
@@ -215,7 +218,11 @@ async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
         "promotion",
         "every stage accepted: all traffic on the candidate",
     );
-    let check = Check::new(STEP, "promotion", severity).threshold("the promotion hook succeeds");
+    let check = Check::new(STEP, "promotion", severity).threshold(hook_threshold(
+        config.promote.as_ref(),
+        "the promotion hook succeeds",
+        "gauntlet's split sends every request to the candidate",
+    ));
     checks.push(
         match run_action(ctx, config.promote.as_ref(), "promote", "100%").await {
             Ok(done) => check.outcome(Outcome::Pass, format!("promoted to 100%: {done}")),
@@ -244,5 +251,14 @@ fn measure(recorder: &crate::context::Recorder, totals: &[ArmTotals; 2]) {
             recorder.measure(&format!("{STEP}.{arm}.error_rate"), rate);
         }
         recorder.measure(&format!("{STEP}.{arm}.requests"), total.requests as f64);
+    }
+}
+
+/// What a rollback or promotion check asks: the hook, when there is one; else only what
+/// gauntlet's own split does (and the reason says nothing outside it moved).
+fn hook_threshold(hook: Option<&gauntlet_spec::Action>, with: &str, without: &str) -> String {
+    match hook {
+        Some(_) => with.to_string(),
+        None => without.to_string(),
     }
 }

@@ -374,7 +374,7 @@ impl<'a> Drill<'a> {
         let fault_instant = self.timeline.started() + fault_at;
         let expected: Vec<_> = self.plan.alerts.iter().collect();
         let prefix = format!("{}: ", self.plan.name);
-        let (checks, arrivals) = crate::steps::alerting::wait_for(
+        let (checks, arrivals) = crate::alerts::wait_for(
             self.ctx,
             STEP,
             &prefix,

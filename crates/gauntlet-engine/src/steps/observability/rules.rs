@@ -1,0 +1,193 @@
+//! The service's alert rules: the file parses (gauntlet's reader, and promtool when it is
+//! installed), defines every required alert, and is loaded by the run's Prometheus.
+
+use std::time::Duration;
+
+use gauntlet_report::{Check, Outcome, Severity};
+use gauntlet_spec::AlertRulesSpec;
+
+use super::STEP;
+use crate::context::RunContext;
+
+/// The rule file: readable, accepted by gauntlet's strict reader and by `promtool check
+/// rules` when it is installed, defining every required alert, and (when the run's
+/// Prometheus loaded it) evaluated by Prometheus without error.
+pub(super) async fn alert_rule_checks(
+    ctx: &RunContext,
+    alerts: &AlertRulesSpec,
+    severity: Severity,
+) -> Vec<Check> {
+    let shown = alerts.rules.as_str();
+    let valid = Check::new(STEP, "alert rules valid", severity)
+        .threshold("accepted by gauntlet's reader and by `promtool check rules` when installed");
+    let defined = Check::new(STEP, "alert rules define the required alerts", severity)
+        .threshold(format!("defines {}", alerts.required.join(", ")));
+    let read = crate::prom::spec_file(&ctx.spec_path, shown).and_then(|path| {
+        std::fs::read_to_string(&path)
+            .map(|text| (path.clone(), text))
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    });
+    let (path, text) = match read {
+        Ok(read) => read,
+        Err(why) => {
+            return vec![
+                valid.outcome(Outcome::Fail, why.clone()),
+                defined.outcome(Outcome::Fail, why),
+            ];
+        }
+    };
+    let evidence = ctx
+        .recorder
+        .evidence(STEP, "alert-rules.yml", text.as_bytes())
+        .ok();
+    let rules = match gauntlet_metrics::rules::parse_rules(&text) {
+        Ok(rules) => rules,
+        Err(e) => {
+            let why = if e.line > 0 {
+                format!("{shown}:{}:{}: {}", e.line, e.column, e.message)
+            } else {
+                format!("{shown}: {}", e.message)
+            };
+            return vec![
+                valid.outcome(Outcome::Fail, why.clone()),
+                defined.outcome(Outcome::Fail, format!("the file is refused: {why}")),
+            ];
+        }
+    };
+    let summary = format!(
+        "{} group(s), {} alert(s), {} recording rule(s)",
+        rules.groups.len(),
+        rules.alerts.len(),
+        rules.records.len()
+    );
+    let mut valid = match promtool(&path, &ctx.child_env).await {
+        Some(Ok(said)) => valid
+            .measured(format!("{summary}; promtool: {said}"))
+            .outcome(Outcome::Pass, "gauntlet's reader and promtool accept the file"),
+        Some(Err(said)) => valid
+            .measured(summary)
+            .outcome(Outcome::Fail, format!("promtool check rules refused {shown}: {said}")),
+        None => valid.measured(summary).outcome(
+            Outcome::Pass,
+            "gauntlet's reader accepts the file (promtool is not installed: `apt-get install prometheus` adds the PromQL check)",
+        ),
+    };
+    valid.evidence = evidence.iter().cloned().collect();
+    let missing: Vec<&str> = alerts
+        .required
+        .iter()
+        .filter(|name| rules.alert(name).is_none())
+        .map(String::as_str)
+        .collect();
+    let defined = if missing.is_empty() {
+        defined
+            .measured(format!(
+                "{} of {} defined",
+                alerts.required.len(),
+                alerts.required.len()
+            ))
+            .outcome(Outcome::Pass, "every required alert has a rule")
+    } else {
+        let known: Vec<&str> = rules.alerts.iter().map(|a| a.name.as_str()).collect();
+        defined
+            .measured(format!("missing: {}", missing.join(", ")))
+            .outcome(
+                Outcome::Fail,
+                format!(
+                    "{shown} does not define {} (it defines: {})",
+                    missing.join(", "),
+                    if known.is_empty() {
+                        "no alerts".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            )
+    };
+    let mut checks = vec![valid, defined];
+    let started = ctx.plan.prometheus.as_ref().is_some_and(|p| p.start);
+    if let (Some(url), true) = (&ctx.prometheus, started) {
+        checks.push(loaded(ctx, url, &alerts.required, severity).await);
+    }
+    checks
+}
+
+/// `promtool check rules FILE`: `Some(Ok(what it said))`, `Some(Err(why))`, or `None` when
+/// promtool is not installed.
+async fn promtool(
+    path: &std::path::Path,
+    env: &crate::child_env::ChildEnv,
+) -> Option<Result<String, String>> {
+    if !crate::prom::which("promtool") {
+        return None;
+    }
+    let run = env
+        .command("promtool")
+        .args(["check", "rules"])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let output = match tokio::time::timeout(Duration::from_secs(30), run).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => return Some(Err(format!("cannot run promtool: {e}"))),
+        Err(_) => return Some(Err("promtool did not finish within 30s".into())),
+    };
+    let said: String = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Some(if output.status.success() {
+        Ok(said)
+    } else {
+        Err(said)
+    })
+}
+
+/// The run's Prometheus loaded the required alerts and none of them fails to evaluate.
+async fn loaded(ctx: &RunContext, url: &str, required: &[String], severity: Severity) -> Check {
+    let check = Check::new(STEP, "alert rules loaded by Prometheus", severity)
+        .threshold("every required alert is loaded and evaluates without error");
+    let Some(section) = ctx.plan.prometheus.as_ref() else {
+        return check.outcome(Outcome::Inconclusive, "no Prometheus");
+    };
+    let groups = match crate::prom::client(url, section).rules().await {
+        Ok(groups) => groups,
+        Err(e) => return check.outcome(Outcome::Inconclusive, format!("{url}: {e}")),
+    };
+    let rules: Vec<_> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter(|r| r.kind == "alerting")
+        .collect();
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|name| !rules.iter().any(|r| &r.name == *name))
+        .map(String::as_str)
+        .collect();
+    let broken: Vec<String> = rules
+        .iter()
+        .filter(|r| r.health == "err")
+        .map(|r| format!("{}: {}", r.name, r.last_error))
+        .collect();
+    let check = check.measured(format!("{} alerting rule(s) loaded", rules.len()));
+    if !missing.is_empty() {
+        check.outcome(
+            Outcome::Fail,
+            format!("Prometheus has not loaded {}", missing.join(", ")),
+        )
+    } else if !broken.is_empty() {
+        check.outcome(
+            Outcome::Fail,
+            format!("rules fail to evaluate: {}", broken.join("; ")),
+        )
+    } else {
+        check.outcome(
+            Outcome::Pass,
+            "every required alert is loaded and evaluates",
+        )
+    }
+}

@@ -1,0 +1,445 @@
+//! Step 2, the rollback rehearsal: before the real canary, a controlled regression goes into
+//! the candidate arm (errors or latency added by the split, real faults that break the
+//! candidate, or both) and the canary's judges must (a) reject it within the detection bound,
+//! (b) the rollback must run, and (c) the baseline must serve all traffic with good requests
+//! again within the RTO. With `sli`, the service's own SLI must also see the regression
+//! (`sli.rs`). The split's fault lives in the split, dropped with the step; real faults are
+//! journaled and undone however the step ends.
+
+mod sli;
+
+use std::time::{Duration, Instant};
+
+use gauntlet_net::{ArmFault, TrafficSplit};
+use gauntlet_report::{Check, Outcome, Severity};
+use gauntlet_spec::{RehearsalPlan, StepMeta};
+use gauntlet_stats::{Arm, Observation, Verdict};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use super::canary::{Load, Panel, RunningLoad, observations_gz, run_action};
+use super::{Step, StepFuture, severity};
+use crate::context::RunContext;
+use crate::faults::inject::{self, Applied};
+use sli::{SLI_BEFORE_BOUND, SliReading};
+
+const STEP: &str = gauntlet_spec::StepName::RollbackRehearsal.as_str();
+
+pub struct Rehearsal(pub(crate) RehearsalPlan);
+
+impl Step for Rehearsal {
+    fn step(&self) -> gauntlet_spec::StepName {
+        gauntlet_spec::StepName::RollbackRehearsal
+    }
+    fn meta(&self) -> &StepMeta {
+        &self.0.meta
+    }
+    fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
+        Box::pin(run(ctx, &self.0))
+    }
+}
+
+/// Phases: **start** the split and its load, **inject** the regression, **detect** it,
+/// **roll back**, **recover**; then the evidence and the alerts it must have raised.
+async fn run(ctx: &RunContext, plan: &RehearsalPlan) -> Vec<Check> {
+    let checks = Checks::new(plan);
+    let mut rehearsal = match InProgress::start(ctx, plan).await {
+        Ok(started) => started,
+        Err(why) => return checks.not_run(why),
+    };
+    if let Err(why) = rehearsal.inject().await {
+        rehearsal.stop().await;
+        return checks.not_run(why);
+    }
+    let detection = rehearsal.detect().await;
+    let sli = rehearsal.read_sli().await;
+    let Some(detected_after) = detection else {
+        return rehearsal.undetected(checks, sli).await;
+    };
+    let mut done = vec![rehearsal.detected_check(&checks, detected_after)];
+    done.push(rehearsal.roll_back(&checks).await);
+    done.push(rehearsal.recover(&checks).await);
+    done.extend(sli);
+    rehearsal.attach_evidence(&mut done);
+    rehearsal.finish(done).await
+}
+
+/// The three checks every rehearsal makes, before they have outcomes.
+struct Checks {
+    detected: Check,
+    rolled_back: Check,
+    recovered: Check,
+}
+
+impl Checks {
+    fn new(plan: &RehearsalPlan) -> Self {
+        let severity = severity(&plan.meta);
+        let rolled_back =
+            Check::new(STEP, "rollback ran", severity).threshold(match &plan.canary.rollback {
+                Some(_) => "the rollback hook succeeds",
+                None => "gauntlet's split sends every request to the baseline",
+            });
+        Self {
+            detected: Check::new(STEP, "regression detected", severity)
+                .threshold(format!("the judges reject within {}", plan.detect_within)),
+            rolled_back,
+            recovered: Check::new(STEP, "recovered", severity).threshold(format!(
+                "{} consecutive good requests within the RTO of {}",
+                plan.recovery_samples, plan.rto
+            )),
+        }
+    }
+
+    /// The rehearsal could not run: detection inconclusive, the rest skipped.
+    fn not_run(self, why: String) -> Vec<Check> {
+        vec![
+            self.detected.outcome(Outcome::Inconclusive, why.clone()),
+            self.rolled_back.outcome(Outcome::Skipped, why.clone()),
+            self.recovered.outcome(Outcome::Skipped, why),
+        ]
+    }
+}
+
+/// A rehearsal in progress: the split and its load, the regression, what the judges saw.
+struct InProgress<'a> {
+    ctx: &'a RunContext,
+    plan: &'a RehearsalPlan,
+    severity: Severity,
+    panel: Panel,
+    split: TrafficSplit,
+    observations: UnboundedReceiver<Observation>,
+    load: RunningLoad,
+    sli: Option<SliReading>,
+    applied: Vec<Applied>,
+    injected: Instant,
+    seen: Vec<Observation>,
+    /// When the judges decided to roll back.
+    decided: Instant,
+}
+
+impl<'a> InProgress<'a> {
+    /// Start: the judges, the split (the candidate at the rehearsal's weight), its load, and
+    /// the SLI's reading before anything is broken.
+    async fn start(ctx: &'a RunContext, plan: &'a RehearsalPlan) -> Result<Self, String> {
+        let canary = &plan.canary;
+        let baseline = ctx
+            .baseline
+            .as_ref()
+            .ok_or("the rehearsal needs `targets.baseline` to roll back to")?;
+        let panel = Panel::new(&canary.judges, canary.alpha.ratio(), canary.beta.ratio(), 0)
+            .map_err(|e| format!("no judge can be built: {e}"))?;
+        let (split, mut observations) = TrafficSplit::start(
+            baseline,
+            &ctx.candidate,
+            None,
+            None,
+            plan.seed.derive("split", 0),
+        )
+        .await
+        .map_err(|e| format!("cannot start the traffic split: {e}"))?;
+        let sli_budget = match plan.sli {
+            Some(_) => SLI_BEFORE_BOUND,
+            None => Duration::ZERO,
+        };
+        let budget =
+            plan.detect_within.as_std() + plan.rto.as_std() + sli_budget + Duration::from_secs(5);
+        let load = Load {
+            rate: canary.rate.per_second(),
+            connections: canary.connections as usize,
+            seed: plan.seed.derive("load", 0),
+        };
+        let load = RunningLoad::start(ctx, &split, load, budget);
+        split.set_weight(plan.weight.ratio());
+        let sli = match &plan.sli {
+            Some(spec) => Some(SliReading::before(ctx, spec, &mut observations).await),
+            None => None,
+        };
+        Ok(Self {
+            ctx,
+            plan,
+            severity: severity(&plan.meta),
+            panel,
+            split,
+            observations,
+            load,
+            sli,
+            applied: Vec::new(),
+            injected: Instant::now(),
+            seen: Vec::new(),
+            decided: Instant::now(),
+        })
+    }
+
+    fn event(&self, kind: &str, message: impl Into<String>) {
+        self.ctx.recorder.event(Some(STEP), kind, message);
+    }
+
+    /// Inject: the real faults through the journal, then the split's own errors and latency.
+    async fn inject(&mut self) -> Result<(), String> {
+        for (i, fault) in self.plan.faults.iter().enumerate() {
+            let seed = self.plan.seed.derive("fault", i as u64);
+            match inject::apply(self.ctx, STEP, i, fault, seed).await {
+                Ok((done, line)) => {
+                    self.event("fault-applied", line);
+                    self.applied.push(done);
+                }
+                Err(e) => return Err(format!("a fault could not be applied: {e}")),
+            }
+        }
+        let plan = self.plan;
+        if plan.error_rate.ratio() > 0.0 || !plan.latency.as_std().is_zero() {
+            self.split.set_fault(Some(ArmFault {
+                error_rate: plan.error_rate.ratio(),
+                added_latency: plan.latency.as_std(),
+            }));
+        }
+        self.injected = Instant::now();
+        self.event(
+            "regression-injected",
+            format!(
+                "candidate arm at {}: {} errors, +{} latency from the split, {} real fault(s)",
+                plan.weight,
+                plan.error_rate,
+                plan.latency,
+                plan.faults.len()
+            ),
+        );
+        Ok(())
+    }
+
+    /// Detect: every outcome to the judges until they reject, or the bound runs out.
+    /// Returns how long after the injection they rejected.
+    async fn detect(&mut self) -> Option<Duration> {
+        let deadline = tokio::time::Instant::now() + self.plan.detect_within.as_std();
+        loop {
+            let next = tokio::select! {
+                next = self.observations.recv() => next,
+                _ = tokio::time::sleep_until(deadline) => return None,
+            };
+            let observation = next?;
+            if let Some(reading) = self.sli.as_mut() {
+                reading.sent(&observation);
+            }
+            self.seen.push(observation);
+            self.panel.observe(&observation);
+            if self.panel.verdict() == Verdict::Reject {
+                return Some(self.injected.elapsed());
+            }
+        }
+    }
+
+    /// The SLI's reading during the regression, as a check (with `sli:` only).
+    async fn read_sli(&mut self) -> Option<Check> {
+        let spec = self.plan.sli.as_ref()?;
+        let mut reading = self.sli.take()?;
+        reading.during(self.ctx, spec).await;
+        Some(reading.check(self.ctx, spec, self.severity))
+    }
+
+    /// The regression went unnoticed: it comes out, and the rollback is never tried.
+    async fn undetected(mut self, checks: Checks, sli: Option<Check>) -> Vec<Check> {
+        self.remove_regression("regression removed; it was never detected")
+            .await;
+        let explained: Vec<String> = self.panel.seats.iter().map(|s| s.judge.explain()).collect();
+        let mut done = vec![
+            checks.detected.samples(self.seen.len() as u64).outcome(
+                Outcome::Fail,
+                format!(
+                    "the judges did not reject an injected regression within {}: {}",
+                    self.plan.detect_within,
+                    explained.join("; ")
+                ),
+            ),
+            checks
+                .rolled_back
+                .outcome(Outcome::Skipped, "nothing was detected"),
+            checks
+                .recovered
+                .outcome(Outcome::Skipped, "nothing was detected"),
+        ];
+        done.extend(sli);
+        self.finish(done).await
+    }
+
+    /// What the deciding judges said, when they rejected.
+    fn detected_check(&self, checks: &Checks, after: Duration) -> Check {
+        let deciding: Vec<String> = self
+            .panel
+            .seats
+            .iter()
+            .filter(|s| !s.dry_run && s.judge.verdict() == Verdict::Reject)
+            .map(|s| s.judge.explain())
+            .collect();
+        self.event(
+            "detected",
+            format!("after {:.2}s: {}", after.as_secs_f64(), deciding.join("; ")),
+        );
+        checks
+            .detected
+            .clone()
+            .samples(self.seen.len() as u64)
+            .measured(format!("detected after {:.2}s", after.as_secs_f64()))
+            .outcome(
+                Outcome::Pass,
+                format!(
+                    "rejected {:.2}s after the regression was injected: {}",
+                    after.as_secs_f64(),
+                    deciding.join("; ")
+                ),
+            )
+    }
+
+    /// Roll back: the split sends everything to the baseline, then the rollback hook runs.
+    async fn roll_back(&mut self, checks: &Checks) -> Check {
+        self.event("rollback-decided", "judges rejected the regression");
+        self.decided = Instant::now();
+        self.split.set_weight(0.0);
+        let hook = self.plan.canary.rollback.as_ref();
+        match run_action(self.ctx, hook, "rollback", "rehearsal").await {
+            Ok(done) => {
+                self.event("rollback-done", done.clone());
+                checks
+                    .rolled_back
+                    .clone()
+                    .outcome(Outcome::Pass, format!("rolled back: {done}"))
+            }
+            Err(e) => {
+                self.event("rollback-failed", e.clone());
+                checks
+                    .rolled_back
+                    .clone()
+                    .outcome(Outcome::Fail, format!("rollback hook failed: {e}"))
+            }
+        }
+    }
+
+    /// Recover: consecutive good requests on the baseline after the rollback, within the
+    /// RTO; then the regression comes out.
+    async fn recover(&mut self, checks: &Checks) -> Check {
+        let plan = self.plan;
+        let deadline = tokio::time::Instant::now() + plan.rto.as_std();
+        let (mut streak, mut after_rollback) = (0u32, 0u64);
+        let recovery = loop {
+            let next = tokio::select! {
+                next = self.observations.recv() => next,
+                _ = tokio::time::sleep_until(deadline) => break None,
+            };
+            let Some(observation) = next else { break None };
+            if observation.arm == Arm::Candidate {
+                continue; // answers already in flight to the candidate when it was rolled back
+            }
+            after_rollback += 1;
+            streak = if observation.ok { streak + 1 } else { 0 };
+            if streak >= plan.recovery_samples {
+                break Some(self.decided.elapsed());
+            }
+        };
+        self.remove_regression("injected regression removed").await;
+        let recovered = checks.recovered.clone();
+        let n = plan.recovery_samples;
+        match recovery {
+            Some(after) => {
+                let s = after.as_secs_f64();
+                self.ctx
+                    .recorder
+                    .measure("rollback_rehearsal.time_to_recover", s);
+                self.event(
+                    "recovered",
+                    format!("{n} good requests in a row {s:.2}s after the rollback decision"),
+                );
+                recovered
+                    .samples(after_rollback)
+                    .measured(format!("recovered after {s:.2}s"))
+                    .outcome(
+                        Outcome::Pass,
+                        format!(
+                            "the baseline served {n} good requests in a row {s:.2}s after the rollback decision (RTO {})",
+                            plan.rto
+                        ),
+                    )
+            }
+            None if after_rollback == 0 => recovered.outcome(
+                Outcome::Inconclusive,
+                "no request reached the baseline after the rollback",
+            ),
+            None => recovered.samples(after_rollback).outcome(
+                Outcome::Fail,
+                format!(
+                    "no {n} good requests in a row within the RTO of {} ({after_rollback} requests seen)",
+                    plan.rto
+                ),
+            ),
+        }
+    }
+
+    /// The split's fault off, the real faults out (newest first), the load stopped.
+    async fn remove_regression(&mut self, why: &str) {
+        self.split.set_fault(None);
+        while let Some(done) = self.applied.pop() {
+            let (line, _) = inject::undo(self.ctx, done).await;
+            self.event("fault-removed", line);
+        }
+        self.load.stop();
+        self.event("fault-removed", why);
+    }
+
+    /// What the judges saw, and each one's trajectory, as the checks' evidence.
+    fn attach_evidence(&self, checks: &mut [Check]) {
+        let recorder = &self.ctx.recorder;
+        let mut evidence = Vec::new();
+        let observed = observations_gz(&self.seen);
+        if let Ok(path) = recorder.evidence(STEP, "observations.jsonl.gz", &observed) {
+            evidence.push(path);
+        }
+        for seat in &self.panel.seats {
+            let svg = gauntlet_report::svg::trajectory(
+                &format!("rehearsal: {}", seat.name),
+                &seat.judge.trajectory().points,
+            );
+            let name = format!("{}.svg", seat.name);
+            if let Ok(path) = recorder.evidence(STEP, &name, svg.as_bytes()) {
+                evidence.push(path);
+            }
+        }
+        for check in checks {
+            check.evidence = evidence.clone();
+        }
+    }
+
+    /// Stops everything early (the faults that went in come out).
+    async fn stop(mut self) {
+        while let Some(done) = self.applied.pop() {
+            let (line, _) = inject::undo(self.ctx, done).await;
+            self.event("fault-removed", line);
+        }
+        self.load.stop();
+        self.load.finish().await;
+    }
+
+    /// The load's end, then the alerts the regression must have raised: waited for once
+    /// the rollback and recovery are done (an alert that fires as the rollback happens is
+    /// still the page someone gets).
+    async fn finish(self, mut checks: Vec<Check>) -> Vec<Check> {
+        self.load.finish().await;
+        let expected: Vec<_> = self.plan.alerts.iter().collect();
+        let (alerts, arrivals) =
+            crate::alerts::wait_for(self.ctx, STEP, "", &expected, self.injected, self.severity)
+                .await;
+        for arrival in arrivals {
+            let after = arrival.after.as_secs_f64();
+            self.ctx.recorder.event(
+                Some(STEP),
+                "alert",
+                format!(
+                    "{} notified {after:.2}s after the regression went in (via {})",
+                    arrival.name, arrival.receiver
+                ),
+            );
+            self.ctx.recorder.measure(
+                &format!("rollback_rehearsal.time_to_alert.{}", arrival.name),
+                after,
+            );
+        }
+        checks.extend(alerts);
+        checks
+    }
+}
