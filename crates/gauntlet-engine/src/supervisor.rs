@@ -42,6 +42,16 @@ pub enum LaunchError {
         status: String,
         log_tail: String,
     },
+    #[error(
+        "{name} answers {url} with {status}, again and again: a path that answers that will not turn 2xx by waiting; set `{key}` to a path that answers 2xx (e.g. `health: /`)"
+    )]
+    WrongHealth {
+        name: String,
+        url: String,
+        status: u16,
+        /// Where the spec sets it: `targets.candidate.health`, `dependencies.NAME.health`.
+        key: String,
+    },
     #[error("{name} did not answer 2xx on {url} within {timeout:?} (last: {last}){log_tail}")]
     NotReady {
         name: String,
@@ -370,6 +380,8 @@ pub async fn wait_ready(
     let started = Instant::now();
     let probe = Outgoing::get(&endpoint.url, health);
     let mut last = "no attempt".to_string();
+    // The same client error again and again: the server is up and the path is wrong.
+    let mut refused: (u16, u32) = (0, 0);
     while started.elapsed() < timeout {
         let exited = supervisor
             .lock()
@@ -384,7 +396,25 @@ pub async fn wait_ready(
         }
         match client.send(&probe).await {
             Ok(response) if response.is_success() => return Ok(started.elapsed()),
-            Ok(response) => last = format!("status {}", response.status),
+            Ok(response) => {
+                last = format!("status {}", response.status);
+                let status = response.status;
+                refused = match refused {
+                    (seen, n) if seen == status => (status, n + 1),
+                    _ => (status, 1),
+                };
+                if wrong_path(status) && refused.1 >= WRONG_PATH_ANSWERS {
+                    return Err(LaunchError::WrongHealth {
+                        name: endpoint.name.clone(),
+                        url: format!("{}{health}", endpoint.url),
+                        status,
+                        key: match endpoint.name.as_str() {
+                            "candidate" | "baseline" => format!("targets.{}.health", endpoint.name),
+                            name => format!("dependencies.{name}.health"),
+                        },
+                    });
+                }
+            }
             Err(e) => last = e.to_string(),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -396,6 +426,16 @@ pub async fn wait_ready(
         last,
         log_tail: log_tail(endpoint.log.as_deref()),
     })
+}
+
+/// How many times in a row a server may answer the health path with the same client error
+/// before it is taken at its word.
+const WRONG_PATH_ANSWERS: u32 = 3;
+
+/// A client error that waiting does not heal: the path is not there, or not for GET, or
+/// not for an anonymous caller. (408, 425 and 429 say "later", so they are waited out.)
+fn wrong_path(status: u16) -> bool {
+    matches!(status, 400..=499) && !matches!(status, 408 | 425 | 429)
 }
 
 fn log_tail(log: Option<&Path>) -> String {

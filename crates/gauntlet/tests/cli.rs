@@ -1278,3 +1278,35 @@ fn killing_a_chaos_run_at_random_points_leaves_nothing_injected() {
         eprintln!("{signal} after {delay:?}: nothing left injected");
     }
 }
+
+#[test]
+fn a_health_path_that_is_not_there_is_said_at_once() {
+    // A static server answers its default `/healthz` with 404: waiting never helps.
+    let s = Scratch::new();
+    s.write(
+        "static.yaml",
+        "schema_version: 1
+service: {name: static, version: '1'}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    ready_timeout: 5m
+traffic: {rate: 10/s, requests: [{path: /}]}
+steps:
+  security:
+    paths: {}
+",
+    );
+    let out = s.run(&["run", "static.yaml", "--quiet"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let report = crate::common::latest(&s);
+    let setup = &report["steps"][0]["checks"][0];
+    let reason = setup["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("/healthz with 404")
+            && reason.contains("set `targets.candidate.health`")
+            && !reason.contains("within"),
+        "{reason}"
+    );
+    crate::common::assert_nothing_running_under(s.path());
+}
