@@ -25,6 +25,9 @@ pub struct Sprt {
     n: u64,
     failures: u64,
     min_samples: u64,
+    /// When the statistic first reached the accept boundary (acceptance may wait for
+    /// `min_samples`).
+    first_accept_at: Option<u64>,
     verdict: Verdict,
     trajectory: Trajectory,
 }
@@ -46,6 +49,7 @@ impl Sprt {
             n: 0,
             failures: 0,
             min_samples: 0,
+            first_accept_at: None,
             verdict: Verdict::Continue,
             trajectory: Trajectory::default(),
         })
@@ -67,6 +71,9 @@ impl Sprt {
         } else {
             self.failures += 1;
             self.llr += self.on_failure;
+        }
+        if self.llr <= self.accept_at && self.first_accept_at.is_none() {
+            self.first_accept_at = Some(self.n);
         }
         self.verdict = if self.llr >= self.reject_at {
             Verdict::Reject
@@ -197,19 +204,30 @@ impl Judge for Sprt {
     }
     fn explain(&self) -> String {
         let state = match self.verdict {
-            Verdict::Reject => format!("crossed the reject boundary {:.2}", self.reject_at),
-            Verdict::Accept => format!("crossed the accept boundary {:.2}", self.accept_at),
+            Verdict::Reject => format!(
+                "crossed the reject boundary {:.2} after {} candidate requests",
+                self.reject_at, self.n
+            ),
+            Verdict::Accept => match self.first_accept_at {
+                Some(first) if first < self.n => format!(
+                    "reached the accept boundary {:.2} after {first} candidate requests, accepted after {} (`min_samples`)",
+                    self.accept_at, self.n
+                ),
+                _ => format!(
+                    "crossed the accept boundary {:.2} after {} candidate requests",
+                    self.accept_at, self.n
+                ),
+            },
             Verdict::Continue => format!(
-                "is between the accept boundary {:.2} and the reject boundary {:.2}",
-                self.accept_at, self.reject_at
+                "is between the accept boundary {:.2} and the reject boundary {:.2} after {} candidate requests",
+                self.accept_at, self.reject_at, self.n
             ),
         };
         format!(
-            "error-rate SPRT (p0 {:.2}%, p1 {:.2}%): log-likelihood ratio {:.2} {state} after {} candidate requests ({} failed)",
+            "error-rate SPRT (p0 {:.2}%, p1 {:.2}%): log-likelihood ratio {:.2} {state} ({} failed)",
             self.p0 * 100.0,
             self.p1 * 100.0,
             self.llr,
-            self.n,
             self.failures
         )
     }
@@ -221,6 +239,27 @@ impl Judge for Sprt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_acceptance_held_by_min_samples_says_when_it_crossed() {
+        let mut held = Sprt::new(0.01, 0.04, 0.05, 0.05)
+            .unwrap()
+            .with_min_samples(200);
+        let mut free = Sprt::new(0.01, 0.04, 0.05, 0.05).unwrap();
+        while free.observe(true) == Verdict::Continue {}
+        while held.observe(true) == Verdict::Continue {}
+        assert_eq!(held.samples(), 200);
+        let crossed = free.samples();
+        assert!(crossed < 200);
+        let said = Judge::explain(&held);
+        assert!(
+            said.contains(&format!(
+                "reached the accept boundary -3.00 after {crossed} candidate requests, accepted after 200 (`min_samples`)"
+            )),
+            "{said}"
+        );
+        assert!(Judge::explain(&free).contains("crossed the accept boundary"));
+    }
 
     #[test]
     fn boundaries_and_steps_follow_wald() {
