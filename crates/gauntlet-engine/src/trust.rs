@@ -199,7 +199,7 @@ pub fn attest(
             info.public_key = Some(public.display().to_string());
             info.signing_key = Some(key);
         }
-        Err(e) => info.note = Some(format!("no attestation: {e}")),
+        Err(e) => info.note = Some(format!("not signed: {e}")),
     }
     info
 }

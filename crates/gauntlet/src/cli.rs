@@ -121,19 +121,7 @@ pub enum Command {
     /// FILE holds one observation per line: JSON lines (optionally gzipped, as the canary
     /// records them) or CSV with the columns arm, ok, latency_ms and optionally t_ms.
     /// Exit 0 when the judges accept, 1 when they reject, 3 when they do not decide.
-    Judge {
-        file: PathBuf,
-        /// The spec whose canary judges to use (default: the run's spec.yaml when FILE is
-        /// a run's evidence).
-        #[arg(long)]
-        spec: Option<PathBuf>,
-        /// The canary stage (1-based) whose minimum sample count applies (default: from
-        /// the file name, else 1).
-        #[arg(long)]
-        stage: Option<usize>,
-        #[arg(long)]
-        json: bool,
-    },
+    Judge(JudgeArgs),
     /// Load-test a URL: open model at a rate, or closed model with N connections.
     Load {
         /// e.g. http://127.0.0.1:8080/items/1
@@ -416,6 +404,60 @@ pub enum AttestCommand {
 pub enum ProxyProtocol {
     Http,
     Tcp,
+}
+
+/// `gauntlet judge`: the judges from the flags, or from a spec's canary.
+#[derive(Debug, Args)]
+pub struct JudgeArgs {
+    /// Observations: a run's `observations.jsonl.gz`, or CSV with `arm,ok,latency_ms[,t_ms]`.
+    pub file: PathBuf,
+    /// Take the judges and the stage from this spec's canary (default, without judge flags:
+    /// the run's spec.yaml when FILE is a run's evidence).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// The canary stage (1-based) whose minimum sample count and bake apply (default: from
+    /// the file name, else 1).
+    #[arg(long)]
+    pub stage: Option<usize>,
+    /// A judge to run (repeatable): `error-rate` (needs --p0), `two-sample`, `latency`.
+    /// Default: `error-rate` with --p0, else `two-sample`. With a judge flag no spec is read.
+    #[arg(long = "judge", value_name = "JUDGE", value_enum)]
+    pub judges: Vec<JudgeArg>,
+    /// The known error rate the SPRT tests against, e.g. `1%`.
+    #[arg(long, value_name = "PERCENT")]
+    pub p0: Option<String>,
+    /// The smallest rise that matters (default 3%; the latency judge's default is 10%).
+    #[arg(long, value_name = "PERCENT")]
+    pub delta: Option<String>,
+    /// False-alarm rate, shared among the judges.
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub alpha: String,
+    /// Chance of accepting a candidate worse by delta.
+    #[arg(long, value_name = "PERCENT", default_value = "5%")]
+    pub beta: String,
+    /// Candidate observations before an acceptance counts.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub min_samples: u32,
+    /// The stage's longest time: with `t_ms` in the file, observations after it are not
+    /// judged (the live stage would have ended undecided).
+    #[arg(long, value_name = "DURATION")]
+    pub bake: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl JudgeArgs {
+    /// Whether the judges come from the flags rather than a spec.
+    pub fn names_judges(&self) -> bool {
+        !self.judges.is_empty() || self.p0.is_some() || self.delta.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JudgeArg {
+    ErrorRate,
+    TwoSample,
+    Latency,
 }
 
 /// Which steps: shared by `run`, `demo` and `validate`.

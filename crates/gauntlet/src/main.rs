@@ -305,12 +305,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             review::certificate_command(&open_store(&global)?, &global, &run, &trust)
         }
         Command::Recover { run } => recover(&global, run.as_deref()),
-        Command::Judge {
-            file,
-            spec,
-            stage,
-            json,
-        } => offline::judge(&file, spec.as_deref(), stage, json),
+        Command::Judge(args) => offline::judge(&args),
         Command::Load {
             url,
             rate,

@@ -11,6 +11,7 @@ use gauntlet_net::{LoadPlan, Model, Outgoing, WeightedRequest, run_load};
 use gauntlet_spec::units::{Duration as SpecDuration, Rate};
 use gauntlet_stats::Verdict;
 
+use crate::cli::{JudgeArg, JudgeArgs};
 use crate::{CliError, read_spec, runtime};
 
 /// The run's own spec, when `file` sits in `RUN_DIR/evidence/STEP/`.
@@ -26,56 +27,176 @@ fn stage_from_name(file: &Path) -> Option<usize> {
     name.strip_prefix("stage-")?.split('-').next()?.parse().ok()
 }
 
-pub fn judge(
-    file: &Path,
-    spec: Option<&Path>,
-    stage: Option<usize>,
-    json: bool,
-) -> Result<i32, CliError> {
-    let spec_path = spec
-        .map(Path::to_path_buf)
+/// What a replay judges with: the panel, its error rates, the stage's minimum and bake.
+struct Bench {
+    judges: gauntlet_spec::Judges,
+    alpha: f64,
+    beta: f64,
+    min_samples: u32,
+    bake: Option<std::time::Duration>,
+    abort: Option<gauntlet_spec::AbortTriggers>,
+    /// Where the judges came from, and the stage, for the output.
+    source: String,
+    stage: String,
+}
+
+fn percent(flag: &str, text: &str) -> Result<f64, CliError> {
+    text.parse::<gauntlet_spec::units::Percent>()
+        .map(|p| p.ratio())
+        .map_err(|e| CliError::Usage(format!("--{flag}: {}", e.0)))
+}
+
+/// The judges the flags name (no spec read).
+fn bench_from_flags(args: &JudgeArgs) -> Result<Bench, CliError> {
+    use gauntlet_spec::{ErrorRateJudge, Judges, LatencyJudge, TwoSampleJudge, units::Percent};
+    if args.spec.is_some() || args.stage.is_some() {
+        return Err(CliError::Usage(
+            "give the judges by flags (--judge, --p0, --delta) or take them from a spec (--spec, --stage), not both".into(),
+        ));
+    }
+    let mut chosen = args.judges.clone();
+    if chosen.is_empty() {
+        chosen.push(if args.p0.is_some() {
+            JudgeArg::ErrorRate
+        } else {
+            JudgeArg::TwoSample
+        });
+    }
+    let given = |text: &Option<String>, default: &str| {
+        let text = text.clone().unwrap_or_else(|| default.to_string());
+        text.parse::<Percent>()
+            .map_err(|e| CliError::Usage(format!("--delta: {}", e.0)))
+    };
+    let mut judges = Judges::default();
+    for judge in chosen {
+        match judge {
+            JudgeArg::ErrorRate => {
+                let p0 = args.p0.as_deref().ok_or_else(|| {
+                    CliError::Usage(
+                        "the error-rate judge tests against a known rate: give --p0, e.g. --p0 1%"
+                            .into(),
+                    )
+                })?;
+                judges.error_rate = Some(ErrorRateJudge {
+                    p0: p0.parse().map_err(|e: gauntlet_spec::units::UnitError| {
+                        CliError::Usage(format!("--p0: {}", e.0))
+                    })?,
+                    delta: given(&args.delta, "3%")?,
+                    dry_run: false,
+                });
+            }
+            JudgeArg::TwoSample => {
+                judges.two_sample = Some(TwoSampleJudge {
+                    delta: given(&args.delta, "3%")?,
+                    dry_run: false,
+                });
+            }
+            JudgeArg::Latency => {
+                judges.latency = Some(LatencyJudge {
+                    delta: given(&args.delta, "10%")?,
+                    margin: SpecDuration::from_millis(10),
+                    warmup: 200,
+                    dry_run: false,
+                });
+            }
+        }
+    }
+    let bake = args
+        .bake
+        .as_deref()
+        .map(|b| {
+            b.parse::<SpecDuration>()
+                .map(|d| d.as_std())
+                .map_err(|e| CliError::Usage(format!("--bake: {}", e.0)))
+        })
+        .transpose()?;
+    Ok(Bench {
+        judges,
+        alpha: percent("alpha", &args.alpha)?,
+        beta: percent("beta", &args.beta)?,
+        min_samples: args.min_samples,
+        bake,
+        abort: None,
+        source: "the flags".into(),
+        stage: format!("min {} candidate samples", args.min_samples),
+    })
+}
+
+/// The judges of a spec's canary, and one of its stages.
+fn bench_from_spec(args: &JudgeArgs) -> Result<Bench, CliError> {
+    let file = &args.file;
+    let spec_path = args
+        .spec
+        .clone()
         .or_else(|| spec_beside(file))
         .ok_or_else(|| {
             CliError::Usage(format!(
-                "no spec: pass --spec; {} is not inside a run directory",
+                "no judges: give them by flags (e.g. `--judge two-sample --delta 3%`, or `--p0 1%`) or take a spec's with --spec; {} is not inside a run directory",
                 file.display()
             ))
         })?;
     let text = read_spec(&spec_path)?;
-    let spec =
-        gauntlet_spec::load_str(&spec_path.display().to_string(), &text).map_err(CliError::Spec)?;
-    let canary = spec.steps.canary.as_ref().ok_or_else(|| {
-        CliError::Usage(format!(
+    let only_canary = gauntlet_spec::Selection {
+        only: vec![gauntlet_spec::StepName::Canary],
+        ..Default::default()
+    };
+    let plan = crate::plan(&spec_path, &text, &only_canary, 1)?;
+    let Some(gauntlet_spec::StepPlan::Canary(canary)) = plan.steps.into_iter().next() else {
+        return Err(CliError::Usage(format!(
             "{} has no `steps.canary` section to take judges from",
             spec_path.display()
+        )));
+    };
+    let number = args.stage.or_else(|| stage_from_name(file)).unwrap_or(1);
+    let stage = canary.stages.get(number.saturating_sub(1)).ok_or_else(|| {
+        CliError::Usage(format!(
+            "the canary has {} stages; there is no stage {number}",
+            canary.stages.len()
         ))
     })?;
-    let stage_number = stage.or_else(|| stage_from_name(file)).unwrap_or(1);
-    let stage = canary
-        .stages
-        .value
-        .get(stage_number.saturating_sub(1))
-        .ok_or_else(|| {
-            CliError::Usage(format!(
-                "the canary has {} stages; there is no stage {stage_number}",
-                canary.stages.value.len()
-            ))
-        })?;
+    Ok(Bench {
+        judges: canary.judges.clone(),
+        alpha: canary.alpha.ratio(),
+        beta: canary.beta.ratio(),
+        min_samples: stage.min_samples,
+        bake: Some(stage.bake.as_std()),
+        abort: canary.abort.clone(),
+        source: spec_path.display().to_string(),
+        stage: format!(
+            "stage {number} ({}), min {} candidate samples, bake {}",
+            stage.weight, stage.min_samples, stage.bake
+        ),
+    })
+}
+
+/// `gauntlet judge`: replays recorded observations through the judges, as the live stage
+/// would have (its minimum samples, and its bake when the file has times).
+pub fn judge(args: &JudgeArgs) -> Result<i32, CliError> {
+    let bench = if args.names_judges() {
+        bench_from_flags(args)?
+    } else {
+        bench_from_spec(args)?
+    };
+    let file = &args.file;
     let bytes = std::fs::read(file)
         .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", file.display())))?;
-    let observations = read_observations(&bytes)
+    let read = read_observations(&bytes)
         .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-    let min_samples = u64::from(stage.min_samples);
-    let mut panel = Panel::new(
-        &canary.judges,
-        canary.alpha.ratio(),
-        canary.beta.ratio(),
-        min_samples,
-    )
-    .map_err(|e| CliError::Usage(format!("the judges cannot be built: {e}")))?;
-    let mut judging = StageJudge::new(&mut panel, min_samples, canary.abort.as_ref());
+    let observations = &read.list;
+    let min_samples = u64::from(bench.min_samples);
+    let mut panel = Panel::new(&bench.judges, bench.alpha, bench.beta, min_samples)
+        .map_err(|e| CliError::Usage(format!("the judges cannot be built: {e}")))?;
+    let mut judging = StageJudge::new(&mut panel, min_samples, bench.abort.as_ref());
     let mut end = None;
-    for observation in &observations {
+    let mut baked_out = false;
+    let started = observations.first().map_or(0, |o| o.t_ms);
+    for observation in observations {
+        if let Some(bake) = bench.bake.filter(|_| read.timed)
+            && observation.t_ms.saturating_sub(started) > bake.as_millis() as u64
+        {
+            baked_out = true;
+            break;
+        }
         end = judging.feed(*observation);
         if end.is_some() {
             break;
@@ -106,10 +227,11 @@ pub fn judge(
             })
         })
         .collect();
-    if json {
+    if args.json {
         let out = serde_json::json!({
-            "file": file.display().to_string(), "spec": spec_path.display().to_string(),
-            "stage": stage_number, "verdict": verdict, "observations": observations.len(),
+            "file": file.display().to_string(), "judges_from": bench.source,
+            "stage": bench.stage, "verdict": verdict, "observations": observations.len(),
+            "bake_ended": baked_out,
             "decided_at": end.as_ref().map(|_| used), "candidate": candidate, "baseline": baseline,
             "abort": match &end { Some(StageEnd::Aborted(why)) => Some(why.clone()), _ => None },
             "judges": judges,
@@ -117,11 +239,15 @@ pub fn judge(
         say!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         say!(
-            "{verdict}: {} of {} observations used ({candidate} candidate, {baseline} baseline); stage {stage_number} ({}), min {min_samples} candidate samples",
+            "{verdict}: {} of {} observations used ({candidate} candidate, {baseline} baseline); judges from {}, {}",
             used,
             observations.len(),
-            stage.weight
+            bench.source,
+            bench.stage
         );
+        if baked_out {
+            say!("  the bake ran out before the judges decided: later observations are not judged");
+        }
         if let Some(StageEnd::Aborted(why)) = &end {
             say!("  {why}");
         }

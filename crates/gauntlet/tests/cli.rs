@@ -1310,3 +1310,59 @@ steps:
     );
     crate::common::assert_nothing_running_under(s.path());
 }
+
+#[test]
+fn judge_takes_its_judges_from_flags_and_honours_time() {
+    let s = Scratch::new();
+    // A candidate failing 10% against a 1% baseline rate, one observation every 10 ms.
+    let mut csv = String::from("arm,ok,latency_ms,t_ms\n");
+    for i in 0..3000u64 {
+        let arm = if i % 2 == 0 { "baseline" } else { "candidate" };
+        let ok = arm == "baseline" || i % 20 != 1;
+        csv.push_str(&format!("{arm},{ok},5,{}\n", i * 10));
+    }
+    s.write("samples.csv", &csv);
+    let json = |out: &std::process::Output| -> Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out.stderr)))
+    };
+    // No spec needed: the SPRT against p0 = 1% rejects.
+    let out = s.run(&["judge", "samples.csv", "--p0", "1%", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let replay = json(&out);
+    assert_eq!(replay["verdict"], "REJECT", "{replay}");
+    assert_eq!(replay["judges_from"], "the flags");
+    // A bake shorter than the time the judges need: the replay ends undecided, as the live
+    // stage would have.
+    let out = s.run(&[
+        "judge",
+        "samples.csv",
+        "--p0",
+        "1%",
+        "--bake",
+        "200ms",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let replay = json(&out);
+    assert_eq!(replay["verdict"], "UNDECIDED", "{replay}");
+    assert_eq!(replay["bake_ended"], true);
+    // Times that go back are refused with their line.
+    s.write(
+        "backwards.csv",
+        "arm,ok,latency_ms,t_ms\nbaseline,true,1,20\ncandidate,true,1,10\n",
+    );
+    let out = s.run(&["judge", "backwards.csv", "--judge", "two-sample"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("line 3: t_ms 10 is earlier"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Parameters a judge cannot honour are refused, never clamped.
+    let out = s.run(&["judge", "samples.csv", "--p0", "98%", "--delta", "5%"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("p1"), "{}", text(&out.stderr));
+    // Flags and a spec are one or the other.
+    let out = s.run(&["judge", "samples.csv", "--p0", "1%", "--spec", "x.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -31,7 +31,39 @@ impl Recording {
 
 /// Reads recorded observations: JSON lines (optionally gzipped) or CSV with a header naming
 /// `arm`, `ok`, `latency_ms` and optionally `t_ms`. Errors name the line.
-pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
+/// Observations read from a file, and whether they carry their times (`t_ms`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observations {
+    pub list: Vec<Observation>,
+    /// Whether every observation has its time: then a replay honours the stage's bake, and
+    /// the times must not go back.
+    pub timed: bool,
+}
+
+/// Reads an observation file: JSON lines (what a run records, gzipped or not) or CSV with
+/// the columns `arm`, `ok`, `latency_ms` and optionally `t_ms`. Times that go back are
+/// refused with their line: a replay in another order would decide something else.
+pub fn read_observations(bytes: &[u8]) -> Result<Observations, String> {
+    let (list, times) = parse_observations(bytes)?;
+    let timed = !list.is_empty() && times.iter().all(|t| t.is_some());
+    if timed {
+        for pair in times.windows(2) {
+            if let [Some((_, before)), Some((line, now))] = pair
+                && now < before
+            {
+                return Err(format!(
+                    "line {line}: t_ms {now} is earlier than the line before ({before}): observations must be in the order they happened"
+                ));
+            }
+        }
+    }
+    Ok(Observations { list, timed })
+}
+
+/// The observations, and per observation its line and time when the file gives one.
+type Parsed = (Vec<Observation>, Vec<Option<(usize, u64)>>);
+
+fn parse_observations(bytes: &[u8]) -> Result<Parsed, String> {
     use std::io::Read;
     let mut text = String::new();
     if bytes.starts_with(&[0x1f, 0x8b]) {
@@ -48,12 +80,21 @@ pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
         .filter(|(_, l)| !l.trim().is_empty())
         .peekable();
     let Some((_, first)) = lines.peek() else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     };
     if first.trim_start().starts_with('{') {
-        return lines
-            .map(|(i, line)| serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1)))
-            .collect();
+        let mut list = Vec::new();
+        let mut times = Vec::new();
+        for (i, line) in lines {
+            let observation: Observation =
+                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
+            let timed = ["\"t_ms\"", "\"timestamp\"", "\"timestamp_ms\""]
+                .iter()
+                .any(|key| line.contains(key));
+            times.push(timed.then_some((i + 1, observation.t_ms)));
+            list.push(observation);
+        }
+        return Ok((list, times));
     }
     let header: Vec<String> = first
         .split(',')
@@ -71,7 +112,8 @@ pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
     let t_at = column("t_ms")
         .or_else(|| column("timestamp_ms"))
         .or_else(|| column("timestamp"));
-    lines
+    let list: Vec<Observation> = lines
+        .clone()
         .skip(1)
         .map(|(i, line)| {
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
@@ -116,7 +158,13 @@ pub fn read_observations(bytes: &[u8]) -> Result<Vec<Observation>, String> {
                 t_ms,
             })
         })
-        .collect()
+        .collect::<Result<_, String>>()?;
+    let times = lines
+        .skip(1)
+        .zip(&list)
+        .map(|((i, _), o)| t_at.map(|_| (i + 1, o.t_ms)))
+        .collect();
+    Ok((list, times))
 }
 
 /// A stage's observations as gzipped JSON lines (what `gauntlet judge` reads).
@@ -134,16 +182,38 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn times_that_go_back_are_refused_with_their_line() {
+        let csv = "arm,ok,latency_ms,t_ms\nbaseline,true,1,10\ncandidate,true,1,5\n";
+        let err = read_observations(csv.as_bytes()).unwrap_err();
+        assert!(err.starts_with("line 3: t_ms 5 is earlier"), "{err}");
+        let json = "{\"arm\":\"baseline\",\"ok\":true,\"latency_ms\":1,\"t_ms\":9}\n\
+                    {\"arm\":\"candidate\",\"ok\":true,\"latency_ms\":1,\"t_ms\":2}\n";
+        assert!(
+            read_observations(json.as_bytes())
+                .unwrap_err()
+                .starts_with("line 2:")
+        );
+        let untimed = read_observations(b"arm,ok,latency_ms\nbaseline,true,1\n").unwrap();
+        assert!(!untimed.timed);
+        assert!(
+            read_observations(csv.replace(",5", ",15").as_bytes())
+                .unwrap()
+                .timed
+        );
+    }
+
+    #[test]
     fn observation_files_parse_in_every_format() {
         let csv = "arm,ok,latency_ms,timestamp\nbaseline,true,1.5,10\ncandidate,0,2,11\n";
-        let parsed = read_observations(csv.as_bytes()).unwrap();
+        let parsed = read_observations(csv.as_bytes()).unwrap().list;
         assert_eq!(parsed.len(), 2);
         assert_eq!(
             (parsed[1].arm, parsed[1].ok, parsed[1].t_ms),
             (Arm::Candidate, false, 11)
         );
         let gz = observations_gz(&parsed);
-        assert_eq!(read_observations(&gz).unwrap(), parsed);
+        let replayed = read_observations(&gz).unwrap();
+        assert_eq!(replayed.list, parsed);
         let err = read_observations(b"arm,ok,latency_ms\nmiddle,true,1\n").unwrap_err();
         assert!(err.starts_with("line 2:"), "{err}");
         assert!(read_observations(b"x,y\n").unwrap_err().contains("arm"));
