@@ -262,22 +262,33 @@ async fn handle(state: &Arc<State>, request: Request<Incoming>) -> Response<Full
             .any(|prefix| parts.uri.path().starts_with(prefix.as_str()))
     });
     if state.shadow.load(Ordering::SeqCst) && read_only && mirrored {
-        let mirror = state.clone();
-        let parts = clone_parts(&parts);
-        let body = body.clone();
-        tokio::spawn(async move {
-            let _ = forward(&mirror, Arm::Candidate, &parts, body).await;
-        });
+        return shadow(state, &parts, body).await;
     }
     forward(state, arm, &parts, body).await
 }
 
-fn clone_parts(parts: &hyper::http::request::Parts) -> hyper::http::request::Parts {
-    let mut request = Request::new(());
-    *request.method_mut() = parts.method.clone();
-    *request.uri_mut() = parts.uri.clone();
-    *request.headers_mut() = parts.headers.clone();
-    request.into_parts().0
+/// A mirrored request: both arms are sent from this one task, started together, in an
+/// order drawn per request, so each arm's latency is measured the same way (a mirror
+/// spawned as a task of its own was timed by another schedule, and looked faster). The
+/// client gets the baseline's answer once both are in.
+async fn shadow(
+    state: &Arc<State>,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let candidate_first = state
+        .rng
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .next_f64()
+        < 0.5;
+    let baseline = forward(state, Arm::Baseline, parts, body.clone());
+    let candidate = forward(state, Arm::Candidate, parts, body);
+    if candidate_first {
+        tokio::join!(candidate, baseline).1
+    } else {
+        tokio::join!(baseline, candidate).0
+    }
 }
 
 /// Sends the request to `arm`, records the outcome, and returns the answer.

@@ -33,6 +33,7 @@ pub use binomial::{ConfidenceBounds, mixture_bounds};
 pub use burn::{BurnRate, BurnWindow, budget_remaining, burn_rate};
 pub use judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict, split_alpha};
 pub use latency::LatencyJudge;
+pub use mann_whitney::VARIANT as MANN_WHITNEY_VARIANT;
 pub use mann_whitney::{MannWhitney, mann_whitney};
 pub use params::ParamError;
 pub use sprt::{Sprt, fixed_horizon_n};

@@ -260,8 +260,10 @@ impl StageJudge<'_> {
         let test = gauntlet_stats::mann_whitney(&candidate.reservoir, &baseline.reservoir)
             .map(|r| {
                 format!(
-                    "Mann-Whitney U: p = {:.3}, P(candidate slower) = {:.3}",
-                    r.p_value, r.effect
+                    "Mann-Whitney U ({}): p = {:.3}, P(candidate slower) = {:.3}",
+                    gauntlet_stats::MANN_WHITNEY_VARIANT,
+                    r.p_value,
+                    r.effect
                 )
             })
             .unwrap_or_else(|| "Mann-Whitney U: needs answers on both arms".into());
