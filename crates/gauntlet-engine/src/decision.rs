@@ -11,8 +11,10 @@ use crate::exit;
 /// The step that brings the systems up; its checks gate the others but prove nothing alone.
 pub const SETUP_STEP: &str = gauntlet_spec::steps::SETUP;
 
+/// The decision, the conditions it carries and its one-line summary. ("Verdict" is a
+/// judge's answer, in gauntlet-stats; a run's answer is its decision.)
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub struct Decided {
     pub decision: Decision,
     pub conditions: Vec<Condition>,
     pub summary: String,
@@ -29,7 +31,7 @@ pub fn decide(
     gating: GatingMode,
     aborted: Option<&str>,
     owners: &Owners<'_>,
-) -> Verdict {
+) -> Decided {
     // Dry-run checks are reported, never decided on.
     let checks: Vec<&Check> = steps
         .iter()
@@ -45,7 +47,7 @@ pub fn decide(
         count(&|c| c.outcome == Outcome::Warn),
     );
     if let Some(why) = aborted {
-        return Verdict {
+        return Decided {
             decision: Decision::Aborted,
             conditions: Vec::new(),
             summary: format!("ABORTED: {why} ({tally} before it stopped)"),
@@ -107,7 +109,7 @@ pub fn decide(
     } else {
         (Decision::Go, "every check passed".to_string())
     };
-    Verdict {
+    Decided {
         decision,
         conditions,
         summary: format!("{decision}: {headline} ({tally})."),
@@ -168,7 +170,7 @@ mod tests {
         Check::new(step, name, severity).outcome(outcome, "because")
     }
 
-    fn verdict(steps: &[StepReport], gating: GatingMode) -> Verdict {
+    fn decided(steps: &[StepReport], gating: GatingMode) -> Decided {
         let people = BTreeMap::from([("security".to_string(), "sam@example.com".to_string())]);
         let owners = Owners {
             step_roles: BTreeMap::from([("security".to_string(), "security".to_string())]),
@@ -182,7 +184,7 @@ mod tests {
 
     #[test]
     fn all_passing_is_go() {
-        let v = verdict(
+        let v = decided(
             &[step("security", vec![check("security", "a", Hard, Pass)])],
             GatingMode::Hard,
         );
@@ -191,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_hard_failure_is_no_go_and_names_the_check() {
-        let v = verdict(
+        let v = decided(
             &[step(
                 "security",
                 vec![
@@ -207,7 +209,7 @@ mod tests {
 
     #[test]
     fn an_unmeasured_hard_check_is_inconclusive_not_go() {
-        let v = verdict(
+        let v = decided(
             &[step(
                 "security",
                 vec![
@@ -219,7 +221,7 @@ mod tests {
         );
         assert_eq!(v.decision, Decision::Inconclusive);
         // Soft gating does not turn missing evidence into a pass either.
-        let v = verdict(
+        let v = decided(
             &[step(
                 "security",
                 vec![
@@ -234,7 +236,7 @@ mod tests {
 
     #[test]
     fn soft_failures_are_conditions_with_owners() {
-        let v = verdict(
+        let v = decided(
             &[step(
                 "security",
                 vec![
@@ -252,7 +254,7 @@ mod tests {
 
     #[test]
     fn soft_gating_turns_hard_failures_into_conditions() {
-        let v = verdict(
+        let v = decided(
             &[step(
                 "security",
                 vec![
@@ -267,13 +269,13 @@ mod tests {
 
     #[test]
     fn nothing_but_setup_is_never_go() {
-        let v = verdict(
+        let v = decided(
             &[step(SETUP_STEP, vec![check(SETUP_STEP, "up", Hard, Pass)])],
             GatingMode::Hard,
         );
         assert_eq!(v.decision, Decision::Inconclusive);
         assert_eq!(
-            verdict(&[], GatingMode::Hard).decision,
+            decided(&[], GatingMode::Hard).decision,
             Decision::Inconclusive
         );
     }

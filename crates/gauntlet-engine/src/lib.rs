@@ -30,7 +30,7 @@ pub mod trust;
 pub mod vouch;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};
-pub use decision::{SETUP_STEP, Verdict, decide, exit_code};
+pub use decision::{Decided, SETUP_STEP, decide, exit_code};
 pub use identity::ProcessIdentity;
 pub use run::{
     EngineError, Recovered, RunOptions, RunOutcome, reap_abandoned, recover_runs, run,

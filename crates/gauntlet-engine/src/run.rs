@@ -253,7 +253,7 @@ pub(crate) async fn run_steps(
         deadlines = evaluated.deadlines;
     }
     // Steps stopped early by hard gating carry their own note already.
-    let mut verdict = decide(
+    let mut decided = decide(
         &steps_run,
         plan.gating,
         aborted.as_deref(),
@@ -263,10 +263,10 @@ pub(crate) async fn run_steps(
         },
     );
     let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
-    crate::readiness::annotate(&mut verdict.conditions, &deadlines, &plan.service.owners);
-    crate::signoff::require(&mut verdict, &plan);
+    crate::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
+    crate::signoff::require(&mut decided, &plan);
     if let Some(gates) = &recorded.gates {
-        weighted_gates_short(&mut verdict, gates);
+        weighted_gates_short(&mut decided, gates);
     }
     let gating = serde_json::to_value(plan.gating)
         .ok()
@@ -279,7 +279,7 @@ pub(crate) async fn run_steps(
         &run_id,
         &run_dir,
         &options.keyring,
-        verdict.decision,
+        decided.decision,
         &steps_run,
         recorded.release,
     );
@@ -327,11 +327,11 @@ pub(crate) async fn run_steps(
         started_at,
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: exit_code(verdict.decision, plan.gating, options.strict),
+        exit_code: exit_code(decided.decision, plan.gating, options.strict),
         gating,
-        decision: verdict.decision,
-        summary: verdict.summary,
-        conditions: verdict.conditions,
+        decision: decided.decision,
+        summary: decided.summary,
+        conditions: decided.conditions,
         steps: steps_run,
         timeline: recorded.timeline,
         drills: recorded.drills,
@@ -706,7 +706,7 @@ async fn bring_up(
 /// unmeasured (scored as zero); the summary names them instead of letting "every check
 /// passed" hide them.
 fn weighted_gates_short(
-    verdict: &mut crate::decision::Verdict,
+    decided: &mut crate::decision::Decided,
     gates: &gauntlet_report::GatesReport,
 ) {
     let short: Vec<String> = gates
@@ -715,11 +715,11 @@ fn weighted_gates_short(
         .filter(|g| !g.critical && g.outcome != Outcome::Pass)
         .map(|g| format!("`{}` {}", g.name, g.outcome.as_str()))
         .collect();
-    if short.is_empty() || verdict.decision == gauntlet_report::Decision::Aborted {
+    if short.is_empty() || decided.decision == gauntlet_report::Decision::Aborted {
         return;
     }
-    let summary = verdict.summary.trim_end_matches('.');
-    verdict.summary = format!(
+    let summary = decided.summary.trim_end_matches('.');
+    decided.summary = format!(
         "{summary}; weighted gates short of pass, counted in the score only: {}.",
         short.join(", ")
     );

@@ -12,7 +12,7 @@ use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Trust, TrustError};
 use serde::{Deserialize, Serialize};
 
-use crate::decision::Verdict;
+use crate::decision::Decided;
 
 pub const SIGNOFF_DIR: &str = "signoffs";
 const SCHEMA: &str = "gauntlet.signoff/v1";
@@ -32,11 +32,11 @@ pub struct Signoff {
 }
 
 /// At the end of a run: every required role becomes a condition until it signs.
-pub fn require(verdict: &mut Verdict, plan: &Plan) {
+pub fn require(decided: &mut Decided, plan: &Plan) {
     let Some(section) = &plan.signoffs else {
         return;
     };
-    if !matches!(verdict.decision, Decision::Go | Decision::Conditional) {
+    if !matches!(decided.decision, Decision::Go | Decision::Conditional) {
         return;
     }
     let roles: Vec<&str> = section.required.iter().map(String::as_str).collect();
@@ -44,7 +44,7 @@ pub fn require(verdict: &mut Verdict, plan: &Plan) {
         return;
     }
     for role in &roles {
-        verdict.conditions.push(Condition {
+        decided.conditions.push(Condition {
             check: format!("{CHECK_PREFIX}{role}"),
             reason: format!("awaiting sign-off: {role} (`gauntlet signoff RUN --role {role}`)"),
             owner_role: Some(role.to_string()),
@@ -52,13 +52,13 @@ pub fn require(verdict: &mut Verdict, plan: &Plan) {
             deadline: None,
         });
     }
-    let tally = verdict
+    let tally = decided
         .summary
         .rfind(" (")
-        .map(|i| verdict.summary[i..].to_string())
+        .map(|i| decided.summary[i..].to_string())
         .unwrap_or_default();
-    verdict.decision = Decision::Conditional;
-    verdict.summary = format!(
+    decided.decision = Decision::Conditional;
+    decided.summary = format!(
         "CONDITIONAL: awaiting sign-off: {}{tally}",
         roles.join(", ")
     );

@@ -39,7 +39,7 @@ pub enum Severity {
     Soft,
 }
 
-/// The run's verdict.
+/// The run's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING-KEBAB-CASE")]
 pub enum Decision {

@@ -296,7 +296,7 @@ pub enum Command {
 
 impl Command {
     /// Whether what the command prints on stdout is its result, so that output lost to a
-    /// full disk is a failure rather than a success (a verdict's exit code never depends on it).
+    /// full disk is a failure rather than a success (a decision's exit code never depends on it).
     pub fn prints_result(&self) -> bool {
         matches!(
             self,

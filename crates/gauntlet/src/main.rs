@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         Err(_) => exit::INTERNAL,
     };
     if let Some(kind) = output::stdout_lost() {
-        // Lost output changes no verdict; but a command whose output is its result did not
+        // Lost output changes no decision; but a command whose output is its result did not
         // deliver it, and must not say it did.
         if prints_result && code == exit::GO {
             note!("internal error: standard output could not be written ({kind})");

@@ -1,5 +1,5 @@
 //! Everything the binary prints goes through here. A closed pipe, a full disk or a terminal
-//! that went away never panics and never changes a verdict: what cannot be written is dropped
+//! that went away never panics and never changes a decision: what cannot be written is dropped
 //! (as ripgrep does on EPIPE) and the first failure is remembered, so that a command whose
 //! output *is* its result (`show --json > /dev/full`) can exit with the internal-error code
 //! instead of 0. A reader that closes the pipe on purpose (`| head -1`) is not a failure.
