@@ -3,22 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use gauntlet_report::{Check, Condition, Decision, Outcome, Severity, StepReport};
+use gauntlet_report::{Check, Condition, Decided, Decision, Outcome, Severity, StepReport};
 use gauntlet_spec::GatingMode;
 
 use crate::exit;
 
 /// The step that brings the systems up; its checks gate the others but prove nothing alone.
 pub const SETUP_STEP: &str = gauntlet_spec::steps::SETUP;
-
-/// The decision, the conditions it carries and its one-line summary. ("Verdict" is a
-/// judge's answer, in gauntlet-stats; a run's answer is its decision.)
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decided {
-    pub decision: Decision,
-    pub conditions: Vec<Condition>,
-    pub summary: String,
-}
 
 /// Owner roles by step, and the owners by role, from the spec.
 pub struct Owners<'a> {
@@ -133,27 +124,10 @@ pub fn exit_code(decision: Decision, gating: GatingMode, strict: bool) -> i32 {
     }
 }
 
-/// The worst outcome of a step's deciding checks (dry runs aside; a skipped check does not
-/// hide a pass); a step without checks did not really run.
-pub fn step_outcome(checks: &[Check]) -> Outcome {
-    let rank = |o: Outcome| match o {
-        Outcome::Skipped => 0,
-        Outcome::Pass => 1,
-        Outcome::Warn => 2,
-        Outcome::Inconclusive => 3,
-        Outcome::Fail => 4,
-    };
-    checks
-        .iter()
-        .filter(|c| !c.dry_run)
-        .map(|c| c.outcome)
-        .max_by_key(|o| rank(*o))
-        .unwrap_or(Outcome::Skipped)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gauntlet_report::step_outcome;
 
     fn step(name: &str, checks: Vec<Check>) -> StepReport {
         StepReport {

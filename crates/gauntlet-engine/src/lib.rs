@@ -12,25 +12,21 @@ mod alerts;
 mod child_env;
 mod context;
 mod decision;
-pub mod drift;
 pub mod exit;
 pub mod faults;
 mod identity;
 pub mod journal;
 mod probes;
 pub mod prom;
-pub mod readiness;
 mod run;
-pub mod signoff;
 pub mod steps;
 mod supervisor;
 pub mod taxonomy;
 mod timeline;
 pub mod trust;
-pub mod vouch;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};
-pub use decision::{Decided, SETUP_STEP, decide, exit_code};
+pub use decision::{SETUP_STEP, decide, exit_code};
 pub use identity::ProcessIdentity;
 pub use run::{
     EngineError, Recovered, RunOptions, RunOutcome, reap_abandoned, recover_runs, run,

@@ -18,11 +18,12 @@ use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::context::{Observer, Recorder, RunContext, System, now_rfc3339};
-use crate::decision::{Owners, SETUP_STEP, decide, exit_code, step_outcome};
+use crate::decision::{Owners, SETUP_STEP, decide, exit_code};
 use crate::identity::ProcessIdentity;
 use crate::journal::CleanupJournal;
 use crate::steps::{self, Step};
 use crate::supervisor::{Placeholders, Supervisor, wait_ready};
+use gauntlet_report::step_outcome;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -244,10 +245,15 @@ pub(crate) async fn run_steps(
         let known = gauntlet_trust::Keyring::open(&options.keyring)
             .map(|k| k.knowledge())
             .unwrap_or_default();
-        let signatures = crate::vouch::check_all(&plan, spec_dir, &known);
-        crate::vouch::keep(spec_dir, &run_dir, &signatures);
-        let evaluated =
-            crate::readiness::evaluate(section, &plan.service.owners, &steps_run, &signatures, now);
+        let signatures = gauntlet_review::vouch::check_all(&plan, spec_dir, &known);
+        gauntlet_review::vouch::keep(spec_dir, &run_dir, &signatures);
+        let evaluated = gauntlet_review::readiness::evaluate(
+            section,
+            &plan.service.owners,
+            &steps_run,
+            &signatures,
+            now,
+        );
         steps_run.push(evaluated.step);
         readiness = Some(evaluated.report);
         deadlines = evaluated.deadlines;
@@ -263,8 +269,8 @@ pub(crate) async fn run_steps(
         },
     );
     let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
-    crate::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
-    crate::signoff::require(&mut decided, &plan);
+    gauntlet_review::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
+    gauntlet_review::signoff::require(&mut decided, &plan);
     if let Some(gates) = &recorded.gates {
         weighted_gates_short(&mut decided, gates);
     }
@@ -301,7 +307,7 @@ pub(crate) async fn run_steps(
             })
         })
         .and_then(|previous| {
-            crate::drift::between(
+            gauntlet_review::drift::between(
                 Path::new(&previous.run_dir),
                 &run_dir,
                 trust.green_fingerprint.as_deref(),
@@ -706,7 +712,7 @@ async fn bring_up(
 /// unmeasured (scored as zero); the summary names them instead of letting "every check
 /// passed" hide them.
 fn weighted_gates_short(
-    decided: &mut crate::decision::Decided,
+    decided: &mut gauntlet_report::Decided,
     gates: &gauntlet_report::GatesReport,
 ) {
     let short: Vec<String> = gates

@@ -16,7 +16,7 @@ pub const ATTESTATION_FILE: &str = "attestation.dsse.json";
 /// The same decision as an in-toto test result.
 pub const TEST_RESULT_FILE: &str = "test-result.dsse.json";
 /// The signed release manifest preflight writes, relative to the run directory.
-pub const MANIFEST_FILE: &str = "release.lock";
+pub use gauntlet_trust::lock::MANIFEST_FILE;
 
 /// A spec's protected files and its lock, with paths resolved against the spec's directory.
 #[derive(Debug, Clone)]

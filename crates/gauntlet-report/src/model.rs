@@ -422,3 +422,30 @@ impl Report {
         self.steps.iter().flat_map(|s| s.checks.iter())
     }
 }
+
+/// A run's decision, the conditions it carries and its one-line summary, as the report
+/// holds them. ("Verdict" is a judge's answer, in gauntlet-stats; a run reaches a decision.)
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    pub decision: Decision,
+    pub conditions: Vec<Condition>,
+    pub summary: String,
+}
+
+/// A step's outcome from its checks: the worst of them (dry-run checks do not count); a step
+/// without checks is skipped.
+pub fn step_outcome(checks: &[Check]) -> Outcome {
+    let rank = |o: Outcome| match o {
+        Outcome::Skipped => 0,
+        Outcome::Pass => 1,
+        Outcome::Warn => 2,
+        Outcome::Inconclusive => 3,
+        Outcome::Fail => 4,
+    };
+    checks
+        .iter()
+        .filter(|c| !c.dry_run)
+        .map(|c| c.outcome)
+        .max_by_key(|o| rank(*o))
+        .unwrap_or(Outcome::Skipped)
+}

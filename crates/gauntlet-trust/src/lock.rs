@@ -16,6 +16,8 @@ use crate::keys::{SigningKey, Verified};
 use crate::{Trust, write_file};
 
 pub const LOCK_SCHEMA: &str = "gauntlet.lock/v1";
+/// The release manifest a run signs into its directory: the lock of what it tested.
+pub const MANIFEST_FILE: &str = "release.lock";
 /// Structured files up to this size keep their canonical content in the lock for key-path diffs.
 const MAX_EMBEDDED: usize = 256 * 1024;
 

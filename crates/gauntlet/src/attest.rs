@@ -189,7 +189,7 @@ fn verify(
 
 /// `gauntlet attest item`: signs one attested item's claim with the keyring's key.
 fn attest_item(global: &Global, name: &str, spec_path: &Path) -> Result<i32, CliError> {
-    use gauntlet_engine::vouch;
+    use gauntlet_review::vouch;
     let spec = crate::signing::load_spec(spec_path)?;
     let item = vouch::find(&spec, name).map_err(CliError::Usage)?;
     let signing = Keyring::open(&crate::keys::keyring_dir(global)?)?.signing_key()?;

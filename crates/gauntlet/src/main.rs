@@ -632,7 +632,7 @@ fn drift(global: &Global, older: &str, newer: &str, json: bool) -> Result<i32, C
     let find = |run: &str| store.find_run(run).map_err(CliError::from_store);
     let (a, b) = (find(older)?, find(newer)?);
     let changes =
-        gauntlet_engine::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)
+        gauntlet_review::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)
             .map_err(CliError::Usage)?;
     if json {
         say!(

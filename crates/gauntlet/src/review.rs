@@ -5,8 +5,9 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use gauntlet_engine::{exit, readiness, signoff};
+use gauntlet_engine::exit;
 use gauntlet_report::{Decision, ReadinessReport, Report, StepReport, table_cell as cell};
+use gauntlet_review::{readiness, signoff};
 use gauntlet_store::Store;
 
 use crate::CliError;

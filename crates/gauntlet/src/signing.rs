@@ -303,7 +303,7 @@ pub fn signoff_command(
     verify_only: bool,
     trust: &TrustArgs,
 ) -> Result<i32, CliError> {
-    use gauntlet_engine::signoff;
+    use gauntlet_review::signoff;
     let (summary, report) = crate::review::finished_run(store, run, "there is no report to sign")?;
     let run_dir = Path::new(&summary.run_dir);
     let spec = crate::review::run_spec(run_dir);

@@ -5,14 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_report::{Condition, Decision, Report, sha256_hex};
+use gauntlet_report::{Condition, Decided, Decision, Report, sha256_hex};
 use gauntlet_spec::{Plan, Signoffs};
 use gauntlet_trust::SigningKey;
 use gauntlet_trust::lock::signature_path;
 use gauntlet_trust::{Trust, TrustError};
 use serde::{Deserialize, Serialize};
-
-use crate::decision::Decided;
 
 pub const SIGNOFF_DIR: &str = "signoffs";
 const SCHEMA: &str = "gauntlet.signoff/v1";

@@ -8,7 +8,7 @@ use gauntlet_trust::canonical;
 use gauntlet_trust::lock::Lock;
 use serde_json::Value;
 
-use crate::trust::MANIFEST_FILE;
+use gauntlet_trust::lock::MANIFEST_FILE;
 
 /// At most this many key-path changes are listed per file.
 const PER_FILE: usize = 25;

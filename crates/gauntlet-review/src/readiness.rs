@@ -254,8 +254,8 @@ pub fn evaluate(
         },
         step: StepReport {
             name: STEP.into(),
-            outcome: crate::decision::step_outcome(&step_checks),
-            started_at: Some(crate::context::now_rfc3339()),
+            outcome: gauntlet_report::step_outcome(&step_checks),
+            started_at: Some(crate::now_rfc3339()),
             duration_ms: 0,
             note: None,
             checks: step_checks,
