@@ -119,208 +119,94 @@ pub(crate) async fn run_steps(
     let plan = Arc::new(plan);
     let mut store = Store::open(&options.store_path)?;
     reap_abandoned(&store)?;
-    let run_id = new_run_id();
-    let run_dir = options.out_dir.join(&run_id);
-    let dir_error = |source| EngineError::RunDir {
-        path: run_dir.clone(),
-        source,
-    };
-    // Reports, evidence and logs are for the run's owner only.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&run_dir)
-        .map_err(dir_error)?;
-    let run_dir = run_dir.canonicalize().map_err(dir_error)?;
-    write_atomic(&run_dir.join("spec.yaml"), options.spec_text.as_bytes()).map_err(dir_error)?;
-    let spec_sha256 = sha256_hex(options.spec_text.as_bytes());
-    let journal = Arc::new(Mutex::new(CleanupJournal::create(&run_dir)?));
-    let started_at = now_rfc3339();
-    let me = ProcessIdentity::current();
-    store.begin_run(&RunStart {
-        id: run_id.clone(),
-        service: plan.service.name.clone(),
-        version: plan.service.version.clone(),
-        spec_path: options.spec_path.display().to_string(),
-        spec_sha256: spec_sha256.clone(),
-        run_dir: run_dir.display().to_string(),
-        started_at: started_at.clone(),
-        pid: me.pid,
-        pid_start: me.start_ticks,
-    })?;
     let started = Instant::now();
-    let recorder = Arc::new(Recorder::new(&run_dir, observer));
-    let ceiling = plan.ceiling;
+    let begun = Begun::record(&mut store, &plan, &options)?;
+    let recorder = Arc::new(Recorder::new(&begun.run_dir, observer));
     recorder.event(
         None,
         "run-started",
         format!(
-            "run {run_id}, seed {}, ceiling {} (`timeout:`)",
+            "run {}, seed {}, ceiling {} (`timeout:`)",
+            begun.run_id,
             plan.seed.0,
-            gauntlet_spec::limits::human(ceiling)
+            gauntlet_spec::limits::human(plan.ceiling)
         ),
     );
-    let child_env = crate::child_env::ChildEnv::new(&run_id, &plan);
+    let child_env = crate::child_env::ChildEnv::new(&begun.run_id, &plan);
     let supervisor = Arc::new(Mutex::new(
-        Supervisor::new(journal.clone()).with_env(child_env.clone()),
+        Supervisor::new(begun.journal.clone()).with_env(child_env),
     ));
     let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
     let step_roles: BTreeMap<String, String> = selected
         .iter()
         .map(|s| (s.name().to_string(), s.meta().owner.clone()))
         .collect();
-
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(EngineError::Signals)?;
-    // A closed terminal or SSH session: the same clean stop as Ctrl-C.
-    let mut hangup = signal(SignalKind::hangup()).map_err(EngineError::Signals)?;
-    let pipeline = tokio::spawn(pipeline(
+    let pipeline = pipeline(
         plan.clone(),
         selected,
-        run_dir.clone(),
-        (supervisor.clone(), journal.clone()),
+        begun.run_dir.clone(),
+        (supervisor.clone(), begun.journal.clone()),
         recorder.clone(),
         options.clone(),
         gate_history(&store, &plan),
-    ));
-    let abort_handle = pipeline.abort_handle();
-    let aborted: Option<String> = tokio::select! {
-        joined = pipeline => match joined {
-            Ok(()) => None,
-            Err(e) if e.is_panic() => Some(format!("a step panicked: {}", panic_message(e.into_panic()))),
-            Err(e) => Some(format!("the pipeline stopped: {e}")),
-        },
-        () = tokio::time::sleep(ceiling) => {
-            abort_handle.abort();
-            Some(format!("stopped at its ceiling of {} (`timeout:` in the spec)", gauntlet_spec::limits::human(ceiling)))
-        }
-        _ = interrupt.recv() => { abort_handle.abort(); Some("interrupted (SIGINT)".to_string()) }
-        _ = terminate.recv() => { abort_handle.abort(); Some("terminated (SIGTERM)".to_string()) }
-        _ = hangup.recv() => { abort_handle.abort(); Some("hung up (SIGHUP)".to_string()) }
-    };
+    );
+    let aborted = supervise(pipeline, plan.ceiling).await?;
     if let Some(why) = &aborted {
         recorder.event(None, "aborted", why.clone());
     }
-
-    // Undo everything, whatever happened above. Stopping may wait for processes, so it runs
-    // off the async workers.
-    let cleanup = {
-        let supervisor = supervisor.clone();
-        let journal = journal.clone();
-        let run = run_id.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut done = supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .stop_all();
-            done.extend(journal.lock().unwrap_or_else(|e| e.into_inner()).undo_all());
-            // Anything of the run's that escaped its process group (or was never journaled).
-            done.extend(crate::journal::stop_marked(&run, Duration::from_secs(5)));
-            done
-        })
-    };
-    for line in cleanup.await.unwrap_or_default() {
-        recorder.event(None, "cleanup", line);
-    }
-    index_logs(&recorder, &run_dir);
+    clean_up(&supervisor, &begun, &recorder).await;
+    index_logs(&recorder, &begun.run_dir);
 
     let recorded = recorder.take();
-    let mut steps_run = recorded.steps;
-    for name in &planned {
-        if !steps_run.iter().any(|s| &s.name == name) {
-            let note = match &aborted {
-                Some(why) => format!("not run: the run was {why}"),
-                None => "not run".to_string(),
-            };
-            steps_run.push(skipped_step(name, note));
-        }
-    }
-    // The checklist, scored from every check the run made.
-    let mut readiness = None;
-    let mut deadlines = BTreeMap::new();
-    if let Some(section) = plan.readiness().filter(|_| aborted.is_none()) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let spec_dir = options.spec_path.parent().unwrap_or(Path::new("."));
-        // A role key the run's keyring knows as revoked vouches for nothing.
-        let known = gauntlet_trust::Keyring::open(&options.keyring)
-            .map(|k| k.knowledge())
-            .unwrap_or_default();
-        let signatures = gauntlet_review::vouch::check_all(&plan, spec_dir, &known);
-        gauntlet_review::vouch::keep(spec_dir, &run_dir, &signatures);
-        let evaluated = gauntlet_review::readiness::evaluate(
+    let mut steps_run = with_unrun(recorded.steps, &planned, aborted.as_deref());
+    let deadlines = match plan.readiness().filter(|_| aborted.is_none()) {
+        Some(section) => Some(readiness(
             section,
-            &plan.service.owners,
-            &steps_run,
-            &signatures,
-            now,
-        );
-        steps_run.push(evaluated.step);
-        readiness = Some(evaluated.report);
-        deadlines = evaluated.deadlines;
-    }
+            &plan,
+            &options,
+            &begun.run_dir,
+            &mut steps_run,
+        )),
+        None => None,
+    };
+    let owners = Owners {
+        step_roles,
+        people: &plan.service.owners,
+    };
     // Steps stopped early by hard gating carry their own note already.
-    let mut decided = decide(
-        &steps_run,
-        plan.gating,
-        aborted.as_deref(),
-        &Owners {
-            step_roles,
-            people: &plan.service.owners,
-        },
-    );
+    let mut decided = decide(&steps_run, plan.gating, aborted.as_deref(), &owners);
     let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
+    let (readiness, deadlines) = deadlines.unzip();
+    let deadlines = deadlines.unwrap_or_default();
     gauntlet_review::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
     gauntlet_review::signoff::require(&mut decided, &plan);
     if let Some(gates) = &recorded.gates {
         weighted_gates_short(&mut decided, gates);
     }
-    let gating = serde_json::to_value(plan.gating)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     let trust = crate::trust::attest(
         &plan,
         &options.spec_path,
-        &spec_sha256,
-        &run_id,
-        &run_dir,
+        &begun.spec_sha256,
+        &begun.run_id,
+        &begun.run_dir,
         &options.keyring,
         decided.decision,
         &steps_run,
         recorded.release,
     );
-    let mut evidence = recorded.evidence;
     for signed in trust.attestation.iter().chain(&trust.test_result) {
-        recorder.index(
-            signed,
-            &std::fs::read(run_dir.join(signed)).unwrap_or_default(),
-        );
+        // Listed with the digest of what was written, or not listed at all.
+        match std::fs::read(begun.run_dir.join(signed)) {
+            Ok(bytes) => recorder.index(signed, &bytes),
+            Err(e) => recorder.event(None, "evidence", format!("{signed} not listed: {e}")),
+        }
     }
+    let mut evidence = recorded.evidence;
     evidence.extend(recorder.take().evidence);
-    // What changed since the previous finished run of this service.
-    let drift = store
-        .list_runs(100)
-        .ok()
-        .and_then(|runs| {
-            runs.into_iter().find(|r| {
-                r.id != run_id && r.service == plan.service.name && r.status == "finished"
-            })
-        })
-        .and_then(|previous| {
-            gauntlet_review::drift::between(
-                Path::new(&previous.run_dir),
-                &run_dir,
-                trust.green_fingerprint.as_deref(),
-            )
-            .ok()
-            .map(|changes| DriftInfo {
-                previous_run: previous.id,
-                changes,
-            })
-        });
+    let drift = drift_since_previous(&store, &plan, &begun, trust.green_fingerprint.as_deref());
     let report = Report {
         schema: REPORT_SCHEMA.to_string(),
-        run_id: run_id.clone(),
+        run_id: begun.run_id.clone(),
         gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
         service: ServiceInfo {
             name: plan.service.name.clone(),
@@ -328,13 +214,13 @@ pub(crate) async fn run_steps(
         },
         spec: SpecInfo {
             path: options.spec_path.display().to_string(),
-            sha256: spec_sha256,
+            sha256: begun.spec_sha256.clone(),
         },
-        started_at,
+        started_at: begun.started_at.clone(),
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
         exit_code: exit_code(decided.decision, plan.gating, options.strict),
-        gating,
+        gating: plan.gating.as_str().to_string(),
         decision: decided.decision,
         summary: decided.summary,
         conditions: decided.conditions,
@@ -349,8 +235,197 @@ pub(crate) async fn run_steps(
         readiness,
         taxonomy,
     };
-    // The decision is stored even when the reports cannot be written (a full disk): then
-    // the run is an internal error, never a decision nobody can read.
+    finish(&mut store, begun.run_dir, report)
+}
+
+/// A run that has its directory, its copy of the spec, its cleanup journal and its row in
+/// the store.
+struct Begun {
+    run_id: String,
+    run_dir: PathBuf,
+    spec_sha256: String,
+    started_at: String,
+    journal: Arc<Mutex<CleanupJournal>>,
+}
+
+impl Begun {
+    fn record(store: &mut Store, plan: &Plan, options: &RunOptions) -> Result<Self, EngineError> {
+        let run_id = new_run_id();
+        let run_dir = options.out_dir.join(&run_id);
+        let dir_error = |source| EngineError::RunDir {
+            path: run_dir.clone(),
+            source,
+        };
+        // Reports, evidence and logs are for the run's owner only.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&run_dir)
+            .map_err(dir_error)?;
+        let run_dir = run_dir.canonicalize().map_err(dir_error)?;
+        write_atomic(&run_dir.join("spec.yaml"), options.spec_text.as_bytes())
+            .map_err(dir_error)?;
+        let spec_sha256 = sha256_hex(options.spec_text.as_bytes());
+        let journal = Arc::new(Mutex::new(CleanupJournal::create(&run_dir)?));
+        let started_at = now_rfc3339();
+        let me = ProcessIdentity::current();
+        store.begin_run(&RunStart {
+            id: run_id.clone(),
+            service: plan.service.name.clone(),
+            version: plan.service.version.clone(),
+            spec_path: options.spec_path.display().to_string(),
+            spec_sha256: spec_sha256.clone(),
+            run_dir: run_dir.display().to_string(),
+            started_at: started_at.clone(),
+            pid: me.pid,
+            pid_start: me.start_ticks,
+        })?;
+        Ok(Begun {
+            run_id,
+            run_dir,
+            spec_sha256,
+            started_at,
+            journal,
+        })
+    }
+}
+
+/// Runs the pipeline until it ends, the ceiling passes, or a signal asks the run to stop;
+/// returns why the run was cut short, if it was.
+async fn supervise(
+    pipeline: impl Future<Output = ()> + Send + 'static,
+    ceiling: Duration,
+) -> Result<Option<String>, EngineError> {
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(EngineError::Signals)?;
+    // A closed terminal or SSH session: the same clean stop as Ctrl-C.
+    let mut hangup = signal(SignalKind::hangup()).map_err(EngineError::Signals)?;
+    let pipeline = tokio::spawn(pipeline);
+    let abort_handle = pipeline.abort_handle();
+    let stop = |why: String| {
+        abort_handle.abort();
+        Some(why)
+    };
+    Ok(tokio::select! {
+        joined = pipeline => match joined {
+            Ok(()) => None,
+            Err(e) if e.is_panic() => Some(format!("a step panicked: {}", panic_message(e.into_panic()))),
+            Err(e) => Some(format!("the pipeline stopped: {e}")),
+        },
+        () = tokio::time::sleep(ceiling) => stop(format!(
+            "stopped at its ceiling of {} (`timeout:` in the spec)",
+            gauntlet_spec::limits::human(ceiling)
+        )),
+        _ = interrupt.recv() => stop("interrupted (SIGINT)".to_string()),
+        _ = terminate.recv() => stop("terminated (SIGTERM)".to_string()),
+        _ = hangup.recv() => stop("hung up (SIGHUP)".to_string()),
+    })
+}
+
+/// Undoes everything the run started, whatever happened before. Stopping may wait for
+/// processes, so it runs off the async workers.
+async fn clean_up(supervisor: &Arc<Mutex<Supervisor>>, begun: &Begun, recorder: &Recorder) {
+    let supervisor = supervisor.clone();
+    let journal = begun.journal.clone();
+    let run = begun.run_id.clone();
+    let cleanup = tokio::task::spawn_blocking(move || {
+        let mut done = supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stop_all();
+        done.extend(journal.lock().unwrap_or_else(|e| e.into_inner()).undo_all());
+        // Anything of the run's that escaped its process group (or was never journaled).
+        done.extend(crate::journal::stop_marked(&run, Duration::from_secs(5)));
+        done
+    });
+    match cleanup.await {
+        Ok(lines) => lines
+            .into_iter()
+            .for_each(|line| recorder.event(None, "cleanup", line)),
+        // What is left is in the journal, for `gauntlet recover`.
+        Err(e) => recorder.event(
+            None,
+            "cleanup",
+            format!("cleanup stopped ({e}); run `gauntlet recover`"),
+        ),
+    }
+}
+
+/// The steps that ran, then the planned ones that did not, each saying why.
+fn with_unrun(
+    mut steps_run: Vec<StepReport>,
+    planned: &[String],
+    aborted: Option<&str>,
+) -> Vec<StepReport> {
+    for name in planned {
+        if !steps_run.iter().any(|s| &s.name == name) {
+            let note = match aborted {
+                Some(why) => format!("not run: the run was {why}"),
+                None => "not run".to_string(),
+            };
+            steps_run.push(skipped_step(name, note));
+        }
+    }
+    steps_run
+}
+
+/// Scores the checklist from every check the run made and adds it as a step; returns the
+/// readiness report and the items' deadlines.
+fn readiness(
+    section: &gauntlet_spec::ReadinessPlan,
+    plan: &Plan,
+    options: &RunOptions,
+    run_dir: &Path,
+    steps_run: &mut Vec<StepReport>,
+) -> (
+    gauntlet_report::ReadinessReport,
+    BTreeMap<String, (String, String)>,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let spec_dir = options.spec_path.parent().unwrap_or(Path::new("."));
+    // A role key the run's keyring knows as revoked vouches for nothing.
+    let known = gauntlet_trust::Keyring::open(&options.keyring)
+        .map(|k| k.knowledge())
+        .unwrap_or_default();
+    let signatures = gauntlet_review::vouch::check_all(plan, spec_dir, &known);
+    gauntlet_review::vouch::keep(spec_dir, run_dir, &signatures);
+    let evaluated = gauntlet_review::readiness::evaluate(
+        section,
+        &plan.service.owners,
+        steps_run,
+        &signatures,
+        now,
+    );
+    steps_run.push(evaluated.step);
+    (evaluated.report, evaluated.deadlines)
+}
+
+/// What changed since the previous finished run of this service.
+fn drift_since_previous(
+    store: &Store,
+    plan: &Plan,
+    begun: &Begun,
+    green_fingerprint: Option<&str>,
+) -> Option<DriftInfo> {
+    let previous = store.list_runs(100).ok()?.into_iter().find(|r| {
+        r.id != begun.run_id && r.service == plan.service.name && r.status == "finished"
+    })?;
+    let changes = gauntlet_review::drift::between(
+        Path::new(&previous.run_dir),
+        &begun.run_dir,
+        green_fingerprint,
+    )
+    .ok()?;
+    Some(DriftInfo {
+        previous_run: previous.id,
+        changes,
+    })
+}
+
+/// Stores the decision and writes the reports. The decision is stored even when the
+/// reports cannot be written (a full disk): then the run is an internal error, never a
+/// decision nobody can read.
+fn finish(store: &mut Store, run_dir: PathBuf, report: Report) -> Result<RunOutcome, EngineError> {
     let written = write_reports(&run_dir, &report);
     store.finish_run(&report)?;
     written.map_err(|source| EngineError::Reports {

@@ -10,6 +10,7 @@
 //! ```
 
 mod atomic;
+pub mod certificate;
 mod junit;
 mod markdown;
 mod model;

@@ -186,8 +186,34 @@ pub fn taxonomy_markdown(taxonomy: &TaxonomyReport) -> String {
     md
 }
 
+/// The run's report as Markdown: the decision first, then what it rests on, then every
+/// check, drill and event.
 pub fn to_markdown(report: &Report) -> String {
     let mut md = String::new();
+    header(&mut md, report);
+    trust_section(&mut md, report);
+    drift_section(&mut md, report);
+    conditions_section(&mut md, report);
+    if let Some(taxonomy) = &report.taxonomy {
+        md.push_str(&taxonomy_markdown(taxonomy));
+    }
+    if let Some(gates) = &report.gates {
+        md.push_str(&gates_markdown(gates));
+    }
+    if let Some(readiness) = &report.readiness {
+        md.push_str(&readiness_markdown(readiness));
+    }
+    steps_table(&mut md, report);
+    checks_table(&mut md, report);
+    drill_sections(&mut md, report);
+    chart_links(&mut md, report);
+    step_notes(&mut md, report);
+    timeline_details(&mut md, report);
+    md
+}
+
+/// The decision, its summary and what was run.
+fn header(md: &mut String, report: &Report) {
     let _ = writeln!(
         md,
         "# {} {} — {} {}\n",
@@ -206,6 +232,10 @@ pub fn to_markdown(report: &Report) -> String {
         report.spec.path,
         &report.spec.sha256[..report.spec.sha256.len().min(12)]
     );
+}
+
+/// The green fingerprint, the release manifest and the attestation.
+fn trust_section(md: &mut String, report: &Report) {
     if let Some(trust) = &report.trust {
         let _ = writeln!(md, "## Trust\n");
         if let Some(fp) = &trust.green_fingerprint {
@@ -235,6 +265,10 @@ pub fn to_markdown(report: &Report) -> String {
         }
         md.push('\n');
     }
+}
+
+/// What changed since the previous run.
+fn drift_section(md: &mut String, report: &Report) {
     if let Some(drift) = &report.drift {
         let _ = writeln!(md, "## Drift since run `{}`\n", drift.previous_run);
         if drift.changes.is_empty() {
@@ -256,6 +290,10 @@ pub fn to_markdown(report: &Report) -> String {
             md.push('\n');
         }
     }
+}
+
+/// What a CONDITIONAL rests on, with owners and deadlines.
+fn conditions_section(md: &mut String, report: &Report) {
     if !report.conditions.is_empty() {
         let _ = writeln!(md, "## Conditions\n");
         for c in &report.conditions {
@@ -280,15 +318,10 @@ pub fn to_markdown(report: &Report) -> String {
         }
         md.push('\n');
     }
-    if let Some(taxonomy) = &report.taxonomy {
-        md.push_str(&taxonomy_markdown(taxonomy));
-    }
-    if let Some(gates) = &report.gates {
-        md.push_str(&gates_markdown(gates));
-    }
-    if let Some(readiness) = &report.readiness {
-        md.push_str(&readiness_markdown(readiness));
-    }
+}
+
+/// One row per step.
+fn steps_table(md: &mut String, report: &Report) {
     let _ = writeln!(md, "## Steps\n");
     let _ = writeln!(md, "| step | outcome | checks | time |");
     let _ = writeln!(md, "|---|---|---|---|");
@@ -304,6 +337,10 @@ pub fn to_markdown(report: &Report) -> String {
         );
     }
     md.push('\n');
+}
+
+/// One row per check.
+fn checks_table(md: &mut String, report: &Report) {
     let _ = writeln!(md, "## Checks\n");
     let _ = writeln!(md, "| check | outcome | measured | threshold | why |");
     let _ = writeln!(md, "|---|---|---|---|---|");
@@ -319,6 +356,10 @@ pub fn to_markdown(report: &Report) -> String {
             cell(&check.reason)
         );
     }
+}
+
+/// Each drill's times and events.
+fn drill_sections(md: &mut String, report: &Report) {
     for drill in &report.drills {
         let ms =
             |v: Option<u64>| v.map_or("—".to_string(), |v| format!("{:.2}s", v as f64 / 1000.0));
@@ -357,6 +398,10 @@ pub fn to_markdown(report: &Report) -> String {
             );
         }
     }
+}
+
+/// Links to the charts among the evidence.
+fn chart_links(md: &mut String, report: &Report) {
     let charts: Vec<&str> = report
         .evidence
         .iter()
@@ -369,6 +414,10 @@ pub fn to_markdown(report: &Report) -> String {
             let _ = writeln!(md, "- [{chart}]({chart})");
         }
     }
+}
+
+/// What steps said about themselves.
+fn step_notes(md: &mut String, report: &Report) {
     for step in report.steps.iter().filter(|s| s.note.is_some()) {
         let _ = writeln!(
             md,
@@ -377,6 +426,10 @@ pub fn to_markdown(report: &Report) -> String {
             cell(step.note.as_deref().unwrap_or(""))
         );
     }
+}
+
+/// Every event of the run, folded.
+fn timeline_details(md: &mut String, report: &Report) {
     let _ = writeln!(
         md,
         "\n<details><summary>Timeline ({} events)</summary>\n",
@@ -395,5 +448,4 @@ pub fn to_markdown(report: &Report) -> String {
         );
     }
     let _ = writeln!(md, "\n</details>");
-    md
 }

@@ -287,6 +287,17 @@ pub enum GatingMode {
     None,
 }
 
+impl GatingMode {
+    /// As the spec spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatingMode::Hard => "hard",
+            GatingMode::Soft => "soft",
+            GatingMode::None => "none",
+        }
+    }
+}
+
 /// The failure taxonomy's hints: the first whose every given field matches a cause is shown
 /// with it.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]

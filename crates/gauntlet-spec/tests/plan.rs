@@ -263,3 +263,12 @@ fn the_plan_resolves_values_once_and_seeds_by_one_function() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn gating_modes_are_named_as_the_spec_spells_them() {
+    use gauntlet_spec::GatingMode;
+    for mode in [GatingMode::Hard, GatingMode::Soft, GatingMode::None] {
+        let spelled = serde_json::to_value(mode).unwrap();
+        assert_eq!(spelled.as_str(), Some(mode.as_str()));
+    }
+}

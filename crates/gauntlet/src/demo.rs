@@ -6,6 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
+use crate::CliError;
+use crate::cli::{DemoArgs, Global};
+
 /// Where the demo project is written, relative to the working directory.
 pub const PROJECT_DIR: &str = ".gauntlet/demo";
 /// The demo's release keyring, inside the project (unless `--keyring` names another): the
@@ -224,6 +229,100 @@ pub fn write_project(dir: &Path, prometheus: bool, alertmanager: bool) -> std::i
         }
     }
     Ok(dir.join(FILES[0].0))
+}
+
+/// `gauntlet demo`: writes the project, locks and signs it with the demo's keyring, runs it,
+/// and renders the certificate a release manager would file.
+pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
+    let knobs = defects(&args.defect).map_err(CliError::Usage)?;
+    // SAFETY: no other thread exists yet (the runtime starts in `execute`); the demo
+    // candidate reads its defects from this variable, so the signed spec stays the same.
+    unsafe { std::env::set_var(DEFECTS_ENV, &knobs) };
+    let dir = Path::new(PROJECT_DIR);
+    if args.prometheus && !prometheus_installed() {
+        return Err(CliError::Usage(
+            "`--prometheus` needs the `prometheus` binary: `sudo apt-get install prometheus` on Debian or Ubuntu (or run the demo without it: the gates then read gauntlet's own measurements)".into(),
+        ));
+    }
+    let alertmanager = args.prometheus && alertmanager_installed();
+    if args.prometheus && !alertmanager && !global.quiet {
+        note!(
+            "gauntlet demo: no `prometheus-alertmanager` here, so alerts are checked in the rule file but not delivered (`sudo apt-get install prometheus-alertmanager` adds the drill that waits for its page)"
+        );
+    }
+    let spec_path = write_project(dir, args.prometheus, alertmanager)
+        .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
+    let keyring = release_keyring(dir, &mut global)?;
+    // What a release manager does once per release: lock and sign the protected files.
+    let (lock, version, key, count) =
+        crate::signing::lock_files(&keyring, Some(&spec_path), &[], None, None)?;
+    let text = crate::read_spec(&spec_path)?;
+    let selection = args.execution.steps.selection(Vec::new());
+    let plan = crate::plan(&spec_path, &text, &selection, args.execution.seed)?;
+    if !global.quiet {
+        note!(
+            "gauntlet demo: project in {}; {count} protected files locked into {} (manifest {version}) and signed by key {key}",
+            dir.display(),
+            lock.display()
+        );
+        note!(
+            "gauntlet demo: the candidate runs with defects: {}",
+            if knobs.is_empty() { "none" } else { &knobs }
+        );
+    }
+    let ran = crate::execute(plan, &spec_path, text, &args.execution, &global)?;
+    if !global.quiet {
+        certificate(&global, &ran.run_id);
+        note!(
+            "try the CI guard: edit a threshold in {}, then `gauntlet verify --spec {} --keyring {}` exits 1 naming it",
+            spec_path.display(),
+            spec_path.display(),
+            keyring.display()
+        );
+    }
+    Ok(ran.code)
+}
+
+/// The demo's own release keyring, unless one is named, with a signing key in it: a demo
+/// never touches yours, and never signs with a CI key from the environment that its keyring
+/// does not hold.
+fn release_keyring(dir: &Path, global: &mut Global) -> Result<PathBuf, CliError> {
+    if global.keyring.is_none() && std::env::var_os(gauntlet_trust::keys::KEY_ENV).is_some() {
+        if !global.quiet {
+            note!(
+                "gauntlet demo: ignoring {} (the demo signs with its own keyring; name yours with --keyring to sign with it)",
+                gauntlet_trust::keys::KEY_ENV
+            );
+        }
+        // SAFETY: still single-threaded (the runtime starts in `execute`).
+        unsafe { std::env::remove_var(gauntlet_trust::keys::KEY_ENV) };
+    }
+    let keyring = global
+        .keyring
+        .get_or_insert_with(|| dir.join(RELEASE_KEYRING))
+        .clone();
+    let mut ring = gauntlet_trust::Keyring::open(&keyring)?;
+    let (key, made) = ring.ensure_active(None)?;
+    if made && !global.quiet {
+        note!(
+            "gauntlet demo: created signing key {} in {} (for real releases: `gauntlet keys generate --encrypt`)",
+            key.id,
+            keyring.display()
+        );
+    }
+    Ok(keyring)
+}
+
+/// The certificate a release manager would file, as `gauntlet certificate` renders it.
+/// Failing to render it does not change what the run decided.
+fn certificate(global: &Global, run_id: &str) {
+    let rendered = crate::open_store(global).and_then(|store| {
+        crate::review::write_certificate(&store, global, run_id, &Default::default())
+    });
+    match rendered {
+        Ok((md, html)) => note!("certificate: {} (also {})", md.display(), html.display()),
+        Err(e) => note!("certificate: not rendered: {e}"),
+    }
 }
 
 #[cfg(test)]

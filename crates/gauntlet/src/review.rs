@@ -2,11 +2,11 @@
 //! stored run's checks, and the readiness certificate (Markdown and HTML) a release manager
 //! files with the release.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gauntlet_engine::exit;
-use gauntlet_report::{Decision, ReadinessReport, Report, StepReport, table_cell as cell};
+use gauntlet_report::certificate::{Certificate, SignoffRow};
+use gauntlet_report::{ReadinessReport, Report, StepReport};
 use gauntlet_review::{readiness, signoff};
 use gauntlet_store::Store;
 
@@ -161,223 +161,70 @@ pub fn write_certificate(
 ) -> Result<(PathBuf, PathBuf), CliError> {
     let stored = load(store, run)?;
     let trust = crate::keys::optional_trust(global, trust)?;
-    let markdown = certificate(&stored, trust.as_ref())?;
+    let signoffs = signoff_rows(&stored, trust.as_ref());
+    let valid: Vec<String> = signoffs
+        .iter()
+        .filter_map(|row| match row {
+            SignoffRow::Verified { role, .. } => Some(role.clone()),
+            _ => None,
+        })
+        .collect();
+    let report = &stored.report;
+    let (decision, conditions) = signoff::effective(report, &valid);
+    let digest = |relative: &str| {
+        std::fs::read(stored.run_dir.join(relative))
+            .map(|b| gauntlet_report::sha256_hex(&b))
+            .map_err(|e| e.to_string())
+    };
+    let certificate = Certificate {
+        report,
+        decision,
+        conditions,
+        signoffs,
+        verifier: trust.is_some(),
+        readiness: score(&stored).ok().map(|(r, _)| r),
+        attestation: report
+            .trust
+            .as_ref()
+            .and_then(|t| t.attestation.as_ref())
+            .map(|att| (stored.run_dir.join(att).display().to_string(), digest(att))),
+        report_digest: digest("report.json"),
+        issued_at: gauntlet_engine::now_rfc3339(),
+    };
     let md_path = stored.run_dir.join("certificate.md");
     let html_path = stored.run_dir.join("certificate.html");
-    gauntlet_report::write_atomic(&md_path, markdown.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", md_path.display()))?;
-    let decision = markdown_decision(&markdown).unwrap_or(stored.report.decision);
-    let title = format!(
-        "Readiness certificate — {} {}",
-        stored.report.service.name, stored.report.service.version
-    );
-    gauntlet_report::write_atomic(&html_path, html(decision, &title, &markdown).as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", html_path.display()))?;
+    for (path, text) in [
+        (&md_path, certificate.to_markdown()),
+        (&html_path, certificate.to_html()),
+    ] {
+        gauntlet_report::write_atomic(path, text.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     Ok((md_path, html_path))
 }
 
-fn certificate(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Result<String, CliError> {
-    let report = &stored.report;
-    // Sign-offs count only when they verify against the role's key in the spec, else the
-    // keyring (or the given key).
-    let signoffs = signoff::verify_all(
-        &stored.run_dir,
-        &report.run_id,
-        stored.spec.as_ref().and_then(|s| s.signoffs.as_ref()),
-        trust,
-    );
-    let valid: Vec<String> = signoffs
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(role, _)| role.clone())
-        .collect();
-    let (decision, conditions) = signoff::effective(report, &valid);
-    let readiness = score(stored).ok();
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "# Readiness certificate — {} {}\n",
-        report.service.name, report.service.version
-    );
-    let _ = writeln!(
-        md,
-        "**Decision: {decision}**{}\n",
-        if decision == report.decision {
-            String::new()
-        } else {
-            format!(" (recorded at the end of the run: {})", report.decision)
-        }
-    );
-    let _ = writeln!(md, "{}\n", report.summary);
-    let _ = writeln!(
-        md,
-        "Run `{}` · {} → {} · gauntlet {} · spec `{}` (sha256 `{}`)\n",
-        report.run_id,
-        report.started_at,
-        report.finished_at,
-        report.gauntlet_version,
-        report.spec.path,
-        report.spec.sha256
-    );
-    let _ = writeln!(md, "## Conditions\n");
-    if conditions.is_empty() {
-        let _ = writeln!(md, "None.\n");
-    } else {
-        let _ = writeln!(md, "| condition | owner | deadline | reason |");
-        let _ = writeln!(md, "|---|---|---|---|");
-        for c in &conditions {
-            let owner = match (&c.owner, &c.owner_role) {
-                (Some(who), Some(role)) => format!("{who} ({role})"),
-                (None, Some(role)) => role.clone(),
-                _ => "—".into(),
-            };
-            let _ = writeln!(
-                md,
-                "| `{}` | {} | {} | {} |",
-                c.check,
-                cell(&owner),
-                c.deadline.as_deref().unwrap_or("—"),
-                cell(&c.reason)
-            );
-        }
-        md.push('\n');
-    }
-    let _ = writeln!(md, "## Sign-offs\n");
-    let required: Vec<String> = stored
-        .spec
-        .as_ref()
-        .and_then(|s| s.signoffs.as_ref())
+/// Each sign-off made, counted only when it verifies against the role's key in the spec,
+/// else the keyring (or the given key); then each required role still awaited.
+fn signoff_rows(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Vec<SignoffRow> {
+    let section = stored.spec.as_ref().and_then(|s| s.signoffs.as_ref());
+    let made = signoff::verify_all(&stored.run_dir, &stored.report.run_id, section, trust);
+    let awaited: Vec<SignoffRow> = section
         .map(|s| s.required.clone())
-        .unwrap_or_default();
-    if signoffs.is_empty() && required.is_empty() {
-        let _ = writeln!(md, "None required, none made.\n");
-    } else {
-        let _ = writeln!(md, "| role | by | when | key | status |");
-        let _ = writeln!(md, "|---|---|---|---|---|");
-        for (role, result) in &signoffs {
-            match result {
-                Ok((s, key)) => {
-                    let _ = writeln!(
-                        md,
-                        "| {role} | {} | {} | `{key}` | ✅ verified |",
-                        cell(&s.by),
-                        s.time
-                    );
-                }
-                Err(e) => {
-                    let _ = writeln!(md, "| {role} | — | — | — | ❌ refused: {} |", cell(e));
-                }
-            }
-        }
-        for role in required
-            .iter()
-            .filter(|r| !signoffs.iter().any(|(s, _)| s == *r))
-        {
-            let _ = writeln!(md, "| {role} | — | — | — | awaited |");
-        }
-        if trust.is_none() {
-            let _ = writeln!(
-                md,
-                "\nNo keyring to verify sign-offs with: none is counted."
-            );
-        }
-        md.push('\n');
-    }
-    match &readiness {
-        Some((r, _)) => md.push_str(&gauntlet_report::readiness_markdown(r)),
-        None => {
-            let _ = writeln!(md, "## Readiness\n\nThe spec has no readiness checklist.\n");
-        }
-    }
-    match &report.gates {
-        Some(gates) => md.push_str(&gauntlet_report::gates_markdown(gates)),
-        None => {
-            let _ = writeln!(md, "## Gates\n\nThe spec has no gates.\n");
-        }
-    }
-    let _ = writeln!(md, "## Steps\n");
-    let _ = writeln!(md, "| step | outcome | checks passed |");
-    let _ = writeln!(md, "|---|---|---|");
-    for step in &report.steps {
-        let passed = step.checks.iter().filter(|c| c.outcome.is_pass()).count();
-        let _ = writeln!(
-            md,
-            "| {} | {} | {passed}/{} |",
-            step.name,
-            step.outcome.as_str(),
-            step.checks.len()
-        );
-    }
-    md.push('\n');
-    let _ = writeln!(md, "## Evidence\n");
-    let trust_info = report.trust.clone().unwrap_or_default();
-    let _ = writeln!(
-        md,
-        "- Green fingerprint: {}",
-        trust_info
-            .green_fingerprint
-            .as_deref()
-            .map_or("none (no preflight)".to_string(), |f| format!("`{f}`"))
-    );
-    match &trust_info.attestation {
-        Some(att) => {
-            let digest = std::fs::read(stored.run_dir.join(att))
-                .map(|b| gauntlet_report::sha256_hex(&b))
-                .unwrap_or_else(|e| format!("unreadable: {e}"));
-            let _ = writeln!(
-                md,
-                "- Attestation: `{att}`, sha256 `{digest}`, signed by key `{}` (`gauntlet attest verify {} --key KEY.pub`)",
-                trust_info.signing_key.as_deref().unwrap_or("?"),
-                stored.run_dir.join(att).display()
-            );
-        }
-        None => {
-            let _ = writeln!(md, "- Attestation: none");
-        }
-    }
-    let report_digest = std::fs::read(stored.run_dir.join("report.json"))
-        .map(|b| gauntlet_report::sha256_hex(&b))
-        .unwrap_or_else(|e| format!("unreadable: {e}"));
-    let _ = writeln!(md, "- Report: `report.json`, sha256 `{report_digest}`");
-    let _ = writeln!(
-        md,
-        "\n_Issued {} from the stored run; nothing here was typed in by hand._",
-        gauntlet_engine::now_rfc3339()
-    );
-    Ok(md)
-}
-
-/// The decision line the certificate opens with.
-fn markdown_decision(markdown: &str) -> Option<Decision> {
-    let line = markdown.lines().find(|l| l.starts_with("**Decision: "))?;
-    [
-        Decision::Go,
-        Decision::Conditional,
-        Decision::NoGo,
-        Decision::Inconclusive,
-        Decision::Aborted,
-    ]
-    .into_iter()
-    .find(|d| line.starts_with(&format!("**Decision: {d}**")))
-}
-
-/// The same certificate as a standalone HTML page (raw HTML in cells is escaped).
-fn html(decision: Decision, title: &str, markdown: &str) -> String {
-    use pulldown_cmark::{Event, Options, Parser, html};
-    let parser = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|event| match event {
-        // Text from the run (reasons, names) is never markup.
-        Event::Html(text) | Event::InlineHtml(text) => Event::Text(text),
-        other => other,
-    });
-    let mut body = String::new();
-    html::push_html(&mut body, parser);
-    let colour = match decision {
-        Decision::Go => "#1a7f37",
-        Decision::Conditional => "#9a6700",
-        _ => "#cf222e",
-    };
-    let title = gauntlet_report::svg::escape(title);
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem}}table{{border-collapse:collapse;margin:1rem 0}}td,th{{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}}strong{{color:{colour}}}code{{background:#f6f8fa}}</style></head>\n<body>\n{body}</body></html>\n"
-    )
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| !made.iter().any(|(s, _)| s == r))
+        .map(|role| SignoffRow::Awaited { role })
+        .collect();
+    made.into_iter()
+        .map(|(role, checked)| match checked {
+            Ok((s, key)) => SignoffRow::Verified {
+                role,
+                by: s.by,
+                time: s.time,
+                key,
+            },
+            Err(why) => SignoffRow::Refused { role, why },
+        })
+        .chain(awaited)
+        .collect()
 }
