@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 use gauntlet_report::{Check, Condition, Decided, Decision, Outcome, Severity, StepReport};
 use gauntlet_spec::GatingMode;
 
-use crate::exit;
-
 /// The step that brings the systems up; its checks gate the others but prove nothing alone.
 pub const SETUP_STEP: &str = gauntlet_spec::steps::SETUP;
 
@@ -104,23 +102,6 @@ pub fn decide(
         decision,
         conditions,
         summary: format!("{decision}: {headline} ({tally})."),
-    }
-}
-
-/// The process exit code for a decision.
-pub fn exit_code(decision: Decision, gating: GatingMode, strict: bool) -> i32 {
-    if decision == Decision::Aborted {
-        return exit::NO_GO;
-    }
-    if gating == GatingMode::None {
-        return exit::GO;
-    }
-    match decision {
-        Decision::Go => exit::GO,
-        Decision::Conditional if strict => exit::NO_GO,
-        Decision::Conditional => exit::GO,
-        Decision::NoGo | Decision::Aborted => exit::NO_GO,
-        Decision::Inconclusive => exit::INCONCLUSIVE,
     }
 }
 
@@ -252,19 +233,5 @@ mod tests {
             decided(&[], GatingMode::Hard).decision,
             Decision::Inconclusive
         );
-    }
-
-    #[test]
-    fn exit_codes_follow_the_decision_and_the_mode() {
-        assert_eq!(exit_code(Decision::Go, GatingMode::Hard, false), 0);
-        assert_eq!(exit_code(Decision::Conditional, GatingMode::Hard, false), 0);
-        assert_eq!(exit_code(Decision::Conditional, GatingMode::Hard, true), 1);
-        assert_eq!(exit_code(Decision::NoGo, GatingMode::Hard, false), 1);
-        assert_eq!(
-            exit_code(Decision::Inconclusive, GatingMode::Hard, false),
-            3
-        );
-        assert_eq!(exit_code(Decision::NoGo, GatingMode::None, false), 0);
-        assert_eq!(exit_code(Decision::Aborted, GatingMode::None, false), 1);
     }
 }

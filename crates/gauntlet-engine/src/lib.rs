@@ -12,7 +12,6 @@ mod alerts;
 mod child_env;
 mod context;
 mod decision;
-pub mod exit;
 pub mod faults;
 mod identity;
 pub mod journal;
@@ -26,7 +25,7 @@ mod timeline;
 pub mod trust;
 
 pub use context::{Observer, RunContext, Silent, now_rfc3339};
-pub use decision::{SETUP_STEP, decide, exit_code};
+pub use decision::{SETUP_STEP, decide};
 pub use identity::ProcessIdentity;
 pub use run::{
     EngineError, Recovered, RunOptions, RunOutcome, reap_abandoned, recover_runs, run,

@@ -18,7 +18,7 @@ use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::context::{Observer, Recorder, RunContext, System, now_rfc3339};
-use crate::decision::{Owners, SETUP_STEP, decide, exit_code};
+use crate::decision::{Owners, SETUP_STEP, decide};
 use crate::identity::ProcessIdentity;
 use crate::journal::CleanupJournal;
 use crate::steps::{self, Step};
@@ -219,7 +219,11 @@ pub(crate) async fn run_steps(
         started_at: begun.started_at.clone(),
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: exit_code(decided.decision, plan.gating, options.strict),
+        exit_code: gauntlet_report::exit::of(
+            decided.decision,
+            plan.gating == gauntlet_spec::GatingMode::None,
+            options.strict,
+        ),
         gating: plan.gating.as_str().to_string(),
         decision: decided.decision,
         summary: decided.summary,
@@ -1004,7 +1008,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             "{}",
             outcome.report.summary
         );
-        assert_eq!(outcome.report.exit_code, crate::exit::NO_GO);
+        assert_eq!(outcome.report.exit_code, gauntlet_report::exit::NO_GO);
         assert_eq!(
             outcome.report.steps[0].outcome,
             Outcome::Pass,

@@ -282,7 +282,10 @@ mod tests {
         assert!(md.contains("| sre | — | — | — | awaited |"));
         assert!(md.contains("sha256 `unreadable: gone`"), "{md}");
         let html = certificate.to_html();
-        assert!(!html.contains("<script>"), "text from the run is never markup");
+        assert!(
+            !html.contains("<script>"),
+            "text from the run is never markup"
+        );
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("strong{color:#1a7f37}"));
     }

@@ -11,6 +11,7 @@
 
 mod atomic;
 pub mod certificate;
+pub mod exit;
 mod junit;
 mod markdown;
 mod model;

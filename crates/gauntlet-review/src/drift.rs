@@ -149,7 +149,7 @@ mod tests {
             values: flags,
             path: None,
         });
-        std::fs::write(dir.join(MANIFEST_FILE), lock.to_bytes()).unwrap();
+        std::fs::write(dir.join(MANIFEST_FILE), lock.to_bytes().unwrap()).unwrap();
         std::fs::write(
             dir.join("report.json"),
             serde_json::json!({"trust": {"green_fingerprint": fingerprint}}).to_string(),

@@ -91,8 +91,7 @@ pub fn sign(
         report_sha256: sha256_hex(&bytes),
         time: crate::now_rfc3339(),
     };
-    let mut body = serde_json::to_vec_pretty(&signoff).unwrap_or_default();
-    body.push(b'\n');
+    let body = gauntlet_trust::json_document(&signoff, "sign-off")?;
     let comment = format!("gauntlet sign-off\trun:{run_id}\trole:{role}\tby:{by}");
     let signature = key.sign_minisign(&body, &comment)?;
     let path = record_path(run_dir, role);

@@ -121,8 +121,7 @@ pub fn sign(
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let statement = claim(plan, item, now)
         .ok_or_else(|| TrustError::Input(format!("`{}` is not an attested item", item.name)))?;
-    let mut body = serde_json::to_vec_pretty(&statement).unwrap_or_default();
-    body.push(b'\n');
+    let body = gauntlet_trust::json_document(&statement, "readiness attestation")?;
     let comment = format!(
         "gauntlet readiness attestation\titem:{}\trole:{role}\tstatus:{}",
         item.name, statement.status

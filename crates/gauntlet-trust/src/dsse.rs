@@ -58,8 +58,8 @@ impl Envelope {
         })
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>, TrustError> {
+        serde_json::to_vec(self).map_err(|e| TrustError::document("DSSE envelope", e))
     }
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Envelope, TrustError> {

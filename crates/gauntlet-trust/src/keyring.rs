@@ -338,8 +338,7 @@ impl Keyring {
             root: root.public().to_base64(),
             keys: self.keys.clone(),
         };
-        let mut bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        bytes.push(b'\n');
+        let bytes = crate::json_document(&file, "keyring")?;
         let signature = root.sign_minisign(
             &bytes,
             &format!("keyring:{}\tversion:{}", root.id, self.version),

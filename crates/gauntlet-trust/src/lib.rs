@@ -37,6 +37,11 @@ pub enum TrustError {
 }
 
 impl TrustError {
+    /// A document that could not be serialised: nothing is signed in its place.
+    pub fn document(what: &str, e: serde_json::Error) -> TrustError {
+        TrustError::Write(format!("cannot serialise the {what}: {e}"))
+    }
+
     /// A file that could not be read.
     pub fn io(path: &Path, e: std::io::Error) -> TrustError {
         TrustError::Input(format!("{}: {e}", path.display()))
@@ -46,6 +51,13 @@ impl TrustError {
     pub fn write(path: &Path, e: std::io::Error) -> TrustError {
         TrustError::Write(format!("cannot write {}: {e}", path.display()))
     }
+}
+
+/// `value` as pretty JSON ending in a newline: the bytes gauntlet signs and writes.
+pub fn json_document<T: serde::Serialize>(value: &T, what: &str) -> Result<Vec<u8>, TrustError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| TrustError::document(what, e))?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 pub(crate) fn now_rfc3339() -> String {

@@ -209,10 +209,8 @@ impl Lock {
         }
     }
 
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
-        bytes
+    pub fn to_bytes(&self) -> Result<Vec<u8>, TrustError> {
+        crate::json_document(self, "lock")
     }
 
     pub fn parse(bytes: &[u8], what: &str) -> Result<Lock, TrustError> {
@@ -229,7 +227,7 @@ impl Lock {
 
     /// Writes the lock and its minisign signature (`PATH.minisig`).
     pub fn write_signed(&self, path: &Path, key: &SigningKey) -> Result<(), TrustError> {
-        let bytes = self.to_bytes();
+        let bytes = self.to_bytes()?;
         let release = self
             .release
             .as_ref()

@@ -70,8 +70,7 @@ impl Statement {
 
     /// Writes the statement into `DIR/status/`, signed by `key` itself.
     pub fn write(&self, dir: &Path, key: &SigningKey) -> Result<PathBuf, TrustError> {
-        let mut bytes = serde_json::to_vec_pretty(self).unwrap_or_default();
-        bytes.push(b'\n');
+        let bytes = crate::json_document(self, "key status statement")?;
         let status = match self.status {
             Change::Revoked => "revoked",
             Change::Retired => "retired",

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_engine::exit;
+use gauntlet_report::exit;
 use gauntlet_trust::{Keyring, attest};
 
 use crate::CliError;

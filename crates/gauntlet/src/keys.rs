@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_engine::exit;
+use gauntlet_report::exit;
 use gauntlet_trust::keyring::{KeyStatus, ROOT_PUBLIC};
 use gauntlet_trust::keys::PASSWORD_ENV;
 use gauntlet_trust::{Keyring, Statuses, Trust};

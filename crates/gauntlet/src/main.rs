@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use gauntlet_engine::{Observer, RunOptions, Silent, exit};
+use gauntlet_engine::{Observer, RunOptions, Silent};
+use gauntlet_report::exit;
 use gauntlet_spec::SpecErrors;
 use gauntlet_store::Store;
 

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use gauntlet_engine::exit;
 use gauntlet_engine::steps::canary::{Panel, StageEnd, StageJudge, read_observations};
 use gauntlet_net::{LoadPlan, Model, Outgoing, WeightedRequest, run_load};
+use gauntlet_report::exit;
 use gauntlet_spec::units::{Duration as SpecDuration, Rate};
 use gauntlet_stats::Verdict;
 

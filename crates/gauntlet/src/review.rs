@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_engine::exit;
 use gauntlet_report::certificate::{Certificate, SignoffRow};
+use gauntlet_report::exit;
 use gauntlet_report::{ReadinessReport, Report, StepReport};
 use gauntlet_review::{readiness, signoff};
 use gauntlet_store::Store;

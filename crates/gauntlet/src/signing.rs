@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_engine::exit;
 use gauntlet_engine::trust::Project;
+use gauntlet_report::exit;
 use gauntlet_trust::lock::{self, Bump, Lock, Release};
 use gauntlet_trust::{Keyring, TrustError, sbom};
 
