@@ -4,7 +4,9 @@
 //! proves nothing about this fault — within its bound. Without a Prometheus to evaluate the
 //! rules or an Alertmanager to deliver them the check is inconclusive, never a pass.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::ExpectedAlert;
@@ -51,18 +53,20 @@ pub async fn wait_for(
             ));
             continue;
         }
-        let deadline = tokio::time::Instant::from_std(fault_instant + expected.within.as_std());
+        let deadline = fault_instant + expected.within.as_std();
+        // Notices are stamped on the wall's monotonic clock as they arrive.
+        let fault_seen = fault_instant.into_std();
         let fresh = |n: &gauntlet_net::AlertNotice| {
             n.name == expected.name
                 && n.status == "firing"
-                && n.arrived >= fault_instant
+                && n.arrived >= fault_seen
                 // (a time in another notation than UTC's `Z` is not held against it)
                 && humantime::parse_rfc3339(&n.starts_at)
                     .map_or(true, |t| t + Duration::from_secs(1) >= fault_wall)
         };
         match receiver.wait_for(fresh, deadline).await {
             Some(notice) => {
-                let after = notice.arrived.saturating_duration_since(fault_instant);
+                let after = notice.arrived.saturating_duration_since(fault_seen);
                 let fired = humantime::parse_rfc3339(&notice.starts_at)
                     .ok()
                     .and_then(|t| t.duration_since(fault_wall).ok());
@@ -91,7 +95,7 @@ pub async fn wait_for(
                 let seen: Vec<String> = receiver
                     .notices()
                     .iter()
-                    .filter(|n| n.arrived >= fault_instant)
+                    .filter(|n| n.arrived >= fault_seen)
                     .map(|n| format!("{} ({})", n.name, n.status))
                     .collect();
                 checks.push(check.measured("no notification").outcome(

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
+
+use tokio::time::Instant;
 
 use gauntlet_net::HttpClient;
 use gauntlet_report::{
@@ -140,48 +142,33 @@ impl Recorder {
         });
     }
 
-    /// Keeps a drill's timeline, and its times as measurements (`chaos.NAME.time_to_detect`,
-    /// `chaos.NAME.time_to_recover`, `chaos.NAME.time_to_alert.ALERT`, in seconds).
-    pub fn push_drill(&self, drill: DrillReport) {
-        let prefix = format!("{}.{}", drill.step, drill.name);
-        if let Some(ms) = drill.time_to_detect_ms {
-            self.measure(&format!("{prefix}.time_to_detect"), ms as f64 / 1e3);
-        }
-        if let Some(ms) = drill.time_to_recover_ms {
-            self.measure(&format!("{prefix}.time_to_recover"), ms as f64 / 1e3);
-        }
-        for (alert, ms) in &drill.time_to_alert_ms {
-            self.measure(&format!("{prefix}.time_to_alert.{alert}"), *ms as f64 / 1e3);
-        }
-        self.lock().drills.push(drill);
-    }
-
     pub fn run_dir(&self) -> &Path {
         &self.run_dir
     }
 
-    pub fn set_release(&self, facts: crate::trust::ReleaseFacts) {
-        self.lock().release = facts;
-    }
-
-    /// Records (or replaces) one measurement: seconds, ratios or counts.
-    pub fn measure(&self, name: &str, value: f64) {
-        if value.is_finite() {
-            self.lock().measurements.insert(name.to_string(), value);
+    /// Keeps what a step handed back besides its checks, and returns the checks.
+    pub fn absorb(
+        &self,
+        step: &str,
+        output: crate::steps::StepOutput,
+    ) -> Vec<gauntlet_report::Check> {
+        let mut inner = self.lock();
+        inner.measurements.extend(output.measurements);
+        inner.drills.extend(output.drills);
+        if let Some(gates) = output.gates {
+            inner.gates = Some(gates);
         }
-    }
-
-    /// Adds a step's failed requests (grouped by the split) for the failure taxonomy.
-    pub fn failed_requests(&self, step: &str, failures: Vec<gauntlet_net::FailedRequests>) {
-        self.lock()
+        if let Some(release) = output.release {
+            inner.release = release;
+        }
+        let failed = output.failed_requests.into_iter();
+        inner
             .failed_requests
-            .extend(failures.into_iter().map(|f| (step.to_string(), f)));
+            .extend(failed.map(|f| (step.to_string(), f)));
+        output.checks
     }
 
-    pub fn set_gates(&self, gates: gauntlet_report::GatesReport) {
-        self.lock().gates = Some(gates);
-    }
-
+    /// What the steps so far measured (gates read them).
     pub fn measurements(&self) -> std::collections::BTreeMap<String, f64> {
         self.lock().measurements.clone()
     }

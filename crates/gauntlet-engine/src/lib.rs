@@ -21,6 +21,8 @@ mod run;
 pub mod steps;
 mod supervisor;
 pub mod taxonomy;
+#[cfg(test)]
+mod testing;
 mod timeline;
 pub mod trust;
 

@@ -626,7 +626,7 @@ async fn pipeline(
         recorder.step_started(step.name());
         let at = now_rfc3339();
         let began = Instant::now();
-        let checks = step.run(&ctx).await;
+        let checks = recorder.absorb(step.name(), step.run(&ctx).await);
         let report = StepReport {
             name: step.name().to_string(),
             outcome: step_outcome(&checks),

@@ -4,7 +4,9 @@
 //! the report's drill entry and an SVG in the run directory.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gauntlet_report::{DrillEvent, DrillReport, Outcome};
 
@@ -113,8 +115,8 @@ impl Timeline {
             .map(|e| Duration::from_millis(e.at_ms))
     }
 
-    /// Ends the drill: its chart (`svg`, under the step's evidence) and its entry in the
-    /// report. `rounds` are the probe rounds (when, and whether the hypothesis held).
+    /// Ends the drill: writes its chart (`svg`, under the step's evidence) and returns its
+    /// entry in the report. `rounds` are the probe rounds (when, and whether the hypothesis held).
     pub fn finish(
         self,
         recorder: &Recorder,
@@ -123,13 +125,13 @@ impl Timeline {
         outcome: Outcome,
         rounds: &[(Duration, bool)],
         times: Times,
-    ) {
+    ) -> DrillReport {
         let mut events = self.events;
         events.sort_by_key(|e| e.at_ms);
         let chart = gauntlet_report::svg::timeline(&self.drill, &events, rounds);
         let svg = recorder.evidence(self.step, svg, chart.as_bytes()).ok();
         let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
-        recorder.push_drill(DrillReport {
+        DrillReport {
             step: self.step.into(),
             name: self.drill,
             expect,
@@ -140,6 +142,6 @@ impl Timeline {
             time_to_alert_ms: self.alerts,
             events,
             svg,
-        });
+        }
     }
 }

@@ -20,7 +20,7 @@ mod traffic;
 mod webhook;
 
 pub use client::{HttpClient, NetError, Outgoing, Response};
-pub use load::{LoadPlan, LoadReport, Model, latency_histogram, run_load};
+pub use load::{LoadPlan, LoadReport, Model, Threads, latency_histogram, run_load};
 pub use proxy::{
     ActiveFault, ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy, Protocol,
     ProxyStats,

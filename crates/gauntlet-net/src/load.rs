@@ -41,6 +41,7 @@ pub struct LoadPlan {
     pub seed: u64,
     /// HTTP/2 with prior knowledge (h2c) instead of HTTP/1.1.
     pub http2: bool,
+    pub threads: Threads,
 }
 
 #[derive(Debug, Clone)]
@@ -136,8 +137,6 @@ where
 
 /// Runs the plan until its duration, its request count, or `stop` ends it.
 pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
-    let connections = plan.connections.max(1);
-    let total_weight: u64 = plan.mix.iter().map(|w| u64::from(w.weight)).sum();
     let mut report = LoadReport {
         sent: 0,
         statuses: BTreeMap::new(),
@@ -151,126 +150,25 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
         .map(|w| prepare(&plan.authority, plan.http2, w))
         .collect();
     let prepared = match prepared {
-        Ok(prepared) => Arc::new(prepared),
+        Ok(prepared) => prepared,
         Err(e) => {
             report.errors.insert(e, 1);
             return report;
         }
     };
     let started = Instant::now();
-    let deadline = started + plan.duration;
-    // One single-threaded event loop per core, each with its share of the connections (as
-    // wrk does): a connection's I/O task and its worker stay on one thread, so a request
-    // never crosses cores.
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(connections);
-    let mut finished = Vec::new();
-    for t in 0..threads {
-        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<Worker>>();
-        finished.push(rx);
-        let plan = plan.clone();
-        let stop = stop.clone();
-        let prepared = prepared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("gauntlet-load-{t}"))
-            .spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                let workers = runtime.block_on(async {
-                    let mut set = tokio::task::JoinSet::new();
-                    for k in (t..connections).step_by(threads) {
-                        let plan = plan.clone();
-                        let stop = stop.clone();
-                        let prepared = prepared.clone();
-                        set.spawn(async move {
-            // One timer per worker: a request still unanswered a little after the deadline
-            // is given up, so the run ends.
-            let give_up = tokio::time::sleep_until((deadline + Duration::from_secs(2)).into());
-            tokio::pin!(give_up);
-            let mut me = Worker {
-                histogram: latency_histogram(),
-                statuses: vec![0; 600],
-                errors: BTreeMap::new(),
-                sent: 0,
-            };
-            let mut rng = SplitMix64::new(plan.seed ^ (k as u64).wrapping_mul(0x9E37_79B9));
-            let mut sender: Option<Sender> = None;
-            let per_worker = plan.max_requests / connections as u64
-                + u64::from((k as u64) < plan.max_requests % connections as u64);
-            for j in 0..per_worker {
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let intended = match plan.model {
-                    Model::Open { rate } => {
-                        let i = k as u64 + j * connections as u64;
-                        let due = started + Duration::from_secs_f64(i as f64 / rate);
-                        if due >= deadline {
-                            break;
-                        }
-                        tokio::time::sleep_until(due.into()).await;
-                        due
-                    }
-                    Model::Closed => Instant::now(),
-                };
-                if intended >= deadline {
-                    break;
-                }
-                let mut pick = rng.below(total_weight.max(1));
-                let Some(chosen) = prepared.iter().find(|w| {
-                    let hit = pick < w.weight;
-                    pick = pick.saturating_sub(w.weight);
-                    hit
-                }) else {
-                    break;
-                };
-                me.sent += 1;
-                let outcome = tokio::select! {
-                    outcome = send_one(&mut sender, &plan.authority, plan.http2, chosen) => outcome,
-                    _ = &mut give_up => Err("timed out".to_string()),
-                };
-                let micros = intended.elapsed().as_micros().max(1) as u64;
-                match outcome {
-                    Ok(status) => {
-                        if let Some(count) = me.statuses.get_mut(usize::from(status)) {
-                            *count += 1;
-                        }
-                        let _ = me.histogram.record(micros.min(3_600_000_000));
-                    }
-                    Err(e) => {
-                        *me.errors.entry(e).or_default() += 1;
-                        sender = None;
-                    }
-                }
-            }
-            me
-                        });
-                    }
-                    let mut done = Vec::new();
-                    while let Some(joined) = set.join_next().await {
-                        if let Ok(worker) = joined {
-                            done.push(worker);
-                        }
-                    }
-                    done
-                });
-                let _ = tx.send(workers);
-            });
-        if let Err(e) = spawned {
-            report
-                .errors
-                .insert(format!("cannot start a load thread: {e}"), 1);
-        }
-    }
-    let mut workers = Vec::new();
-    for rx in finished {
-        workers.extend(rx.await.unwrap_or_default());
-    }
+    let job = Arc::new(Job {
+        plan: plan.clone(),
+        total_weight: plan.mix.iter().map(|w| u64::from(w.weight)).sum(),
+        prepared,
+        stop,
+        started,
+        deadline: started + plan.duration,
+    });
+    let workers = match plan.threads {
+        Threads::Caller => run_workers(job, 0, 1).await,
+        Threads::PerCore => per_core(job, &mut report.errors).await,
+    };
     for worker in workers {
         report.sent += worker.sent;
         for (status, n) in worker.statuses.iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -283,6 +181,145 @@ pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
     }
     report.elapsed = started.elapsed();
     report
+}
+
+/// Where a load's connections run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Threads {
+    /// One single-threaded event loop per core, each with its share of the connections (as
+    /// wrk does): a connection's I/O task and its worker stay on one thread, so a request
+    /// never crosses cores.
+    #[default]
+    PerCore,
+    /// On the caller's runtime: a test on a paused clock drives the load in virtual time.
+    Caller,
+}
+
+/// What every worker of one load shares.
+struct Job {
+    plan: LoadPlan,
+    total_weight: u64,
+    prepared: Vec<Prepared>,
+    stop: Arc<AtomicBool>,
+    started: Instant,
+    deadline: Instant,
+}
+
+/// The connections spread over one thread per core (at most one per connection).
+async fn per_core(job: Arc<Job>, errors: &mut BTreeMap<String, u64>) -> Vec<Worker> {
+    let connections = job.plan.connections.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(connections);
+    let mut finished = Vec::new();
+    for t in 0..threads {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Vec<Worker>>();
+        finished.push(rx);
+        let job = job.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("gauntlet-load-{t}"))
+            .spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                let _ = tx.send(runtime.block_on(run_workers(job, t, threads)));
+            });
+        if let Err(e) = spawned {
+            errors.insert(format!("cannot start a load thread: {e}"), 1);
+        }
+    }
+    let mut workers = Vec::new();
+    for rx in finished {
+        workers.extend(rx.await.unwrap_or_default());
+    }
+    workers
+}
+
+/// Connections `first`, `first + step`, … on the current runtime, until each is done.
+async fn run_workers(job: Arc<Job>, first: usize, step: usize) -> Vec<Worker> {
+    let mut set = tokio::task::JoinSet::new();
+    for k in (first..job.plan.connections.max(1)).step_by(step) {
+        set.spawn(worker(job.clone(), k));
+    }
+    let mut done = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        if let Ok(worker) = joined {
+            done.push(worker);
+        }
+    }
+    done
+}
+
+/// Connection `k`: its share of the schedule, one request at a time.
+async fn worker(job: Arc<Job>, k: usize) -> Worker {
+    let (plan, connections) = (&job.plan, job.plan.connections.max(1));
+    // A request still unanswered a little after the deadline is given up, so the run ends.
+    let give_up = tokio::time::sleep_until((job.deadline + Duration::from_secs(2)).into());
+    tokio::pin!(give_up);
+    let mut me = Worker {
+        histogram: latency_histogram(),
+        statuses: vec![0; 600],
+        errors: BTreeMap::new(),
+        sent: 0,
+    };
+    let mut rng = SplitMix64::new(plan.seed ^ (k as u64).wrapping_mul(0x9E37_79B9));
+    let mut sender: Option<Sender> = None;
+    let per_worker = plan.max_requests / connections as u64
+        + u64::from((k as u64) < plan.max_requests % connections as u64);
+    for j in 0..per_worker {
+        if job.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let intended = match plan.model {
+            Model::Open { rate } => {
+                let i = k as u64 + j * connections as u64;
+                let due = job.started + Duration::from_secs_f64(i as f64 / rate);
+                if due >= job.deadline {
+                    break;
+                }
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+            Model::Closed => Instant::now(),
+        };
+        if intended >= job.deadline {
+            break;
+        }
+        let Some(chosen) = pick(&job.prepared, rng.below(job.total_weight.max(1))) else {
+            break;
+        };
+        me.sent += 1;
+        let outcome = tokio::select! {
+            outcome = send_one(&mut sender, &plan.authority, plan.http2, chosen) => outcome,
+            _ = &mut give_up => Err("timed out".to_string()),
+        };
+        let micros = intended.elapsed().as_micros().max(1) as u64;
+        match outcome {
+            Ok(status) => {
+                if let Some(count) = me.statuses.get_mut(usize::from(status)) {
+                    *count += 1;
+                }
+                let _ = me.histogram.record(micros.min(3_600_000_000));
+            }
+            Err(e) => {
+                *me.errors.entry(e).or_default() += 1;
+                sender = None;
+            }
+        }
+    }
+    me
+}
+
+/// The request of the mix that a draw below the total weight falls on.
+fn pick(prepared: &[Prepared], mut draw: u64) -> Option<&Prepared> {
+    prepared.iter().find(|w| {
+        let hit = draw < w.weight;
+        draw = draw.saturating_sub(w.weight);
+        hit
+    })
 }
 
 /// A request of the mix, parsed once: each send clones cheap parts instead of parsing the

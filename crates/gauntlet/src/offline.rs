@@ -308,6 +308,7 @@ pub fn load(
         max_requests: u64::MAX,
         seed: 1,
         http2,
+        threads: gauntlet_net::Threads::PerCore,
     };
     let report = runtime()?.block_on(run_load(&plan, Arc::new(AtomicBool::new(false))));
     let quantiles = [0.5, 0.9, 0.95, 0.99, 0.999];

@@ -83,14 +83,12 @@ fn assert_nothing_left(run_dir: &Path) {
 fn demo_is_go_stores_the_run_and_leaves_no_process() {
     let _turn = heavy_turn();
     let s = Scratch::new();
-    let started = Instant::now();
     let out = s.run(&["demo"]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     // The outcome is the command's result: on stdout, progress and notes on stderr.
     let stdout = text(&out.stdout);
     assert!(stdout.trim_start().starts_with("GO "), "{stdout}");
-    assert!(started.elapsed() < Duration::from_secs(90));
     let run_dir = s.run_dirs().pop().expect("a run directory");
     let report = report(&run_dir);
     assert_eq!(report["decision"], "GO");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use gauntlet_net::{LoadPlan, Model, Outgoing, TrafficSplit, WeightedRequest, run_load};
+use gauntlet_net::{LoadPlan, Model, Outgoing, Threads, TrafficSplit, WeightedRequest, run_load};
 
 use crate::context::RunContext;
 
@@ -48,6 +48,13 @@ impl RunningLoad {
             max_requests: (rate * duration.as_secs_f64()).ceil() as u64 + 1,
             seed,
             http2: false,
+            // The steps' unit tests run on a paused clock: their load runs on the test's
+            // runtime, in virtual time (see `testing.rs`).
+            threads: if cfg!(test) {
+                Threads::Caller
+            } else {
+                Threads::PerCore
+            },
         };
         let handle = {
             let stop = stop.clone();

@@ -23,10 +23,10 @@ pub(crate) use stage::run_stage;
 pub use stage::{ArmTotals, LatencySample, StageEnd, StageJudge, StageRun};
 
 use gauntlet_net::TrafficSplit;
-use gauntlet_report::{Check, Outcome};
-use gauntlet_spec::{CanaryPlan, StageWeight, StepMeta};
+use gauntlet_report::{Check, Outcome, Severity};
+use gauntlet_spec::{CanaryPlan, Stage as StagePlan, StageWeight, StepMeta};
 
-use super::{Step, StepFuture, severity};
+use super::{Step, StepFuture, StepOutput, severity};
 use crate::context::RunContext;
 
 const STEP: &str = gauntlet_spec::StepName::Canary.as_str();
@@ -45,105 +45,138 @@ impl Step for Canary {
     }
 }
 
-async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
+/// Phases: start the split; per stage, set the weight, **bake** under load while the panel
+/// judges, keep the evidence; on a reject, an abort trigger or a stage without a decision,
+/// **roll back** at once; when every stage accepted, **promote**.
+async fn run(ctx: &RunContext, config: &CanaryPlan) -> StepOutput {
     let severity = severity(&config.meta);
-    let recorder = &ctx.recorder;
     let Some(baseline) = &ctx.baseline else {
         return vec![Check::new(STEP, "baseline", severity).outcome(
             Outcome::Inconclusive,
             "the canary compares the candidate with a baseline, and `targets.baseline` is not set",
-        )];
+        )]
+        .into();
     };
-    let (split, mut observations) = match TrafficSplit::start(
+    let started = TrafficSplit::start(
         baseline,
         &ctx.candidate,
         config.sticky_header.clone(),
         config.mirror.clone(),
         config.seed.derive("split", 0),
     )
-    .await
-    {
+    .await;
+    let (split, observations) = match started {
         Ok(started) => started,
         Err(e) => {
             return vec![Check::new(STEP, "traffic split", severity).outcome(
                 Outcome::Inconclusive,
                 format!("cannot start the traffic split: {e}"),
-            )];
+            )]
+            .into();
         }
     };
-    recorder.event(
-        Some(STEP),
-        "split",
-        format!("traffic split on {}", split.addr()),
-    );
-    let mut checks = Vec::new();
-    let mut totals: [ArmTotals; 2] = Default::default();
-    let stages = &config.stages;
-    for (index, stage) in stages.iter().enumerate() {
+    let said = format!("traffic split on {}", split.addr());
+    ctx.recorder.event(Some(STEP), "split", said);
+    let mut rollout = Rollout {
+        ctx,
+        config,
+        severity,
+        split,
+        observations,
+        totals: Default::default(),
+        output: StepOutput::default(),
+    };
+    for (index, stage) in config.stages.iter().enumerate() {
         let label = format!("stage {} ({})", index + 1, stage.weight);
-        let share = match &stage.weight {
-            StageWeight::Shadow => None,
-            StageWeight::Share(p) => Some(p.ratio()),
-        };
-        if share == Some(1.0) {
+        if matches!(&stage.weight, StageWeight::Share(p) if p.ratio() == 1.0) {
             break; // the 100% stage is the promotion, below
         }
-        match share {
-            None => split.set_shadow(),
-            Some(weight) => split.set_weight(weight),
+        match rollout.bake(index, stage, &label).await {
+            Some(StageEnd::Accepted) => continue,
+            Some(end) => {
+                rollout.roll_back(index, &label, &end).await;
+                return rollout.finish();
+            }
+            None => return rollout.finish(),
         }
-        recorder.event(
-            Some(STEP),
-            "stage",
-            format!(
-                "{label} started: bake up to {}, at least {} candidate samples",
-                stage.bake, stage.min_samples
-            ),
+    }
+    rollout.promote().await;
+    rollout.finish()
+}
+
+/// The canary in progress: its split, what the stages have seen so far, and its output.
+struct Rollout<'a> {
+    ctx: &'a RunContext,
+    config: &'a CanaryPlan,
+    severity: Severity,
+    split: TrafficSplit,
+    observations: tokio::sync::mpsc::UnboundedReceiver<gauntlet_stats::Observation>,
+    totals: [ArmTotals; 2],
+    output: StepOutput,
+}
+
+impl Rollout<'_> {
+    /// One stage at its weight, judged until a decision or the end of its bake; `None` when
+    /// its judges cannot be built (the check says why).
+    async fn bake(&mut self, index: usize, stage: &StagePlan, label: &str) -> Option<StageEnd> {
+        let (ctx, config, recorder) = (self.ctx, self.config, &self.ctx.recorder);
+        match &stage.weight {
+            StageWeight::Shadow => self.split.set_shadow(),
+            StageWeight::Share(p) => self.split.set_weight(p.ratio()),
+        }
+        let started = format!(
+            "{label} started: bake up to {}, at least {} candidate samples",
+            stage.bake, stage.min_samples
         );
-        let mut panel = match Panel::new(
+        recorder.event(Some(STEP), "stage", started);
+        let min_samples = u64::from(stage.min_samples);
+        let panel = Panel::new(
             &config.judges,
             config.alpha.ratio(),
             config.beta.ratio(),
-            u64::from(stage.min_samples),
-        ) {
+            min_samples,
+        );
+        let mut panel = match panel {
             Ok(panel) => panel,
             Err(e) => {
-                checks.push(
-                    Check::new(STEP, &format!("{label} judges"), severity)
+                self.output.checks.push(
+                    Check::new(STEP, &format!("{label} judges"), self.severity)
                         .outcome(Outcome::Inconclusive, format!("no judge can be built: {e}")),
                 );
-                return checks;
+                return None;
             }
+        };
+        let load = Load {
+            rate: config.rate.per_second(),
+            connections: config.connections as usize,
+            seed: config.seed.derive("load", index as u64),
         };
         let run = run_stage(
             ctx,
-            &split,
-            &mut observations,
+            &self.split,
+            &mut self.observations,
             &mut panel,
-            Load {
-                rate: config.rate.per_second(),
-                connections: config.connections as usize,
-                seed: config.seed.derive("load", index as u64),
-            },
+            load,
             stage.bake.as_std(),
-            u64::from(stage.min_samples),
+            min_samples,
             config.abort.as_ref(),
         )
         .await;
-        for (total, stage) in totals.iter_mut().zip(&run.arms) {
+        for (total, stage) in self.totals.iter_mut().zip(&run.arms) {
             total.add(stage);
         }
-        measure(recorder, &totals);
-        let evidence = stage_evidence(ctx, STEP, &label, &panel, &run);
-        let mut stage_checks = judge_checks(
-            STEP,
-            &label,
-            &panel,
-            &run,
-            severity,
-            &stage.weight.to_string(),
-        );
-        for check in &mut stage_checks {
+        measure(&mut self.output, &self.totals);
+        self.keep(label, &stage.weight, &panel, &run);
+        Some(run.end)
+    }
+
+    /// A stage's checks, with its evidence files, and what it said on the timeline.
+    fn keep(&mut self, label: &str, weight: &StageWeight, panel: &Panel, run: &StageRun) {
+        let recorder = &self.ctx.recorder;
+        let evidence = stage_evidence(self.ctx, STEP, label, panel, run);
+        let weight = weight.to_string();
+        let mut checks = judge_checks(STEP, label, panel, run, self.severity, &weight);
+        for check in &mut checks {
             check.evidence = evidence.clone();
         }
         let summary = format!(
@@ -154,88 +187,86 @@ async fn run(ctx: &RunContext, config: &CanaryPlan) -> Vec<Check> {
             run.baseline_samples
         );
         recorder.event(Some(STEP), "stage", summary);
-        recorder.event(
-            Some(STEP),
-            "stage-latency",
-            format!("{label}: {}", run.latency_summary),
-        );
-        checks.extend(stage_checks);
-        match &run.end {
-            StageEnd::Accepted => continue,
-            StageEnd::Rejected | StageEnd::Aborted(_) | StageEnd::TimedOut => {
-                if let StageEnd::Aborted(reason) = &run.end {
-                    checks.push(
-                        Check::new(STEP, &format!("{label} abort triggers"), severity)
-                            .samples(run.candidate_samples)
-                            .outcome(Outcome::Fail, reason.clone()),
-                    );
-                }
-                let why = match &run.end {
-                    StageEnd::Rejected => "a judge rejected the candidate",
-                    StageEnd::TimedOut => "the stage ended without a decision",
-                    _ => "an abort trigger fired",
-                };
-                recorder.event(Some(STEP), "rollback-decided", format!("{label}: {why}"));
-                split.set_weight(0.0);
-                let action = run_action(ctx, config.rollback.as_ref(), "rollback", &label).await;
-                let check = Check::new(STEP, "rollback", severity).threshold(hook_threshold(
-                    config.rollback.as_ref(),
-                    "the rollback hook succeeds",
-                    "gauntlet's split sends every request to the baseline",
-                ));
-                checks.push(match action {
-                    Ok(done) => {
-                        recorder.event(
-                            Some(STEP),
-                            "rollback-done",
-                            format!("all traffic on the baseline; {done}"),
-                        );
-                        check.outcome(Outcome::Pass, format!("rolled back after {label}: {done}"))
-                    }
-                    Err(e) => {
-                        recorder.event(Some(STEP), "rollback-failed", e.clone());
-                        check.outcome(Outcome::Fail, format!("rollback hook failed: {e}"))
-                    }
-                });
-                for later in stages.iter().skip(index + 1) {
-                    checks.push(
-                        Check::new(
-                            STEP,
-                            &format!("stage ({}) not reached", later.weight),
-                            severity,
-                        )
-                        .outcome(Outcome::Skipped, format!("rolled back at {label}")),
-                    );
-                }
-                recorder.failed_requests(STEP, split.failures());
-                return checks;
-            }
+        let latency = format!("{label}: {}", run.latency_summary);
+        recorder.event(Some(STEP), "stage-latency", latency);
+        self.output.checks.extend(checks);
+        if let StageEnd::Aborted(reason) = &run.end {
+            self.output.checks.push(
+                Check::new(STEP, &format!("{label} abort triggers"), self.severity)
+                    .samples(run.candidate_samples)
+                    .outcome(Outcome::Fail, reason.clone()),
+            );
         }
     }
-    split.set_weight(1.0);
-    recorder.event(
-        Some(STEP),
-        "promotion",
-        "every stage accepted: all traffic on the candidate",
-    );
-    let check = Check::new(STEP, "promotion", severity).threshold(hook_threshold(
-        config.promote.as_ref(),
-        "the promotion hook succeeds",
-        "gauntlet's split sends every request to the candidate",
-    ));
-    checks.push(
-        match run_action(ctx, config.promote.as_ref(), "promote", "100%").await {
-            Ok(done) => check.outcome(Outcome::Pass, format!("promoted to 100%: {done}")),
-            Err(e) => check.outcome(Outcome::Fail, format!("promotion hook failed: {e}")),
-        },
-    );
-    recorder.failed_requests(STEP, split.failures());
-    checks
+
+    /// Every request to the baseline at once, then the rollback hook; the stages not
+    /// reached are skipped.
+    async fn roll_back(&mut self, index: usize, label: &str, end: &StageEnd) {
+        let (ctx, config, recorder) = (self.ctx, self.config, &self.ctx.recorder);
+        let why = match end {
+            StageEnd::Rejected => "a judge rejected the candidate",
+            StageEnd::TimedOut => "the stage ended without a decision",
+            _ => "an abort trigger fired",
+        };
+        recorder.event(Some(STEP), "rollback-decided", format!("{label}: {why}"));
+        self.split.set_weight(0.0);
+        let action = run_action(ctx, config.rollback.as_ref(), "rollback", label).await;
+        let check = Check::new(STEP, "rollback", self.severity).threshold(hook_threshold(
+            config.rollback.as_ref(),
+            "the rollback hook succeeds",
+            "gauntlet's split sends every request to the baseline",
+        ));
+        self.output.checks.push(match action {
+            Ok(done) => {
+                let said = format!("all traffic on the baseline; {done}");
+                recorder.event(Some(STEP), "rollback-done", said);
+                check.outcome(Outcome::Pass, format!("rolled back after {label}: {done}"))
+            }
+            Err(e) => {
+                recorder.event(Some(STEP), "rollback-failed", e.clone());
+                check.outcome(Outcome::Fail, format!("rollback hook failed: {e}"))
+            }
+        });
+        for later in config.stages.iter().skip(index + 1) {
+            let name = format!("stage ({}) not reached", later.weight);
+            self.output.checks.push(
+                Check::new(STEP, &name, self.severity)
+                    .outcome(Outcome::Skipped, format!("rolled back at {label}")),
+            );
+        }
+    }
+
+    /// Every stage accepted: all traffic on the candidate, then the promotion hook.
+    async fn promote(&mut self) {
+        self.split.set_weight(1.0);
+        self.ctx.recorder.event(
+            Some(STEP),
+            "promotion",
+            "every stage accepted: all traffic on the candidate",
+        );
+        let hook = self.config.promote.as_ref();
+        let check = Check::new(STEP, "promotion", self.severity).threshold(hook_threshold(
+            hook,
+            "the promotion hook succeeds",
+            "gauntlet's split sends every request to the candidate",
+        ));
+        self.output
+            .checks
+            .push(match run_action(self.ctx, hook, "promote", "100%").await {
+                Ok(done) => check.outcome(Outcome::Pass, format!("promoted to 100%: {done}")),
+                Err(e) => check.outcome(Outcome::Fail, format!("promotion hook failed: {e}")),
+            });
+    }
+
+    fn finish(mut self) -> StepOutput {
+        self.output.failed_requests = self.split.failures();
+        self.output
+    }
 }
 
 /// The canary's totals so far, per arm, for the gates: `canary.candidate.latency_p99`
 /// (seconds), `canary.baseline.error_rate` (a ratio), `canary.candidate.requests`, ….
-fn measure(recorder: &crate::context::Recorder, totals: &[ArmTotals; 2]) {
+fn measure(output: &mut StepOutput, totals: &[ArmTotals; 2]) {
     for (arm, total) in ["baseline", "candidate"].iter().zip(totals) {
         for (name, q) in [
             ("latency_p50", 0.5),
@@ -244,13 +275,13 @@ fn measure(recorder: &crate::context::Recorder, totals: &[ArmTotals; 2]) {
             ("latency_p99", 0.99),
         ] {
             if let Some(v) = total.latency(q) {
-                recorder.measure(&format!("{STEP}.{arm}.{name}"), v);
+                output.measure(format!("{STEP}.{arm}.{name}"), v);
             }
         }
         if let Some(rate) = total.error_rate() {
-            recorder.measure(&format!("{STEP}.{arm}.error_rate"), rate);
+            output.measure(format!("{STEP}.{arm}.error_rate"), rate);
         }
-        recorder.measure(&format!("{STEP}.{arm}.requests"), total.requests as f64);
+        output.measure(format!("{STEP}.{arm}.requests"), total.requests as f64);
     }
 }
 
@@ -260,5 +291,96 @@ fn hook_threshold(hook: Option<&gauntlet_spec::Action>, with: &str, without: &st
     match hook {
         Some(_) => with.to_string(),
         None => without.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gauntlet_report::Outcome;
+    use gauntlet_spec::StepName;
+
+    use crate::testing::{FakeSystem, Harness};
+
+    const SPEC: &str = "schema_version: 1
+service: {name: s, version: '2'}
+targets:
+  candidate: {url: '{candidate}'}
+  baseline: {url: '{baseline}'}
+traffic: {rate: 200/s, requests: [{path: /items}]}
+steps:
+  canary:
+    rate: 200/s
+    connections: 4
+    stages:
+      - {weight: 25%, bake: 60s, min_samples: 100}
+      - {weight: 50%, bake: 60s, min_samples: 100}
+      - {weight: 100%}
+    judges:
+      error_rate: {p0: 1%, delta: 4%}
+";
+
+    fn healthy(_: u64) -> (u16, Duration) {
+        (200, Duration::from_millis(2))
+    }
+
+    /// Every fifth request fails: 20%, far over p0 + δ.
+    fn failing(n: u64) -> (u16, Duration) {
+        (if n % 5 == 4 { 500 } else { 200 }, Duration::from_millis(2))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_candidate_is_rolled_back_at_its_first_stage() {
+        let (baseline, candidate) = (
+            FakeSystem::start(healthy).await,
+            FakeSystem::start(failing).await,
+        );
+        let harness = Harness::new(SPEC, &candidate, Some(&baseline));
+        let output = harness.step(StepName::Canary).run(&harness.ctx).await;
+        let outcome = |name: &str| {
+            output
+                .checks
+                .iter()
+                .find(|c| c.name == name)
+                .map(|c| c.outcome)
+                .unwrap_or_else(|| panic!("no check `{name}`: {:#?}", output.checks))
+        };
+        assert_eq!(outcome("stage 1 (25%) error-rate"), Outcome::Fail);
+        assert_eq!(outcome("rollback"), Outcome::Pass);
+        assert_eq!(outcome("stage (50%) not reached"), Outcome::Skipped);
+        assert!(output.checks.iter().all(|c| c.name != "promotion"));
+        // The failed requests are handed back for the taxonomy, and the totals for gates.
+        assert!(!output.failed_requests.is_empty());
+        let rate = output.measurements["canary.candidate.error_rate"];
+        assert!(rate > 0.1, "{rate}");
+        assert!(candidate.served() > 0 && baseline.served() > candidate.served());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_candidate_is_promoted_after_every_stage_accepts() {
+        let (baseline, candidate) = (
+            FakeSystem::start(healthy).await,
+            FakeSystem::start(healthy).await,
+        );
+        let harness = Harness::new(SPEC, &candidate, Some(&baseline));
+        let output = harness.step(StepName::Canary).run(&harness.ctx).await;
+        let failed: Vec<_> = output
+            .checks
+            .iter()
+            .filter(|c| !c.outcome.is_pass())
+            .collect();
+        assert!(failed.is_empty(), "{failed:#?}");
+        let promotion = output
+            .checks
+            .iter()
+            .find(|c| c.name == "promotion")
+            .unwrap();
+        assert!(
+            promotion.reason.contains("promoted to 100%"),
+            "{}",
+            promotion.reason
+        );
+        assert_eq!(output.measurements["canary.candidate.error_rate"], 0.0);
     }
 }

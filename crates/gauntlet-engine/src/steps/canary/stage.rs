@@ -2,7 +2,9 @@
 //! to the panel until it decides, an abort trigger fires, or time runs out; per-arm totals
 //! and a latency summary for the report.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gauntlet_net::TrafficSplit;
 use gauntlet_spec::AbortTriggers;

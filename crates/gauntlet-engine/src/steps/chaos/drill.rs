@@ -14,13 +14,14 @@ use super::expect::{Judged, judge};
 use super::rounds::{Prober, Round, marks, shares};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
+use crate::steps::StepOutput;
 use crate::timeline::{Timeline, Times};
 
 /// Consecutive passing rounds that count as "holds again".
 const SETTLED_ROUNDS: usize = 3;
 
 /// Runs one drill; its checks are `chaos.DRILL: WHAT`.
-pub(super) async fn run(ctx: &RunContext, chaos: &ChaosPlan, plan: &DrillPlan) -> Vec<Check> {
+pub(super) async fn run(ctx: &RunContext, chaos: &ChaosPlan, plan: &DrillPlan) -> StepOutput {
     let mut drill = Drill::new(ctx, chaos, plan);
     let Some(before) = drill.check().await else {
         return drill.end(Outcome::Inconclusive, &[], Times::default());
@@ -396,7 +397,7 @@ impl<'a> Drill<'a> {
     }
 
     /// A fault could not be applied: the drill proves nothing, but its undo still counts.
-    fn stopped(mut self, error: &str, undone: &Undone, during: &[Round]) -> Vec<Check> {
+    fn stopped(mut self, error: &str, undone: &Undone, during: &[Round]) -> StepOutput {
         let expect = self.plan.expect.to_string();
         self.checks.push(self.check_named(&expect).outcome(
             Outcome::Inconclusive,
@@ -417,7 +418,7 @@ impl<'a> Drill<'a> {
         undone: Undone,
         settled: Settled,
         alerts: Vec<Check>,
-    ) -> Vec<Check> {
+    ) -> StepOutput {
         let judged = judge(
             self.plan,
             &observed.rounds,
@@ -607,9 +608,9 @@ impl<'a> Drill<'a> {
             )
     }
 
-    fn end(self, outcome: Outcome, rounds: &[(Duration, bool)], times: Times) -> Vec<Check> {
+    fn end(self, outcome: Outcome, rounds: &[(Duration, bool)], times: Times) -> StepOutput {
         let svg = format!("drill-{}.svg", self.plan.name);
-        self.timeline.finish(
+        let report = self.timeline.finish(
             &self.ctx.recorder,
             &svg,
             self.plan.expect.to_string(),
@@ -617,7 +618,9 @@ impl<'a> Drill<'a> {
             rounds,
             times,
         );
-        self.checks
+        let mut output = StepOutput::from(self.checks);
+        output.drill(report);
+        output
     }
 }
 

@@ -1,7 +1,7 @@
 //! The records DR writes through the service to measure what a restore keeps: written before
 //! the backup (they must survive) and after it (what a disaster then would lose).
 
-use std::time::Instant;
+use tokio::time::Instant;
 
 use gauntlet_net::Outgoing;
 use gauntlet_spec::{DrPlan, Request};

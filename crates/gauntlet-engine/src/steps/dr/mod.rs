@@ -16,12 +16,14 @@ mod markers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{DrPlan, StepMeta};
 
-use super::{Step, StepFuture, severity};
+use super::{Step, StepFuture, StepOutput, severity};
 use crate::context::RunContext;
 use crate::journal::Undo;
 use crate::supervisor::{Endpoint, wait_ready};
@@ -47,13 +49,14 @@ impl Step for Dr {
 
 /// Phases: records before, **backup**, records after, the **disaster**, the **restore**,
 /// the restored data and service **verified**, RTO and RPO.
-async fn run(ctx: &RunContext, plan: &DrPlan) -> Vec<Check> {
+async fn run(ctx: &RunContext, plan: &DrPlan) -> StepOutput {
     let Some(mut dr) = Restore::new(ctx, plan) else {
         let target = &plan.target;
         return vec![Check::new(STEP, "restore", severity(&plan.meta)).outcome(
             Outcome::Inconclusive,
             format!("gauntlet did not start `{target}`, so it cannot stop it and restore its data"),
-        )];
+        )]
+        .into();
     };
     if let Err(why) = dr.write_before().await {
         return dr.stop(Outcome::Inconclusive, "restore", why);
@@ -95,6 +98,8 @@ struct Restore<'a> {
     /// `Ok` once the service answers on the restored data.
     ready: Result<(), String>,
     checks: Vec<Check>,
+    /// RTO and RPO, once measured.
+    measured: StepOutput,
 }
 
 impl<'a> Restore<'a> {
@@ -125,6 +130,7 @@ impl<'a> Restore<'a> {
             journal_id: None,
             ready: Err("not restarted".into()),
             checks: Vec::new(),
+            measured: StepOutput::default(),
         };
         let start = format!("data of {target} in {}", restore.live.display());
         restore.note("start", start);
@@ -430,7 +436,7 @@ impl<'a> Restore<'a> {
                 "the restore did not end in a verified, healthy service",
             )
         } else if rto <= self.plan.rto.as_std() {
-            self.ctx.recorder.measure("dr.rto", rto.as_secs_f64());
+            self.measured.measure("dr.rto", rto.as_secs_f64());
             check
                 .measured(measured)
                 .outcome(Outcome::Pass, "restore start to verified healthy")
@@ -462,7 +468,7 @@ impl<'a> Restore<'a> {
             ),
             Some(newest) => {
                 let rpo = disaster.duration_since(newest);
-                self.ctx.recorder.measure("dr.rpo", rpo.as_secs_f64());
+                self.measured.measure("dr.rpo", rpo.as_secs_f64());
                 let measured = format!(
                     "{:.2}s ({lost} of {} records lost)",
                     rpo.as_secs_f64(),
@@ -492,12 +498,12 @@ impl<'a> Restore<'a> {
     }
 
     /// Ends early with one check.
-    fn stop(mut self, outcome: Outcome, name: &str, why: String) -> Vec<Check> {
+    fn stop(mut self, outcome: Outcome, name: &str, why: String) -> StepOutput {
         self.checks.push(self.check(name).outcome(outcome, why));
         self.finish(None)
     }
 
-    fn finish(mut self, rto: Option<Duration>) -> Vec<Check> {
+    fn finish(mut self, rto: Option<Duration>) -> StepOutput {
         let worst = if self.checks.iter().any(|c| c.outcome == Outcome::Fail) {
             Outcome::Fail
         } else if self
@@ -515,7 +521,7 @@ impl<'a> Restore<'a> {
             recover: rto,
             bound: Some(self.plan.rto.as_std()),
         };
-        self.timeline.finish(
+        let report = self.timeline.finish(
             &self.ctx.recorder,
             "restore-timeline.svg",
             format!("RPO ≤ {}, RTO ≤ {}", self.plan.rpo, self.plan.rto),
@@ -523,7 +529,10 @@ impl<'a> Restore<'a> {
             &[],
             times,
         );
-        self.checks
+        let mut output = self.measured;
+        output.checks = self.checks;
+        output.drill(report);
+        output
     }
 }
 

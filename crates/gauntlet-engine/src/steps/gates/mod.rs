@@ -11,7 +11,7 @@ use gauntlet_spec::{
     Against, GatePlan as Gate, GateQuery, GatesPlan, OnEmpty, Reference, StepMeta, Threshold,
 };
 
-use super::{Step, StepFuture, severity};
+use super::{Step, StepFuture, StepOutput, severity};
 use crate::context::RunContext;
 
 pub const STEP: &str = gauntlet_spec::StepName::Gates.as_str();
@@ -272,7 +272,7 @@ fn number(v: f64) -> String {
     }
 }
 
-async fn run(ctx: &RunContext, config: &GatesPlan) -> Vec<Check> {
+async fn run(ctx: &RunContext, config: &GatesPlan) -> StepOutput {
     let severity = severity(&config.meta);
     let mut reports = Vec::new();
     for gate in &config.checks {
@@ -373,15 +373,17 @@ async fn run(ctx: &RunContext, config: &GatesPlan) -> Vec<Check> {
             .samples(reports.len() as u64)
             .outcome(outcome, reason),
     );
-    ctx.recorder.set_gates(GatesReport {
-        score,
-        score_if_measured: possible,
-        pass: config.pass.to_string(),
-        warn: config.warn.to_string(),
-        outcome,
-        gates: reports,
-    });
-    checks
+    StepOutput {
+        gates: Some(GatesReport {
+            score,
+            score_if_measured: possible,
+            pass: config.pass.to_string(),
+            warn: config.warn.to_string(),
+            outcome,
+            gates: reports,
+        }),
+        ..checks.into()
+    }
 }
 
 /// Each earlier run's gate values by gate name, for `history` thresholds.
@@ -415,5 +417,65 @@ mod tests {
         assert_eq!(number(0.0), "0");
         assert_eq!(number(1234.5), "1234.5");
         assert_eq!(number(1.5e-7), "1.5e-7");
+    }
+
+    /// The gates step against measurements an earlier step handed back, no Prometheus.
+    async fn gates_over(measured: &[(&str, f64)]) -> StepOutput {
+        let spec = "schema_version: 1
+service: {name: s, version: '2'}
+targets:
+  candidate: {url: '{candidate}'}
+traffic: {rate: 1/s, requests: [{path: /}]}
+gates:
+  pass: 90%
+  warn: 50%
+  checks:
+    - {name: median latency, query: {metric: canary.candidate.latency_p50}, pass: '<= baseline + 50ms', critical: true}
+    - {name: p99, query: {metric: canary.candidate.latency_p99}, pass: '< 300ms', weight: 3}
+    - {name: errors, query: {metric: canary.candidate.error_rate}, pass: '<= 1%'}
+";
+        let system = crate::testing::FakeSystem::start(|_| (200, std::time::Duration::ZERO)).await;
+        let harness = crate::testing::Harness::new(spec, &system, None);
+        let canary = StepOutput {
+            measurements: measured.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ..StepOutput::default()
+        };
+        harness.ctx.recorder.absorb("canary", canary);
+        let gates = harness.step(gauntlet_spec::StepName::Gates);
+        gates.run(&harness.ctx).await
+    }
+
+    fn outcome_of(output: &StepOutput, name: &str) -> Outcome {
+        let check = output.checks.iter().find(|c| c.name == name);
+        check
+            .unwrap_or_else(|| panic!("no `{name}`: {:#?}", output.checks))
+            .outcome
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn gates_score_what_the_steps_measured() {
+        let output = gates_over(&[
+            ("canary.candidate.latency_p50", 0.012),
+            ("canary.baseline.latency_p50", 0.010),
+            ("canary.candidate.latency_p99", 0.450),
+            ("canary.candidate.error_rate", 0.002),
+        ])
+        .await;
+        let report = output
+            .gates
+            .as_ref()
+            .expect("the gates report is handed back");
+        // p99 (weight 3 of 5) fails: 2/5 of the score is left, under `warn: 50%`.
+        assert!((report.score - 0.4).abs() < 1e-9, "{}", report.score);
+        assert_eq!(outcome_of(&output, "median latency"), Outcome::Pass);
+        assert_eq!(outcome_of(&output, "score"), Outcome::Fail);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_nobody_measured_is_inconclusive_never_a_pass() {
+        let output = gates_over(&[("canary.candidate.latency_p99", 0.1)]).await;
+        assert_eq!(outcome_of(&output, "median latency"), Outcome::Inconclusive);
+        assert_ne!(outcome_of(&output, "errors"), Outcome::Pass);
+        assert_ne!(outcome_of(&output, "score"), Outcome::Pass);
     }
 }

@@ -30,7 +30,7 @@ impl Step for Observability {
         &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(run(ctx, &self.0))
+        Box::pin(async move { run(ctx, &self.0).await.into() })
     }
 }
 

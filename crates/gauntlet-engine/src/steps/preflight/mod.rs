@@ -13,7 +13,7 @@ use gauntlet_spec::{FlagSource, PreflightPlan, SbomSource, StepMeta};
 use gauntlet_trust::lock::{self, FileOutcome, FlagSnapshot, Lock, Release, SbomRecord};
 use gauntlet_trust::{Keyring, Trust, canonical, sbom};
 
-use super::{Step, StepFuture, severity};
+use super::{Step, StepFuture, StepOutput, severity};
 use crate::context::RunContext;
 use crate::trust::{MANIFEST_FILE, Project, ReleaseFacts, green_fingerprint, thresholds};
 
@@ -33,7 +33,7 @@ impl Step for Preflight {
     }
 }
 
-async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
+async fn run(ctx: &RunContext, severity: Severity) -> StepOutput {
     let check = |name: &str| Check::new(STEP, name, severity);
     let project = Project::of(ctx.plan.trust.as_ref(), &ctx.spec_path);
     let keyring = Keyring::open(&ctx.keyring).map_err(|e| e.to_string());
@@ -197,8 +197,10 @@ async fn run(ctx: &RunContext, severity: Severity) -> Vec<Check> {
             format!("not computed: {e}"),
         ),
     }
-    ctx.recorder.set_release(facts);
-    checks
+    StepOutput {
+        release: Some(facts),
+        ..checks.into()
+    }
 }
 
 fn relative_spec(project: &Project) -> std::path::PathBuf {

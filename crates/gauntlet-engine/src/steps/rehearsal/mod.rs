@@ -8,7 +8,9 @@
 
 mod sli;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use gauntlet_net::{ArmFault, TrafficSplit};
 use gauntlet_report::{Check, Outcome, Severity};
@@ -17,7 +19,7 @@ use gauntlet_stats::{Arm, Observation, Verdict};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::canary::{Load, Panel, RunningLoad, observations_gz, run_action};
-use super::{Step, StepFuture, severity};
+use super::{Step, StepFuture, StepOutput, severity};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 use sli::{SLI_BEFORE_BOUND, SliReading};
@@ -40,15 +42,15 @@ impl Step for Rehearsal {
 
 /// Phases: **start** the split and its load, **inject** the regression, **detect** it,
 /// **roll back**, **recover**; then the evidence and the alerts it must have raised.
-async fn run(ctx: &RunContext, plan: &RehearsalPlan) -> Vec<Check> {
+async fn run(ctx: &RunContext, plan: &RehearsalPlan) -> StepOutput {
     let checks = Checks::new(plan);
     let mut rehearsal = match InProgress::start(ctx, plan).await {
         Ok(started) => started,
-        Err(why) => return checks.not_run(why),
+        Err(why) => return checks.not_run(why).into(),
     };
     if let Err(why) = rehearsal.inject().await {
         rehearsal.stop().await;
-        return checks.not_run(why);
+        return checks.not_run(why).into();
     }
     let detection = rehearsal.detect().await;
     let sli = rehearsal.read_sli().await;
@@ -112,6 +114,8 @@ struct InProgress<'a> {
     applied: Vec<Applied>,
     injected: Instant,
     seen: Vec<Observation>,
+    /// What it measured so far (its checks come at the end).
+    output: StepOutput,
     /// When the judges decided to roll back.
     decided: Instant,
 }
@@ -166,6 +170,7 @@ impl<'a> InProgress<'a> {
             injected: Instant::now(),
             seen: Vec::new(),
             decided: Instant::now(),
+            output: StepOutput::default(),
         })
     }
 
@@ -232,11 +237,11 @@ impl<'a> InProgress<'a> {
         let spec = self.plan.sli.as_ref()?;
         let mut reading = self.sli.take()?;
         reading.during(self.ctx, spec).await;
-        Some(reading.check(self.ctx, spec, self.severity))
+        Some(reading.check(spec, self.severity, &mut self.output))
     }
 
     /// The regression went unnoticed: it comes out, and the rollback is never tried.
-    async fn undetected(mut self, checks: Checks, sli: Option<Check>) -> Vec<Check> {
+    async fn undetected(mut self, checks: Checks, sli: Option<Check>) -> StepOutput {
         self.remove_regression("regression removed; it was never detected")
             .await;
         let explained: Vec<String> = self.panel.seats.iter().map(|s| s.judge.explain()).collect();
@@ -339,9 +344,7 @@ impl<'a> InProgress<'a> {
         match recovery {
             Some(after) => {
                 let s = after.as_secs_f64();
-                self.ctx
-                    .recorder
-                    .measure("rollback_rehearsal.time_to_recover", s);
+                self.output.measure("rollback_rehearsal.time_to_recover", s);
                 self.event(
                     "recovered",
                     format!("{n} good requests in a row {s:.2}s after the rollback decision"),
@@ -418,7 +421,7 @@ impl<'a> InProgress<'a> {
     /// The load's end, then the alerts the regression must have raised: waited for once
     /// the rollback and recovery are done (an alert that fires as the rollback happens is
     /// still the page someone gets).
-    async fn finish(self, mut checks: Vec<Check>) -> Vec<Check> {
+    async fn finish(mut self, checks: Vec<Check>) -> StepOutput {
         self.load.finish().await;
         let expected: Vec<_> = self.plan.alerts.iter().collect();
         let (alerts, arrivals) =
@@ -434,12 +437,11 @@ impl<'a> InProgress<'a> {
                     arrival.name, arrival.receiver
                 ),
             );
-            self.ctx.recorder.measure(
-                &format!("rollback_rehearsal.time_to_alert.{}", arrival.name),
-                after,
-            );
+            let name = format!("rollback_rehearsal.time_to_alert.{}", arrival.name);
+            self.output.measure(name, after);
         }
-        checks.extend(alerts);
-        checks
+        self.output.checks = checks;
+        self.output.checks.extend(alerts);
+        self.output
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::STEP;
 use crate::context::RunContext;
+use crate::steps::StepOutput;
 
 /// How long the rehearsal waits for the candidate requests it measures the SLI on before the
 /// regression goes in.
@@ -132,7 +133,8 @@ impl SliReading {
         }
     }
 
-    pub fn check(self, ctx: &RunContext, spec: &Sli, severity: Severity) -> Check {
+    /// The check, and the SLI before, during and its drop as measurements.
+    pub fn check(self, spec: &Sli, severity: Severity, output: &mut StepOutput) -> Check {
         let check = Check::new(STEP, "SLI drops", severity).threshold(format!(
             "1 − {} / {} drops by at least {} (relative) while the regression is in",
             spec.bad, spec.total, spec.drop
@@ -174,11 +176,9 @@ impl SliReading {
         } else {
             0.0
         };
-        ctx.recorder
-            .measure("rollback_rehearsal.sli_before", sli_before);
-        ctx.recorder
-            .measure("rollback_rehearsal.sli_during", sli_during);
-        ctx.recorder.measure("rollback_rehearsal.sli_drop", drop);
+        output.measure("rollback_rehearsal.sli_before", sli_before);
+        output.measure("rollback_rehearsal.sli_during", sli_during);
+        output.measure("rollback_rehearsal.sli_drop", drop);
         let moved = format!(
             "the SLI went from {:.2}% ({} of {} counted bad) to {:.2}% ({} of {} counted bad) while the regression was in: {:.1}% lower",
             sli_before * 100.0,

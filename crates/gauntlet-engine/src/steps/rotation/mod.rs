@@ -36,7 +36,7 @@ impl Step for Rotation {
         &self.0.meta
     }
     fn run<'a>(&'a self, ctx: &'a RunContext) -> StepFuture<'a> {
-        Box::pin(run(ctx, &self.0, severity(&self.0.meta)))
+        Box::pin(async move { run(ctx, &self.0, severity(&self.0.meta)).await.into() })
     }
 }
 

@@ -53,7 +53,7 @@ impl Step for Security {
             if let Some(rate_limit) = &config.rate_limit {
                 checks.push(probe.rate_limit(rate_limit).await);
             }
-            checks
+            checks.into()
         })
     }
 }
@@ -276,7 +276,7 @@ impl Probe<'_> {
         let mut errors: BTreeMap<String, u64> = BTreeMap::new();
         let mut sent = 0u64;
         let mut first_429 = None;
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let max_duration = config.max_duration.as_std();
         // Bounded in count (`within`) and in time (`max_duration`, plus one batch).
         while sent < within && first_429.is_none() && started.elapsed() < max_duration {
