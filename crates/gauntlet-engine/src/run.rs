@@ -522,54 +522,22 @@ async fn pipeline(
     recorder.step_started(SETUP_STEP);
     let setup_started = Instant::now();
     let setup_at = now_rfc3339();
-    let (checks, urls) = bring_up(&plan, &run_dir, &supervisor, &client, &recorder).await;
+    let (mut checks, urls) = bring_up(&plan, &run_dir, &supervisor, &client, &recorder).await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
-    let mut checks = checks;
-    // The run's own Prometheus, once the systems it scrapes are up.
     let mut prometheus = plan.prometheus.as_ref().and_then(|p| p.url.clone());
     let mut alerts = None;
     if ready && let Some(section) = &plan.prometheus {
-        // Alerts go to gauntlet's receiver: through an Alertmanager started for the run,
-        // or through the user's own pointed at the receiver's fixed address.
-        let mut alertmanager = None;
-        if let Some(am) = &section.alertmanager {
-            let (check, receiver) = crate::prom::start_receiver(am).await;
-            checks.push(check);
-            if let Some(receiver) = receiver.as_ref().filter(|_| am.start) {
-                let (check, addr) = crate::prom::start_alertmanager(
-                    am,
-                    &receiver.url(),
-                    &run_dir,
-                    &supervisor,
-                    &client,
-                    &recorder,
-                )
-                .await;
-                checks.push(check);
-                alertmanager = addr;
-            }
-            // Without the Alertmanager that feeds it, a receiver would only ever wait: the
-            // drills' alert checks are then inconclusive, not failed.
-            if !am.start || alertmanager.is_some() {
-                alerts = receiver.map(Arc::new);
-            }
-        }
-        if let (Some(systems), true) = (&urls, section.start) {
-            let rule_files = crate::prom::loadable_rules(&plan, &options.spec_path);
-            let (check, url) = crate::prom::start(
-                section,
-                &run_dir,
-                &supervisor,
-                &client,
-                &recorder,
-                systems,
-                &rule_files,
-                alertmanager.as_deref(),
-            )
-            .await;
-            checks.push(check);
-            prometheus = url;
-        }
+        let monitoring = Monitoring {
+            plan: &plan,
+            run_dir: &run_dir,
+            supervisor: &supervisor,
+            client: &client,
+            recorder: &recorder,
+            spec_path: &options.spec_path,
+        };
+        let started = monitoring.start(section, urls.as_ref(), &mut checks).await;
+        alerts = started.0;
+        prometheus = started.1;
     }
     recorder.push_step(StepReport {
         name: SETUP_STEP.into(),
@@ -648,6 +616,71 @@ async fn pipeline(
     }
 }
 
+/// What starts the run's own Prometheus and Alertmanager, once the systems they watch are up.
+struct Monitoring<'a> {
+    plan: &'a Plan,
+    run_dir: &'a Path,
+    supervisor: &'a Arc<Mutex<Supervisor>>,
+    client: &'a HttpClient,
+    recorder: &'a Recorder,
+    spec_path: &'a Path,
+}
+
+impl Monitoring<'_> {
+    /// Alerts go to gauntlet's receiver: through an Alertmanager started for the run, or
+    /// through the user's own pointed at the receiver's fixed address. Returns the receiver
+    /// (when something can feed it) and the Prometheus the steps ask: the one started for
+    /// the run, else the spec's.
+    async fn start(
+        &self,
+        section: &gauntlet_spec::PrometheusSection,
+        systems: Option<&BTreeMap<String, System>>,
+        checks: &mut Vec<Check>,
+    ) -> (Option<Arc<gauntlet_net::AlertReceiver>>, Option<String>) {
+        let mut alertmanager = None;
+        let mut alerts = None;
+        if let Some(am) = &section.alertmanager {
+            let (check, receiver) = crate::prom::start_receiver(am).await;
+            checks.push(check);
+            if let Some(receiver) = receiver.as_ref().filter(|_| am.start) {
+                let (check, addr) = crate::prom::start_alertmanager(
+                    am,
+                    &receiver.url(),
+                    self.run_dir,
+                    self.supervisor,
+                    self.client,
+                    self.recorder,
+                )
+                .await;
+                checks.push(check);
+                alertmanager = addr;
+            }
+            // Without the Alertmanager that feeds it, a receiver would only ever wait: the
+            // drills' alert checks are then inconclusive, not failed.
+            if !am.start || alertmanager.is_some() {
+                alerts = receiver.map(Arc::new);
+            }
+        }
+        let (Some(systems), true) = (systems, section.start) else {
+            return (alerts, section.url.clone());
+        };
+        let rule_files = crate::prom::loadable_rules(self.plan, self.spec_path);
+        let (check, url) = crate::prom::start(
+            section,
+            self.run_dir,
+            self.supervisor,
+            self.client,
+            self.recorder,
+            systems,
+            &rule_files,
+            alertmanager.as_deref(),
+        )
+        .await;
+        checks.push(check);
+        (alerts, url)
+    }
+}
+
 /// Starts dependencies, then the baseline, then the candidate, each after the previous is
 /// ready; fault proxies go in front of the candidate and its dependencies when the plan wants
 /// them. Returns one readiness check per system and, when all came up, the target URLs.
@@ -664,7 +697,6 @@ async fn bring_up(
     let mut known_to_candidate = Placeholders::new();
     let mut checks = Vec::new();
     let mut urls: BTreeMap<String, System> = BTreeMap::new();
-    let proxy_seed = plan.seed.derive("proxy", 0);
     for system in plan.systems.in_start_order() {
         let name = system.name.clone();
         let dependency = system.is_dependency.then_some(name.as_str());
@@ -725,47 +757,25 @@ async fn bring_up(
                 return (checks, None);
             }
         }
-        let (mut proxy, mut twin) = (None, None);
-        if plan.systems.proxied && name != "baseline" {
-            let protocol = match plan.systems.protocol(&name) {
-                gauntlet_spec::ProxyProtocol::Tcp => gauntlet_net::Protocol::Tcp,
-                gauntlet_spec::ProxyProtocol::Http => gauntlet_net::Protocol::Http,
-            };
-            let upstream = endpoint.authority.clone();
-            let start = |label: String, says: &'static str| {
-                start_proxy(
-                    label,
-                    upstream.clone(),
-                    protocol,
-                    proxy_seed,
-                    recorder,
-                    says,
-                )
-            };
-            // The candidate's fault proxy; for a dependency, also the baseline's twin.
-            let started = match start(name.clone(), "fault proxy").await {
-                Ok(p) if dependency.is_some() => {
-                    let label = format!("{name} (baseline)");
-                    start(label, "never-faulted twin proxy")
-                        .await
-                        .map(|t| (p, Some(t)))
-                }
-                Ok(p) => Ok((p, None)),
-                Err(e) => Err(e),
-            };
-            match started {
-                Ok((p, t)) => (proxy, twin) = (Some(p), t),
-                Err(e) => {
-                    checks.push(
-                        Check::new(SETUP_STEP, &format!("{name} proxy"), Severity::Hard).outcome(
-                            Outcome::Inconclusive,
-                            format!("cannot start the fault proxy: {e}"),
-                        ),
-                    );
+        let (proxy, twin) = if plan.systems.proxied && name != "baseline" {
+            match proxies(
+                plan,
+                &name,
+                dependency.is_some(),
+                &endpoint.authority,
+                recorder,
+            )
+            .await
+            {
+                Ok(started) => started,
+                Err(check) => {
+                    checks.push(check);
                     return (checks, None);
                 }
             }
-        }
+        } else {
+            (None, None)
+        };
         if let Some(dependency) = dependency {
             let key = format!("dependencies.{dependency}.url");
             let through = |p: &Option<Arc<gauntlet_net::FaultProxy>>| {
@@ -785,6 +795,43 @@ async fn bring_up(
         );
     }
     (checks, Some(urls))
+}
+
+type Proxy = Arc<gauntlet_net::FaultProxy>;
+
+/// The fault proxy in front of system `name` and, for a dependency, the never-faulted twin
+/// the baseline reaches it through; or the setup check saying why they did not start.
+async fn proxies(
+    plan: &Plan,
+    name: &str,
+    dependency: bool,
+    upstream: &str,
+    recorder: &Recorder,
+) -> Result<(Option<Proxy>, Option<Proxy>), Check> {
+    let protocol = match plan.systems.protocol(name) {
+        gauntlet_spec::ProxyProtocol::Tcp => gauntlet_net::Protocol::Tcp,
+        gauntlet_spec::ProxyProtocol::Http => gauntlet_net::Protocol::Http,
+    };
+    let seed = plan.seed.derive("proxy", 0);
+    let start = |label: String, says: &'static str| {
+        start_proxy(label, upstream.to_string(), protocol, seed, recorder, says)
+    };
+    let started = match start(name.to_string(), "fault proxy").await {
+        Ok(p) if dependency => {
+            let label = format!("{name} (baseline)");
+            start(label, "never-faulted twin proxy")
+                .await
+                .map(|t| (Some(p), Some(t)))
+        }
+        Ok(p) => Ok((Some(p), None)),
+        Err(e) => Err(e),
+    };
+    started.map_err(|e| {
+        Check::new(SETUP_STEP, &format!("{name} proxy"), Severity::Hard).outcome(
+            Outcome::Inconclusive,
+            format!("cannot start the fault proxy: {e}"),
+        )
+    })
 }
 
 /// Weighted gates speak through the score, so a GO can stand with one that failed or went

@@ -148,43 +148,14 @@ pub fn evaluate(
             let signed = signatures.get(&item.name);
             let report = item_report(item, owners, &checks, signed, now_secs);
             if let Some(signed) = signed {
-                let check = Check::new(STEP, &format!("{SIGNED_PREFIX}{}", item.name), severity)
-                    .threshold(format!("signed by the {} role's key", item.owner));
-                step_checks.push(match signed {
-                    Ok(how) => check.outcome(Outcome::Pass, how.clone()),
-                    Err(why) => check.outcome(Outcome::Fail, why.clone()),
-                });
+                step_checks.push(signature_check(item, signed, severity));
             }
             if let Some(waiver) = &report.waiver {
-                let id_name = format!("waiver: {}", item.name);
-                let check = Check::new(STEP, &id_name, severity)
-                    .threshold(format!("unexpired (until {})", waiver.expires));
-                let check = if waiver.expired {
-                    check.outcome(
-                        Outcome::Fail,
-                        format!(
-                            "the waiver of `{}` by {} expired at {}: the item is {} and no longer waived",
-                            item.name, waiver.by, waiver.expires, report.status
-                        ),
-                    )
-                } else if report.status == "waived" {
-                    deadlines.insert(
-                        check.id.clone(),
-                        (item.owner.clone(), waiver.expires.clone()),
-                    );
-                    check.outcome(
-                        Outcome::Warn,
-                        format!(
-                            "`{}` waived by {} until {}: {}",
-                            item.name, waiver.by, waiver.expires, waiver.reason
-                        ),
-                    )
-                } else {
-                    check.outcome(
-                        Outcome::Pass,
-                        format!("`{}` is done; its waiver is not needed", item.name),
-                    )
-                };
+                let check = waiver_check(item, &report, waiver, severity);
+                if check.outcome == Outcome::Warn {
+                    let due = (item.owner.clone(), waiver.expires.clone());
+                    deadlines.insert(check.id.clone(), due);
+                }
                 step_checks.push(check);
             }
             items.push(report);
@@ -205,47 +176,7 @@ pub fn evaluate(
     let total: f64 = categories.iter().map(|c| c.weight).sum();
     let score =
         categories.iter().map(|c| c.weight * c.score).sum::<f64>() / total.max(f64::MIN_POSITIVE);
-    let minimum = section.minimum.ratio();
-    let counts = |status: &str| {
-        categories
-            .iter()
-            .flat_map(|c| c.items.iter())
-            .filter(|i| i.status == status)
-            .count()
-    };
-    let tally = format!(
-        "{} done, {} partial, {} pending, {} failed, {} waived",
-        counts("done"),
-        counts("partial"),
-        counts("pending"),
-        counts("failed"),
-        counts("waived")
-    );
-    let score_check = Check::new(STEP, "score", severity)
-        .threshold(format!("≥ {}", section.minimum))
-        .measured(format!("{:.1}%", score * 100.0));
-    step_checks.insert(
-        0,
-        if score + 1e-9 >= minimum {
-            score_check.outcome(
-                Outcome::Pass,
-                format!(
-                    "readiness {:.1}% ≥ {} ({tally})",
-                    score * 100.0,
-                    section.minimum
-                ),
-            )
-        } else {
-            score_check.outcome(
-                Outcome::Fail,
-                format!(
-                    "readiness {:.1}% < {} ({tally})",
-                    score * 100.0,
-                    section.minimum
-                ),
-            )
-        },
-    );
+    step_checks.insert(0, score_check(section, &categories, score, severity));
     Evaluated {
         report: ReadinessReport {
             score,
@@ -261,6 +192,84 @@ pub fn evaluate(
             checks: step_checks,
         },
         deadlines,
+    }
+}
+
+/// An attested item's claim: signed by its owner role's key, or why it does not count.
+fn signature_check(item: &Item, signed: &Result<String, String>, severity: Severity) -> Check {
+    let check = Check::new(STEP, &format!("{SIGNED_PREFIX}{}", item.name), severity)
+        .threshold(format!("signed by the {} role's key", item.owner));
+    match signed {
+        Ok(how) => check.outcome(Outcome::Pass, how.clone()),
+        Err(why) => check.outcome(Outcome::Fail, why.clone()),
+    }
+}
+
+/// A waiver: expired (fail), in force (warn, with a deadline), or no longer needed (pass).
+fn waiver_check(
+    item: &Item,
+    report: &ItemReport,
+    waiver: &WaiverReport,
+    severity: Severity,
+) -> Check {
+    let check = Check::new(STEP, &format!("waiver: {}", item.name), severity)
+        .threshold(format!("unexpired (until {})", waiver.expires));
+    if waiver.expired {
+        return check.outcome(
+            Outcome::Fail,
+            format!(
+                "the waiver of `{}` by {} expired at {}: the item is {} and no longer waived",
+                item.name, waiver.by, waiver.expires, report.status
+            ),
+        );
+    }
+    if report.status == "waived" {
+        return check.outcome(
+            Outcome::Warn,
+            format!(
+                "`{}` waived by {} until {}: {}",
+                item.name, waiver.by, waiver.expires, waiver.reason
+            ),
+        );
+    }
+    check.outcome(
+        Outcome::Pass,
+        format!("`{}` is done; its waiver is not needed", item.name),
+    )
+}
+
+/// The checklist's score against its minimum, with the items tallied by status.
+fn score_check(
+    section: &ReadinessPlan,
+    categories: &[CategoryReport],
+    score: f64,
+    severity: Severity,
+) -> Check {
+    let counts = |status: &str| {
+        categories
+            .iter()
+            .flat_map(|c| c.items.iter())
+            .filter(|i| i.status == status)
+            .count()
+    };
+    let tally = format!(
+        "{} done, {} partial, {} pending, {} failed, {} waived",
+        counts("done"),
+        counts("partial"),
+        counts("pending"),
+        counts("failed"),
+        counts("waived")
+    );
+    let check = Check::new(STEP, "score", severity)
+        .threshold(format!("≥ {}", section.minimum))
+        .measured(format!("{:.1}%", score * 100.0));
+    let percent = score * 100.0;
+    if score + 1e-9 >= section.minimum.ratio() {
+        let why = format!("readiness {percent:.1}% ≥ {} ({tally})", section.minimum);
+        check.outcome(Outcome::Pass, why)
+    } else {
+        let why = format!("readiness {percent:.1}% < {} ({tally})", section.minimum);
+        check.outcome(Outcome::Fail, why)
     }
 }
 

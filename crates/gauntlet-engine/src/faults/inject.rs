@@ -76,205 +76,229 @@ pub async fn apply(
     let target = &planned.target;
     let fault = &planned.fault;
     if fault.kind.is_proxy() {
-        let proxy = ctx
-            .systems
-            .get(target)
-            .and_then(|s| s.proxy.clone())
-            .ok_or_else(|| format!("no fault proxy in front of `{target}`"))?;
-        let label = format!(
-            "{} ({}% of {})",
-            fault.kind.name(),
-            fault.toxicity * 100.0,
-            if fault.kind.per_request() {
-                "requests"
-            } else {
-                "connections"
-            }
-        );
-        let journal_id = register(
-            ctx,
-            Undo::ProxyFault {
-                proxy: target.clone(),
-                fault: label.clone(),
-            },
-        )?;
-        let id = match proxy.add(fault.clone()) {
-            Ok(id) => id,
-            Err(e) => {
-                done(ctx, journal_id);
-                return Err(e);
-            }
-        };
-        return Ok((
-            Applied::Proxy {
-                proxy,
-                id,
-                journal_id,
-            },
-            format!("{label} on the proxy in front of {target}"),
-        ));
+        return apply_proxy(ctx, target, fault);
     }
     match &fault.kind {
-        FaultKind::Kill { signal, restart } => {
-            let restart = *restart;
-            let signal = match signal {
-                KillSignal::Kill => Signal::SIGKILL,
-                KillSignal::Term => Signal::SIGTERM,
-            };
-            let journal_id = register(
-                ctx,
-                Undo::Restart {
-                    label: target.clone(),
-                },
-            )?;
-            let killed = ctx
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .kill(target, signal);
-            match killed {
-                Ok(pid) => Ok((
-                    Applied::Killed {
-                        target: target.clone(),
-                        restart,
-                        journal_id,
-                    },
-                    format!("{signal} to {target} (pid {pid})"),
-                )),
-                Err(e) => {
-                    done(ctx, journal_id);
-                    Err(e)
-                }
-            }
-        }
+        FaultKind::Kill { signal, restart } => apply_kill(ctx, target, *signal, *restart),
         FaultKind::Cpu { .. } | FaultKind::Memory { .. } => {
-            let gauntlet = std::env::current_exe().map_err(|e| e.to_string())?;
-            let mut command = vec![gauntlet.display().to_string(), "stress".into()];
-            let (what, bytes) = match fault.kind {
-                FaultKind::Cpu { threads } => {
-                    command.extend(["--cpu".into(), threads.to_string()]);
-                    (format!("{threads} busy threads"), 0)
-                }
-                FaultKind::Memory { bytes } => {
-                    command.extend(["--memory".into(), bytes.to_string()]);
-                    (format!("{} allocated and touched", size(bytes)), bytes)
-                }
-                _ => unreachable_kind(&fault.kind)?,
-            };
-            if let Some(d) = fault.duration {
-                command.extend(["--seconds".into(), d.as_secs_f64().to_string()]);
-            }
-            command.extend(["--ready".into(), "{dir}/ready".into()]);
             let name = format!("stress-{}-{index}", crate::context::file_safe(drill));
-            let stressor = System::process(&name, command);
-            let run_dir = ctx.recorder.run_dir().to_path_buf();
-            let endpoint = ctx
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .spawn(&stressor, &run_dir, &Default::default())
-                .map_err(|e| e.to_string())?;
-            // Applied only once the stressor says its pressure is in force.
-            let ready = run_dir.join("work").join(&name).join("ready");
-            let patience = Duration::from_secs(10 + bytes / (1 << 30));
-            match stressor_ready(ctx, &name, &ready, patience).await {
-                Ok(holding) => Ok((
-                    Applied::Stressor {
-                        name: name.clone(),
-                        holding: holding.clone(),
-                    },
-                    format!("{what} ({name}: {holding})"),
-                )),
-                Err(why) => {
-                    let supervisor = ctx.supervisor.clone();
-                    let stop = name.clone();
-                    let _ = tokio::task::spawn_blocking(move || {
-                        supervisor
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .stop(&stop)
-                    })
-                    .await;
-                    let said = endpoint.log.as_deref().map(log_tail).unwrap_or_default();
-                    Err(format!(
-                        "the {what} stressor never took effect: {why}{said}"
-                    ))
-                }
-            }
+            apply_stress(ctx, &name, fault).await
         }
         FaultKind::Disk { bytes, path } => {
-            let size = *bytes;
             let mut dir = target_dir(ctx, target)?;
             if let Some(path) = path {
                 dir = dir.join(path);
             }
-            let path = dir.join(format!(
+            let file = format!(
                 ".gauntlet-fill-{}-{index}",
                 crate::context::file_safe(drill)
-            ));
-            // Never the host's last free space: a drill fills the service's disk, not ours.
-            let free = nix::sys::statvfs::statvfs(&dir)
-                .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
-                .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
-            if size > free / 10 * 9 {
-                return Err(format!(
-                    "filling {} would take {} of the {} MiB free on its file system: more than nine tenths",
-                    dir.display(),
-                    self::size(size),
-                    free >> 20
-                ));
-            }
-            let journal_id = register(ctx, Undo::RemoveFile { path: path.clone() })?;
-            let target = path.clone();
-            // A drill stopped while the fill is written stops the writing too.
-            let stop = StopOnDrop::default();
-            let flag = stop.0.clone();
-            let written = tokio::task::spawn_blocking(move || fill(&target, size, &flag))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
-            drop(stop);
-            match written {
-                Ok(()) => Ok((
-                    Applied::Fill {
-                        path: path.clone(),
-                        journal_id,
-                    },
-                    format!("filled {} with {}", path.display(), self::size(size)),
-                )),
-                Err(e) => {
-                    let _ = std::fs::remove_file(&path);
-                    done(ctx, journal_id);
-                    Err(format!("cannot fill {}: {e}", path.display()))
-                }
-            }
+            );
+            apply_fill(ctx, &dir, &file, *bytes).await
         }
         FaultKind::Corrupt { file, bytes } => {
             let path = target_dir(ctx, target)?.join(file);
-            let original =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let original_sha256 = gauntlet_report::sha256_hex(&original);
-            let flips = usize::try_from(*bytes).unwrap_or(usize::MAX);
-            let corruption = {
-                let mut journal = ctx.journal.lock().unwrap_or_else(|e| e.into_inner());
-                super::corrupt_file::corrupt_file(&mut journal, &path, flips, seed)
-                    .map_err(|e| e.to_string())?
-            };
-            let line = format!(
-                "flipped {} byte(s) of {} (original kept aside)",
-                corruption.flipped.len(),
-                path.display()
-            );
-            Ok((
-                Applied::Corrupt {
-                    corruption,
-                    original_sha256,
-                },
-                line,
-            ))
+            apply_corrupt(ctx, &path, *bytes, seed)
         }
         other => unreachable_kind(other),
     }
+}
+
+/// A proxy fault, in the proxy in front of `target`.
+fn apply_proxy(
+    ctx: &RunContext,
+    target: &str,
+    fault: &gauntlet_spec::Fault,
+) -> Result<(Applied, String), String> {
+    let proxy = ctx
+        .systems
+        .get(target)
+        .and_then(|s| s.proxy.clone())
+        .ok_or_else(|| format!("no fault proxy in front of `{target}`"))?;
+    let unit = if fault.kind.per_request() {
+        "requests"
+    } else {
+        "connections"
+    };
+    let label = format!(
+        "{} ({}% of {unit})",
+        fault.kind.name(),
+        fault.toxicity * 100.0
+    );
+    let undo = Undo::ProxyFault {
+        proxy: target.to_string(),
+        fault: label.clone(),
+    };
+    let journal_id = register(ctx, undo)?;
+    let id = proxy
+        .add(fault.clone())
+        .inspect_err(|_| done(ctx, journal_id))?;
+    let applied = Applied::Proxy {
+        proxy,
+        id,
+        journal_id,
+    };
+    Ok((
+        applied,
+        format!("{label} on the proxy in front of {target}"),
+    ))
+}
+
+/// A signal to the process gauntlet started as `target`.
+fn apply_kill(
+    ctx: &RunContext,
+    target: &str,
+    signal: KillSignal,
+    restart: Restart,
+) -> Result<(Applied, String), String> {
+    let signal = match signal {
+        KillSignal::Kill => Signal::SIGKILL,
+        KillSignal::Term => Signal::SIGTERM,
+    };
+    let undo = Undo::Restart {
+        label: target.to_string(),
+    };
+    let journal_id = register(ctx, undo)?;
+    let killed = ctx
+        .supervisor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .kill(target, signal);
+    let pid = killed.inspect_err(|_| done(ctx, journal_id))?;
+    let applied = Applied::Killed {
+        target: target.to_string(),
+        restart,
+        journal_id,
+    };
+    Ok((applied, format!("{signal} to {target} (pid {pid})")))
+}
+
+/// Busy threads or touched memory in a `gauntlet stress` process named `name`, applied only
+/// once the stressor says its pressure is in force.
+async fn apply_stress(
+    ctx: &RunContext,
+    name: &str,
+    fault: &gauntlet_spec::Fault,
+) -> Result<(Applied, String), String> {
+    let gauntlet = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = vec![gauntlet.display().to_string(), "stress".into()];
+    let (what, bytes) = match fault.kind {
+        FaultKind::Cpu { threads } => {
+            command.extend(["--cpu".into(), threads.to_string()]);
+            (format!("{threads} busy threads"), 0)
+        }
+        FaultKind::Memory { bytes } => {
+            command.extend(["--memory".into(), bytes.to_string()]);
+            (format!("{} allocated and touched", size(bytes)), bytes)
+        }
+        _ => unreachable_kind(&fault.kind)?,
+    };
+    if let Some(d) = fault.duration {
+        command.extend(["--seconds".into(), d.as_secs_f64().to_string()]);
+    }
+    command.extend(["--ready".into(), "{dir}/ready".into()]);
+    let stressor = System::process(name, command);
+    let run_dir = ctx.recorder.run_dir().to_path_buf();
+    let endpoint = ctx
+        .supervisor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .spawn(&stressor, &run_dir, &Default::default())
+        .map_err(|e| e.to_string())?;
+    let ready = run_dir.join("work").join(name).join("ready");
+    let patience = Duration::from_secs(10 + bytes / (1 << 30));
+    match stressor_ready(ctx, name, &ready, patience).await {
+        Ok(holding) => {
+            let line = format!("{what} ({name}: {holding})");
+            let name = name.to_string();
+            Ok((Applied::Stressor { name, holding }, line))
+        }
+        Err(why) => {
+            let supervisor = ctx.supervisor.clone();
+            let stop = name.to_string();
+            let _ = tokio::task::spawn_blocking(move || {
+                supervisor
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .stop(&stop)
+            })
+            .await;
+            let said = endpoint.log.as_deref().map(log_tail).unwrap_or_default();
+            Err(format!(
+                "the {what} stressor never took effect: {why}{said}"
+            ))
+        }
+    }
+}
+
+/// A file of `size` bytes written into `dir`, never the host's last free space: a drill
+/// fills the service's disk, not ours.
+async fn apply_fill(
+    ctx: &RunContext,
+    dir: &std::path::Path,
+    file: &str,
+    size: u64,
+) -> Result<(Applied, String), String> {
+    let path = dir.join(file);
+    let free = nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
+    if size > free / 10 * 9 {
+        return Err(format!(
+            "filling {} would take {} of the {} MiB free on its file system: more than nine tenths",
+            dir.display(),
+            self::size(size),
+            free >> 20
+        ));
+    }
+    let journal_id = register(ctx, Undo::RemoveFile { path: path.clone() })?;
+    let target = path.clone();
+    // A drill stopped while the fill is written stops the writing too.
+    let stop = StopOnDrop::default();
+    let flag = stop.0.clone();
+    let written = tokio::task::spawn_blocking(move || fill(&target, size, &flag))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    drop(stop);
+    match written {
+        Ok(()) => {
+            let line = format!("filled {} with {}", path.display(), self::size(size));
+            Ok((Applied::Fill { path, journal_id }, line))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&path);
+            done(ctx, journal_id);
+            Err(format!("cannot fill {}: {e}", path.display()))
+        }
+    }
+}
+
+/// `bytes` bytes of the file at `path` flipped, the original kept aside.
+fn apply_corrupt(
+    ctx: &RunContext,
+    path: &std::path::Path,
+    bytes: u64,
+    seed: u64,
+) -> Result<(Applied, String), String> {
+    let original =
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let original_sha256 = gauntlet_report::sha256_hex(&original);
+    let flips = usize::try_from(bytes).unwrap_or(usize::MAX);
+    let corruption = {
+        let mut journal = ctx.journal.lock().unwrap_or_else(|e| e.into_inner());
+        super::corrupt_file::corrupt_file(&mut journal, path, flips, seed)
+            .map_err(|e| e.to_string())?
+    };
+    let line = format!(
+        "flipped {} byte(s) of {} (original kept aside)",
+        corruption.flipped.len(),
+        path.display()
+    );
+    let applied = Applied::Corrupt {
+        corruption,
+        original_sha256,
+    };
+    Ok((applied, line))
 }
 
 /// A proxy kind reached the process faults: a bug, said as an error rather than a panic.

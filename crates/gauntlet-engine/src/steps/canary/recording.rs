@@ -64,107 +64,133 @@ pub fn read_observations(bytes: &[u8]) -> Result<Observations, String> {
 type Parsed = (Vec<Observation>, Vec<Option<(usize, u64)>>);
 
 fn parse_observations(bytes: &[u8]) -> Result<Parsed, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("cannot decompress: {e}"))?;
-    } else {
-        text = String::from_utf8(bytes.to_vec())
-            .map_err(|_| "the file is neither UTF-8 text nor gzip".to_string())?;
-    }
-    let mut lines = text
+    let text = decode(bytes)?;
+    let lines: Vec<(usize, &str)> = text
         .lines()
         .enumerate()
+        .map(|(i, l)| (i + 1, l))
         .filter(|(_, l)| !l.trim().is_empty())
-        .peekable();
-    let Some((_, first)) = lines.peek() else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    if first.trim_start().starts_with('{') {
-        let mut list = Vec::new();
-        let mut times = Vec::new();
-        for (i, line) in lines {
-            let observation: Observation =
-                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", i + 1))?;
-            let timed = ["\"t_ms\"", "\"timestamp\"", "\"timestamp_ms\""]
-                .iter()
-                .any(|key| line.contains(key));
-            times.push(timed.then_some((i + 1, observation.t_ms)));
-            list.push(observation);
-        }
-        return Ok((list, times));
+        .collect();
+    match lines.first() {
+        None => Ok((Vec::new(), Vec::new())),
+        Some((_, first)) if first.trim_start().starts_with('{') => json_lines(&lines),
+        Some((_, header)) => csv(header, &lines[1..]),
     }
-    let header: Vec<String> = first
+}
+
+/// The file as text: gzip is decompressed first.
+fn decode(bytes: &[u8]) -> Result<String, String> {
+    use std::io::Read;
+    if !bytes.starts_with(&[0x1f, 0x8b]) {
+        return String::from_utf8(bytes.to_vec())
+            .map_err(|_| "the file is neither UTF-8 text nor gzip".to_string());
+    }
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot decompress: {e}"))?;
+    Ok(text)
+}
+
+/// One JSON observation per (numbered) line; a line is timed when it names its time.
+fn json_lines(lines: &[(usize, &str)]) -> Result<Parsed, String> {
+    let mut list = Vec::new();
+    let mut times = Vec::new();
+    for &(n, line) in lines {
+        let observation: Observation =
+            serde_json::from_str(line).map_err(|e| format!("line {n}: {e}"))?;
+        let timed = ["\"t_ms\"", "\"timestamp\"", "\"timestamp_ms\""]
+            .iter()
+            .any(|key| line.contains(key));
+        times.push(timed.then_some((n, observation.t_ms)));
+        list.push(observation);
+    }
+    Ok((list, times))
+}
+
+/// Where a CSV file keeps each field.
+struct Columns {
+    arm: usize,
+    ok: usize,
+    latency: usize,
+    t: Option<usize>,
+}
+
+/// A header naming `arm`, `ok`, `latency_ms` (and perhaps `t_ms`), then one row per line.
+fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, String> {
+    let header: Vec<String> = header
         .split(',')
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     let column = |name: &str| header.iter().position(|h| h == name);
-    let (Some(arm_at), Some(ok_at), Some(latency_at)) =
-        (column("arm"), column("ok"), column("latency_ms"))
+    let (Some(arm), Some(ok), Some(latency)) = (column("arm"), column("ok"), column("latency_ms"))
     else {
         return Err(
             "line 1: a CSV header must name `arm`, `ok` and `latency_ms` (and may name `t_ms`)"
                 .into(),
         );
     };
-    let t_at = column("t_ms")
+    let t = column("t_ms")
         .or_else(|| column("timestamp_ms"))
         .or_else(|| column("timestamp"));
-    let list: Vec<Observation> = lines
-        .clone()
-        .skip(1)
-        .map(|(i, line)| {
-            let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-            let field = |at: usize| {
-                fields
-                    .get(at)
-                    .copied()
-                    .ok_or_else(|| format!("line {}: missing column {}", i + 1, at + 1))
-            };
-            let arm = match field(arm_at)? {
-                "baseline" => Arm::Baseline,
-                "candidate" => Arm::Candidate,
-                other => {
-                    return Err(format!(
-                        "line {}: arm `{other}` is neither `baseline` nor `candidate`",
-                        i + 1
-                    ));
-                }
-            };
-            let ok = match field(ok_at)? {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                other => return Err(format!("line {}: ok `{other}` is not true/false", i + 1)),
-            };
-            let latency_ms = field(latency_at)?
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| {
-                    format!("line {}: latency_ms is not a non-negative number", i + 1)
-                })?;
-            let t_ms = match t_at {
-                Some(at) => field(at)?
-                    .parse::<u64>()
-                    .map_err(|_| format!("line {}: t_ms is not a whole number", i + 1))?,
-                None => i as u64,
-            };
-            Ok(Observation {
-                arm,
-                ok,
-                latency_ms,
-                t_ms,
-            })
-        })
+    let columns = Columns {
+        arm,
+        ok,
+        latency,
+        t,
+    };
+    let list: Vec<Observation> = rows
+        .iter()
+        .map(|&(n, line)| csv_row(&columns, n, line))
         .collect::<Result<_, String>>()?;
-    let times = lines
-        .skip(1)
+    let times = rows
+        .iter()
         .zip(&list)
-        .map(|((i, _), o)| t_at.map(|_| (i + 1, o.t_ms)))
+        .map(|(&(n, _), o)| t.map(|_| (n, o.t_ms)))
         .collect();
     Ok((list, times))
+}
+
+/// Row `n`; without a time column its time is its line's index.
+fn csv_row(columns: &Columns, n: usize, line: &str) -> Result<Observation, String> {
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    let field = |at: usize| {
+        fields
+            .get(at)
+            .copied()
+            .ok_or_else(|| format!("line {n}: missing column {}", at + 1))
+    };
+    let arm = match field(columns.arm)? {
+        "baseline" => Arm::Baseline,
+        "candidate" => Arm::Candidate,
+        other => {
+            return Err(format!(
+                "line {n}: arm `{other}` is neither `baseline` nor `candidate`"
+            ));
+        }
+    };
+    let ok = match field(columns.ok)? {
+        "true" | "1" => true,
+        "false" | "0" => false,
+        other => return Err(format!("line {n}: ok `{other}` is not true/false")),
+    };
+    let latency_ms = field(columns.latency)?
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .ok_or_else(|| format!("line {n}: latency_ms is not a non-negative number"))?;
+    let t_ms = match columns.t {
+        Some(at) => field(at)?
+            .parse::<u64>()
+            .map_err(|_| format!("line {n}: t_ms is not a whole number"))?,
+        None => n as u64 - 1,
+    };
+    Ok(Observation {
+        arm,
+        ok,
+        latency_ms,
+        t_ms,
+    })
 }
 
 /// A stage's observations as gzipped JSON lines (what `gauntlet judge` reads).

@@ -113,8 +113,6 @@ fn default_baseline(query: &GateQuery) -> Option<GateQuery> {
 }
 
 async fn evaluate(ctx: &RunContext, config: &GatesPlan, gate: &Gate) -> GateReport {
-    let pass = gate.pass.threshold;
-    let warn = gate.warn.as_ref().map(|w| w.threshold);
     let mut report = GateReport {
         name: gate.name.clone(),
         query: gate.query.to_string(),
@@ -130,135 +128,152 @@ async fn evaluate(ctx: &RunContext, config: &GatesPlan, gate: &Gate) -> GateRepo
         outcome: Outcome::Inconclusive,
         reason: String::new(),
     };
-    let end = |mut report: GateReport, outcome: Outcome, reason: String| {
-        report.outcome = outcome;
-        report.reason = reason;
-        report
-    };
+    let (outcome, reason) = measure(ctx, config, gate, &mut report)
+        .await
+        .unwrap_or_else(|stopped| stopped);
+    report.outcome = outcome;
+    report.reason = reason;
+    report
+}
+
+/// A gate's outcome and reason, or (as the error) how it ended before it could be judged.
+type Judged = Result<(Outcome, String), (Outcome, String)>;
+
+/// Queries the gate's value and its reference, then judges it; fills in what it learns.
+async fn measure(
+    ctx: &RunContext,
+    config: &GatesPlan,
+    gate: &Gate,
+    report: &mut GateReport,
+) -> Judged {
+    let pass = gate.pass.threshold;
+    let warn = gate.warn.as_ref().map(|w| w.threshold);
     let lower = pass.op.lower_is_better();
-    let (resolved, series) = match fetch(ctx, &gate.query).await {
-        Ok(found) => found,
-        Err(e) => return end(report, Outcome::Inconclusive, e),
-    };
+    let (resolved, series) = fetch(ctx, &gate.query)
+        .await
+        .map_err(|e| (Outcome::Inconclusive, e))?;
     report.query = resolved;
     report.raw = series.iter().map(|(l, v)| format!("{l} {v}")).collect();
     let value = match worst(&series, lower) {
         Some(v) => v,
-        None => match gate.on_empty {
-            OnEmpty::Zero => 0.0,
-            OnEmpty::Fail => {
-                return end(
-                    report,
-                    Outcome::Fail,
-                    "the query returned nothing (on_empty: fail)".into(),
-                );
-            }
-            OnEmpty::Inconclusive => {
-                return end(
-                    report,
-                    Outcome::Inconclusive,
-                    "the query returned nothing, so there is nothing to judge (on_empty: inconclusive)".into(),
-                );
-            }
-        },
+        None => on_empty(gate.on_empty)?,
     };
     report.value = Some(value);
     // What `baseline` / `history` mean, when a threshold uses one.
-    let mut reference = None;
-    for threshold in std::iter::once(&pass).chain(warn.iter()) {
-        let Against::Relative {
-            reference: which, ..
-        } = threshold.against
-        else {
-            continue;
-        };
-        if reference.is_some() {
-            continue;
-        }
-        let resolved = match which {
-            Reference::Baseline => {
-                let Some(query) = gate
-                    .baseline
-                    .clone()
-                    .or_else(|| default_baseline(&gate.query))
-                else {
-                    return end(report, Outcome::Inconclusive, "no baseline query".into());
-                };
-                match fetch(ctx, &query).await {
-                    Ok((resolved, series)) => {
-                        report.baseline_query = Some(resolved);
-                        report
-                            .raw
-                            .extend(series.iter().map(|(l, v)| format!("baseline {l} {v}")));
-                        match worst(&series, lower) {
-                            Some(v) => v,
-                            None => {
-                                return end(
-                                    report,
-                                    Outcome::Inconclusive,
-                                    "the baseline query returned nothing".into(),
-                                );
-                            }
-                        }
-                    }
-                    Err(e) => return end(report, Outcome::Inconclusive, format!("baseline: {e}")),
-                }
-            }
-            Reference::History => {
-                let earlier: Vec<f64> = ctx
-                    .history
-                    .iter()
-                    .filter_map(|run| run.get(&gate.name).copied())
-                    .take(config.history as usize)
-                    .collect();
-                let n = earlier.len();
-                match median(earlier) {
-                    Some(m) => {
-                        report
-                            .raw
-                            .push(format!("history: median of {n} earlier GO run(s) {m}"));
-                        m
-                    }
-                    None => {
-                        return end(
-                            report,
-                            Outcome::Inconclusive,
-                            format!(
-                                "no earlier GO run of {} measured this gate, so there is no history to compare with",
-                                ctx.plan.service.name
-                            ),
-                        );
-                    }
-                }
-            }
-        };
-        reference = Some(resolved);
-    }
+    let relative = std::iter::once(&pass)
+        .chain(warn.iter())
+        .find_map(|t| match t.against {
+            Against::Relative { reference, .. } => Some(reference),
+            Against::Value(_) => None,
+        });
+    let reference = match relative {
+        Some(Reference::Baseline) => Some(baseline(ctx, gate, lower, report).await?),
+        Some(Reference::History) => Some(history(ctx, config, gate, report)?),
+        None => None,
+    };
     report.reference = reference;
+    Ok(judge(value, reference, &pass, warn.as_ref(), report))
+}
+
+/// The value of a query that returned nothing, as `on_empty` says.
+fn on_empty(on_empty: OnEmpty) -> Result<f64, (Outcome, String)> {
+    match on_empty {
+        OnEmpty::Zero => Ok(0.0),
+        OnEmpty::Fail => Err((
+            Outcome::Fail,
+            "the query returned nothing (on_empty: fail)".into(),
+        )),
+        OnEmpty::Inconclusive => Err((
+            Outcome::Inconclusive,
+            "the query returned nothing, so there is nothing to judge (on_empty: inconclusive)"
+                .into(),
+        )),
+    }
+}
+
+/// The baseline's value of the gate's query (or its `baseline:` query).
+async fn baseline(
+    ctx: &RunContext,
+    gate: &Gate,
+    lower: bool,
+    report: &mut GateReport,
+) -> Result<f64, (Outcome, String)> {
+    let inconclusive = |why: String| (Outcome::Inconclusive, why);
+    let query = gate
+        .baseline
+        .clone()
+        .or_else(|| default_baseline(&gate.query))
+        .ok_or_else(|| inconclusive("no baseline query".into()))?;
+    let (resolved, series) = fetch(ctx, &query)
+        .await
+        .map_err(|e| inconclusive(format!("baseline: {e}")))?;
+    report.baseline_query = Some(resolved);
+    let raw = series.iter().map(|(l, v)| format!("baseline {l} {v}"));
+    report.raw.extend(raw);
+    worst(&series, lower).ok_or_else(|| inconclusive("the baseline query returned nothing".into()))
+}
+
+/// The median of the gate's value over the service's last GO runs.
+fn history(
+    ctx: &RunContext,
+    config: &GatesPlan,
+    gate: &Gate,
+    report: &mut GateReport,
+) -> Result<f64, (Outcome, String)> {
+    let earlier: Vec<f64> = ctx
+        .history
+        .iter()
+        .filter_map(|run| run.get(&gate.name).copied())
+        .take(config.history as usize)
+        .collect();
+    let n = earlier.len();
+    let Some(m) = median(earlier) else {
+        return Err((
+            Outcome::Inconclusive,
+            format!(
+                "no earlier GO run of {} measured this gate, so there is no history to compare with",
+                ctx.plan.service.name
+            ),
+        ));
+    };
+    let said = format!("history: median of {n} earlier GO run(s) {m}");
+    report.raw.push(said);
+    Ok(m)
+}
+
+/// The value against the pass threshold, then the warn threshold; records the limit.
+fn judge(
+    value: f64,
+    reference: Option<f64>,
+    pass: &Threshold,
+    warn: Option<&Threshold>,
+    report: &mut GateReport,
+) -> (Outcome, String) {
     let limit_of = |t: &Threshold| match t.against {
         Against::Value(v) => v,
         Against::Relative { factor, offset, .. } => reference.unwrap_or(f64::NAN) * factor + offset,
     };
-    let limit = limit_of(&pass);
+    let limit = limit_of(pass);
     report.limit = Some(limit);
     let shown = |t: &Threshold| format!("{} {}", t.op.symbol(), number(limit_of(t)));
     if pass.op.holds(value, limit) {
-        let reason = format!("{} {}", number(value), shown(&pass));
-        return end(report, Outcome::Pass, reason);
+        return (Outcome::Pass, format!("{} {}", number(value), shown(pass)));
     }
-    if let Some(warn) = &warn
+    if let Some(warn) = warn
         && warn.op.holds(value, limit_of(warn))
     {
         let reason = format!(
             "{} misses {} but is within the warn threshold {}",
             number(value),
-            shown(&pass),
+            shown(pass),
             shown(warn)
         );
-        return end(report, Outcome::Warn, reason);
+        return (Outcome::Warn, reason);
     }
-    let reason = format!("{} is not {}", number(value), shown(&pass));
-    end(report, Outcome::Fail, reason)
+    (
+        Outcome::Fail,
+        format!("{} is not {}", number(value), shown(pass)),
+    )
 }
 
 /// Up to 6 significant digits, no exponent for ordinary values.

@@ -229,6 +229,14 @@ fn judge(
                 format!("`{name}` is declared but has no series")
             },
         );
+    let labels = labels_check(required, family, labels);
+    let moves = moves_check(required, family, before, answered, sent, moves);
+    vec![exists, labels, moves]
+}
+
+/// Every series of the family carries the required labels.
+fn labels_check(required: &RequiredMetric, family: &MetricFamily, check: Check) -> Check {
+    let series = family.samples.len() as u64;
     let missing: Vec<String> = family
         .samples
         .iter()
@@ -240,64 +248,65 @@ fn judge(
                 .map(move |l| format!("{}: {l}", s.name))
         })
         .collect();
-    let labels = if series == 0 {
-        labels.outcome(Outcome::Skipped, "no series to inspect")
-    } else if missing.is_empty() {
-        labels
-            .samples(series)
-            .measured(format!("{series} series checked"))
-            .outcome(
-                Outcome::Pass,
-                format!("all {series} series carry [{}]", required.labels.join(", ")),
-            )
-    } else {
-        labels
-            .samples(series)
+    if series == 0 {
+        return check.outcome(Outcome::Skipped, "no series to inspect");
+    }
+    let check = check.samples(series);
+    match missing.first() {
+        None => check.measured(format!("{series} series checked")).outcome(
+            Outcome::Pass,
+            format!("all {series} series carry [{}]", required.labels.join(", ")),
+        ),
+        Some(first) => check
             .measured(format!("{} series lack a label", missing.len()))
-            .outcome(
-                Outcome::Fail,
-                format!("missing labels, e.g. {}", missing[0]),
-            )
-    };
-    let moves = if !required.moves {
-        moves.outcome(Outcome::Skipped, "not required to move")
-    } else if answered == 0 {
-        moves.outcome(
+            .outcome(Outcome::Fail, format!("missing labels, e.g. {first}")),
+    }
+}
+
+/// The family's total changed between the scrape before the requests and the one after.
+fn moves_check(
+    required: &RequiredMetric,
+    family: &MetricFamily,
+    before: &Scrape,
+    answered: u64,
+    sent: u64,
+    check: Check,
+) -> Check {
+    if !required.moves {
+        return check.outcome(Outcome::Skipped, "not required to move");
+    }
+    if answered == 0 {
+        return check.outcome(
             Outcome::Inconclusive,
             format!(
                 "none of {sent} requests reached the candidate, so no movement could be expected"
             ),
-        )
-    } else {
-        let now = total(family);
-        let earlier = match before {
-            Scrape::Parsed(f) => f.iter().find(|f| &f.name == name).map(total).unwrap_or(0.0),
-            _ => f64::NAN,
-        };
-        if earlier.is_nan() {
-            moves.outcome(
+        );
+    }
+    let now = total(family);
+    let earlier = match before {
+        Scrape::Parsed(f) => f
+            .iter()
+            .find(|f| f.name == required.name)
+            .map(total)
+            .unwrap_or(0.0),
+        _ => {
+            return check.outcome(
                 Outcome::Inconclusive,
                 "the first scrape failed, so there is nothing to compare",
-            )
-        } else if now != earlier {
-            moves
-                .samples(answered)
-                .measured(format!("{earlier} → {now}"))
-                .outcome(
-                    Outcome::Pass,
-                    format!("moved from {earlier} to {now} across {answered} answered requests"),
-                )
-        } else {
-            moves
-                .samples(answered)
-                .measured(format!("{earlier} → {now}"))
-                .outcome(
-                    Outcome::Fail,
-                    format!("stayed at {now} across {answered} answered requests"),
-                )
+            );
         }
     };
-    vec![exists, labels, moves]
+    let check = check
+        .samples(answered)
+        .measured(format!("{earlier} → {now}"));
+    if now != earlier {
+        let why = format!("moved from {earlier} to {now} across {answered} answered requests");
+        check.outcome(Outcome::Pass, why)
+    } else {
+        let why = format!("stayed at {now} across {answered} answered requests");
+        check.outcome(Outcome::Fail, why)
+    }
 }
 
 #[cfg(test)]

@@ -33,82 +33,120 @@ impl Step for Preflight {
     }
 }
 
+/// Phases: the protected files are there; the lock is signed by a trusted key and nothing
+/// changed since; the flags are frozen; the SBOM is taken; all of it goes into a release
+/// manifest signed into the run directory; the green fingerprint names it.
 async fn run(ctx: &RunContext, severity: Severity) -> StepOutput {
     let check = |name: &str| Check::new(STEP, name, severity);
     let project = Project::of(ctx.plan.trust.as_ref(), &ctx.spec_path);
     let keyring = Keyring::open(&ctx.keyring).map_err(|e| e.to_string());
-    let mut checks = Vec::new();
+    let mut checks = vec![protected_files(&project, check("protected-files"))];
+    let (signature, changes, locked) = lock_checks(ctx, &project, keyring.clone(), &check);
+    checks.extend([signature, changes]);
+    let (flags_check, flags) =
+        snapshot_flags(ctx, &project, locked.as_ref(), check("flags-snapshot")).await;
+    checks.push(flags_check);
+    let (sbom_check, sbom) = take_sbom(ctx, &project, check("sbom"));
+    checks.push(sbom_check);
+    let files = manifest_files(ctx, &project);
+    let mut manifest = Lock::new(
+        locked
+            .as_ref()
+            .map_or_else(|| "0.0.0".to_string(), |l| l.version.clone()),
+        Some(Release {
+            name: ctx.plan.service.name.clone(),
+            version: ctx.plan.service.version.clone(),
+        }),
+        files,
+    );
+    manifest.flags = flags;
+    manifest.sbom = sbom;
+    manifest.run = ctx
+        .recorder
+        .run_dir()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let mut facts = ReleaseFacts::default();
+    checks.push(sign_manifest(
+        ctx,
+        keyring,
+        &manifest,
+        &mut facts,
+        check("release-manifest"),
+    ));
+    facts.green_fingerprint = fingerprint(ctx, &manifest);
+    StepOutput {
+        release: Some(facts),
+        ..checks.into()
+    }
+}
 
-    // 1. Every protected file is there.
+/// Every protected file is there.
+fn protected_files(project: &Project, check: Check) -> Check {
     let missing: Vec<String> = project
         .protected
         .iter()
         .filter(|p| !p.is_file())
         .map(|p| p.display().to_string())
         .collect();
-    checks.push(if missing.is_empty() {
-        check("protected-files")
+    if !missing.is_empty() {
+        let why = format!("missing protected files: {}", missing.join(", "));
+        return check.outcome(Outcome::Fail, why);
+    }
+    let count = project.protected.len();
+    check
+        .outcome(
+            Outcome::Pass,
+            format!("all {count} protected files are present"),
+        )
+        .measured(format!("{count} files"))
+}
+
+/// The lock is signed by a trusted key (`signed-lock`), and nothing changed since
+/// (`unsigned-changes`); with the lock, when it verified.
+fn lock_checks(
+    ctx: &RunContext,
+    project: &Project,
+    keyring: Result<Keyring, String>,
+    check: &dyn Fn(&str) -> Check,
+) -> (Check, Check, Option<Lock>) {
+    let lock_name = project.lock_path.display().to_string();
+    let verification = keyring.and_then(|k| {
+        lock::verify(&project.lock_path, None, &Trust::Keyring(k), false).map_err(|e| e.to_string())
+    });
+    let v = match verification {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                check("signed-lock").outcome(Outcome::Fail, e),
+                check("unsigned-changes")
+                    .outcome(Outcome::Inconclusive, "no lock to compare with".to_string()),
+                None,
+            );
+        }
+    };
+    let signature = match &v.signature {
+        Ok(who) => check("signed-lock")
             .outcome(
                 Outcome::Pass,
                 format!(
-                    "all {} protected files are present",
-                    project.protected.len()
+                    "{lock_name} (manifest {}) is signed by trusted key {}",
+                    v.lock.as_ref().map_or("?", |l| l.version.as_str()),
+                    who.key_id
                 ),
             )
-            .measured(format!("{} files", project.protected.len()))
-    } else {
-        check("protected-files").outcome(
-            Outcome::Fail,
-            format!("missing protected files: {}", missing.join(", ")),
-        )
-    });
-
-    // 2 and 3. The lock is signed by a trusted key, and nothing changed since.
-    let lock_name = project.lock_path.display().to_string();
-    let verification = keyring.clone().and_then(|k| {
-        lock::verify(&project.lock_path, None, &Trust::Keyring(k), false).map_err(|e| e.to_string())
-    });
-    let (signature_check, changes_check, locked) = match verification {
-        Err(e) => (
-            check("signed-lock").outcome(Outcome::Fail, e),
-            check("unsigned-changes")
-                .outcome(Outcome::Inconclusive, "no lock to compare with".to_string()),
-            None,
-        ),
-        Ok(v) => {
-            let sig = match &v.signature {
-                Ok(who) => check("signed-lock")
-                    .outcome(
-                        Outcome::Pass,
-                        format!(
-                            "{lock_name} (manifest {}) is signed by trusted key {}",
-                            v.lock.as_ref().map_or("?", |l| l.version.as_str()),
-                            who.key_id
-                        ),
-                    )
-                    .measured(who.key_id.clone()),
-                Err(e) => check("signed-lock").outcome(Outcome::Fail, e.clone()),
-            };
-            let changes = unsigned_changes(ctx, &project, &v, check("unsigned-changes"));
-            (sig, changes, v.lock)
-        }
+            .measured(who.key_id.clone()),
+        Err(e) => check("signed-lock").outcome(Outcome::Fail, e.clone()),
     };
-    checks.push(signature_check);
-    checks.push(changes_check);
+    let changes = unsigned_changes(ctx, project, &v, check("unsigned-changes"));
+    (signature, changes, v.lock)
+}
 
-    // 4. Feature flags, frozen.
-    let (flags_check, flags) =
-        snapshot_flags(ctx, &project, locked.as_ref(), check("flags-snapshot")).await;
-    checks.push(flags_check);
-
-    // 5. The SBOM.
-    let (sbom_check, sbom) = take_sbom(ctx, &project, check("sbom"));
-    checks.push(sbom_check);
-
-    // 6. The release manifest, signed into the run directory and verified back.
-    // The spec enters as executed, which is what was tested.
-    let spec_rel = relative_spec(&project);
-    let files: Vec<_> = project
+/// The protected files as the manifest holds them; the spec as this run executes it, which
+/// is what was tested.
+fn manifest_files(ctx: &RunContext, project: &Project) -> Vec<lock::LockedFile> {
+    let spec_rel = relative_spec(project);
+    project
         .protected
         .iter()
         .filter_map(|p| {
@@ -119,25 +157,17 @@ async fn run(ctx: &RunContext, severity: Severity) -> StepOutput {
                 lock::lock_entry(project.lock_dir(), p).ok()
             }
         })
-        .collect();
-    let version = locked
-        .as_ref()
-        .map_or_else(|| "0.0.0".to_string(), |l| l.version.clone());
-    let mut manifest = Lock::new(
-        version.clone(),
-        Some(Release {
-            name: ctx.plan.service.name.clone(),
-            version: ctx.plan.service.version.clone(),
-        }),
-        files.clone(),
-    );
-    manifest.flags = flags.clone();
-    manifest.sbom = sbom.clone();
-    manifest.run = ctx
-        .recorder
-        .run_dir()
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned());
+        .collect()
+}
+
+/// The release manifest, signed into the run directory and verified back.
+fn sign_manifest(
+    ctx: &RunContext,
+    keyring: Result<Keyring, String>,
+    manifest: &Lock,
+    facts: &mut ReleaseFacts,
+    check: Check,
+) -> Check {
     let manifest_path = ctx.recorder.run_dir().join(MANIFEST_FILE);
     let signed = keyring.and_then(|k| {
         let key = k.signing_key().map_err(|e| e.to_string())?;
@@ -151,56 +181,44 @@ async fn run(ctx: &RunContext, severity: Severity) -> StepOutput {
             .map_err(|e| e.to_string())?;
         Ok((key.id, bytes))
     });
-    let mut facts = ReleaseFacts::default();
-    checks.push(match signed {
-        Ok((key, bytes)) => {
-            ctx.recorder.index(MANIFEST_FILE, &bytes);
-            facts.manifest = Some(MANIFEST_FILE.to_string());
-            facts.manifest_sha256 = Some(sha256_hex(&bytes));
-            facts.manifest_version = Some(version);
-            check("release-manifest")
-                .outcome(
-                    Outcome::Pass,
-                    format!(
-                        "{} files, flags and SBOM frozen into {MANIFEST_FILE}, signed by key {key} and verified back",
-                        files.len()
-                    ),
-                )
-                .measured(key)
+    let (key, bytes) = match signed {
+        Ok(signed) => signed,
+        Err(e) => {
+            let why = format!("the release manifest could not be signed: {e}");
+            return check.outcome(Outcome::Fail, why);
         }
-        Err(e) => check("release-manifest").outcome(
-            Outcome::Fail,
-            format!("the release manifest could not be signed: {e}"),
-        ),
-    });
-
-    // The green fingerprint names this configuration; it is a fact, not a check.
-    match thresholds(&ctx.spec_text).and_then(|t| {
-        green_fingerprint(
-            &files,
-            &t,
-            sbom.as_ref().map(|s| s.sha256.as_str()),
-            flags.as_ref().map(|f| f.sha256.as_str()),
+    };
+    ctx.recorder.index(MANIFEST_FILE, &bytes);
+    facts.manifest = Some(MANIFEST_FILE.to_string());
+    facts.manifest_sha256 = Some(sha256_hex(&bytes));
+    facts.manifest_version = Some(manifest.version.clone());
+    check
+        .outcome(
+            Outcome::Pass,
+            format!(
+                "{} files, flags and SBOM frozen into {MANIFEST_FILE}, signed by key {key} and verified back",
+                manifest.files.len()
+            ),
         )
-    }) {
-        Ok(fp) => {
-            ctx.recorder.event(
-                Some(STEP),
-                "green-fingerprint",
-                format!("green fingerprint {fp}"),
-            );
-            facts.green_fingerprint = Some(fp);
-        }
-        Err(e) => ctx.recorder.event(
-            Some(STEP),
-            "green-fingerprint",
-            format!("not computed: {e}"),
-        ),
-    }
-    StepOutput {
-        release: Some(facts),
-        ..checks.into()
-    }
+        .measured(key)
+}
+
+/// The green fingerprint names this configuration; it is a fact, not a check.
+fn fingerprint(ctx: &RunContext, manifest: &Lock) -> Option<String> {
+    let computed = thresholds(&ctx.spec_text).and_then(|t| {
+        green_fingerprint(
+            &manifest.files,
+            &t,
+            manifest.sbom.as_ref().map(|s| s.sha256.as_str()),
+            manifest.flags.as_ref().map(|f| f.sha256.as_str()),
+        )
+    });
+    let said = match &computed {
+        Ok(fp) => format!("green fingerprint {fp}"),
+        Err(e) => format!("not computed: {e}"),
+    };
+    ctx.recorder.event(Some(STEP), "green-fingerprint", said);
+    computed.ok()
 }
 
 fn relative_spec(project: &Project) -> std::path::PathBuf {
