@@ -140,3 +140,24 @@ impl Harness {
         crate::steps::runner(plan.expect("the spec has the step")).expect("a pipeline step")
     }
 }
+
+/// What a step test asks of a step's output.
+impl crate::steps::StepOutput {
+    /// The check called `name` (the test fails without one).
+    pub fn check(&self, name: &str) -> &gauntlet_report::Check {
+        let found = self.checks.iter().find(|c| c.name == name);
+        found.unwrap_or_else(|| panic!("no check `{name}` in {:#?}", self.checks))
+    }
+
+    pub fn outcome_of(&self, name: &str) -> gauntlet_report::Outcome {
+        self.check(name).outcome
+    }
+
+    /// The checks that did not pass.
+    pub fn not_passed(&self) -> Vec<&gauntlet_report::Check> {
+        self.checks
+            .iter()
+            .filter(|c| !c.outcome.is_pass())
+            .collect()
+    }
+}

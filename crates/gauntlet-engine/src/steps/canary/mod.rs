@@ -338,17 +338,12 @@ steps:
         );
         let harness = Harness::new(SPEC, &candidate, Some(&baseline));
         let output = harness.step(StepName::Canary).run(&harness.ctx).await;
-        let outcome = |name: &str| {
-            output
-                .checks
-                .iter()
-                .find(|c| c.name == name)
-                .map(|c| c.outcome)
-                .unwrap_or_else(|| panic!("no check `{name}`: {:#?}", output.checks))
-        };
-        assert_eq!(outcome("stage 1 (25%) error-rate"), Outcome::Fail);
-        assert_eq!(outcome("rollback"), Outcome::Pass);
-        assert_eq!(outcome("stage (50%) not reached"), Outcome::Skipped);
+        assert_eq!(output.outcome_of("stage 1 (25%) error-rate"), Outcome::Fail);
+        assert_eq!(output.outcome_of("rollback"), Outcome::Pass);
+        assert_eq!(
+            output.outcome_of("stage (50%) not reached"),
+            Outcome::Skipped
+        );
         assert!(output.checks.iter().all(|c| c.name != "promotion"));
         // The failed requests are handed back for the taxonomy, and the totals for gates.
         assert!(!output.failed_requests.is_empty());

@@ -75,19 +75,12 @@ steps:
         (output, harness)
     }
 
-    fn outcome_of(output: &StepOutput, name: &str) -> Outcome {
-        let check = output.checks.iter().find(|c| c.name == name);
-        check
-            .unwrap_or_else(|| panic!("no `{name}`: {:#?}", output.checks))
-            .outcome
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_fault_the_service_does_not_survive_fails_the_drill_and_is_undone() {
         let (output, harness) =
             drill("{kind: http_abort, target: candidate, status: 503}", "hold").await;
-        assert_eq!(outcome_of(&output, "d: hold"), Outcome::Fail);
-        assert_eq!(outcome_of(&output, "d: faults undone"), Outcome::Pass);
+        assert_eq!(output.outcome_of("d: hold"), Outcome::Fail);
+        assert_eq!(output.outcome_of("d: faults undone"), Outcome::Pass);
         let proxy = harness.ctx.systems["candidate"].proxy.as_ref().unwrap();
         assert!(proxy.faults().is_empty(), "the fault is out of the proxy");
         let drill = &output.drills[0];
@@ -102,11 +95,7 @@ steps:
     async fn a_fault_within_the_probes_bounds_holds() {
         let latency = "{kind: latency, target: candidate, latency: 50ms}";
         let (output, _harness) = drill(latency, "hold").await;
-        let failed: Vec<_> = output
-            .checks
-            .iter()
-            .filter(|c| !c.outcome.is_pass())
-            .collect();
+        let failed = output.not_passed();
         assert!(failed.is_empty(), "{failed:#?}");
         assert_eq!(output.drills[0].outcome, Outcome::Pass);
     }
@@ -117,7 +106,7 @@ steps:
         let abort = "{kind: http_abort, target: candidate, status: 503, duration: 500ms}";
         let (output, _harness) = drill(abort, "recover within 1s").await;
         assert_eq!(
-            outcome_of(&output, "d: recover within 1s"),
+            output.outcome_of("d: recover within 1s"),
             Outcome::Pass,
             "{:#?}",
             output.checks

@@ -460,13 +460,6 @@ gates:
         gates.run(&harness.ctx).await
     }
 
-    fn outcome_of(output: &StepOutput, name: &str) -> Outcome {
-        let check = output.checks.iter().find(|c| c.name == name);
-        check
-            .unwrap_or_else(|| panic!("no `{name}`: {:#?}", output.checks))
-            .outcome
-    }
-
     #[tokio::test(start_paused = true)]
     async fn gates_score_what_the_steps_measured() {
         let output = gates_over(&[
@@ -482,15 +475,15 @@ gates:
             .expect("the gates report is handed back");
         // p99 (weight 3 of 5) fails: 2/5 of the score is left, under `warn: 50%`.
         assert!((report.score - 0.4).abs() < 1e-9, "{}", report.score);
-        assert_eq!(outcome_of(&output, "median latency"), Outcome::Pass);
-        assert_eq!(outcome_of(&output, "score"), Outcome::Fail);
+        assert_eq!(output.outcome_of("median latency"), Outcome::Pass);
+        assert_eq!(output.outcome_of("score"), Outcome::Fail);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_gate_nobody_measured_is_inconclusive_never_a_pass() {
         let output = gates_over(&[("canary.candidate.latency_p99", 0.1)]).await;
-        assert_eq!(outcome_of(&output, "median latency"), Outcome::Inconclusive);
-        assert_ne!(outcome_of(&output, "errors"), Outcome::Pass);
-        assert_ne!(outcome_of(&output, "score"), Outcome::Pass);
+        assert_eq!(output.outcome_of("median latency"), Outcome::Inconclusive);
+        assert_ne!(output.outcome_of("errors"), Outcome::Pass);
+        assert_ne!(output.outcome_of("score"), Outcome::Pass);
     }
 }
