@@ -30,6 +30,7 @@ pub use context::{Observer, RunContext, Silent, now_rfc3339};
 pub use decision::{SETUP_STEP, decide};
 pub use identity::ProcessIdentity;
 pub use run::{
-    EngineError, Recovered, RunOptions, RunOutcome, reap_abandoned, recover_runs, run,
+    EngineError, Recovered, RunOptions, RunOutcome, new_run_id, reap_abandoned, recover_runs, run,
     write_reports,
 };
+pub use tokio_util::sync::CancellationToken;

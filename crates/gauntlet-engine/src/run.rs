@@ -16,6 +16,7 @@ use gauntlet_report::{
 use gauntlet_spec::Plan;
 use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 use crate::context::{Observer, Recorder, RunContext, System, now_rfc3339};
 use crate::decision::{Owners, SETUP_STEP, decide};
@@ -39,6 +40,10 @@ pub struct RunOptions {
     pub request_timeout: Duration,
     /// The keyring that signs the release manifest and the decision, and verifies the lock.
     pub keyring: PathBuf,
+    /// The run's id, when the caller chose it (`gauntlet serve` answers with it at once).
+    pub run_id: Option<String>,
+    /// Cancelling it stops the run as Ctrl-C does: everything undone, the run ABORTED.
+    pub cancel: Option<CancellationToken>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,7 +73,7 @@ pub struct RunOutcome {
 }
 
 /// A run id sorts by time and is unique: `20261122T143700Z-3fa9`.
-fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(['-', ':'], "");
@@ -150,7 +155,8 @@ pub(crate) async fn run_steps(
         options.clone(),
         gate_history(&store, &plan),
     );
-    let aborted = supervise(pipeline, plan.ceiling).await?;
+    let cancel = options.cancel.clone().unwrap_or_default();
+    let aborted = supervise(pipeline, plan.ceiling, cancel).await?;
     if let Some(why) = &aborted {
         recorder.event(None, "aborted", why.clone());
     }
@@ -254,7 +260,7 @@ struct Begun {
 
 impl Begun {
     fn record(store: &mut Store, plan: &Plan, options: &RunOptions) -> Result<Self, EngineError> {
-        let run_id = new_run_id();
+        let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let run_dir = options.out_dir.join(&run_id);
         let dir_error = |source| EngineError::RunDir {
             path: run_dir.clone(),
@@ -297,6 +303,7 @@ impl Begun {
 async fn supervise(
     pipeline: impl Future<Output = ()> + Send + 'static,
     ceiling: Duration,
+    cancel: CancellationToken,
 ) -> Result<Option<String>, EngineError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(EngineError::Signals)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(EngineError::Signals)?;
@@ -321,6 +328,7 @@ async fn supervise(
         _ = interrupt.recv() => stop("interrupted (SIGINT)".to_string()),
         _ = terminate.recv() => stop("terminated (SIGTERM)".to_string()),
         _ = hangup.recv() => stop("hung up (SIGHUP)".to_string()),
+        () = cancel.cancelled() => stop("cancelled".to_string()),
     })
 }
 
@@ -989,6 +997,8 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             strict: false,
             request_timeout: Duration::from_secs(2),
             keyring: dir.path().join("keys"),
+            run_id: None,
+            cancel: None,
         };
         let endless = Endless(gauntlet_spec::StepMeta {
             severity: gauntlet_spec::Severity::Hard,
@@ -1037,6 +1047,8 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             strict: false,
             request_timeout: Duration::from_secs(2),
             keyring: dir.path().join("keys"),
+            run_id: None,
+            cancel: None,
         };
         let outcome = run_steps(
             plan,

@@ -123,15 +123,6 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             ),
         )]));
     }
-    let options = || {
-        serde_saphyr::options! {
-            budget: serde_saphyr::budget! {
-                max_depth: 64,
-                max_nodes: 200_000,
-                max_total_scalar_bytes: 8 * 1024 * 1024,
-            },
-        }
-    };
     #[derive(serde::Deserialize)]
     struct Versioned {
         #[serde(default)]
@@ -139,7 +130,7 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
     }
     if let Ok(Versioned {
         schema_version: Some(version),
-    }) = serde_saphyr::from_str_with_options::<Versioned>(text, options())
+    }) = serde_saphyr::from_str_with_options::<Versioned>(text, yaml_options())
         && !SCHEMA_VERSIONS.contains(&version.value)
     {
         return Err(SpecErrors(vec![SpecDiagnostic::at(
@@ -162,7 +153,24 @@ pub fn parse(file: &str, text: &str) -> Result<Spec, SpecErrors> {
             )),
         )]));
     }
-    serde_saphyr::from_str_with_options(text, options())
+    parse_yaml(file, text)
+}
+
+/// The parser's limits: a file that validates cannot exhaust the host while it is read.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: 64,
+            max_nodes: 200_000,
+            max_total_scalar_bytes: 8 * 1024 * 1024,
+        },
+    }
+}
+
+/// Parses a YAML file of gauntlet's (a spec, a server config) into `T` with the spec's
+/// limits; a problem is located at file:line:col with what was expected.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T, SpecErrors> {
+    serde_saphyr::from_str_with_options(text, yaml_options())
         .map_err(|e| SpecErrors(vec![validate::from_parse_error(file, text, &e)]))
 }
 

@@ -208,6 +208,22 @@ pub enum Command {
     /// Signing keys: generate, list, rotate, revoke.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Serve the API that pipelines and people share (tokens with roles, an audit log,
+    /// /metrics); see `server.yaml` in the README.
+    Serve {
+        /// The server's config (listen address, store, tokens, audit log, services).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Logs on stderr as JSON lines or as text.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// The server's tokens: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The server's audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Signed decisions (DSSE envelopes around in-toto statements).
     #[command(subcommand)]
     Attest(AttestCommand),
@@ -307,6 +323,7 @@ impl Command {
                 | Command::Load { .. }
                 | Command::Sbom { out: None, .. }
                 | Command::Keys(KeysCommand::List { .. })
+                | Command::Token(TokenCommand::Create { .. } | TokenCommand::List { .. })
         )
     }
 }
@@ -593,4 +610,49 @@ pub enum DemoService {
         #[arg(long)]
         name: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Tokens for `gauntlet serve`, in the tokens file its config names.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// A new token with a role (viewer, operator, approver, admin), optionally for some
+    /// services only; printed once on stdout, stored only as a hash.
+    Create {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        role: String,
+        /// Limit it to this service (repeatable); all services without.
+        #[arg(long = "service", value_name = "NAME")]
+        services: Vec<String>,
+        /// Who or what holds it, for the listing.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// The tokens: id, role, services, created, revoked.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refused from its next request on.
+    Revoke {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Checks every link of the hash chain: exit 0 with the count of lines, 1 naming the
+    /// first line edited, deleted, inserted or moved.
+    Verify { file: PathBuf },
 }

@@ -11,6 +11,7 @@ mod keys;
 mod offline;
 mod progress;
 mod review;
+mod serve;
 mod signing;
 
 use std::path::Path;
@@ -188,6 +189,9 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             json,
         ),
         Command::Keys(command) => keys::keys_command(&global, command),
+        Command::Serve { config, log_format } => serve::serve_command(&global, &config, log_format),
+        Command::Token(command) => serve::token_command(&global, command),
+        Command::Audit(command) => serve::audit_command(command),
         Command::Attest(command) => attest::attest_command(&global, command),
         Command::Sbom {
             lockfiles,
@@ -322,6 +326,8 @@ fn execute(
         strict: execution.strict,
         request_timeout: Duration::from_secs(5),
         keyring: keys::keyring_dir(global)?,
+        run_id: None,
+        cancel: None,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)

@@ -1,0 +1,460 @@
+//! The routes. Every `/v1` route needs a bearer token; [`ROUTES`] says which role each
+//! needs, and every decision (allowed, denied, unauthenticated) goes to the audit log with
+//! the token's id, never the token.
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Path as UrlPath, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gauntlet_store::{Store, StoreError};
+use serde_json::json;
+
+use crate::audit::{Audit, Event};
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::runs::{RunRequest, Runs, StartError};
+use crate::tokens::{Caller, Role, Tokens};
+
+/// Every route under `/v1`, with the role it needs.
+pub const ROUTES: &[(&str, &str, Role)] = &[
+    ("GET", "/v1/services", Role::Viewer),
+    ("POST", "/v1/services/{service}/runs", Role::Operator),
+    ("GET", "/v1/runs", Role::Viewer),
+    ("GET", "/v1/runs/{run}", Role::Viewer),
+    ("GET", "/v1/runs/{run}/files/{*path}", Role::Viewer),
+    ("POST", "/v1/runs/{run}/cancel", Role::Operator),
+];
+
+pub struct AppState {
+    pub config: ServerConfig,
+    pub tokens: Tokens,
+    pub audit: Audit,
+    pub metrics: Arc<Metrics>,
+    pub runs: Arc<Runs>,
+}
+
+impl AppState {
+    pub fn new(config: ServerConfig, audit: Audit) -> AppState {
+        let metrics = Arc::new(Metrics::new());
+        AppState {
+            tokens: Tokens::new(&config.tokens),
+            runs: Arc::new(Runs::new(config.clone(), metrics.clone())),
+            config,
+            audit,
+            metrics,
+        }
+    }
+}
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/services", get(services))
+        .route("/v1/services/{service}/runs", post(start_run))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/{run}", get(show_run))
+        .route("/v1/runs/{run}/files/{*path}", get(run_file))
+        .route("/v1/runs/{run}/cancel", post(cancel_run))
+        .layer(middleware::from_fn_with_state(state.clone(), measure))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route (the pattern, never the path asked for).
+async fn measure(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    state.metrics.request(&route, &method, status, seconds);
+    response
+}
+
+/// How a request fails, as JSON with a status a client can act on.
+#[derive(Debug)]
+pub enum ApiError {
+    Unauthenticated,
+    Forbidden(String),
+    NotFound(String),
+    Invalid(String),
+    Conflict(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, message) = match self {
+            ApiError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "a valid token is needed: `Authorization: Bearer gauntlet_…` (`gauntlet token create`)".to_string(),
+            ),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
+            ApiError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid", m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+        };
+        let mut response =
+            (status, Json(json!({"error": kind, "message": message}))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchRun(_) | StoreError::Ambiguous(_) => {
+                ApiError::NotFound(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Who is asking, from where, for what.
+struct Asked<'a> {
+    headers: &'a HeaderMap,
+    remote: SocketAddr,
+    action: &'a str,
+    resource: String,
+}
+
+/// The caller, when its token is valid and its role (and services) allow `needed` on
+/// `service`; every answer is audited.
+fn authorize(
+    state: &AppState,
+    asked: &Asked<'_>,
+    needed: Role,
+    service: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let bearer = asked
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let caller = bearer.and_then(|b| state.tokens.authenticate(b.trim()));
+    let allowed = caller
+        .as_ref()
+        .map(|c| c.role.allows(needed) && service.is_none_or(|s| c.covers(s)));
+    let outcome = match allowed {
+        None => "unauthenticated",
+        Some(true) => "allowed",
+        Some(false) => "denied",
+    };
+    audit(state, caller.as_ref(), asked, outcome)?;
+    match (caller, allowed) {
+        (Some(caller), Some(true)) => Ok(caller),
+        (Some(caller), _) => Err(ApiError::Forbidden(format!(
+            "a {} token may not {}{}",
+            caller.role.as_str(),
+            asked.action,
+            service.map(|s| format!(" on `{s}`")).unwrap_or_default()
+        ))),
+        (None, _) => Err(ApiError::Unauthenticated),
+    }
+}
+
+/// One audit line; a log that cannot be written refuses the request rather than act
+/// unrecorded.
+fn audit(
+    state: &AppState,
+    caller: Option<&Caller>,
+    asked: &Asked<'_>,
+    outcome: &str,
+) -> Result<(), ApiError> {
+    let event = Event {
+        token: caller.map(|c| c.token.clone()),
+        role: caller.map(|c| c.role.as_str().to_string()),
+        action: asked.action.to_string(),
+        resource: asked.resource.clone(),
+        outcome: outcome.to_string(),
+        remote: Some(asked.remote.to_string()),
+    };
+    state.audit.record(event).map_err(|e| {
+        tracing::error!("the audit log cannot be written: {e}");
+        ApiError::Internal("the audit log cannot be written".into())
+    })
+}
+
+async fn readyz(State(state): State<Shared>) -> Response {
+    let store = state.config.store.clone();
+    match tokio::task::spawn_blocking(move || Store::open(&store)).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the run store cannot be opened\n",
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(state): State<Shared>) -> Response {
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+async fn services(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "list services",
+        resource: "/v1/services".into(),
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, None)?;
+    let names: Vec<&String> = state
+        .config
+        .services
+        .keys()
+        .filter(|s| caller.covers(s))
+        .collect();
+    Ok(Json(json!({ "services": names })))
+}
+
+async fn start_run(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(service): UrlPath<String>,
+    headers: HeaderMap,
+    body: Option<Json<RunRequest>>,
+) -> Result<Response, ApiError> {
+    let resource = format!("/v1/services/{service}/runs");
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "start a run",
+        resource,
+    };
+    let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
+    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let started = state.runs.start(&service, &request);
+    let outcome = match &started {
+        Ok(run) => format!("started {run}"),
+        Err(e) => format!("refused: {e}"),
+    };
+    audit(&state, Some(&caller), &asked, &outcome)?;
+    let run = started.map_err(|e| match e {
+        StartError::NoService(_) => ApiError::NotFound(e.to_string()),
+        StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
+    })?;
+    let body = json!({"run": run, "service": service, "url": format!("/v1/runs/{run}")});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_runs(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "list runs",
+        resource: "/v1/runs".into(),
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, query.service.as_deref())?;
+    let limit = query.limit.unwrap_or(50).min(1000);
+    let runs = with_store(&state, move |store| store.list_runs(limit)).await?;
+    let runs: Vec<_> = runs
+        .into_iter()
+        .filter(|r| caller.covers(&r.service))
+        .filter(|r| query.service.as_ref().is_none_or(|s| *s == r.service))
+        .map(summary)
+        .collect();
+    Ok(Json(json!({ "runs": runs })))
+}
+
+fn summary(r: gauntlet_store::RunSummary) -> serde_json::Value {
+    json!({
+        "run": r.id, "service": r.service, "version": r.version, "status": r.status,
+        "decision": r.decision, "exit_code": r.exit_code, "started_at": r.started_at,
+        "finished_at": r.finished_at, "url": format!("/v1/runs/{}", r.id),
+    })
+}
+
+/// A run the caller may see: found in the store and in one of its services.
+async fn visible_run(
+    state: &Shared,
+    caller: &Caller,
+    run: &str,
+) -> Result<gauntlet_store::RunSummary, ApiError> {
+    let id = run_id(run)?.to_string();
+    let found = with_store(state, move |store| store.find_run(&id)).await?;
+    if !caller.covers(&found.service) {
+        // Not a 403: a token scoped to other services learns nothing of this run.
+        return Err(ApiError::NotFound(format!("no run `{run}`")));
+    }
+    Ok(found)
+}
+
+async fn show_run(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "show a run",
+        resource: format!("/v1/runs/{run}"),
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, None)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    let id = found.id.clone();
+    let report = with_store(&state, move |store| store.report(&id)).await?;
+    let mut body = summary(found);
+    body["live"] = json!(state.runs.live_service(&run).is_some());
+    if let Some(report) = report {
+        body["summary"] = json!(report.summary);
+        body["report"] =
+            serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    Ok(Json(body))
+}
+
+async fn run_file(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath((run, path)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let resource = format!("/v1/runs/{run}/files/{path}");
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "read a run's file",
+        resource,
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, None)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    let file = inside(Path::new(&found.run_dir), &path)?;
+    let bytes = tokio::fs::read(&file)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("no file `{path}` in run {}", found.id)))?;
+    let mut response = bytes.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&file)),
+    );
+    Ok(response)
+}
+
+async fn cancel_run(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "cancel a run",
+        resource: format!("/v1/runs/{run}/cancel"),
+    };
+    let caller = authorize(&state, &asked, Role::Operator, None)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    if !caller.covers(&found.service) || !caller.role.allows(Role::Operator) {
+        return Err(ApiError::Forbidden("this token may not cancel it".into()));
+    }
+    if !state.runs.cancel(&found.id) {
+        return Err(ApiError::Conflict(format!(
+            "run {} is not running ({})",
+            found.id, found.status
+        )));
+    }
+    audit(&state, Some(&caller), &asked, "cancelling")?;
+    let body =
+        json!({"run": found.id, "cancelling": true, "url": format!("/v1/runs/{}", found.id)});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// A run id as runs are named (`20261122T143700Z-3fa9`, or a prefix of one).
+fn run_id(run: &str) -> Result<&str, ApiError> {
+    let plain = !run.is_empty()
+        && run.len() <= 64
+        && run.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    plain
+        .then_some(run)
+        .ok_or_else(|| ApiError::Invalid(format!("`{run}` is not a run id")))
+}
+
+/// `relative` inside `dir`, or refused: no `..`, no absolute path, and no symbolic link that
+/// leads out.
+fn inside(dir: &Path, relative: &str) -> Result<PathBuf, ApiError> {
+    let refused = || ApiError::Invalid(format!("`{relative}` is not a path inside the run"));
+    let path = Path::new(relative);
+    if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
+        return Err(refused());
+    }
+    let root = dir
+        .canonicalize()
+        .map_err(|_| ApiError::NotFound("the run's directory is gone".into()))?;
+    let file = root
+        .join(path)
+        .canonicalize()
+        .map_err(|_| ApiError::NotFound(format!("no file `{relative}`")))?;
+    if !file.starts_with(&root) || !file.is_file() {
+        return Err(refused());
+    }
+    Ok(file)
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json",
+        Some("md") => "text/markdown; charset=utf-8",
+        Some("xml") => "application/xml",
+        Some("svg") => "image/svg+xml",
+        Some("html") => "text/html; charset=utf-8",
+        Some("log" | "txt" | "jsonl" | "yaml" | "lock") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Runs a store query off the async workers (SQLite blocks).
+async fn with_store<T: Send + 'static>(
+    state: &Shared,
+    query: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let path = state.config.store.clone();
+    tokio::task::spawn_blocking(move || query(&Store::open(&path)?))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(ApiError::from)
+}

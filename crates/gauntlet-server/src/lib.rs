@@ -1,0 +1,105 @@
+//! `gauntlet serve`: one long-running process that many services and pipelines share. It
+//! knows the services of its config (each a spec, validated when loaded), runs their
+//! gauntlets through the engine, answers what was decided, and serves the evidence; every
+//! caller holds a token with a role, and every auth decision and change is appended to a
+//! hash-chained audit log.
+//!
+//! - `config.rs`: `server.yaml`, located errors like a spec's.
+//! - `tokens.rs`: roles, tokens stored as hashes, compared in constant time.
+//! - `audit.rs`: the JSONL audit log, each line chained to the one before.
+//! - `runs.rs`: runs started, live and cancelled.
+//! - `api.rs`: the routes.
+//! - `metrics.rs`: what `/metrics` exposes.
+
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod metrics;
+pub mod runs;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::ServerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the run store: {0}")]
+    Store(#[from] gauntlet_store::StoreError),
+    #[error("the run store: {0}")]
+    Engine(#[from] gauntlet_engine::EngineError),
+    #[error("the audit log {path}: {source}")]
+    Audit {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A server that is listening: where, and the task that serves until shut down.
+pub struct Listening {
+    pub addr: SocketAddr,
+    pub state: Arc<api::AppState>,
+}
+
+/// Prepares the server: runs a killed server left behind are marked ABORTED and their
+/// faults undone (as `gauntlet recover` does), the audit log is opened, the listener bound.
+pub async fn bind(
+    config: ServerConfig,
+) -> Result<(tokio::net::TcpListener, Arc<api::AppState>), ServerError> {
+    recover(&config)?;
+    let audit = audit::Audit::open(&config.audit).map_err(|source| ServerError::Audit {
+        path: config.audit.clone(),
+        source,
+    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let state = Arc::new(api::AppState::new(config, audit));
+    Ok((listener, state))
+}
+
+/// Serves until `shutdown` resolves; then every live run is cancelled (its faults undone)
+/// and waited for.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<api::AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let app = api::router(state.clone());
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    state.runs.shut_down().await;
+    served.map_err(ServerError::Serve)
+}
+
+/// What the last server left: runs whose process is gone are ABORTED, their journals undone.
+fn recover(config: &ServerConfig) -> Result<(), ServerError> {
+    let store = gauntlet_store::Store::open(&config.store)?;
+    for (run, _) in gauntlet_engine::reap_abandoned(&store)? {
+        tracing::warn!(run = %run, "a run of a previous server never finished: marked ABORTED");
+    }
+    for recovered in gauntlet_engine::recover_runs(&store, None)? {
+        tracing::warn!(
+            run = %recovered.run_id,
+            undone = recovered.undone.len(),
+            "a run of a previous server was aborted; its cleanup journal was undone: {}",
+            recovered.undone.join("; ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! Runs the server started: each a task running the engine, with a cancellation token that
+//! stops it as Ctrl-C would (everything it started stopped, every fault undone).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gauntlet_engine::{CancellationToken, RunOptions, Silent};
+use gauntlet_spec::Selection;
+
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+
+/// What a caller asks to run.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    #[serde(default)]
+    pub only: Vec<String>,
+    #[serde(default)]
+    pub skip: Vec<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no service `{0}`")]
+    NoService(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+struct Live {
+    service: String,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct Runs {
+    config: ServerConfig,
+    metrics: Arc<Metrics>,
+    live: Mutex<BTreeMap<String, Live>>,
+}
+
+impl Runs {
+    pub fn new(config: ServerConfig, metrics: Arc<Metrics>) -> Runs {
+        Runs {
+            config,
+            metrics,
+            live: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Plans and starts a run of `service`; returns its id at once.
+    pub fn start(
+        self: &Arc<Self>,
+        service: &str,
+        request: &RunRequest,
+    ) -> Result<String, StartError> {
+        let known = self
+            .config
+            .services
+            .get(service)
+            .ok_or_else(|| StartError::NoService(service.to_string()))?;
+        let selection = selection(request)?;
+        let seed = request.seed.unwrap_or(1);
+        let file = known.spec_path.display().to_string();
+        let plan = gauntlet_spec::plan_str(&file, &known.spec_text, &selection, seed)
+            .map_err(|e| StartError::Invalid(plan_error(&e)))?;
+        let run_id = gauntlet_engine::new_run_id();
+        let cancel = CancellationToken::new();
+        let options = RunOptions {
+            spec_path: known.spec_path.clone(),
+            spec_text: known.spec_text.clone(),
+            out_dir: self.config.runs.clone(),
+            store_path: self.config.store.clone(),
+            keep_going: false,
+            strict: false,
+            request_timeout: Duration::from_secs(5),
+            keyring: self.config.keyring.clone(),
+            run_id: Some(run_id.clone()),
+            cancel: Some(cancel.clone()),
+        };
+        let runs = self.clone();
+        let (id, name) = (run_id.clone(), service.to_string());
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let task = tokio::spawn(async move {
+            let ran = gauntlet_engine::run(plan, options, Arc::new(Silent)).await;
+            runs.finished(&id, &name, ran);
+        });
+        live.insert(
+            run_id.clone(),
+            Live {
+                service: service.to_string(),
+                cancel,
+                task,
+            },
+        );
+        self.metrics.live_runs.set(live.len() as i64);
+        tracing::info!(run = %run_id, service, "run started");
+        Ok(run_id)
+    }
+
+    fn finished(
+        &self,
+        run: &str,
+        service: &str,
+        ran: Result<gauntlet_engine::RunOutcome, gauntlet_engine::EngineError>,
+    ) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.remove(run);
+        self.metrics.live_runs.set(live.len() as i64);
+        match ran {
+            Ok(outcome) => {
+                let decision = outcome.report.decision.to_string();
+                self.metrics.run_finished(service, &decision);
+                tracing::info!(run, service, decision, summary = %outcome.report.summary, "run finished");
+            }
+            Err(e) => {
+                self.metrics.run_finished(service, "ERROR");
+                tracing::error!(run, service, "run failed: {e}");
+            }
+        }
+    }
+
+    /// The service of a live run.
+    pub fn live_service(&self, run: &str) -> Option<String> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(run).map(|l| l.service.clone())
+    }
+
+    /// Asks a live run to stop; `false` when it is not running here.
+    pub fn cancel(&self, run: &str) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(run).map(|l| l.cancel.cancel()).is_some()
+    }
+
+    /// Cancels every live run and waits for each to have undone what it started.
+    pub async fn shut_down(&self) {
+        let tasks: Vec<_> = {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::take(&mut *live)
+                .into_values()
+                .map(|l| {
+                    l.cancel.cancel();
+                    l.task
+                })
+                .collect()
+        };
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    pub fn runs_dir(&self) -> &PathBuf {
+        &self.config.runs
+    }
+}
+
+fn selection(request: &RunRequest) -> Result<Selection, StartError> {
+    let steps = |names: &[String]| {
+        names
+            .iter()
+            .map(|n| n.parse::<gauntlet_spec::StepName>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StartError::Invalid(e.to_string()))
+    };
+    Ok(Selection {
+        only: steps(&request.only)?,
+        skip: steps(&request.skip)?,
+        profile: request.profile.clone(),
+        ..Default::default()
+    })
+}
+
+/// A plan error as one message: each located problem on its own line.
+fn plan_error(e: &gauntlet_spec::PlanError) -> String {
+    match e {
+        gauntlet_spec::PlanError::Spec(errors) => errors
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,341 @@
+//! `gauntlet serve` over real HTTP on loopback: every route × every role, tokens revoked
+//! mid-session, paths that try to leave a run, a real run started, read and cancelled with
+//! everything it started stopped, and an audit log whose chain holds.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gauntlet_net::{HttpClient, Outgoing, Response};
+use gauntlet_server::ServerConfig;
+use gauntlet_server::api::ROUTES;
+use gauntlet_server::tokens::{self, Role};
+
+/// A candidate the run starts itself, and one drill that lasts long enough to be cancelled.
+const SPEC: &str = "schema_version: 1
+service: {name: web, version: '1'}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+steps:
+  chaos:
+    interval: 200ms
+    steady_state:
+      before: 200ms
+      after: 2s
+      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
+    drills:
+      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 10m}
+";
+
+struct Server {
+    base: String,
+    dir: tempfile::TempDir,
+    config: ServerConfig,
+    tokens: BTreeMap<&'static str, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.yaml"), SPEC).unwrap();
+        std::fs::write(
+            dir.path().join("server.yaml"),
+            "listen: 127.0.0.1:0\nservices:\n  web: {spec: web.yaml}\n",
+        )
+        .unwrap();
+        let config =
+            ServerConfig::load(&dir.path().join("server.yaml"), dir.path().join("keys")).unwrap();
+        let mut tokens = BTreeMap::new();
+        for (name, role, services) in [
+            ("viewer", Role::Viewer, vec![]),
+            ("operator", Role::Operator, vec![]),
+            ("approver", Role::Approver, vec![]),
+            ("admin", Role::Admin, vec![]),
+            (
+                "other-service",
+                Role::Operator,
+                vec!["elsewhere".to_string()],
+            ),
+        ] {
+            let (token, _) = tokens::create(&config.tokens, role, services, None).unwrap();
+            tokens.insert(name, token);
+        }
+        let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            gauntlet_server::serve(listener, state, shutdown)
+                .await
+                .unwrap();
+        });
+        Server {
+            base,
+            dir,
+            config,
+            tokens,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Response {
+        let mut out = Outgoing::get(&self.base, path);
+        out.method = method.to_string();
+        if let Some(token) = token {
+            out.headers
+                .insert("authorization".into(), format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            out.headers
+                .insert("content-type".into(), "application/json".into());
+            out.body = Some(body.to_string());
+        }
+        HttpClient::new(Duration::from_secs(10))
+            .send(&out)
+            .await
+            .unwrap()
+    }
+
+    async fn as_role(&self, role: &str, method: &str, path: &str) -> Response {
+        self.call(method, path, Some(&self.tokens[role]), None)
+            .await
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        self.dir
+    }
+}
+
+fn json(response: &Response) -> serde_json::Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|_| panic!("{}", response.body_text()))
+}
+
+/// Waits (bounded) until the run's status is `wanted`.
+async fn until_status(server: &Server, run: &str, wanted: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let shown = json(
+            &server
+                .as_role("viewer", "GET", &format!("/v1/runs/{run}"))
+                .await,
+        );
+        if wanted.iter().any(|w| shown["status"] == *w) {
+            return shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run} stayed {}",
+            shown["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_what_a_role_may_not_do() {
+    let server = Server::start().await;
+    // A request for a run or service that does not exist still shows whether the caller got
+    // past the door: 401 / 403 come before 404.
+    let concrete = |path: &str| {
+        path.replace("{service}", "web")
+            .replace("{run}", "20260101T000000Z-0000")
+            .replace("{*path}", "report.json")
+    };
+    for (method, pattern, needed) in ROUTES {
+        let path = concrete(pattern);
+        let unauthenticated = server.call(method, &path, None, None).await;
+        assert_eq!(
+            unauthenticated.status, 401,
+            "{method} {path} without a token"
+        );
+        let bogus = server
+            .call(method, &path, Some("gauntlet_deadbeef_00"), None)
+            .await;
+        assert_eq!(bogus.status, 401, "{method} {path} with a bogus token");
+        // Past the door, a start asks for a step the spec lacks: refused, nothing runs.
+        let body = (*method == "POST").then_some("{\"only\": [\"canary\"]}");
+        for role in Role::ALL {
+            let token = Some(server.tokens[role.as_str()].as_str());
+            let answered = server.call(method, &path, token, body).await.status;
+            if role.allows(*needed) {
+                assert_ne!(answered, 401, "{method} {path} as {}", role.as_str());
+                assert_ne!(answered, 403, "{method} {path} as {}", role.as_str());
+            } else {
+                assert_eq!(answered, 403, "{method} {path} as {}", role.as_str());
+            }
+        }
+    }
+    // A token scoped to another service may not start this one's runs.
+    let scoped = server
+        .as_role("other-service", "POST", "/v1/services/web/runs")
+        .await;
+    assert_eq!(scoped.status, 403);
+    let dir = server.stop().await;
+    // Every one of those decisions is in the audit log, whose chain holds; no token is.
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.lines().count() > ROUTES.len() * 6);
+    assert!(gauntlet_server::audit::verify(&dir.path().join("audit.jsonl")).is_ok());
+    assert!(!audit.contains("gauntlet_"), "no token in the audit log");
+    for outcome in ["\"allowed\"", "\"denied\"", "\"unauthenticated\""] {
+        assert!(audit.contains(outcome), "{outcome}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_started_read_and_cancelled_with_everything_undone() {
+    let server = Server::start().await;
+    let started = server
+        .call(
+            "POST",
+            "/v1/services/web/runs",
+            Some(&server.tokens["operator"]),
+            Some("{\"seed\": 7}"),
+        )
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body_text());
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    let running = until_status(&server, &run, &["running"]).await;
+    assert_eq!(running["live"], true);
+    // The drill's fault is in once the chaos step has started; then the run is cancelled.
+    let run_dir = server.config.runs.join(&run);
+    wait_for_file_containing(&run_dir.join("cleanup.jsonl"), "proxy").await;
+    let listed = json(
+        &server
+            .as_role("viewer", "GET", "/v1/runs?service=web")
+            .await,
+    );
+    assert_eq!(listed["runs"][0]["run"], run.as_str());
+    let cancelled = server
+        .as_role("operator", "POST", &format!("/v1/runs/{run}/cancel"))
+        .await;
+    assert_eq!(cancelled.status, 202, "{}", cancelled.body_text());
+    let ended = until_status(&server, &run, &["finished", "aborted"]).await;
+    assert_eq!(ended["decision"], "ABORTED", "{ended}");
+    assert!(
+        ended["summary"].as_str().unwrap().contains("cancelled"),
+        "{ended}"
+    );
+    // Everything it started is stopped and every fault undone.
+    let leftovers = gauntlet_engine::journal::read_leftovers(&run_dir).unwrap();
+    assert!(leftovers.pending.is_empty(), "{:?}", leftovers.pending);
+    // Its files are served; paths that try to leave the run are refused.
+    let report = server
+        .as_role(
+            "viewer",
+            "GET",
+            &format!("/v1/runs/{run}/files/report.json"),
+        )
+        .await;
+    assert_eq!(report.status, 200);
+    assert_eq!(json(&report)["decision"], "ABORTED");
+    for escape in [
+        "../server.yaml",
+        "..%2Fserver.yaml",
+        "logs/../../server.yaml",
+        "%2Fetc%2Fpasswd",
+    ] {
+        let answered = server
+            .as_role("viewer", "GET", &format!("/v1/runs/{run}/files/{escape}"))
+            .await;
+        assert!(
+            matches!(answered.status, 400 | 404),
+            "{escape}: {}",
+            answered.status
+        );
+        assert!(!answered.body_text().contains("listen"), "{escape}");
+    }
+    let traversal = server
+        .as_role("viewer", "GET", "/v1/runs/..%2F..%2Fetc")
+        .await;
+    assert!(matches!(traversal.status, 400 | 404));
+    // A second cancel finds nothing running.
+    let again = server
+        .as_role("operator", "POST", &format!("/v1/runs/{run}/cancel"))
+        .await;
+    assert_eq!(again.status, 409);
+    // The metrics count the run (once its task has ended) and the requests.
+    let counted = "gauntlet_runs_finished_total{service=\"web\",decision=\"ABORTED\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metrics = loop {
+        let metrics = server.call("GET", "/metrics", None, None).await.body_text();
+        if metrics.contains(counted) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(metrics.contains(counted), "{metrics}");
+    assert!(metrics.contains("route=\"/v1/runs/{run}\""), "{metrics}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_mid_session_is_refused_on_its_next_request() {
+    let server = Server::start().await;
+    assert_eq!(
+        server.as_role("viewer", "GET", "/v1/services").await.status,
+        200
+    );
+    let listed = tokens::list(&server.config.tokens).unwrap();
+    let viewer = listed.iter().find(|t| t.role == Role::Viewer).unwrap();
+    tokens::revoke(&server.config.tokens, &viewer.id).unwrap();
+    assert_eq!(
+        server.as_role("viewer", "GET", "/v1/services").await.status,
+        401
+    );
+    assert_eq!(
+        server.as_role("admin", "GET", "/v1/services").await.status,
+        200
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_service_or_a_bad_selection_is_said_as_such() {
+    let server = Server::start().await;
+    let operator = Some(server.tokens["operator"].as_str());
+    let unknown = server
+        .call("POST", "/v1/services/nope/runs", operator, None)
+        .await;
+    // The admin-free operator token covers all services, so this is the service's absence.
+    assert_eq!(unknown.status, 404, "{}", unknown.body_text());
+    let bad = server
+        .call(
+            "POST",
+            "/v1/services/web/runs",
+            operator,
+            Some("{\"only\": [\"canary\"]}"),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body_text());
+    assert!(json(&bad)["message"].as_str().unwrap().contains("canary"));
+    server.stop().await;
+}
+
+async fn wait_for_file_containing(path: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
+        assert!(
+            Instant::now() < deadline,
+            "{} never mentioned {needle}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
