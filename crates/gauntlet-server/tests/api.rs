@@ -339,3 +339,92 @@ async fn wait_for_file_containing(path: &Path, needle: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A small seeded generator, so a failure replays.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_run_requests_get_a_client_error_never_a_server_error() {
+    let server = Server::start().await;
+    let operator = Some(server.tokens["operator"].as_str());
+    let seeds = [
+        "{\"only\": [\"canary\"]}",
+        "{\"only\": [\"chaos\"], \"seed\": 18446744073709551616}",
+        "{\"only\": \"chaos\"}",
+        "{\"skip\": [\"chaos\"], \"profile\": \"nope\"}",
+        "{\"only\": [\"chaos\"], \"extra\": 1}",
+        "[1, 2",
+        "null",
+    ];
+    let mut rng = Rng(17);
+    for round in 0..300 {
+        let mut body = seeds[round % seeds.len()].as_bytes().to_vec();
+        for _ in 0..(rng.next() % 4) {
+            let at = (rng.next() as usize) % body.len().max(1);
+            match rng.next() % 3 {
+                0 if !body.is_empty() => {
+                    body.remove(at.min(body.len() - 1));
+                }
+                1 => body.insert(at.min(body.len()), (rng.next() % 256) as u8),
+                _ => body.insert(at.min(body.len()), b"{}[]\",:0"[(rng.next() % 8) as usize]),
+            }
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let answered = server
+            .call("POST", "/v1/services/web/runs", operator, Some(&body))
+            .await;
+        assert!(
+            (400..500).contains(&answered.status) || answered.status == 202,
+            "{body:?}: {} {}",
+            answered.status,
+            answered.body_text()
+        );
+        if answered.status == 202 {
+            // A mutation that still reads as a valid request is a run; it is cancelled.
+            let run = json(&answered)["run"].as_str().unwrap().to_string();
+            server
+                .as_role("operator", "POST", &format!("/v1/runs/{run}/cancel"))
+                .await;
+        }
+    }
+    assert_eq!(server.call("GET", "/healthz", None, None).await.status, 200);
+    server.stop().await;
+}
+
+#[test]
+fn mutated_server_configs_never_panic_and_errors_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("web.yaml"), SPEC).unwrap();
+    let valid = "listen: 127.0.0.1:8787\nstore: g.db\nservices:\n  web: {spec: web.yaml}\n";
+    let mut rng = Rng(5);
+    for _ in 0..400 {
+        let mut text = valid.as_bytes().to_vec();
+        for _ in 0..(1 + rng.next() % 3) {
+            let at = (rng.next() as usize) % text.len();
+            match rng.next() % 3 {
+                0 => {
+                    text.remove(at);
+                }
+                1 => text.insert(at, b":{}[]- \n'\"0a/."[(rng.next() % 14) as usize]),
+                _ => text[at] = (rng.next() % 128) as u8,
+            }
+        }
+        let path = dir.path().join("server.yaml");
+        std::fs::write(&path, &text).unwrap();
+        if let Err(errors) = ServerConfig::load(&path, dir.path().join("keys")) {
+            assert!(!errors.0.is_empty());
+            for e in &errors.0 {
+                assert!(e.line >= 1 && e.column >= 1, "{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! `gauntlet serve` as a user runs it: the real binary, its config errors, its tokens, and a
+//! server SIGKILLed mid-run whose successor cleans up after it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod common;
+use common::{Scratch, text};
+
+const SPEC: &str = "schema_version: 1
+service: {name: web, version: '1'}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+steps:
+  chaos:
+    interval: 200ms
+    steady_state:
+      before: 200ms
+      after: 2s
+      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
+    drills:
+      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 10m}
+";
+
+/// A running `gauntlet serve`, its address, and its log lines as they come.
+struct Served {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    fn start(s: &Scratch) -> Served {
+        let mut child = s
+            .command()
+            .args(["serve", "--config", "server.yaml", "--log-format", "json"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("gauntlet serve starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut served = Served {
+            child,
+            base: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        let said = served.wait_for("listening on http://");
+        served.base = said[said.find("http://").unwrap()..].trim().to_string();
+        served
+    }
+
+    /// The first log line containing `needle` (waiting for it, bounded).
+    fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no `{needle}` in the log: {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+        let mut out = gauntlet_net::Outgoing::get(&self.base, path);
+        out.method = method.into();
+        out.headers
+            .insert("authorization".into(), format!("Bearer {token}"));
+        out.body = body.map(str::to_string);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = gauntlet_net::HttpClient::new(Duration::from_secs(10));
+        let answer = runtime
+            .block_on(client.send(&out))
+            .expect("the server answers");
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        (answer.status, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn project(s: &Scratch) {
+    s.write("web.yaml", SPEC);
+    s.write(
+        "server.yaml",
+        "listen: 127.0.0.1:0\nservices:\n  web: {spec: web.yaml}\n",
+    );
+}
+
+fn token(s: &Scratch, role: &str) -> String {
+    let out = s.run(&["token", "create", "--config", "server.yaml", "--role", role]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+/// The pid of the first process the run journaled (its candidate).
+fn candidate_pid(run_dir: &Path) -> u32 {
+    let journal = std::fs::read_to_string(run_dir.join("cleanup.jsonl")).unwrap();
+    journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find_map(|v| v["undo"]["process"]["pid"].as_u64())
+        .expect("a journaled process") as u32
+}
+
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_server_killed_mid_run_is_cleaned_up_by_the_next_one() {
+    let s = Scratch::new();
+    project(&s);
+    let operator = token(&s, "operator");
+    let mut first = Served::start(&s);
+    let (status, started) = first.call("POST", "/v1/services/web/runs", &operator, None);
+    assert_eq!(status, 202, "{started}");
+    let run = started["run"].as_str().unwrap().to_string();
+    // The run's structured log lines carry its id.
+    let line: Value = serde_json::from_str(&first.wait_for("run started")).unwrap();
+    assert_eq!(line["run"], run.as_str(), "{line}");
+    let run_dir = s.runs_dir().join(&run);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(run_dir.join("cleanup.jsonl")).is_ok_and(|j| j.contains("proxy"))
+    {
+        assert!(Instant::now() < deadline, "the drill's fault never went in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let candidate = candidate_pid(&run_dir);
+    // SIGKILL: nothing of the server runs any more; the candidate, in its own process
+    // group, is left behind.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert!(running(candidate), "the candidate outlived the server");
+
+    let mut second = Served::start(&s);
+    let said = second.wait_for("cleanup journal was undone");
+    assert!(said.contains(&run), "{said}");
+    assert!(!running(candidate), "the next server stopped the candidate");
+    let (status, shown) = second.call("GET", &format!("/v1/runs/{run}"), &operator, None);
+    assert_eq!(status, 200);
+    assert_eq!(shown["status"], "aborted", "{shown}");
+    // SIGTERM ends it cleanly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(second.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(second.child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn a_server_config_with_problems_is_refused_with_each_located() {
+    let s = Scratch::new();
+    s.write("web.yaml", "schema_version: 1\nservice: {name: web}\n");
+    s.write(
+        "server.yaml",
+        "listen: 0.0.0.0:8787\nservices:\n  web: {spec: web.yaml}\n  bad/name: {spec: web.yaml}\n",
+    );
+    let out = s.run(&["serve", "--config", "server.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    assert!(said.contains("server.yaml:1:9"), "{said}");
+    assert!(said.contains("not a loopback address"), "{said}");
+    assert!(said.contains("server.yaml:3:"), "{said}");
+    assert!(said.contains("the spec of `web` does not load"), "{said}");
+    assert!(said.contains("`bad/name` is not a service name"), "{said}");
+    let typo = s.write("typo.yaml", "listne: 127.0.0.1:1\n");
+    let out = s.run(&["serve", "--config", typo.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("listne"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn tokens_are_shown_once_listed_without_secrets_and_audits_verify() {
+    let s = Scratch::new();
+    project(&s);
+    let viewer = token(&s, "viewer");
+    let listed = s.run(&["token", "list", "--config", "server.yaml", "--json"]);
+    assert_eq!(listed.status.code(), Some(0));
+    let secret = &viewer[viewer.rfind('_').unwrap() + 1..];
+    assert!(!text(&listed.stdout).contains(secret));
+    let bad_role = s.run(&[
+        "token",
+        "create",
+        "--config",
+        "server.yaml",
+        "--role",
+        "root",
+    ]);
+    assert_eq!(bad_role.status.code(), Some(2));
+    {
+        let served = Served::start(&s);
+        assert_eq!(served.call("GET", "/v1/services", &viewer, None).0, 200);
+        assert_eq!(
+            served.call("GET", "/v1/services", "gauntlet_nope", None).0,
+            401
+        );
+    }
+    let verified = s.run(&["audit", "verify", "audit.jsonl"]);
+    assert_eq!(
+        verified.status.code(),
+        Some(0),
+        "{}",
+        text(&verified.stderr)
+    );
+    let audit = std::fs::read_to_string(s.path().join("audit.jsonl")).unwrap();
+    s.write(
+        "audit.jsonl",
+        &audit.replacen("\"allowed\"", "\"denied\"", 1),
+    );
+    let broken = s.run(&["audit", "verify", "audit.jsonl"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        text(&broken.stderr).contains("line 2"),
+        "{}",
+        text(&broken.stderr)
+    );
+}
