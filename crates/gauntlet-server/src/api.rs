@@ -18,6 +18,7 @@ use serde_json::json;
 
 use crate::audit::{Audit, Event};
 use crate::config::ServerConfig;
+use crate::judge::{self, ArgoRequest, FlaggerPayload, Hook, Verdict};
 use crate::metrics::Metrics;
 use crate::runs::{RunRequest, Runs, StartError};
 use crate::tokens::{Caller, Role, Tokens};
@@ -30,6 +31,8 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("GET", "/v1/runs/{run}", Role::Viewer),
     ("GET", "/v1/runs/{run}/files/{*path}", Role::Viewer),
     ("POST", "/v1/runs/{run}/cancel", Role::Operator),
+    ("POST", "/v1/judge/argo", Role::Operator),
+    ("POST", "/v1/judge/flagger/{hook}", Role::Operator),
 ];
 
 pub struct AppState {
@@ -66,6 +69,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}", get(show_run))
         .route("/v1/runs/{run}/files/{*path}", get(run_file))
         .route("/v1/runs/{run}/cancel", post(cancel_run))
+        .route("/v1/judge/argo", post(argo))
+        .route("/v1/judge/flagger/{hook}", post(flagger))
         .layer(middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
 }
@@ -264,6 +269,7 @@ async fn start_run(
     let run = started.map_err(|e| match e {
         StartError::NoService(_) => ApiError::NotFound(e.to_string()),
         StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
+        StartError::Internal(_) => ApiError::Internal(e.to_string()),
     })?;
     let body = json!({"run": run, "service": service, "url": format!("/v1/runs/{run}")});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
@@ -457,4 +463,161 @@ async fn with_store<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::from)
+}
+
+/// What a run says now: `CONTINUE` while it runs, then its decision with the sign-offs
+/// given since.
+async fn verdict(state: &Shared, run: &str) -> Result<Verdict, ApiError> {
+    let id = run.to_string();
+    let found = with_store(state, move |store| store.find_run(&id)).await;
+    let url = format!("/v1/runs/{run}");
+    let answer = |decision: &str, reason: String| Verdict {
+        decision: decision.to_string(),
+        reason,
+        run: run.to_string(),
+        url: url.clone(),
+    };
+    let found = match found {
+        Ok(found) => found,
+        // Claimed and launched, not yet recorded by the engine.
+        Err(ApiError::NotFound(_)) if state.runs.live_service(run).is_some() => {
+            return Ok(answer(judge::CONTINUE, "the run is starting".into()));
+        }
+        Err(ApiError::NotFound(_)) => {
+            let why = "the run this key names never started (its server stopped first)";
+            return Ok(answer("INCONCLUSIVE", why.into()));
+        }
+        Err(e) => return Err(e),
+    };
+    if found.status == "running" {
+        return Ok(answer(
+            judge::CONTINUE,
+            format!("run {} in progress", found.id),
+        ));
+    }
+    let id = found.id.clone();
+    let report = with_store(state, move |store| store.report(&id)).await?;
+    let Some(report) = report else {
+        let decision = found.decision.unwrap_or_else(|| "ABORTED".into());
+        return Ok(answer(
+            &decision,
+            format!("run {} ended without a report", found.id),
+        ));
+    };
+    let keyring = state.config.keyring.clone();
+    let run_dir = PathBuf::from(&found.run_dir);
+    let (decision, reason) =
+        tokio::task::spawn_blocking(move || judge::decided(&run_dir, &report, &keyring))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(answer(&decision.to_string(), reason))
+}
+
+async fn argo(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(asked_for): Json<ArgoRequest>,
+) -> Result<Json<Verdict>, ApiError> {
+    let resource = format!("/v1/judge/argo {} {}", asked_for.service, asked_for.key);
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "judge for Argo Rollouts",
+        resource,
+    };
+    let caller = authorize(&state, &asked, Role::Operator, Some(&asked_for.service))?;
+    let key = format!("argo/{}/{}", asked_for.service, asked_for.key);
+    let (run, started) = state
+        .runs
+        .start_keyed(&asked_for.service, &key, &asked_for.run_request())
+        .await
+        .map_err(judge::start_error)?;
+    if started {
+        audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
+    }
+    Ok(Json(verdict(&state, &run).await?))
+}
+
+async fn flagger(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(hook): UrlPath<String>,
+    headers: HeaderMap,
+    Json(payload): Json<FlaggerPayload>,
+) -> Result<Response, ApiError> {
+    // Flagger's webhooks send no headers: the token may come in the canary's metadata.
+    let mut headers = headers;
+    let from_metadata = payload
+        .metadata
+        .get("token")
+        .filter(|_| !headers.contains_key(header::AUTHORIZATION))
+        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok());
+    if let Some(value) = from_metadata {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let service = payload.service().to_string();
+    let resource = format!("/v1/judge/flagger/{hook} {}", payload.key());
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "judge for Flagger",
+        resource,
+    };
+    let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
+    let hook = Hook::parse(&hook).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no Flagger hook `{hook}`: confirm-rollout, confirm-promotion, rollback, post-rollout, event"
+        ))
+    })?;
+    let key = payload.key();
+    let run = match hook {
+        Hook::Record => {
+            let phase = payload.phase.clone().unwrap_or_default();
+            audit(
+                &state,
+                Some(&caller),
+                &asked,
+                &format!("recorded ({phase})"),
+            )?;
+            return Ok(
+                (StatusCode::OK, Json(json!({"recorded": true, "key": key}))).into_response(),
+            );
+        }
+        Hook::ConfirmRollout => {
+            let configured = state
+                .runs
+                .configured(&service)
+                .map_err(judge::start_error)?;
+            let request = payload
+                .run_request(&configured)
+                .map_err(ApiError::Invalid)?;
+            let (run, started) = state
+                .runs
+                .start_keyed(&service, &key, &request)
+                .await
+                .map_err(judge::start_error)?;
+            if started {
+                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
+            }
+            run
+        }
+        Hook::ConfirmPromotion | Hook::Rollback => {
+            let lookup = key.clone();
+            match with_store(&state, move |store| store.keyed_run(&lookup)).await? {
+                Some(run) => run,
+                None => {
+                    let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
+                    return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+                }
+            }
+        }
+    };
+    let verdict = verdict(&state, &run).await?;
+    let status = if hook.holds(&verdict.decision) {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(verdict)).into_response())
 }

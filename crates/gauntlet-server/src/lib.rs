@@ -9,11 +9,13 @@
 //! - `audit.rs`: the JSONL audit log, each line chained to the one before.
 //! - `runs.rs`: runs started, live and cancelled.
 //! - `api.rs`: the routes.
+//! - `judge.rs`: what Argo Rollouts and Flagger are answered.
 //! - `metrics.rs`: what `/metrics` exposes.
 
 pub mod api;
 pub mod audit;
 pub mod config;
+pub mod judge;
 pub mod metrics;
 pub mod runs;
 pub mod tokens;

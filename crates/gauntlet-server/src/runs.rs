@@ -32,6 +32,14 @@ pub enum StartError {
     NoService(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A run ready to start: its plan and the spec it came from.
+struct Planned {
+    plan: gauntlet_spec::Plan,
+    spec: crate::config::Service,
 }
 
 struct Live {
@@ -61,6 +69,53 @@ impl Runs {
         service: &str,
         request: &RunRequest,
     ) -> Result<String, StartError> {
+        let planned = self.plan(service, request)?;
+        let run_id = gauntlet_engine::new_run_id();
+        self.launch(service, planned, &run_id);
+        Ok(run_id)
+    }
+
+    /// The run `key` names, started now if no run was claimed for it yet; `true` when it
+    /// was started by this call. The request is checked before the key is claimed, so a key
+    /// never names a run that could not start.
+    pub async fn start_keyed(
+        self: &Arc<Self>,
+        service: &str,
+        key: &str,
+        request: &RunRequest,
+    ) -> Result<(String, bool), StartError> {
+        let planned = self.plan(service, request)?;
+        let candidate = gauntlet_engine::new_run_id();
+        let store = self.config.store.clone();
+        let (key, name, id) = (key.to_string(), service.to_string(), candidate.clone());
+        let claimed = tokio::task::spawn_blocking(move || {
+            let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            gauntlet_store::Store::open(&store)?.claim_key(&key, &name, &id, &at)
+        })
+        .await
+        .map_err(|e| StartError::Internal(e.to_string()))?
+        .map_err(|e| StartError::Internal(e.to_string()))?;
+        if claimed.1 {
+            self.launch(service, planned, &candidate);
+        }
+        Ok(claimed)
+    }
+
+    /// The steps the spec of `service` configures.
+    pub fn configured(&self, service: &str) -> Result<Vec<gauntlet_spec::StepName>, StartError> {
+        let known = self
+            .config
+            .services
+            .get(service)
+            .ok_or_else(|| StartError::NoService(service.to_string()))?;
+        let file = known.spec_path.display().to_string();
+        let spec = gauntlet_spec::parse(&file, &known.spec_text)
+            .map_err(|e| StartError::Invalid(plan_error(&e.into())))?;
+        Ok(spec.configured())
+    }
+
+    /// The plan of a run of `service` as `request` asks, and its spec.
+    fn plan(&self, service: &str, request: &RunRequest) -> Result<Planned, StartError> {
         let known = self
             .config
             .services
@@ -71,29 +126,36 @@ impl Runs {
         let file = known.spec_path.display().to_string();
         let plan = gauntlet_spec::plan_str(&file, &known.spec_text, &selection, seed)
             .map_err(|e| StartError::Invalid(plan_error(&e)))?;
-        let run_id = gauntlet_engine::new_run_id();
+        Ok(Planned {
+            plan,
+            spec: known.clone(),
+        })
+    }
+
+    fn launch(self: &Arc<Self>, service: &str, planned: Planned, run_id: &str) {
         let cancel = CancellationToken::new();
         let options = RunOptions {
-            spec_path: known.spec_path.clone(),
-            spec_text: known.spec_text.clone(),
+            spec_path: planned.spec.spec_path,
+            spec_text: planned.spec.spec_text,
             out_dir: self.config.runs.clone(),
             store_path: self.config.store.clone(),
             keep_going: false,
             strict: false,
             request_timeout: Duration::from_secs(5),
             keyring: self.config.keyring.clone(),
-            run_id: Some(run_id.clone()),
+            run_id: Some(run_id.to_string()),
             cancel: Some(cancel.clone()),
         };
         let runs = self.clone();
-        let (id, name) = (run_id.clone(), service.to_string());
+        let (id, name) = (run_id.to_string(), service.to_string());
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = planned.plan;
         let task = tokio::spawn(async move {
             let ran = gauntlet_engine::run(plan, options, Arc::new(Silent)).await;
             runs.finished(&id, &name, ran);
         });
         live.insert(
-            run_id.clone(),
+            run_id.to_string(),
             Live {
                 service: service.to_string(),
                 cancel,
@@ -102,7 +164,6 @@ impl Runs {
         );
         self.metrics.live_runs.set(live.len() as i64);
         tracing::info!(run = %run_id, service, "run started");
-        Ok(run_id)
     }
 
     fn finished(

@@ -38,7 +38,8 @@ pub enum StoreError {
 }
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &["CREATE TABLE runs (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE runs (
         id TEXT PRIMARY KEY,
         service TEXT NOT NULL,
         version TEXT NOT NULL,
@@ -93,7 +94,16 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE runs (
         sha256 TEXT NOT NULL,
         bytes INTEGER NOT NULL,
         PRIMARY KEY (run_id, path)
-    );"];
+    );",
+    // A controller's key for a run (Flagger's checksum, an Argo analysis key): the same key
+    // is the same run, however often and wherever it is asked.
+    "CREATE TABLE run_keys (
+        key TEXT PRIMARY KEY,
+        service TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );",
+];
 
 /// What `begin_run` records before anything runs.
 #[derive(Debug, Clone)]
@@ -324,6 +334,41 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The run `key` names: the one already claimed for it, or `run_id`, claimed now (then
+    /// `true`). Two callers racing for one key get the same run.
+    pub fn claim_key(
+        &self,
+        key: &str,
+        service: &str,
+        run_id: &str,
+        at: &str,
+    ) -> Result<(String, bool), StoreError> {
+        let inserted = self.conn.execute(
+            "INSERT OR IGNORE INTO run_keys (key, service, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![key, service, run_id, at],
+        )?;
+        let claimed: String = self.conn.query_row(
+            "SELECT run_id FROM run_keys WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        )?;
+        Ok((claimed, inserted > 0))
+    }
+
+    /// The run a key names, if one was claimed.
+    pub fn keyed_run(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let found = self.conn.query_row(
+            "SELECT run_id FROM run_keys WHERE key = ?1",
+            params![key],
+            |r| r.get(0),
+        );
+        match found {
+            Ok(run) => Ok(Some(run)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Marks a run that died without finishing; returns whether it was still open.
     pub fn mark_aborted(&self, id: &str, at: &str) -> Result<bool, StoreError> {
         let changed = self.conn.execute(
@@ -544,6 +589,21 @@ mod tests {
             store.find_run(".gauntlet/runs/abc"),
             Err(StoreError::NoSuchRun(_))
         ));
+    }
+
+    #[test]
+    fn a_key_names_one_run_however_often_it_is_claimed() {
+        let store = Store::open_in_memory().unwrap();
+        assert_eq!(store.keyed_run("k").unwrap(), None);
+        assert_eq!(
+            store.claim_key("k", "s", "run-1", "t").unwrap(),
+            ("run-1".to_string(), true)
+        );
+        assert_eq!(
+            store.claim_key("k", "s", "run-2", "t").unwrap(),
+            ("run-1".to_string(), false)
+        );
+        assert_eq!(store.keyed_run("k").unwrap().as_deref(), Some("run-1"));
     }
 
     #[test]

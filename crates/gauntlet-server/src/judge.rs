@@ -1,0 +1,207 @@
+//! The judge that progressive-delivery controllers call.
+//!
+//! - **Argo Rollouts** (web metric provider): `POST /v1/judge/argo` with a service and a key
+//!   (the AnalysisRun's, e.g. rollout and revision). The first call starts the run the key
+//!   names; every call answers 200 with `{decision, reason, run, url}`: `CONTINUE` while it
+//!   runs, then its decision. A template with `successCondition: result.decision == "GO"`
+//!   and `failureCondition: result.decision == "NO-GO"` sees anything else as inconclusive.
+//!   Non-2xx is kept for gauntlet itself failing (Argo counts it as an error).
+//! - **Flagger** (webhooks): `POST /v1/judge/flagger/{hook}` with Flagger's payload; the key
+//!   is the canary's name, namespace and checksum. Only 200–202 count for Flagger, so each
+//!   hook answers 2xx exactly when its condition holds (409 otherwise, with the verdict in
+//!   the body, which Flagger shows in its events): `confirm-rollout` starts the run and
+//!   holds the rollout until it is GO or CONDITIONAL; `confirm-promotion` until it is GO
+//!   with its sign-offs; `rollback` answers 2xx only on NO-GO; `post-rollout` and `event`
+//!   are recorded.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use gauntlet_report::Decision;
+use gauntlet_spec::StepName;
+use serde::{Deserialize, Serialize};
+
+use crate::api::ApiError;
+use crate::runs::{RunRequest, StartError};
+
+/// What a run says to a controller now.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// `CONTINUE` while the run is in progress, then its decision (sign-offs given since the
+    /// run count: a CONDITIONAL whose sign-offs are all in is GO).
+    pub decision: String,
+    pub reason: String,
+    pub run: String,
+    pub url: String,
+}
+
+pub const CONTINUE: &str = "CONTINUE";
+
+/// Argo's request: the service, the key that names the run, and what to run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoRequest {
+    pub service: String,
+    pub key: String,
+    #[serde(default)]
+    pub only: Vec<String>,
+    #[serde(default)]
+    pub skip: Vec<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+}
+
+impl ArgoRequest {
+    pub fn run_request(&self) -> RunRequest {
+        RunRequest {
+            only: self.only.clone(),
+            skip: self.skip.clone(),
+            profile: self.profile.clone(),
+            seed: self.seed,
+        }
+    }
+}
+
+/// Flagger's webhook payload (fields it may add later are ignored). Its metadata values are
+/// strings: `service` (default: the canary's name), `only` and `skip` (comma-separated
+/// steps), `profile`, `seed`, and `token` when the webhook cannot send a header.
+#[derive(Debug, Deserialize)]
+pub struct FlaggerPayload {
+    pub name: String,
+    pub namespace: String,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub checksum: Option<String>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl FlaggerPayload {
+    pub fn service(&self) -> &str {
+        self.metadata.get("service").unwrap_or(&self.name)
+    }
+
+    /// The run this canary revision is judged by.
+    pub fn key(&self) -> String {
+        format!(
+            "flagger/{}/{}/{}",
+            self.namespace,
+            self.name,
+            self.checksum.as_deref().unwrap_or("-")
+        )
+    }
+
+    /// What to run; by default the pre-traffic steps of `configured`: everything but the
+    /// canary and its rehearsal, which need the traffic Flagger has not moved yet.
+    pub fn run_request(&self, configured: &[StepName]) -> Result<RunRequest, String> {
+        let list = |key: &str| {
+            self.metadata
+                .get(key)
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut only: Vec<String> = list("only");
+        let skip: Vec<String> = list("skip");
+        if only.is_empty() && skip.is_empty() {
+            let needs_traffic = [StepName::Canary, StepName::RollbackRehearsal];
+            only = configured
+                .iter()
+                .filter(|s| !needs_traffic.contains(s))
+                .map(|s| s.as_str().to_string())
+                .collect();
+        }
+        let seed = match self.metadata.get("seed") {
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| format!("metadata.seed `{s}` is not a number"))?,
+            ),
+            None => None,
+        };
+        Ok(RunRequest {
+            only,
+            skip,
+            profile: self.metadata.get("profile").cloned(),
+            seed,
+        })
+    }
+}
+
+/// The Flagger hooks answered, and when each answers 2xx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    ConfirmRollout,
+    ConfirmPromotion,
+    Rollback,
+    Record,
+}
+
+impl Hook {
+    pub fn parse(name: &str) -> Option<Hook> {
+        Some(match name {
+            "confirm-rollout" => Hook::ConfirmRollout,
+            "confirm-promotion" => Hook::ConfirmPromotion,
+            "rollback" => Hook::Rollback,
+            "post-rollout" | "event" => Hook::Record,
+            _ => return None,
+        })
+    }
+
+    /// Whether the verdict lets the hook say yes.
+    pub fn holds(self, decision: &str) -> bool {
+        match self {
+            Hook::ConfirmRollout => decision == "GO" || decision == "CONDITIONAL",
+            Hook::ConfirmPromotion => decision == "GO",
+            Hook::Rollback => decision == "NO-GO",
+            Hook::Record => true,
+        }
+    }
+}
+
+pub fn start_error(e: StartError) -> ApiError {
+    match e {
+        StartError::NoService(_) => ApiError::NotFound(e.to_string()),
+        StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
+        StartError::Internal(_) => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// What a finished run's report and sign-offs decide now.
+pub fn decided(
+    run_dir: &Path,
+    report: &gauntlet_report::Report,
+    keyring: &Path,
+) -> (Decision, String) {
+    let plan = std::fs::read_to_string(run_dir.join("spec.yaml"))
+        .ok()
+        .and_then(|text| gauntlet_spec::plan_str("spec.yaml", &text, &Default::default(), 1).ok());
+    let trust = gauntlet_trust::Keyring::open(keyring)
+        .ok()
+        .map(gauntlet_trust::Trust::Keyring);
+    let section = plan.as_ref().and_then(|p| p.signoffs.as_ref());
+    let valid: Vec<String> =
+        gauntlet_review::signoff::verify_all(run_dir, &report.run_id, section, trust.as_ref())
+            .into_iter()
+            .filter(|(_, checked)| checked.is_ok())
+            .map(|(role, _)| role)
+            .collect();
+    let (decision, _still_open) = gauntlet_review::signoff::effective(report, &valid);
+    let reason = if decision == report.decision {
+        report.summary.clone()
+    } else {
+        format!(
+            "{decision}: every required sign-off is in ({}); recorded {}",
+            valid.join(", "),
+            report.summary
+        )
+    };
+    (decision, reason)
+}
