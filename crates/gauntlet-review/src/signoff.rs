@@ -67,6 +67,43 @@ fn record_path(run_dir: &Path, role: &str) -> PathBuf {
 }
 
 /// Signs `run_dir`'s report for `role`, as `by`, with `key`.
+/// Signs off as `role` once the run's spec knows the role (`service.owners`) and, when it
+/// pins a key for the role (`signoffs.keys`), `key` is that key; `by` defaults to the role's
+/// owner.
+pub fn sign_as(
+    run_dir: &Path,
+    run_id: &str,
+    spec: Option<&Plan>,
+    role: &str,
+    by: Option<String>,
+    key: &SigningKey,
+) -> Result<Signoff, TrustError> {
+    let owners = spec.map(|s| s.service.owners.clone()).unwrap_or_default();
+    if !owners.contains_key(role) {
+        return Err(TrustError::Input(format!(
+            "role `{role}` is not in the run's `service.owners` ({})",
+            owners.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let by = by
+        .or_else(|| owners.get(role).cloned())
+        .unwrap_or_else(|| role.to_string());
+    match spec
+        .and_then(|s| s.signoffs.as_ref())
+        .and_then(|s| role_key(s, role))
+    {
+        Some(Ok(Trust::Key { id, .. })) if id != key.id => {
+            return Err(TrustError::Input(format!(
+                "the run's spec gives role `{role}` key {id} (`signoffs.keys`); this signing key is {}: sign with the {role} keyring (--keyring) or GAUNTLET_SIGNING_KEY",
+                key.id
+            )));
+        }
+        Some(Err(e)) => return Err(TrustError::Input(e)),
+        _ => {}
+    }
+    sign(run_dir, run_id, role, &by, key)
+}
+
 pub fn sign(
     run_dir: &Path,
     run_id: &str,

@@ -7,6 +7,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, MatchedPath, Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -31,6 +32,8 @@ pub const ROUTES: &[(&str, &str, Role)] = &[
     ("GET", "/v1/runs/{run}", Role::Viewer),
     ("GET", "/v1/runs/{run}/files/{*path}", Role::Viewer),
     ("POST", "/v1/runs/{run}/cancel", Role::Operator),
+    ("POST", "/v1/runs/{run}/signoff", Role::Approver),
+    ("GET", "/v1/runs/{run}/readiness", Role::Viewer),
     ("POST", "/v1/judge/argo", Role::Operator),
     ("POST", "/v1/judge/flagger/{hook}", Role::Operator),
 ];
@@ -69,6 +72,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}", get(show_run))
         .route("/v1/runs/{run}/files/{*path}", get(run_file))
         .route("/v1/runs/{run}/cancel", post(cancel_run))
+        .route("/v1/runs/{run}/signoff", post(sign_off))
+        .route("/v1/runs/{run}/readiness", get(readiness))
         .route("/v1/judge/argo", post(argo))
         .route("/v1/judge/flagger/{hook}", post(flagger))
         .layer(middleware::from_fn_with_state(state.clone(), measure))
@@ -249,7 +254,7 @@ async fn start_run(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     UrlPath(service): UrlPath<String>,
     headers: HeaderMap,
-    body: Option<Json<RunRequest>>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     let resource = format!("/v1/services/{service}/runs");
     let asked = Asked {
@@ -259,7 +264,11 @@ async fn start_run(
         resource,
     };
     let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
-    let request = body.map(|Json(b)| b).unwrap_or_default();
+    let request: RunRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RunRequest::default()
+    } else {
+        parse_body(&body)?
+    };
     let started = state.runs.start(&service, &request);
     let outcome = match &started {
         Ok(run) => format!("started {run}"),
@@ -517,8 +526,17 @@ async fn argo(
     State(state): State<Shared>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Json(asked_for): Json<ArgoRequest>,
+    body: Bytes,
 ) -> Result<Json<Verdict>, ApiError> {
+    // Who asks is known before what is asked is read.
+    let door = Asked {
+        headers: &headers,
+        remote,
+        action: "judge for Argo Rollouts",
+        resource: "/v1/judge/argo".into(),
+    };
+    authorize(&state, &door, Role::Operator, None)?;
+    let asked_for: ArgoRequest = parse_body(&body)?;
     let resource = format!("/v1/judge/argo {} {}", asked_for.service, asked_for.key);
     let asked = Asked {
         headers: &headers,
@@ -544,8 +562,25 @@ async fn flagger(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     UrlPath(hook): UrlPath<String>,
     headers: HeaderMap,
-    Json(payload): Json<FlaggerPayload>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
+    // A token in a header is checked before the body is read; without one, the token can
+    // only be in the body.
+    let has_header = headers.contains_key(header::AUTHORIZATION);
+    if has_header {
+        let door = Asked {
+            headers: &headers,
+            remote,
+            action: "judge for Flagger",
+            resource: format!("/v1/judge/flagger/{hook}"),
+        };
+        authorize(&state, &door, Role::Operator, None)?;
+    }
+    let payload: FlaggerPayload = match parse_body(&body) {
+        Ok(payload) => payload,
+        Err(_) if !has_header => return Err(ApiError::Unauthenticated),
+        Err(e) => return Err(e),
+    };
     // Flagger's webhooks send no headers: the token may come in the canary's metadata.
     let mut headers = headers;
     let from_metadata = payload
@@ -620,4 +655,105 @@ async fn flagger(
         StatusCode::CONFLICT
     };
     Ok((status, Json(verdict)).into_response())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignoffRequest {
+    role: String,
+    #[serde(default)]
+    by: Option<String>,
+}
+
+/// Signs the run's report digest as a role of its spec, with the server's signing key (a
+/// spec that pins another key for the role needs `gauntlet signoff` by that key's holder).
+async fn sign_off(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let resource = format!("/v1/runs/{run}/signoff");
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "sign off a run",
+        resource,
+    };
+    let caller = authorize(&state, &asked, Role::Approver, None)?;
+    let asked_for: SignoffRequest = parse_body(&body)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    if !caller.covers(&found.service) {
+        return Err(ApiError::NotFound(format!("no run `{run}`")));
+    }
+    if found.status == "running" {
+        return Err(ApiError::Conflict(format!(
+            "run {} has no report to sign yet",
+            found.id
+        )));
+    }
+    let keyring = state.config.keyring.clone();
+    let (run_dir, id) = (PathBuf::from(&found.run_dir), found.id.clone());
+    let signed = tokio::task::spawn_blocking(move || {
+        let key = gauntlet_trust::Keyring::open(&keyring)?.signing_key()?;
+        let text = std::fs::read_to_string(run_dir.join("spec.yaml")).ok();
+        let plan = text
+            .and_then(|t| gauntlet_spec::plan_str("spec.yaml", &t, &Default::default(), 1).ok());
+        gauntlet_review::signoff::sign_as(
+            &run_dir,
+            &id,
+            plan.as_ref(),
+            &asked_for.role,
+            asked_for.by,
+            &key,
+        )
+        .map(|made| (made, key.id))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let outcome = match &signed {
+        Ok((made, _)) => format!("signed as {} ({})", made.role, made.by),
+        Err(e) => format!("refused: {e}"),
+    };
+    audit(&state, Some(&caller), &asked, &outcome)?;
+    let (made, key) = signed.map_err(|e| match e {
+        gauntlet_trust::TrustError::Input(m) | gauntlet_trust::TrustError::Key(m) => {
+            ApiError::Invalid(m)
+        }
+        other => ApiError::Internal(other.to_string()),
+    })?;
+    let now = verdict(&state, &found.id).await?;
+    let body = json!({"run": found.id, "role": made.role, "by": made.by, "key": key, "report_sha256": made.report_sha256, "decision": now.decision, "reason": now.reason});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The readiness checklist as the run scored it.
+async fn readiness(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "read a run's readiness",
+        resource: format!("/v1/runs/{run}/readiness"),
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, None)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    let id = found.id.clone();
+    let report = with_store(&state, move |store| store.report(&id)).await?;
+    let readiness = report.and_then(|r| r.readiness).ok_or_else(|| {
+        ApiError::NotFound(format!("run {} has no readiness checklist", found.id))
+    })?;
+    Ok(Json(
+        serde_json::to_value(readiness).map_err(|e| ApiError::Internal(e.to_string()))?,
+    ))
+}
+
+/// A JSON body, read once the caller is known; what is wrong with it is said.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("the JSON body: {e}")))
 }

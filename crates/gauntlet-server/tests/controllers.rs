@@ -37,6 +37,7 @@ steps:
 struct Server {
     base: String,
     token: String,
+    approver: String,
     _dir: tempfile::TempDir,
     config: ServerConfig,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -55,13 +56,22 @@ impl Server {
             "bad.yaml",
             &spec("bad", "{kind: http_abort, target: candidate, status: 503}"),
         );
+        // A GO that needs the security role's sign-off first.
+        let gated = spec("gated", "{kind: latency, target: candidate, latency: 5ms}").replace(
+            "service: {name: gated, version: '1'}",
+            "service: {name: gated, version: '1', owners: {security: sec@example.com}}\nsignoffs: {required: [security]}",
+        );
+        write("gated.yaml", &gated);
         write(
             "server.yaml",
-            "listen: 127.0.0.1:0\nservices:\n  good: {spec: good.yaml}\n  bad: {spec: bad.yaml}\n",
+            "listen: 127.0.0.1:0\nservices:\n  good: {spec: good.yaml}\n  bad: {spec: bad.yaml}\n  gated: {spec: gated.yaml}\n",
         );
         let config =
             ServerConfig::load(&dir.path().join("server.yaml"), dir.path().join("keys")).unwrap();
         let (token, _) = tokens::create(&config.tokens, Role::Operator, vec![], None).unwrap();
+        let (approver, _) = tokens::create(&config.tokens, Role::Approver, vec![], None).unwrap();
+        let mut keyring = gauntlet_trust::Keyring::open(&config.keyring).unwrap();
+        keyring.ensure_active(None).unwrap();
         let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -76,6 +86,7 @@ impl Server {
         Server {
             base,
             token,
+            approver,
             _dir: dir,
             config,
             stop: Some(stop),
@@ -327,4 +338,56 @@ fn the_shipped_controller_examples_match_the_contract() {
             "{name}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_off_through_the_api_turns_a_conditional_into_a_go() {
+    let server = Server::start().await;
+    let meta = json!({"token": server.token});
+    let gated = payload("gated", "9a9a", meta);
+    let hook = |name: &str| format!("/v1/judge/flagger/{name}");
+    // CONDITIONAL lets the rollout start, and holds the promotion.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let run = loop {
+        let answered = server.post(&hook("confirm-rollout"), &gated, None).await;
+        let said: Value = serde_json::from_slice(&answered.body).unwrap();
+        if flagger_yes(&answered) {
+            assert_eq!(said["decision"], "CONDITIONAL", "{said}");
+            break said["run"].as_str().unwrap().to_string();
+        }
+        assert!(Instant::now() < deadline, "{said}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!flagger_yes(
+        &server.post(&hook("confirm-promotion"), &gated, None).await
+    ));
+    let signoff = format!("/v1/runs/{run}/signoff");
+    let as_security = json!({"role": "security"});
+    // An operator may not sign off; a role the spec does not know is refused.
+    assert_eq!(
+        server
+            .post(&signoff, &as_security, Some(&server.token))
+            .await
+            .status,
+        403
+    );
+    let unknown = server
+        .post(
+            &signoff,
+            &json!({"role": "finance"}),
+            Some(&server.approver),
+        )
+        .await;
+    assert_eq!(unknown.status, 400, "{}", unknown.body_text());
+    let signed = server
+        .post(&signoff, &as_security, Some(&server.approver))
+        .await;
+    assert_eq!(signed.status, 201, "{}", signed.body_text());
+    let said: Value = serde_json::from_slice(&signed.body).unwrap();
+    assert_eq!(said["decision"], "GO", "{said}");
+    assert_eq!(said["by"], "sec@example.com");
+    assert!(flagger_yes(
+        &server.post(&hook("confirm-promotion"), &gated, None).await
+    ));
+    server.stop().await;
 }

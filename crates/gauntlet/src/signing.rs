@@ -308,38 +308,12 @@ pub fn signoff_command(
     let run_dir = Path::new(&summary.run_dir);
     let spec = crate::review::run_spec(run_dir);
     if !verify_only && let Some(role) = role {
-        let owners = spec
-            .as_ref()
-            .map(|s| s.service.owners.clone())
-            .unwrap_or_default();
-        if !owners.contains_key(role) {
-            return Err(CliError::Usage(format!(
-                "role `{role}` is not in the run's `service.owners` ({})",
-                owners.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
-        }
-        let by = by
-            .or_else(|| owners.get(role).cloned())
-            .unwrap_or_else(|| role.to_string());
         let signing = Keyring::open(&crate::keys::keyring_dir(global)?)?.signing_key()?;
-        match spec
-            .as_ref()
-            .and_then(|s| s.signoffs.as_ref())
-            .and_then(|s| signoff::role_key(s, role))
-        {
-            Some(Ok(gauntlet_trust::Trust::Key { id, .. })) if id != signing.id => {
-                return Err(CliError::Usage(format!(
-                    "the run's spec gives role `{role}` key {id} (`signoffs.keys`); this signing key is {}: sign with the {role} keyring (--keyring) or GAUNTLET_SIGNING_KEY",
-                    signing.id
-                )));
-            }
-            Some(Err(e)) => return Err(CliError::Usage(e)),
-            _ => {}
-        }
-        let made = signoff::sign(run_dir, &summary.id, role, &by, &signing)?;
+        let made = signoff::sign_as(run_dir, &summary.id, spec.as_ref(), role, by, &signing)?;
         say!(
-            "signed off run {} as {role} ({by}) with key {}: report sha256 {}",
+            "signed off run {} as {role} ({}) with key {}: report sha256 {}",
             summary.id,
+            made.by,
             signing.id,
             made.report_sha256
         );
