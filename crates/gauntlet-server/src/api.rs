@@ -24,19 +24,7 @@ use crate::metrics::Metrics;
 use crate::runs::{RunRequest, Runs, StartError};
 use crate::tokens::{Caller, Role, Tokens};
 
-/// Every route under `/v1`, with the role it needs.
-pub const ROUTES: &[(&str, &str, Role)] = &[
-    ("GET", "/v1/services", Role::Viewer),
-    ("POST", "/v1/services/{service}/runs", Role::Operator),
-    ("GET", "/v1/runs", Role::Viewer),
-    ("GET", "/v1/runs/{run}", Role::Viewer),
-    ("GET", "/v1/runs/{run}/files/{*path}", Role::Viewer),
-    ("POST", "/v1/runs/{run}/cancel", Role::Operator),
-    ("POST", "/v1/runs/{run}/signoff", Role::Approver),
-    ("GET", "/v1/runs/{run}/readiness", Role::Viewer),
-    ("POST", "/v1/judge/argo", Role::Operator),
-    ("POST", "/v1/judge/flagger/{hook}", Role::Operator),
-];
+pub use crate::openapi::ROUTES;
 
 pub struct AppState {
     pub config: ServerConfig,
@@ -76,6 +64,11 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}/readiness", get(readiness))
         .route("/v1/judge/argo", post(argo))
         .route("/v1/judge/flagger/{hook}", post(flagger))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route: see /v1/openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
 }
@@ -657,10 +650,13 @@ async fn flagger(
     Ok((status, Json(verdict)).into_response())
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// A sign-off asked through the API.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct SignoffRequest {
+pub struct SignoffRequest {
+    /// A role of the run's `service.owners`.
     role: String,
+    /// Who signs (default: the role's owner).
     #[serde(default)]
     by: Option<String>,
 }

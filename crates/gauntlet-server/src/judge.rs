@@ -25,7 +25,7 @@ use crate::api::ApiError;
 use crate::runs::{RunRequest, StartError};
 
 /// What a run says to a controller now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Verdict {
     /// `CONTINUE` while the run is in progress, then its decision (sign-offs given since the
     /// run count: a CONDITIONAL whose sign-offs are all in is GO).
@@ -38,7 +38,7 @@ pub struct Verdict {
 pub const CONTINUE: &str = "CONTINUE";
 
 /// Argo's request: the service, the key that names the run, and what to run.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArgoRequest {
     pub service: String,
@@ -67,7 +67,7 @@ impl ArgoRequest {
 /// Flagger's webhook payload (fields it may add later are ignored). Its metadata values are
 /// strings: `service` (default: the canary's name), `only` and `skip` (comma-separated
 /// steps), `profile`, `seed`, and `token` when the webhook cannot send a header.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FlaggerPayload {
     pub name: String,
     pub namespace: String,

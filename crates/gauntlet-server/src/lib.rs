@@ -11,12 +11,14 @@
 //! - `api.rs`: the routes.
 //! - `judge.rs`: what Argo Rollouts and Flagger are answered.
 //! - `metrics.rs`: what `/metrics` exposes.
+//! - `openapi.rs`: the routes as data, and the OpenAPI document made from them.
 
 pub mod api;
 pub mod audit;
 pub mod config;
 pub mod judge;
 pub mod metrics;
+pub mod openapi;
 pub mod runs;
 pub mod tokens;
 

@@ -13,7 +13,7 @@ use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 
 /// What a caller asks to run.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     #[serde(default)]

@@ -158,8 +158,9 @@ async fn every_route_refuses_what_a_role_may_not_do() {
             .replace("{run}", "20260101T000000Z-0000")
             .replace("{*path}", "report.json")
     };
-    for (method, pattern, needed) in ROUTES {
-        let path = concrete(pattern);
+    for route in ROUTES {
+        let (method, needed) = (&route.method, &route.role);
+        let path = concrete(route.path);
         let unauthenticated = server.call(method, &path, None, None).await;
         assert_eq!(
             unauthenticated.status, 401,
@@ -427,4 +428,70 @@ fn mutated_server_configs_never_panic_and_errors_are_located() {
             }
         }
     }
+}
+
+/// The OpenAPI document names every route the server answers and nothing it does not, and
+/// a stock validator (openapi-spec-validator, from PyPI) accepts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_the_real_routes_and_is_valid() {
+    let server = Server::start().await;
+    let document = json(&server.call("GET", "/v1/openapi.json", None, None).await);
+    let paths = document["paths"].as_object().unwrap();
+    let mut documented = 0;
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            documented += 1;
+            let concrete = path
+                .replace("{service}", "web")
+                .replace("{run}", "20260101T000000Z-0000")
+                .replace("{path}", "report.json")
+                .replace("{hook}", "event");
+            let answered = server
+                .call(
+                    &method.to_ascii_uppercase(),
+                    &concrete,
+                    Some(&server.tokens["admin"]),
+                    Some("{}"),
+                )
+                .await;
+            // The router's own refusals: no route (our fallback names it) or no such method.
+            assert!(
+                !answered.body_text().contains("no such route") && answered.status != 405,
+                "{method} {path}: {} {}",
+                answered.status,
+                answered.body_text()
+            );
+            let role: Role = operation["x-gauntlet-role"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let listed = ROUTES
+                .iter()
+                .find(|r| r.path.replace("{*", "{") == *path)
+                .unwrap();
+            assert_eq!(role, listed.role);
+        }
+    }
+    assert_eq!(documented, ROUTES.len());
+    // A route that is not in the document is not served either.
+    let missing = server.as_role("admin", "GET", "/v1/nothing-here").await;
+    assert!(missing.body_text().contains("no such route"));
+    let file = server.dir.path().join("openapi.json");
+    std::fs::write(&file, document.to_string()).unwrap();
+    let pydeps = std::env::var("GAUNTLET_PYDEPS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").to_string()
+    });
+    let checked = std::process::Command::new("python3")
+        .args(["-m", "openapi_spec_validator", file.to_str().unwrap()])
+        .env("PYTHONPATH", pydeps)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    server.stop().await;
 }
