@@ -29,17 +29,23 @@ pub use crate::openapi::ROUTES;
 pub struct AppState {
     pub config: ServerConfig,
     pub tokens: Tokens,
-    pub audit: Audit,
+    pub audit: Arc<Audit>,
     pub metrics: Arc<Metrics>,
     pub runs: Arc<Runs>,
 }
 
 impl AppState {
-    pub fn new(config: ServerConfig, audit: Audit) -> AppState {
+    pub fn new(config: ServerConfig, audit: Arc<Audit>) -> AppState {
         let metrics = Arc::new(Metrics::new());
+        let notifier =
+            crate::notify::Notifier::new(config.notify.clone(), audit.clone(), metrics.clone());
         AppState {
             tokens: Tokens::new(&config.tokens),
-            runs: Arc::new(Runs::new(config.clone(), metrics.clone())),
+            runs: Arc::new(Runs::new(
+                config.clone(),
+                metrics.clone(),
+                Arc::new(notifier),
+            )),
             config,
             audit,
             metrics,

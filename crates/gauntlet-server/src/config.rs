@@ -38,6 +38,47 @@ struct ServerFile {
     audit: Option<String>,
     #[serde(default)]
     services: BTreeMap<String, Spanned<ServiceEntry>>,
+    /// Where people reach this server (links in notifications).
+    #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default)]
+    notify: Vec<Spanned<NotifyEntry>>,
+}
+
+/// One notification target: exactly one of `webhook`, `slack_env`/`slack_file`, `email`.
+/// Secrets are named by the variable or file that holds them, never written here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyEntry {
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    secret_env: Option<String>,
+    #[serde(default)]
+    secret_file: Option<String>,
+    #[serde(default)]
+    slack_env: Option<String>,
+    #[serde(default)]
+    slack_file: Option<String>,
+    #[serde(default)]
+    email: Option<EmailEntry>,
+    #[serde(default)]
+    on: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailEntry {
+    /// `host:port` of the SMTP server.
+    smtp: String,
+    from: String,
+    to: Vec<String>,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,6 +97,9 @@ pub struct ServerConfig {
     pub tokens: PathBuf,
     pub audit: PathBuf,
     pub services: BTreeMap<String, Service>,
+    /// Prefixed to `/v1/runs/ID` in notifications (empty: the links are relative).
+    pub public_url: String,
+    pub notify: Vec<crate::notify::Target>,
 }
 
 /// A service the server runs: its spec as loaded (and validated) at start.
@@ -156,6 +200,18 @@ impl ServerConfig {
                 }
             }
         }
+        let mut notify = Vec::new();
+        for entry in &written.notify {
+            match target(&entry.value, dir) {
+                Ok(target) => notify.push(target),
+                Err((message, help)) => problems.push(at(
+                    entry.referenced.line(),
+                    entry.referenced.column(),
+                    message,
+                    help,
+                )),
+            }
+        }
         let path_of =
             |given: &Option<String>, default: &str| dir.join(given.as_deref().unwrap_or(default));
         match listen {
@@ -167,8 +223,132 @@ impl ServerConfig {
                 tokens: path_of(&written.tokens, "tokens.json"),
                 audit: path_of(&written.audit, "audit.jsonl"),
                 services,
+                public_url: written
+                    .public_url
+                    .clone()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string(),
+                notify,
             }),
             _ => Err(SpecErrors(problems)),
         }
+    }
+}
+
+type Refusal = (String, &'static str);
+
+/// A notification target, its secrets read now (a server that cannot notify says so at
+/// start, not at the first decision).
+fn target(entry: &NotifyEntry, dir: &Path) -> Result<crate::notify::Target, Refusal> {
+    use crate::notify::{Channel, Email, Occasion, Target};
+    let on = if entry.on.is_empty() {
+        vec![Occasion::Decision, Occasion::AwaitingSignoff]
+    } else {
+        entry
+            .on
+            .iter()
+            .map(|o| {
+                Occasion::parse(o).ok_or_else(|| {
+                    (
+                        format!("`{o}` is not an occasion"),
+                        "`decision` or `awaiting-signoff`",
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let slack = entry.slack_env.is_some() || entry.slack_file.is_some();
+    let channels = [entry.webhook.is_some(), slack, entry.email.is_some()];
+    if channels.iter().filter(|c| **c).count() != 1 {
+        return Err((
+            "a notification target is one of `webhook`, `slack_env` (or `slack_file`), `email`"
+                .into(),
+            "write one target per list item",
+        ));
+    }
+    let channel = if let Some(url) = &entry.webhook {
+        let secret = secret(
+            entry.secret_env.as_deref(),
+            entry.secret_file.as_deref(),
+            dir,
+        )?;
+        Channel::Webhook {
+            url: web_url(url)?,
+            secret: secret.map(String::into_bytes),
+        }
+    } else if slack {
+        let url = secret(entry.slack_env.as_deref(), entry.slack_file.as_deref(), dir)?
+            .ok_or_else(|| {
+                (
+                    "no Slack URL".to_string(),
+                    "set `slack_env` or `slack_file`",
+                )
+            })?;
+        Channel::Slack {
+            url: web_url(url.trim())?,
+        }
+    } else {
+        let Some(email) = entry.email.as_ref() else {
+            return Err(("no channel".into(), "one was counted above"));
+        };
+        let (host, port) = email
+            .smtp
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            .ok_or_else(|| {
+                (
+                    format!("`{}` is not host:port", email.smtp),
+                    "e.g. `smtp.example.com:587`",
+                )
+            })?;
+        let password = secret(
+            email.password_env.as_deref(),
+            email.password_file.as_deref(),
+            dir,
+        )?;
+        Channel::Email(Email {
+            host,
+            port,
+            from: email.from.clone(),
+            to: email.to.clone(),
+            credentials: email.user.clone().zip(password),
+        })
+    };
+    Ok(Target { channel, on })
+}
+
+/// A secret from the variable or file named (relative to the config), if one is named.
+fn secret(env: Option<&str>, file: Option<&str>, dir: &Path) -> Result<Option<String>, Refusal> {
+    if let Some(name) = env {
+        return std::env::var(name).map(Some).map_err(|_| {
+            (
+                format!("the environment has no `{name}`"),
+                "set it before `gauntlet serve` starts",
+            )
+        });
+    }
+    if let Some(file) = file {
+        return std::fs::read_to_string(dir.join(file))
+            .map(|s| Some(s.trim_end().to_string()))
+            .map_err(|e| {
+                (
+                    format!("cannot read `{file}`: {e}"),
+                    "a file readable by the server",
+                )
+            });
+    }
+    Ok(None)
+}
+
+fn web_url(url: &str) -> Result<String, Refusal> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.to_string())
+    } else {
+        // Never quoted: a Slack URL is a secret.
+        Err((
+            "the target's URL is not http:// or https://".into(),
+            "a full URL",
+        ))
     }
 }

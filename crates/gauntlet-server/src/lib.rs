@@ -11,6 +11,7 @@
 //! - `api.rs`: the routes.
 //! - `judge.rs`: what Argo Rollouts and Flagger are answered.
 //! - `metrics.rs`: what `/metrics` exposes.
+//! - `notify.rs`: webhooks, Slack and email when a run ends or waits for sign-offs.
 //! - `openapi.rs`: the routes as data, and the OpenAPI document made from them.
 
 pub mod api;
@@ -18,6 +19,7 @@ pub mod audit;
 pub mod config;
 pub mod judge;
 pub mod metrics;
+pub mod notify;
 pub mod openapi;
 pub mod runs;
 pub mod tokens;
@@ -69,7 +71,7 @@ pub async fn bind(
             addr: config.listen,
             source,
         })?;
-    let state = Arc::new(api::AppState::new(config, audit));
+    let state = Arc::new(api::AppState::new(config, Arc::new(audit)));
     Ok((listener, state))
 }
 

@@ -21,6 +21,12 @@ struct RouteOnly {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Delivery {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Decided {
     service: String,
     decision: String,
@@ -31,6 +37,7 @@ pub struct Metrics {
     requests: Family<Route, Counter>,
     latency: Family<RouteOnly, Histogram>,
     runs: Family<Decided, Counter>,
+    notifications: Family<Delivery, Counter>,
     pub live_runs: Gauge,
 }
 
@@ -63,6 +70,12 @@ impl Metrics {
             "Runs finished, by service and decision",
             runs.clone(),
         );
+        let notifications = Family::<Delivery, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notification attempts, by channel and outcome (delivered, retried, failed)",
+            notifications.clone(),
+        );
         let live_runs = Gauge::default();
         registry.register("runs_live", "Runs in progress", live_runs.clone());
         Metrics {
@@ -70,6 +83,7 @@ impl Metrics {
             requests,
             latency,
             runs,
+            notifications,
             live_runs,
         }
     }
@@ -93,6 +107,14 @@ impl Metrics {
             decision: decision.to_string(),
         };
         self.runs.get_or_create(&labels).inc();
+    }
+
+    pub fn notification(&self, channel: &str, outcome: &str) {
+        let labels = Delivery {
+            channel: channel.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.notifications.get_or_create(&labels).inc();
     }
 
     /// The text exposition.

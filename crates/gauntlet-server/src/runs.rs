@@ -11,6 +11,7 @@ use gauntlet_spec::Selection;
 
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
+use crate::notify::{Notice, Notifier, Occasion};
 
 /// What a caller asks to run.
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
@@ -51,14 +52,16 @@ struct Live {
 pub struct Runs {
     config: ServerConfig,
     metrics: Arc<Metrics>,
+    notifier: Arc<Notifier>,
     live: Mutex<BTreeMap<String, Live>>,
 }
 
 impl Runs {
-    pub fn new(config: ServerConfig, metrics: Arc<Metrics>) -> Runs {
+    pub fn new(config: ServerConfig, metrics: Arc<Metrics>, notifier: Arc<Notifier>) -> Runs {
         Runs {
             config,
             metrics,
+            notifier,
             live: Mutex::new(BTreeMap::new()),
         }
     }
@@ -180,11 +183,40 @@ impl Runs {
                 let decision = outcome.report.decision.to_string();
                 self.metrics.run_finished(service, &decision);
                 tracing::info!(run, service, decision, summary = %outcome.report.summary, "run finished");
+                self.notify(service, &outcome.report);
             }
             Err(e) => {
                 self.metrics.run_finished(service, "ERROR");
                 tracing::error!(run, service, "run failed: {e}");
             }
+        }
+    }
+
+    /// Tells the targets the decision and, for a CONDITIONAL waiting on sign-offs, who must
+    /// sign.
+    fn notify(&self, service: &str, report: &gauntlet_report::Report) {
+        let awaiting: Vec<String> = report
+            .conditions
+            .iter()
+            .filter_map(|c| c.check.strip_prefix("signoff."))
+            .map(str::to_string)
+            .collect();
+        let notice = Notice {
+            occasion: Occasion::Decision,
+            service: service.to_string(),
+            version: report.service.version.clone(),
+            run: report.run_id.clone(),
+            decision: report.decision.to_string(),
+            summary: report.summary.clone(),
+            url: format!("{}/v1/runs/{}", self.config.public_url, report.run_id),
+            awaiting: awaiting.clone(),
+        };
+        self.notifier.send(notice.clone());
+        if report.decision == gauntlet_report::Decision::Conditional && !awaiting.is_empty() {
+            self.notifier.send(Notice {
+                occasion: Occasion::AwaitingSignoff,
+                ..notice
+            });
         }
     }
 
