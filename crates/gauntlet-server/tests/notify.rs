@@ -183,7 +183,7 @@ notify:
     }
     let seen = seen.lock().unwrap().clone();
     // The webhook: signed with the key from the file, retried after the 500.
-    let (_, headers, body) = seen.iter().filter(|(p, _, _)| p == "/hook").last().unwrap();
+    let (_, headers, body) = seen.iter().rfind(|(p, _, _)| p == "/hook").unwrap();
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-hmac-key").unwrap();
     mac.update(body);
     let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
