@@ -22,6 +22,7 @@
 //! assert_eq!(decided.decision, gauntlet_report::Decision::Conditional);
 //! ```
 
+pub mod certificate;
 pub mod drift;
 pub mod readiness;
 pub mod signoff;

@@ -68,6 +68,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}/cancel", post(cancel_run))
         .route("/v1/runs/{run}/signoff", post(sign_off))
         .route("/v1/runs/{run}/readiness", get(readiness))
+        .route("/v1/runs/{run}/certificate", get(certificate))
         .route("/v1/judge/argo", post(argo))
         .route("/v1/judge/flagger/{hook}", post(flagger))
         .route(
@@ -758,4 +759,66 @@ async fn readiness(
 /// A JSON body, read once the caller is known; what is wrong with it is said.
 fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("the JSON body: {e}")))
+}
+
+/// The certificate as it stands now: sign-offs verified against the server's keyring,
+/// the checklist scored as of now.
+async fn certificate(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = Asked {
+        headers: &headers,
+        remote,
+        action: "read a run's certificate",
+        resource: format!("/v1/runs/{run}/certificate"),
+    };
+    let caller = authorize(&state, &asked, Role::Viewer, None)?;
+    let found = visible_run(&state, &caller, &run).await?;
+    let id = found.id.clone();
+    let report = with_store(&state, move |store| store.report(&id))
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("run {} has no report yet", found.id)))?;
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let (keyring, run_dir) = (state.config.keyring.clone(), PathBuf::from(&found.run_dir));
+    let rendered = tokio::task::spawn_blocking(move || {
+        let text = std::fs::read_to_string(run_dir.join("spec.yaml")).ok();
+        let plan = text
+            .and_then(|t| gauntlet_spec::plan_str("spec.yaml", &t, &Default::default(), 1).ok());
+        let trust = gauntlet_trust::Keyring::open(&keyring)
+            .ok()
+            .map(gauntlet_trust::Trust::Keyring);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let certificate = gauntlet_review::certificate::gather(
+            &report,
+            &run_dir,
+            plan.as_ref(),
+            trust.as_ref(),
+            now,
+        );
+        if html {
+            certificate.to_html()
+        } else {
+            certificate.to_markdown()
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut response = rendered.into_response();
+    let kind = if html {
+        "text/html; charset=utf-8"
+    } else {
+        "text/markdown; charset=utf-8"
+    };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    Ok(response)
 }

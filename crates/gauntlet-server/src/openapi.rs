@@ -124,6 +124,19 @@ pub const ROUTES: &[Route] = &[
         statuses: READ,
     },
     Route {
+        method: "GET",
+        path: "/v1/runs/{run}/certificate",
+        role: Role::Viewer,
+        summary: "The readiness certificate as it stands now (Markdown; HTML with Accept: text/html)",
+        body: None,
+        answer: None,
+        statuses: &[
+            (200, "the certificate"),
+            (404, "no such run"),
+            (409, "still running"),
+        ],
+    },
+    Route {
         method: "POST",
         path: "/v1/judge/argo",
         role: Role::Operator,

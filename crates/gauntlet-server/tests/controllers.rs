@@ -389,5 +389,20 @@ async fn a_sign_off_through_the_api_turns_a_conditional_into_a_go() {
     assert!(flagger_yes(
         &server.post(&hook("confirm-promotion"), &gated, None).await
     ));
+    // The certificate says so too, with the sign-off verified.
+    let mut get = Outgoing::get(&server.base, &format!("/v1/runs/{run}/certificate"));
+    get.headers
+        .insert("authorization".into(), format!("Bearer {}", server.token));
+    let certificate = HttpClient::new(Duration::from_secs(10))
+        .send(&get)
+        .await
+        .unwrap();
+    let text = certificate.body_text();
+    assert_eq!(certificate.status, 200, "{text}");
+    assert!(
+        text.contains("**Decision: GO** (recorded at the end of the run: CONDITIONAL)"),
+        "{text}"
+    );
+    assert!(text.contains("| security | sec@example.com |"), "{text}");
     server.stop().await;
 }

@@ -4,10 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use gauntlet_report::certificate::{Certificate, SignoffRow};
 use gauntlet_report::exit;
 use gauntlet_report::{ReadinessReport, Report, StepReport};
-use gauntlet_review::{readiness, signoff};
 use gauntlet_store::Store;
 
 use crate::CliError;
@@ -59,24 +57,16 @@ fn now_secs() -> u64 {
 /// The checklist scored from the run's stored checks, with waivers judged as of now (a
 /// waiver that has expired since the run shows as expired).
 fn score(stored: &Stored) -> Result<(ReadinessReport, StepReport), CliError> {
-    let Some((spec, section)) = stored
+    stored
         .spec
         .as_ref()
-        .and_then(|s| s.readiness().map(|r| (s, r)))
-    else {
-        return Err(CliError::Usage(format!(
-            "run {} has no readiness checklist: add a `readiness` section to its spec",
-            stored.report.run_id
-        )));
-    };
-    let evaluated = readiness::evaluate(
-        section,
-        &spec.service.owners,
-        &stored.report.steps,
-        &readiness::signatures_from(&stored.report.steps),
-        now_secs(),
-    );
-    Ok((evaluated.report, evaluated.step))
+        .and_then(|spec| gauntlet_review::certificate::rescore(&stored.report, spec, now_secs()))
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "run {} has no readiness checklist: add a `readiness` section to its spec",
+                stored.report.run_id
+            ))
+        })
 }
 
 pub fn readiness_command(store: &Store, run: &str, json: bool) -> Result<i32, CliError> {
@@ -161,36 +151,13 @@ pub fn write_certificate(
 ) -> Result<(PathBuf, PathBuf), CliError> {
     let stored = load(store, run)?;
     let trust = crate::keys::optional_trust(global, trust)?;
-    let signoffs = signoff_rows(&stored, trust.as_ref());
-    let valid: Vec<String> = signoffs
-        .iter()
-        .filter_map(|row| match row {
-            SignoffRow::Verified { role, .. } => Some(role.clone()),
-            _ => None,
-        })
-        .collect();
-    let report = &stored.report;
-    let (decision, conditions) = signoff::effective(report, &valid);
-    let digest = |relative: &str| {
-        std::fs::read(stored.run_dir.join(relative))
-            .map(|b| gauntlet_report::sha256_hex(&b))
-            .map_err(|e| e.to_string())
-    };
-    let certificate = Certificate {
-        report,
-        decision,
-        conditions,
-        signoffs,
-        verifier: trust.is_some(),
-        readiness: score(&stored).ok().map(|(r, _)| r),
-        attestation: report
-            .trust
-            .as_ref()
-            .and_then(|t| t.attestation.as_ref())
-            .map(|att| (stored.run_dir.join(att).display().to_string(), digest(att))),
-        report_digest: digest("report.json"),
-        issued_at: gauntlet_engine::now_rfc3339(),
-    };
+    let certificate = gauntlet_review::certificate::gather(
+        &stored.report,
+        &stored.run_dir,
+        stored.spec.as_ref(),
+        trust.as_ref(),
+        now_secs(),
+    );
     let md_path = stored.run_dir.join("certificate.md");
     let html_path = stored.run_dir.join("certificate.html");
     for (path, text) in [
@@ -201,30 +168,4 @@ pub fn write_certificate(
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     }
     Ok((md_path, html_path))
-}
-
-/// Each sign-off made, counted only when it verifies against the role's key in the spec,
-/// else the keyring (or the given key); then each required role still awaited.
-fn signoff_rows(stored: &Stored, trust: Option<&gauntlet_trust::Trust>) -> Vec<SignoffRow> {
-    let section = stored.spec.as_ref().and_then(|s| s.signoffs.as_ref());
-    let made = signoff::verify_all(&stored.run_dir, &stored.report.run_id, section, trust);
-    let awaited: Vec<SignoffRow> = section
-        .map(|s| s.required.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|r| !made.iter().any(|(s, _)| s == r))
-        .map(|role| SignoffRow::Awaited { role })
-        .collect();
-    made.into_iter()
-        .map(|(role, checked)| match checked {
-            Ok((s, key)) => SignoffRow::Verified {
-                role,
-                by: s.by,
-                time: s.time,
-                key,
-            },
-            Err(why) => SignoffRow::Refused { role, why },
-        })
-        .chain(awaited)
-        .collect()
 }
