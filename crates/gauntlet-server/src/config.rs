@@ -43,6 +43,16 @@ struct ServerFile {
     public_url: Option<String>,
     #[serde(default)]
     notify: Vec<Spanned<NotifyEntry>>,
+    /// HTTPS: a certificate chain and its private key, PEM files.
+    #[serde(default)]
+    tls: Option<Spanned<TlsEntry>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsEntry {
+    cert: String,
+    key: String,
 }
 
 /// One notification target: exactly one of `webhook`, `slack_env`/`slack_file`, `email`.
@@ -100,6 +110,18 @@ pub struct ServerConfig {
     /// Prefixed to `/v1/runs/ID` in notifications (empty: the links are relative).
     pub public_url: String,
     pub notify: Vec<crate::notify::Target>,
+    /// HTTPS, when configured: then the server may listen beyond loopback.
+    pub tls: Option<Tls>,
+}
+
+/// The server's TLS configuration, loaded from its PEM files.
+#[derive(Clone)]
+pub struct Tls(pub std::sync::Arc<rustls::ServerConfig>);
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tls")
+    }
 }
 
 /// A service the server runs: its spec as loaded (and validated) at start.
@@ -129,16 +151,31 @@ impl ServerConfig {
             )
         };
         let mut problems = Vec::new();
+        let tls = match &written.tls {
+            None => None,
+            Some(given) => match tls(&given.value, dir) {
+                Ok(tls) => Some(tls),
+                Err(message) => {
+                    problems.push(at(
+                        given.referenced.line(),
+                        given.referenced.column(),
+                        message,
+                        "PEM files: the certificate chain (leaf first) and its private key",
+                    ));
+                    None
+                }
+            },
+        };
         let listen = match &written.listen {
             None => DEFAULT_LISTEN.parse().ok(),
             Some(given) => match given.value.parse::<SocketAddr>() {
-                Ok(addr) if addr.ip().is_loopback() => Some(addr),
+                Ok(addr) if addr.ip().is_loopback() || written.tls.is_some() => Some(addr),
                 Ok(addr) => {
                     problems.push(at(
                         given.referenced.line(),
                         given.referenced.column(),
-                        format!("`{addr}` is not a loopback address"),
-                        "tokens travel in clear over plain HTTP: listen on 127.0.0.1 or ::1 and put a TLS-terminating proxy in front",
+                        format!("`{addr}` is not a loopback address, and there is no `tls:`"),
+                        "tokens travel in clear over plain HTTP: configure `tls: {cert, key}`, or listen on 127.0.0.1 or ::1 behind a TLS-terminating proxy",
                     ));
                     None
                 }
@@ -230,6 +267,7 @@ impl ServerConfig {
                     .trim_end_matches('/')
                     .to_string(),
                 notify,
+                tls,
             }),
             _ => Err(SpecErrors(problems)),
         }
@@ -351,4 +389,28 @@ fn web_url(url: &str) -> Result<String, Refusal> {
             "a full URL",
         ))
     }
+}
+
+/// The certificate chain and key of `tls:`, as a rustls server configuration (ring, TLS 1.2
+/// and 1.3, HTTP/1.1).
+fn tls(entry: &TlsEntry, dir: &Path) -> Result<Tls, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_path = dir.join(&entry.cert);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| format!("`{}`: {e}", entry.cert))?;
+    if chain.is_empty() {
+        return Err(format!("`{}` holds no certificate", entry.cert));
+    }
+    let key = PrivateKeyDer::from_pem_file(dir.join(&entry.key))
+        .map_err(|e| format!("`{}`: {e}", entry.key))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))?;
+    Ok(Tls(std::sync::Arc::new(config)))
 }
