@@ -281,7 +281,11 @@ type Refusal = (String, &'static str);
 fn target(entry: &NotifyEntry, dir: &Path) -> Result<crate::notify::Target, Refusal> {
     use crate::notify::{Channel, Email, Occasion, Target};
     let on = if entry.on.is_empty() {
-        vec![Occasion::Decision, Occasion::AwaitingSignoff]
+        vec![
+            Occasion::Decision,
+            Occasion::AwaitingSignoff,
+            Occasion::WaiverExpiring,
+        ]
     } else {
         entry
             .on
@@ -290,7 +294,7 @@ fn target(entry: &NotifyEntry, dir: &Path) -> Result<crate::notify::Target, Refu
                 Occasion::parse(o).ok_or_else(|| {
                     (
                         format!("`{o}` is not an occasion"),
-                        "`decision` or `awaiting-signoff`",
+                        "`decision`, `awaiting-signoff` or `waiver-expiring`",
                     )
                 })
             })

@@ -26,6 +26,8 @@ pub enum Occasion {
     Decision,
     /// A run ended CONDITIONAL on sign-offs not yet given.
     AwaitingSignoff,
+    /// A run's decision rests on a waiver that expires within a week.
+    WaiverExpiring,
 }
 
 impl Occasion {
@@ -33,6 +35,7 @@ impl Occasion {
         match text {
             "decision" => Some(Occasion::Decision),
             "awaiting-signoff" => Some(Occasion::AwaitingSignoff),
+            "waiver-expiring" => Some(Occasion::WaiverExpiring),
             _ => None,
         }
     }
@@ -95,6 +98,9 @@ pub struct Notice {
     pub url: String,
     /// Roles whose sign-off is awaited.
     pub awaiting: Vec<String>,
+    /// Waivers that expire soon: the check, its owner and the deadline.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expiring: Vec<String>,
 }
 
 pub struct Notifier {
@@ -205,6 +211,9 @@ pub fn slack_message(notice: &Notice) -> serde_json::Value {
             notice.awaiting.join(", ")
         ));
     }
+    for waiver in &notice.expiring {
+        reason.push_str(&format!("\nWaiver expiring: {waiver}"));
+    }
     json!({
         "text": format!("{title}: {}", notice.summary),
         "blocks": [
@@ -268,6 +277,9 @@ async fn send_mail(email: &Email, notice: &Notice) -> Result<String, String> {
             "Awaiting sign-off: {}\n",
             notice.awaiting.join(", ")
         ));
+    }
+    for waiver in &notice.expiring {
+        text.push_str(&format!("Waiver expiring: {waiver}\n"));
     }
     let message = message.body(text).map_err(|e| e.to_string())?;
     let tls = TlsParameters::new(email.host.clone()).map_err(|e| e.to_string())?;

@@ -210,11 +210,20 @@ impl Runs {
             summary: report.summary.clone(),
             url: format!("{}/v1/runs/{}", self.config.public_url, report.run_id),
             awaiting: awaiting.clone(),
+            expiring: Vec::new(),
         };
         self.notifier.send(notice.clone());
         if report.decision == gauntlet_report::Decision::Conditional && !awaiting.is_empty() {
             self.notifier.send(Notice {
                 occasion: Occasion::AwaitingSignoff,
+                ..notice.clone()
+            });
+        }
+        let expiring = expiring_waivers(report, std::time::SystemTime::now(), WAIVER_WARNING);
+        if !expiring.is_empty() {
+            self.notifier.send(Notice {
+                occasion: Occasion::WaiverExpiring,
+                expiring,
                 ..notice
             });
         }
@@ -280,5 +289,70 @@ fn plan_error(e: &gauntlet_spec::PlanError) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         other => other.to_string(),
+    }
+}
+
+/// How long before a waiver expires it is announced.
+const WAIVER_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The report's waived conditions whose deadline falls within `warning` of `now` (or has
+/// passed), each as `CHECK (OWNER) until DEADLINE`.
+pub fn expiring_waivers(
+    report: &gauntlet_report::Report,
+    now: std::time::SystemTime,
+    warning: Duration,
+) -> Vec<String> {
+    report
+        .conditions
+        .iter()
+        .filter_map(|c| {
+            // A date alone expires at the end of that day, as the checklist counts it.
+            let secs = gauntlet_spec::parse_day_or_time(c.deadline.as_deref()?, true).ok()?;
+            let deadline = std::time::UNIX_EPOCH + Duration::from_secs(secs);
+            (deadline <= now + warning).then(|| {
+                let owner = c
+                    .owner
+                    .as_deref()
+                    .or(c.owner_role.as_deref())
+                    .unwrap_or("no owner");
+                format!(
+                    "{} ({owner}) until {}",
+                    c.check,
+                    c.deadline.as_deref().unwrap_or("")
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waivers_within_a_week_are_announced_and_later_ones_are_not() {
+        let now = humantime::parse_rfc3339("2026-11-30T00:00:00Z").unwrap();
+        let condition = |check: &str, deadline: &str| {
+            serde_json::json!({"check": check, "reason": "waived", "owner_role": "sre",
+                "owner": "ana@example.com", "deadline": deadline})
+        };
+        let report: gauntlet_report::Report = serde_json::from_value(serde_json::json!({
+            "schema": gauntlet_report::REPORT_SCHEMA, "run_id": "r", "gauntlet_version": "0",
+            "service": {"name": "s", "version": "1"}, "spec": {"path": "g", "sha256": "a"},
+            "started_at": "t", "finished_at": "t", "duration_ms": 0, "gating": "hard",
+            "decision": "CONDITIONAL", "exit_code": 0, "summary": "s",
+            "conditions": [
+                condition("readiness.waiver: soon", "2026-12-03"),
+                condition("readiness.waiver: later", "2027-01-30T00:00:00Z"),
+                {"check": "signoff.security", "reason": "awaited"}
+            ],
+            "steps": [], "timeline": [], "evidence": []
+        }))
+        .unwrap();
+        let expiring = expiring_waivers(&report, now, WAIVER_WARNING);
+        assert_eq!(
+            expiring,
+            vec!["readiness.waiver: soon (ana@example.com) until 2026-12-03".to_string()]
+        );
     }
 }
