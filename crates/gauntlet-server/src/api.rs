@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::audit::{Audit, Event};
 use crate::config::ServerConfig;
-use crate::judge::{self, ArgoRequest, FlaggerPayload, Hook, Verdict};
+use crate::judge;
 use crate::metrics::Metrics;
 use crate::runs::{RunRequest, Runs, StartError};
 use crate::tokens::{Caller, Role, Tokens};
@@ -53,7 +53,7 @@ impl AppState {
     }
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 pub fn router(state: Shared) -> Router {
     Router::new()
@@ -69,8 +69,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}/signoff", post(sign_off))
         .route("/v1/runs/{run}/readiness", get(readiness))
         .route("/v1/runs/{run}/certificate", get(certificate))
-        .route("/v1/judge/argo", post(argo))
-        .route("/v1/judge/flagger/{hook}", post(flagger))
+        .route("/v1/judge/argo", post(judge::argo))
+        .route("/v1/judge/flagger/{hook}", post(judge::flagger))
         .route(
             "/v1/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -143,16 +143,44 @@ impl From<StoreError> for ApiError {
 }
 
 /// Who is asking, from where, for what.
-struct Asked<'a> {
+pub(crate) struct Asked<'a> {
     headers: &'a HeaderMap,
     remote: SocketAddr,
     action: &'a str,
     resource: String,
 }
 
+impl<'a> Asked<'a> {
+    pub(crate) fn new(
+        headers: &'a HeaderMap,
+        remote: SocketAddr,
+        action: &'a str,
+        resource: impl Into<String>,
+    ) -> Self {
+        Asked {
+            headers,
+            remote,
+            action,
+            resource: resource.into(),
+        }
+    }
+}
+
+/// The caller, allowed `needed`, and the run it asks about, which it may see.
+async fn asked_run(
+    state: &Shared,
+    asked: &Asked<'_>,
+    needed: Role,
+    run: &str,
+) -> Result<(Caller, gauntlet_store::RunSummary), ApiError> {
+    let caller = authorize(state, asked, needed, None)?;
+    let found = visible_run(state, &caller, run).await?;
+    Ok((caller, found))
+}
+
 /// The caller, when its token is valid and its role (and services) allow `needed` on
 /// `service`; every answer is audited.
-fn authorize(
+pub(crate) fn authorize(
     state: &AppState,
     asked: &Asked<'_>,
     needed: Role,
@@ -187,7 +215,7 @@ fn authorize(
 
 /// One audit line; a log that cannot be written refuses the request rather than act
 /// unrecorded.
-fn audit(
+pub(crate) fn audit(
     state: &AppState,
     caller: Option<&Caller>,
     asked: &Asked<'_>,
@@ -233,12 +261,7 @@ async fn services(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "list services",
-        resource: "/v1/services".into(),
-    };
+    let asked = Asked::new(&headers, remote, "list services", "/v1/services");
     let caller = authorize(&state, &asked, Role::Viewer, None)?;
     let names: Vec<&String> = state
         .config
@@ -257,12 +280,7 @@ async fn start_run(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let resource = format!("/v1/services/{service}/runs");
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "start a run",
-        resource,
-    };
+    let asked = Asked::new(&headers, remote, "start a run", resource);
     let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
     let request: RunRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RunRequest::default()
@@ -296,12 +314,7 @@ async fn list_runs(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "list runs",
-        resource: "/v1/runs".into(),
-    };
+    let asked = Asked::new(&headers, remote, "list runs", "/v1/runs");
     let caller = authorize(&state, &asked, Role::Viewer, query.service.as_deref())?;
     let limit = query.limit.unwrap_or(50).min(1000);
     let runs = with_store(&state, move |store| store.list_runs(limit)).await?;
@@ -343,18 +356,13 @@ async fn show_run(
     UrlPath(run): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "show a run",
-        resource: format!("/v1/runs/{run}"),
-    };
-    let caller = authorize(&state, &asked, Role::Viewer, None)?;
-    let found = visible_run(&state, &caller, &run).await?;
+    let asked = Asked::new(&headers, remote, "show a run", format!("/v1/runs/{run}"));
+    let (_, found) = asked_run(&state, &asked, Role::Viewer, &run).await?;
     let id = found.id.clone();
     let report = with_store(&state, move |store| store.report(&id)).await?;
+    let live = state.runs.live_service(&found.id).is_some();
     let mut body = summary(found);
-    body["live"] = json!(state.runs.live_service(&run).is_some());
+    body["live"] = json!(live);
     if let Some(report) = report {
         body["summary"] = json!(report.summary);
         body["report"] =
@@ -370,14 +378,8 @@ async fn run_file(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let resource = format!("/v1/runs/{run}/files/{path}");
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "read a run's file",
-        resource,
-    };
-    let caller = authorize(&state, &asked, Role::Viewer, None)?;
-    let found = visible_run(&state, &caller, &run).await?;
+    let asked = Asked::new(&headers, remote, "read a run's file", resource);
+    let (_, found) = asked_run(&state, &asked, Role::Viewer, &run).await?;
     let file = inside(Path::new(&found.run_dir), &path)?;
     let bytes = tokio::fs::read(&file)
         .await
@@ -396,17 +398,13 @@ async fn cancel_run(
     UrlPath(run): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let asked = Asked {
-        headers: &headers,
+    let asked = Asked::new(
+        &headers,
         remote,
-        action: "cancel a run",
-        resource: format!("/v1/runs/{run}/cancel"),
-    };
-    let caller = authorize(&state, &asked, Role::Operator, None)?;
-    let found = visible_run(&state, &caller, &run).await?;
-    if !caller.covers(&found.service) || !caller.role.allows(Role::Operator) {
-        return Err(ApiError::Forbidden("this token may not cancel it".into()));
-    }
+        "cancel a run",
+        format!("/v1/runs/{run}/cancel"),
+    );
+    let (caller, found) = asked_run(&state, &asked, Role::Operator, &run).await?;
     if !state.runs.cancel(&found.id) {
         return Err(ApiError::Conflict(format!(
             "run {} is not running ({})",
@@ -463,7 +461,7 @@ fn content_type(path: &Path) -> &'static str {
 }
 
 /// Runs a store query off the async workers (SQLite blocks).
-async fn with_store<T: Send + 'static>(
+pub(crate) async fn with_store<T: Send + 'static>(
     state: &Shared,
     query: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -472,189 +470,6 @@ async fn with_store<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::from)
-}
-
-/// What a run says now: `CONTINUE` while it runs, then its decision with the sign-offs
-/// given since.
-async fn verdict(state: &Shared, run: &str) -> Result<Verdict, ApiError> {
-    let id = run.to_string();
-    let found = with_store(state, move |store| store.find_run(&id)).await;
-    let url = format!("/v1/runs/{run}");
-    let answer = |decision: &str, reason: String| Verdict {
-        decision: decision.to_string(),
-        reason,
-        run: run.to_string(),
-        url: url.clone(),
-    };
-    let found = match found {
-        Ok(found) => found,
-        // Claimed and launched, not yet recorded by the engine.
-        Err(ApiError::NotFound(_)) if state.runs.live_service(run).is_some() => {
-            return Ok(answer(judge::CONTINUE, "the run is starting".into()));
-        }
-        Err(ApiError::NotFound(_)) => {
-            let why = "the run this key names never started (its server stopped first)";
-            return Ok(answer("INCONCLUSIVE", why.into()));
-        }
-        Err(e) => return Err(e),
-    };
-    if found.status == "running" {
-        return Ok(answer(
-            judge::CONTINUE,
-            format!("run {} in progress", found.id),
-        ));
-    }
-    let id = found.id.clone();
-    let report = with_store(state, move |store| store.report(&id)).await?;
-    let Some(report) = report else {
-        let decision = found.decision.unwrap_or_else(|| "ABORTED".into());
-        return Ok(answer(
-            &decision,
-            format!("run {} ended without a report", found.id),
-        ));
-    };
-    let keyring = state.config.keyring.clone();
-    let run_dir = PathBuf::from(&found.run_dir);
-    let (decision, reason) =
-        tokio::task::spawn_blocking(move || judge::decided(&run_dir, &report, &keyring))
-            .await
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(answer(&decision.to_string(), reason))
-}
-
-async fn argo(
-    State(state): State<Shared>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<Verdict>, ApiError> {
-    // Who asks is known before what is asked is read.
-    let door = Asked {
-        headers: &headers,
-        remote,
-        action: "judge for Argo Rollouts",
-        resource: "/v1/judge/argo".into(),
-    };
-    authorize(&state, &door, Role::Operator, None)?;
-    let asked_for: ArgoRequest = parse_body(&body)?;
-    let resource = format!("/v1/judge/argo {} {}", asked_for.service, asked_for.key);
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "judge for Argo Rollouts",
-        resource,
-    };
-    let caller = authorize(&state, &asked, Role::Operator, Some(&asked_for.service))?;
-    let key = format!("argo/{}/{}", asked_for.service, asked_for.key);
-    let (run, started) = state
-        .runs
-        .start_keyed(&asked_for.service, &key, &asked_for.run_request())
-        .await
-        .map_err(judge::start_error)?;
-    if started {
-        audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
-    }
-    Ok(Json(verdict(&state, &run).await?))
-}
-
-async fn flagger(
-    State(state): State<Shared>,
-    ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    UrlPath(hook): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    // A token in a header is checked before the body is read; without one, the token can
-    // only be in the body.
-    let has_header = headers.contains_key(header::AUTHORIZATION);
-    if has_header {
-        let door = Asked {
-            headers: &headers,
-            remote,
-            action: "judge for Flagger",
-            resource: format!("/v1/judge/flagger/{hook}"),
-        };
-        authorize(&state, &door, Role::Operator, None)?;
-    }
-    let payload: FlaggerPayload = match parse_body(&body) {
-        Ok(payload) => payload,
-        Err(_) if !has_header => return Err(ApiError::Unauthenticated),
-        Err(e) => return Err(e),
-    };
-    // Flagger's webhooks send no headers: the token may come in the canary's metadata.
-    let mut headers = headers;
-    let from_metadata = payload
-        .metadata
-        .get("token")
-        .filter(|_| !headers.contains_key(header::AUTHORIZATION))
-        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok());
-    if let Some(value) = from_metadata {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    let service = payload.service().to_string();
-    let resource = format!("/v1/judge/flagger/{hook} {}", payload.key());
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "judge for Flagger",
-        resource,
-    };
-    let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
-    let hook = Hook::parse(&hook).ok_or_else(|| {
-        ApiError::NotFound(format!(
-            "no Flagger hook `{hook}`: confirm-rollout, confirm-promotion, rollback, post-rollout, event"
-        ))
-    })?;
-    let key = payload.key();
-    let run = match hook {
-        Hook::Record => {
-            let phase = payload.phase.clone().unwrap_or_default();
-            audit(
-                &state,
-                Some(&caller),
-                &asked,
-                &format!("recorded ({phase})"),
-            )?;
-            return Ok(
-                (StatusCode::OK, Json(json!({"recorded": true, "key": key}))).into_response(),
-            );
-        }
-        Hook::ConfirmRollout => {
-            let configured = state
-                .runs
-                .configured(&service)
-                .map_err(judge::start_error)?;
-            let request = payload
-                .run_request(&configured)
-                .map_err(ApiError::Invalid)?;
-            let (run, started) = state
-                .runs
-                .start_keyed(&service, &key, &request)
-                .await
-                .map_err(judge::start_error)?;
-            if started {
-                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
-            }
-            run
-        }
-        Hook::ConfirmPromotion | Hook::Rollback => {
-            let lookup = key.clone();
-            match with_store(&state, move |store| store.keyed_run(&lookup)).await? {
-                Some(run) => run,
-                None => {
-                    let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
-                    return Ok((StatusCode::CONFLICT, Json(body)).into_response());
-                }
-            }
-        }
-    };
-    let verdict = verdict(&state, &run).await?;
-    let status = if hook.holds(&verdict.decision) {
-        StatusCode::OK
-    } else {
-        StatusCode::CONFLICT
-    };
-    Ok((status, Json(verdict)).into_response())
 }
 
 /// A sign-off asked through the API.
@@ -678,18 +493,9 @@ async fn sign_off(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let resource = format!("/v1/runs/{run}/signoff");
-    let asked = Asked {
-        headers: &headers,
-        remote,
-        action: "sign off a run",
-        resource,
-    };
-    let caller = authorize(&state, &asked, Role::Approver, None)?;
+    let asked = Asked::new(&headers, remote, "sign off a run", resource);
+    let (caller, found) = asked_run(&state, &asked, Role::Approver, &run).await?;
     let asked_for: SignoffRequest = parse_body(&body)?;
-    let found = visible_run(&state, &caller, &run).await?;
-    if !caller.covers(&found.service) {
-        return Err(ApiError::NotFound(format!("no run `{run}`")));
-    }
     if found.status == "running" {
         return Err(ApiError::Conflict(format!(
             "run {} has no report to sign yet",
@@ -726,7 +532,7 @@ async fn sign_off(
         }
         other => ApiError::Internal(other.to_string()),
     })?;
-    let now = verdict(&state, &found.id).await?;
+    let now = judge::verdict(&state, &found.id).await?;
     let body = json!({"run": found.id, "role": made.role, "by": made.by, "key": key, "report_sha256": made.report_sha256, "decision": now.decision, "reason": now.reason});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -738,14 +544,13 @@ async fn readiness(
     UrlPath(run): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let asked = Asked {
-        headers: &headers,
+    let asked = Asked::new(
+        &headers,
         remote,
-        action: "read a run's readiness",
-        resource: format!("/v1/runs/{run}/readiness"),
-    };
-    let caller = authorize(&state, &asked, Role::Viewer, None)?;
-    let found = visible_run(&state, &caller, &run).await?;
+        "read a run's readiness",
+        format!("/v1/runs/{run}/readiness"),
+    );
+    let (_, found) = asked_run(&state, &asked, Role::Viewer, &run).await?;
     let id = found.id.clone();
     let report = with_store(&state, move |store| store.report(&id)).await?;
     let readiness = report.and_then(|r| r.readiness).ok_or_else(|| {
@@ -757,7 +562,7 @@ async fn readiness(
 }
 
 /// A JSON body, read once the caller is known; what is wrong with it is said.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("the JSON body: {e}")))
 }
 
@@ -769,14 +574,13 @@ async fn certificate(
     UrlPath(run): UrlPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let asked = Asked {
-        headers: &headers,
+    let asked = Asked::new(
+        &headers,
         remote,
-        action: "read a run's certificate",
-        resource: format!("/v1/runs/{run}/certificate"),
-    };
-    let caller = authorize(&state, &asked, Role::Viewer, None)?;
-    let found = visible_run(&state, &caller, &run).await?;
+        "read a run's certificate",
+        format!("/v1/runs/{run}/certificate"),
+    );
+    let (_, found) = asked_run(&state, &asked, Role::Viewer, &run).await?;
     let id = found.id.clone();
     let report = with_store(&state, move |store| store.report(&id))
         .await?

@@ -21,8 +21,19 @@ use gauntlet_report::Decision;
 use gauntlet_spec::StepName;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::api::{ApiError, Asked, Shared, audit, authorize, parse_body, with_store};
 use crate::runs::{RunRequest, StartError};
+use crate::tokens::Role;
 
 /// What a run says to a controller now.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -204,4 +215,171 @@ pub fn decided(
         )
     };
     (decision, reason)
+}
+
+/// What a run says now: `CONTINUE` while it runs, then its decision with the sign-offs
+/// given since.
+pub(crate) async fn verdict(state: &Shared, run: &str) -> Result<Verdict, ApiError> {
+    let id = run.to_string();
+    let found = with_store(state, move |store| store.find_run(&id)).await;
+    let url = format!("/v1/runs/{run}");
+    let answer = |decision: &str, reason: String| Verdict {
+        decision: decision.to_string(),
+        reason,
+        run: run.to_string(),
+        url: url.clone(),
+    };
+    let found = match found {
+        Ok(found) => found,
+        // Claimed and launched, not yet recorded by the engine.
+        Err(ApiError::NotFound(_)) if state.runs.live_service(run).is_some() => {
+            return Ok(answer(CONTINUE, "the run is starting".into()));
+        }
+        Err(ApiError::NotFound(_)) => {
+            let why = "the run this key names never started (its server stopped first)";
+            return Ok(answer("INCONCLUSIVE", why.into()));
+        }
+        Err(e) => return Err(e),
+    };
+    if found.status == "running" {
+        return Ok(answer(CONTINUE, format!("run {} in progress", found.id)));
+    }
+    let id = found.id.clone();
+    let report = with_store(state, move |store| store.report(&id)).await?;
+    let Some(report) = report else {
+        let decision = found.decision.unwrap_or_else(|| "ABORTED".into());
+        return Ok(answer(
+            &decision,
+            format!("run {} ended without a report", found.id),
+        ));
+    };
+    let keyring = state.config.keyring.clone();
+    let run_dir = PathBuf::from(&found.run_dir);
+    let (decision, reason) =
+        tokio::task::spawn_blocking(move || decided(&run_dir, &report, &keyring))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(answer(&decision.to_string(), reason))
+}
+
+pub(crate) async fn argo(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Verdict>, ApiError> {
+    // Who asks is known before what is asked is read.
+    let door = Asked::new(
+        &headers,
+        remote,
+        "judge for Argo Rollouts",
+        "/v1/judge/argo",
+    );
+    authorize(&state, &door, Role::Operator, None)?;
+    let asked_for: ArgoRequest = parse_body(&body)?;
+    let resource = format!("/v1/judge/argo {} {}", asked_for.service, asked_for.key);
+    let asked = Asked::new(&headers, remote, "judge for Argo Rollouts", resource);
+    let caller = authorize(&state, &asked, Role::Operator, Some(&asked_for.service))?;
+    let key = format!("argo/{}/{}", asked_for.service, asked_for.key);
+    let (run, started) = state
+        .runs
+        .start_keyed(&asked_for.service, &key, &asked_for.run_request())
+        .await
+        .map_err(start_error)?;
+    if started {
+        audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
+    }
+    Ok(Json(verdict(&state, &run).await?))
+}
+
+pub(crate) async fn flagger(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(hook): UrlPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // A token in a header is checked before the body is read; without one, the token can
+    // only be in the body.
+    let has_header = headers.contains_key(header::AUTHORIZATION);
+    if has_header {
+        let door = Asked::new(
+            &headers,
+            remote,
+            "judge for Flagger",
+            format!("/v1/judge/flagger/{hook}"),
+        );
+        authorize(&state, &door, Role::Operator, None)?;
+    }
+    let payload: FlaggerPayload = match parse_body(&body) {
+        Ok(payload) => payload,
+        Err(_) if !has_header => return Err(ApiError::Unauthenticated),
+        Err(e) => return Err(e),
+    };
+    // Flagger's webhooks send no headers: the token may come in the canary's metadata.
+    let mut headers = headers;
+    let from_metadata = payload
+        .metadata
+        .get("token")
+        .filter(|_| !headers.contains_key(header::AUTHORIZATION))
+        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok());
+    if let Some(value) = from_metadata {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    let service = payload.service().to_string();
+    let resource = format!("/v1/judge/flagger/{hook} {}", payload.key());
+    let asked = Asked::new(&headers, remote, "judge for Flagger", resource);
+    let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
+    let hook = Hook::parse(&hook).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no Flagger hook `{hook}`: confirm-rollout, confirm-promotion, rollback, post-rollout, event"
+        ))
+    })?;
+    let key = payload.key();
+    let run = match hook {
+        Hook::Record => {
+            let phase = payload.phase.clone().unwrap_or_default();
+            audit(
+                &state,
+                Some(&caller),
+                &asked,
+                &format!("recorded ({phase})"),
+            )?;
+            return Ok(
+                (StatusCode::OK, Json(json!({"recorded": true, "key": key}))).into_response(),
+            );
+        }
+        Hook::ConfirmRollout => {
+            let configured = state.runs.configured(&service).map_err(start_error)?;
+            let request = payload
+                .run_request(&configured)
+                .map_err(ApiError::Invalid)?;
+            let (run, started) = state
+                .runs
+                .start_keyed(&service, &key, &request)
+                .await
+                .map_err(start_error)?;
+            if started {
+                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
+            }
+            run
+        }
+        Hook::ConfirmPromotion | Hook::Rollback => {
+            let lookup = key.clone();
+            match with_store(&state, move |store| store.keyed_run(&lookup)).await? {
+                Some(run) => run,
+                None => {
+                    let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
+                    return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+                }
+            }
+        }
+    };
+    let verdict = verdict(&state, &run).await?;
+    let status = if hook.holds(&verdict.decision) {
+        StatusCode::OK
+    } else {
+        StatusCode::CONFLICT
+    };
+    Ok((status, Json(verdict)).into_response())
 }

@@ -9,7 +9,7 @@
 //! - `audit.rs`: the JSONL audit log, each line chained to the one before.
 //! - `runs.rs`: runs started, live and cancelled.
 //! - `api.rs`: the routes.
-//! - `judge.rs`: what Argo Rollouts and Flagger are answered.
+//! - `judge.rs`: the routes Argo Rollouts and Flagger call, and what they are answered.
 //! - `metrics.rs`: what `/metrics` exposes.
 //! - `notify.rs`: webhooks, Slack and email when a run ends or waits for sign-offs.
 //! - `openapi.rs`: the routes as data, and the OpenAPI document made from them.
