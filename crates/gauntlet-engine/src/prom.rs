@@ -330,7 +330,10 @@ pub fn loadable_rules(plan: &gauntlet_spec::Plan, spec_path: &Path) -> Vec<Strin
 
 /// A file the spec names, relative to the spec's directory and resolved inside it (a path or
 /// a symbolic link that leads outside is refused, never read).
-pub fn spec_file(spec_path: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
+pub fn spec_file(
+    spec_path: &Path,
+    rel: &str,
+) -> Result<std::path::PathBuf, gauntlet_spec::ProjectPathError> {
     let dir = spec_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

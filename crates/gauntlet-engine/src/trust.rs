@@ -145,7 +145,8 @@ pub fn attest(
             .unwrap_or_default()
             .into_iter()
             .map(|a| {
-                let path = gauntlet_spec::resolve_in(&spec_dir, &a).map_err(TrustError::Input)?;
+                let path = gauntlet_spec::resolve_in(&spec_dir, &a)
+                    .map_err(|e| TrustError::Input(e.to_string()))?;
                 std::fs::read(&path)
                     .map(|bytes| (a.clone(), sha256_hex(&bytes)))
                     .map_err(|e| TrustError::io(&path, e))

@@ -22,8 +22,8 @@ mod webhook;
 pub use client::{HttpClient, NetError, Outgoing, Response};
 pub use load::{LoadPlan, LoadReport, Model, Threads, latency_histogram, run_load};
 pub use proxy::{
-    ActiveFault, ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy, Protocol,
-    ProxyStats,
+    ActiveFault, ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy,
+    FaultRefused, Protocol, ProxyStats,
 };
 pub use rng::SplitMix64;
 pub use split::{ArmFault, FailedRequests, TrafficSplit, route_of};

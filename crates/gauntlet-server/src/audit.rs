@@ -112,30 +112,53 @@ fn last_link(bytes: &[u8]) -> (u64, String) {
     (seq, hash(last.as_bytes()))
 }
 
+/// Why an audit log does not verify: the first line that breaks it, and how.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot read it: {0}")]
+    Unreadable(std::io::Error),
+    #[error("it is not UTF-8 text")]
+    NotText,
+    #[error("line {line}: not an audit entry: {message}")]
+    NotAnEntry { line: usize, message: String },
+    #[error(
+        "line {line}: the chain is broken (it names {named} as the line before, which hashes to {found}): a line before it was edited, deleted, inserted or moved"
+    )]
+    Broken {
+        line: usize,
+        named: String,
+        found: String,
+    },
+    #[error("line {line}: sequence {seq} where {due} was due")]
+    Sequence { line: usize, seq: u64, due: u64 },
+}
+
 /// Checks every link of the log at `path`; returns how many lines hold, or the first line
 /// that does not and why.
-pub fn verify(path: &Path) -> Result<u64, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))?;
+pub fn verify(path: &Path) -> Result<u64, AuditError> {
+    let bytes = std::fs::read(path).map_err(AuditError::Unreadable)?;
+    let text = String::from_utf8(bytes).map_err(|_| AuditError::NotText)?;
     let mut prev = GENESIS.to_string();
     let mut count = 0;
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
-        let entry: Entry =
-            serde_json::from_str(line).map_err(|e| format!("line {n}: not an audit entry: {e}"))?;
+        let entry: Entry = serde_json::from_str(line).map_err(|e| AuditError::NotAnEntry {
+            line: n,
+            message: e.to_string(),
+        })?;
         if entry.prev != prev {
-            return Err(format!(
-                "line {n}: the chain is broken (it names {} as the line before, which hashes to {}): a line before it was edited, deleted, inserted or moved",
-                short(&entry.prev),
-                short(&prev)
-            ));
+            return Err(AuditError::Broken {
+                line: n,
+                named: short(&entry.prev).to_string(),
+                found: short(&prev).to_string(),
+            });
         }
         if entry.seq != count + 1 {
-            return Err(format!(
-                "line {n}: sequence {} where {} was due",
-                entry.seq,
-                count + 1
-            ));
+            return Err(AuditError::Sequence {
+                line: n,
+                seq: entry.seq,
+                due: count + 1,
+            });
         }
         prev = hash(line.as_bytes());
         count += 1;
@@ -173,7 +196,7 @@ mod tests {
         drop(audit);
         // Reopened, the chain continues.
         Audit::open(&path).unwrap().record(event("d")).unwrap();
-        assert_eq!(verify(&path), Ok(4));
+        assert_eq!(verify(&path).unwrap(), 4);
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let tampered = [
@@ -184,7 +207,7 @@ mod tests {
         for (i, text) in tampered.iter().enumerate() {
             std::fs::write(&path, text).unwrap();
             let said = verify(&path).unwrap_err();
-            assert!(said.contains("chain is broken"), "{i}: {said}");
+            assert!(matches!(said, AuditError::Broken { .. }), "{i}: {said}");
         }
     }
 }

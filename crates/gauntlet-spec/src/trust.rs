@@ -63,25 +63,42 @@ pub fn outside_project(path: &str) -> Option<String> {
     None
 }
 
+/// Why a file a spec names cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectPathError {
+    /// Written to climb out, or absolute.
+    #[error("{0}: files a spec names stay under its directory")]
+    Outside(String),
+    /// Written inside, but a symbolic link leads out.
+    #[error(
+        "{0} resolves outside the spec's directory (a symbolic link?); files a spec names stay under it"
+    )]
+    LinksOutside(String),
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// `rel` under `dir`, once it is sure to be there: symbolic links included, it must resolve
 /// to a file below `dir` (a link to /etc/shadow in the project is refused, not read).
-pub fn resolve_in(dir: &std::path::Path, rel: &str) -> Result<std::path::PathBuf, String> {
+pub fn resolve_in(
+    dir: &std::path::Path,
+    rel: &str,
+) -> Result<std::path::PathBuf, ProjectPathError> {
     if let Some(why) = outside_project(rel) {
-        return Err(format!(
-            "{why}: files a spec names stay under its directory"
-        ));
+        return Err(ProjectPathError::Outside(why));
     }
+    let unreadable = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| ProjectPathError::Unreadable { path, source }
+    };
     let joined = dir.join(rel);
-    let real = joined
-        .canonicalize()
-        .map_err(|e| format!("cannot read {}: {e}", joined.display()))?;
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    let real = joined.canonicalize().map_err(unreadable(&joined))?;
+    let root = dir.canonicalize().map_err(unreadable(dir))?;
     if !real.starts_with(&root) {
-        return Err(format!(
-            "{rel} resolves outside the spec's directory (a symbolic link?); files a spec names stay under it"
-        ));
+        return Err(ProjectPathError::LinksOutside(rel.to_string()));
     }
     Ok(real)
 }

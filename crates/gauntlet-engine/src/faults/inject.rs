@@ -129,9 +129,10 @@ fn apply_proxy(
         fault: label.clone(),
     };
     let journal_id = register(ctx, undo)?;
-    let id = proxy
-        .add(fault.clone())
-        .inspect_err(|_| done(ctx, journal_id))?;
+    let id = proxy.add(fault.clone()).map_err(|refused| {
+        done(ctx, journal_id);
+        refused.to_string()
+    })?;
     let applied = Applied::Proxy {
         proxy,
         id,

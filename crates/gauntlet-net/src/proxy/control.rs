@@ -259,7 +259,9 @@ async fn handle(
                             serde_json::to_value(proxy.list().into_iter().find(|f| f.id == id))
                                 .unwrap_or_default(),
                         ),
-                        Err(problem) => error(StatusCode::UNPROCESSABLE_ENTITY, problem),
+                        Err(problem) => {
+                            error(StatusCode::UNPROCESSABLE_ENTITY, problem.to_string())
+                        }
                     }
                 }
                 (&Method::DELETE, ["faults"]) => answer(

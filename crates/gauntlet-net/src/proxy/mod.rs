@@ -101,6 +101,19 @@ impl Drop for FaultProxy {
     }
 }
 
+/// Why a proxy refused a fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultRefused {
+    /// Settings a fault cannot have (a toxicity outside 0–1, a zero rate).
+    #[error("{0}")]
+    Invalid(String),
+    /// An HTTP fault on a proxy that passes plain TCP.
+    #[error(
+        "{fault} acts on HTTP requests; proxy `{proxy}` passes plain TCP (protocol: http is needed)"
+    )]
+    NeedsHttp { fault: String, proxy: String },
+}
+
 impl FaultProxy {
     /// Listens on `listen` (port 0: a free one) and forwards to `upstream` (`host:port`).
     pub async fn start(
@@ -145,7 +158,7 @@ impl FaultProxy {
     }
 
     /// Applies a fault at once; returns its id.
-    pub fn add(&self, fault: Fault) -> Result<u64, String> {
+    pub fn add(&self, fault: Fault) -> Result<u64, FaultRefused> {
         self.shared.add(fault)
     }
 
@@ -215,16 +228,15 @@ impl Shared {
         self.faults.borrow().as_ref().clone()
     }
 
-    pub(crate) fn add(self: &Shared, fault: Fault) -> Result<u64, String> {
+    pub(crate) fn add(self: &Shared, fault: Fault) -> Result<u64, FaultRefused> {
         if let Some(problem) = fault.problem() {
-            return Err(problem);
+            return Err(FaultRefused::Invalid(problem));
         }
         if fault.kind.per_request() && self.protocol == Protocol::Tcp {
-            return Err(format!(
-                "{} acts on HTTP requests; proxy `{}` passes plain TCP (protocol: http is needed)",
-                fault.kind.name(),
-                self.name
-            ));
+            return Err(FaultRefused::NeedsHttp {
+                fault: fault.kind.name().to_string(),
+                proxy: self.name.clone(),
+            });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let duration = fault.duration;

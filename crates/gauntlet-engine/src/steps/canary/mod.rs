@@ -18,7 +18,9 @@ pub(crate) use evidence::{judge_checks, stage_evidence};
 pub(crate) use hooks::run_action;
 pub(crate) use load::{Load, RunningLoad, mix_for};
 pub use panel::{Panel, Seat};
-pub use recording::{Observations, Recording, observations_gz, read_observations};
+pub use recording::{
+    ObservationError, Observations, Recording, observations_gz, read_observations,
+};
 pub(crate) use stage::run_stage;
 pub use stage::{ArmTotals, LatencySample, StageEnd, StageJudge, StageRun};
 

@@ -43,7 +43,7 @@ pub struct Observations {
 /// Reads an observation file: JSON lines (what a run records, gzipped or not) or CSV with
 /// the columns `arm`, `ok`, `latency_ms` and optionally `t_ms`. Times that go back are
 /// refused with their line: a replay in another order would decide something else.
-pub fn read_observations(bytes: &[u8]) -> Result<Observations, String> {
+pub fn read_observations(bytes: &[u8]) -> Result<Observations, ObservationError> {
     let (list, times) = parse_observations(bytes)?;
     let timed = !list.is_empty() && times.iter().all(|t| t.is_some());
     if timed {
@@ -51,8 +51,11 @@ pub fn read_observations(bytes: &[u8]) -> Result<Observations, String> {
             if let [Some((_, before)), Some((line, now))] = pair
                 && now < before
             {
-                return Err(format!(
-                    "line {line}: t_ms {now} is earlier than the line before ({before}): observations must be in the order they happened"
+                return Err(ObservationError::at(
+                    *line,
+                    format!(
+                        "t_ms {now} is earlier than the line before ({before}): observations must be in the order they happened"
+                    ),
                 ));
             }
         }
@@ -60,10 +63,28 @@ pub fn read_observations(bytes: &[u8]) -> Result<Observations, String> {
     Ok(Observations { list, timed })
 }
 
+/// Why an observation file cannot be read: the file as a whole, or one of its lines.
+#[derive(Debug, thiserror::Error)]
+pub enum ObservationError {
+    #[error("{0}")]
+    File(String),
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+}
+
+impl ObservationError {
+    fn at(line: usize, message: impl Into<String>) -> Self {
+        ObservationError::Line {
+            line,
+            message: message.into(),
+        }
+    }
+}
+
 /// The observations, and per observation its line and time when the file gives one.
 type Parsed = (Vec<Observation>, Vec<Option<(usize, u64)>>);
 
-fn parse_observations(bytes: &[u8]) -> Result<Parsed, String> {
+fn parse_observations(bytes: &[u8]) -> Result<Parsed, ObservationError> {
     let text = decode(bytes)?;
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -79,26 +100,26 @@ fn parse_observations(bytes: &[u8]) -> Result<Parsed, String> {
 }
 
 /// The file as text: gzip is decompressed first.
-fn decode(bytes: &[u8]) -> Result<String, String> {
+fn decode(bytes: &[u8]) -> Result<String, ObservationError> {
     use std::io::Read;
     if !bytes.starts_with(&[0x1f, 0x8b]) {
         return String::from_utf8(bytes.to_vec())
-            .map_err(|_| "the file is neither UTF-8 text nor gzip".to_string());
+            .map_err(|_| ObservationError::File("the file is neither UTF-8 text nor gzip".into()));
     }
     let mut text = String::new();
     flate2::read::GzDecoder::new(bytes)
         .read_to_string(&mut text)
-        .map_err(|e| format!("cannot decompress: {e}"))?;
+        .map_err(|e| ObservationError::File(format!("cannot decompress: {e}")))?;
     Ok(text)
 }
 
 /// One JSON observation per (numbered) line; a line is timed when it names its time.
-fn json_lines(lines: &[(usize, &str)]) -> Result<Parsed, String> {
+fn json_lines(lines: &[(usize, &str)]) -> Result<Parsed, ObservationError> {
     let mut list = Vec::new();
     let mut times = Vec::new();
     for &(n, line) in lines {
         let observation: Observation =
-            serde_json::from_str(line).map_err(|e| format!("line {n}: {e}"))?;
+            serde_json::from_str(line).map_err(|e| ObservationError::at(n, e.to_string()))?;
         let timed = ["\"t_ms\"", "\"timestamp\"", "\"timestamp_ms\""]
             .iter()
             .any(|key| line.contains(key));
@@ -117,7 +138,7 @@ struct Columns {
 }
 
 /// A header naming `arm`, `ok`, `latency_ms` (and perhaps `t_ms`), then one row per line.
-fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, String> {
+fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, ObservationError> {
     let header: Vec<String> = header
         .split(',')
         .map(|h| h.trim().to_ascii_lowercase())
@@ -125,10 +146,10 @@ fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, String> {
     let column = |name: &str| header.iter().position(|h| h == name);
     let (Some(arm), Some(ok), Some(latency)) = (column("arm"), column("ok"), column("latency_ms"))
     else {
-        return Err(
-            "line 1: a CSV header must name `arm`, `ok` and `latency_ms` (and may name `t_ms`)"
-                .into(),
-        );
+        return Err(ObservationError::at(
+            1,
+            "a CSV header must name `arm`, `ok` and `latency_ms` (and may name `t_ms`)",
+        ));
     };
     let t = column("t_ms")
         .or_else(|| column("timestamp_ms"))
@@ -142,7 +163,7 @@ fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, String> {
     let list: Vec<Observation> = rows
         .iter()
         .map(|&(n, line)| csv_row(&columns, n, line))
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, ObservationError>>()?;
     let times = rows
         .iter()
         .zip(&list)
@@ -152,37 +173,43 @@ fn csv(header: &str, rows: &[(usize, &str)]) -> Result<Parsed, String> {
 }
 
 /// Row `n`; without a time column its time is its line's index.
-fn csv_row(columns: &Columns, n: usize, line: &str) -> Result<Observation, String> {
+fn csv_row(columns: &Columns, n: usize, line: &str) -> Result<Observation, ObservationError> {
     let fields: Vec<&str> = line.split(',').map(str::trim).collect();
     let field = |at: usize| {
         fields
             .get(at)
             .copied()
-            .ok_or_else(|| format!("line {n}: missing column {}", at + 1))
+            .ok_or_else(|| ObservationError::at(n, format!("missing column {}", at + 1)))
     };
     let arm = match field(columns.arm)? {
         "baseline" => Arm::Baseline,
         "candidate" => Arm::Candidate,
         other => {
-            return Err(format!(
-                "line {n}: arm `{other}` is neither `baseline` nor `candidate`"
+            return Err(ObservationError::at(
+                n,
+                format!("arm `{other}` is neither `baseline` nor `candidate`"),
             ));
         }
     };
     let ok = match field(columns.ok)? {
         "true" | "1" => true,
         "false" | "0" => false,
-        other => return Err(format!("line {n}: ok `{other}` is not true/false")),
+        other => {
+            return Err(ObservationError::at(
+                n,
+                format!("ok `{other}` is not true/false"),
+            ));
+        }
     };
     let latency_ms = field(columns.latency)?
         .parse::<f64>()
         .ok()
         .filter(|v| v.is_finite() && *v >= 0.0)
-        .ok_or_else(|| format!("line {n}: latency_ms is not a non-negative number"))?;
+        .ok_or_else(|| ObservationError::at(n, "latency_ms is not a non-negative number"))?;
     let t_ms = match columns.t {
         Some(at) => field(at)?
             .parse::<u64>()
-            .map_err(|_| format!("line {n}: t_ms is not a whole number"))?,
+            .map_err(|_| ObservationError::at(n, "t_ms is not a whole number"))?,
         None => n as u64 - 1,
     };
     Ok(Observation {
@@ -211,12 +238,20 @@ mod tests {
     fn times_that_go_back_are_refused_with_their_line() {
         let csv = "arm,ok,latency_ms,t_ms\nbaseline,true,1,10\ncandidate,true,1,5\n";
         let err = read_observations(csv.as_bytes()).unwrap_err();
-        assert!(err.starts_with("line 3: t_ms 5 is earlier"), "{err}");
+        assert!(
+            matches!(err, ObservationError::Line { line: 3, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().starts_with("line 3: t_ms 5 is earlier"),
+            "{err}"
+        );
         let json = "{\"arm\":\"baseline\",\"ok\":true,\"latency_ms\":1,\"t_ms\":9}\n\
                     {\"arm\":\"candidate\",\"ok\":true,\"latency_ms\":1,\"t_ms\":2}\n";
         assert!(
             read_observations(json.as_bytes())
                 .unwrap_err()
+                .to_string()
                 .starts_with("line 2:")
         );
         let untimed = read_observations(b"arm,ok,latency_ms\nbaseline,true,1\n").unwrap();
@@ -241,8 +276,16 @@ mod tests {
         let replayed = read_observations(&gz).unwrap();
         assert_eq!(replayed.list, parsed);
         let err = read_observations(b"arm,ok,latency_ms\nmiddle,true,1\n").unwrap_err();
-        assert!(err.starts_with("line 2:"), "{err}");
-        assert!(read_observations(b"x,y\n").unwrap_err().contains("arm"));
+        assert!(
+            matches!(err, ObservationError::Line { line: 2, .. }),
+            "{err}"
+        );
+        assert!(
+            read_observations(b"x,y\n")
+                .unwrap_err()
+                .to_string()
+                .contains("arm")
+        );
     }
 
     proptest! {

@@ -22,6 +22,7 @@ pub(super) fn dashboard_checks(
         format!("a panel reads every metric named for {}", areas.join(", ")),
     );
     let read = crate::prom::spec_file(&ctx.spec_path, shown)
+        .map_err(|e| e.to_string())
         .and_then(|path| {
             std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))

@@ -22,7 +22,8 @@ pub(super) async fn alert_rule_checks(
         .threshold("accepted by gauntlet's reader and by `promtool check rules` when installed");
     let defined = Check::new(STEP, "alert rules define the required alerts", severity)
         .threshold(format!("defines {}", alerts.required.join(", ")));
-    let read = crate::prom::spec_file(&ctx.spec_path, shown).and_then(|path| {
+    let resolved = crate::prom::spec_file(&ctx.spec_path, shown).map_err(|e| e.to_string());
+    let read = resolved.and_then(|path| {
         std::fs::read_to_string(&path)
             .map(|text| (path.clone(), text))
             .map_err(|e| format!("cannot read {}: {e}", path.display()))

@@ -321,6 +321,7 @@ async fn snapshot_flags(
         Some(FlagSource::File(file)) => {
             // Resolved inside the spec's directory, symbolic links included.
             gauntlet_spec::resolve_in(&project.spec_dir, file)
+                .map_err(|e| e.to_string())
                 .and_then(|path| {
                     let raw =
                         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
