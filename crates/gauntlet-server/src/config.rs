@@ -140,119 +140,41 @@ impl ServerConfig {
         let text = gauntlet_spec::read_file(path)?;
         let written: ServerFile = gauntlet_spec::parse_yaml(&file, &text)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let at = |line: u64, column: u64, message: String, help: &str| {
-            SpecDiagnostic::at(
-                &file,
-                &text,
-                line as usize,
-                column as usize,
-                message,
-                Some(help.to_string()),
-            )
+        let mut problems = Problems {
+            file: &file,
+            text: &text,
+            found: Vec::new(),
         };
-        let mut problems = Vec::new();
-        let tls = match &written.tls {
-            None => None,
-            Some(given) => match tls(&given.value, dir) {
-                Ok(tls) => Some(tls),
-                Err(message) => {
-                    problems.push(at(
-                        given.referenced.line(),
-                        given.referenced.column(),
-                        message,
-                        "PEM files: the certificate chain (leaf first) and its private key",
-                    ));
-                    None
-                }
-            },
-        };
+        let tls = written
+            .tls
+            .as_ref()
+            .and_then(|given| problems.keep(given.referenced, tls(&given.value, dir)));
         let listen = match &written.listen {
             None => DEFAULT_LISTEN.parse().ok(),
-            Some(given) => match given.value.parse::<SocketAddr>() {
-                Ok(addr) if addr.ip().is_loopback() || written.tls.is_some() => Some(addr),
-                Ok(addr) => {
-                    problems.push(at(
-                        given.referenced.line(),
-                        given.referenced.column(),
-                        format!("`{addr}` is not a loopback address, and there is no `tls:`"),
-                        "tokens travel in clear over plain HTTP: configure `tls: {cert, key}`, or listen on 127.0.0.1 or ::1 behind a TLS-terminating proxy",
-                    ));
-                    None
-                }
-                Err(e) => {
-                    problems.push(at(
-                        given.referenced.line(),
-                        given.referenced.column(),
-                        format!("`{}` is not an address: {e}", given.value),
-                        "an IP address and a port, e.g. `127.0.0.1:8787`",
-                    ));
-                    None
-                }
-            },
+            Some(given) => problems.keep(
+                given.referenced,
+                listen_on(&given.value, written.tls.is_some()),
+            ),
         };
         let mut services = BTreeMap::new();
         for (name, entry) in &written.services {
-            let spec = &entry.value.spec;
-            let valid_name = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !valid_name {
-                problems.push(at(
-                    entry.referenced.line(),
-                    entry.referenced.column(),
-                    format!("`{name}` is not a service name"),
-                    "letters, digits, `-` and `_`: the name is part of URLs",
-                ));
+            let Some(()) = problems.keep(entry.referenced, service_name(name)) else {
                 continue;
-            }
-            let spec_path = dir.join(&spec.value);
-            match gauntlet_spec::read_file(&spec_path).and_then(|text| {
-                gauntlet_spec::load_str(&spec_path.display().to_string(), &text).map(|_| text)
-            }) {
-                Ok(spec_text) => {
-                    services.insert(
-                        name.clone(),
-                        Service {
-                            spec_path,
-                            spec_text,
-                        },
-                    );
-                }
-                Err(errors) => {
-                    let first = errors
-                        .0
-                        .first()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    problems.push(at(
-                        spec.referenced.line(),
-                        spec.referenced.column(),
-                        format!(
-                            "the spec of `{name}` does not load ({} problem(s)): {first}",
-                            errors.0.len()
-                        ),
-                        "`gauntlet validate` on it shows every problem",
-                    ));
-                }
+            };
+            let spec = &entry.value.spec;
+            if let Some(service) = problems.keep(spec.referenced, service(name, &spec.value, dir)) {
+                services.insert(name.clone(), service);
             }
         }
-        let mut notify = Vec::new();
-        for entry in &written.notify {
-            match target(&entry.value, dir) {
-                Ok(target) => notify.push(target),
-                Err((message, help)) => problems.push(at(
-                    entry.referenced.line(),
-                    entry.referenced.column(),
-                    message,
-                    help,
-                )),
-            }
-        }
+        let notify = written
+            .notify
+            .iter()
+            .filter_map(|entry| problems.keep(entry.referenced, target(&entry.value, dir)))
+            .collect();
         let path_of =
             |given: &Option<String>, default: &str| dir.join(given.as_deref().unwrap_or(default));
         match listen {
-            Some(listen) if problems.is_empty() => Ok(ServerConfig {
+            Some(listen) if problems.found.is_empty() => Ok(ServerConfig {
                 listen,
                 store: path_of(&written.store, ".gauntlet/gauntlet.db"),
                 runs: path_of(&written.runs, ".gauntlet/runs"),
@@ -269,7 +191,90 @@ impl ServerConfig {
                 notify,
                 tls,
             }),
-            _ => Err(SpecErrors(problems)),
+            _ => Err(SpecErrors(problems.found)),
+        }
+    }
+}
+
+/// The problems found so far, each at its place in the file.
+struct Problems<'a> {
+    file: &'a str,
+    text: &'a str,
+    found: Vec<SpecDiagnostic>,
+}
+
+impl Problems<'_> {
+    /// The value, or nothing with the refusal kept at `at`.
+    fn keep<T>(&mut self, at: serde_saphyr::Location, result: Result<T, Refusal>) -> Option<T> {
+        result
+            .map_err(|(message, help)| {
+                self.found.push(SpecDiagnostic::at(
+                    self.file,
+                    self.text,
+                    at.line() as usize,
+                    at.column() as usize,
+                    message,
+                    Some(help.to_string()),
+                ));
+            })
+            .ok()
+    }
+}
+
+/// Where to listen: loopback, or anywhere once TLS is configured.
+fn listen_on(given: &str, tls: bool) -> Result<SocketAddr, Refusal> {
+    match given.parse::<SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() || tls => Ok(addr),
+        Ok(addr) => Err((
+            format!("`{addr}` is not a loopback address, and there is no `tls:`"),
+            "tokens travel in clear over plain HTTP: configure `tls: {cert, key}`, or listen on 127.0.0.1 or ::1 behind a TLS-terminating proxy",
+        )),
+        Err(e) => Err((
+            format!("`{given}` is not an address: {e}"),
+            "an IP address and a port, e.g. `127.0.0.1:8787`",
+        )),
+    }
+}
+
+fn service_name(name: &str) -> Result<(), Refusal> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err((
+            format!("`{name}` is not a service name"),
+            "letters, digits, `-` and `_`: the name is part of URLs",
+        ))
+    }
+}
+
+/// A service's spec, read and validated now.
+fn service(name: &str, spec: &str, dir: &Path) -> Result<Service, Refusal> {
+    let spec_path = dir.join(spec);
+    let loaded = gauntlet_spec::read_file(&spec_path).and_then(|text| {
+        gauntlet_spec::load_str(&spec_path.display().to_string(), &text).map(|_| text)
+    });
+    match loaded {
+        Ok(spec_text) => Ok(Service {
+            spec_path,
+            spec_text,
+        }),
+        Err(errors) => {
+            let first = errors
+                .0
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            Err((
+                format!(
+                    "the spec of `{name}` does not load ({} problem(s)): {first}",
+                    errors.0.len()
+                ),
+                "`gauntlet validate` on it shows every problem",
+            ))
         }
     }
 }
@@ -397,7 +402,12 @@ fn web_url(url: &str) -> Result<String, Refusal> {
 
 /// The certificate chain and key of `tls:`, as a rustls server configuration (ring, TLS 1.2
 /// and 1.3, HTTP/1.1).
-fn tls(entry: &TlsEntry, dir: &Path) -> Result<Tls, String> {
+fn tls(entry: &TlsEntry, dir: &Path) -> Result<Tls, Refusal> {
+    let help = "PEM files: the certificate chain (leaf first) and its private key";
+    tls_config(entry, dir).map_err(|message| (message, help))
+}
+
+fn tls_config(entry: &TlsEntry, dir: &Path) -> Result<Tls, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let cert_path = dir.join(&entry.cert);
