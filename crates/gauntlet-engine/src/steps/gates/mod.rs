@@ -287,111 +287,36 @@ fn number(v: f64) -> String {
     }
 }
 
+/// Phases: evaluate each gate, score them, then one check per gate (weighted gates as dry
+/// runs: they speak through the score) and the score's.
 async fn run(ctx: &RunContext, config: &GatesPlan) -> StepOutput {
     let severity = severity(&config.meta);
     let mut reports = Vec::new();
     for gate in &config.checks {
         let evaluated = evaluate(ctx, config, gate).await;
-        ctx.recorder.event(
-            Some(STEP),
-            "gate",
-            format!(
-                "{}: {} — {}",
-                gate.name,
-                evaluated.outcome.as_str(),
-                evaluated.reason
-            ),
+        let said = format!(
+            "{}: {} — {}",
+            gate.name,
+            evaluated.outcome.as_str(),
+            evaluated.reason
         );
+        ctx.recorder.event(Some(STEP), "gate", said);
         reports.push(evaluated);
     }
-    let total: f64 = reports.iter().map(|g| g.weight).sum();
-    let earned = |g: &GateReport| match g.outcome {
-        Outcome::Pass => g.weight,
-        Outcome::Warn => g.weight / 2.0,
-        _ => 0.0,
-    };
-    let score = reports.iter().map(earned).sum::<f64>() / total.max(f64::MIN_POSITIVE);
-    let possible = reports
-        .iter()
-        .map(|g| {
-            if g.outcome == Outcome::Inconclusive {
-                g.weight
-            } else {
-                earned(g)
-            }
-        })
-        .sum::<f64>()
-        / total.max(f64::MIN_POSITIVE);
-    let (pass, warn) = (config.pass.ratio(), config.warn.ratio());
-    let percent = |r: f64| format!("{:.1}%", r * 100.0);
-    let unmeasured = reports
-        .iter()
-        .filter(|g| g.outcome == Outcome::Inconclusive)
-        .count();
-    let (outcome, reason) = if score >= pass {
-        (
-            Outcome::Pass,
-            format!("score {} ≥ {}", percent(score), config.pass),
-        )
-    } else if unmeasured > 0 && (possible >= pass || (score < warn && possible >= warn)) {
-        (
-            Outcome::Inconclusive,
-            format!(
-                "score {} with {unmeasured} gate(s) unmeasured: it could have been up to {}, so the gates cannot say",
-                percent(score),
-                percent(possible)
-            ),
-        )
-    } else if score >= warn {
-        (
-            Outcome::Warn,
-            format!(
-                "score {} is below {} but at least {}",
-                percent(score),
-                config.pass,
-                config.warn
-            ),
-        )
-    } else {
-        (
-            Outcome::Fail,
-            format!("score {} < {}", percent(score), config.warn),
-        )
-    };
-    let mut checks: Vec<Check> = reports
-        .iter()
-        .map(|g| {
-            let mut check = Check::new(STEP, &g.name, severity)
-                .threshold(match &g.warn {
-                    Some(w) => format!("pass {}, warn {}", g.pass, w),
-                    None => format!("pass {}", g.pass),
-                })
-                .outcome(g.outcome, g.reason.clone());
-            if let Some(v) = g.value {
-                check = check.measured(number(v));
-            }
-            if !g.critical {
-                // A weighted gate speaks through the score, not on its own.
-                check.dry_run = true;
-                check.reason = format!(
-                    "{} (weight {}: counts in the score)",
-                    check.reason, g.weight
-                );
-            }
-            check
-        })
-        .collect();
+    let scored = Scored::of(&reports);
+    let (outcome, reason) = scored.judge(config);
+    let mut checks: Vec<Check> = reports.iter().map(|g| gate_check(g, severity)).collect();
     checks.push(
         Check::new(STEP, "score", severity)
             .threshold(format!("pass {}, warn {}", config.pass, config.warn))
-            .measured(percent(score))
+            .measured(percent(scored.score))
             .samples(reports.len() as u64)
             .outcome(outcome, reason),
     );
     StepOutput {
         gates: Some(GatesReport {
-            score,
-            score_if_measured: possible,
+            score: scored.score,
+            score_if_measured: scored.possible,
             pass: config.pass.to_string(),
             warn: config.warn.to_string(),
             outcome,
@@ -399,6 +324,98 @@ async fn run(ctx: &RunContext, config: &GatesPlan) -> StepOutput {
         }),
         ..checks.into()
     }
+}
+
+fn percent(ratio: f64) -> String {
+    format!("{:.1}%", ratio * 100.0)
+}
+
+/// The gates' score: pass earns a gate's weight, warn half, anything else nothing; and what
+/// it could have been had the unmeasured gates passed.
+struct Scored {
+    score: f64,
+    possible: f64,
+    unmeasured: usize,
+}
+
+impl Scored {
+    fn of(reports: &[GateReport]) -> Scored {
+        let total: f64 = reports.iter().map(|g| g.weight).sum();
+        let earned = |g: &GateReport| match g.outcome {
+            Outcome::Pass => g.weight,
+            Outcome::Warn => g.weight / 2.0,
+            _ => 0.0,
+        };
+        let unmeasured = |g: &&GateReport| g.outcome == Outcome::Inconclusive;
+        let share = |sum: f64| sum / total.max(f64::MIN_POSITIVE);
+        Scored {
+            score: share(reports.iter().map(earned).sum()),
+            possible: share(
+                reports
+                    .iter()
+                    .map(|g| if unmeasured(&g) { g.weight } else { earned(g) })
+                    .sum(),
+            ),
+            unmeasured: reports.iter().filter(unmeasured).count(),
+        }
+    }
+
+    /// Pass, warn or fail by the score; inconclusive when the unmeasured gates could have
+    /// moved it across a threshold.
+    fn judge(&self, config: &GatesPlan) -> (Outcome, String) {
+        let (pass, warn) = (config.pass.ratio(), config.warn.ratio());
+        let (score, possible) = (self.score, self.possible);
+        if score >= pass {
+            return (
+                Outcome::Pass,
+                format!("score {} ≥ {}", percent(score), config.pass),
+            );
+        }
+        if self.unmeasured > 0 && (possible >= pass || (score < warn && possible >= warn)) {
+            let why = format!(
+                "score {} with {} gate(s) unmeasured: it could have been up to {}, so the gates cannot say",
+                percent(score),
+                self.unmeasured,
+                percent(possible)
+            );
+            return (Outcome::Inconclusive, why);
+        }
+        if score >= warn {
+            let why = format!(
+                "score {} is below {} but at least {}",
+                percent(score),
+                config.pass,
+                config.warn
+            );
+            return (Outcome::Warn, why);
+        }
+        (
+            Outcome::Fail,
+            format!("score {} < {}", percent(score), config.warn),
+        )
+    }
+}
+
+/// A gate's check; a weighted gate's is a dry run, counted in the score only.
+fn gate_check(g: &GateReport, severity: gauntlet_report::Severity) -> Check {
+    let threshold = match &g.warn {
+        Some(w) => format!("pass {}, warn {}", g.pass, w),
+        None => format!("pass {}", g.pass),
+    };
+    let mut check = Check::new(STEP, &g.name, severity)
+        .threshold(threshold)
+        .outcome(g.outcome, g.reason.clone());
+    if let Some(v) = g.value {
+        check = check.measured(number(v));
+    }
+    if !g.critical {
+        check.dry_run = true;
+        check.reason = format!(
+            "{} (weight {}: counts in the score)",
+            check.reason, g.weight
+        );
+    }
+    check
 }
 
 /// Each earlier run's gate values by gate name, for `history` thresholds.
