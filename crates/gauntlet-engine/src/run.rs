@@ -708,63 +708,17 @@ async fn bring_up(
     for system in plan.systems.in_start_order() {
         let name = system.name.clone();
         let dependency = system.is_dependency.then_some(name.as_str());
-        let launch = system;
-        let check = Check::new(SETUP_STEP, &format!("{name} ready"), Severity::Hard).threshold(
-            format!("2xx on {} within {}", launch.health, launch.ready_timeout),
-        );
         let placeholders = if name == "candidate" {
             &known_to_candidate
         } else {
             &known
         };
-        let spawned = supervisor.lock().unwrap_or_else(|e| e.into_inner()).spawn(
-            system,
-            run_dir,
-            placeholders,
-        );
-        let endpoint = match spawned {
-            Ok(endpoint) => endpoint,
-            Err(e) => {
-                checks.push(check.outcome(Outcome::Inconclusive, e.to_string()));
-                return (checks, None);
-            }
+        let (check, endpoint) =
+            start_system(system, run_dir, placeholders, supervisor, client, recorder).await;
+        checks.push(check);
+        let Some(endpoint) = endpoint else {
+            return (checks, None);
         };
-        if launch.command.is_some() {
-            recorder.event(
-                Some(SETUP_STEP),
-                "process-started",
-                format!("{name} at {}", endpoint.url),
-            );
-        }
-        match wait_ready(
-            supervisor,
-            client,
-            &endpoint,
-            &launch.health,
-            launch.ready_timeout.as_std(),
-        )
-        .await
-        {
-            Ok(after) => {
-                recorder.event(
-                    Some(SETUP_STEP),
-                    "ready",
-                    format!("{name} ready after {:.2}s", after.as_secs_f64()),
-                );
-                checks.push(
-                    check
-                        .measured(format!("ready after {:.2}s", after.as_secs_f64()))
-                        .outcome(
-                            Outcome::Pass,
-                            format!("{name} answered its health check at {}", endpoint.url),
-                        ),
-                );
-            }
-            Err(e) => {
-                checks.push(check.outcome(Outcome::Inconclusive, e.to_string()));
-                return (checks, None);
-            }
-        }
         let (proxy, twin) = if plan.systems.proxied && name != "baseline" {
             match proxies(
                 plan,
@@ -803,6 +757,52 @@ async fn bring_up(
         );
     }
     (checks, Some(urls))
+}
+
+/// Starts one system (or finds a URL target) and waits for its health path; its setup
+/// check, and where it answers when it is ready.
+async fn start_system(
+    system: &gauntlet_spec::System,
+    run_dir: &Path,
+    placeholders: &Placeholders,
+    supervisor: &Mutex<Supervisor>,
+    client: &HttpClient,
+    recorder: &Recorder,
+) -> (Check, Option<crate::supervisor::Endpoint>) {
+    let name = &system.name;
+    let check = Check::new(SETUP_STEP, &format!("{name} ready"), Severity::Hard).threshold(
+        format!("2xx on {} within {}", system.health, system.ready_timeout),
+    );
+    let spawned =
+        supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(system, run_dir, placeholders);
+    let endpoint = match spawned {
+        Ok(endpoint) => endpoint,
+        Err(e) => return (check.outcome(Outcome::Inconclusive, e.to_string()), None),
+    };
+    if system.command.is_some() {
+        let said = format!("{name} at {}", endpoint.url);
+        recorder.event(Some(SETUP_STEP), "process-started", said);
+    }
+    let timeout = system.ready_timeout.as_std();
+    match wait_ready(supervisor, client, &endpoint, &system.health, timeout).await {
+        Ok(after) => {
+            let after = after.as_secs_f64();
+            recorder.event(
+                Some(SETUP_STEP),
+                "ready",
+                format!("{name} ready after {after:.2}s"),
+            );
+            let answered = format!("{name} answered its health check at {}", endpoint.url);
+            let check = check
+                .measured(format!("ready after {after:.2}s"))
+                .outcome(Outcome::Pass, answered);
+            (check, Some(endpoint))
+        }
+        Err(e) => (check.outcome(Outcome::Inconclusive, e.to_string()), None),
+    }
 }
 
 type Proxy = Arc<gauntlet_net::FaultProxy>;
