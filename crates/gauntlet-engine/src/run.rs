@@ -590,8 +590,16 @@ async fn pipeline(
         alerts,
         history,
     };
+    let keep_going = options.keep_going || plan.gating != gauntlet_spec::GatingMode::Hard;
+    run_in_order(&ctx, &selected, keep_going).await;
+}
+
+/// The steps in order, each reported as it ends; after a hard failure (unless `keep_going`)
+/// only the steps that run after a stop still run, the others are skipped saying why.
+async fn run_in_order(ctx: &RunContext, selected: &[Box<dyn Step>], keep_going: bool) {
+    let recorder = &ctx.recorder;
     let mut stopped_by: Option<String> = None;
-    for step in &selected {
+    for step in selected {
         if let Some(by) = stopped_by.as_ref().filter(|_| !step.runs_after_a_stop()) {
             recorder.push_step(skipped_step(
                 step.name(),
@@ -602,7 +610,7 @@ async fn pipeline(
         recorder.step_started(step.name());
         let at = now_rfc3339();
         let began = Instant::now();
-        let checks = recorder.absorb(step.name(), step.run(&ctx).await);
+        let checks = recorder.absorb(step.name(), step.run(ctx).await);
         let report = StepReport {
             name: step.name().to_string(),
             outcome: step_outcome(&checks),
@@ -617,7 +625,7 @@ async fn pipeline(
             .checks
             .iter()
             .any(|c| c.outcome == Outcome::Fail && c.severity == Severity::Hard);
-        if hard_failure && plan.gating == gauntlet_spec::GatingMode::Hard && !options.keep_going {
+        if hard_failure && !keep_going {
             stopped_by = Some(report.name.clone());
         }
         recorder.push_step(report);
