@@ -299,59 +299,86 @@ async fn forward(
     body: Bytes,
 ) -> Response<Full<Bytes>> {
     let began = Instant::now();
-    let fault = if arm == Arm::Candidate {
-        *state.fault.lock().unwrap_or_else(|e| e.into_inner())
-    } else {
-        None
+    let result = match injected(state, arm).await {
+        Some(failure) => Err(failure),
+        None => send(state, arm, parts, body).await,
     };
-    let result = async {
-        if let Some(fault) = fault {
-            if !fault.added_latency.is_zero() {
-                tokio::time::sleep(fault.added_latency).await;
-            }
-            let draw = state
-                .rng
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .next_f64();
-            if draw < fault.error_rate {
-                return Err(Failure::Injected);
-            }
-        }
-        let base = if arm == Arm::Candidate {
-            &state.candidate
-        } else {
-            &state.baseline
-        };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut builder = Request::builder()
-            .method(parts.method.clone())
-            .uri(format!("{base}{path}"));
-        for (name, value) in &parts.headers {
-            if name != hyper::header::HOST {
-                builder = builder.header(name, value);
-            }
-        }
-        let transport = |e: String| Failure::Transport(e);
-        let upstream = builder
-            .body(Full::new(body))
-            .map_err(|e| transport(e.to_string()))?;
-        let response =
-            tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
-                .await
-                .map_err(|_| transport("upstream timed out after 10s".into()))?
-                .map_err(|e| transport(error_chain(&e)))?;
-        let (head, incoming) = response.into_parts();
-        let bytes = incoming
-            .collect()
-            .await
-            .map_err(|e| transport(error_chain(&e)))?
-            .to_bytes();
-        Ok::<_, Failure>(Response::from_parts(head, Full::new(bytes)))
-    }
-    .await;
     let latency_ms = began.elapsed().as_secs_f64() * 1000.0;
-    let (ok, response, failed) = match result {
+    let (ok, response, failed) = outcome(result);
+    if let Some((cause, example)) = failed {
+        count_failure(state, arm, parts, cause, example);
+    }
+    let _ = state.observations.send(Observation {
+        arm,
+        ok,
+        latency_ms,
+        t_ms: state.started.elapsed().as_millis() as u64,
+    });
+    response
+}
+
+/// The candidate arm's injected regression: its added latency is waited out, and its error
+/// rate drawn.
+async fn injected(state: &State, arm: Arm) -> Option<Failure> {
+    if arm != Arm::Candidate {
+        return None;
+    }
+    let fault = (*state.fault.lock().unwrap_or_else(|e| e.into_inner()))?;
+    if !fault.added_latency.is_zero() {
+        tokio::time::sleep(fault.added_latency).await;
+    }
+    let draw = state
+        .rng
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .next_f64();
+    (draw < fault.error_rate).then_some(Failure::Injected)
+}
+
+/// The request as the arm's upstream gets it, and its whole answer (bounded to 10 s).
+async fn send(
+    state: &State,
+    arm: Arm,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Result<Response<Full<Bytes>>, Failure> {
+    let base = if arm == Arm::Candidate {
+        &state.candidate
+    } else {
+        &state.baseline
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut builder = Request::builder()
+        .method(parts.method.clone())
+        .uri(format!("{base}{path}"));
+    for (name, value) in &parts.headers {
+        if name != hyper::header::HOST {
+            builder = builder.header(name, value);
+        }
+    }
+    let transport = |e: String| Failure::Transport(e);
+    let upstream = builder
+        .body(Full::new(body))
+        .map_err(|e| transport(e.to_string()))?;
+    let response = tokio::time::timeout(Duration::from_secs(10), state.client.request(upstream))
+        .await
+        .map_err(|_| transport("upstream timed out after 10s".into()))?
+        .map_err(|e| transport(error_chain(&e)))?;
+    let (head, incoming) = response.into_parts();
+    let bytes = incoming
+        .collect()
+        .await
+        .map_err(|e| transport(error_chain(&e)))?
+        .to_bytes();
+    Ok(Response::from_parts(head, Full::new(bytes)))
+}
+
+/// Whether the arm answered well, what the client gets, and for a failure its cause and an
+/// example.
+fn outcome(
+    result: Result<Response<Full<Bytes>>, Failure>,
+) -> (bool, Response<Full<Bytes>>, Option<(String, String)>) {
+    match result {
         Ok(response) if response.status().as_u16() < 500 => (true, response, None),
         Ok(response) => {
             let status = response.status();
@@ -379,33 +406,34 @@ async fn forward(
             reply(StatusCode::BAD_GATEWAY, "upstream failed\n"),
             Some((error_class(&e).to_string(), e)),
         ),
-    };
-    if let Some((cause, example)) = failed {
-        let route = route_of(parts.uri.path());
-        let method = parts.method.to_string();
-        let key = (arm, method.clone(), route.clone(), cause.clone());
-        state
-            .failures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(key)
-            .or_insert_with(|| FailedRequests {
-                arm,
-                method,
-                route,
-                cause,
-                count: 0,
-                example,
-            })
-            .count += 1;
     }
-    let _ = state.observations.send(Observation {
-        arm,
-        ok,
-        latency_ms,
-        t_ms: state.started.elapsed().as_millis() as u64,
-    });
-    response
+}
+
+/// Counts a failed request by arm, method, route and cause, for the failure taxonomy.
+fn count_failure(
+    state: &State,
+    arm: Arm,
+    parts: &hyper::http::request::Parts,
+    cause: String,
+    example: String,
+) {
+    let route = route_of(parts.uri.path());
+    let method = parts.method.to_string();
+    let key = (arm, method.clone(), route.clone(), cause.clone());
+    state
+        .failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(key)
+        .or_insert_with(|| FailedRequests {
+            arm,
+            method,
+            route,
+            cause,
+            count: 0,
+            example,
+        })
+        .count += 1;
 }
 
 /// Why a forwarded request produced no answer of the arm's own.
