@@ -49,42 +49,53 @@ pub(super) fn dashboard_checks(
         }
     };
     let evidence: Vec<String> = evidence.into_iter().collect();
+    let mut valid = valid_check(&board, valid);
+    valid.evidence = evidence.clone();
+    let mut covers = covers_check(&board, spec, covers);
+    covers.evidence = evidence;
+    vec![valid, covers]
+}
+
+/// Every panel query parses as PromQL (template variables replaced).
+fn valid_check(board: &gauntlet_metrics::dashboard::Dashboard, check: Check) -> Check {
     let summary = format!(
         "{} panel(s), {} quer(ies)",
         board.panels.len(),
         board.query_count()
     );
     let broken = board.broken_queries();
-    let mut valid = if broken.is_empty() {
-        valid
+    if broken.is_empty() {
+        return check
             .measured(summary)
-            .outcome(Outcome::Pass, "every panel query parses as PromQL")
-    } else {
-        let list: Vec<String> = broken
-            .iter()
-            .map(|(panel, q)| {
-                format!(
-                    "panel `{panel}`: `{}`{}: {}",
-                    q.expr,
-                    if q.templated {
-                        " (template variables replaced)"
-                    } else {
-                        ""
-                    },
-                    q.reads.as_ref().err().map_or("", String::as_str)
-                )
-            })
-            .collect();
-        valid.measured(summary).outcome(
-            Outcome::Fail,
-            format!(
-                "{} quer(ies) are not PromQL: {}",
-                broken.len(),
-                list.join("; ")
-            ),
-        )
-    };
-    valid.evidence = evidence.clone();
+            .outcome(Outcome::Pass, "every panel query parses as PromQL");
+    }
+    let list: Vec<String> = broken
+        .iter()
+        .map(|(panel, q)| {
+            let templated = if q.templated {
+                " (template variables replaced)"
+            } else {
+                ""
+            };
+            let why = q.reads.as_ref().err().map_or("", String::as_str);
+            format!("panel `{panel}`: `{}`{templated}: {why}", q.expr)
+        })
+        .collect();
+    let why = format!(
+        "{} quer(ies) are not PromQL: {}",
+        broken.len(),
+        list.join("; ")
+    );
+    check.measured(summary).outcome(Outcome::Fail, why)
+}
+
+/// For each area the spec names, some panel (in a row or panel titled so, when there is one)
+/// reads each of the area's metric families.
+fn covers_check(
+    board: &gauntlet_metrics::dashboard::Dashboard,
+    spec: &Dashboard,
+    check: Check,
+) -> Check {
     let mut found = Vec::new();
     let mut missing = Vec::new();
     for (area, metrics) in &spec.covers {
@@ -102,22 +113,18 @@ pub(super) fn dashboard_checks(
             }
         }
     }
-    let mut covers = if missing.is_empty() {
-        covers
+    if missing.is_empty() {
+        return check
             .measured(format!("{} metric(s) covered", found.len()))
-            .outcome(Outcome::Pass, found.join("; "))
-    } else {
-        covers
-            .measured(format!(
-                "{} of {} metric(s) covered",
-                found.len(),
-                found.len() + missing.len()
-            ))
-            .outcome(
-                Outcome::Fail,
-                format!("no panel reads {}", missing.join(", ")),
-            )
-    };
-    covers.evidence = evidence;
-    vec![valid, covers]
+            .outcome(Outcome::Pass, found.join("; "));
+    }
+    let measured = format!(
+        "{} of {} metric(s) covered",
+        found.len(),
+        found.len() + missing.len()
+    );
+    check.measured(measured).outcome(
+        Outcome::Fail,
+        format!("no panel reads {}", missing.join(", ")),
+    )
 }
