@@ -447,13 +447,46 @@ fn reset(stream: &TcpStream) {
 
 async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
     let _ = down.set_nodelay(true);
+    if !admit(shared, &down, conn).await {
+        return;
+    }
+    if shared.protocol == Protocol::Http {
+        // Opened on the first byte: an idle client holds no upstream connection.
+        if !matches!(down.peek(&mut [0u8; 1]).await, Ok(1..)) {
+            return;
+        }
+    }
+    let Ok(up) = TcpStream::connect(shared.upstream.as_str()).await else {
+        // The upstream is down: the client sees its connection reset, as it would directly.
+        reset(&down);
+        return;
+    };
+    let _ = up.set_nodelay(true);
+    let ending = relay(shared, &down, &up, conn).await;
+    match ending {
+        Ending::Reset => {
+            reset(&down);
+            reset(&up);
+        }
+        Ending::Closed => {
+            for stream in [&down, &up] {
+                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Before a byte passes: a reset fault resets the connection at once, and a connection
+/// accepted during a partition waits for it to heal (or for a timeout fault to end it).
+/// Whether the connection may go on.
+async fn admit(shared: &Shared, down: &TcpStream, conn: u64) -> bool {
     let mut view = View::new(shared, conn);
     let list = view.current();
     if let Some(f) = view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
         shared.act(f.id);
         shared.counters.resets.fetch_add(1, Ordering::Relaxed);
-        reset(&down);
-        return;
+        reset(down);
+        return false;
     }
     // A connection accepted during a partition waits for it to heal (or to time out).
     let accepted = Instant::now();
@@ -481,34 +514,27 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             }
         };
         tokio::select! {
-            changed = view.changed() => if changed.is_err() { return },
-            _ = expired => return,
+            changed = view.changed() => if changed.is_err() { return false },
+            _ = expired => return false,
         }
     }
-    if shared.protocol == Protocol::Http {
-        // Opened on the first byte: an idle client holds no upstream connection.
-        if !matches!(down.peek(&mut [0u8; 1]).await, Ok(1..)) {
-            return;
-        }
-    }
-    let Ok(up) = TcpStream::connect(shared.upstream.as_str()).await else {
-        // The upstream is down: the client sees its connection reset, as it would directly.
-        reset(&down);
-        return;
-    };
-    let _ = up.set_nodelay(true);
+    true
+}
+
+/// The two pumps and the watchdog, until the connection ends, and how it ends.
+async fn relay(shared: &Shared, down: &TcpStream, up: &TcpStream, conn: u64) -> Ending {
     let framer = match shared.protocol {
         Protocol::Http => RequestFramer::new(),
         Protocol::Tcp => RequestFramer::opaque(),
     };
     let activity = Activity::default();
-    let ending = {
+    {
         let upstream = Pump {
             shared,
             view: View::new(shared, conn),
             direction: Direction::Upstream,
-            from: &down,
-            to: &up,
+            from: down,
+            to: up,
             framer,
             rng: SplitMix64::new(shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             activity: &activity,
@@ -518,8 +544,8 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
             shared,
             view: View::new(shared, conn),
             direction: Direction::Downstream,
-            from: &up,
-            to: &down,
+            from: up,
+            to: down,
             framer: RequestFramer::opaque(),
             rng: SplitMix64::new(!shared.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
             activity: &activity,
@@ -555,17 +581,6 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
                 }
                 () = &mut watchdog => break Ending::Reset,
                 () = lingering => break Ending::Closed,
-            }
-        }
-    };
-    match ending {
-        Ending::Reset => {
-            reset(&down);
-            reset(&up);
-        }
-        Ending::Closed => {
-            for stream in [&down, &up] {
-                let _ = socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Both);
             }
         }
     }
