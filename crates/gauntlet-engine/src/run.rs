@@ -165,16 +165,10 @@ pub(crate) async fn run_steps(
 
     let recorded = recorder.take();
     let mut steps_run = with_unrun(recorded.steps, &planned, aborted.as_deref());
-    let deadlines = match plan.readiness().filter(|_| aborted.is_none()) {
-        Some(section) => Some(readiness(
-            section,
-            &plan,
-            &options,
-            &begun.run_dir,
-            &mut steps_run,
-        )),
-        None => None,
-    };
+    let scored = plan
+        .readiness()
+        .filter(|_| aborted.is_none())
+        .map(|section| readiness(section, &plan, &options, &begun.run_dir, &mut steps_run));
     let owners = Owners {
         step_roles,
         people: &plan.service.owners,
@@ -182,7 +176,7 @@ pub(crate) async fn run_steps(
     // Steps stopped early by hard gating carry their own note already.
     let mut decided = decide(&steps_run, plan.gating, aborted.as_deref(), &owners);
     let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
-    let (readiness, deadlines) = deadlines.unzip();
+    let (readiness, deadlines) = scored.unzip();
     let deadlines = deadlines.unwrap_or_default();
     gauntlet_review::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
     gauntlet_review::signoff::require(&mut decided, &plan);

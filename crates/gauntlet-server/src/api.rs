@@ -131,6 +131,16 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<StartError> for ApiError {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::NoService(_) => ApiError::NotFound(e.to_string()),
+            StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
+            StartError::Internal(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -293,11 +303,7 @@ async fn start_run(
         Err(e) => format!("refused: {e}"),
     };
     audit(&state, Some(&caller), &asked, &outcome)?;
-    let run = started.map_err(|e| match e {
-        StartError::NoService(_) => ApiError::NotFound(e.to_string()),
-        StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
-        StartError::Internal(_) => ApiError::Internal(e.to_string()),
-    })?;
+    let run = started?;
     let body = json!({"run": run, "service": service, "url": format!("/v1/runs/{run}")});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::{ApiError, Asked, Shared, audit, authorize, parse_body, with_store};
-use crate::runs::{RunRequest, StartError};
+use crate::runs::RunRequest;
 use crate::tokens::Role;
 
 /// What a run says to a controller now.
@@ -177,14 +177,6 @@ impl Hook {
     }
 }
 
-pub fn start_error(e: StartError) -> ApiError {
-    match e {
-        StartError::NoService(_) => ApiError::NotFound(e.to_string()),
-        StartError::Invalid(_) => ApiError::Invalid(e.to_string()),
-        StartError::Internal(_) => ApiError::Internal(e.to_string()),
-    }
-}
-
 /// What a finished run's report and sign-offs decide now.
 pub fn decided(
     run_dir: &Path,
@@ -284,8 +276,7 @@ pub(crate) async fn argo(
     let (run, started) = state
         .runs
         .start_keyed(&asked_for.service, &key, &asked_for.run_request())
-        .await
-        .map_err(start_error)?;
+        .await?;
     if started {
         audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
     }
@@ -350,15 +341,11 @@ pub(crate) async fn flagger(
             );
         }
         Hook::ConfirmRollout => {
-            let configured = state.runs.configured(&service).map_err(start_error)?;
+            let configured = state.runs.configured(&service)?;
             let request = payload
                 .run_request(&configured)
                 .map_err(ApiError::Invalid)?;
-            let (run, started) = state
-                .runs
-                .start_keyed(&service, &key, &request)
-                .await
-                .map_err(start_error)?;
+            let (run, started) = state.runs.start_keyed(&service, &key, &request).await?;
             if started {
                 audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
             }

@@ -38,7 +38,7 @@ pub enum ServerError {
     },
     #[error("the run store: {0}")]
     Store(#[from] gauntlet_store::StoreError),
-    #[error("the run store: {0}")]
+    #[error(transparent)]
     Engine(#[from] gauntlet_engine::EngineError),
     #[error("the audit log {path}: {source}")]
     Audit {
@@ -47,12 +47,6 @@ pub enum ServerError {
     },
     #[error("serving: {0}")]
     Serve(std::io::Error),
-}
-
-/// A server that is listening: where, and the task that serves until shut down.
-pub struct Listening {
-    pub addr: SocketAddr,
-    pub state: Arc<api::AppState>,
 }
 
 /// Prepares the server: runs a killed server left behind are marked ABORTED and their

@@ -2,7 +2,6 @@
 //! stops it as Ctrl-C would (everything it started stopped, every fault undone).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -256,10 +255,6 @@ impl Runs {
         for task in tasks {
             let _ = task.await;
         }
-    }
-
-    pub fn runs_dir(&self) -> &PathBuf {
-        &self.config.runs
     }
 }
 

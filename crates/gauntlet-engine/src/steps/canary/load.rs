@@ -48,12 +48,11 @@ impl RunningLoad {
             max_requests: (rate * duration.as_secs_f64()).ceil() as u64 + 1,
             seed,
             http2: false,
-            // The steps' unit tests run on a paused clock: their load runs on the test's
-            // runtime, in virtual time (see `testing.rs`).
-            threads: if cfg!(test) {
-                Threads::Caller
-            } else {
-                Threads::PerCore
+            // A single-threaded caller (the steps' unit tests, on a paused clock) keeps the
+            // load on its own runtime, in its time; a run spreads it over the cores.
+            threads: match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::CurrentThread => Threads::Caller,
+                _ => Threads::PerCore,
             },
         };
         let handle = {
