@@ -54,6 +54,17 @@ pub struct Recorded {
     pub failed_requests: Vec<(String, gauntlet_net::FailedRequests)>,
 }
 
+/// An evidence file that could not be written (a full disk): the run says so instead of
+/// pointing at a file that is not there.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write evidence {path}: {source}")]
+pub struct EvidenceError {
+    /// Relative to the run directory.
+    pub path: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
 impl Recorder {
     pub fn new(run_dir: &Path, observer: Arc<dyn Observer>) -> Self {
         Self {
@@ -105,10 +116,14 @@ impl Recorder {
 
     /// Writes an evidence file atomically under `evidence/STEP/` and indexes its digest.
     /// Returns its path relative to the run directory, or why it could not be written.
-    pub fn evidence(&self, step: &str, name: &str, bytes: &[u8]) -> Result<String, String> {
+    pub fn evidence(&self, step: &str, name: &str, bytes: &[u8]) -> Result<String, EvidenceError> {
         let relative = self.unused_path(&format!("evidence/{step}/{}", file_safe(name)));
-        write_atomic(&self.run_dir.join(&relative), bytes)
-            .map_err(|e| format!("cannot write evidence {relative}: {e}"))?;
+        if let Err(source) = write_atomic(&self.run_dir.join(&relative), bytes) {
+            return Err(EvidenceError {
+                path: relative,
+                source,
+            });
+        }
         self.index(&relative, bytes);
         Ok(relative)
     }

@@ -12,7 +12,7 @@ mod alerts;
 mod child_env;
 mod context;
 mod decision;
-pub mod faults;
+pub(crate) mod faults;
 mod identity;
 pub mod journal;
 mod probes;

@@ -65,7 +65,7 @@ impl Project {
 }
 
 /// The thresholds in force: the spec's `slos`, `steps` and `gating`, as canonical JSON values.
-pub fn thresholds(spec_text: &str) -> Result<Value, String> {
+pub fn thresholds(spec_text: &str) -> Result<Value, TrustError> {
     let parsed = canonical::canonicalize(Path::new("spec.yaml"), spec_text.as_bytes())?;
     let value = parsed.value.unwrap_or(Value::Null);
     Ok(json!({
@@ -83,7 +83,7 @@ pub fn green_fingerprint(
     thresholds: &Value,
     sbom_sha256: Option<&str>,
     flags_sha256: Option<&str>,
-) -> Result<String, String> {
+) -> Result<String, TrustError> {
     let digests: serde_json::Map<String, Value> = files
         .iter()
         .map(|f| (f.path.clone(), Value::String(f.sha256.clone())))

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use crate::promql::{metric_names, reads_family, without_grafana_variables};
+use crate::promql::{PromqlError, metric_names, reads_family, without_grafana_variables};
 
 /// A dashboard as far as coverage goes.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ impl Panel {
 pub struct Query {
     pub expr: String,
     /// The names read, or why the expression is not PromQL.
-    pub reads: Result<BTreeSet<String>, String>,
+    pub reads: Result<BTreeSet<String>, PromqlError>,
     /// Whether it used Grafana template variables (replaced before parsing).
     pub templated: bool,
 }

@@ -10,6 +10,11 @@ use promql_parser::util::{ExprVisitor, walk_expr};
 
 use crate::{MetricFamily, Sample};
 
+/// A PromQL expression that does not parse, or is not what its place allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PromqlError(pub String);
+
 /// A series selector such as `http_requests_total{code=~"5.."}`.
 #[derive(Debug, Clone)]
 pub struct Selector {
@@ -19,7 +24,11 @@ pub struct Selector {
 
 impl Selector {
     /// Parses a plain selector: a metric name with optional label matchers, nothing else.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, PromqlError> {
+        Self::read(text).map_err(PromqlError)
+    }
+
+    fn read(text: &str) -> Result<Self, String> {
         let expr = parser::parse(text).map_err(|e| e.trim().to_string())?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(format!(
@@ -69,7 +78,7 @@ impl Selector {
 }
 
 /// The metric names an expression reads, from every selector in it.
-pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
+pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, PromqlError> {
     struct Names(BTreeSet<String>);
     impl ExprVisitor for Names {
         type Error = ();
@@ -89,7 +98,7 @@ pub fn metric_names(expr: &str) -> Result<BTreeSet<String>, String> {
             Ok(true)
         }
     }
-    let parsed = parser::parse(expr).map_err(|e| e.trim().to_string())?;
+    let parsed = parser::parse(expr).map_err(|e| PromqlError(e.trim().to_string()))?;
     let mut names = Names(BTreeSet::new());
     let _ = walk_expr(&mut names, &parsed);
     Ok(names.0)

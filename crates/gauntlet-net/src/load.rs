@@ -238,7 +238,18 @@ async fn per_core(job: Arc<Job>, errors: &mut BTreeMap<String, u64>) -> Vec<Work
     }
     let mut workers = Vec::new();
     for rx in finished {
-        workers.extend(rx.await.unwrap_or_default());
+        match rx.await {
+            Ok(done) => workers.extend(done),
+            // Its connections' requests are not counted: the run says so instead.
+            Err(_) => {
+                *errors
+                    .entry(
+                        "a load thread ended without its results (no runtime, or it panicked)"
+                            .into(),
+                    )
+                    .or_default() += 1
+            }
+        }
     }
     workers
 }

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use gauntlet_trust::canonical;
 use gauntlet_trust::lock::Lock;
+use gauntlet_trust::{TrustError, canonical};
 use serde_json::Value;
 
 use gauntlet_trust::lock::MANIFEST_FILE;
@@ -20,11 +20,11 @@ pub fn between(
     older: &Path,
     newer: &Path,
     newer_fingerprint: Option<&str>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, TrustError> {
     let mut out = Vec::new();
     let spec = |dir: &Path| {
         let path = dir.join("spec.yaml");
-        let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let raw = std::fs::read(&path).map_err(|e| TrustError::io(&path, e))?;
         canonical::canonicalize(&path, &raw).map(|c| c.value.unwrap_or(Value::Null))
     };
     let (a, b) = (spec(older)?, spec(newer)?);

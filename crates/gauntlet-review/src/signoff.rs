@@ -98,7 +98,7 @@ pub fn sign_as(
                 key.id
             )));
         }
-        Some(Err(e)) => return Err(TrustError::Input(e)),
+        Some(Err(e)) => return Err(e),
         _ => {}
     }
     sign(run_dir, run_id, role, &by, key)
@@ -144,9 +144,12 @@ pub type Checked = Result<(Signoff, String), String>;
 
 /// The key the spec names for `role` (`signoffs.keys`), as a verifier; `None` when it names
 /// none.
-pub fn role_key(signoffs: &Signoffs, role: &str) -> Option<Result<Trust, String>> {
+pub fn role_key(signoffs: &Signoffs, role: &str) -> Option<Result<Trust, TrustError>> {
     let line = signoffs.key_of(role)?;
-    Some(Trust::key_from(line).map_err(|e| format!("the key of role `{role}`: {e}")))
+    Some(
+        Trust::key_from(line)
+            .map_err(|e| TrustError::Key(format!("the key of role `{role}`: {e}"))),
+    )
 }
 
 /// The keys that may sign for `role`: the one the run's spec names for it (`signoffs.keys`),
@@ -156,16 +159,16 @@ pub fn trust_for(
     role: &str,
     signoffs: Option<&Signoffs>,
     trust: Option<&Trust>,
-) -> Result<Trust, String> {
+) -> Result<Trust, TrustError> {
     match signoffs.and_then(|s| role_key(s, role)) {
         Some(key) => key.map(|key| match trust {
             Some(verifier) => key.with_statuses(verifier.knowledge()),
             None => key,
         }),
         None => trust.cloned().ok_or_else(|| {
-            format!(
+            TrustError::Key(format!(
                 "no keyring or key to verify the {role} sign-off with (give --keyring or --key)"
-            )
+            ))
         }),
     }
 }
@@ -193,6 +196,7 @@ pub fn verify_all(
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let checked = trust_for(&role, signoffs, trust)
+                .map_err(|e| e.to_string())
                 .and_then(|t| verify_one(&path, &role, run_id, report.as_deref().ok(), &t));
             (role, checked)
         })

@@ -65,7 +65,7 @@ fn attested_items(plan: &Plan) -> impl Iterator<Item = &Item> {
 }
 
 /// The item called `name`, if the checklist attests it.
-pub fn find<'a>(plan: &'a Plan, name: &str) -> Result<&'a Item, String> {
+pub fn find<'a>(plan: &'a Plan, name: &str) -> Result<&'a Item, TrustError> {
     let items: Vec<&Item> = attested_items(plan).collect();
     items
         .iter()
@@ -73,7 +73,7 @@ pub fn find<'a>(plan: &'a Plan, name: &str) -> Result<&'a Item, String> {
         .copied()
         .ok_or_else(|| {
             let names = items.iter().map(|i| i.name.as_str());
-            match gauntlet_spec::did_you_mean(name, names.clone()) {
+            TrustError::Input(match gauntlet_spec::did_you_mean(name, names.clone()) {
                 Some(close) => {
                     format!("no attested item `{name}` in the checklist; did you mean `{close}`?")
                 }
@@ -81,7 +81,7 @@ pub fn find<'a>(plan: &'a Plan, name: &str) -> Result<&'a Item, String> {
                     "no attested item `{name}` in the checklist (attested items: {})",
                     names.collect::<Vec<_>>().join(", ")
                 ),
-            }
+            })
         })
 }
 
@@ -115,7 +115,7 @@ pub fn sign(
                 item.name, key.id
             )));
         }
-        Some(Err(e)) => return Err(TrustError::Input(e)),
+        Some(Err(e)) => return Err(e),
         _ => {}
     }
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
@@ -207,6 +207,7 @@ pub fn check_all(
             continue;
         };
         let result = trust
+            .map_err(|e| e.to_string())
             .and_then(|trust| check(plan, spec_dir, item, &trust.with_statuses(known.clone())));
         found.insert(item.name.clone(), result);
     }

@@ -107,7 +107,7 @@ impl FlaggerPayload {
 
     /// What to run; by default the pre-traffic steps of `configured`: everything but the
     /// canary and its rehearsal, which need the traffic Flagger has not moved yet.
-    pub fn run_request(&self, configured: &[StepName]) -> Result<RunRequest, String> {
+    pub fn run_request(&self, configured: &[StepName]) -> Result<RunRequest, ApiError> {
         let list = |key: &str| {
             self.metadata
                 .get(key)
@@ -130,13 +130,13 @@ impl FlaggerPayload {
                 .map(|s| s.as_str().to_string())
                 .collect();
         }
-        let seed = match self.metadata.get("seed") {
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| format!("metadata.seed `{s}` is not a number"))?,
-            ),
-            None => None,
-        };
+        let seed =
+            match self.metadata.get("seed") {
+                Some(s) => Some(s.parse().map_err(|_| {
+                    ApiError::Invalid(format!("metadata.seed `{s}` is not a number"))
+                })?),
+                None => None,
+            };
         Ok(RunRequest {
             only,
             skip,
@@ -342,9 +342,7 @@ pub(crate) async fn flagger(
         }
         Hook::ConfirmRollout => {
             let configured = state.runs.configured(&service)?;
-            let request = payload
-                .run_request(&configured)
-                .map_err(ApiError::Invalid)?;
+            let request = payload.run_request(&configured)?;
             let (run, started) = state.runs.start_keyed(&service, &key, &request).await?;
             if started {
                 audit(&state, Some(&caller), &asked, &format!("started {run}"))?;

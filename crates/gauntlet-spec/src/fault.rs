@@ -551,7 +551,11 @@ impl Fault {
     /// Reads a proxy fault from JSON (the control API's body), refusing fields it does not
     /// know (serde cannot both flatten the kind and deny unknown fields, so the check
     /// compares with what was understood) and kinds a proxy does not apply.
-    pub fn from_json(text: &[u8]) -> Result<Self, String> {
+    pub fn from_json(text: &[u8]) -> Result<Self, FaultError> {
+        Self::read_json(text).map_err(FaultError::Body)
+    }
+
+    fn read_json(text: &[u8]) -> Result<Self, String> {
         let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| e.to_string())?;
         let kinds: Vec<&str> = FaultType::ALL
             .iter()
@@ -586,6 +590,20 @@ impl Fault {
     }
 }
 
+/// A fault that cannot be applied as given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    /// A field the fault's kind needs (what validation refuses first).
+    #[error("a `{kind}` fault needs `{field}`")]
+    Missing {
+        kind: &'static str,
+        field: &'static str,
+    },
+    /// A control-API body that is not a proxy fault.
+    #[error("{0}")]
+    Body(String),
+}
+
 /// A fault and the system it acts on (`candidate` or a dependency): through the proxy in
 /// front of it, on its process, or in its directory.
 #[derive(Debug, Clone, PartialEq)]
@@ -617,10 +635,14 @@ impl FaultSpec {
     /// The fault as a run applies it, its defaults resolved (busy threads: one per CPU of
     /// `host`; a corruption: 8 bytes). `Err` names a field the kind needs and lacks (what
     /// validation refuses first).
-    pub fn resolve(&self, host: &Host) -> Result<TargetedFault, String> {
-        let needs = |field: &str| format!("a `{}` fault needs `{field}`", self.kind.name());
-        let ms =
-            |d: Option<Duration>, field: &str| d.map(|d| d.as_std()).ok_or_else(|| needs(field));
+    pub fn resolve(&self, host: &Host) -> Result<TargetedFault, FaultError> {
+        let needs = |field: &'static str| FaultError::Missing {
+            kind: self.kind.name(),
+            field,
+        };
+        let ms = |d: Option<Duration>, field: &'static str| {
+            d.map(|d| d.as_std()).ok_or_else(|| needs(field))
+        };
         let kind = match self.kind {
             FaultType::Latency => FaultKind::Latency {
                 latency: ms(self.latency, "latency")?,

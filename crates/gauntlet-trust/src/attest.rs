@@ -212,7 +212,7 @@ impl DecisionRecord {
 fn sign_statement(statement: &Statement, key: &SigningKey) -> Result<Vec<u8>, TrustError> {
     let value =
         serde_json::to_value(statement).map_err(|e| TrustError::document("statement", e))?;
-    let body = canonical_json(&value).map_err(TrustError::Input)?;
+    let body = canonical_json(&value)?;
     Envelope::sign(IN_TOTO_PAYLOAD_TYPE, &body, key)?.to_bytes()
 }
 

@@ -8,6 +8,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::TrustError;
+
 /// Integers beyond ±2^53 lose precision as ECMAScript numbers, so they are hashed as strings.
 const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
@@ -43,7 +45,7 @@ pub struct Canonical {
 }
 
 /// The canonical form of `raw`, read from `path` (the extension picks the form).
-pub fn canonicalize(path: &Path, raw: &[u8]) -> Result<Canonical, String> {
+pub fn canonicalize(path: &Path, raw: &[u8]) -> Result<Canonical, TrustError> {
     match Form::for_path(path) {
         Form::Raw => Ok(Canonical {
             form: Form::Raw,
@@ -51,7 +53,7 @@ pub fn canonicalize(path: &Path, raw: &[u8]) -> Result<Canonical, String> {
             value: None,
         }),
         Form::Rfc8785 => {
-            let value = parse_structured(path, raw)?;
+            let value = parse_structured(path, raw).map_err(TrustError::Input)?;
             Ok(Canonical {
                 form: Form::Rfc8785,
                 bytes: canonical_json(&value)?,
@@ -62,8 +64,9 @@ pub fn canonicalize(path: &Path, raw: &[u8]) -> Result<Canonical, String> {
 }
 
 /// RFC 8785 bytes of a JSON value, with unsafe integers turned into strings first.
-pub fn canonical_json(value: &Value) -> Result<Vec<u8>, String> {
-    serde_json_canonicalizer::to_vec(&safe_integers(value.clone())).map_err(|e| e.to_string())
+pub fn canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
+    serde_json_canonicalizer::to_vec(&safe_integers(value.clone()))
+        .map_err(|e| TrustError::Input(format!("cannot canonicalise: {e}")))
 }
 
 fn parse_structured(path: &Path, raw: &[u8]) -> Result<Value, String> {
@@ -260,11 +263,17 @@ mod tests {
 
     #[test]
     fn invalid_structured_files_are_refused_with_the_reason() {
-        let err = canonicalize(Path::new("t.yaml"), b"a: [1, 2\n").unwrap_err();
+        let err = canonicalize(Path::new("t.yaml"), b"a: [1, 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not valid YAML"), "{err}");
-        let err = canonicalize(Path::new("t.json"), b"{\"a\":").unwrap_err();
+        let err = canonicalize(Path::new("t.json"), b"{\"a\":")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not valid JSON"), "{err}");
-        let err = canonicalize(Path::new("t.yaml"), &[0xff, 0xfe]).unwrap_err();
+        let err = canonicalize(Path::new("t.yaml"), &[0xff, 0xfe])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("not UTF-8"), "{err}");
     }
 

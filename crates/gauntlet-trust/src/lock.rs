@@ -472,7 +472,7 @@ fn check_snapshots(base: &Path, lock: &Lock) -> Vec<FileCheck> {
     if let Some(flags) = &lock.flags {
         // The frozen values must be the ones the digest names...
         let embedded = canonical::canonical_json(&flags.values).map(|b| sha256_hex(&b));
-        if embedded.as_deref() != Ok(flags.sha256.as_str()) {
+        if embedded.ok().as_deref() != Some(flags.sha256.as_str()) {
             out.push(FileCheck {
                 path: "flags (in the lock)".into(),
                 outcome: FileOutcome::Unreadable(
@@ -485,7 +485,7 @@ fn check_snapshots(base: &Path, lock: &Lock) -> Vec<FileCheck> {
             let outcome = read_beside(base, rel).map_or_else(
                 |missing| missing,
                 |raw| match canonical::canonicalize(Path::new(rel), &raw) {
-                    Err(e) => FileOutcome::Unreadable(e),
+                    Err(e) => FileOutcome::Unreadable(e.to_string()),
                     Ok(c) if sha256_hex(&c.bytes) == flags.sha256 => FileOutcome::Unchanged,
                     Ok(c) => FileOutcome::Changed(
                         c.value
@@ -536,7 +536,7 @@ pub fn compare(entry: &LockedFile, path: &Path, raw: &[u8]) -> FileOutcome {
     }
     let canonical = match canonical::canonicalize(path, raw) {
         Ok(c) => c,
-        Err(e) => return FileOutcome::Unreadable(e),
+        Err(e) => return FileOutcome::Unreadable(e.to_string()),
     };
     if sha256_hex(&canonical.bytes) == entry.sha256 {
         return FileOutcome::Reformatted;

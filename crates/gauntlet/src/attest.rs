@@ -191,7 +191,7 @@ fn verify(
 fn attest_item(global: &Global, name: &str, spec_path: &Path) -> Result<i32, CliError> {
     use gauntlet_review::vouch;
     let spec = crate::signing::load_spec(spec_path)?;
-    let item = vouch::find(&spec, name).map_err(CliError::Usage)?;
+    let item = vouch::find(&spec, name)?;
     let signing = Keyring::open(&crate::keys::keyring_dir(global)?)?.signing_key()?;
     let dir = spec_path.parent().unwrap_or(Path::new("."));
     let path = vouch::sign(&spec, dir, item, &signing)?;

@@ -555,8 +555,7 @@ fn drift(global: &Global, older: &str, newer: &str, json: bool) -> Result<i32, C
     let find = |run: &str| store.find_run(run).map_err(CliError::from_store);
     let (a, b) = (find(older)?, find(newer)?);
     let changes =
-        gauntlet_review::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)
-            .map_err(CliError::Usage)?;
+        gauntlet_review::drift::between(Path::new(&a.run_dir), Path::new(&b.run_dir), None)?;
     if json {
         say!(
             "{}",

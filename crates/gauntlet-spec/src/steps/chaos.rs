@@ -228,7 +228,7 @@ impl Section for ChaosStep {
             let faults = drill
                 .faults
                 .iter()
-                .map(|f| f.value.resolve(&cx.host))
+                .map(|f| f.value.resolve(&cx.host).map_err(|e| e.to_string()))
                 .collect::<Result<_, _>>()?;
             drills.push(DrillPlan {
                 name: drill.name.clone(),

@@ -10,7 +10,7 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::model::Severity;
 use crate::plan::{Seed, StepMeta, StepPlan};
-use crate::units::Percent;
+use crate::units::{Percent, UnitError};
 use crate::validate::{Context, Problems, quoted};
 
 /// GA gates: each gate is a query, a comparison, and pass/warn thresholds. Critical gates
@@ -168,7 +168,11 @@ impl Threshold {
     /// Parses `< 300ms`, `>= 99.9%`, `<= baseline * 1.1`, `<= baseline * 2 + 100ms`,
     /// `<= history + 10%`. Quantities are
     /// in base units: durations in seconds, percentages as ratios.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
+        Self::read(text).map_err(UnitError)
+    }
+
+    fn read(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let (op, rest) = [
             ("<=", Comparison::LessOrEqual),
@@ -344,7 +348,7 @@ impl Section for GatesSection {
 
     fn plan(&self, _cx: &Context<'_>, _seed: Seed) -> Result<StepPlan, String> {
         let bound = |text: &Spanned<String>| {
-            Threshold::parse(&text.value).map(|threshold| Bound {
+            Threshold::read(&text.value).map(|threshold| Bound {
                 threshold,
                 text: text.value.trim().to_string(),
             })

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 use super::{Section, StepName};
 use crate::model::Severity;
 use crate::plan::{Seed, StepPlan};
-use crate::units::{Duration, Percent};
+use crate::units::{Duration, Percent, UnitError};
 use crate::validate::{Context, Problems, quoted};
 
 /// The production-readiness checklist: weighted categories of items, each backed by checks
@@ -116,7 +116,11 @@ pub struct Waiver {
 
 /// Seconds since the Unix epoch for `2026-11-20` (the end of that day, UTC) or an RFC 3339
 /// time.
-pub fn parse_day_or_time(text: &str, end_of_day: bool) -> Result<u64, String> {
+pub fn parse_day_or_time(text: &str, end_of_day: bool) -> Result<u64, UnitError> {
+    day_or_time(text, end_of_day).map_err(UnitError)
+}
+
+fn day_or_time(text: &str, end_of_day: bool) -> Result<u64, String> {
     let text = text.trim();
     let full = if text.len() == 10 && !text.contains('T') {
         format!(
@@ -307,7 +311,7 @@ impl Item {
                 by: w.by.value.clone(),
                 reason: w.reason.clone(),
                 // It lapses at the end of its expiry day.
-                expires_at: parse_day_or_time(&w.expires.value, true)?,
+                expires_at: day_or_time(&w.expires.value, true)?,
             }),
             None => None,
         };

@@ -241,7 +241,7 @@ impl Section for RehearsalStep {
         let faults = self
             .faults
             .iter()
-            .map(|f| f.value.resolve(&cx.host))
+            .map(|f| f.value.resolve(&cx.host).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
         let mut plan = RehearsalPlan {
             meta: StepMeta::new(

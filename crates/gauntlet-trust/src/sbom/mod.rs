@@ -230,7 +230,7 @@ pub enum Kind {
 
 /// What kind of lock file `text` is: by its content, its name (`berserk-poetry.lock`,
 /// `requirements-dev.txt`) breaking ties.
-pub fn detect(path: &Path, text: &str) -> Result<Kind, String> {
+pub(crate) fn detect(path: &Path, text: &str) -> Result<Kind, String> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_ascii_lowercase())

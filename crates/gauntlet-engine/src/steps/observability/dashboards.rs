@@ -77,7 +77,7 @@ fn valid_check(board: &gauntlet_metrics::dashboard::Dashboard, check: Check) -> 
             } else {
                 ""
             };
-            let why = q.reads.as_ref().err().map_or("", String::as_str);
+            let why = q.reads.as_ref().err().map_or("", |e| e.0.as_str());
             format!("panel `{panel}`: `{}`{templated}: {why}", q.expr)
         })
         .collect();

@@ -325,9 +325,9 @@ async fn snapshot_flags(
                 .and_then(|path| {
                     let raw =
                         std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    canonical::canonicalize(&path, &raw).map(|c| (path, c))
+                    let c = canonical::canonicalize(&path, &raw).map_err(|e| e.to_string())?;
+                    Ok((path.display().to_string(), c.value.unwrap_or_default()))
                 })
-                .map(|(path, c)| (path.display().to_string(), c.value.unwrap_or_default()))
         }
         Some(FlagSource::Endpoint(path)) => {
             let out = Outgoing::get(&ctx.candidate, path);
@@ -349,13 +349,29 @@ async fn snapshot_flags(
             );
         }
     };
-    let sha = canonical::canonical_json(&values)
-        .map(|b| sha256_hex(&b))
-        .unwrap_or_default();
+    // The digest that is frozen, and the file beside the manifest that `gauntlet verify`
+    // checks against it: without either, the flags are not frozen.
+    let frozen = canonical::canonical_json(&values)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            let pretty =
+                gauntlet_trust::json_document(&values, "flags").map_err(|e| e.to_string())?;
+            let path = ctx
+                .recorder
+                .evidence(STEP, "flags.json", &pretty)
+                .map_err(|e| e.to_string())?;
+            Ok((sha256_hex(&bytes), path))
+        });
+    let (sha, path) = match frozen {
+        Ok((sha, path)) => (sha, Some(path)),
+        Err(e) => {
+            return (
+                c.outcome(Outcome::Inconclusive, format!("flags not frozen: {e}")),
+                None,
+            );
+        }
+    };
     let count = values.as_object().map_or(0, |m| m.len());
-    let evidence = serde_json::to_vec_pretty(&values).unwrap_or_default();
-    // The file beside the manifest that `gauntlet verify` checks against the frozen digest.
-    let path = ctx.recorder.evidence(STEP, "flags.json", &evidence).ok();
     // Flags frozen into the signed lock must still be the flags in force.
     let drift: Vec<String> = locked
         .and_then(|l| l.flags.as_ref())
@@ -435,10 +451,15 @@ fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<Sb
     };
     match taken {
         Ok((snap, how)) => {
-            let path = ctx
-                .recorder
-                .evidence(STEP, "sbom.cdx.json", &snap.bytes)
-                .unwrap_or_default();
+            let path = match ctx.recorder.evidence(STEP, "sbom.cdx.json", &snap.bytes) {
+                Ok(path) => path,
+                Err(e) => {
+                    return (
+                        c.outcome(Outcome::Inconclusive, format!("SBOM not kept: {e}")),
+                        None,
+                    );
+                }
+            };
             let record = SbomRecord {
                 path: path.clone(),
                 sha256: snap.sha256.clone(),

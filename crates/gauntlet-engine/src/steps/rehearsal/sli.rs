@@ -21,8 +21,8 @@ pub(super) const SLI_BEFORE_BOUND: Duration = Duration::from_secs(10);
 
 /// The SLI's two counters in one scrape of the candidate, straight (not through its proxy).
 async fn read_counters(ctx: &RunContext, spec: &Sli) -> Result<(f64, f64), String> {
-    let total = Selector::parse(&spec.total)?;
-    let bad = Selector::parse(&spec.bad)?;
+    let total = Selector::parse(&spec.total).map_err(|e| e.to_string())?;
+    let bad = Selector::parse(&spec.bad).map_err(|e| e.to_string())?;
     let answer = ctx
         .client
         .send(&Outgoing::get(&ctx.candidate, &spec.path))
