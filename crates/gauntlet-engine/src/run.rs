@@ -18,7 +18,7 @@ use gauntlet_store::{RunStart, Store};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{Observer, Recorder, RunContext, System, now_rfc3339};
+use crate::context::{Observer, Recorded, Recorder, RunContext, System, now_rfc3339};
 use crate::decision::{Owners, SETUP_STEP, decide};
 use crate::identity::ProcessIdentity;
 use crate::journal::CleanupJournal;
@@ -137,15 +137,55 @@ pub(crate) async fn run_steps(
             gauntlet_spec::limits::human(plan.ceiling)
         ),
     );
-    let child_env = crate::child_env::ChildEnv::new(&begun.run_id, &plan);
+    let planned = Planned::of(&selected);
+    let history = gate_history(&store, &plan);
+    let aborted = execute(&plan, selected, &begun, &recorder, &options, history).await?;
+    let recorded = recorder.take();
+    let concluded = conclude(
+        &plan, &options, &begun, &recorder, recorded, &planned, aborted,
+    );
+    let drift = drift_since_previous(
+        &store,
+        &plan,
+        &begun,
+        concluded.trust.green_fingerprint.as_deref(),
+    );
+    let report = concluded.into_report(&plan, &options, &begun, started, drift);
+    finish(&mut store, begun.run_dir, report)
+}
+
+/// The steps a run was asked for, by name, and each one's owner role.
+struct Planned {
+    names: Vec<String>,
+    roles: BTreeMap<String, String>,
+}
+
+impl Planned {
+    fn of(selected: &[Box<dyn Step>]) -> Planned {
+        Planned {
+            names: selected.iter().map(|s| s.name().to_string()).collect(),
+            roles: selected
+                .iter()
+                .map(|s| (s.name().to_string(), s.meta().owner.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Runs the steps under the ceiling and the signals, then stops everything they started and
+/// undoes their faults. Returns why the run was cut short, if it was.
+async fn execute(
+    plan: &Arc<Plan>,
+    selected: Vec<Box<dyn Step>>,
+    begun: &Begun,
+    recorder: &Arc<Recorder>,
+    options: &RunOptions,
+    history: Vec<BTreeMap<String, f64>>,
+) -> Result<Option<String>, EngineError> {
+    let child_env = crate::child_env::ChildEnv::new(&begun.run_id, plan);
     let supervisor = Arc::new(Mutex::new(
         Supervisor::new(begun.journal.clone()).with_env(child_env),
     ));
-    let planned: Vec<String> = selected.iter().map(|s| s.name().to_string()).collect();
-    let step_roles: BTreeMap<String, String> = selected
-        .iter()
-        .map(|s| (s.name().to_string(), s.meta().owner.clone()))
-        .collect();
     let pipeline = pipeline(
         plan.clone(),
         selected,
@@ -153,46 +193,71 @@ pub(crate) async fn run_steps(
         (supervisor.clone(), begun.journal.clone()),
         recorder.clone(),
         options.clone(),
-        gate_history(&store, &plan),
+        history,
     );
     let cancel = options.cancel.clone().unwrap_or_default();
     let aborted = supervise(pipeline, plan.ceiling, cancel).await?;
     if let Some(why) = &aborted {
         recorder.event(None, "aborted", why.clone());
     }
-    clean_up(&supervisor, &begun, &recorder).await;
-    index_logs(&recorder, &begun.run_dir);
+    clean_up(&supervisor, begun, recorder).await;
+    index_logs(recorder, &begun.run_dir);
+    Ok(aborted)
+}
 
-    let recorded = recorder.take();
-    let mut steps_run = with_unrun(recorded.steps, &planned, aborted.as_deref());
+/// What a run concluded from its steps: the decision, the readiness score, the failure
+/// taxonomy and the signed attestation.
+struct Concluded {
+    decided: gauntlet_report::Decided,
+    steps: Vec<StepReport>,
+    readiness: Option<gauntlet_report::ReadinessReport>,
+    taxonomy: Option<gauntlet_report::TaxonomyReport>,
+    trust: gauntlet_report::TrustInfo,
+    recorded: Recorded,
+}
+
+fn conclude(
+    plan: &Plan,
+    options: &RunOptions,
+    begun: &Begun,
+    recorder: &Recorder,
+    mut recorded: Recorded,
+    planned: &Planned,
+    aborted: Option<String>,
+) -> Concluded {
+    let mut steps = with_unrun(
+        std::mem::take(&mut recorded.steps),
+        &planned.names,
+        aborted.as_deref(),
+    );
     let scored = plan
         .readiness()
         .filter(|_| aborted.is_none())
-        .map(|section| readiness(section, &plan, &options, &begun.run_dir, &mut steps_run));
+        .map(|section| readiness(section, plan, options, &begun.run_dir, &mut steps));
     let owners = Owners {
-        step_roles,
+        step_roles: planned.roles.clone(),
         people: &plan.service.owners,
     };
     // Steps stopped early by hard gating carry their own note already.
-    let mut decided = decide(&steps_run, plan.gating, aborted.as_deref(), &owners);
-    let taxonomy = crate::taxonomy::classify(&steps_run, &recorded.failed_requests, &plan.hints);
+    let mut decided = decide(&steps, plan.gating, aborted.as_deref(), &owners);
+    let taxonomy = crate::taxonomy::classify(&steps, &recorded.failed_requests, &plan.hints);
     let (readiness, deadlines) = scored.unzip();
     let deadlines = deadlines.unwrap_or_default();
     gauntlet_review::readiness::annotate(&mut decided.conditions, &deadlines, &plan.service.owners);
-    gauntlet_review::signoff::require(&mut decided, &plan);
+    gauntlet_review::signoff::require(&mut decided, plan);
     if let Some(gates) = &recorded.gates {
         weighted_gates_short(&mut decided, gates);
     }
     let trust = crate::trust::attest(
-        &plan,
+        plan,
         &options.spec_path,
         &begun.spec_sha256,
         &begun.run_id,
         &begun.run_dir,
         &options.keyring,
         decided.decision,
-        &steps_run,
-        recorded.release,
+        &steps,
+        std::mem::take(&mut recorded.release),
     );
     for signed in trust.attestation.iter().chain(&trust.test_result) {
         // Listed with the digest of what was written, or not listed at all.
@@ -201,45 +266,70 @@ pub(crate) async fn run_steps(
             Err(e) => recorder.event(None, "evidence", format!("{signed} not listed: {e}")),
         }
     }
-    let mut evidence = recorded.evidence;
-    evidence.extend(recorder.take().evidence);
-    let drift = drift_since_previous(&store, &plan, &begun, trust.green_fingerprint.as_deref());
-    let report = Report {
-        schema: REPORT_SCHEMA.to_string(),
-        run_id: begun.run_id.clone(),
-        gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
-        service: ServiceInfo {
-            name: plan.service.name.clone(),
-            version: plan.service.version.clone(),
-        },
-        spec: SpecInfo {
-            path: options.spec_path.display().to_string(),
-            sha256: begun.spec_sha256.clone(),
-        },
-        started_at: begun.started_at.clone(),
-        finished_at: now_rfc3339(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        exit_code: gauntlet_report::exit::of(
-            decided.decision,
-            plan.gating == gauntlet_spec::GatingMode::None,
-            options.strict,
-        ),
-        gating: plan.gating.as_str().to_string(),
-        decision: decided.decision,
-        summary: decided.summary,
-        conditions: decided.conditions,
-        steps: steps_run,
-        timeline: recorded.timeline,
-        drills: recorded.drills,
-        evidence,
-        trust: Some(trust),
-        drift,
-        measurements: recorded.measurements,
-        gates: recorded.gates,
+    recorded.evidence.extend(recorder.take().evidence);
+    Concluded {
+        decided,
+        steps,
         readiness,
         taxonomy,
-    };
-    finish(&mut store, begun.run_dir, report)
+        trust,
+        recorded,
+    }
+}
+
+impl Concluded {
+    fn into_report(
+        self,
+        plan: &Plan,
+        options: &RunOptions,
+        begun: &Begun,
+        started: Instant,
+        drift: Option<DriftInfo>,
+    ) -> Report {
+        let Concluded {
+            decided,
+            steps,
+            readiness,
+            taxonomy,
+            trust,
+            recorded,
+        } = self;
+        Report {
+            schema: REPORT_SCHEMA.to_string(),
+            run_id: begun.run_id.clone(),
+            gauntlet_version: env!("CARGO_PKG_VERSION").to_string(),
+            service: ServiceInfo {
+                name: plan.service.name.clone(),
+                version: plan.service.version.clone(),
+            },
+            spec: SpecInfo {
+                path: options.spec_path.display().to_string(),
+                sha256: begun.spec_sha256.clone(),
+            },
+            started_at: begun.started_at.clone(),
+            finished_at: now_rfc3339(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            exit_code: gauntlet_report::exit::of(
+                decided.decision,
+                plan.gating == gauntlet_spec::GatingMode::None,
+                options.strict,
+            ),
+            gating: plan.gating.as_str().to_string(),
+            decision: decided.decision,
+            summary: decided.summary,
+            conditions: decided.conditions,
+            steps,
+            timeline: recorded.timeline,
+            drills: recorded.drills,
+            evidence: recorded.evidence,
+            trust: Some(trust),
+            drift,
+            measurements: recorded.measurements,
+            gates: recorded.gates,
+            readiness,
+            taxonomy,
+        }
+    }
 }
 
 /// A run that has its directory, its copy of the spec, its cleanup journal and its row in

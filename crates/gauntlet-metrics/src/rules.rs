@@ -179,89 +179,98 @@ pub fn parse_rules(text: &str) -> Result<Rules, RuleError> {
     let mut rules = Rules::default();
     let mut seen = BTreeSet::new();
     for group in file.groups {
-        let g = group.name.as_str();
+        let g = group.name.clone();
         if g.trim().is_empty() {
             return Err(whole("a rule group has an empty name".into()));
         }
-        if !seen.insert(g.to_string()) {
+        if !seen.insert(g.clone()) {
             return Err(whole(format!(
                 "group `{g}` is defined twice (Prometheus refuses the file)"
             )));
         }
-        for (what, value) in [
-            ("interval", &group.interval),
-            ("query_offset", &group.query_offset),
-        ] {
-            if let Some(v) = value
-                && parse_duration(v).is_none()
-            {
-                return Err(whole(format!(
-                    "group `{g}`: {what} `{v}` is not a duration (e.g. 30s, 1m)"
-                )));
-            }
-        }
-        if let Some(bad) = group.labels.keys().find(|k| !label_name(k)) {
-            return Err(whole(format!("group `{g}`: `{bad}` is not a label name")));
-        }
+        check_group(&group)?;
         for (i, rule) in group.rules.into_iter().enumerate() {
             let at = |message: String| whole(format!("group `{g}`, rule {}: {message}", i + 1));
-            if rule.expr.trim().is_empty() {
-                return Err(at("`expr` is empty".into()));
-            }
-            if let Err(e) = promql_parser::parser::parse(&rule.expr) {
-                return Err(at(format!("`expr` is not PromQL: {}", e.trim())));
-            }
-            for (what, value) in [
-                ("for", &rule.for_),
-                ("keep_firing_for", &rule.keep_firing_for),
-            ] {
-                if let Some(v) = value
-                    && parse_duration(v).is_none()
-                {
-                    return Err(at(format!("{what} `{v}` is not a duration (e.g. 30s, 1m)")));
-                }
-            }
-            if let Some(bad) = rule.labels.keys().find(|k| !label_name(k)) {
-                return Err(at(format!("`{bad}` is not a label name")));
-            }
-            match (rule.alert, rule.record) {
-                (Some(name), None) => {
-                    if name.trim().is_empty() {
-                        return Err(at("`alert` is empty".into()));
-                    }
-                    if let Some(bad) = rule.annotations.keys().find(|k| !label_name(k)) {
-                        return Err(at(format!("`{bad}` is not an annotation name")));
-                    }
-                    rules.alerts.push(AlertRule {
-                        group: g.to_string(),
-                        name,
-                        expr: rule.expr,
-                        for_seconds: rule.for_.as_deref().and_then(parse_duration).unwrap_or(0.0),
-                        labels: rule.labels,
-                    });
-                }
-                (None, Some(name)) => {
-                    if !metric_name(&name) {
-                        return Err(at(format!("`{name}` is not a valid metric name")));
-                    }
-                    if rule.for_.is_some() || !rule.annotations.is_empty() {
-                        return Err(at(format!(
-                            "recording rule `{name}` cannot have `for` or `annotations`"
-                        )));
-                    }
-                    rules.records.push(name);
-                }
-                (Some(_), Some(_)) => {
-                    return Err(at("has both `alert` and `record`: choose one".into()));
-                }
-                (None, None) => {
-                    return Err(at("needs `alert: NAME` or `record: NAME`".into()));
-                }
-            }
+            add_rule(&mut rules, &g, rule).map_err(at)?;
         }
-        rules.groups.push(g.to_string());
+        rules.groups.push(g);
     }
     Ok(rules)
+}
+
+/// A group's own settings: its durations and label names.
+fn check_group(group: &RawGroup) -> Result<(), RuleError> {
+    let g = &group.name;
+    for (what, value) in [
+        ("interval", &group.interval),
+        ("query_offset", &group.query_offset),
+    ] {
+        if let Some(v) = value
+            && parse_duration(v).is_none()
+        {
+            return Err(whole(format!(
+                "group `{g}`: {what} `{v}` is not a duration (e.g. 30s, 1m)"
+            )));
+        }
+    }
+    if let Some(bad) = group.labels.keys().find(|k| !label_name(k)) {
+        return Err(whole(format!("group `{g}`: `{bad}` is not a label name")));
+    }
+    Ok(())
+}
+
+/// Checks one rule and adds it to `rules` as an alert or a record; `Err` says what is wrong.
+fn add_rule(rules: &mut Rules, group: &str, rule: RawRule) -> Result<(), String> {
+    if rule.expr.trim().is_empty() {
+        return Err("`expr` is empty".into());
+    }
+    if let Err(e) = promql_parser::parser::parse(&rule.expr) {
+        return Err(format!("`expr` is not PromQL: {}", e.trim()));
+    }
+    for (what, value) in [
+        ("for", &rule.for_),
+        ("keep_firing_for", &rule.keep_firing_for),
+    ] {
+        if let Some(v) = value
+            && parse_duration(v).is_none()
+        {
+            return Err(format!("{what} `{v}` is not a duration (e.g. 30s, 1m)"));
+        }
+    }
+    if let Some(bad) = rule.labels.keys().find(|k| !label_name(k)) {
+        return Err(format!("`{bad}` is not a label name"));
+    }
+    match (rule.alert, rule.record) {
+        (Some(name), None) => {
+            if name.trim().is_empty() {
+                return Err("`alert` is empty".into());
+            }
+            if let Some(bad) = rule.annotations.keys().find(|k| !label_name(k)) {
+                return Err(format!("`{bad}` is not an annotation name"));
+            }
+            rules.alerts.push(AlertRule {
+                group: group.to_string(),
+                name,
+                expr: rule.expr,
+                for_seconds: rule.for_.as_deref().and_then(parse_duration).unwrap_or(0.0),
+                labels: rule.labels,
+            });
+        }
+        (None, Some(name)) => {
+            if !metric_name(&name) {
+                return Err(format!("`{name}` is not a valid metric name"));
+            }
+            if rule.for_.is_some() || !rule.annotations.is_empty() {
+                return Err(format!(
+                    "recording rule `{name}` cannot have `for` or `annotations`"
+                ));
+            }
+            rules.records.push(name);
+        }
+        (Some(_), Some(_)) => return Err("has both `alert` and `record`: choose one".into()),
+        (None, None) => return Err("needs `alert: NAME` or `record: NAME`".into()),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

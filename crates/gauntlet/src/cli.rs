@@ -146,33 +146,7 @@ pub enum Command {
     /// `curl -H "Authorization: Bearer $TOKEN" -X POST 127.0.0.1:8474/proxies/proxy/faults -d '{"kind":"latency","latency_ms":200}'`
     /// and `curl -H "Authorization: Bearer $TOKEN" -X DELETE 127.0.0.1:8474/proxies/proxy/faults`.
     /// A fault added without `duration_ms` comes out after --fault-ttl. Runs until Ctrl-C.
-    Proxy {
-        /// Where clients connect, e.g. 127.0.0.1:8000.
-        #[arg(long)]
-        listen: std::net::SocketAddr,
-        /// Where the proxy forwards, e.g. 127.0.0.1:9000.
-        #[arg(long)]
-        upstream: String,
-        /// Where the control API listens.
-        #[arg(long, default_value = "127.0.0.1:8474")]
-        control: std::net::SocketAddr,
-        /// Name of the proxy in the control API.
-        #[arg(long, default_value = "proxy")]
-        name: String,
-        /// `http` adds request faults (http_abort, http_delay); `tcp` passes bytes only.
-        #[arg(long, value_enum, default_value_t = ProxyProtocol::Http)]
-        protocol: ProxyProtocol,
-        /// Seed for which connections and requests a partial fault touches.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// How long a fault added without a duration stays in (`0s`: until removed).
-        #[arg(long, default_value = "10m")]
-        fault_ttl: String,
-        /// Let the control API listen on an address other hosts can reach (it can break the
-        /// system behind the proxy: keep it on loopback unless you must).
-        #[arg(long)]
-        allow_remote_control: bool,
-    },
+    Proxy(ProxyArgs),
     /// Lock and sign protected files: `gauntlet lock --spec gauntlet.yaml` (the spec and its
     /// `trust.protected` files) or `gauntlet lock FILE... --lock gauntlet.lock`.
     Lock {
@@ -655,4 +629,34 @@ pub enum AuditCommand {
     /// Checks every link of the hash chain: exit 0 with the count of lines, 1 naming the
     /// first line edited, deleted, inserted or moved.
     Verify { file: PathBuf },
+}
+
+// What `gauntlet proxy` was asked (its help is the `Proxy` command's).
+#[derive(Debug, clap::Args)]
+pub struct ProxyArgs {
+    /// Where clients connect, e.g. 127.0.0.1:8000.
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+    /// Where the proxy forwards, e.g. 127.0.0.1:9000.
+    #[arg(long)]
+    pub upstream: String,
+    /// Where the control API listens.
+    #[arg(long, default_value = "127.0.0.1:8474")]
+    pub control: std::net::SocketAddr,
+    /// Name of the proxy in the control API.
+    #[arg(long, default_value = "proxy")]
+    pub name: String,
+    /// `http` adds request faults (http_abort, http_delay); `tcp` passes bytes only.
+    #[arg(long, value_enum, default_value_t = ProxyProtocol::Http)]
+    pub protocol: ProxyProtocol,
+    /// Seed for which connections and requests a partial fault touches.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// How long a fault added without a duration stays in (`0s`: until removed).
+    #[arg(long, default_value = "10m")]
+    pub fault_ttl: String,
+    /// Let the control API listen on an address other hosts can reach (it can break the
+    /// system behind the proxy: keep it on loopback unless you must).
+    #[arg(long)]
+    pub allow_remote_control: bool,
 }

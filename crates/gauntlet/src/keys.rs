@@ -132,17 +132,7 @@ pub fn keys_command(global: &Global, command: KeysCommand) -> Result<i32, CliErr
     let open = || Keyring::open(&keyring);
     let new_password = |encrypt: bool| encrypt.then(|| password(true)).transpose();
     match command {
-        KeysCommand::Adopt => {
-            let ring = Keyring::adopt(&keyring, std::env::var(PASSWORD_ENV).ok())?;
-            let root = ring.root.as_ref().map_or("?", |(id, _)| id.as_str());
-            say!(
-                "the listing of {} ({} keys) is now version {}, signed by root key {root} ({})",
-                keyring.display(),
-                ring.keys.len(),
-                ring.version,
-                ring.root_public_path().display()
-            );
-        }
+        KeysCommand::Adopt => adopt(&keyring)?,
         KeysCommand::Generate { encrypt } => {
             let mut ring = open()?;
             let key = ring.generate(new_password(encrypt)?)?;
@@ -156,79 +146,108 @@ pub fn keys_command(global: &Global, command: KeysCommand) -> Result<i32, CliErr
         }
         KeysCommand::List { json } => list(&open()?, json),
         KeysCommand::Rotate { grace: g, encrypt } => {
-            let mut ring = open()?;
-            let (new, old) = ring.rotate(new_password(encrypt)?, grace(&g)?)?;
-            say!(
-                "new active key {} ({})",
-                new.id,
-                ring.public_key_path(&new.id).display()
-            );
-            if let Some(old) = old {
-                say!(
-                    "key {} retired: it verifies until {}; revoke it with `gauntlet keys revoke {}`",
-                    old.id,
-                    old.valid_until.as_deref().unwrap_or("?"),
-                    old.id
-                );
-            }
+            rotate(&mut open()?, new_password(encrypt)?, grace(&g)?)?
         }
-        KeysCommand::Revoke { id, reason } => {
-            let mut ring = open()?;
-            // The key signs its own revocation: a protected one needs its password.
-            let secret = ring
-                .get(&id)
-                .and_then(|k| std::fs::read_to_string(ring.secret_key_path(&k.id)).ok())
-                .unwrap_or_default();
-            let password = gauntlet_trust::keys::is_encrypted(&secret)
-                .then(|| password(false))
-                .transpose()?;
-            let (key, statement) = ring.revoke(&id, reason, password)?;
-            say!(
-                "key {} revoked: nothing it signed verifies any more; its secret key is deleted",
-                key.id
-            );
-            match statement {
-                Some(path) => say!(
-                    "its own revocation statement: {} (give it to verifiers that pin the key: --revocations)",
-                    path.display()
-                ),
-                None => note!(
-                    "note: key {} has no secret here, so it could not sign its own revocation; verifiers that pin it with --key learn of it only from this keyring: tell them to drop the pin",
-                    key.id
-                ),
-            }
-        }
+        KeysCommand::Revoke { id, reason } => revoke(&mut open()?, &id, reason)?,
         KeysCommand::Import { files, grace: g } => {
             let mut ring = open()?;
             let grace = grace(&g)?;
             for file in &files {
-                let text = std::fs::read_to_string(file)
-                    .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
-                let password = gauntlet_trust::keys::is_encrypted(&text)
-                    .then(|| password(false))
-                    .transpose()?;
-                let imported = ring.import(&text, &file.display().to_string(), password, grace)?;
-                let what = if imported.secret {
-                    "the active signing key"
-                } else {
-                    "a trusted key (it verifies; it never signs here)"
-                };
-                say!(
-                    "imported key {} from {} as {what}",
-                    imported.record.id,
-                    file.display()
-                );
-                if let Some(old) = imported.retired {
-                    say!(
-                        "key {} retired: it verifies until {}",
-                        old.id,
-                        old.valid_until.as_deref().unwrap_or("?")
-                    );
-                }
+                import(&mut ring, file, grace)?;
             }
         }
     }
     Ok(exit::GO)
+}
+
+fn adopt(keyring: &Path) -> Result<(), CliError> {
+    let ring = Keyring::adopt(keyring, std::env::var(PASSWORD_ENV).ok())?;
+    let root = ring.root.as_ref().map_or("?", |(id, _)| id.as_str());
+    say!(
+        "the listing of {} ({} keys) is now version {}, signed by root key {root} ({})",
+        keyring.display(),
+        ring.keys.len(),
+        ring.version,
+        ring.root_public_path().display()
+    );
+    Ok(())
+}
+
+fn rotate(
+    ring: &mut Keyring,
+    password: Option<String>,
+    grace: std::time::Duration,
+) -> Result<(), CliError> {
+    let (new, old) = ring.rotate(password, grace)?;
+    say!(
+        "new active key {} ({})",
+        new.id,
+        ring.public_key_path(&new.id).display()
+    );
+    if let Some(old) = old {
+        say!(
+            "key {} retired: it verifies until {}; revoke it with `gauntlet keys revoke {}`",
+            old.id,
+            old.valid_until.as_deref().unwrap_or("?"),
+            old.id
+        );
+    }
+    Ok(())
+}
+
+fn revoke(ring: &mut Keyring, id: &str, reason: Option<String>) -> Result<(), CliError> {
+    // The key signs its own revocation: a protected one needs its password. A secret that
+    // is not here cannot sign it, and needs none.
+    let secret = ring
+        .get(id)
+        .and_then(|k| std::fs::read_to_string(ring.secret_key_path(&k.id)).ok());
+    let password = secret
+        .is_some_and(|s| gauntlet_trust::keys::is_encrypted(&s))
+        .then(|| password(false))
+        .transpose()?;
+    let (key, statement) = ring.revoke(id, reason, password)?;
+    say!(
+        "key {} revoked: nothing it signed verifies any more; its secret key is deleted",
+        key.id
+    );
+    match statement {
+        Some(path) => say!(
+            "its own revocation statement: {} (give it to verifiers that pin the key: --revocations)",
+            path.display()
+        ),
+        None => note!(
+            "note: key {} has no secret here, so it could not sign its own revocation; verifiers that pin it with --key learn of it only from this keyring: tell them to drop the pin",
+            key.id
+        ),
+    }
+    Ok(())
+}
+
+fn import(ring: &mut Keyring, file: &Path, grace: std::time::Duration) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+    let password = gauntlet_trust::keys::is_encrypted(&text)
+        .then(|| password(false))
+        .transpose()?;
+    let imported = ring.import(&text, &file.display().to_string(), password, grace)?;
+    let what = if imported.secret {
+        "the active signing key"
+    } else {
+        "a trusted key (it verifies; it never signs here)"
+    };
+    say!(
+        "imported key {} from {} as {what}",
+        imported.record.id,
+        file.display()
+    );
+    if let Some(old) = imported.retired {
+        say!(
+            "key {} retired: it verifies until {}",
+            old.id,
+            old.valid_until.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
 }
 
 fn list(ring: &Keyring, json: bool) {

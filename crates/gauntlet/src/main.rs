@@ -124,37 +124,13 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
     let global = cli.global;
     match cli.command {
         Command::Validate { file, steps } => validate(&file, &steps),
-        Command::Schema => {
-            say!(
-                "{}",
-                serde_json::to_string_pretty(&gauntlet_spec::json_schema()).unwrap_or_default()
-            );
-            Ok(exit::GO)
-        }
-        Command::Run(args) => {
-            let text = read_spec(&args.file)?;
-            let selection = args.execution.steps.selection(Vec::new());
-            let plan = plan(&args.file, &text, &selection, args.execution.seed)?;
-            if args.repeat == 1 {
-                return execute(plan, &args.file, text, &args.execution, &global)
-                    .map(|ran| ran.code);
-            }
-            repeat(plan, &args, text, &global)
-        }
+        Command::Schema => schema(),
+        Command::Run(args) => run_command(&args, &global),
         Command::Chaos {
             file,
             drill,
             execution,
-        } => {
-            let text = read_spec(&file)?;
-            let selection = gauntlet_spec::Selection {
-                only: vec![gauntlet_spec::StepName::Chaos],
-                drills: drill,
-                ..Default::default()
-            };
-            let plan = plan(&file, &text, &selection, execution.seed)?;
-            execute(plan, &file, text, &execution, &global).map(|ran| ran.code)
-        }
+        } => chaos_command(&file, drill, &execution, &global),
         Command::Stress {
             cpu,
             memory,
@@ -235,25 +211,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             http2,
             json,
         } => offline::load(&url, rate.as_deref(), &duration, connections, http2, json),
-        Command::Proxy {
-            listen,
-            upstream,
-            control,
-            name,
-            protocol,
-            seed,
-            fault_ttl,
-            allow_remote_control,
-        } => offline::proxy(offline::ProxyArgs {
-            listen,
-            upstream,
-            control,
-            name,
-            protocol,
-            seed,
-            fault_ttl,
-            allow_remote_control,
-        }),
+        Command::Proxy(args) => offline::proxy(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gauntlet", &mut script);
@@ -262,6 +220,41 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         }
         Command::DemoService(service) => demo_service(service),
     }
+}
+
+/// `gauntlet schema`: the spec's JSON Schema.
+fn schema() -> Result<i32, CliError> {
+    let schema = gauntlet_trust::json_document(&gauntlet_spec::json_schema(), "schema")?;
+    output::stdout_bytes(&schema);
+    Ok(exit::GO)
+}
+
+/// `gauntlet run`: the spec's steps once, or `--repeat` times from one plan.
+fn run_command(args: &cli::RunArgs, global: &Global) -> Result<i32, CliError> {
+    let text = read_spec(&args.file)?;
+    let selection = args.execution.steps.selection(Vec::new());
+    let plan = plan(&args.file, &text, &selection, args.execution.seed)?;
+    if args.repeat == 1 {
+        return execute(plan, &args.file, text, &args.execution, global).map(|ran| ran.code);
+    }
+    repeat(plan, args, text, global)
+}
+
+/// `gauntlet chaos`: the chaos step alone, or only the drills named.
+fn chaos_command(
+    file: &Path,
+    drills: Vec<String>,
+    execution: &cli::Execution,
+    global: &Global,
+) -> Result<i32, CliError> {
+    let text = read_spec(file)?;
+    let selection = gauntlet_spec::Selection {
+        only: vec![gauntlet_spec::StepName::Chaos],
+        drills,
+        ..Default::default()
+    };
+    let plan = plan(file, &text, &selection, execution.seed)?;
+    execute(plan, file, text, execution, global).map(|ran| ran.code)
 }
 
 pub(crate) fn read_spec(path: &Path) -> Result<String, CliError> {

@@ -11,7 +11,7 @@ use gauntlet_report::exit;
 use gauntlet_spec::units::{Duration as SpecDuration, Rate};
 use gauntlet_stats::Verdict;
 
-use crate::cli::{JudgeArg, JudgeArgs};
+use crate::cli::{JudgeArg, JudgeArgs, ProxyArgs};
 use crate::{CliError, read_spec, runtime};
 
 /// The run's own spec, when `file` sits in `RUN_DIR/evidence/STEP/`.
@@ -367,18 +367,6 @@ pub fn load(
         low = high;
     }
     Ok(exit::GO)
-}
-
-/// What `gauntlet proxy` was asked.
-pub struct ProxyArgs {
-    pub listen: std::net::SocketAddr,
-    pub upstream: String,
-    pub control: std::net::SocketAddr,
-    pub name: String,
-    pub protocol: crate::cli::ProxyProtocol,
-    pub seed: u64,
-    pub fault_ttl: String,
-    pub allow_remote_control: bool,
 }
 
 /// The token for `gauntlet proxy`'s control API: GAUNTLET_PROXY_TOKEN, else a fresh one.

@@ -151,68 +151,20 @@ pub fn verify_command(
         &trust,
         semantic,
     )?;
-    let mut lines = verification.lines();
-    let mut unlocked = Vec::new();
-    if let (Some(project), Some(locked), Ok(_)) =
-        (protected, &verification.lock, &verification.signature)
-    {
-        for path in &project.protected {
-            let rel = lock::relative(project.lock_dir(), path)?;
-            if !locked.files.iter().any(|f| f.path == rel) {
-                lines.push(format!(
-                    "  NOT LOCKED {rel}: protected by the spec but not in the signed lock"
-                ));
-                unlocked.push(rel);
-            }
-        }
-    }
+    let unlocked = protected
+        .map(|p| not_locked(p, &verification))
+        .transpose()?
+        .unwrap_or_default();
     let passed = verification.passed() && unlocked.is_empty();
     if json {
-        let files: Vec<serde_json::Value> = verification
-            .files
-            .iter()
-            .map(|f| {
-                let (status, changes) = match &f.outcome {
-                    lock::FileOutcome::Unchanged => ("unchanged", vec![]),
-                    lock::FileOutcome::Missing => ("missing", vec![]),
-                    lock::FileOutcome::Unreadable(e) => {
-                        ("unreadable", vec![serde_json::json!({"error": e})])
-                    }
-                    lock::FileOutcome::ChangedBytes { .. } => ("changed", vec![]),
-                    lock::FileOutcome::Reformatted => ("reformatted", vec![]),
-                    lock::FileOutcome::Changed(c) => (
-                        "changed",
-                        c.iter()
-                            .map(
-                                |c| serde_json::json!({"path": c.path, "old": c.old, "new": c.new}),
-                            )
-                            .collect(),
-                    ),
-                    lock::FileOutcome::DigestDiffers { locked, found } => (
-                        "changed",
-                        vec![serde_json::json!({"sha256": found, "signed": locked})],
-                    ),
-                };
-                serde_json::json!({"path": f.path, "status": status, "changes": changes})
-            })
-            .collect();
-        say!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "lock": lock_path.display().to_string(),
-                "passed": passed,
-                "version": verification.lock.as_ref().map(|l| l.version.clone()),
-                "signed_by": verification.signature.as_ref().ok().map(|v| v.key_id.clone()),
-                "signature_error": verification.signature.as_ref().err(),
-                "files": files,
-                "compared": verification.signature.is_ok(),
-                "not_locked": unlocked,
-            }))
-            .unwrap_or_default()
-        );
+        let summary = verify_json(&lock_path, &verification, &unlocked, passed)?;
+        say!("{summary}");
     } else {
-        for line in &lines {
+        for line in verification.lines() {
             say!("{line}");
+        }
+        for rel in &unlocked {
+            say!("  NOT LOCKED {rel}: protected by the spec but not in the signed lock");
         }
     }
     let relock = spec
@@ -220,12 +172,10 @@ pub fn verify_command(
         .unwrap_or_default();
     if passed {
         note!("verify: OK — every protected file is exactly as signed");
-        Ok(exit::GO)
     } else if verification.signature.is_err() {
         note!(
             "verify: FAILED — the lock's signature is refused, so no file was compared against it; if you changed the lock, re-sign it with `gauntlet lock{relock}`"
         );
-        Ok(exit::NO_GO)
     } else {
         let changed = verification.changed().count() + unlocked.len();
         note!(
@@ -238,8 +188,69 @@ pub fn verify_command(
                 lock_path.display()
             );
         }
-        Ok(exit::NO_GO)
     }
+    Ok(if passed { exit::GO } else { exit::NO_GO })
+}
+
+/// The files the spec protects that a lock whose signature holds does not cover.
+fn not_locked(
+    project: &Project,
+    verification: &lock::Verification,
+) -> Result<Vec<String>, CliError> {
+    let (Some(locked), Ok(_)) = (&verification.lock, &verification.signature) else {
+        return Ok(Vec::new());
+    };
+    let mut unlocked = Vec::new();
+    for path in &project.protected {
+        let rel = lock::relative(project.lock_dir(), path)?;
+        if !locked.files.iter().any(|f| f.path == rel) {
+            unlocked.push(rel);
+        }
+    }
+    Ok(unlocked)
+}
+
+/// `verify --json`: the lock, its signer, and every file's status and changes.
+fn verify_json(
+    lock_path: &Path,
+    verification: &lock::Verification,
+    unlocked: &[String],
+    passed: bool,
+) -> Result<String, CliError> {
+    let files: Vec<serde_json::Value> = verification.files.iter().map(file_json).collect();
+    let summary = serde_json::json!({
+        "lock": lock_path.display().to_string(),
+        "passed": passed,
+        "version": verification.lock.as_ref().map(|l| l.version.clone()),
+        "signed_by": verification.signature.as_ref().ok().map(|v| v.key_id.clone()),
+        "signature_error": verification.signature.as_ref().err(),
+        "files": files,
+        "compared": verification.signature.is_ok(),
+        "not_locked": unlocked,
+    });
+    let bytes = gauntlet_trust::json_document(&summary, "verification")?;
+    Ok(String::from_utf8_lossy(&bytes).trim_end().to_string())
+}
+
+fn file_json(f: &lock::FileCheck) -> serde_json::Value {
+    let (status, changes) = match &f.outcome {
+        lock::FileOutcome::Unchanged => ("unchanged", vec![]),
+        lock::FileOutcome::Missing => ("missing", vec![]),
+        lock::FileOutcome::Unreadable(e) => ("unreadable", vec![serde_json::json!({"error": e})]),
+        lock::FileOutcome::ChangedBytes { .. } => ("changed", vec![]),
+        lock::FileOutcome::Reformatted => ("reformatted", vec![]),
+        lock::FileOutcome::Changed(c) => (
+            "changed",
+            c.iter()
+                .map(|c| serde_json::json!({"path": c.path, "old": c.old, "new": c.new}))
+                .collect(),
+        ),
+        lock::FileOutcome::DigestDiffers { locked, found } => (
+            "changed",
+            vec![serde_json::json!({"sha256": found, "signed": locked})],
+        ),
+    };
+    serde_json::json!({"path": f.path, "status": status, "changes": changes})
 }
 
 /// `gauntlet sbom`: the application the SBOM describes comes from `--name`, else the spec's

@@ -74,43 +74,48 @@ pub(super) async fn alert_rule_checks(
         ),
     };
     valid.evidence = evidence.iter().cloned().collect();
-    let missing: Vec<&str> = alerts
-        .required
-        .iter()
-        .filter(|name| rules.alert(name).is_none())
-        .map(String::as_str)
-        .collect();
-    let defined = if missing.is_empty() {
-        defined
-            .measured(format!(
-                "{} of {} defined",
-                alerts.required.len(),
-                alerts.required.len()
-            ))
-            .outcome(Outcome::Pass, "every required alert has a rule")
-    } else {
-        let known: Vec<&str> = rules.alerts.iter().map(|a| a.name.as_str()).collect();
-        defined
-            .measured(format!("missing: {}", missing.join(", ")))
-            .outcome(
-                Outcome::Fail,
-                format!(
-                    "{shown} does not define {} (it defines: {})",
-                    missing.join(", "),
-                    if known.is_empty() {
-                        "no alerts".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ),
-            )
-    };
+    let defined = defines_required(defined, shown, &alerts.required, &rules);
     let mut checks = vec![valid, defined];
     let started = ctx.plan.prometheus.as_ref().is_some_and(|p| p.start);
     if let (Some(url), true) = (&ctx.prometheus, started) {
         checks.push(loaded(ctx, url, &alerts.required, severity).await);
     }
     checks
+}
+
+/// Whether the rules define every alert the spec requires.
+fn defines_required(
+    check: Check,
+    shown: &str,
+    required: &[String],
+    rules: &gauntlet_metrics::rules::Rules,
+) -> Check {
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|name| rules.alert(name).is_none())
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() {
+        let n = required.len();
+        return check
+            .measured(format!("{n} of {n} defined"))
+            .outcome(Outcome::Pass, "every required alert has a rule");
+    }
+    let known: Vec<&str> = rules.alerts.iter().map(|a| a.name.as_str()).collect();
+    let known = if known.is_empty() {
+        "no alerts".to_string()
+    } else {
+        known.join(", ")
+    };
+    check
+        .measured(format!("missing: {}", missing.join(", ")))
+        .outcome(
+            Outcome::Fail,
+            format!(
+                "{shown} does not define {} (it defines: {known})",
+                missing.join(", ")
+            ),
+        )
 }
 
 /// `promtool check rules FILE`: `Some(Ok(what it said))`, `Some(Err(why))`, or `None` when

@@ -307,39 +307,16 @@ async fn snapshot_flags(
     locked: Option<&Lock>,
     c: Check,
 ) -> (Check, Option<FlagSnapshot>) {
-    let source = ctx.plan.trust.as_ref().and_then(|t| t.flags.as_ref());
-    let fetched: Result<(String, serde_json::Value), String> = match source {
-        None => {
-            return (
-                c.outcome(
-                    Outcome::Inconclusive,
-                    "no flag source in `trust.flags`: the flags that ship are not frozen",
-                ),
-                None,
-            );
-        }
-        Some(FlagSource::File(file)) => {
-            // Resolved inside the spec's directory, symbolic links included.
-            gauntlet_spec::resolve_in(&project.spec_dir, file)
-                .map_err(|e| e.to_string())
-                .and_then(|path| {
-                    let raw =
-                        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    let c = canonical::canonicalize(&path, &raw).map_err(|e| e.to_string())?;
-                    Ok((path.display().to_string(), c.value.unwrap_or_default()))
-                })
-        }
-        Some(FlagSource::Endpoint(path)) => {
-            let out = Outgoing::get(&ctx.candidate, path);
-            match ctx.client.send(&out).await {
-                Ok(r) if r.is_success() => serde_json::from_slice(&r.body)
-                    .map(|v| (format!("candidate {path}"), v))
-                    .map_err(|e| format!("GET {path} did not answer JSON: {e}")),
-                Ok(r) => Err(format!("GET {path} answered {}", r.status)),
-                Err(e) => Err(format!("GET {path}: {e}")),
-            }
-        }
+    let Some(source) = ctx.plan.trust.as_ref().and_then(|t| t.flags.as_ref()) else {
+        return (
+            c.outcome(
+                Outcome::Inconclusive,
+                "no flag source in `trust.flags`: the flags that ship are not frozen",
+            ),
+            None,
+        );
     };
+    let fetched = fetch_flags(ctx, project, source).await;
     let (source, values) = match fetched {
         Ok(v) => v,
         Err(e) => {
@@ -405,6 +382,35 @@ async fn snapshot_flags(
         )
     };
     (finish, Some(snapshot))
+}
+
+/// The flags in force and where they were read: the spec's flag file, or the candidate's
+/// flag endpoint.
+async fn fetch_flags(
+    ctx: &RunContext,
+    project: &Project,
+    source: &FlagSource,
+) -> Result<(String, serde_json::Value), String> {
+    match source {
+        FlagSource::File(file) => {
+            // Resolved inside the spec's directory, symbolic links included.
+            let path =
+                gauntlet_spec::resolve_in(&project.spec_dir, file).map_err(|e| e.to_string())?;
+            let raw = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let c = canonical::canonicalize(&path, &raw).map_err(|e| e.to_string())?;
+            Ok((path.display().to_string(), c.value.unwrap_or_default()))
+        }
+        FlagSource::Endpoint(path) => {
+            let out = Outgoing::get(&ctx.candidate, path);
+            match ctx.client.send(&out).await {
+                Ok(r) if r.is_success() => serde_json::from_slice(&r.body)
+                    .map(|v| (format!("candidate {path}"), v))
+                    .map_err(|e| format!("GET {path} did not answer JSON: {e}")),
+                Ok(r) => Err(format!("GET {path} answered {}", r.status)),
+                Err(e) => Err(format!("GET {path}: {e}")),
+            }
+        }
+    }
 }
 
 fn take_sbom(ctx: &RunContext, project: &Project, c: Check) -> (Check, Option<SbomRecord>) {

@@ -170,34 +170,75 @@ fn key_drill(
     config: &RotationPlan,
     scratch: &Scratch,
 ) -> Result<Vec<Finding>, String> {
-    let event = |kind: &str, message: String| ctx.recorder.event(Some(STEP), kind, message);
-    let mut ring = Keyring::open(&scratch.keys).map_err(|e| e.to_string())?;
-    let old = ring.generate(None).map_err(|e| e.to_string())?;
-    // Start from the version of the project's signed lock, if it has one.
-    let start = Lock::parse(
-        &std::fs::read(Project::of(ctx.plan.trust.as_ref(), &ctx.spec_path).lock_path)
-            .unwrap_or_default(),
-        "lock",
-    )
-    .map_or_else(|_| "1.0.0".to_string(), |l| l.version);
-    scratch.sign(&ring, &start, ctx)?;
-    let before = scratch.verify(&ring)?;
-    if !before.passed() {
-        return Err(format!(
-            "the scratch lock signed by the old key did not verify to begin with: {}",
-            before.lines().join("; ")
-        ));
-    }
-    let old_lock = std::fs::read(&scratch.lock).map_err(|e| e.to_string())?;
-    let old_sig = std::fs::read(lock::signature_path(&scratch.lock)).map_err(|e| e.to_string())?;
-    let old_envelope = decision_probe(ctx, &ring)?;
-    event(
-        "key-generated",
-        format!("old key {} signed manifest {start}", old.id),
-    );
+    let mut old = OldKey::sign(ctx, scratch)?;
+    let a = rotate_key(ctx, config, scratch, &mut old)?;
+    let b = revoke_old(ctx, &mut old)?;
+    // (c) A threshold changed without signing.
+    let c = tamper_threshold(config, scratch, &old.ring);
+    ctx.recorder
+        .event(Some(STEP), "threshold-tampered", c.1.clone());
+    // (d) A prompt changed without signing.
+    let d = tamper_prompt(config, scratch, &old.ring);
+    ctx.recorder
+        .event(Some(STEP), "prompt-tampered", d.1.clone());
+    Ok(vec![a, b, c, d])
+}
 
-    // (a) A new key, the manifest re-signed with a bumped version.
-    let (new, _) = ring
+/// The scratch keyring's first key and what it signed before the rotation: the manifest
+/// (at the project lock's version) and an attestation.
+struct OldKey {
+    ring: Keyring,
+    key: gauntlet_trust::keyring::KeyRecord,
+    version: String,
+    lock: Vec<u8>,
+    signature: Vec<u8>,
+    envelope: Vec<u8>,
+}
+
+impl OldKey {
+    fn sign(ctx: &RunContext, scratch: &Scratch) -> Result<OldKey, String> {
+        let mut ring = Keyring::open(&scratch.keys).map_err(|e| e.to_string())?;
+        let key = ring.generate(None).map_err(|e| e.to_string())?;
+        // Start from the version of the project's signed lock; without one, from 1.0.0.
+        let project_lock = Project::of(ctx.plan.trust.as_ref(), &ctx.spec_path).lock_path;
+        let version = std::fs::read(project_lock)
+            .ok()
+            .and_then(|bytes| Lock::parse(&bytes, "lock").ok())
+            .map_or_else(|| "1.0.0".to_string(), |l| l.version);
+        scratch.sign(&ring, &version, ctx)?;
+        let before = scratch.verify(&ring)?;
+        if !before.passed() {
+            return Err(format!(
+                "the scratch lock signed by the old key did not verify to begin with: {}",
+                before.lines().join("; ")
+            ));
+        }
+        let lock = std::fs::read(&scratch.lock).map_err(|e| e.to_string())?;
+        let signature =
+            std::fs::read(lock::signature_path(&scratch.lock)).map_err(|e| e.to_string())?;
+        let envelope = decision_probe(ctx, &ring)?;
+        let said = format!("old key {} signed manifest {version}", key.id);
+        ctx.recorder.event(Some(STEP), "key-generated", said);
+        Ok(OldKey {
+            ring,
+            key,
+            version,
+            lock,
+            signature,
+            envelope,
+        })
+    }
+}
+
+/// (a) A new key, the manifest re-signed with a bumped version and verified as its.
+fn rotate_key(
+    ctx: &RunContext,
+    config: &RotationPlan,
+    scratch: &Scratch,
+    old: &mut OldKey,
+) -> Result<Finding, String> {
+    let (new, _) = old
+        .ring
         .rotate(None, Duration::from_secs(3600))
         .map_err(|e| e.to_string())?;
     let bump = match config.bump {
@@ -205,15 +246,14 @@ fn key_drill(
         VersionBump::Minor => Bump::Minor,
         VersionBump::Patch => Bump::Patch,
     };
-    let next = lock::bump_version(Some(&start), bump).map_err(|e| e.to_string())?;
-    scratch.sign(&ring, &next, ctx)?;
-    let after = scratch.verify(&ring)?;
-    event(
-        "key-rotated",
-        format!("new key {} signed manifest {next}", new.id),
-    );
-    let newer = semver_greater(&next, &start);
-    let a = match (&after.signature, after.passed(), newer) {
+    let start = &old.version;
+    let next = lock::bump_version(Some(start), bump).map_err(|e| e.to_string())?;
+    scratch.sign(&old.ring, &next, ctx)?;
+    let after = scratch.verify(&old.ring)?;
+    let said = format!("new key {} signed manifest {next}", new.id);
+    ctx.recorder.event(Some(STEP), "key-rotated", said);
+    let newer = semver_greater(&next, start);
+    Ok(match (&after.signature, after.passed(), newer) {
         (Ok(v), true, true) if v.key_id == new.id => (
             Outcome::Pass,
             format!(
@@ -231,52 +271,52 @@ fn key_drill(
             ),
             None,
         ),
-    };
+    })
+}
 
-    // (b) The old key, revoked, verifies nothing: neither its lock nor its attestation.
-    ring.revoke(&old.id, Some("rotation drill".into()), None)
+/// (b) The old key, revoked, verifies nothing: neither its lock nor its attestation.
+fn revoke_old(ctx: &RunContext, old: &mut OldKey) -> Result<Finding, String> {
+    let id = old.key.id.clone();
+    old.ring
+        .revoke(&id, Some("rotation drill".into()), None)
         .map_err(|e| e.to_string())?;
-    let lock_refusal = ring.verify(&old_lock, &old_sig, "the old lock").err();
+    let lock_refusal = old
+        .ring
+        .verify(&old.lock, &old.signature, "the old lock")
+        .err();
     let envelope_refusal = gauntlet_trust::attest::verify(
-        &old_envelope,
-        &Trust::Keyring(ring.clone()),
+        &old.envelope,
+        &Trust::Keyring(old.ring.clone()),
         "the old attestation",
     )
     .err();
-    event("key-revoked", format!("old key {} revoked", old.id));
-    let b = match (lock_refusal, envelope_refusal) {
+    ctx.recorder
+        .event(Some(STEP), "key-revoked", format!("old key {id} revoked"));
+    let refused = |e: Option<gauntlet_trust::TrustError>| {
+        e.map_or("still verifies".into(), |e| {
+            format!("refused for another reason ({e})")
+        })
+    };
+    Ok(match (lock_refusal, envelope_refusal) {
         (Some(l), Some(e))
             if l.to_string().contains("revoked") && e.to_string().contains("revoked") =>
         {
             (
                 Outcome::Pass,
-                format!("after revoking key {}: {l}; {e}", old.id),
+                format!("after revoking key {id}: {l}; {e}"),
                 Some("2 of 2 refused".into()),
             )
         }
         (l, e) => (
             Outcome::Fail,
             format!(
-                "key {} was revoked, yet: lock {}, attestation {}",
-                old.id,
-                l.map_or("still verifies".into(), |e| format!(
-                    "refused for another reason ({e})"
-                )),
-                e.map_or("still verifies".into(), |e| format!(
-                    "refused for another reason ({e})"
-                ))
+                "key {id} was revoked, yet: lock {}, attestation {}",
+                refused(l),
+                refused(e)
             ),
             None,
         ),
-    };
-
-    // (c) A threshold changed without signing.
-    let c = tamper_threshold(config, scratch, &ring);
-    event("threshold-tampered", c.1.clone());
-    // (d) A prompt changed without signing.
-    let d = tamper_prompt(config, scratch, &ring);
-    event("prompt-tampered", d.1.clone());
-    Ok(vec![a, b, c, d])
+    })
 }
 
 fn semver_greater(a: &str, b: &str) -> bool {
