@@ -20,6 +20,35 @@ pub trait Observer: Send + Sync {
     fn event(&self, _event: &TimelineEvent) {}
     /// A long wait advancing: `done` of `total` units of `what`.
     fn progress(&self, _step: &str, _what: &str, _done: u64, _total: u64) {}
+    /// A canary stage being judged (about once a second), and how it ended.
+    fn stage(&self, _stage: &StageState) {}
+}
+
+/// A canary stage as it is judged: what a server shows live and answers controllers with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StageState {
+    /// 0-based, among the canary's stages.
+    pub index: usize,
+    pub label: String,
+    /// Stages accepted before this one.
+    pub accepted: usize,
+    /// `judging`, or how the stage ended: `accepted`, `rejected`, `aborted`, `undecided`,
+    /// `unmeasured`.
+    pub state: &'static str,
+    pub judges: Vec<JudgeState>,
+}
+
+/// One judge of a stage, now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JudgeState {
+    pub name: &'static str,
+    pub dry_run: bool,
+    pub samples: u64,
+    /// The statistic and its boundaries at the last point of the judge's path.
+    pub statistic: Option<f64>,
+    pub reject_at: Option<f64>,
+    pub accept_at: Option<f64>,
+    pub verdict: gauntlet_stats::Verdict,
 }
 
 /// An observer that ignores everything (tests, `--quiet`).
@@ -97,6 +126,10 @@ impl Recorder {
 
     pub fn progress(&self, step: &str, what: &str, done: u64, total: u64) {
         self.observer.progress(step, what, done, total);
+    }
+
+    pub fn stage(&self, stage: &StageState) {
+        self.observer.stage(stage);
     }
 
     pub fn step_started(&self, step: &str) {

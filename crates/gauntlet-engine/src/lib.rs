@@ -26,7 +26,7 @@ mod testing;
 mod timeline;
 pub mod trust;
 
-pub use context::{Observer, RunContext, Silent, now_rfc3339};
+pub use context::{JudgeState, Observer, RunContext, Silent, StageState, now_rfc3339};
 pub use decision::{SETUP_STEP, decide};
 pub use identity::ProcessIdentity;
 pub use run::{

@@ -33,6 +33,10 @@ pub enum PromError {
     /// An answer that is not what the API documents.
     #[error("unexpected answer from Prometheus: {0}")]
     Decode(String),
+    /// The server answered with warnings (a partial answer from Thanos or Mimir, a store
+    /// that did not respond): what it says cannot be trusted as whole.
+    #[error("Prometheus answered partially: {0}")]
+    Partial(String),
     /// HTTP 401 or 403: the server wants credentials, or refused the ones sent.
     #[error("Prometheus at {url} refused access (HTTP {status}): {hint}")]
     Unauthorized {
@@ -146,6 +150,8 @@ pub struct Prometheus {
     base: String,
     client: HttpClient,
     auth: Option<Auth>,
+    /// Sent as `X-Scope-OrgID` (Mimir, Cortex, Thanos receive/query with tenancy).
+    tenant: Option<String>,
     attempts: u32,
     backoff: Duration,
 }
@@ -165,6 +171,8 @@ struct Envelope {
     error_type: String,
     #[serde(default)]
     error: String,
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 impl Prometheus {
@@ -174,6 +182,7 @@ impl Prometheus {
             base: base.trim_end_matches('/').to_string(),
             client: HttpClient::new(timeout).with_body_limit(BODY_LIMIT),
             auth: Auth::from_env(),
+            tenant: None,
             attempts: 3,
             backoff: Duration::from_millis(200),
         }
@@ -191,6 +200,12 @@ impl Prometheus {
         self
     }
 
+    /// Queries as tenant `tenant` (`X-Scope-OrgID`), when one is given.
+    pub fn with_tenant(mut self, tenant: Option<String>) -> Prometheus {
+        self.tenant = tenant;
+        self
+    }
+
     pub fn url(&self) -> &str {
         &self.base
     }
@@ -200,6 +215,9 @@ impl Prometheus {
         let mut out = Outgoing::get(&self.base, path);
         if let Some(auth) = &self.auth {
             out.headers.insert("authorization".into(), auth.header());
+        }
+        if let Some(tenant) = &self.tenant {
+            out.headers.insert("x-scope-orgid".into(), tenant.clone());
         }
         out
     }
@@ -224,6 +242,11 @@ impl Prometheus {
     }
 
     async fn get(&self, path: &str) -> Result<Value, PromError> {
+        self.get_whole(path, false).await
+    }
+
+    /// `whole`: an answer with warnings is refused as partial.
+    async fn get_whole(&self, path: &str, whole: bool) -> Result<Value, PromError> {
         let out = self.outgoing(path);
         let mut last = String::new();
         let mut wait = self.backoff;
@@ -242,6 +265,9 @@ impl Prometheus {
                         ))
                     })?;
                     return if envelope.status == "success" {
+                        if whole && !envelope.warnings.is_empty() {
+                            return Err(PromError::Partial(envelope.warnings.join("; ")));
+                        }
                         Ok(envelope.data)
                     } else {
                         Err(PromError::Query {
@@ -296,11 +322,26 @@ impl Prometheus {
         query: &str,
         time: Option<f64>,
     ) -> Result<Vec<InstantSample>, PromError> {
+        self.instant(query, time, false).await
+    }
+
+    /// An instant query now whose answer must be whole: one with warnings (a partial
+    /// answer) is `PromError::Partial`. What a decision is read from.
+    pub async fn query_whole(&self, query: &str) -> Result<Vec<InstantSample>, PromError> {
+        self.instant(query, None, true).await
+    }
+
+    async fn instant(
+        &self,
+        query: &str,
+        time: Option<f64>,
+        whole: bool,
+    ) -> Result<Vec<InstantSample>, PromError> {
         let mut path = format!("/api/v1/query?query={}", encode(query));
         if let Some(t) = time {
             path.push_str(&format!("&time={t}"));
         }
-        let data = self.get(&path).await?;
+        let data = self.get_whole(&path, whole).await?;
         match data["resultType"].as_str() {
             Some("vector") => data["result"]
                 .as_array()

@@ -9,10 +9,13 @@
 //! - **Flagger** (webhooks): `POST /v1/judge/flagger/{hook}` with Flagger's payload; the key
 //!   is the canary's name, namespace and checksum. Only 200–202 count for Flagger, so each
 //!   hook answers 2xx exactly when its condition holds (409 otherwise, with the verdict in
-//!   the body, which Flagger shows in its events): `confirm-rollout` starts the run and
-//!   holds the rollout until it is GO or CONDITIONAL; `confirm-promotion` until it is GO
-//!   with its sign-offs; `rollback` answers 2xx only on NO-GO; `post-rollout` and `event`
-//!   are recorded.
+//!   the body, which Flagger shows in its events): `confirm-rollout` starts the run of the
+//!   pre-traffic steps and holds the rollout until it is GO or CONDITIONAL;
+//!   `confirm-traffic-increase` starts the canary (keyed `KEY/canary`, judging the traffic
+//!   Flagger moves, from Prometheus) and says yes to the first increase, then to one more
+//!   each time a stage's sequential test accepts; `confirm-promotion` holds until both runs
+//!   are GO with their sign-offs; `rollback` answers 2xx when either is NO-GO;
+//!   `post-rollout` and `event` are recorded.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,7 +35,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::api::{ApiError, Asked, Shared, audit, authorize, parse_body, with_store};
-use crate::runs::RunRequest;
+use crate::runs::{Increase, RunRequest};
 use crate::tokens::Role;
 
 /// What a run says to a controller now.
@@ -106,7 +109,7 @@ impl FlaggerPayload {
     }
 
     /// What to run; by default the pre-traffic steps of `configured`: everything but the
-    /// canary and its rehearsal, which need the traffic Flagger has not moved yet.
+    /// canary and its rehearsal (skipped), which need the traffic Flagger has not moved yet.
     pub fn run_request(&self, configured: &[StepName]) -> Result<RunRequest, ApiError> {
         let list = |key: &str| {
             self.metadata
@@ -120,13 +123,15 @@ impl FlaggerPayload {
                 })
                 .unwrap_or_default()
         };
-        let mut only: Vec<String> = list("only");
-        let skip: Vec<String> = list("skip");
+        let only: Vec<String> = list("only");
+        let mut skip: Vec<String> = list("skip");
         if only.is_empty() && skip.is_empty() {
+            // Skipped rather than the rest listed in `only`: a spec whose only step needs
+            // traffic must not run it here (an empty `only` would mean every step).
             let needs_traffic = [StepName::Canary, StepName::RollbackRehearsal];
-            only = configured
+            skip = configured
                 .iter()
-                .filter(|s| !needs_traffic.contains(s))
+                .filter(|s| needs_traffic.contains(s))
                 .map(|s| s.as_str().to_string())
                 .collect();
         }
@@ -150,6 +155,7 @@ impl FlaggerPayload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
     ConfirmRollout,
+    ConfirmTrafficIncrease,
     ConfirmPromotion,
     Rollback,
     Record,
@@ -159,6 +165,7 @@ impl Hook {
     pub fn parse(name: &str) -> Option<Hook> {
         Some(match name {
             "confirm-rollout" => Hook::ConfirmRollout,
+            "confirm-traffic-increase" => Hook::ConfirmTrafficIncrease,
             "confirm-promotion" => Hook::ConfirmPromotion,
             "rollback" => Hook::Rollback,
             "post-rollout" | "event" => Hook::Record,
@@ -170,6 +177,8 @@ impl Hook {
     pub fn holds(self, decision: &str) -> bool {
         match self {
             Hook::ConfirmRollout => decision == "GO" || decision == "CONDITIONAL",
+            // Every stage accepted: the canary is GO, and more traffic may go on.
+            Hook::ConfirmTrafficIncrease => decision == "GO",
             Hook::ConfirmPromotion => decision == "GO",
             Hook::Rollback => decision == "NO-GO",
             Hook::Record => true,
@@ -323,7 +332,7 @@ pub(crate) async fn flagger(
     let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
     let hook = Hook::parse(&hook).ok_or_else(|| {
         ApiError::NotFound(format!(
-            "no Flagger hook `{hook}`: confirm-rollout, confirm-promotion, rollback, post-rollout, event"
+            "no Flagger hook `{hook}`: confirm-rollout, confirm-traffic-increase, confirm-promotion, rollback, post-rollout, event"
         ))
     })?;
     let key = payload.key();
@@ -349,15 +358,51 @@ pub(crate) async fn flagger(
             }
             run
         }
+        Hook::ConfirmTrafficIncrease => {
+            let canary = canary_key(&key);
+            let request = RunRequest {
+                only: vec![StepName::Canary.as_str().to_string()],
+                ..payload.run_request(&[])?
+            };
+            let (run, started) = state.runs.start_keyed(&service, &canary, &request).await?;
+            if started {
+                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
+            }
+            let url = format!("/v1/runs/{run}");
+            let answer = |status: StatusCode, decision: &str, reason: String| {
+                let body = Verdict {
+                    decision: decision.to_string(),
+                    reason,
+                    run: run.clone(),
+                    url: url.clone(),
+                };
+                (status, Json(body)).into_response()
+            };
+            match state.runs.increase(&run) {
+                Increase::Granted(why) => return Ok(answer(StatusCode::OK, CONTINUE, why)),
+                Increase::Held(why) => return Ok(answer(StatusCode::CONFLICT, CONTINUE, why)),
+                Increase::NotLive => run,
+            }
+        }
         Hook::ConfirmPromotion | Hook::Rollback => {
             let lookup = key.clone();
-            match with_store(&state, move |store| store.keyed_run(&lookup)).await? {
-                Some(run) => run,
-                None => {
-                    let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
-                    return Ok((StatusCode::CONFLICT, Json(body)).into_response());
-                }
+            let Some(run) = with_store(&state, move |store| store.keyed_run(&lookup)).await? else {
+                let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
+                return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+            };
+            let lookup = canary_key(&key);
+            let canary = with_store(&state, move |store| store.keyed_run(&lookup)).await?;
+            let mut verdicts = vec![verdict(&state, &run).await?];
+            if let Some(canary) = canary {
+                verdicts.push(verdict(&state, &canary).await?);
             }
+            let verdict = both(hook, verdicts);
+            let status = if hook.holds(&verdict.decision) {
+                StatusCode::OK
+            } else {
+                StatusCode::CONFLICT
+            };
+            return Ok((status, Json(verdict)).into_response());
         }
     };
     let verdict = verdict(&state, &run).await?;
@@ -367,4 +412,27 @@ pub(crate) async fn flagger(
         StatusCode::CONFLICT
     };
     Ok((status, Json(verdict)).into_response())
+}
+
+/// The key of the canary run judging the traffic a Flagger canary moves.
+fn canary_key(key: &str) -> String {
+    format!("{key}/canary")
+}
+
+/// The pre-traffic run's verdict and the canary's, as one: for a rollback the first NO-GO
+/// (either is reason to roll back), else the first that is not GO (promotion needs both).
+fn both(hook: Hook, verdicts: Vec<Verdict>) -> Verdict {
+    let pick = |wanted: &dyn Fn(&Verdict) -> bool| verdicts.iter().find(|v| wanted(v)).cloned();
+    let found = match hook {
+        Hook::Rollback => pick(&|v| v.decision == "NO-GO"),
+        _ => pick(&|v| v.decision != "GO"),
+    };
+    found
+        .or_else(|| verdicts.last().cloned())
+        .unwrap_or_else(|| Verdict {
+            decision: "INCONCLUSIVE".into(),
+            reason: "no run".into(),
+            run: String::new(),
+            url: String::new(),
+        })
 }

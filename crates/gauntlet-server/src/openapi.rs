@@ -156,7 +156,7 @@ pub const ROUTES: &[Route] = &[
         method: "POST",
         path: "/v1/judge/flagger/{hook}",
         role: Role::Operator,
-        summary: "Flagger webhook (confirm-rollout, confirm-promotion, rollback, event): 2xx exactly when the hook's condition holds",
+        summary: "Flagger webhook (confirm-rollout, confirm-traffic-increase, confirm-promotion, rollback, post-rollout, event): 2xx exactly when the hook's condition holds",
         body: Some(schema_of::<crate::judge::FlaggerPayload>),
         answer: Some(schema_of::<crate::judge::Verdict>),
         statuses: &[

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gauntlet_engine::{CancellationToken, RunOptions, Silent};
+use gauntlet_engine::{CancellationToken, Observer, RunOptions, StageState};
 use gauntlet_spec::Selection;
 
 use crate::config::ServerConfig;
@@ -46,6 +46,55 @@ struct Live {
     service: String,
     cancel: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    watch: Arc<Watch>,
+}
+
+/// What a live run tells the server as it goes: its canary stage now (for `/metrics` and
+/// for a controller asking whether to move more traffic).
+struct Watch {
+    service: String,
+    run: String,
+    metrics: Arc<Metrics>,
+    now: Mutex<Watched>,
+}
+
+#[derive(Default)]
+struct Watched {
+    stage: Option<StageState>,
+    /// The judge series `/metrics` shows for it.
+    shown: Vec<crate::metrics::JudgeLabels>,
+    /// Traffic increases granted to a controller so far.
+    granted: usize,
+}
+
+impl Observer for Watch {
+    fn stage(&self, stage: &StageState) {
+        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        if now.stage.as_ref().is_some_and(|s| s.index != stage.index) {
+            self.metrics.forget(&now.shown);
+        }
+        now.shown = self.metrics.judging(&self.service, &self.run, stage);
+        now.stage = Some(stage.clone());
+    }
+}
+
+impl Watch {
+    fn forget(&self) {
+        let now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        self.metrics.forget(&now.shown);
+    }
+}
+
+/// Whether a controller may move more traffic to the candidate now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Increase {
+    /// Yes: a stage accepted since the last increase (or none was granted yet: the first
+    /// traffic starts the first stage).
+    Granted(String),
+    /// Not yet: the stage in progress has not accepted.
+    Held(String),
+    /// The run is not live here (finished, or on another server).
+    NotLive,
 }
 
 pub struct Runs {
@@ -152,8 +201,15 @@ impl Runs {
         let (id, name) = (run_id.to_string(), service.to_string());
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let plan = planned.plan;
+        let watch = Arc::new(Watch {
+            service: service.to_string(),
+            run: run_id.to_string(),
+            metrics: self.metrics.clone(),
+            now: Mutex::default(),
+        });
+        let observer = watch.clone();
         let task = tokio::spawn(async move {
-            let ran = gauntlet_engine::run(plan, options, Arc::new(Silent)).await;
+            let ran = gauntlet_engine::run(plan, options, observer).await;
             runs.finished(&id, &name, ran);
         });
         live.insert(
@@ -162,6 +218,7 @@ impl Runs {
                 service: service.to_string(),
                 cancel,
                 task,
+                watch,
             },
         );
         self.metrics.live_runs.set(live.len() as i64);
@@ -175,7 +232,9 @@ impl Runs {
         ran: Result<gauntlet_engine::RunOutcome, gauntlet_engine::EngineError>,
     ) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.remove(run);
+        if let Some(ended) = live.remove(run) {
+            ended.watch.forget();
+        }
         self.metrics.live_runs.set(live.len() as i64);
         match ran {
             Ok(outcome) => {
@@ -232,6 +291,44 @@ impl Runs {
     pub fn live_service(&self, run: &str) -> Option<String> {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.get(run).map(|l| l.service.clone())
+    }
+
+    /// The canary stage a live run is judging, or last judged.
+    pub fn stage(&self, run: &str) -> Option<StageState> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let watch = live.get(run)?.watch.clone();
+        drop(live);
+        let now = watch.now.lock().unwrap_or_else(|e| e.into_inner());
+        now.stage.clone()
+    }
+
+    /// Grants a controller one more traffic increase when a stage has accepted since the
+    /// last one it was granted (the first is granted at once: its traffic starts stage 1).
+    pub fn increase(&self, run: &str) -> Increase {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(watch) = live.get(run).map(|l| l.watch.clone()) else {
+            return Increase::NotLive;
+        };
+        drop(live);
+        let mut now = watch.now.lock().unwrap_or_else(|e| e.into_inner());
+        let accepted = now
+            .stage
+            .as_ref()
+            .map_or(0, |s| s.accepted + usize::from(s.state == "accepted"));
+        let stage = now.stage.as_ref().map(|s| s.label.clone());
+        if accepted >= now.granted {
+            now.granted += 1;
+            let why = match stage {
+                None => "the canary starts judging with this traffic".to_string(),
+                Some(label) => format!("{label} accepted: {accepted} stage(s) accepted"),
+            };
+            return Increase::Granted(why);
+        }
+        let why = match &now.stage {
+            Some(s) => format!("{} is {}", s.label, s.state),
+            None => "the canary has not started judging yet".to_string(),
+        };
+        Increase::Held(why)
     }
 
     /// Asks a live run to stop; `false` when it is not running here.

@@ -325,7 +325,7 @@ fn the_shipped_controller_examples_match_the_contract() {
     let flagger = std::fs::read_to_string(root.join("flagger/canary.yaml")).unwrap();
     let canary: Value = serde_saphyr::from_str(&flagger).unwrap();
     let hooks = canary["spec"]["analysis"]["webhooks"].as_array().unwrap();
-    assert_eq!(hooks.len(), 4);
+    assert_eq!(hooks.len(), 5);
     for hook in hooks {
         let url = hook["url"].as_str().unwrap();
         let name = url.rsplit('/').next().unwrap();
@@ -338,6 +338,11 @@ fn the_shipped_controller_examples_match_the_contract() {
             "{name}"
         );
     }
+    // The spec that goes with it plans, its canary counted by Prometheus.
+    let spec = std::fs::read_to_string(root.join("flagger/gauntlet.yaml")).unwrap();
+    let plan = gauntlet_spec::plan_str("gauntlet.yaml", &spec, &Default::default(), 1).unwrap();
+    let source = plan.canary().and_then(|c| c.source.as_ref()).unwrap();
+    assert_ne!(source.arms[0].requests, source.arms[1].requests);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

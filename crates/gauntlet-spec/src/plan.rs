@@ -96,6 +96,13 @@ impl Plan {
         })
     }
 
+    pub fn canary(&self) -> Option<&crate::CanaryPlan> {
+        self.steps.iter().find_map(|s| match s {
+            StepPlan::Canary(c) => Some(c),
+            _ => None,
+        })
+    }
+
     pub fn gates(&self) -> Option<&GatesPlan> {
         self.steps.iter().find_map(|s| match s {
             StepPlan::Gates(g) => Some(g),

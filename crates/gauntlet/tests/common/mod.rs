@@ -2,9 +2,12 @@
 //! in it with none of the user's gauntlet settings.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -129,4 +132,91 @@ pub fn assert_nothing_running_under(path: &Path) {
         "left running: {}",
         text(&left.stdout)
     );
+}
+
+/// A running `gauntlet serve`, its address, and its log lines as they come.
+pub struct Served {
+    pub child: Child,
+    pub base: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Served {
+    pub fn start(s: &Scratch) -> Served {
+        let mut child = s
+            .command()
+            .args(["serve", "--config", "server.yaml", "--log-format", "json"])
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("gauntlet serve starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut served = Served {
+            child,
+            base: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        let said = served.wait_for("listening on http://");
+        served.base = said[said.find("http://").unwrap()..].trim().to_string();
+        served
+    }
+
+    /// The first log line containing `needle` (waiting for it, bounded).
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no `{needle}` in the log: {:#?}", self.seen));
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+        let mut out = gauntlet_net::Outgoing::get(&self.base, path);
+        out.method = method.into();
+        out.headers
+            .insert("authorization".into(), format!("Bearer {token}"));
+        out.body = body.map(str::to_string);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = gauntlet_net::HttpClient::new(Duration::from_secs(10));
+        let answer = runtime
+            .block_on(client.send(&out))
+            .expect("the server answers");
+        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+        (answer.status, body)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A token with `role` from the server config `server.yaml` here.
+pub fn token(s: &Scratch, role: &str) -> String {
+    let out = s.run(&["token", "create", "--config", "server.yaml", "--role", role]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
 }

@@ -43,6 +43,9 @@ pub fn judge_checks(
                         Outcome::Inconclusive,
                         "no boundary crossed before the bake ended",
                     ),
+                    StageEnd::Unmeasured(_) => {
+                        (Outcome::Inconclusive, "the counts could not be trusted")
+                    }
                     _ => (Outcome::Skipped, "undecided when the stage ended"),
                 },
             };

@@ -3,6 +3,10 @@
 //! acceptance moves to the next stage early; a stage that runs out of bake time without a
 //! decision is inconclusive (a truncated sequential test is never a pass).
 //!
+//! With `source: {prometheus: …}` the traffic is a controller's (Argo Rollouts, Flagger):
+//! no split, no load; each stage is judged on the per-arm counts Prometheus holds
+//! (`prometheus.rs`), and promotion and rollback are the hooks' and the controller's.
+//!
 //! The rollback rehearsal runs the same parts: `panel.rs` (the judges), `stage.rs` (a stage
 //! through the split), `load.rs` (its traffic), `recording.rs` (what the panel saw, for
 //! `gauntlet judge`), `hooks.rs` (promotion and rollback), `evidence.rs` (checks and files).
@@ -11,6 +15,7 @@ mod evidence;
 mod hooks;
 mod load;
 mod panel;
+mod prometheus;
 mod recording;
 mod stage;
 
@@ -27,9 +32,11 @@ pub use stage::{ArmTotals, LatencySample, StageEnd, StageJudge, StageRun};
 use gauntlet_net::TrafficSplit;
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{CanaryPlan, Stage as StagePlan, StageWeight, StepMeta};
+use gauntlet_stats::Observation;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{Step, StepFuture, StepOutput, severity};
-use crate::context::RunContext;
+use crate::context::{RunContext, StageState};
 
 const STEP: &str = gauntlet_spec::StepName::Canary.as_str();
 
@@ -52,39 +59,19 @@ impl Step for Canary {
 /// **roll back** at once; when every stage accepted, **promote**.
 async fn run(ctx: &RunContext, config: &CanaryPlan) -> StepOutput {
     let severity = severity(&config.meta);
-    let Some(baseline) = &ctx.baseline else {
-        return vec![Check::new(STEP, "baseline", severity).outcome(
-            Outcome::Inconclusive,
-            "the canary compares the candidate with a baseline, and `targets.baseline` is not set",
-        )]
-        .into();
+    let traffic = match &config.source {
+        Some(plan) => Traffic::Counted(Box::new(prometheus::Source::new(plan))),
+        None => match split(ctx, config, severity).await {
+            Ok(traffic) => traffic,
+            Err(output) => return output,
+        },
     };
-    let started = TrafficSplit::start(
-        baseline,
-        &ctx.candidate,
-        config.sticky_header.clone(),
-        config.mirror.clone(),
-        config.seed.derive("split", 0),
-    )
-    .await;
-    let (split, observations) = match started {
-        Ok(started) => started,
-        Err(e) => {
-            return vec![Check::new(STEP, "traffic split", severity).outcome(
-                Outcome::Inconclusive,
-                format!("cannot start the traffic split: {e}"),
-            )]
-            .into();
-        }
-    };
-    let said = format!("traffic split on {}", split.addr());
-    ctx.recorder.event(Some(STEP), "split", said);
     let mut rollout = Rollout {
         ctx,
         config,
         severity,
-        split,
-        observations,
+        traffic,
+        accepted: 0,
         totals: Default::default(),
         output: StepOutput::default(),
     };
@@ -106,13 +93,64 @@ async fn run(ctx: &RunContext, config: &CanaryPlan) -> StepOutput {
     rollout.finish()
 }
 
+/// Where a stage's observations come from.
+enum Traffic<'a> {
+    /// Gauntlet's split in front of both arms, and what it observes.
+    Split {
+        split: TrafficSplit,
+        observations: UnboundedReceiver<Observation>,
+    },
+    /// The traffic a controller moved, counted by Prometheus.
+    Counted(Box<prometheus::Source<'a>>),
+}
+
+/// Gauntlet's own split in front of the baseline and the candidate.
+async fn split(
+    ctx: &RunContext,
+    config: &CanaryPlan,
+    severity: Severity,
+) -> Result<Traffic<'static>, StepOutput> {
+    let Some(baseline) = &ctx.baseline else {
+        return Err(vec![Check::new(STEP, "baseline", severity).outcome(
+            Outcome::Inconclusive,
+            "the canary compares the candidate with a baseline, and `targets.baseline` is not set",
+        )]
+        .into());
+    };
+    let started = TrafficSplit::start(
+        baseline,
+        &ctx.candidate,
+        config.sticky_header.clone(),
+        config.mirror.clone(),
+        config.seed.derive("split", 0),
+    )
+    .await;
+    let (split, observations) = match started {
+        Ok(started) => started,
+        Err(e) => {
+            return Err(vec![Check::new(STEP, "traffic split", severity).outcome(
+                Outcome::Inconclusive,
+                format!("cannot start the traffic split: {e}"),
+            )]
+            .into());
+        }
+    };
+    let said = format!("traffic split on {}", split.addr());
+    ctx.recorder.event(Some(STEP), "split", said);
+    Ok(Traffic::Split {
+        split,
+        observations,
+    })
+}
+
 /// The canary in progress: its split, what the stages have seen so far, and its output.
 struct Rollout<'a> {
     ctx: &'a RunContext,
     config: &'a CanaryPlan,
     severity: Severity,
-    split: TrafficSplit,
-    observations: tokio::sync::mpsc::UnboundedReceiver<gauntlet_stats::Observation>,
+    traffic: Traffic<'a>,
+    /// Stages accepted so far.
+    accepted: usize,
     totals: [ArmTotals; 2],
     output: StepOutput,
 }
@@ -121,11 +159,7 @@ impl Rollout<'_> {
     /// One stage at its weight, judged until a decision or the end of its bake; `None` when
     /// its judges cannot be built (the check says why).
     async fn bake(&mut self, index: usize, stage: &StagePlan, label: &str) -> Option<StageEnd> {
-        let (ctx, config, recorder) = (self.ctx, self.config, &self.ctx.recorder);
-        match &stage.weight {
-            StageWeight::Shadow => self.split.set_shadow(),
-            StageWeight::Share(p) => self.split.set_weight(p.ratio()),
-        }
+        let (config, recorder) = (self.config, &self.ctx.recorder);
         let started = format!(
             "{label} started: bake up to {}, at least {} candidate samples",
             stage.bake, stage.min_samples
@@ -148,28 +182,70 @@ impl Rollout<'_> {
                 return None;
             }
         };
-        let load = Load {
-            rate: config.rate.per_second(),
-            connections: config.connections as usize,
-            seed: config.seed.derive("load", index as u64),
-        };
-        let run = run_stage(
-            ctx,
-            &self.split,
-            &mut self.observations,
-            &mut panel,
-            load,
-            stage.bake.as_std(),
-            min_samples,
-            config.abort.as_ref(),
-        )
-        .await;
+        let run = self.judge(index, stage, label, &mut panel).await;
+        recorder.stage(&StageState {
+            index,
+            label: label.to_string(),
+            accepted: self.accepted,
+            state: run.end.word(),
+            judges: panel.states(),
+        });
+        if run.end == StageEnd::Accepted {
+            self.accepted += 1;
+        }
         for (total, stage) in self.totals.iter_mut().zip(&run.arms) {
             total.add(stage);
         }
         measure(&mut self.output, &self.totals);
         self.keep(label, &stage.weight, &panel, &run);
         Some(run.end)
+    }
+
+    /// The stage's observations to the panel: through the split at the stage's weight, or
+    /// counted by Prometheus at whatever weight the controller set.
+    async fn judge(
+        &mut self,
+        index: usize,
+        stage: &StagePlan,
+        label: &str,
+        panel: &mut Panel,
+    ) -> StageRun {
+        let (config, recorder, accepted) = (self.config, &self.ctx.recorder, self.accepted);
+        let show = |panel: &Panel| {
+            recorder.stage(&StageState {
+                index,
+                label: label.to_string(),
+                accepted,
+                state: "judging",
+                judges: panel.states(),
+            })
+        };
+        show(panel);
+        let bake = stage.bake.as_std();
+        let judging = StageJudge::new(panel, u64::from(stage.min_samples), config.abort.as_ref())
+            .recording()
+            .live(&show);
+        match &mut self.traffic {
+            Traffic::Split {
+                split,
+                observations,
+            } => {
+                match &stage.weight {
+                    StageWeight::Shadow => split.set_shadow(),
+                    StageWeight::Share(p) => split.set_weight(p.ratio()),
+                }
+                let load = Load {
+                    rate: config.rate.per_second(),
+                    connections: config.connections as usize,
+                    seed: config.seed.derive("load", index as u64),
+                };
+                run_stage(self.ctx, split, observations, judging, load, bake).await
+            }
+            Traffic::Counted(source) => {
+                let seed = config.seed.derive("prometheus", index as u64);
+                prometheus::run_stage(source, seed, judging, bake).await
+            }
+        }
     }
 
     /// A stage's checks, with its evidence files, and what it said on the timeline.
@@ -199,6 +275,14 @@ impl Rollout<'_> {
                     .outcome(Outcome::Fail, reason.clone()),
             );
         }
+        if let StageEnd::Unmeasured(reason) = &run.end {
+            self.output.checks.push(
+                Check::new(STEP, &format!("{label} counts"), self.severity)
+                    .samples(run.candidate_samples)
+                    .threshold("every reading whole: one series per query, totals that only rise")
+                    .outcome(Outcome::Inconclusive, reason.clone()),
+            );
+        }
     }
 
     /// Every request to the baseline at once, then the rollback hook; the stages not
@@ -208,16 +292,23 @@ impl Rollout<'_> {
         let why = match end {
             StageEnd::Rejected => "a judge rejected the candidate",
             StageEnd::TimedOut => "the stage ended without a decision",
+            StageEnd::Unmeasured(_) => "the counts could not be trusted",
             _ => "an abort trigger fired",
         };
         recorder.event(Some(STEP), "rollback-decided", format!("{label}: {why}"));
-        self.split.set_weight(0.0);
-        let action = run_action(ctx, config.rollback.as_ref(), "rollback", label).await;
         let check = Check::new(STEP, "rollback", self.severity).threshold(hook_threshold(
             config.rollback.as_ref(),
             "the rollback hook succeeds",
             "gauntlet's split sends every request to the baseline",
         ));
+        let Traffic::Split { split, .. } = &self.traffic else {
+            let check = self.controllers(check, config.rollback.as_ref(), "rollback", label);
+            self.output.checks.push(check.await);
+            self.not_reached(index, label);
+            return;
+        };
+        split.set_weight(0.0);
+        let action = run_action(ctx, config.rollback.as_ref(), "rollback", label).await;
         self.output.checks.push(match action {
             Ok(done) => {
                 let said = format!("all traffic on the baseline; {done}");
@@ -229,7 +320,12 @@ impl Rollout<'_> {
                 check.outcome(Outcome::Fail, format!("rollback hook failed: {e}"))
             }
         });
-        for later in config.stages.iter().skip(index + 1) {
+        self.not_reached(index, label);
+    }
+
+    /// The stages after the one rolled back.
+    fn not_reached(&mut self, index: usize, label: &str) {
+        for later in self.config.stages.iter().skip(index + 1) {
             let name = format!("stage ({}) not reached", later.weight);
             self.output.checks.push(
                 Check::new(STEP, &name, self.severity)
@@ -238,15 +334,43 @@ impl Rollout<'_> {
         }
     }
 
+    /// On a controller's traffic, a promotion or rollback is the controller's (it acts on
+    /// gauntlet's answer) and the hook's, when one is configured.
+    async fn controllers(
+        &self,
+        check: Check,
+        hook: Option<&gauntlet_spec::Action>,
+        what: &str,
+        label: &str,
+    ) -> Check {
+        if hook.is_none() {
+            return check.outcome(
+                Outcome::Skipped,
+                format!("the traffic is the controller's: it acts on this decision ({what} after {label}); no {what} hook is configured"),
+            );
+        }
+        match run_action(self.ctx, hook, what, label).await {
+            Ok(done) => check.outcome(Outcome::Pass, format!("{what} after {label}: {done}")),
+            Err(e) => check.outcome(Outcome::Fail, format!("{what} hook failed: {e}")),
+        }
+    }
+
     /// Every stage accepted: all traffic on the candidate, then the promotion hook.
     async fn promote(&mut self) {
-        self.split.set_weight(1.0);
+        let hook = self.config.promote.as_ref();
+        let Traffic::Split { split, .. } = &self.traffic else {
+            let check = Check::new(STEP, "promotion", self.severity)
+                .threshold("the promotion hook succeeds, or the controller promotes on GO");
+            let check = self.controllers(check, hook, "promote", "every stage");
+            self.output.checks.push(check.await);
+            return;
+        };
+        split.set_weight(1.0);
         self.ctx.recorder.event(
             Some(STEP),
             "promotion",
             "every stage accepted: all traffic on the candidate",
         );
-        let hook = self.config.promote.as_ref();
         let check = Check::new(STEP, "promotion", self.severity).threshold(hook_threshold(
             hook,
             "the promotion hook succeeds",
@@ -261,7 +385,9 @@ impl Rollout<'_> {
     }
 
     fn finish(mut self) -> StepOutput {
-        self.output.failed_requests = self.split.failures();
+        if let Traffic::Split { split, .. } = &self.traffic {
+            self.output.failed_requests = split.failures();
+        }
         self.output
     }
 }

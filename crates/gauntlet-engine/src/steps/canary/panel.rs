@@ -103,6 +103,25 @@ impl Panel {
         })
     }
 
+    /// Each judge now, for a live view.
+    pub fn states(&self) -> Vec<crate::context::JudgeState> {
+        self.seats
+            .iter()
+            .map(|seat| {
+                let last = seat.judge.trajectory().points.last();
+                crate::context::JudgeState {
+                    name: seat.name,
+                    dry_run: seat.dry_run,
+                    samples: seat.judge.samples(),
+                    statistic: last.map(|p| p.statistic),
+                    reject_at: last.map(|p| p.reject_at),
+                    accept_at: last.and_then(|p| p.accept_at),
+                    verdict: seat.judge.verdict(),
+                }
+            })
+            .collect()
+    }
+
     pub fn observe(&mut self, observation: &Observation) {
         for seat in &mut self.seats {
             seat.judge.observe(observation);

@@ -25,6 +25,25 @@ pub enum StageEnd {
     Aborted(String),
     /// The bake time ran out before the judges decided.
     TimedOut,
+    /// What the judges would be fed could not be read as a whole (a Prometheus source that
+    /// failed, answered partially, lost a series or saw a counter reset): the reason.
+    Unmeasured(String),
+}
+
+/// What is shown the panel while it judges.
+pub type ShowPanel<'a> = dyn Fn(&Panel) + Sync + 'a;
+
+impl StageEnd {
+    /// One word for how the stage ended.
+    pub fn word(&self) -> &'static str {
+        match self {
+            StageEnd::Accepted => "accepted",
+            StageEnd::Rejected => "rejected",
+            StageEnd::Aborted(_) => "aborted",
+            StageEnd::TimedOut => "undecided",
+            StageEnd::Unmeasured(_) => "unmeasured",
+        }
+    }
 }
 
 pub struct StageRun {
@@ -128,8 +147,12 @@ pub struct StageJudge<'a> {
     triggers: Triggers<'a>,
     min_samples: u64,
     recording: Option<Recording>,
+    /// Whether observations carry a measured latency (counts from Prometheus do not).
+    timed: bool,
     latencies: [LatencySample; 2],
     failed: [u64; 2],
+    /// Shown the panel about once a second while it judges.
+    live: Option<(&'a ShowPanel<'a>, Instant)>,
     /// Observations fed so far.
     pub used: u64,
     pub candidate: u64,
@@ -148,6 +171,8 @@ impl<'a> StageJudge<'a> {
             },
             min_samples,
             recording: None,
+            timed: true,
+            live: None,
             latencies: [LatencySample::new(1), LatencySample::new(2)],
             failed: [0, 0],
             used: 0,
@@ -162,16 +187,28 @@ impl<'a> StageJudge<'a> {
         self
     }
 
+    /// Shows `live` the panel about once a second while it judges.
+    pub fn live(mut self, live: &'a ShowPanel<'a>) -> Self {
+        self.live = Some((live, Instant::now()));
+        self
+    }
+
+    /// Observations without a latency (counted, not timed): no percentiles are made up.
+    pub fn untimed(mut self) -> Self {
+        self.timed = false;
+        self
+    }
+
     /// Feeds one observation; returns how the stage ends, if it ends here.
     pub fn feed(&mut self, observation: Observation) -> Option<StageEnd> {
         if let Some(recording) = &mut self.recording {
             recording.push(&observation);
         }
         let arm = usize::from(observation.arm == Arm::Candidate);
-        if observation.ok {
-            self.latencies[arm].push(observation.latency_ms);
-        } else {
+        if !observation.ok {
             self.failed[arm] += 1;
+        } else if self.timed {
+            self.latencies[arm].push(observation.latency_ms);
         }
         self.used += 1;
         match observation.arm {
@@ -179,6 +216,13 @@ impl<'a> StageJudge<'a> {
             Arm::Baseline => self.baseline += 1,
         }
         self.panel.observe(&observation);
+        if let Some((live, shown)) = &mut self.live
+            && self.used.is_multiple_of(64)
+            && shown.elapsed() >= Duration::from_secs(1)
+        {
+            *shown = Instant::now();
+            live(self.panel);
+        }
         if let Some(reason) = self.triggers.check(&observation) {
             return Some(StageEnd::Aborted(reason));
         }
@@ -258,6 +302,9 @@ impl StageJudge<'_> {
     /// Both arms' latency percentiles and the fixed-horizon Mann–Whitney U test between them,
     /// for the end-of-stage summary (it informs; the sequential judges decide).
     pub fn latency_summary(&self) -> String {
+        if !self.timed {
+            return "no latency: the observations are counts without each request's time".into();
+        }
         let [baseline, candidate] = &self.latencies;
         let test = gauntlet_stats::mann_whitney(&candidate.reservoir, &baseline.reservoir)
             .map(|r| {
@@ -282,23 +329,19 @@ impl StageJudge<'_> {
 /// Drives load through the split for up to `bake`, feeding every outcome to the panel,
 /// until the panel decides (acceptance needs `min_samples` on the candidate), a trigger
 /// fires, or time runs out.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_stage(
     ctx: &RunContext,
     split: &TrafficSplit,
     observations: &mut UnboundedReceiver<Observation>,
-    panel: &mut Panel,
+    mut judging: StageJudge<'_>,
     load: Load,
     bake: Duration,
-    min_samples: u64,
-    abort: Option<&AbortTriggers>,
 ) -> StageRun {
     // Outcomes still in flight from an earlier stage belong to it, not to this one.
     while observations.try_recv().is_ok() {}
     let load = RunningLoad::start(ctx, split, load, bake);
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + bake;
-    let mut judging = StageJudge::new(panel, min_samples, abort).recording();
     let end = loop {
         let next = tokio::select! {
             next = observations.recv() => next,
@@ -311,22 +354,25 @@ pub async fn run_stage(
             break end;
         }
     };
-    let (candidate, baseline) = (judging.candidate, judging.baseline);
-    let latency_summary = judging.latency_summary();
-    let arms = judging.arms();
-    let recorded = judging
-        .recording
-        .take()
-        .map(Recording::finish)
-        .unwrap_or_default();
     load.finish().await;
-    StageRun {
-        end,
-        recorded,
-        elapsed: started.elapsed(),
-        candidate_samples: candidate,
-        baseline_samples: baseline,
-        latency_summary,
-        arms,
+    judging.finish(end, started.elapsed())
+}
+
+impl StageJudge<'_> {
+    /// The stage's run, from what was fed.
+    pub fn finish(mut self, end: StageEnd, elapsed: Duration) -> StageRun {
+        StageRun {
+            end,
+            recorded: self
+                .recording
+                .take()
+                .map(Recording::finish)
+                .unwrap_or_default(),
+            elapsed,
+            candidate_samples: self.candidate,
+            baseline_samples: self.baseline,
+            latency_summary: self.latency_summary(),
+            arms: self.arms(),
+        }
     }
 }

@@ -8,6 +8,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+mod source;
+
+pub use source::{ArmLabels, ArmQueries, CanarySource, PrometheusSource, PrometheusSourcePlan};
+
 use super::{Section, StepName};
 use crate::limits::HOUR;
 use crate::model::Severity;
@@ -61,6 +65,10 @@ pub struct CanaryStep {
     /// Run on a reject or abort (the split moves to 0% first).
     #[serde(default)]
     pub rollback: Option<Action>,
+    /// Where the observations come from: gauntlet's own split and load (the default), or
+    /// the traffic a controller moved, counted by Prometheus.
+    #[serde(default)]
+    pub source: Option<CanarySource>,
 }
 
 fn default_connections() -> NonZeroU32 {
@@ -256,7 +264,12 @@ impl Section for CanaryStep {
     }
 
     fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>) {
-        if cx.spec.targets.baseline.is_none() {
+        if let Some(source) = &self.source {
+            source
+                .prometheus
+                .check(p, &format!("{AT}.source.prometheus"));
+            self.check_counted(p);
+        } else if cx.spec.targets.baseline.is_none() {
             p.key(
                 AT,
                 "the canary compares the candidate with a baseline, and `targets.baseline` is missing".into(),
@@ -328,7 +341,7 @@ impl CanaryStep {
                     Some("use `shadow` to mirror traffic without serving it".into()),
                 );
             }
-            if stage.weight == StageWeight::Shadow {
+            if stage.weight == StageWeight::Shadow && self.source.is_none() {
                 self.check_mirrored(cx, p, &at);
             }
             last = f64::max(last, share);
@@ -347,6 +360,26 @@ impl CanaryStep {
                 stages.referenced,
                 "the canary promotes to 100% before any judged stage".into(),
                 Some("put `shadow` or a partial weight such as `10%` before `100%`".into()),
+            );
+        }
+    }
+
+    /// Counters carry no request's latency: what needs one is refused with a Prometheus
+    /// source.
+    fn check_counted(&self, p: &mut Problems<'_>) {
+        let help = "counters from Prometheus carry no request's latency: give `source.prometheus.slow` (slow requests from histogram buckets), which the judges count as bad";
+        if self.judges.latency.is_some() {
+            p.key(
+                &format!("{AT}.judges.latency"),
+                "the latency judge needs each request's latency, which a Prometheus source does not have".into(),
+                Some(help.into()),
+            );
+        }
+        if self.abort.as_ref().is_some_and(|a| a.p99.is_some()) {
+            p.key(
+                &format!("{AT}.abort.p99"),
+                "a p99 abort trigger needs each request's latency, which a Prometheus source does not have".into(),
+                Some(help.into()),
             );
         }
     }
@@ -464,6 +497,7 @@ impl CanaryStep {
             abort: self.abort.clone(),
             promote: self.promote.clone(),
             rollback: self.rollback.clone(),
+            source: self.source.as_ref().map(|s| s.prometheus.resolve()),
             seed: seed.of(StepName::Canary),
         }
     }
@@ -485,6 +519,8 @@ pub struct CanaryPlan {
     pub abort: Option<AbortTriggers>,
     pub promote: Option<Action>,
     pub rollback: Option<Action>,
+    /// Counted by Prometheus instead of gauntlet's split, when given.
+    pub source: Option<PrometheusSourcePlan>,
     /// The seed its split's choices start from.
     pub seed: Seed,
 }
