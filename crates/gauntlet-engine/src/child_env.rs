@@ -29,6 +29,8 @@ pub struct ChildEnv {
     run: String,
     /// The spec's top-level `pass_env`.
     pass: Vec<String>,
+    /// Values a caller gave for passed variables, over gauntlet's own environment.
+    given: BTreeMap<String, String>,
 }
 
 impl ChildEnv {
@@ -36,7 +38,15 @@ impl ChildEnv {
         Self {
             run: run.to_string(),
             pass: plan.pass_env.clone(),
+            given: BTreeMap::new(),
         }
+    }
+
+    /// Passed variables take these values instead of gauntlet's own (a server run's
+    /// request); names the spec does not pass still reach nothing.
+    pub fn with_given(mut self, given: &BTreeMap<String, String>) -> Self {
+        self.given = given.clone();
+        self
     }
 
     /// The environment for a child: the basics, the spec's `pass_env` and `extra` by name,
@@ -47,7 +57,9 @@ impl ChildEnv {
         set: &BTreeMap<String, String>,
     ) -> Vec<(OsString, OsString)> {
         let pass = self.pass.iter().map(String::as_str).chain(extra);
-        let mut vars = build_from(std::env::vars_os().collect(), pass, set);
+        let mut own: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+        own.extend(self.given.iter().map(|(k, v)| (k.into(), v.into())));
+        let mut vars = build_from(own, pass, set);
         vars.retain(|(name, _)| name != RUN_MARKER);
         vars.push((RUN_MARKER.into(), self.run.clone().into()));
         vars
@@ -126,10 +138,33 @@ mod tests {
     }
 
     #[test]
+    fn given_values_reach_only_what_the_spec_passes_and_never_a_secret() {
+        let env = ChildEnv {
+            run: "r".into(),
+            pass: vec!["KNOBS".into(), SECRET_ENV[0].into()],
+            given: BTreeMap::new(),
+        }
+        .with_given(&BTreeMap::from([
+            ("KNOBS".to_string(), "errors=5%".to_string()),
+            ("UNPASSED".to_string(), "x".to_string()),
+            (SECRET_ENV[0].to_string(), "stolen".to_string()),
+        ]));
+        let vars: BTreeMap<OsString, OsString> =
+            env.vars([], &BTreeMap::new()).into_iter().collect();
+        assert_eq!(
+            vars.get(&OsString::from("KNOBS")),
+            Some(&"errors=5%".into())
+        );
+        assert!(!vars.contains_key(&OsString::from("UNPASSED")));
+        assert!(!vars.contains_key(&OsString::from(SECRET_ENV[0])));
+    }
+
+    #[test]
     fn every_child_carries_its_run_and_a_spec_cannot_change_it() {
         let env = ChildEnv {
             run: "20261130T000000Z-abcd".into(),
             pass: Vec::new(),
+            given: BTreeMap::new(),
         };
         let set = BTreeMap::from([(RUN_MARKER.to_string(), "another".to_string())]);
         let vars = env.vars([], &set);

@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub run_id: Option<String>,
     /// Cancelling it stops the run as Ctrl-C does: everything undone, the run ABORTED.
     pub cancel: Option<CancellationToken>,
+    /// Values for variables the spec passes (`pass_env`), in place of gauntlet's own
+    /// environment: what a server's caller asks for (a demo's defect knobs).
+    pub given_env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +185,8 @@ async fn execute(
     options: &RunOptions,
     history: Vec<BTreeMap<String, f64>>,
 ) -> Result<Option<String>, EngineError> {
-    let child_env = crate::child_env::ChildEnv::new(&begun.run_id, plan);
+    let child_env =
+        crate::child_env::ChildEnv::new(&begun.run_id, plan).with_given(&options.given_env);
     let supervisor = Arc::new(Mutex::new(
         Supervisor::new(begun.journal.clone()).with_env(child_env),
     ));
@@ -669,7 +673,8 @@ async fn pipeline(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             &plan,
-        ),
+        )
+        .with_given(&options.given_env),
         prometheus,
         alerts,
         history,
@@ -1091,6 +1096,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             keyring: dir.path().join("keys"),
             run_id: None,
             cancel: None,
+            given_env: Default::default(),
         };
         let endless = Endless(gauntlet_spec::StepMeta {
             severity: gauntlet_spec::Severity::Hard,
@@ -1141,6 +1147,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             keyring: dir.path().join("keys"),
             run_id: None,
             cancel: None,
+            given_env: Default::default(),
         };
         let outcome = run_steps(
             plan,

@@ -65,6 +65,9 @@ pub struct ArgoRequest {
     pub profile: Option<String>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Values for variables the spec passes to its systems (see `RunRequest`).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 impl ArgoRequest {
@@ -74,13 +77,15 @@ impl ArgoRequest {
             skip: self.skip.clone(),
             profile: self.profile.clone(),
             seed: self.seed,
+            env: self.env.clone(),
         }
     }
 }
 
 /// Flagger's webhook payload (fields it may add later are ignored). Its metadata values are
 /// strings: `service` (default: the canary's name), `only` and `skip` (comma-separated
-/// steps), `profile`, `seed`, and `token` when the webhook cannot send a header.
+/// steps), `profile`, `seed`, `env.NAME` (a value for a variable the spec passes), and
+/// `token` when the webhook cannot send a header.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct FlaggerPayload {
     pub name: String,
@@ -142,11 +147,17 @@ impl FlaggerPayload {
                 })?),
                 None => None,
             };
+        let env = self
+            .metadata
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("env.")?.to_string(), v.clone())))
+            .collect();
         Ok(RunRequest {
             only,
             skip,
             profile: self.metadata.get("profile").cloned(),
             seed,
+            env,
         })
     }
 }

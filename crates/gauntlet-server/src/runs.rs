@@ -24,6 +24,10 @@ pub struct RunRequest {
     pub profile: Option<String>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Values for variables the spec passes to its systems (`pass_env`), e.g. the demo's
+    /// defect knobs: `{"GAUNTLET_DEMO_DEFECTS": "errors=5%"}`. Any other name is refused.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,7 @@ pub enum StartError {
 struct Planned {
     plan: gauntlet_spec::Plan,
     spec: crate::config::Service,
+    env: BTreeMap<String, String>,
 }
 
 struct Live {
@@ -177,9 +182,22 @@ impl Runs {
         let file = known.spec_path.display().to_string();
         let plan = gauntlet_spec::plan_str(&file, &known.spec_text, &selection, seed)
             .map_err(|e| StartError::Invalid(plan_error(&e)))?;
+        let passed = plan.passed_env();
+        if let Some(name) = request.env.keys().find(|n| !passed.contains(n.as_str())) {
+            let passed: Vec<&str> = passed.into_iter().collect();
+            return Err(StartError::Invalid(format!(
+                "`env.{name}`: the spec of `{service}` passes no such variable to its systems (it passes: {})",
+                if passed.is_empty() {
+                    "none".to_string()
+                } else {
+                    passed.join(", ")
+                }
+            )));
+        }
         Ok(Planned {
             plan,
             spec: known.clone(),
+            env: request.env.clone(),
         })
     }
 
@@ -196,6 +214,7 @@ impl Runs {
             keyring: self.config.keyring.clone(),
             run_id: Some(run_id.to_string()),
             cancel: Some(cancel.clone()),
+            given_env: planned.env,
         };
         let runs = self.clone();
         let (id, name) = (run_id.to_string(), service.to_string());

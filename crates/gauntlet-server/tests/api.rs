@@ -11,12 +11,14 @@ use gauntlet_server::ServerConfig;
 use gauntlet_server::api::ROUTES;
 use gauntlet_server::tokens::{self, Role};
 
-/// A candidate the run starts itself, and one drill that lasts long enough to be cancelled.
+/// A candidate the run starts itself (writing down the knob a request may set, as the demo
+/// reads its defects), and one drill that lasts long enough to be cancelled.
 const SPEC: &str = "schema_version: 1
 service: {name: web, version: '1'}
 targets:
   candidate:
-    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    command: [sh, -c, 'printf %s \"$KNOB\" > {dir}/knob && exec python3 -m http.server {port} --bind 127.0.0.1']
+    pass_env: [KNOB]
     health: /
     ready_timeout: 20s
 traffic: {rate: 5/s, requests: [{path: /}]}
@@ -207,7 +209,7 @@ async fn a_run_is_started_read_and_cancelled_with_everything_undone() {
             "POST",
             "/v1/services/web/runs",
             Some(&server.tokens["operator"]),
-            Some("{\"seed\": 7}"),
+            Some("{\"seed\": 7, \"env\": {\"KNOB\": \"errors=5%\"}}"),
         )
         .await;
     assert_eq!(started.status, 202, "{}", started.body_text());
@@ -217,6 +219,9 @@ async fn a_run_is_started_read_and_cancelled_with_everything_undone() {
     // The drill's fault is in once the chaos step has started; then the run is cancelled.
     let run_dir = server.config.runs.join(&run);
     wait_for_file_containing(&run_dir.join("cleanup.jsonl"), "proxy").await;
+    // The knob the request set reached the candidate (the spec passes it), and only it.
+    let knob = find_file(&run_dir, "knob").expect("the candidate wrote its knob");
+    assert_eq!(std::fs::read_to_string(knob).unwrap(), "errors=5%");
     let listed = json(
         &server
             .as_role("viewer", "GET", "/v1/runs?service=web")
@@ -326,7 +331,38 @@ async fn an_unknown_service_or_a_bad_selection_is_said_as_such() {
         .await;
     assert_eq!(bad.status, 400, "{}", bad.body_text());
     assert!(json(&bad)["message"].as_str().unwrap().contains("canary"));
+    // A variable the spec does not pass cannot be set by a request.
+    let unpassed = server
+        .call(
+            "POST",
+            "/v1/services/web/runs",
+            operator,
+            Some("{\"env\": {\"LD_PRELOAD\": \"/tmp/x.so\"}}"),
+        )
+        .await;
+    assert_eq!(unpassed.status, 400, "{}", unpassed.body_text());
+    let said = json(&unpassed)["message"].as_str().unwrap().to_string();
+    assert!(
+        said.contains("LD_PRELOAD") && said.contains("KNOB"),
+        "{said}"
+    );
     server.stop().await;
+}
+
+/// The first file called `name` under `dir`.
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+        if path.is_dir()
+            && let Some(found) = find_file(&path, name)
+        {
+            return Some(found);
+        }
+    }
+    None
 }
 
 async fn wait_for_file_containing(path: &Path, needle: &str) {

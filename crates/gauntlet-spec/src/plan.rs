@@ -103,6 +103,20 @@ impl Plan {
         })
     }
 
+    /// Every variable the spec passes to a process it starts (`pass_env`, top level and per
+    /// system): the only names a run's caller may give values for (a demo's defect knobs).
+    pub fn passed_env(&self) -> std::collections::BTreeSet<&str> {
+        self.pass_env
+            .iter()
+            .chain(
+                self.systems
+                    .in_start_order()
+                    .flat_map(|s| s.pass_env.iter()),
+            )
+            .map(String::as_str)
+            .collect()
+    }
+
     pub fn gates(&self) -> Option<&GatesPlan> {
         self.steps.iter().find_map(|s| match s {
             StepPlan::Gates(g) => Some(g),

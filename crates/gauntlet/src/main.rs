@@ -321,6 +321,7 @@ fn execute(
         keyring: keys::keyring_dir(global)?,
         run_id: None,
         cancel: None,
+        given_env: Default::default(),
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)
