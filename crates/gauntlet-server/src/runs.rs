@@ -73,6 +73,20 @@ struct Watched {
 }
 
 impl Observer for Watch {
+    fn step_started(&self, step: &str) {
+        tracing::info!(run = %self.run, service = %self.service, step, "step started");
+    }
+
+    fn step_finished(&self, step: &gauntlet_report::StepReport) {
+        let outcome = step.outcome.as_str();
+        tracing::info!(run = %self.run, service = %self.service, step = %step.name, outcome, "step finished");
+    }
+
+    fn event(&self, event: &gauntlet_report::TimelineEvent) {
+        let step = event.step.as_deref().unwrap_or("");
+        tracing::info!(run = %self.run, service = %self.service, step, kind = %event.kind, "{}", event.message);
+    }
+
     fn stage(&self, stage: &StageState) {
         let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
         if now.stage.as_ref().is_some_and(|s| s.index != stage.index) {

@@ -66,6 +66,16 @@ fn a_server_killed_mid_run_is_cleaned_up_by_the_next_one() {
     // The run's structured log lines carry its id.
     let line: Value = serde_json::from_str(&first.wait_for("run started")).unwrap();
     assert_eq!(line["run"], run.as_str(), "{line}");
+    // So do its steps' lines, with the step and the service.
+    let line: Value = serde_json::from_str(&first.wait_for("step started")).unwrap();
+    let fields = if line["fields"].is_object() {
+        &line["fields"]
+    } else {
+        &line
+    };
+    let said = line.to_string();
+    assert!(said.contains(&run) && said.contains("\"web\""), "{line}");
+    assert!(fields.to_string().contains("\"step\""), "{line}");
     let run_dir = s.runs_dir().join(&run);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(run_dir.join("cleanup.jsonl")).is_ok_and(|j| j.contains("proxy"))
