@@ -10,7 +10,12 @@
 //! audit: audit.jsonl
 //! services:
 //!   shop: {spec: shop/gauntlet.yaml}
+//! require_lock: false           # true: a service whose project has no signed lock is refused
 //! ```
+//!
+//! A service's spec is verified against its project's signed lock (`gauntlet lock --spec`)
+//! with the server's keyring when it is loaded: a spec that is not as signed, or a lock
+//! whose signature does not hold, is a located config error.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,6 +51,9 @@ struct ServerFile {
     /// HTTPS: a certificate chain and its private key, PEM files.
     #[serde(default)]
     tls: Option<Spanned<TlsEntry>>,
+    /// Refuse a service whose project has no signed lock.
+    #[serde(default)]
+    require_lock: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +137,8 @@ impl std::fmt::Debug for Tls {
 pub struct Service {
     pub spec_path: PathBuf,
     pub spec_text: String,
+    /// The signed lock its spec was verified against (`VERSION, key ID`), or none.
+    pub locked: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8787";
@@ -156,13 +166,16 @@ impl ServerConfig {
                 listen_on(&given.value, written.tls.is_some()),
             ),
         };
+        let keyring = written.keyring.as_deref().map_or(keyring, |k| dir.join(k));
         let mut services = BTreeMap::new();
         for (name, entry) in &written.services {
             let Some(()) = problems.keep(entry.referenced, service_name(name)) else {
                 continue;
             };
             let spec = &entry.value.spec;
-            if let Some(service) = problems.keep(spec.referenced, service(name, &spec.value, dir)) {
+            let loaded = service(name, &spec.value, dir)
+                .and_then(|s| signed(name, s, &keyring, written.require_lock));
+            if let Some(service) = problems.keep(spec.referenced, loaded) {
                 services.insert(name.clone(), service);
             }
         }
@@ -178,7 +191,7 @@ impl ServerConfig {
                 listen,
                 store: path_of(&written.store, ".gauntlet/gauntlet.db"),
                 runs: path_of(&written.runs, ".gauntlet/runs"),
-                keyring: written.keyring.as_deref().map_or(keyring, |k| dir.join(k)),
+                keyring,
                 tokens: path_of(&written.tokens, "tokens.json"),
                 audit: path_of(&written.audit, "audit.jsonl"),
                 services,
@@ -261,6 +274,7 @@ fn service(name: &str, spec: &str, dir: &Path) -> Result<Service, Refusal> {
         Ok(spec_text) => Ok(Service {
             spec_path,
             spec_text,
+            locked: None,
         }),
         Err(errors) => {
             let first = errors
@@ -277,6 +291,72 @@ fn service(name: &str, spec: &str, dir: &Path) -> Result<Service, Refusal> {
             ))
         }
     }
+}
+
+/// The service, its spec verified against its project's signed lock with `keyring` (the
+/// files it protects as signed, the spec among them); without a lock, refused only when
+/// `require_lock`.
+fn signed(
+    name: &str,
+    mut service: Service,
+    keyring: &Path,
+    require_lock: bool,
+) -> Result<Service, Refusal> {
+    let file = service.spec_path.display().to_string();
+    let plan = gauntlet_spec::plan_str(&file, &service.spec_text, &Default::default(), 1).map_err(
+        |e| {
+            (
+                format!("the spec of `{name}`: {e}"),
+                "`gauntlet validate` on it shows every problem",
+            )
+        },
+    )?;
+    let project = gauntlet_engine::trust::Project::of(plan.trust.as_ref(), &service.spec_path);
+    if !project.lock_path.exists() {
+        if require_lock {
+            return Err((
+                format!(
+                    "the spec of `{name}` has no signed lock ({}), and `require_lock` is set",
+                    project.lock_path.display()
+                ),
+                "sign it with `gauntlet lock --spec` and the server's keyring",
+            ));
+        }
+        return Ok(service);
+    }
+    let refused = |why: String| {
+        (
+            format!(
+                "the spec of `{name}` is not as signed in {}: {why}",
+                project.lock_path.display()
+            ),
+            "if the change is intended, re-sign with `gauntlet lock --spec` and the server's keyring",
+        )
+    };
+    let trust = gauntlet_trust::Keyring::open(keyring)
+        .map(gauntlet_trust::Trust::Keyring)
+        .map_err(|e| refused(format!("the server's keyring: {e}")))?;
+    let verification =
+        gauntlet_trust::lock::verify(&project.lock_path, Some(project.lock_dir()), &trust, false)
+            .map_err(|e| refused(e.to_string()))?;
+    let signer = match &verification.signature {
+        Ok(v) => v.key_id.clone(),
+        Err(e) => return Err(refused(e.to_string())),
+    };
+    let lock = verification.lock.as_ref();
+    let spec_rel =
+        gauntlet_trust::lock::relative(project.lock_dir(), &service.spec_path).unwrap_or_default();
+    if !lock.is_some_and(|l| l.files.iter().any(|f| f.path == spec_rel)) {
+        return Err(refused(format!(
+            "the lock does not cover the spec ({spec_rel})"
+        )));
+    }
+    if !verification.passed() {
+        return Err(refused(verification.lines().join("; ")));
+    }
+    let version = lock.map(|l| l.version.clone()).unwrap_or_default();
+    service.locked = Some(format!("{version}, key {signer}"));
+    Ok(service)
 }
 
 type Refusal = (String, &'static str);

@@ -19,6 +19,14 @@ fn load(global: &Global, config: &Path) -> Result<ServerConfig, CliError> {
 pub fn serve_command(global: &Global, config: &Path, format: LogFormat) -> Result<i32, CliError> {
     let config = load(global, config)?;
     logs(format);
+    for (service, known) in &config.services {
+        match &known.locked {
+            Some(lock) => {
+                tracing::info!(service, lock = %lock, "spec verified against its signed lock")
+            }
+            None => tracing::warn!(service, "no signed lock: the spec is not verified"),
+        }
+    }
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let (listener, state) = gauntlet_server::bind(config)

@@ -132,6 +132,51 @@ fn a_server_config_with_problems_is_refused_with_each_located() {
     );
 }
 
+/// A service's spec is verified against its project's signed lock when the server loads it.
+#[test]
+fn a_service_whose_spec_is_not_as_signed_is_refused_at_start() {
+    let s = Scratch::new();
+    project(&s);
+    let config = "listen: 127.0.0.1:0\nkeyring: keys\nrequire_lock: true\nservices:\n  web: {spec: web.yaml}\n";
+    s.write("server.yaml", config);
+    // No lock, and one is required.
+    let out = s.run(&["serve", "--config", "server.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("has no signed lock"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Signed with the server's keyring: it loads, and says what it was verified against.
+    for args in [
+        &["keys", "generate", "--keyring", "keys"][..],
+        &["lock", "--spec", "web.yaml", "--keyring", "keys"][..],
+    ] {
+        let out = s.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let mut served = Served::start(&s);
+    let line = served.wait_for("verified against its signed lock");
+    assert!(line.contains("web"), "{line}");
+    drop(served);
+    // Changed after signing: refused, located at the service's spec.
+    let edited = std::fs::read_to_string(s.path().join("web.yaml"))
+        .unwrap()
+        .replace("rate: 5/s", "rate: 6/s");
+    s.write("web.yaml", &edited);
+    let out = s.run(&["serve", "--config", "server.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    assert!(said.contains("server.yaml:5:"), "{said}");
+    assert!(said.contains("is not as signed"), "{said}");
+    assert!(said.contains("web.yaml"), "{said}");
+}
+
 #[test]
 fn tokens_are_shown_once_listed_without_secrets_and_audits_verify() {
     let s = Scratch::new();
