@@ -310,44 +310,23 @@ pub(crate) async fn flagger(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    // A token in a header is checked before the body is read; without one, the token can
-    // only be in the body.
-    let has_header = headers.contains_key(header::AUTHORIZATION);
-    if has_header {
-        let door = Asked::new(
-            &headers,
-            remote,
-            "judge for Flagger",
-            format!("/v1/judge/flagger/{hook}"),
-        );
-        authorize(&state, &door, Role::Operator, None)?;
-    }
-    let payload: FlaggerPayload = match parse_body(&body) {
-        Ok(payload) => payload,
-        Err(_) if !has_header => return Err(ApiError::Unauthenticated),
-        Err(e) => return Err(e),
-    };
-    // Flagger's webhooks send no headers: the token may come in the canary's metadata.
     let mut headers = headers;
-    let from_metadata = payload
-        .metadata
-        .get("token")
-        .filter(|_| !headers.contains_key(header::AUTHORIZATION))
-        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok());
-    if let Some(value) = from_metadata {
-        headers.insert(header::AUTHORIZATION, value);
-    }
-    let service = payload.service().to_string();
+    let payload = flagger_payload(&state, remote, &hook, &mut headers, &body)?;
     let resource = format!("/v1/judge/flagger/{hook} {}", payload.key());
     let asked = Asked::new(&headers, remote, "judge for Flagger", resource);
-    let caller = authorize(&state, &asked, Role::Operator, Some(&service))?;
+    let caller = authorize(&state, &asked, Role::Operator, Some(payload.service()))?;
     let hook = Hook::parse(&hook).ok_or_else(|| {
         ApiError::NotFound(format!(
             "no Flagger hook `{hook}`: confirm-rollout, confirm-traffic-increase, confirm-promotion, rollback, post-rollout, event"
         ))
     })?;
-    let key = payload.key();
-    let run = match hook {
+    let asking = Asking {
+        state: &state,
+        asked: &asked,
+        caller: &caller,
+        payload: &payload,
+    };
+    match hook {
         Hook::Record => {
             let phase = payload.phase.clone().unwrap_or_default();
             audit(
@@ -356,73 +335,129 @@ pub(crate) async fn flagger(
                 &asked,
                 &format!("recorded ({phase})"),
             )?;
-            return Ok(
-                (StatusCode::OK, Json(json!({"recorded": true, "key": key}))).into_response(),
-            );
+            let body = json!({"recorded": true, "key": payload.key()});
+            Ok((StatusCode::OK, Json(body)).into_response())
         }
         Hook::ConfirmRollout => {
-            let configured = state.runs.configured(&service)?;
+            let configured = state.runs.configured(payload.service())?;
             let request = payload.run_request(&configured)?;
-            let (run, started) = state.runs.start_keyed(&service, &key, &request).await?;
-            if started {
-                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
-            }
-            run
+            let run = asking.start(&payload.key(), &request).await?;
+            answered(hook, verdict(&state, &run).await?)
         }
-        Hook::ConfirmTrafficIncrease => {
-            let canary = canary_key(&key);
-            let request = RunRequest {
-                only: vec![StepName::Canary.as_str().to_string()],
-                ..payload.run_request(&[])?
-            };
-            let (run, started) = state.runs.start_keyed(&service, &canary, &request).await?;
-            if started {
-                audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
-            }
-            let url = format!("/v1/runs/{run}");
-            let answer = |status: StatusCode, decision: &str, reason: String| {
-                let body = Verdict {
-                    decision: decision.to_string(),
-                    reason,
-                    run: run.clone(),
-                    url: url.clone(),
-                };
-                (status, Json(body)).into_response()
-            };
-            match state.runs.increase(&run) {
-                Increase::Granted(why) => return Ok(answer(StatusCode::OK, CONTINUE, why)),
-                Increase::Held(why) => return Ok(answer(StatusCode::CONFLICT, CONTINUE, why)),
-                Increase::NotLive => run,
-            }
-        }
-        Hook::ConfirmPromotion | Hook::Rollback => {
-            let lookup = key.clone();
-            let Some(run) = with_store(&state, move |store| store.keyed_run(&lookup)).await? else {
-                let body = json!({"decision": "INCONCLUSIVE", "reason": format!("no run for {key}: confirm-rollout starts it")});
-                return Ok((StatusCode::CONFLICT, Json(body)).into_response());
-            };
-            let lookup = canary_key(&key);
-            let canary = with_store(&state, move |store| store.keyed_run(&lookup)).await?;
-            let mut verdicts = vec![verdict(&state, &run).await?];
-            if let Some(canary) = canary {
-                verdicts.push(verdict(&state, &canary).await?);
-            }
-            let verdict = both(hook, verdicts);
-            let status = if hook.holds(&verdict.decision) {
-                StatusCode::OK
-            } else {
-                StatusCode::CONFLICT
-            };
-            return Ok((status, Json(verdict)).into_response());
-        }
+        Hook::ConfirmTrafficIncrease => asking.traffic_increase().await,
+        Hook::ConfirmPromotion | Hook::Rollback => asking.after_traffic(hook).await,
+    }
+}
+
+/// The payload, read once a token in a header is checked (before the body is read);
+/// Flagger's webhooks send no headers, so the token may come in the canary's metadata
+/// instead, and is put where the caller's check finds it.
+fn flagger_payload(
+    state: &Shared,
+    remote: SocketAddr,
+    hook: &str,
+    headers: &mut HeaderMap,
+    body: &Bytes,
+) -> Result<FlaggerPayload, ApiError> {
+    let has_header = headers.contains_key(header::AUTHORIZATION);
+    if has_header {
+        let route = format!("/v1/judge/flagger/{hook}");
+        let door = Asked::new(headers, remote, "judge for Flagger", route);
+        authorize(state, &door, Role::Operator, None)?;
+    }
+    let payload: FlaggerPayload = match parse_body(body) {
+        Ok(payload) => payload,
+        Err(_) if !has_header => return Err(ApiError::Unauthenticated),
+        Err(e) => return Err(e),
     };
-    let verdict = verdict(&state, &run).await?;
+    let from_metadata = payload
+        .metadata
+        .get("token")
+        .filter(|_| !has_header)
+        .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok());
+    if let Some(value) = from_metadata {
+        headers.insert(header::AUTHORIZATION, value);
+    }
+    Ok(payload)
+}
+
+/// 2xx exactly when the hook's condition holds; 409 with the verdict otherwise.
+fn answered(hook: Hook, verdict: Verdict) -> Result<Response, ApiError> {
     let status = if hook.holds(&verdict.decision) {
         StatusCode::OK
     } else {
         StatusCode::CONFLICT
     };
     Ok((status, Json(verdict)).into_response())
+}
+
+/// One Flagger request, authorised.
+struct Asking<'a> {
+    state: &'a Shared,
+    asked: &'a Asked<'a>,
+    caller: &'a crate::tokens::Caller,
+    payload: &'a FlaggerPayload,
+}
+
+impl Asking<'_> {
+    /// The run `key` names, started (and audited) now if it was not yet.
+    async fn start(&self, key: &str, request: &RunRequest) -> Result<String, ApiError> {
+        let service = self.payload.service();
+        let (run, started) = self.state.runs.start_keyed(service, key, request).await?;
+        if started {
+            let said = format!("started {run}");
+            audit(self.state, Some(self.caller), self.asked, &said)?;
+        }
+        Ok(run)
+    }
+
+    /// The canary on Flagger's traffic: yes to the first increase, then to one more per
+    /// accepted stage; once the canary has ended, yes only if it is GO.
+    async fn traffic_increase(&self) -> Result<Response, ApiError> {
+        let request = RunRequest {
+            only: vec![StepName::Canary.as_str().to_string()],
+            ..self.payload.run_request(&[])?
+        };
+        let run = self
+            .start(&canary_key(&self.payload.key()), &request)
+            .await?;
+        let answer = |status: StatusCode, reason: String| {
+            let body = Verdict {
+                decision: CONTINUE.to_string(),
+                reason,
+                run: run.clone(),
+                url: format!("/v1/runs/{run}"),
+            };
+            Ok((status, Json(body)).into_response())
+        };
+        match self.state.runs.increase(&run) {
+            Increase::Granted(why) => answer(StatusCode::OK, why),
+            Increase::Held(why) => answer(StatusCode::CONFLICT, why),
+            Increase::NotLive => answered(
+                Hook::ConfirmTrafficIncrease,
+                verdict(self.state, &run).await?,
+            ),
+        }
+    }
+
+    /// Promotion or rollback: the pre-traffic run's verdict and the canary's, as one.
+    async fn after_traffic(&self, hook: Hook) -> Result<Response, ApiError> {
+        let key = self.payload.key();
+        let lookup = key.clone();
+        let found = with_store(self.state, move |store| store.keyed_run(&lookup)).await?;
+        let Some(run) = found else {
+            let why = format!("no run for {key}: confirm-rollout starts it");
+            let body = json!({"decision": "INCONCLUSIVE", "reason": why});
+            return Ok((StatusCode::CONFLICT, Json(body)).into_response());
+        };
+        let lookup = canary_key(&key);
+        let canary = with_store(self.state, move |store| store.keyed_run(&lookup)).await?;
+        let mut verdicts = vec![verdict(self.state, &run).await?];
+        if let Some(canary) = canary {
+            verdicts.push(verdict(self.state, &canary).await?);
+        }
+        answered(hook, both(hook, verdicts))
+    }
 }
 
 /// The key of the canary run judging the traffic a Flagger canary moves.

@@ -195,12 +195,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             let store = open_store(&global)?;
             signing::signoff_command(&global, &store, &run, role.as_deref(), by, verify, &trust)
         }
-        Command::Readiness { run, json } => {
-            review::readiness_command(&open_store(&global)?, &run, json)
-        }
-        Command::Certificate { run, trust } => {
-            review::certificate_command(&open_store(&global)?, &global, &run, &trust)
-        }
+        Command::Readiness { run, json } => review::readiness_command(&global, &run, json),
+        Command::Certificate { run, trust } => review::certificate_command(&global, &run, &trust),
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Judge(args) => offline::judge(&args),
         Command::Load {

@@ -69,8 +69,9 @@ fn score(stored: &Stored) -> Result<(ReadinessReport, StepReport), CliError> {
         })
 }
 
-pub fn readiness_command(store: &Store, run: &str, json: bool) -> Result<i32, CliError> {
-    let stored = load(store, run)?;
+pub fn readiness_command(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {
+    let store = crate::open_store(global)?;
+    let stored = load(&store, run)?;
     let (report, step) = score(&stored)?;
     let failing = step.checks.iter().any(|c| c.outcome.as_str() == "fail");
     if json {
@@ -130,13 +131,9 @@ pub fn readiness_command(store: &Store, run: &str, json: bool) -> Result<i32, Cl
     Ok(if failing { exit::NO_GO } else { exit::GO })
 }
 
-pub fn certificate_command(
-    store: &Store,
-    global: &Global,
-    run: &str,
-    trust: &TrustArgs,
-) -> Result<i32, CliError> {
-    let (md_path, html_path) = write_certificate(store, global, run, trust)?;
+pub fn certificate_command(global: &Global, run: &str, trust: &TrustArgs) -> Result<i32, CliError> {
+    let store = crate::open_store(global)?;
+    let (md_path, html_path) = write_certificate(&store, global, run, trust)?;
     say!("{}", md_path.display());
     say!("{}", html_path.display());
     Ok(exit::GO)
