@@ -15,6 +15,26 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::Value;
 
+/// The data of an API answer (`whole`: one with warnings, a partial answer, is refused).
+fn answer(status: u16, body: &[u8], path: &str, whole: bool) -> Result<Value, PromError> {
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        PromError::Decode(format!(
+            "HTTP {status} to {path}, not API JSON ({e}): {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ))
+    })?;
+    if envelope.status != "success" {
+        return Err(PromError::Query {
+            error_type: envelope.error_type,
+            error: envelope.error,
+        });
+    }
+    if whole && !envelope.warnings.is_empty() {
+        return Err(PromError::Partial(envelope.warnings.join("; ")));
+    }
+    Ok(envelope.data)
+}
+
 /// Answers up to this size are read whole (rules and targets of a large server).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
 
@@ -256,26 +276,7 @@ impl Prometheus {
                 Ok(r) if matches!(r.status, 401 | 403) => {
                     return Err(self.unauthorized(r.status));
                 }
-                Ok(r) if r.status < 500 => {
-                    let envelope: Envelope = serde_json::from_slice(&r.body).map_err(|e| {
-                        PromError::Decode(format!(
-                            "HTTP {} to {path}, not API JSON ({e}): {}",
-                            r.status,
-                            String::from_utf8_lossy(&r.body[..r.body.len().min(200)])
-                        ))
-                    })?;
-                    return if envelope.status == "success" {
-                        if whole && !envelope.warnings.is_empty() {
-                            return Err(PromError::Partial(envelope.warnings.join("; ")));
-                        }
-                        Ok(envelope.data)
-                    } else {
-                        Err(PromError::Query {
-                            error_type: envelope.error_type,
-                            error: envelope.error,
-                        })
-                    };
-                }
+                Ok(r) if r.status < 500 => return answer(r.status, &r.body, path, whole),
                 Ok(r) => {
                     last = format!(
                         "HTTP {}: {}",
@@ -453,6 +454,25 @@ fn point(value: &Value) -> Result<(f64, f64), PromError> {
 
 #[cfg(test)]
 mod tests {
+    /// A partial answer as the query API carries it (a success with `warnings`, what
+    /// Thanos and Mimir send when a store did not answer). Read whole, it is refused; read
+    /// as is, its data is kept.
+    #[test]
+    fn an_answer_with_warnings_is_partial_when_it_must_be_whole() {
+        let body = br#"{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["receive: store 10.0.0.7:10901 unavailable"]}"#;
+        let err = answer(200, body, "/api/v1/query", true).unwrap_err();
+        assert!(
+            matches!(&err, PromError::Partial(w) if w.contains("unavailable")),
+            "{err}"
+        );
+        assert!(answer(200, body, "/api/v1/query", false).is_ok());
+        let refused = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert!(matches!(
+            answer(400, refused, "/q", true),
+            Err(PromError::Query { .. })
+        ));
+    }
+
     use super::*;
 
     #[test]
