@@ -458,6 +458,18 @@ mod tests {
     /// Thanos and Mimir send when a store did not answer). Read whole, it is refused; read
     /// as is, its data is kept.
     #[test]
+    fn a_tenant_is_sent_as_x_scope_orgid_and_credentials_as_authorization() {
+        let prom = Prometheus::new("http://127.0.0.1:9090/", Duration::from_secs(1))
+            .with_auth(Some(Auth::Bearer("t0ken".into())))
+            .with_tenant(Some("team-shop".into()));
+        let out = prom.outgoing("/api/v1/query?query=up");
+        assert_eq!(out.headers["x-scope-orgid"], "team-shop");
+        assert_eq!(out.headers["authorization"], "Bearer t0ken");
+        let none = Prometheus::new("http://127.0.0.1:9090", Duration::from_secs(1)).with_auth(None);
+        assert!(!none.outgoing("/").headers.contains_key("x-scope-orgid"));
+    }
+
+    #[test]
     fn an_answer_with_warnings_is_partial_when_it_must_be_whole() {
         let body = br#"{"status":"success","data":{"resultType":"vector","result":[]},"warnings":["receive: store 10.0.0.7:10901 unavailable"]}"#;
         let err = answer(200, body, "/api/v1/query", true).unwrap_err();
