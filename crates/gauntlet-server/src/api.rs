@@ -32,6 +32,8 @@ pub struct AppState {
     pub audit: Arc<Audit>,
     pub metrics: Arc<Metrics>,
     pub runs: Arc<Runs>,
+    /// The dashboard's signed-in visitors.
+    pub sessions: crate::web::Sessions,
 }
 
 impl AppState {
@@ -49,6 +51,7 @@ impl AppState {
             config,
             audit,
             metrics,
+            sessions: Default::default(),
         }
     }
 }
@@ -75,6 +78,7 @@ pub fn router(state: Shared) -> Router {
             "/v1/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
         )
+        .merge(crate::web::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route: see /v1/openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), measure))
         .with_state(state)
@@ -202,6 +206,18 @@ pub(crate) fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let caller = bearer.and_then(|b| state.tokens.authenticate(b.trim()));
+    permit(state, asked, caller, needed, service)
+}
+
+/// `caller` (from a bearer token or a dashboard session), when its role (and services)
+/// allow `needed` on `service`; every answer is audited.
+pub(crate) fn permit(
+    state: &AppState,
+    asked: &Asked<'_>,
+    caller: Option<Caller>,
+    needed: Role,
+    service: Option<&str>,
+) -> Result<Caller, ApiError> {
     let allowed = caller
         .as_ref()
         .map(|c| c.role.allows(needed) && service.is_none_or(|s| c.covers(s)));
@@ -342,7 +358,7 @@ fn summary(r: gauntlet_store::RunSummary) -> serde_json::Value {
 }
 
 /// A run the caller may see: found in the store and in one of its services.
-async fn visible_run(
+pub(crate) async fn visible_run(
     state: &Shared,
     caller: &Caller,
     run: &str,
@@ -435,7 +451,7 @@ fn run_id(run: &str) -> Result<&str, ApiError> {
 
 /// `relative` inside `dir`, or refused: no `..`, no absolute path, and no symbolic link that
 /// leads out.
-fn inside(dir: &Path, relative: &str) -> Result<PathBuf, ApiError> {
+pub(crate) fn inside(dir: &Path, relative: &str) -> Result<PathBuf, ApiError> {
     let refused = || ApiError::Invalid(format!("`{relative}` is not a path inside the run"));
     let path = Path::new(relative);
     if relative.is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_))) {
@@ -454,7 +470,7 @@ fn inside(dir: &Path, relative: &str) -> Result<PathBuf, ApiError> {
     Ok(file)
 }
 
-fn content_type(path: &Path) -> &'static str {
+pub(crate) fn content_type(path: &Path) -> &'static str {
     match path.extension().and_then(|e| e.to_str()) {
         Some("json") => "application/json",
         Some("md") => "text/markdown; charset=utf-8",
@@ -502,6 +518,31 @@ async fn sign_off(
     let asked = Asked::new(&headers, remote, "sign off a run", resource);
     let (caller, found) = asked_run(&state, &asked, Role::Approver, &run).await?;
     let asked_for: SignoffRequest = parse_body(&body)?;
+    let (made, key) = sign_run(
+        &state,
+        &caller,
+        &asked,
+        &found,
+        asked_for.role,
+        asked_for.by,
+    )
+    .await?;
+    let now = judge::verdict(&state, &found.id).await?;
+    let body = json!({"run": found.id, "role": made.role, "by": made.by, "key": key, "report_sha256": made.report_sha256, "decision": now.decision, "reason": now.reason});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Signs a finished run's report as `role` with the server's signing key, as `gauntlet
+/// signoff` does (the role must be the spec's; a key it pins for the role must be this one);
+/// the outcome is audited. Returns the sign-off and the key's id.
+pub(crate) async fn sign_run(
+    state: &Shared,
+    caller: &Caller,
+    asked: &Asked<'_>,
+    found: &gauntlet_store::RunSummary,
+    role: String,
+    by: Option<String>,
+) -> Result<(gauntlet_review::signoff::Signoff, String), ApiError> {
     if found.status == "running" {
         return Err(ApiError::Conflict(format!(
             "run {} has no report to sign yet",
@@ -515,15 +556,8 @@ async fn sign_off(
         let text = std::fs::read_to_string(run_dir.join("spec.yaml")).ok();
         let plan = text
             .and_then(|t| gauntlet_spec::plan_str("spec.yaml", &t, &Default::default(), 1).ok());
-        gauntlet_review::signoff::sign_as(
-            &run_dir,
-            &id,
-            plan.as_ref(),
-            &asked_for.role,
-            asked_for.by,
-            &key,
-        )
-        .map(|made| (made, key.id))
+        gauntlet_review::signoff::sign_as(&run_dir, &id, plan.as_ref(), &role, by, &key)
+            .map(|made| (made, key.id))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -531,16 +565,13 @@ async fn sign_off(
         Ok((made, _)) => format!("signed as {} ({})", made.role, made.by),
         Err(e) => format!("refused: {e}"),
     };
-    audit(&state, Some(&caller), &asked, &outcome)?;
-    let (made, key) = signed.map_err(|e| match e {
+    audit(state, Some(caller), asked, &outcome)?;
+    signed.map_err(|e| match e {
         gauntlet_trust::TrustError::Input(m) | gauntlet_trust::TrustError::Key(m) => {
             ApiError::Invalid(m)
         }
         other => ApiError::Internal(other.to_string()),
-    })?;
-    let now = judge::verdict(&state, &found.id).await?;
-    let body = json!({"run": found.id, "role": made.role, "by": made.by, "key": key, "report_sha256": made.report_sha256, "decision": now.decision, "reason": now.reason});
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    })
 }
 
 /// The readiness checklist as the run scored it.

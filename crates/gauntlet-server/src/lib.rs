@@ -13,6 +13,7 @@
 //! - `metrics.rs`: what `/metrics` exposes.
 //! - `notify.rs`: webhooks, Slack and email when a run ends or waits for sign-offs.
 //! - `openapi.rs`: the routes as data, and the OpenAPI document made from them.
+//! - `web/`: the dashboard: sessions, pages rendered on the server, a strict CSP.
 
 pub mod api;
 pub mod audit;
@@ -23,6 +24,7 @@ pub mod notify;
 pub mod openapi;
 pub mod runs;
 pub mod tokens;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

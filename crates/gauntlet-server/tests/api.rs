@@ -2,14 +2,15 @@
 //! mid-session, paths that try to leave a run, a real run started, read and cancelled with
 //! everything it started stopped, and an audit log whose chain holds.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gauntlet_net::{HttpClient, Outgoing, Response};
 use gauntlet_server::ServerConfig;
 use gauntlet_server::api::ROUTES;
 use gauntlet_server::tokens::{self, Role};
+
+mod common;
+use common::{Server, json, until_status};
 
 /// A candidate the run starts itself (writing down the knob a request may set, as the demo
 /// reads its defects), and one drill that lasts long enough to be cancelled.
@@ -33,126 +34,9 @@ steps:
       - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 10m}
 ";
 
-struct Server {
-    base: String,
-    dir: tempfile::TempDir,
-    config: ServerConfig,
-    tokens: BTreeMap<&'static str, String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("web.yaml"), SPEC).unwrap();
-        std::fs::write(
-            dir.path().join("server.yaml"),
-            "listen: 127.0.0.1:0\nservices:\n  web: {spec: web.yaml}\n",
-        )
-        .unwrap();
-        let config =
-            ServerConfig::load(&dir.path().join("server.yaml"), dir.path().join("keys")).unwrap();
-        let mut tokens = BTreeMap::new();
-        for (name, role, services) in [
-            ("viewer", Role::Viewer, vec![]),
-            ("operator", Role::Operator, vec![]),
-            ("approver", Role::Approver, vec![]),
-            ("admin", Role::Admin, vec![]),
-            (
-                "other-service",
-                Role::Operator,
-                vec!["elsewhere".to_string()],
-            ),
-        ] {
-            let (token, _) = tokens::create(&config.tokens, role, services, None).unwrap();
-            tokens.insert(name, token);
-        }
-        let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            gauntlet_server::serve(listener, state, shutdown)
-                .await
-                .unwrap();
-        });
-        Server {
-            base,
-            dir,
-            config,
-            tokens,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&str>,
-    ) -> Response {
-        let mut out = Outgoing::get(&self.base, path);
-        out.method = method.to_string();
-        if let Some(token) = token {
-            out.headers
-                .insert("authorization".into(), format!("Bearer {token}"));
-        }
-        if let Some(body) = body {
-            out.headers
-                .insert("content-type".into(), "application/json".into());
-            out.body = Some(body.to_string());
-        }
-        HttpClient::new(Duration::from_secs(10))
-            .send(&out)
-            .await
-            .unwrap()
-    }
-
-    async fn as_role(&self, role: &str, method: &str, path: &str) -> Response {
-        self.call(method, path, Some(&self.tokens[role]), None)
-            .await
-    }
-
-    async fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
-        self.dir
-    }
-}
-
-fn json(response: &Response) -> serde_json::Value {
-    serde_json::from_slice(&response.body).unwrap_or_else(|_| panic!("{}", response.body_text()))
-}
-
-/// Waits (bounded) until the run's status is `wanted`.
-async fn until_status(server: &Server, run: &str, wanted: &[&str]) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let shown = json(
-            &server
-                .as_role("viewer", "GET", &format!("/v1/runs/{run}"))
-                .await,
-        );
-        if wanted.iter().any(|w| shown["status"] == *w) {
-            return shown;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "run {run} stayed {}",
-            shown["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_what_a_role_may_not_do() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     // A request for a run or service that does not exist still shows whether the caller got
     // past the door: 401 / 403 come before 404.
     let concrete = |path: &str| {
@@ -203,7 +87,7 @@ async fn every_route_refuses_what_a_role_may_not_do() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_started_read_and_cancelled_with_everything_undone() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     let started = server
         .call(
             "POST",
@@ -293,7 +177,7 @@ async fn a_run_is_started_read_and_cancelled_with_everything_undone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_mid_session_is_refused_on_its_next_request() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     assert_eq!(
         server.as_role("viewer", "GET", "/v1/services").await.status,
         200
@@ -314,7 +198,7 @@ async fn a_token_revoked_mid_session_is_refused_on_its_next_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_service_or_a_bad_selection_is_said_as_such() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     let operator = Some(server.tokens["operator"].as_str());
     let unknown = server
         .call("POST", "/v1/services/nope/runs", operator, None)
@@ -391,7 +275,7 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_run_requests_get_a_client_error_never_a_server_error() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     let operator = Some(server.tokens["operator"].as_str());
     let seeds = [
         "{\"only\": [\"canary\"]}",
@@ -470,7 +354,7 @@ fn mutated_server_configs_never_panic_and_errors_are_located() {
 /// a stock validator (openapi-spec-validator, from PyPI) accepts it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_is_the_real_routes_and_is_valid() {
-    let server = Server::start().await;
+    let server = Server::start(SPEC).await;
     let document = json(&server.call("GET", "/v1/openapi.json", None, None).await);
     let paths = document["paths"].as_object().unwrap();
     let mut documented = 0;

@@ -1,0 +1,128 @@
+//! What the server's tests share: a server on loopback knowing one service, with a token
+//! of each role, called over real HTTP.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use gauntlet_net::{HttpClient, Outgoing, Response};
+use gauntlet_server::ServerConfig;
+use gauntlet_server::tokens::{self, Role};
+
+pub struct Server {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config: ServerConfig,
+    pub tokens: BTreeMap<&'static str, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// A server knowing one service, `web`, of spec `spec`, with a token of each role.
+    pub async fn start(spec: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.yaml"), spec).unwrap();
+        std::fs::write(
+            dir.path().join("server.yaml"),
+            "listen: 127.0.0.1:0\nservices:\n  web: {spec: web.yaml}\n",
+        )
+        .unwrap();
+        let config =
+            ServerConfig::load(&dir.path().join("server.yaml"), dir.path().join("keys")).unwrap();
+        let mut tokens = BTreeMap::new();
+        for (name, role, services) in [
+            ("viewer", Role::Viewer, vec![]),
+            ("operator", Role::Operator, vec![]),
+            ("approver", Role::Approver, vec![]),
+            ("admin", Role::Admin, vec![]),
+            (
+                "other-service",
+                Role::Operator,
+                vec!["elsewhere".to_string()],
+            ),
+        ] {
+            let (token, _) = tokens::create(&config.tokens, role, services, None).unwrap();
+            tokens.insert(name, token);
+        }
+        let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            gauntlet_server::serve(listener, state, shutdown)
+                .await
+                .unwrap();
+        });
+        Server {
+            base,
+            dir,
+            config,
+            tokens,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Response {
+        let mut out = Outgoing::get(&self.base, path);
+        out.method = method.to_string();
+        if let Some(token) = token {
+            out.headers
+                .insert("authorization".into(), format!("Bearer {token}"));
+        }
+        if let Some(body) = body {
+            out.headers
+                .insert("content-type".into(), "application/json".into());
+            out.body = Some(body.to_string());
+        }
+        HttpClient::new(Duration::from_secs(10))
+            .send(&out)
+            .await
+            .unwrap()
+    }
+
+    pub async fn as_role(&self, role: &str, method: &str, path: &str) -> Response {
+        self.call(method, path, Some(&self.tokens[role]), None)
+            .await
+    }
+
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+        self.dir
+    }
+}
+
+pub fn json(response: &Response) -> serde_json::Value {
+    serde_json::from_slice(&response.body).unwrap_or_else(|_| panic!("{}", response.body_text()))
+}
+
+/// Waits (bounded) until the run's status is `wanted`.
+pub async fn until_status(server: &Server, run: &str, wanted: &[&str]) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let shown = json(
+            &server
+                .as_role("viewer", "GET", &format!("/v1/runs/{run}"))
+                .await,
+        );
+        if wanted.iter().any(|w| shown["status"] == *w) {
+            return shown;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "run {run} stayed {}",
+            shown["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,361 @@
+//! The dashboard over real HTTP (the browser tests come with the rest of issue 18): a token
+//! exchanged for a session cookie, pages that escape what a spec says, filters, a strict CSP,
+//! and sign-off forms that only an approver gets and that need the session's CSRF token.
+
+mod common;
+use common::{Server, json, until_status};
+
+/// A quick run that passes and waits for a sign-off (CONDITIONAL), whose service name is
+/// markup.
+const SPEC: &str = "schema_version: 1
+service: {name: '<script>alert(1)</script>', version: '1', owners: {security: sec@example.com}}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+signoffs: {required: [security]}
+steps:
+  chaos:
+    interval: 100ms
+    steady_state:
+      before: 200ms
+      after: 500ms
+      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
+    drills:
+      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 1s}
+";
+
+/// What a browser gets: status, headers, body.
+struct Page {
+    status: u16,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn body_text(&self) -> String {
+        self.body.clone()
+    }
+}
+
+/// A browser's request: the session cookie, and a form body when posting.
+async fn visit(
+    server: &Server,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> Page {
+    use http_body_util::BodyExt;
+    let authority = server.base.trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", &authority);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    if form.is_some() {
+        request = request.header("content-type", "application/x-www-form-urlencoded");
+    }
+    let body = http_body_util::Full::new(bytes::Bytes::from(form.unwrap_or("").to_string()));
+    let answered = sender
+        .send_request(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = answered.status().as_u16();
+    let headers = answered.headers().clone();
+    let bytes = answered.into_body().collect().await.unwrap().to_bytes();
+    Page {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn header<'a>(page: &'a Page, name: &str) -> &'a str {
+    page.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Signs in with the role's token: the session cookie to send back.
+async fn sign_in(server: &Server, role: &str) -> String {
+    let form = format!("token={}", server.tokens[role]);
+    let answered = visit(server, "POST", "/ui/login", None, Some(&form)).await;
+    assert_eq!(answered.status, 303, "{}", answered.body_text());
+    let cookie = header(&answered, "set-cookie").to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    cookie.split(';').next().unwrap().to_string()
+}
+
+/// The CSRF token of the page's forms.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off() {
+    let server = Server::start(SPEC).await;
+    let operator = Some(server.tokens["operator"].as_str());
+    let started = server
+        .call("POST", "/v1/services/web/runs", operator, None)
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body_text());
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    let ended = until_status(&server, &run, &["finished"]).await;
+    assert_eq!(ended["decision"], "CONDITIONAL", "{ended}");
+
+    // Without a session: the sign-in form. A bad token: refused there.
+    let anonymous = visit(&server, "GET", "/ui/runs", None, None).await;
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(header(&anonymous, "location"), "/ui/login");
+    let bad = visit(
+        &server,
+        "POST",
+        "/ui/login",
+        None,
+        Some("token=gauntlet_nope_nope"),
+    )
+    .await;
+    assert_eq!(bad.status, 401);
+    assert!(header(&bad, "set-cookie").is_empty());
+
+    // A viewer: the list, with its CSP, the service name escaped, no script anywhere.
+    let viewer = sign_in(&server, "viewer").await;
+    let list = visit(&server, "GET", "/ui/runs", Some(&viewer), None).await;
+    assert_eq!(list.status, 200);
+    let csp = header(&list, "content-security-policy");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    let body = list.body_text();
+    assert!(body.contains(&run), "{body}");
+    assert!(
+        body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{body}"
+    );
+    assert!(!body.contains("<script"), "{body}");
+    let filtered = visit(
+        &server,
+        "GET",
+        "/ui/runs?decision=NO-GO",
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert!(!filtered.body_text().contains(&run));
+
+    // Its checks, filtered; the run page without a sign-off form for a viewer.
+    let checks = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/checks?outcome=pass"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(checks.status, 200);
+    assert!(
+        checks.body_text().contains("pass"),
+        "{}",
+        checks.body_text()
+    );
+    let page = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}"),
+        Some(&viewer),
+        None,
+    )
+    .await
+    .body_text();
+    assert!(page.contains("CONDITIONAL"), "{page}");
+    assert!(
+        !page.contains("/signoff\""),
+        "a viewer sees no sign-off form: {page}"
+    );
+    let forged = format!("csrf={}&role=security", csrf(&page));
+    let refused = visit(
+        &server,
+        "POST",
+        &format!("/ui/runs/{run}/signoff"),
+        Some(&viewer),
+        Some(&forged),
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.body_text());
+
+    // An approver: the form; without the session's CSRF token refused, with it signed: GO
+    // (with the server's signing key).
+    gauntlet_trust::Keyring::open(&server.config.keyring)
+        .unwrap()
+        .generate(None)
+        .unwrap();
+    let approver = sign_in(&server, "approver").await;
+    let page = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}"),
+        Some(&approver),
+        None,
+    )
+    .await
+    .body_text();
+    assert!(page.contains(&format!("/ui/runs/{run}/signoff")), "{page}");
+    let signoff = format!("/ui/runs/{run}/signoff");
+    let no_csrf = visit(
+        &server,
+        "POST",
+        &signoff,
+        Some(&approver),
+        Some("role=security"),
+    )
+    .await;
+    assert_eq!(no_csrf.status, 403);
+    let wrong = format!("csrf={}&role=security", "0".repeat(64));
+    assert_eq!(
+        visit(&server, "POST", &signoff, Some(&approver), Some(&wrong))
+            .await
+            .status,
+        403
+    );
+    let signed = format!("csrf={}&role=security", csrf(&page));
+    let done = visit(&server, "POST", &signoff, Some(&approver), Some(&signed)).await;
+    assert_eq!(done.status, 303, "{}", done.body_text());
+    let page = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}"),
+        Some(&approver),
+        None,
+    )
+    .await
+    .body_text();
+    assert!(page.contains("badge go"), "{page}");
+
+    // A run's files come in a sandbox of their own.
+    let file = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/files/report.json"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(file.status, 200);
+    assert!(header(&file, "content-security-policy").starts_with("sandbox"));
+    let escape = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/files/..%2F..%2Fserver.yaml"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert!(matches!(escape.status, 400 | 404), "{}", escape.status);
+
+    // A forged sign-out is refused; the session's own ends it.
+    let forged = format!("csrf={}", "0".repeat(64));
+    let refused = visit(&server, "POST", "/ui/logout", Some(&viewer), Some(&forged)).await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        visit(&server, "GET", "/ui/runs", Some(&viewer), None)
+            .await
+            .status,
+        200
+    );
+    let out = visit(
+        &server,
+        "POST",
+        "/ui/logout",
+        Some(&viewer),
+        Some(&format!("csrf={}", csrf(&list.body_text()))),
+    )
+    .await;
+    assert_eq!(out.status, 303);
+    assert_eq!(
+        visit(&server, "GET", "/ui/runs", Some(&viewer), None)
+            .await
+            .status,
+        303
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_mid_session_ends_the_session() {
+    let server = Server::start(SPEC).await;
+    let viewer = sign_in(&server, "viewer").await;
+    assert_eq!(
+        visit(&server, "GET", "/ui/runs", Some(&viewer), None)
+            .await
+            .status,
+        200
+    );
+    let listed = gauntlet_server::tokens::list(&server.config.tokens).unwrap();
+    let entry = listed
+        .iter()
+        .find(|t| t.role == gauntlet_server::tokens::Role::Viewer)
+        .unwrap();
+    gauntlet_server::tokens::revoke(&server.config.tokens, &entry.id).unwrap();
+    let after = visit(&server, "GET", "/ui/runs", Some(&viewer), None).await;
+    assert_eq!(after.status, 303);
+    assert_eq!(header(&after, "location"), "/ui/login");
+    server.stop().await;
+}
+
+/// Malformed and hostile form bodies get a client error or the sign-in form, never a server
+/// error or a session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_forms_never_get_a_server_error_or_a_session() {
+    let server = Server::start(SPEC).await;
+    let viewer = sign_in(&server, "viewer").await;
+    let long = "a".repeat(200_000);
+    let bodies = [
+        "",
+        "token",
+        "token=",
+        "%zz=%zz",
+        "token=%ff%fe%00",
+        "token=gauntlet_x_y&token=gauntlet_a_b",
+        "csrf=&role=",
+        "role=security&role=admin",
+        long.as_str(),
+    ];
+    for body in bodies {
+        for (path, cookie) in [
+            ("/ui/login", None),
+            ("/ui/logout", Some(viewer.as_str())),
+            (
+                "/ui/runs/20261130T000000Z-abcd/signoff",
+                Some(viewer.as_str()),
+            ),
+        ] {
+            let answered = visit(&server, "POST", path, cookie, Some(body)).await;
+            assert!(
+                answered.status < 500,
+                "{path} {body:.40}: {}",
+                answered.status
+            );
+            if path == "/ui/login" {
+                assert!(header(&answered, "set-cookie").is_empty(), "{body:.40}");
+            }
+        }
+    }
+    server.stop().await;
+}
