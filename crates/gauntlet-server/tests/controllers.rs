@@ -10,6 +10,9 @@ use gauntlet_server::ServerConfig;
 use gauntlet_server::tokens::{self, Role};
 use serde_json::{Value, json};
 
+mod common;
+use common::Serving;
+
 /// A service whose drill holds (GO) or breaks (NO-GO), in about two seconds.
 fn spec(name: &str, fault: &str) -> String {
     format!(
@@ -40,8 +43,7 @@ struct Server {
     approver: String,
     _dir: tempfile::TempDir,
     config: ServerConfig,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Serving,
 }
 
 impl Server {
@@ -72,25 +74,14 @@ impl Server {
         let (approver, _) = tokens::create(&config.tokens, Role::Approver, vec![], None).unwrap();
         let mut keyring = gauntlet_trust::Keyring::open(&config.keyring).unwrap();
         keyring.ensure_active(None).unwrap();
-        let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            gauntlet_server::serve(listener, state, shutdown)
-                .await
-                .unwrap();
-        });
+        let serving = Serving::start(config.clone()).await;
         Server {
-            base,
+            base: serving.base.clone(),
             token,
             approver,
             _dir: dir,
             config,
-            stop: Some(stop),
-            task,
+            serving,
         }
     }
 
@@ -111,9 +102,8 @@ impl Server {
             .unwrap()
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
+    async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 

@@ -9,13 +9,48 @@ use gauntlet_net::{HttpClient, Outgoing, Response};
 use gauntlet_server::ServerConfig;
 use gauntlet_server::tokens::{self, Role};
 
+/// The server of a config, serving on loopback until stopped.
+pub struct Serving {
+    pub base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    pub async fn start(config: ServerConfig) -> Serving {
+        let (listener, state) = gauntlet_server::bind(config).await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stopped.await;
+            };
+            gauntlet_server::serve(listener, state, shutdown)
+                .await
+                .unwrap();
+        });
+        Serving {
+            base,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops it, live runs stopped and undone first.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.await.expect("the server stopped cleanly");
+    }
+}
+
 pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub config: ServerConfig,
     pub tokens: BTreeMap<&'static str, String>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    serving: Serving,
 }
 
 impl Server {
@@ -45,24 +80,13 @@ impl Server {
             let (token, _) = tokens::create(&config.tokens, role, services, None).unwrap();
             tokens.insert(name, token);
         }
-        let (listener, state) = gauntlet_server::bind(config.clone()).await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            gauntlet_server::serve(listener, state, shutdown)
-                .await
-                .unwrap();
-        });
+        let serving = Serving::start(config.clone()).await;
         Server {
-            base,
+            base: serving.base.clone(),
             dir,
             config,
             tokens,
-            stop: Some(stop),
-            task,
+            serving,
         }
     }
 
@@ -95,9 +119,8 @@ impl Server {
             .await
     }
 
-    pub async fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.serving.stop().await;
         self.dir
     }
 }
