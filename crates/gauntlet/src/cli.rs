@@ -545,6 +545,10 @@ pub struct DemoArgs {
     /// gates over what it scrapes; without it, the gates read gauntlet's own measurements.
     #[arg(long)]
     pub prometheus: bool,
+    /// Then keep the dashboard open on a loopback port (printed, with a token to sign in
+    /// with) until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
     #[command(flatten)]
     pub execution: Execution,
 }

@@ -280,7 +280,48 @@ pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
             keyring.display()
         );
     }
+    if args.serve {
+        dashboard(dir, &keyring, &global, &args.execution.out, &ran.run_id)?;
+    }
     Ok(ran.code)
+}
+
+/// `--serve`: the dashboard over the demo's runs, on a free loopback port, with an approver
+/// token printed once (approvers read and sign off), until Ctrl-C.
+fn dashboard(
+    dir: &Path,
+    keyring: &Path,
+    global: &Global,
+    runs: &Path,
+    run_id: &str,
+) -> Result<(), CliError> {
+    // Quoted as JSON strings, which YAML reads as they are.
+    let quoted = |p: &Path| {
+        let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        serde_json::Value::String(absolute.display().to_string()).to_string()
+    };
+    let config = format!(
+        "# Written by `gauntlet demo --serve`: the dashboard over the demo's runs.\nlisten: 127.0.0.1:0\nstore: {}\nruns: {}\nkeyring: {}\nservices:\n  demo-shop: {{spec: gauntlet.yaml}}\n",
+        quoted(&global.store),
+        quoted(runs),
+        quoted(keyring),
+    );
+    let path = dir.join("server.yaml");
+    gauntlet_report::write_atomic(&path, config.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let config = gauntlet_server::ServerConfig::load(&path, keyring.to_path_buf())
+        .map_err(CliError::Spec)?;
+    let (token, _) = gauntlet_server::tokens::create(
+        &config.tokens,
+        gauntlet_server::tokens::Role::Approver,
+        Vec::new(),
+        Some("gauntlet demo --serve".into()),
+    )
+    .map_err(|e| CliError::Internal(anyhow::anyhow!(e.to_string())))?;
+    crate::serve::serve_until_stopped(config, |addr| {
+        note!("gauntlet demo: dashboard on http://{addr}/ui/runs/{run_id} (Ctrl-C to stop)");
+        note!("gauntlet demo: sign in with this approver token (shown once): {token}");
+    })
 }
 
 /// The demo's own release keyring, unless one is named, with a signing key in it: a demo

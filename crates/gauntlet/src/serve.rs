@@ -27,6 +27,17 @@ pub fn serve_command(global: &Global, config: &Path, format: LogFormat) -> Resul
             None => tracing::warn!(service, "no signed lock: the spec is not verified"),
         }
     }
+    serve_until_stopped(config, |addr| {
+        note!("gauntlet serve: listening on http://{addr}");
+    })?;
+    Ok(exit::GO)
+}
+
+/// Binds `config`'s address, says where (`listening`), and serves until SIGINT or SIGTERM.
+pub fn serve_until_stopped(
+    config: ServerConfig,
+    listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<(), CliError> {
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let (listener, state) = gauntlet_server::bind(config)
@@ -36,12 +47,11 @@ pub fn serve_command(global: &Global, config: &Path, format: LogFormat) -> Resul
             .local_addr()
             .map_err(|e| CliError::Internal(e.into()))?;
         tracing::info!(%addr, services = state.config.services.len(), "gauntlet serve listening");
-        note!("gauntlet serve: listening on http://{addr}");
+        listening(addr);
         gauntlet_server::serve(listener, state, shutdown())
             .await
             .map_err(|e| CliError::Internal(e.into()))
-    })?;
-    Ok(exit::GO)
+    })
 }
 
 /// SIGINT or SIGTERM.

@@ -223,3 +223,73 @@ fn tokens_are_shown_once_listed_without_secrets_and_audits_verify() {
         text(&broken.stderr)
     );
 }
+
+/// One HTTP/1.0 exchange on loopback: the whole answer, headers and body.
+fn exchange(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("the dashboard listens");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+/// `gauntlet demo --serve`: the demo runs, then its dashboard stays open on loopback with a
+/// token printed once; the token signs in and the run's page shows; Ctrl-C ends it with the
+/// demo's exit code.
+#[test]
+fn the_demo_keeps_its_dashboard_open_until_ctrl_c() {
+    use std::io::BufRead;
+    let s = Scratch::new();
+    let mut child = s
+        .command()
+        .args(["demo", "--serve", "--only", "preflight"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok);
+    let dashboard = lines
+        .find(|l| l.contains("dashboard on http://"))
+        .expect("the dashboard's address is printed");
+    let token_line = lines.next().expect("the token is printed");
+    let token = token_line.rsplit(' ').next().unwrap().to_string();
+    let url = &dashboard[dashboard.find("http://").unwrap() + 7..];
+    let (addr, path) = url.split_once('/').unwrap();
+    let path = format!("/{}", path.split_whitespace().next().unwrap());
+    let form = format!("token={token}");
+    let signed_in = exchange(
+        addr,
+        &format!(
+            "POST /ui/login HTTP/1.0\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    let cookie = signed_in
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = exchange(
+        addr,
+        &format!("GET {path} HTTP/1.0\r\nCookie: {cookie}\r\n\r\n"),
+    );
+    assert!(page.starts_with("HTTP/1.0 200"), "{page}");
+    assert!(page.contains("demo-shop"), "{page}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(0..=3)), "{status:?}");
+}
