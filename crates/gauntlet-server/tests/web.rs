@@ -248,6 +248,56 @@ async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off()
     .body_text();
     assert!(page.contains("badge go"), "{page}");
 
+    // Its drills (the chaos drill's times and timeline), its canary (none ran), and the
+    // service's gates across runs (none evaluated), each said as such.
+    let drills = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/drills"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(drills.status, 200);
+    let body = drills.body_text();
+    assert!(
+        body.contains("Time to detect") && body.contains("fault-applied"),
+        "{body}"
+    );
+    let canary = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/canary"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert!(
+        canary.body_text().contains("did not run"),
+        "{}",
+        canary.body_text()
+    );
+    let service = "%3Cscript%3Ealert%281%29%3C%2Fscript%3E";
+    assert!(
+        list.body_text()
+            .contains(&format!("/ui/services/{service}/gates"))
+    );
+    let gates = visit(
+        &server,
+        "GET",
+        &format!("/ui/services/{service}/gates"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(gates.status, 200, "{}", gates.body_text());
+    assert!(
+        gates
+            .body_text()
+            .contains("No run of this service evaluated gates")
+    );
+    assert!(!gates.body_text().contains("<script"));
+
     // A run's files come in a sandbox of their own.
     let file = visit(
         &server,

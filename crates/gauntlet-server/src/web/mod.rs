@@ -6,6 +6,7 @@
 
 mod pages;
 mod session;
+mod views;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,9 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/ui/runs", get(runs))
         .route("/ui/runs/{run}", get(run))
         .route("/ui/runs/{run}/checks", get(checks))
+        .route("/ui/runs/{run}/canary", get(canary))
+        .route("/ui/runs/{run}/drills", get(drills))
+        .route("/ui/services/{service}/gates", get(gates))
         .route("/ui/runs/{run}/signoff", post(sign_off))
         .route("/ui/runs/{run}/files/{*path}", get(file))
         .route("/ui/assets/gauntlet.css", get(style))
@@ -447,6 +451,113 @@ async fn checks(
         step.as_deref(),
         outcome.as_deref(),
     ))
+}
+
+/// A page of one part of a finished run.
+async fn part(
+    state: Shared,
+    remote: SocketAddr,
+    run: String,
+    headers: HeaderMap,
+    action: &'static str,
+    render: fn(&Visitor, &gauntlet_store::RunSummary, &gauntlet_report::Report) -> Markup,
+) -> Response {
+    let visited = visited_run(&state, &headers, remote, action, &run, Role::Viewer).await;
+    match visited {
+        Ok((visitor, found, Some(report))) => page(render(&visitor, &found, &report)),
+        Ok((visitor, found, None)) => {
+            let e = ApiError::Conflict(format!("run {} has no report yet", found.id));
+            problem(StatusCode::CONFLICT, Some(&visitor), &e)
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn canary(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    part(
+        state,
+        remote,
+        run,
+        headers,
+        "view a run's canary",
+        views::canary,
+    )
+    .await
+}
+
+async fn drills(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    part(
+        state,
+        remote,
+        run,
+        headers,
+        "view a run's drills",
+        views::drills,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct GatesQuery {
+    #[serde(default)]
+    runs: Option<usize>,
+}
+
+/// The gates of a service's last finished runs (10 by default, at most 50).
+async fn gates(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(service): UrlPath<String>,
+    headers: HeaderMap,
+    Query(query): Query<GatesQuery>,
+) -> Response {
+    let resource = format!("/ui/services/{service}/gates");
+    let visitor = match visitor(
+        &state,
+        &headers,
+        remote,
+        "view a service's gates",
+        resource,
+        Role::Viewer,
+    ) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    if !visitor.caller.covers(&service) {
+        let e = ApiError::NotFound(format!("no service `{service}`"));
+        return problem(StatusCode::NOT_FOUND, Some(&visitor), &e);
+    }
+    let wanted = query.runs.unwrap_or(10).clamp(1, 50);
+    let name = service.clone();
+    let found = with_store(&state, move |store| {
+        let mut runs = Vec::new();
+        for summary in store.list_runs(LISTED)? {
+            if runs.len() >= wanted {
+                break;
+            }
+            if summary.service == name
+                && let Some(report) = store.report(&summary.id).ok().flatten()
+            {
+                runs.push((summary, report));
+            }
+        }
+        Ok(runs)
+    })
+    .await;
+    match found {
+        Ok(runs) => page(views::gates(&visitor, &service, &runs)),
+        Err(e) => problem(status_of(&e), Some(&visitor), &e),
+    }
 }
 
 #[derive(Deserialize)]

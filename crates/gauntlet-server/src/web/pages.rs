@@ -159,7 +159,7 @@ fn run_row(row: &RunRow) -> Markup {
     html! {
         tr {
             td { (decision_badge(&decision)) }
-            td { (s.service) }
+            td { a href={ "/ui/services/" (segment(&s.service)) "/gates" } title="the gates across its runs" { (s.service) } }
             td { (s.version) }
             td { a href={ "/ui/runs/" (s.id) } { (s.id) } }
             td { (s.started_at) }
@@ -168,6 +168,18 @@ fn run_row(row: &RunRow) -> Markup {
             td { (drift_text(drift)) }
         }
     }
+}
+
+/// `text` as one URL path segment (percent-encoded but for unreserved characters).
+pub fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn drift_text(drift: Option<usize>) -> String {
@@ -209,6 +221,7 @@ pub fn run(
 ) -> Markup {
     let content = html! {
         h1 { (summary.service) " " (summary.version) " " small { "run " (summary.id) } }
+        (super::views::run_nav(&summary.id))
         section class="decision" aria-label="decision" {
             (decision_badge(decision_now))
             @if let Some(report) = report {
@@ -355,6 +368,7 @@ pub fn checks(
     let outcomes = ["pass", "warn", "fail", "inconclusive", "skipped"];
     let content = html! {
         h1 { "Checks " small { a href={ "/ui/runs/" (summary.id) } { "run " (summary.id) } } }
+        (super::views::run_nav(&summary.id))
         p { (decision_badge(&report.decision.to_string())) " " (report.summary) }
         form method="get" action={ "/ui/runs/" (summary.id) "/checks" } class="filters" {
             label for="step" { "Step" }

@@ -22,14 +22,14 @@ pub fn judge_checks(
         .iter()
         .map(|seat| {
             let judge = &seat.judge;
+            let alpha = if seat.dry_run {
+                "dry run".to_string()
+            } else {
+                format!("alpha {:.4}", panel.alpha_each)
+            };
             let context = format!(
-                " ({:.1}s at {weight} weight, alpha {:.4})",
-                run.elapsed.as_secs_f64(),
-                if seat.dry_run {
-                    f64::NAN
-                } else {
-                    panel.alpha_each
-                }
+                " ({:.1}s at {weight} weight, {alpha})",
+                run.elapsed.as_secs_f64()
             );
             let (outcome, why) = match judge.verdict() {
                 Verdict::Accept => (Outcome::Pass, "accepted"),
