@@ -55,13 +55,45 @@ struct Live {
 }
 
 /// What a live run tells the server as it goes: its canary stage now (for `/metrics` and
-/// for a controller asking whether to move more traffic).
+/// for a controller asking whether to move more traffic), and its steps, timeline and
+/// decision to whoever watches it live (the dashboard).
 struct Watch {
     service: String,
     run: String,
     metrics: Arc<Metrics>,
     now: Mutex<Watched>,
+    live: tokio::sync::broadcast::Sender<LiveEvent>,
 }
+
+/// What a live run's watchers are told, as it happens.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum LiveEvent {
+    /// A timeline event.
+    Event {
+        step: Option<String>,
+        message: String,
+        at: String,
+    },
+    /// A step finished, with its outcome.
+    Step { step: String, outcome: String },
+    /// The run ended: its decision and summary.
+    Decision { decision: String, summary: String },
+}
+
+impl LiveEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveEvent::Event { .. } => "event",
+            LiveEvent::Step { .. } => "step",
+            LiveEvent::Decision { .. } => "decision",
+        }
+    }
+}
+
+/// How many events a slow watcher may fall behind before it misses some.
+const LIVE_BACKLOG: usize = 1024;
 
 #[derive(Default)]
 struct Watched {
@@ -80,9 +112,18 @@ impl Observer for Watch {
     fn step_finished(&self, step: &gauntlet_report::StepReport) {
         let outcome = step.outcome.as_str();
         tracing::info!(run = %self.run, service = %self.service, step = %step.name, outcome, "step finished");
+        let _ = self.live.send(LiveEvent::Step {
+            step: step.name.clone(),
+            outcome: outcome.to_string(),
+        });
     }
 
     fn event(&self, event: &gauntlet_report::TimelineEvent) {
+        let _ = self.live.send(LiveEvent::Event {
+            step: event.step.clone(),
+            message: event.message.clone(),
+            at: event.at.clone(),
+        });
         let step = event.step.as_deref().unwrap_or("");
         tracing::info!(run = %self.run, service = %self.service, step, kind = %event.kind, "{}", event.message);
     }
@@ -239,6 +280,7 @@ impl Runs {
             run: run_id.to_string(),
             metrics: self.metrics.clone(),
             now: Mutex::default(),
+            live: tokio::sync::broadcast::channel(LIVE_BACKLOG).0,
         });
         let observer = watch.clone();
         let task = tokio::spawn(async move {
@@ -267,6 +309,17 @@ impl Runs {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(ended) = live.remove(run) {
             ended.watch.forget();
+            let (decision, summary) = match &ran {
+                Ok(outcome) => (
+                    outcome.report.decision.to_string(),
+                    outcome.report.summary.clone(),
+                ),
+                Err(e) => ("ERROR".to_string(), e.to_string()),
+            };
+            let _ = ended
+                .watch
+                .live
+                .send(LiveEvent::Decision { decision, summary });
         }
         self.metrics.live_runs.set(live.len() as i64);
         match ran {
@@ -362,6 +415,12 @@ impl Runs {
             None => "the canary has not started judging yet".to_string(),
         };
         Increase::Held(why)
+    }
+
+    /// The live events of a run running here, from now on.
+    pub fn subscribe(&self, run: &str) -> Option<tokio::sync::broadcast::Receiver<LiveEvent>> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(run).map(|l| l.watch.live.subscribe())
     }
 
     /// Asks a live run to stop; `false` when it is not running here.

@@ -409,3 +409,58 @@ async fn hostile_forms_never_get_a_server_error_or_a_session() {
     }
     server.stop().await;
 }
+
+/// A running run's page follows it live: the events stream carries its timeline and steps
+/// as they happen and ends with its decision (what the page's script shows without a
+/// reload); a finished run's stream is its decision at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_run_streams_its_steps_and_ends_in_its_decision() {
+    let long = SPEC.replace("duration: 1s", "duration: 3s");
+    let server = Server::start(&long).await;
+    let viewer = sign_in(&server, "viewer").await;
+    let operator = Some(server.tokens["operator"].as_str());
+    let started = server
+        .call("POST", "/v1/services/web/runs", operator, None)
+        .await;
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    until_status(&server, &run, &["running"]).await;
+    let page = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    let body = page.body_text();
+    assert!(body.contains("id=\"live-timeline\""), "{body}");
+    assert!(
+        body.contains("<script src=\"/ui/assets/live.js\" defer>"),
+        "{body}"
+    );
+    let script = visit(&server, "GET", "/ui/assets/live.js", Some(&viewer), None).await;
+    assert!(script.body_text().contains("textContent"));
+    assert!(!script.body_text().contains("innerHTML"));
+
+    let events = format!("/ui/runs/{run}/events");
+    let streamed = visit(&server, "GET", &events, Some(&viewer), None).await;
+    assert_eq!(header(&streamed, "content-type"), "text/event-stream");
+    let text = streamed.body_text();
+    assert!(text.contains("event: event"), "{text}");
+    assert!(text.contains("event: step"), "{text}");
+    let decision = text
+        .lines()
+        .skip_while(|l| *l != "event: decision")
+        .find_map(|l| l.strip_prefix("data: "))
+        .expect("the stream ends with the decision");
+    let decision: serde_json::Value = serde_json::from_str(decision).unwrap();
+    assert_eq!(decision["decision"], "CONDITIONAL", "{decision}");
+
+    // Once finished, the stream is the decision alone.
+    let again = visit(&server, "GET", &events, Some(&viewer), None)
+        .await
+        .body_text();
+    assert!(again.starts_with("event: decision"), "{again}");
+    assert!(!again.contains("event: step"));
+    server.stop().await;
+}

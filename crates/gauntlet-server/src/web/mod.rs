@@ -48,7 +48,9 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/ui/services/{service}/gates", get(gates))
         .route("/ui/runs/{run}/signoff", post(sign_off))
         .route("/ui/runs/{run}/files/{*path}", get(file))
+        .route("/ui/runs/{run}/events", get(events))
         .route("/ui/assets/gauntlet.css", get(style))
+        .route("/ui/assets/live.js", get(script))
         .layer(middleware::from_fn_with_state(state, secure))
 }
 
@@ -649,6 +651,82 @@ async fn file(
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(FILE_CSP),
+    );
+    response
+}
+
+/// A run's steps, timeline and decision as they happen (server-sent events); a run not
+/// running here is answered with its decision at once.
+async fn events(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath(run): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let resource = format!("/ui/runs/{run}/events");
+    let visitor = match visitor(
+        &state,
+        &headers,
+        remote,
+        "watch a run",
+        resource,
+        Role::Viewer,
+    ) {
+        Ok(v) => v,
+        Err(refused) => return refused.into_response(),
+    };
+    let found = match visible_run(&state, &visitor.caller, &run).await {
+        Ok(found) => found,
+        Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+    };
+    let said = |event: &crate::runs::LiveEvent| {
+        Event::default()
+            .event(event.name())
+            .json_data(event)
+            .unwrap_or_else(|_| Event::default().comment("unserialisable"))
+    };
+    let Some(receiver) = state.runs.subscribe(&found.id) else {
+        let decision = match crate::judge::verdict(&state, &found.id).await {
+            Ok(v) => crate::runs::LiveEvent::Decision {
+                decision: v.decision,
+                summary: v.reason,
+            },
+            Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+        };
+        let once = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(said(&decision))]);
+        return Sse::new(once).into_response();
+    };
+    // Until the decision, or the run's end (its sender dropped).
+    let stream =
+        futures_util::stream::unfold((receiver, false), move |(mut rx, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match rx.recv().await {
+                    Ok(event) => {
+                        let last = matches!(event, crate::runs::LiveEvent::Decision { .. });
+                        return Some((Ok::<_, std::convert::Infallible>(said(&event)), (rx, last)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                        let note = Event::default().comment(format!("{missed} event(s) missed"));
+                        return Some((Ok(note), (rx, false)));
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+async fn script() -> Response {
+    let mut response = pages::SCRIPT.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
     );
     response
 }

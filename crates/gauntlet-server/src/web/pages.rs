@@ -223,11 +223,16 @@ pub fn run(
         h1 { (summary.service) " " (summary.version) " " small { "run " (summary.id) } }
         (super::views::run_nav(&summary.id))
         section class="decision" aria-label="decision" {
-            (decision_badge(decision_now))
+            span id="decision" aria-live="polite" { (decision_badge(decision_now)) }
             @if let Some(report) = report {
-                p class="reason" { (report.summary) }
+                p class="reason" id="reason" { (report.summary) }
             } @else {
-                p class="reason" { "The run is " (summary.status) "." }
+                p class="reason" id="reason" { "The run is " (summary.status) "." }
+            }
+            @if summary.status == "running" {
+                h2 { "As it happens" }
+                ol id="live-timeline" class="live" data-events={ "/ui/runs/" (summary.id) "/events" } {}
+                script src="/ui/assets/live.js" defer {}
             }
             p { a href={ "/ui/runs/" (summary.id) "/checks" } { "Every check" }
                 " · " a href={ "/ui/runs/" (summary.id) "/checks?outcome=fail" } { "failed checks" } }
@@ -423,3 +428,6 @@ pub fn problem(visitor: Option<&Visitor>, title: &str, message: &str) -> Markup 
 
 /// Inline nothing: the stylesheet is a file so the CSP can forbid inline styles.
 pub const STYLE: &str = include_str!("gauntlet.css");
+
+/// The one script: a running run's page follows it live. Every page works without it.
+pub const SCRIPT: &str = include_str!("live.js");
