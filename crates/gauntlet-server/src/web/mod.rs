@@ -703,19 +703,18 @@ async fn events(
             if done {
                 return None;
             }
-            loop {
-                match rx.recv().await {
-                    Ok(event) => {
-                        let last = matches!(event, crate::runs::LiveEvent::Decision { .. });
-                        return Some((Ok::<_, std::convert::Infallible>(said(&event)), (rx, last)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                        let note = Event::default().comment(format!("{missed} event(s) missed"));
-                        return Some((Ok(note), (rx, false)));
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            use tokio::sync::broadcast::error::RecvError;
+            let said = match rx.recv().await {
+                Ok(event) => {
+                    let last = matches!(event, crate::runs::LiveEvent::Decision { .. });
+                    return Some((Ok::<_, std::convert::Infallible>(said(&event)), (rx, last)));
                 }
-            }
+                Err(RecvError::Lagged(missed)) => {
+                    Event::default().comment(format!("{missed} event(s) missed"))
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            Some((Ok(said), (rx, false)))
         });
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
