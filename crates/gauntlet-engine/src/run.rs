@@ -47,6 +47,8 @@ pub struct RunOptions {
     /// Values for variables the spec passes (`pass_env`), in place of gauntlet's own
     /// environment: what a server's caller asks for (a demo's defect knobs).
     pub given_env: BTreeMap<String, String>,
+    /// Who starts the run (the OS user, a server's token), kept with it in the store.
+    pub started_by: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -375,6 +377,7 @@ impl Begun {
             started_at: started_at.clone(),
             pid: me.pid,
             pid_start: me.start_ticks,
+            started_by: options.started_by.clone(),
         })?;
         Ok(Begun {
             run_id,
@@ -1097,6 +1100,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             run_id: None,
             cancel: None,
             given_env: Default::default(),
+            started_by: None,
         };
         let endless = Endless(gauntlet_spec::StepMeta {
             severity: gauntlet_spec::Severity::Hard,
@@ -1148,6 +1152,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             run_id: None,
             cancel: None,
             given_env: Default::default(),
+            started_by: None,
         };
         let outcome = run_steps(
             plan,

@@ -313,7 +313,7 @@ async fn start_run(
     } else {
         parse_body(&body)?
     };
-    let started = state.runs.start(&service, &request);
+    let started = state.runs.start(&service, &request, &caller);
     let outcome = match &started {
         Ok(run) => format!("started {run}"),
         Err(e) => format!("refused: {e}"),

@@ -295,7 +295,7 @@ pub(crate) async fn argo(
     let key = format!("argo/{}/{}", asked_for.service, asked_for.key);
     let (run, started) = state
         .runs
-        .start_keyed(&asked_for.service, &key, &asked_for.run_request())
+        .start_keyed(&asked_for.service, &key, &asked_for.run_request(), &caller)
         .await?;
     if started {
         audit(&state, Some(&caller), &asked, &format!("started {run}"))?;
@@ -403,7 +403,11 @@ impl Asking<'_> {
     /// The run `key` names, started (and audited) now if it was not yet.
     async fn start(&self, key: &str, request: &RunRequest) -> Result<String, ApiError> {
         let service = self.payload.service();
-        let (run, started) = self.state.runs.start_keyed(service, key, request).await?;
+        let (run, started) = self
+            .state
+            .runs
+            .start_keyed(service, key, request, self.caller)
+            .await?;
         if started {
             let said = format!("started {run}");
             audit(self.state, Some(self.caller), self.asked, &said)?;

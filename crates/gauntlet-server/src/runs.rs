@@ -11,6 +11,7 @@ use gauntlet_spec::Selection;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::notify::{Notice, Notifier, Occasion};
+use crate::tokens::Caller;
 
 /// What a caller asks to run.
 #[derive(Debug, Clone, Default, serde::Deserialize, schemars::JsonSchema)]
@@ -174,15 +175,16 @@ impl Runs {
         }
     }
 
-    /// Plans and starts a run of `service`; returns its id at once.
+    /// Plans and starts a run of `service` for `by`; returns its id at once.
     pub fn start(
         self: &Arc<Self>,
         service: &str,
         request: &RunRequest,
+        by: &Caller,
     ) -> Result<String, StartError> {
         let planned = self.plan(service, request)?;
         let run_id = gauntlet_engine::new_run_id();
-        self.launch(service, planned, &run_id);
+        self.launch(service, planned, &run_id, by);
         Ok(run_id)
     }
 
@@ -194,6 +196,7 @@ impl Runs {
         service: &str,
         key: &str,
         request: &RunRequest,
+        by: &Caller,
     ) -> Result<(String, bool), StartError> {
         let planned = self.plan(service, request)?;
         let candidate = gauntlet_engine::new_run_id();
@@ -207,7 +210,7 @@ impl Runs {
         .map_err(|e| StartError::Internal(e.to_string()))?
         .map_err(|e| StartError::Internal(e.to_string()))?;
         if claimed.1 {
-            self.launch(service, planned, &candidate);
+            self.launch(service, planned, &candidate, by);
         }
         Ok(claimed)
     }
@@ -256,7 +259,7 @@ impl Runs {
         })
     }
 
-    fn launch(self: &Arc<Self>, service: &str, planned: Planned, run_id: &str) {
+    fn launch(self: &Arc<Self>, service: &str, planned: Planned, run_id: &str, by: &Caller) {
         let cancel = CancellationToken::new();
         let options = RunOptions {
             spec_path: planned.spec.spec_path,
@@ -270,6 +273,7 @@ impl Runs {
             run_id: Some(run_id.to_string()),
             cancel: Some(cancel.clone()),
             given_env: planned.env,
+            started_by: Some(by.describe()),
         };
         let runs = self.clone();
         let (id, name) = (run_id.to_string(), service.to_string());

@@ -80,6 +80,12 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who the caller is, as a run records who started it: the token's id and role (never
+    /// the token).
+    pub fn describe(&self) -> String {
+        format!("token {} ({})", self.token, self.role.as_str())
+    }
+
     /// Whether the caller's token covers `service`.
     pub fn covers(&self, service: &str) -> bool {
         self.services.is_empty() || self.services.iter().any(|s| s == service)

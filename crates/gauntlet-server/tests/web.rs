@@ -150,6 +150,9 @@ async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off()
         "{body}"
     );
     assert!(!body.contains("<script"), "{body}");
+    // Who started it: the operator's token (its id and role, never the token).
+    assert!(body.contains("(operator)"), "{body}");
+    assert!(!body.contains(server.tokens["operator"].as_str()), "{body}");
     let filtered = visit(
         &server,
         "GET",

@@ -103,6 +103,8 @@ const MIGRATIONS: &[&str] = &[
         run_id TEXT NOT NULL,
         created_at TEXT NOT NULL
     );",
+    // Who started a run: the OS user of a CLI run, the token of a server's.
+    "ALTER TABLE runs ADD COLUMN started_by TEXT;",
 ];
 
 /// What `begin_run` records before anything runs.
@@ -119,6 +121,8 @@ pub struct RunStart {
     /// recycled pid is not mistaken for it.
     pub pid: u32,
     pub pid_start: String,
+    /// Who started it, when known.
+    pub started_by: Option<String>,
 }
 
 /// One line of `gauntlet history`.
@@ -133,6 +137,9 @@ pub struct RunSummary {
     pub decision: Option<String>,
     pub exit_code: Option<i64>,
     pub run_dir: String,
+    /// Who started it, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
 }
 
 /// A run still marked running: its process may be alive, or it was killed.
@@ -226,8 +233,8 @@ impl Store {
     pub fn begin_run(&self, run: &RunStart) -> Result<(), StoreError> {
         self.conn.execute(
             "INSERT INTO runs (id, service, version, spec_path, spec_sha256, run_dir, started_at,
-                               status, pid, pid_start)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9)",
+                               status, pid, pid_start, started_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10)",
             params![
                 run.id,
                 run.service,
@@ -237,7 +244,8 @@ impl Store {
                 run.run_dir,
                 run.started_at,
                 run.pid,
-                run.pid_start
+                run.pid_start,
+                run.started_by
             ],
         )?;
         Ok(())
@@ -391,7 +399,7 @@ impl Store {
     pub fn list_runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT id, service, version, started_at, finished_at, status, decision, exit_code,
-                    run_dir
+                    run_dir, started_by
              FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], summary_from_row)?;
@@ -411,7 +419,7 @@ impl Store {
                 .conn
                 .query_row(
                     "SELECT id, service, version, started_at, finished_at, status, decision,
-                            exit_code, run_dir FROM runs WHERE id = ?1",
+                            exit_code, run_dir, started_by FROM runs WHERE id = ?1",
                     [id],
                     summary_from_row,
                 )
@@ -419,7 +427,7 @@ impl Store {
                 .ok_or_else(|| StoreError::NoSuchRun(id_or_prefix.into()));
         }
         let select = "SELECT id, service, version, started_at, finished_at, status, decision,
-                             exit_code, run_dir FROM runs";
+                             exit_code, run_dir, started_by FROM runs";
         if id_or_prefix == "latest" {
             return self
                 .conn
@@ -477,6 +485,7 @@ fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         decision: r.get(6)?,
         exit_code: r.get(7)?,
         run_dir: r.get(8)?,
+        started_by: r.get(9)?,
     })
 }
 
@@ -496,6 +505,7 @@ mod tests {
             started_at: format!("2026-11-22T10:00:0{}Z", id.len() % 10),
             pid: 1,
             pid_start: "1".into(),
+            started_by: Some("tester".into()),
         }
     }
 

@@ -318,6 +318,9 @@ fn execute(
         run_id: None,
         cancel: None,
         given_env: Default::default(),
+        started_by: std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .ok(),
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)

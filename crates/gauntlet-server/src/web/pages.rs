@@ -134,7 +134,7 @@ pub fn runs(
                 thead { tr {
                     th scope="col" { "Decision" } th scope="col" { "Service" } th scope="col" { "Version" }
                     th scope="col" { "Run" } th scope="col" { "Started" } th scope="col" { "Duration" }
-                    th scope="col" { "Readiness" } th scope="col" { "Drift" }
+                    th scope="col" { "Readiness" } th scope="col" { "Drift" } th scope="col" { "Started by" }
                 } }
                 tbody {
                     @for row in rows { (run_row(row)) }
@@ -166,6 +166,7 @@ fn run_row(row: &RunRow) -> Markup {
             td { (duration.unwrap_or_else(|| "—".into())) }
             td { (readiness.unwrap_or_else(|| "—".into())) }
             td { (drift_text(drift)) }
+            td { (s.started_by.as_deref().unwrap_or("—")) }
         }
     }
 }
@@ -221,6 +222,7 @@ pub fn run(
 ) -> Markup {
     let content = html! {
         h1 { (summary.service) " " (summary.version) " " small { "run " (summary.id) } }
+        p class="hint" { "Started " (summary.started_at) @if let Some(by) = &summary.started_by { " by " (by) } }
         (super::views::run_nav(&summary.id))
         section class="decision" aria-label="decision" {
             span id="decision" aria-live="polite" { (decision_badge(decision_now)) }
