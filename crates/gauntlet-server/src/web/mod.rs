@@ -325,8 +325,8 @@ async fn run(
             Ok(found) => found,
             Err(refused) => return refused.into_response(),
         };
-    let decision = match crate::judge::verdict(&state, &found.id).await {
-        Ok(v) => v.decision,
+    let now = match crate::judge::verdict(&state, &found.id).await {
+        Ok(v) => v,
         Err(e) => return problem(status_of(&e), Some(&visitor), &e),
     };
     let (signoffs, attested) = review(&state, &visitor, &found).await;
@@ -334,7 +334,7 @@ async fn run(
         &visitor,
         &found,
         report.as_ref(),
-        &decision,
+        &now,
         &signoffs,
         &attested,
     ))

@@ -216,7 +216,7 @@ pub fn run(
     visitor: &Visitor,
     summary: &RunSummary,
     report: Option<&Report>,
-    decision_now: &str,
+    now: &crate::judge::Verdict,
     signoffs: &Signoffs,
     attested: &Attested,
 ) -> Markup {
@@ -225,9 +225,9 @@ pub fn run(
         p class="hint" { "Started " (summary.started_at) @if let Some(by) = &summary.started_by { " by " (by) } }
         (super::views::run_nav(&summary.id))
         section class="decision" aria-label="decision" {
-            span id="decision" aria-live="polite" { (decision_badge(decision_now)) }
-            @if let Some(report) = report {
-                p class="reason" id="reason" { (report.summary) }
+            span id="decision" aria-live="polite" { (decision_badge(&now.decision)) }
+            @if report.is_some() {
+                p class="reason" id="reason" { (now.reason) }
             } @else {
                 p class="reason" id="reason" { "The run is " (summary.status) "." }
             }

@@ -56,13 +56,18 @@ pub struct Server {
 impl Server {
     /// A server knowing one service, `web`, of spec `spec`, with a token of each role.
     pub async fn start(spec: &str) -> Server {
+        Server::start_services(&[("web", spec)]).await
+    }
+
+    /// A server knowing these services (name, spec), with a token of each role.
+    pub async fn start_services(services: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("web.yaml"), spec).unwrap();
-        std::fs::write(
-            dir.path().join("server.yaml"),
-            "listen: 127.0.0.1:0\nservices:\n  web: {spec: web.yaml}\n",
-        )
-        .unwrap();
+        let mut config = "listen: 127.0.0.1:0\nservices:\n".to_string();
+        for (name, spec) in services {
+            std::fs::write(dir.path().join(format!("{name}.yaml")), spec).unwrap();
+            config.push_str(&format!("  {name}: {{spec: {name}.yaml}}\n"));
+        }
+        std::fs::write(dir.path().join("server.yaml"), config).unwrap();
         let config =
             ServerConfig::load(&dir.path().join("server.yaml"), dir.path().join("keys")).unwrap();
         let mut tokens = BTreeMap::new();
