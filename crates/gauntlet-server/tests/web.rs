@@ -48,6 +48,18 @@ async fn visit(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> Page {
+    visit_with(server, method, path, cookie, form, &[]).await
+}
+
+/// The same, with more headers.
+async fn visit_with(
+    server: &Server,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Page {
     use http_body_util::BodyExt;
     let authority = server.base.trim_start_matches("http://").to_string();
     let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
@@ -60,6 +72,9 @@ async fn visit(
         .header("host", &authority);
     if let Some(cookie) = cookie {
         request = request.header("cookie", cookie);
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
     }
     if form.is_some() {
         request = request.header("content-type", "application/x-www-form-urlencoded");
@@ -300,6 +315,15 @@ async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off()
             .contains("No run of this service evaluated gates")
     );
     assert!(!gates.body_text().contains("<script"));
+
+    // Pages are gzipped for a browser that takes it; the live stream never is.
+    let gzip = [("accept-encoding", "gzip")];
+    let zipped = visit_with(&server, "GET", "/ui/runs", Some(&viewer), None, &gzip).await;
+    assert_eq!(header(&zipped, "content-encoding"), "gzip");
+    let path = format!("/ui/runs/{run}/events");
+    let stream = visit_with(&server, "GET", &path, Some(&viewer), None, &gzip).await;
+    assert_eq!(header(&stream, "content-encoding"), "");
+    assert!(stream.body_text().starts_with("event: decision"));
 
     // A run's files come in a sandbox of their own.
     let file = visit(

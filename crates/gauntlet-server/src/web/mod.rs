@@ -52,6 +52,8 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .route("/ui/assets/gauntlet.css", get(style))
         .route("/ui/assets/live.js", get(script))
         .layer(middleware::from_fn_with_state(state, secure))
+        // Pages are text: gzip when the browser takes it (server-sent events never are).
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// The security headers every dashboard answer carries.
