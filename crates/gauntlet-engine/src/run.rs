@@ -315,6 +315,7 @@ impl Concluded {
             started_at: begun.started_at.clone(),
             finished_at: now_rfc3339(),
             duration_ms: started.elapsed().as_millis() as u64,
+            seed: Some(plan.seed.0),
             exit_code: gauntlet_report::exit::of(
                 decided.decision,
                 plan.gating == gauntlet_spec::GatingMode::None,

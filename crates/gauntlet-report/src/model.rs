@@ -226,6 +226,9 @@ pub struct Report {
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
+    /// The seed every random choice of the run followed (`--seed`): the run replays with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// `hard`, `soft` or `none`.
     pub gating: String,
     pub decision: Decision,

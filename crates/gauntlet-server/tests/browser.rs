@@ -271,6 +271,34 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
     screenshot(&client, "checks-failed").await;
     accessibility(&client, "failed checks").await;
 
+    // The run's canary (none ran), drills and DR, and the service's gates across its runs.
+    for (tab, name) in [("Canary", "canary"), ("Drills and DR", "drills")] {
+        client
+            .find(Locator::LinkText(tab))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::Css("nav.tabs"))
+            .await
+            .unwrap();
+        screenshot(&client, &format!("run-{name}")).await;
+        accessibility(&client, name).await;
+    }
+    assert!(
+        text_of(&client, "main").await.contains("slow"),
+        "the drill is listed"
+    );
+    client
+        .goto(&format!("{base}/ui/services/broken/gates"))
+        .await
+        .unwrap();
+    screenshot(&client, "gates").await;
+    accessibility(&client, "gates").await;
+
     // The viewer has no sign-off form; a forged POST with the session's own CSRF token is
     // refused for the role.
     client

@@ -527,6 +527,7 @@ mod tests {
             started_at: "2026-11-22T10:00:00Z".into(),
             finished_at: "2026-11-22T10:01:00Z".into(),
             duration_ms: 60_000,
+            seed: Some(7),
             gating: "hard".into(),
             decision: Decision::NoGo,
             exit_code: 1,

@@ -133,7 +133,7 @@ pub fn runs(
                 caption { (rows.len()) " run(s), newest first" }
                 thead { tr {
                     th scope="col" { "Decision" } th scope="col" { "Service" } th scope="col" { "Version" }
-                    th scope="col" { "Run" } th scope="col" { "Started" } th scope="col" { "Duration" }
+                    th scope="col" { "Run" } th scope="col" { "Seed" } th scope="col" { "Started" } th scope="col" { "Duration" }
                     th scope="col" { "Readiness" } th scope="col" { "Drift" } th scope="col" { "Started by" }
                 } }
                 tbody {
@@ -162,6 +162,7 @@ fn run_row(row: &RunRow) -> Markup {
             td { a href={ "/ui/services/" (segment(&s.service)) "/gates" } title="the gates across its runs" { (s.service) } }
             td { (s.version) }
             td { a href={ "/ui/runs/" (s.id) } { (s.id) } }
+            td { (report.and_then(|r| r.seed).map_or("—".to_string(), |n| n.to_string())) }
             td { (s.started_at) }
             td { (duration.unwrap_or_else(|| "—".into())) }
             td { (readiness.unwrap_or_else(|| "—".into())) }
