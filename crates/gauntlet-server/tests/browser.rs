@@ -11,28 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 mod common;
-use common::{Server, json, until_status};
-
-/// A run that passes and waits for the security sign-off (CONDITIONAL).
-const CONDITIONAL: &str = "schema_version: 1
-service: {name: shop, version: '1', owners: {security: sec@example.com}}
-targets:
-  candidate:
-    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
-    health: /
-    ready_timeout: 20s
-traffic: {rate: 5/s, requests: [{path: /}]}
-signoffs: {required: [security]}
-steps:
-  chaos:
-    interval: 100ms
-    steady_state:
-      before: 200ms
-      after: 500ms
-      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
-    drills:
-      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 1s}
-";
+use common::{CONDITIONAL, Server, json, until_status};
 
 /// The same, with a drill that breaks what it claims holds (NO-GO).
 fn broken() -> String {
@@ -152,14 +131,39 @@ async fn sign_in(client: &Client, base: &str, token: &str) {
         .unwrap();
 }
 
+/// The text of the element `css` names, once the page has it; an element replaced while it
+/// was read (a page still loading) is found again.
 async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let element = client.wait().for_element(Locator::Css(css)).await;
+        match element.unwrap().text().await {
+            Ok(text) => return text,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
+}
+
+/// Waits (bounded) until the browser is on a page whose address contains `needle`: a click
+/// that navigates returns before the new page is there.
+async fn navigated(client: &Client, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at = client.current_url().await.unwrap().to_string();
+        if at.contains(needle) {
+            client
+                .wait()
+                .for_element(Locator::Css("main"))
+                .await
+                .unwrap();
+            return;
+        }
+        assert!(Instant::now() < deadline, "never reached {needle}: at {at}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn finished(server: &Server, service: &str) -> String {
@@ -207,6 +211,7 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .click()
         .await
         .unwrap();
+    navigated(&client, &format!("/ui/runs/{nogo}")).await;
     assert!(text_of(&client, "#decision").await.contains("NO-GO"));
     screenshot(&client, "run-no-go").await;
     accessibility(&client, "a NO-GO run").await;
@@ -217,6 +222,7 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .click()
         .await
         .unwrap();
+    navigated(&client, "/checks").await;
     client
         .find(Locator::Id("outcome"))
         .await
@@ -231,6 +237,7 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .click()
         .await
         .unwrap();
+    navigated(&client, "outcome=fail").await;
     let report: Value = json(
         &server
             .call(
@@ -280,6 +287,7 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
             .click()
             .await
             .unwrap();
+        navigated(&client, &format!("/{name}")).await;
         client
             .wait()
             .for_element(Locator::Css("nav.tabs"))
@@ -333,6 +341,7 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .click()
         .await
         .unwrap();
+    navigated(&client, "/ui/login").await;
     sign_in(&client, &base, &server.tokens["approver"]).await;
     client
         .goto(&format!("{base}/ui/runs/{conditional}"))
@@ -348,13 +357,15 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .click()
         .await
         .unwrap();
-    // Back on the run's page, without the form's page in between.
-    client
-        .wait()
-        .for_element(Locator::Id("decision"))
-        .await
-        .unwrap();
-    let decision = text_of(&client, "#decision").await;
+    // Back on the run's page (the same address as before the form): until it says GO.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let decision = loop {
+        let shown = text_of(&client, "#decision").await;
+        if !shown.contains("CONDITIONAL") || Instant::now() > deadline {
+            break shown;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         decision.contains("GO") && !decision.contains("CONDITIONAL"),
         "{decision}"

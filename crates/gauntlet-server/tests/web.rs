@@ -5,27 +5,10 @@
 mod common;
 use common::{Server, json, until_status};
 
-/// A quick run that passes and waits for a sign-off (CONDITIONAL), whose service name is
-/// markup.
-const SPEC: &str = "schema_version: 1
-service: {name: '<script>alert(1)</script>', version: '1', owners: {security: sec@example.com}}
-targets:
-  candidate:
-    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
-    health: /
-    ready_timeout: 20s
-traffic: {rate: 5/s, requests: [{path: /}]}
-signoffs: {required: [security]}
-steps:
-  chaos:
-    interval: 100ms
-    steady_state:
-      before: 200ms
-      after: 500ms
-      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
-    drills:
-      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 1s}
-";
+/// The CONDITIONAL run, its service name markup.
+fn spec() -> String {
+    common::CONDITIONAL.replace("name: shop", "name: '<script>alert(1)</script>'")
+}
 
 /// What a browser gets: status, headers, body.
 struct Page {
@@ -124,7 +107,7 @@ fn csrf(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off() {
-    let server = Server::start(SPEC).await;
+    let server = Server::start(&spec()).await;
     let operator = Some(server.tokens["operator"].as_str());
     let started = server
         .call("POST", "/v1/services/web/runs", operator, None)
@@ -376,7 +359,7 @@ async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_revoked_mid_session_ends_the_session() {
-    let server = Server::start(SPEC).await;
+    let server = Server::start(&spec()).await;
     let viewer = sign_in(&server, "viewer").await;
     assert_eq!(
         visit(&server, "GET", "/ui/runs", Some(&viewer), None)
@@ -400,7 +383,7 @@ async fn a_token_revoked_mid_session_ends_the_session() {
 /// error or a session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_forms_never_get_a_server_error_or_a_session() {
-    let server = Server::start(SPEC).await;
+    let server = Server::start(&spec()).await;
     let viewer = sign_in(&server, "viewer").await;
     let long = "a".repeat(200_000);
     let bodies = [
@@ -442,7 +425,7 @@ async fn hostile_forms_never_get_a_server_error_or_a_session() {
 /// reload); a finished run's stream is its decision at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_run_streams_its_steps_and_ends_in_its_decision() {
-    let long = SPEC.replace("duration: 1s", "duration: 3s");
+    let long = spec().replace("duration: 1s", "duration: 3s");
     let server = Server::start(&long).await;
     let viewer = sign_in(&server, "viewer").await;
     let operator = Some(server.tokens["operator"].as_str());

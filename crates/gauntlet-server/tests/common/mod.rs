@@ -154,3 +154,25 @@ pub async fn until_status(server: &Server, run: &str, wanted: &[&str]) -> serde_
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A quick run that passes and waits for the security role's sign-off (CONDITIONAL): its
+/// candidate a plain HTTP server, one short latency drill that holds.
+pub const CONDITIONAL: &str = "schema_version: 1
+service: {name: shop, version: '1', owners: {security: sec@example.com}}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+signoffs: {required: [security]}
+steps:
+  chaos:
+    interval: 100ms
+    steady_state:
+      before: 200ms
+      after: 500ms
+      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
+    drills:
+      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 1s}
+";
