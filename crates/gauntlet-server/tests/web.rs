@@ -129,6 +129,12 @@ async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off()
         Some("token=gauntlet_nope_nope"),
     )
     .await;
+    // A sign-in (or any form) posted from another site is refused, even with a good token.
+    let form = format!("token={}", server.tokens["viewer"]);
+    let foreign = [("origin", "http://evil.example")];
+    let forged = visit_with(&server, "POST", "/ui/login", None, Some(&form), &foreign).await;
+    assert_eq!(forged.status, 403);
+    assert!(header(&forged, "set-cookie").is_empty());
     assert_eq!(bad.status, 401);
     assert!(header(&bad, "set-cookie").is_empty());
 

@@ -56,8 +56,13 @@ pub fn routes(state: Shared) -> Router<Shared> {
         .layer(tower_http::compression::CompressionLayer::new())
 }
 
-/// The security headers every dashboard answer carries.
+/// The security headers every dashboard answer carries; a form posted from another site
+/// (its `Origin` not this server) is refused before it is read.
 async fn secure(State(_): State<Shared>, request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::POST && !same_origin(request.headers()) {
+        let e = ApiError::Forbidden("a form from another site is not accepted".into());
+        return problem(StatusCode::FORBIDDEN, None, &e);
+    }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
@@ -72,11 +77,23 @@ async fn secure(State(_): State<Shared>, request: Request, next: Next) -> Respon
     );
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// Whether a request's `Origin`, when it has one, is this server (the `Host` it was sent
+/// to); browsers send it with every POST (`null` when the page hides where it came from,
+/// which is refused: the dashboard's own pages use `Referrer-Policy: same-origin`).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let authority = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
 }
 
 fn page(markup: Markup) -> Response {
@@ -166,16 +183,13 @@ async fn login(
 ) -> Response {
     let asked = Asked::new(&headers, remote, "sign in to the dashboard", "/ui/login");
     let caller = state.tokens.authenticate(form.token.trim());
-    let session = caller
-        .as_ref()
-        .and_then(|_| state.sessions.begin(&state.tokens, form.token.trim()));
     if permit(&state, &asked, caller, Role::Viewer, None).is_err() {
         let page = page(pages::login(Some(
             "That token is not valid (revoked, mistyped or expired).",
         )));
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
-    let Some(id) = session else {
+    let Some(id) = state.sessions.begin(&state.tokens, form.token.trim()) else {
         let e = ApiError::Internal("no session".into());
         return problem(StatusCode::INTERNAL_SERVER_ERROR, None, &e);
     };
