@@ -405,12 +405,15 @@ impl Runs {
             .stage
             .as_ref()
             .map_or(0, |s| s.accepted + usize::from(s.state == "accepted"));
-        let stage = now.stage.as_ref().map(|s| s.label.clone());
+        let stage = now
+            .stage
+            .as_ref()
+            .map(|s| format!("{} is {}", s.label, s.state));
         if accepted >= now.granted {
             now.granted += 1;
             let why = match stage {
                 None => "the canary starts judging with this traffic".to_string(),
-                Some(label) => format!("{label} accepted: {accepted} stage(s) accepted"),
+                Some(stage) => format!("{accepted} stage(s) accepted; {stage}"),
             };
             return Increase::Granted(why);
         }
