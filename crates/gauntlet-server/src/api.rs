@@ -110,19 +110,33 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// The HTTP status this error is answered with (by the API and the dashboard alike).
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, kind, message) = match self {
+        let status = self.status();
+        let (kind, message) = match self {
             ApiError::Unauthenticated => (
-                StatusCode::UNAUTHORIZED,
                 "unauthenticated",
                 "a valid token is needed: `Authorization: Bearer gauntlet_…` (`gauntlet token create`)".to_string(),
             ),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not-found", m),
-            ApiError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid", m),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
-            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+            ApiError::Forbidden(m) => ("forbidden", m),
+            ApiError::NotFound(m) => ("not-found", m),
+            ApiError::Invalid(m) => ("invalid", m),
+            ApiError::Conflict(m) => ("conflict", m),
+            ApiError::Internal(m) => ("internal", m),
         };
         let mut response =
             (status, Json(json!({"error": kind, "message": message}))).into_response();

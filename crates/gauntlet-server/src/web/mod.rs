@@ -61,7 +61,7 @@ pub fn routes(state: Shared) -> Router<Shared> {
 async fn secure(State(_): State<Shared>, request: Request, next: Next) -> Response {
     if request.method() == axum::http::Method::POST && !same_origin(request.headers()) {
         let e = ApiError::Forbidden("a form from another site is not accepted".into());
-        return problem(StatusCode::FORBIDDEN, None, &e);
+        return problem(None, &e);
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
@@ -100,7 +100,8 @@ fn page(markup: Markup) -> Response {
     Html(markup.into_string()).into_response()
 }
 
-fn problem(status: StatusCode, visitor: Option<&Visitor>, e: &ApiError) -> Response {
+fn problem(visitor: Option<&Visitor>, e: &ApiError) -> Response {
+    let status = e.status();
     let (title, message) = match e {
         ApiError::Unauthenticated => (
             "Sign in",
@@ -117,18 +118,6 @@ fn problem(status: StatusCode, visitor: Option<&Visitor>, e: &ApiError) -> Respo
     (status, page(pages::problem(visitor, title, &message))).into_response()
 }
 
-/// The status an error is answered with.
-fn status_of(e: &ApiError) -> StatusCode {
-    match e {
-        ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-        ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
-        ApiError::Conflict(_) => StatusCode::CONFLICT,
-        ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// Why a page is not shown: no session (the sign-in form), or a refusal said on a page.
 enum Refused {
     SignIn,
@@ -139,7 +128,7 @@ impl IntoResponse for Refused {
     fn into_response(self) -> Response {
         match self {
             Refused::SignIn => Redirect::to("/ui/login").into_response(),
-            Refused::Said(e, visitor) => problem(status_of(&e), visitor.as_deref(), &e),
+            Refused::Said(e, visitor) => problem(visitor.as_deref(), &e),
         }
     }
 }
@@ -191,7 +180,7 @@ async fn login(
     }
     let Some(id) = state.sessions.begin(&state.tokens, form.token.trim()) else {
         let e = ApiError::Internal("no session".into());
-        return problem(StatusCode::INTERNAL_SERVER_ERROR, None, &e);
+        return problem(None, &e);
     };
     let cookie = session::set_cookie(&id, state.config.tls.is_some());
     let mut response = Redirect::to("/ui/runs").into_response();
@@ -218,7 +207,7 @@ async fn logout(
         let e = ApiError::Forbidden(
             "the form is not this session's (CSRF token missing or wrong): reload the page".into(),
         );
-        return problem(StatusCode::FORBIDDEN, Some(&visitor), &e);
+        return problem(Some(&visitor), &e);
     }
     state.sessions.end(&headers);
     let mut response = Redirect::to("/ui/login").into_response();
@@ -297,7 +286,7 @@ async fn runs(
                 decision.as_deref(),
             ))
         }
-        Err(e) => problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => problem(Some(&visitor), &e),
     }
 }
 
@@ -343,7 +332,7 @@ async fn run(
         };
     let now = match crate::judge::verdict(&state, &found.id).await {
         Ok(v) => v,
-        Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => return problem(Some(&visitor), &e),
     };
     let (signoffs, attested) = review(&state, &visitor, &found).await;
     page(pages::run(
@@ -443,22 +432,11 @@ async fn checks(
     headers: HeaderMap,
     Query(query): Query<ChecksQuery>,
 ) -> Response {
-    let (visitor, found, report) = match visited_run(
-        &state,
-        &headers,
-        remote,
-        "view a run's checks",
-        &run,
-        Role::Viewer,
-    )
-    .await
+    let action = "view a run's checks";
+    let (visitor, found, report) = match finished_run(&state, &headers, remote, action, &run).await
     {
         Ok(found) => found,
         Err(refused) => return refused.into_response(),
-    };
-    let Some(report) = report else {
-        let e = ApiError::Conflict(format!("run {} has no report yet", found.id));
-        return problem(StatusCode::CONFLICT, Some(&visitor), &e);
     };
     let step = query.step.filter(|s| !s.is_empty());
     let outcome = query.outcome.filter(|s| !s.is_empty());
@@ -471,6 +449,24 @@ async fn checks(
     ))
 }
 
+/// The visitor and a finished run it may see, with the run's report; a run without a
+/// report yet is said as such.
+async fn finished_run(
+    state: &Shared,
+    headers: &HeaderMap,
+    remote: SocketAddr,
+    action: &'static str,
+    run: &str,
+) -> Result<(Visitor, gauntlet_store::RunSummary, gauntlet_report::Report), Refused> {
+    match visited_run(state, headers, remote, action, run, Role::Viewer).await? {
+        (visitor, found, Some(report)) => Ok((visitor, found, report)),
+        (visitor, found, None) => {
+            let e = ApiError::Conflict(format!("run {} has no report yet", found.id));
+            Err(Refused::Said(e, Some(Box::new(visitor))))
+        }
+    }
+}
+
 /// A page of one part of a finished run.
 async fn part(
     state: Shared,
@@ -480,13 +476,8 @@ async fn part(
     action: &'static str,
     render: fn(&Visitor, &gauntlet_store::RunSummary, &gauntlet_report::Report) -> Markup,
 ) -> Response {
-    let visited = visited_run(&state, &headers, remote, action, &run, Role::Viewer).await;
-    match visited {
-        Ok((visitor, found, Some(report))) => page(render(&visitor, &found, &report)),
-        Ok((visitor, found, None)) => {
-            let e = ApiError::Conflict(format!("run {} has no report yet", found.id));
-            problem(StatusCode::CONFLICT, Some(&visitor), &e)
-        }
+    match finished_run(&state, &headers, remote, action, &run).await {
+        Ok((visitor, found, report)) => page(render(&visitor, &found, &report)),
         Err(refused) => refused.into_response(),
     }
 }
@@ -553,7 +544,7 @@ async fn gates(
     };
     if !visitor.caller.covers(&service) {
         let e = ApiError::NotFound(format!("no service `{service}`"));
-        return problem(StatusCode::NOT_FOUND, Some(&visitor), &e);
+        return problem(Some(&visitor), &e);
     }
     let wanted = query.runs.unwrap_or(10).clamp(1, 50);
     let name = service.clone();
@@ -574,7 +565,7 @@ async fn gates(
     .await;
     match found {
         Ok(runs) => page(views::gates(&visitor, &service, &runs)),
-        Err(e) => problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => problem(Some(&visitor), &e),
     }
 }
 
@@ -621,12 +612,12 @@ async fn sign_off(
         let e = ApiError::Forbidden(
             "the form is not this session's (CSRF token missing or wrong): reload the page".into(),
         );
-        return problem(StatusCode::FORBIDDEN, Some(&visitor), &e);
+        return problem(Some(&visitor), &e);
     }
     let by = form.by.filter(|b| !b.trim().is_empty());
     match crate::api::sign_run(&state, &visitor.caller, &asked, &found, form.role, by).await {
         Ok(_) => Redirect::to(&format!("/ui/runs/{}", found.id)).into_response(),
-        Err(e) => problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => problem(Some(&visitor), &e),
     }
 }
 
@@ -652,11 +643,11 @@ async fn file(
     };
     let read = match crate::api::inside(Path::new(&found.run_dir), &path) {
         Ok(file) => tokio::fs::read(&file).await.map(|bytes| (file, bytes)).ok(),
-        Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => return problem(Some(&visitor), &e),
     };
     let Some((file, bytes)) = read else {
         let e = ApiError::NotFound(format!("no file `{path}` in run {}", found.id));
-        return problem(StatusCode::NOT_FOUND, Some(&visitor), &e);
+        return problem(Some(&visitor), &e);
     };
     let mut response = bytes.into_response();
     let headers = response.headers_mut();
@@ -694,7 +685,7 @@ async fn events(
     };
     let found = match visible_run(&state, &visitor.caller, &run).await {
         Ok(found) => found,
-        Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+        Err(e) => return problem(Some(&visitor), &e),
     };
     let said = |event: &crate::runs::LiveEvent| {
         Event::default()
@@ -708,7 +699,7 @@ async fn events(
                 decision: v.decision,
                 summary: v.reason,
             },
-            Err(e) => return problem(status_of(&e), Some(&visitor), &e),
+            Err(e) => return problem(Some(&visitor), &e),
         };
         let once = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(said(&decision))]);
         return Sse::new(once).into_response();
