@@ -87,19 +87,31 @@ async fn http_probe(client: &HttpClient, base_url: &str, http: &HttpProbe) -> (b
         .body_contains
         .as_ref()
         .is_none_or(|text| answer.body_text().contains(text.as_str()));
-    let detail = format!(
-        "{} {} -> {} in {:.0}ms{}",
+    let mut detail = format!(
+        "{} {} -> {} in {:.0}ms",
         out.method,
         out.path,
         answer.status,
         answer.elapsed.as_secs_f64() * 1000.0,
-        if body_ok {
-            ""
-        } else {
-            " (body lacks the expected text)"
-        }
     );
+    if !body_ok {
+        let began = opening(&answer.body_text());
+        detail.push_str(&format!(
+            " (body lacks the expected text; it began {began})"
+        ));
+    }
     (status_ok && fast && body_ok, detail)
+}
+
+/// The first characters of an answer, quoted, control characters escaped: what a reader
+/// needs to see why a probe failed, without pasting a whole page into a report.
+fn opening(body: &str) -> String {
+    const SHOWN: usize = 80;
+    let mut shown: String = body.chars().take(SHOWN).collect();
+    if body.chars().nth(SHOWN).is_some() {
+        shown.push('…');
+    }
+    format!("{shown:?}")
 }
 
 /// The sum of the series that match the probe's name and labels.
@@ -171,5 +183,20 @@ async fn command_probe(
             false,
             format!("`{program}` did not finish within {timeout:?}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::opening;
+
+    #[test]
+    fn an_answer_is_quoted_short_with_its_control_characters_escaped() {
+        assert_eq!(opening("<b>hi</b>\n"), r#""<b>hi</b>\n""#);
+        let long = "x".repeat(200);
+        let shown = opening(&long);
+        assert_eq!(shown.chars().filter(|c| *c == 'x').count(), 80);
+        assert!(shown.ends_with("…\""), "{shown}");
+        assert_eq!(opening(""), "\"\"");
     }
 }

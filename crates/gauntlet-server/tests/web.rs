@@ -385,6 +385,139 @@ async fn a_token_revoked_mid_session_ends_the_session() {
     server.stop().await;
 }
 
+/// A candidate whose every answer is markup: it fails its probe and lets anyone in, so
+/// what it said reaches a check's reason and the security step's evidence.
+const MARKUP: &str = r#"schema_version: 1
+service: {name: shop, version: '1'}
+targets:
+  candidate:
+    command:
+      - python3
+      - -c
+      - |
+        import http.server, sys
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"<script>alert(3)</script><img src=x onerror=alert(4)>"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            def log_message(self, *args):
+                pass
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Answer).serve_forever()
+      - '{port}'
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+steps:
+  security:
+    auth:
+      credential_headers: [x-api-key]
+      requests: [{method: GET, path: /private}]
+  chaos:
+    interval: 100ms
+    steady_state:
+      before: 200ms
+      after: 200ms
+      probes: [{name: welcome, http: {path: /, body_contains: welcome, within: 1s}}]
+    drills:
+      - {name: slow, faults: [{kind: latency, target: candidate, latency: 5ms}], duration: 300ms}
+"#;
+
+/// What a target answered is shown as text: quoted in a failed probe's reason, kept in the
+/// security step's evidence, and escaped on every page (the evidence file itself is served
+/// in a sandbox, as data, never as a page of the dashboard).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_target_answered_is_shown_as_text() {
+    let server = Server::start(MARKUP).await;
+    let operator = Some(server.tokens["operator"].as_str());
+    let started = server
+        .call("POST", "/v1/services/web/runs", operator, None)
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body_text());
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    let ended = until_status(&server, &run, &["finished"]).await;
+    assert_eq!(ended["decision"], "NO-GO", "{ended}");
+    let viewer = sign_in(&server, "viewer").await;
+
+    let pages = [
+        format!("/ui/runs/{run}"),
+        format!("/ui/runs/{run}/checks"),
+        format!("/ui/runs/{run}/checks?outcome=fail"),
+        format!("/ui/runs/{run}/drills"),
+        "/ui/runs".to_string(),
+        "/ui/services/web/gates".to_string(),
+    ];
+    for path in &pages {
+        let page = visit(&server, "GET", path, Some(&viewer), None).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body_text());
+        let body = page.body_text();
+        for raw in ["<script>alert", "<img src=x"] {
+            assert!(!body.contains(raw), "{path} shows {raw} unescaped: {body}");
+        }
+    }
+    // The failed probe says what came back, as text (no steady state: the drill is
+    // inconclusive).
+    let checks = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/checks?outcome=inconclusive"),
+        Some(&viewer),
+        None,
+    )
+    .await
+    .body_text();
+    assert!(
+        checks.contains("&lt;script&gt;alert(3)&lt;/script&gt;&lt;img src=x onerror=alert(4)&gt;"),
+        "{checks}"
+    );
+
+    // The security step kept the answer as evidence: served as JSON, in a sandbox, unsniffed.
+    let report: serde_json::Value = serde_json::from_str(
+        &visit(
+            &server,
+            "GET",
+            &format!("/ui/runs/{run}/files/report.json"),
+            Some(&viewer),
+            None,
+        )
+        .await
+        .body_text(),
+    )
+    .unwrap();
+    let evidence = report["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .find(|p| p.contains("security") && p.ends_with(".json"))
+        .expect("the security step kept evidence")
+        .to_string();
+    let file = visit(
+        &server,
+        "GET",
+        &format!("/ui/runs/{run}/files/{evidence}"),
+        Some(&viewer),
+        None,
+    )
+    .await;
+    assert_eq!(file.status, 200, "{evidence}");
+    assert!(
+        file.body_text().contains("<script>alert(3)"),
+        "{}",
+        file.body_text()
+    );
+    assert!(header(&file, "content-security-policy").starts_with("sandbox"));
+    assert_eq!(header(&file, "x-content-type-options"), "nosniff");
+    assert!(
+        header(&file, "content-type").starts_with("application/json"),
+        "{}",
+        header(&file, "content-type")
+    );
+    server.stop().await;
+}
+
 /// Malformed and hostile form bodies get a client error or the sign-in form, never a server
 /// error or a session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
