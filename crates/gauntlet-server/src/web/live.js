@@ -26,10 +26,9 @@
   source.addEventListener("decision", function (e) {
     var d = JSON.parse(e.data);
     var classes = { "GO": "go", "CONDITIONAL": "conditional", "NO-GO": "nogo", "INCONCLUSIVE": "inconclusive" };
-    var symbols = { "GO": "✔", "CONDITIONAL": "◐", "NO-GO": "✘", "INCONCLUSIVE": "?" };
     var badge = document.createElement("span");
     badge.className = "badge " + (classes[d.decision] || "aborted");
-    badge.textContent = (symbols[d.decision] || "■") + " " + d.decision;
+    badge.textContent = d.decision;
     var holder = document.getElementById("decision");
     holder.textContent = "";
     holder.appendChild(badge);

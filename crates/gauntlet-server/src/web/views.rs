@@ -230,7 +230,7 @@ pub fn drills(visitor: &Visitor, summary: &RunSummary, report: &Report) -> Marku
             h2 { "Disaster recovery" }
             table {
                 thead { tr { th scope="col" { "Outcome" } th scope="col" { "Check" } th scope="col" { "Measured" } th scope="col" { "Bound" } th scope="col" { "Reason" } } }
-                tbody { @for c in &dr { tr class=(c.outcome.as_str()) {
+                tbody { @for c in &dr { tr {
                     td { (outcome_badge(c.outcome)) } td { (c.name) }
                     td { (c.measured.as_deref().unwrap_or("—")) } td { (c.threshold.as_deref().unwrap_or("—")) } td { (c.reason) }
                 } } }
