@@ -7,7 +7,7 @@
 
 use gauntlet_net::SplitMix64;
 use gauntlet_stats::{
-    Arm, Judge, LatencyJudge, Observation, Sprt, TwoSample, Verdict, fixed_horizon_n,
+    Arm, Judge, LatencyJudge, Observation, Paired, Sprt, TwoSample, Verdict, fixed_horizon_n,
 };
 use statrs::distribution::{ContinuousCDF, Normal};
 
@@ -22,6 +22,9 @@ pub struct Tally {
 impl Tally {
     pub fn reject_rate(&self) -> f64 {
         f64::from(self.rejected) / f64::from(self.runs)
+    }
+    pub fn accept_rate(&self) -> f64 {
+        f64::from(self.accepted) / f64::from(self.runs)
     }
     pub fn mean_samples(&self) -> f64 {
         self.samples as f64 / f64::from(self.runs)
@@ -138,6 +141,34 @@ pub fn latency(runs: u32, added_ms: f64, seed: u64, cap: u64) -> Tally {
             });
         }
         tally.add(verdict, judge.samples());
+    }
+    tally
+}
+
+/// A golden set's items answered by both arms: each item passes on both with probability
+/// `both`, on the baseline only with `base_only`, on the candidate only with `cand_only`
+/// (pairs are correlated, as answers to the same question are). The paired judge at
+/// δ = 10%, α = β = 5%; Δ = base_only − cand_only.
+pub fn paired(runs: u32, both: f64, base_only: f64, cand_only: f64, seed: u64, cap: u64) -> Tally {
+    let mut rng = SplitMix64::new(seed);
+    let mut tally = Tally::default();
+    for _ in 0..runs {
+        let mut judge = Paired::new(0.1, 0.05, 0.05).unwrap();
+        let mut verdict = Verdict::Continue;
+        while verdict == Verdict::Continue && judge.items() < cap {
+            let u = rng.next_f64();
+            let (b, c) = if u < both {
+                (true, true)
+            } else if u < both + base_only {
+                (true, false)
+            } else if u < both + base_only + cand_only {
+                (false, true)
+            } else {
+                (false, false)
+            };
+            verdict = judge.record(b, c);
+        }
+        tally.add(verdict, judge.items());
     }
     tally
 }

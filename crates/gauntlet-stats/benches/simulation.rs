@@ -54,6 +54,31 @@ fn main() {
         "power >= 95%",
     );
 
+    println!(
+        "\ngolden-set quality, paired (delta = 10%, {} items at least to accept)",
+        gauntlet_stats::fewest_to_accept(0.1, 0.05).unwrap_or(0)
+    );
+    row(
+        "paired, 10% vs 10% discordant (H0)",
+        sim::paired(runs, 0.6, 0.1, 0.1, 10, 100_000),
+        "false rejects <= 5%",
+    );
+    row(
+        "paired, no discordance (H0)",
+        sim::paired(runs, 0.8, 0.0, 0.0, 13, 100_000),
+        "accepts at once",
+    );
+    row(
+        "paired, worse by exactly delta (H1)",
+        sim::paired(runs, 0.6, 0.15, 0.05, 11, 100_000),
+        "false accepts <= 5%",
+    );
+    row(
+        "paired, a fifth of items regress",
+        sim::paired(runs, 0.6, 0.2, 0.0, 12, 100_000),
+        "power >= 95%",
+    );
+
     let mut rng = gauntlet_net::SplitMix64::new(9);
     let a: Vec<f64> = (0..1_000_000).map(|_| rng.next_f64() * 100.0).collect();
     let b: Vec<f64> = (0..1_000_000)

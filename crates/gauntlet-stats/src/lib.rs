@@ -6,6 +6,8 @@
 //! - [`TwoSample`]: baseline and candidate side by side, no p0 needed; valid however often
 //!   it is read (a test martingale for reject, confidence sequences for accept).
 //! - [`LatencyJudge`]: the same two-sample test on the rate of slow requests.
+//! - [`Paired`]: baseline and candidate on the same items (a golden set), McNemar's setting
+//!   made sequential: betting martingales on the paired differences.
 //! - [`BurnRate`]: multi-window error-budget burn (Google SRE Workbook).
 //! - [`mann_whitney`]: the fixed-horizon rank test, O(n log n), for end-of-stage summaries.
 //!
@@ -25,6 +27,7 @@ mod burn;
 mod judge;
 mod latency;
 mod mann_whitney;
+mod paired;
 pub mod params;
 mod sprt;
 mod two_sample;
@@ -35,6 +38,7 @@ pub use judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict, 
 pub use latency::LatencyJudge;
 pub use mann_whitney::VARIANT as MANN_WHITNEY_VARIANT;
 pub use mann_whitney::{MannWhitney, mann_whitney};
+pub use paired::{Paired, fewest_to_accept};
 pub use params::ParamError;
 pub use sprt::{Sprt, fixed_horizon_n};
 pub use two_sample::TwoSample;

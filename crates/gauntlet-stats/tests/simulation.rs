@@ -68,3 +68,30 @@ fn latency_keeps_its_error_rates() {
         h1.reject_rate()
     );
 }
+
+#[test]
+fn the_paired_quality_judge_keeps_its_error_rates() {
+    // No difference (10% of items discordant each way): false rejects at most alpha.
+    let h0 = sim::paired(2000, 0.6, 0.1, 0.1, 10, 100_000);
+    assert!(
+        h0.reject_rate() <= 0.05 + h0.mc_error(0.05),
+        "false rejects {}",
+        h0.reject_rate()
+    );
+    // The candidate worse by exactly delta: false accepts at most beta, the rest rejected.
+    let h1 = sim::paired(2000, 0.6, 0.15, 0.05, 11, 100_000);
+    assert!(
+        h1.accept_rate() <= 0.05 + h1.mc_error(0.05),
+        "false accepts {}",
+        h1.accept_rate()
+    );
+    assert!(
+        h1.reject_rate() >= 0.95 - h1.mc_error(0.05),
+        "power {}",
+        h1.reject_rate()
+    );
+    // A regression on a fifth of the items is caught within a small golden set.
+    let gross = sim::paired(2000, 0.6, 0.2, 0.0, 12, 100_000);
+    assert!(gross.reject_rate() >= 0.95, "{}", gross.reject_rate());
+    assert!(gross.mean_samples() < 60.0, "{}", gross.mean_samples());
+}
