@@ -318,7 +318,7 @@ fn flags(state: &State) -> serde_json::Value {
 }
 
 /// Compares without an early exit, so timing does not reveal a prefix.
-fn same_secret(presented: &str, expected: &str) -> bool {
+pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
     presented.len() == expected.len()
         && presented
             .bytes()

@@ -7,6 +7,8 @@
 //!   secondary; `/metrics` in the Prometheus text format; a per-client rate limit (429); a
 //!   path allow-list; refusal of prompt-control tokens in bodies.
 //! - **provider** — a dependency the app calls for quotes.
+//! - **rag**, **docs**, **llm**, **cache** — the rag demo ([`rag`]): a retrieval-augmented
+//!   answer service, its document store, its model providers and its answer cache.
 //!
 //! Defects ([`Defect`]) are set on the candidate only, for gauntlet's steps to catch.
 
@@ -14,6 +16,7 @@ mod app;
 mod defect;
 mod metrics;
 mod provider;
+pub mod rag;
 mod server;
 
 pub use app::{AppConfig, run_app};

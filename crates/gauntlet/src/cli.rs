@@ -588,6 +588,54 @@ pub enum DemoService {
         #[arg(long)]
         name: String,
     },
+    /// The rag demo's answer service (retrieval, cache, model providers, guards).
+    Rag {
+        #[arg(long)]
+        port: u16,
+        #[arg(long = "service-version", default_value = "dev")]
+        version: String,
+        #[arg(long)]
+        docs: String,
+        #[arg(long)]
+        cache: Option<String>,
+        #[arg(long)]
+        primary: String,
+        #[arg(long)]
+        secondary: Option<String>,
+        /// The system prompt file.
+        #[arg(long)]
+        prompt: PathBuf,
+        #[arg(long)]
+        admin_token: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        max_k: usize,
+        /// A defect knob, or `none`.
+        #[arg(long)]
+        defect: Vec<String>,
+        #[arg(long, value_name = "VAR")]
+        defect_env: Option<String>,
+    },
+    /// The rag demo's document store, serving a corpus (JSON lines).
+    Docs {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        corpus: PathBuf,
+    },
+    /// An OpenAI-compatible model provider for the rag demo (no weights, no network).
+    Llm {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "demo-small")]
+        model: String,
+    },
+    /// The rag demo's answer cache.
+    Cache {
+        #[arg(long)]
+        port: u16,
+        #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

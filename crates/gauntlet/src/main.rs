@@ -686,17 +686,7 @@ fn demo_service(service: DemoService) -> Result<i32, CliError> {
         } => {
             // Defects named in the environment change the binary's behaviour without
             // changing the (signed) spec that starts it.
-            let from_env = defect_env
-                .and_then(|var| std::env::var(var).ok())
-                .unwrap_or_default();
-            let defects = defect
-                .iter()
-                .map(String::as_str)
-                .chain(from_env.split(',').map(str::trim))
-                .filter(|d| !d.is_empty() && *d != "none")
-                .map(|d| d.parse())
-                .collect::<Result<Vec<demo_service::Defect>, _>>()
-                .map_err(|e| CliError::Usage(e.to_string()))?;
+            let defects = knobs(&defect, defect_env)?;
             let config = demo_service::AppConfig {
                 port,
                 version,
@@ -719,6 +709,70 @@ fn demo_service(service: DemoService) -> Result<i32, CliError> {
             }))
             .context("demo provider")?;
         }
+        DemoService::Rag {
+            port,
+            version,
+            docs,
+            cache,
+            primary,
+            secondary,
+            prompt,
+            admin_token,
+            max_k,
+            defect,
+            defect_env,
+        } => {
+            let config = demo_service::rag::RagConfig {
+                port,
+                version,
+                docs,
+                cache,
+                primary,
+                secondary,
+                prompt,
+                admin_token,
+                max_k,
+                defects: knobs(&defect, defect_env)?,
+            };
+            rt.block_on(demo_service::rag::run_rag(config))
+                .map_err(|e| anyhow::anyhow!("rag demo service: {e}"))?;
+        }
+        DemoService::Docs { port, corpus } => {
+            let config = demo_service::rag::docs::DocsConfig { port, corpus };
+            rt.block_on(demo_service::rag::docs::run_docs(config))
+                .context("rag document store")?;
+        }
+        DemoService::Llm { port, model } => {
+            let config = demo_service::rag::llm::LlmConfig { port, model };
+            rt.block_on(demo_service::rag::llm::run_llm(config))
+                .context("rag model provider")?;
+        }
+        DemoService::Cache { port, ttl } => {
+            let config = demo_service::rag::cache::CacheConfig { port, ttl };
+            rt.block_on(demo_service::rag::cache::run_cache(config))
+                .context("rag answer cache")?;
+        }
     }
     Ok(exit::GO)
+}
+
+/// The defect knobs a demo system was given, on its command line and in the environment
+/// variable named (how `gauntlet demo --defect` reaches it without changing the signed spec).
+fn knobs<K: std::str::FromStr>(given: &[String], env: Option<String>) -> Result<Vec<K>, CliError>
+where
+    K::Err: std::fmt::Display,
+{
+    let from_env = env
+        .and_then(|var| std::env::var(var).ok())
+        .unwrap_or_default();
+    given
+        .iter()
+        .map(String::as_str)
+        .chain(from_env.split(',').map(str::trim))
+        .filter(|d| !d.is_empty() && *d != "none")
+        .map(|d| {
+            d.parse()
+                .map_err(|e: K::Err| CliError::Usage(e.to_string()))
+        })
+        .collect()
 }
