@@ -622,7 +622,20 @@ async fn pipeline(
     recorder.step_started(SETUP_STEP);
     let setup_started = Instant::now();
     let setup_at = now_rfc3339();
-    let (mut checks, urls) = bring_up(&plan, &run_dir, &supervisor, &client, &recorder).await;
+    let spec_dir = options
+        .spec_path
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .and_then(|d| d.canonicalize().ok())
+        .unwrap_or_default();
+    let setup = (plan.as_ref(), run_dir.as_path(), spec_dir.as_path());
+    let (mut checks, urls) = bring_up(setup, &supervisor, &client, &recorder).await;
     let ready = checks.iter().all(|c| c.outcome.is_pass());
     let mut prometheus = plan.prometheus.as_ref().and_then(|p| p.url.clone());
     let mut alerts = None;
@@ -794,16 +807,16 @@ impl Monitoring<'_> {
 /// ready; fault proxies go in front of the candidate and its dependencies when the plan wants
 /// them. Returns one readiness check per system and, when all came up, the target URLs.
 async fn bring_up(
-    plan: &Plan,
-    run_dir: &Path,
+    (plan, run_dir, spec_dir): (&Plan, &Path, &Path),
     supervisor: &Mutex<Supervisor>,
     client: &HttpClient,
     recorder: &Recorder,
 ) -> (Vec<Check>, Option<BTreeMap<String, System>>) {
     let mut known = Placeholders::new();
+    known.insert("spec_dir".into(), spec_dir.display().to_string());
     // The candidate reaches its dependencies through their fault proxies; the baseline
     // through twins of them that are never faulted (or directly, without proxies).
-    let mut known_to_candidate = Placeholders::new();
+    let mut known_to_candidate = known.clone();
     let mut checks = Vec::new();
     let mut urls: BTreeMap<String, System> = BTreeMap::new();
     for system in plan.systems.in_start_order() {

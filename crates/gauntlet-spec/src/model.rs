@@ -254,6 +254,8 @@ pub struct Steps {
     #[serde(default)]
     pub security: Option<crate::steps::security::SecurityStep>,
     #[serde(default)]
+    pub quality: Option<crate::steps::quality::QualityStep>,
+    #[serde(default)]
     pub observability: Option<crate::steps::observability::ObservabilityStep>,
     #[serde(default)]
     pub canary: Option<crate::steps::canary::CanaryStep>,

@@ -15,8 +15,9 @@ use crate::model::{GatingMode, Launch, Request, Service, Severity, Slos, Spec};
 use crate::prometheus::PrometheusSection;
 use crate::steps::{
     StepName, canary::CanaryPlan, chaos::ChaosPlan, dr::DrPlan, gates::GatesPlan,
-    observability::ObservabilityPlan, preflight::PreflightPlan, readiness::ReadinessPlan,
-    rehearsal::RehearsalPlan, rotation::RotationPlan, security::SecurityPlan,
+    observability::ObservabilityPlan, preflight::PreflightPlan, quality::QualityPlan,
+    readiness::ReadinessPlan, rehearsal::RehearsalPlan, rotation::RotationPlan,
+    security::SecurityPlan,
 };
 use crate::trust::{FlagSource, SbomSource};
 use crate::units::Rate;
@@ -60,6 +61,7 @@ pub enum StepPlan {
     Dr(DrPlan),
     Rotation(RotationPlan),
     Security(SecurityPlan),
+    Quality(QualityPlan),
     Observability(ObservabilityPlan),
     Canary(CanaryPlan),
     Gates(GatesPlan),
@@ -75,6 +77,7 @@ impl StepPlan {
             StepPlan::Dr(_) => StepName::Dr,
             StepPlan::Rotation(_) => StepName::Rotation,
             StepPlan::Security(_) => StepName::Security,
+            StepPlan::Quality(_) => StepName::Quality,
             StepPlan::Observability(_) => StepName::Observability,
             StepPlan::Canary(_) => StepName::Canary,
             StepPlan::Gates(_) => StepName::Gates,

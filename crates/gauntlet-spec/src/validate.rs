@@ -627,14 +627,19 @@ fn check_launch(p: &mut Problems<'_>, what: &str, launch: &Launch, dependencies:
     for (path, text) in launch_strings(what, launch) {
         for name in placeholders(text) {
             let known = match name {
-                "port" | "dir" | "gauntlet" => true,
+                "port" | "dir" | "gauntlet" | "spec_dir" => true,
                 other => other
                     .strip_prefix("dependencies.")
                     .and_then(|rest| rest.strip_suffix(".url"))
                     .is_some_and(|dep| dependencies.contains(&dep)),
             };
             if !known {
-                let mut choices = vec!["port".to_string(), "dir".into(), "gauntlet".into()];
+                let mut choices = vec![
+                    "port".to_string(),
+                    "dir".into(),
+                    "gauntlet".into(),
+                    "spec_dir".into(),
+                ];
                 choices.extend(dependencies.iter().map(|d| format!("dependencies.{d}.url")));
                 let help = match did_you_mean(name, choices.iter().map(String::as_str)) {
                     Some(close) => format!("did you mean `{{{close}}}`?"),

@@ -537,8 +537,14 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Inject a defect into the candidate: errors=N%, latency=+Nms, no-failover,
-    /// auth-bypass, no-rate-limit, corrupt-data (repeatable).
+    /// Which demo system: `shop` (a web shop and its quote providers) or `rag` (a
+    /// retrieval-augmented assistant, its document store, cache and model providers).
+    #[arg(value_enum, default_value_t = DemoSystem::Shop)]
+    pub system: DemoSystem,
+    /// Inject a defect into the candidate (repeatable). shop: errors=N%, latency=+Nms,
+    /// no-failover, auth-bypass, no-rate-limit, corrupt-data. rag: retrieval-off,
+    /// top1-dropped, leaks-pii, follows-injection, no-fanout-limit, no-provider-failover,
+    /// cost-surge, cache-off.
     #[arg(long, value_name = "KNOB")]
     pub defect: Vec<String>,
     /// Start a real Prometheus for the run (Debian's `prometheus` binary) and add PromQL
@@ -551,6 +557,13 @@ pub struct DemoArgs {
     pub serve: bool,
     #[command(flatten)]
     pub execution: Execution,
+}
+
+/// The demo systems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoSystem {
+    Shop,
+    Rag,
 }
 
 #[derive(Debug, Subcommand)]

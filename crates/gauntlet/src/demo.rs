@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::CliError;
-use crate::cli::{DemoArgs, Global};
+use crate::cli::{DemoArgs, DemoSystem, Global};
 
 /// Where the demo project is written, relative to the working directory.
 pub const PROJECT_DIR: &str = ".gauntlet/demo";
@@ -127,17 +127,50 @@ const FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Where `gauntlet demo rag` writes its project.
+pub const RAG_PROJECT_DIR: &str = ".gauntlet/demo-rag";
+
+/// The rag demo's project: its spec, the corpus, the golden set and the system prompt (the
+/// last three protected by the lock).
+const RAG_FILES: &[(&str, &str)] = &[
+    (
+        "gauntlet.yaml",
+        include_str!("../../../examples/rag/gauntlet.yaml"),
+    ),
+    (
+        "corpus.jsonl",
+        include_str!("../../../examples/rag/corpus.jsonl"),
+    ),
+    (
+        "golden.jsonl",
+        include_str!("../../../examples/rag/golden.jsonl"),
+    ),
+    (
+        "prompts/rag-system.txt",
+        include_str!("../../../examples/rag/prompts/rag-system.txt"),
+    ),
+    ("Cargo.lock", include_str!("../../../Cargo.lock")),
+];
+
 /// The demo spec's text.
 #[cfg(test)]
 pub fn spec_text() -> &'static str {
     FILES[0].1
 }
 
-/// Checks the knobs and joins them for the candidate's environment.
-pub fn defects(knobs: &[String]) -> Result<String, String> {
+/// Checks the knobs against the system's and joins them for the candidate's environment.
+pub fn defects(system: DemoSystem, knobs: &[String]) -> Result<String, String> {
     for knob in knobs {
-        knob.parse::<demo_service::Defect>()
-            .map_err(|e| e.to_string())?;
+        match system {
+            DemoSystem::Shop => knob
+                .parse::<demo_service::Defect>()
+                .map(drop)
+                .map_err(|e| e.to_string()),
+            DemoSystem::Rag => knob
+                .parse::<demo_service::rag::knobs::RagDefect>()
+                .map(drop)
+                .map_err(|e| e.to_string()),
+        }?;
     }
     Ok(knobs.join(","))
 }
@@ -201,16 +234,17 @@ pub fn spec_with(prometheus: bool, alertmanager: bool) -> String {
     text
 }
 
-/// Writes the demo project into `dir` (always afresh, so the demo matches this build) and
-/// returns the spec's path.
+/// Writes the shop demo's project into `dir` (always afresh, so the demo matches this
+/// build) and returns the spec's path.
 pub fn write_project(dir: &Path, prometheus: bool, alertmanager: bool) -> std::io::Result<PathBuf> {
-    let spec = spec_with(prometheus, alertmanager);
-    for (name, text) in FILES {
-        let text = if *name == FILES[0].0 {
-            spec.as_str()
-        } else {
-            text
-        };
+    write_files(dir, FILES, &spec_with(prometheus, alertmanager))
+}
+
+/// Writes a project's files (the first is the spec, written as `spec`); returns the spec's
+/// path.
+fn write_files(dir: &Path, files: &[(&str, &str)], spec: &str) -> std::io::Result<PathBuf> {
+    for (name, text) in files {
+        let text = if *name == files[0].0 { spec } else { text };
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
@@ -228,17 +262,38 @@ pub fn write_project(dir: &Path, prometheus: bool, alertmanager: bool) -> std::i
             }
         }
     }
-    Ok(dir.join(FILES[0].0))
+    Ok(dir.join(files[0].0))
 }
 
-/// `gauntlet demo`: writes the project, locks and signs it with the demo's keyring, runs it,
-/// and renders the certificate a release manager would file.
-pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
-    let knobs = defects(&args.defect).map_err(CliError::Usage)?;
+/// `gauntlet demo [rag]`: writes the project, locks and signs it with the demo's keyring,
+/// runs it, and renders the certificate a release manager would file.
+pub fn command(args: DemoArgs, global: Global) -> Result<i32, CliError> {
+    let knobs = defects(args.system, &args.defect).map_err(CliError::Usage)?;
     // SAFETY: no other thread exists yet (the runtime starts in `execute`); the demo
     // candidate reads its defects from this variable, so the signed spec stays the same.
     unsafe { std::env::set_var(DEFECTS_ENV, &knobs) };
-    let dir = Path::new(PROJECT_DIR);
+    let (dir, service, spec_path) = match args.system {
+        DemoSystem::Shop => {
+            let dir = Path::new(PROJECT_DIR);
+            (dir, "demo-shop", shop_project(dir, &args, &global)?)
+        }
+        DemoSystem::Rag => {
+            if args.prometheus {
+                return Err(CliError::Usage(
+                    "`--prometheus` comes with the shop demo (`gauntlet demo --prometheus`); the rag demo reads gauntlet's own measurements".into(),
+                ));
+            }
+            let dir = Path::new(RAG_PROJECT_DIR);
+            let spec = write_files(dir, RAG_FILES, RAG_FILES[0].1)
+                .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
+            (dir, "demo-rag", spec)
+        }
+    };
+    run_project(&args, global, (dir, service, &spec_path), &knobs)
+}
+
+/// The shop demo's project, with a Prometheus (and an Alertmanager) when asked and present.
+fn shop_project(dir: &Path, args: &DemoArgs, global: &Global) -> Result<PathBuf, CliError> {
     if args.prometheus && !prometheus_installed() {
         return Err(CliError::Usage(
             "`--prometheus` needs the `prometheus` binary: `sudo apt-get install prometheus` on Debian or Ubuntu (or run the demo without it: the gates then read gauntlet's own measurements)".into(),
@@ -250,15 +305,24 @@ pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
             "gauntlet demo: no `prometheus-alertmanager` here, so alerts are checked in the rule file but not delivered (`sudo apt-get install prometheus-alertmanager` adds the drill that waits for its page)"
         );
     }
-    let spec_path = write_project(dir, args.prometheus, alertmanager)
-        .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
+    Ok(write_project(dir, args.prometheus, alertmanager)
+        .with_context(|| format!("cannot write the demo project to {}", dir.display()))?)
+}
+
+/// Locks and signs the project as a release manager would, runs it, files its certificate,
+/// and keeps the dashboard open when asked.
+fn run_project(
+    args: &DemoArgs,
+    mut global: Global,
+    (dir, service, spec_path): (&Path, &str, &Path),
+    knobs: &str,
+) -> Result<i32, CliError> {
     let keyring = release_keyring(dir, &mut global)?;
-    // What a release manager does once per release: lock and sign the protected files.
     let (lock, version, key, count) =
-        crate::signing::lock_files(&keyring, Some(&spec_path), &[], None, None)?;
-    let text = crate::read_spec(&spec_path)?;
+        crate::signing::lock_files(&keyring, Some(spec_path), &[], None, None)?;
+    let text = crate::read_spec(spec_path)?;
     let selection = args.execution.steps.selection(Vec::new());
-    let plan = crate::plan(&spec_path, &text, &selection, args.execution.seed)?;
+    let plan = crate::plan(spec_path, &text, &selection, args.execution.seed)?;
     if !global.quiet {
         note!(
             "gauntlet demo: project in {}; {count} protected files locked into {} (manifest {version}) and signed by key {key}",
@@ -267,10 +331,10 @@ pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
         );
         note!(
             "gauntlet demo: the candidate runs with defects: {}",
-            if knobs.is_empty() { "none" } else { &knobs }
+            if knobs.is_empty() { "none" } else { knobs }
         );
     }
-    let ran = crate::execute(plan, &spec_path, text, &args.execution, &global)?;
+    let ran = crate::execute(plan, spec_path, text, &args.execution, &global)?;
     if !global.quiet {
         certificate(&global, &ran.run_id);
         note!(
@@ -281,7 +345,13 @@ pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
         );
     }
     if args.serve {
-        dashboard(dir, &keyring, &global, &args.execution.out, &ran.run_id)?;
+        dashboard(
+            (dir, service),
+            &keyring,
+            &global,
+            &args.execution.out,
+            &ran.run_id,
+        )?;
     }
     Ok(ran.code)
 }
@@ -289,7 +359,7 @@ pub fn command(args: DemoArgs, mut global: Global) -> Result<i32, CliError> {
 /// `--serve`: the dashboard over the demo's runs, on a free loopback port, with an approver
 /// token printed once (approvers read and sign off), until Ctrl-C.
 fn dashboard(
-    dir: &Path,
+    (dir, service): (&Path, &str),
     keyring: &Path,
     global: &Global,
     runs: &Path,
@@ -301,7 +371,7 @@ fn dashboard(
         serde_json::Value::String(absolute.display().to_string()).to_string()
     };
     let config = format!(
-        "# Written by `gauntlet demo --serve`: the dashboard over the demo's runs.\nlisten: 127.0.0.1:0\nstore: {}\nruns: {}\nkeyring: {}\nservices:\n  demo-shop: {{spec: gauntlet.yaml}}\n",
+        "# Written by `gauntlet demo --serve`: the dashboard over the demo's runs.\nlisten: 127.0.0.1:0\nstore: {}\nruns: {}\nkeyring: {}\nservices:\n  {service}: {{spec: gauntlet.yaml}}\n",
         quoted(&global.store),
         quoted(runs),
         quoted(keyring),
@@ -373,12 +443,16 @@ mod tests {
     #[test]
     fn unknown_knobs_are_refused() {
         assert!(
-            defects(&["flaky".into()])
+            defects(DemoSystem::Shop, &["flaky".into()])
                 .unwrap_err()
                 .contains("unknown defect")
         );
         assert_eq!(
-            defects(&["auth-bypass".into(), "errors=5%".into()]).unwrap(),
+            defects(
+                DemoSystem::Shop,
+                &["auth-bypass".into(), "errors=5%".into()]
+            )
+            .unwrap(),
             "auth-bypass,errors=5%"
         );
     }

@@ -6,7 +6,7 @@
 //!   `max_k`), a prompt (the system prompt file plus the context), the primary model
 //!   provider with the secondary as fallback, and PII redaction of what comes back.
 //!   `POST /admin/retrieval {"enabled"}` (the ablation switch) and `POST /admin/reindex`
-//!   need the admin token.
+//!   need the admin token; `GET /flags` says what is switched on.
 //! - **docs** ([`docs`]): the document store. **llm** ([`llm`]): an OpenAI-compatible
 //!   model provider. **cache** ([`cache`]): the answer cache.
 
@@ -120,6 +120,7 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
         (_, "/healthz") => ("/healthz", reply(StatusCode::OK, "ok\n")),
         (_, "/metrics") => ("/metrics", reply(StatusCode::OK, state.metrics.encode())),
         (&Method::POST, "/answer") => ("/answer", answer(state, &request).await),
+        (&Method::GET, "/flags") => ("/flags", json(StatusCode::OK, &flags(state))),
         (&Method::POST, "/admin/retrieval") => ("/admin", switch_retrieval(state, &request)),
         (&Method::POST, "/admin/reindex") => (
             "/admin",
@@ -131,6 +132,16 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
         ),
         _ => ("other", reply(StatusCode::NOT_FOUND, "not found\n")),
     }
+}
+
+/// The feature flags in force, as preflight freezes them.
+fn flags(state: &State) -> serde_json::Value {
+    serde_json::json!({
+        "retrieval": state.retrieval.load(Ordering::Relaxed),
+        "max_k": state.config.max_k,
+        "answer_cache": state.config.cache.is_some(),
+        "provider_failover": state.config.secondary.is_some(),
+    })
 }
 
 /// The ablation switch: retrieval on or off for every later question.

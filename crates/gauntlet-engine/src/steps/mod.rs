@@ -10,6 +10,7 @@ mod dr;
 pub(crate) mod gates;
 mod observability;
 mod preflight;
+mod quality;
 mod rehearsal;
 mod rotation;
 mod security;
@@ -29,6 +30,7 @@ pub use dr::Dr;
 pub use gates::Gates;
 pub use observability::Observability;
 pub use preflight::Preflight;
+pub use quality::Quality;
 pub use rehearsal::Rehearsal;
 pub use rotation::Rotation;
 pub use security::Security;
@@ -130,6 +132,7 @@ pub fn runner(plan: &StepPlan) -> Option<Box<dyn Step>> {
         StepPlan::Dr(p) => Box::new(Dr(p.clone())),
         StepPlan::Rotation(p) => Box::new(Rotation(p.clone())),
         StepPlan::Security(p) => Box::new(Security(p.clone())),
+        StepPlan::Quality(p) => Box::new(Quality(p.clone())),
         StepPlan::Observability(p) => Box::new(Observability(p.clone())),
         StepPlan::Canary(p) => Box::new(Canary(p.clone())),
         StepPlan::Gates(p) => Box::new(Gates(p.clone())),

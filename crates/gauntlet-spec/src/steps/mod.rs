@@ -9,6 +9,7 @@ pub mod dr;
 pub mod gates;
 pub mod observability;
 pub mod preflight;
+pub mod quality;
 pub mod readiness;
 pub mod rehearsal;
 pub mod rotation;
@@ -41,13 +42,14 @@ impl Spec {
     /// The sections of the steps this spec configures, in pipeline order.
     pub(crate) fn sections(&self) -> Vec<&dyn Section> {
         let s = &self.steps;
-        let all: [Option<&dyn Section>; 10] = [
+        let all: [Option<&dyn Section>; 11] = [
             s.preflight.as_ref().map(|x| x as &dyn Section),
             s.rollback_rehearsal.as_ref().map(|x| x as &dyn Section),
             s.chaos.as_ref().map(|x| x as &dyn Section),
             s.dr.as_ref().map(|x| x as &dyn Section),
             s.rotation.as_ref().map(|x| x as &dyn Section),
             s.security.as_ref().map(|x| x as &dyn Section),
+            s.quality.as_ref().map(|x| x as &dyn Section),
             s.observability.as_ref().map(|x| x as &dyn Section),
             s.canary.as_ref().map(|x| x as &dyn Section),
             self.gates.as_ref().map(|x| x as &dyn Section),
@@ -72,6 +74,7 @@ pub enum StepName {
     Dr,
     Rotation,
     Security,
+    Quality,
     Observability,
     Canary,
     /// Judges what the others measured (GA gates over metrics).
@@ -146,6 +149,14 @@ const TABLE: &[Entry] = &[
         remedy: "an abuse probe was not refused: check authentication on the route, the rate limiter and input handling",
     },
     Entry {
+        step: StepName::Quality,
+        name: "quality",
+        section: "steps.quality",
+        owner: "product",
+        summary: "the golden set: the candidate answers no worse than the baseline, item by item",
+        remedy: "the candidate answers the golden set worse than the baseline: read the failed items by tag, then retrieval, prompts and model routing",
+    },
+    Entry {
         step: StepName::Observability,
         name: "observability",
         section: "steps.observability",
@@ -184,13 +195,14 @@ pub const SETUP: &str = "setup";
 
 impl StepName {
     /// Every step, in pipeline order.
-    pub const ALL: [StepName; 10] = [
+    pub const ALL: [StepName; 11] = [
         StepName::Preflight,
         StepName::RollbackRehearsal,
         StepName::Chaos,
         StepName::Dr,
         StepName::Rotation,
         StepName::Security,
+        StepName::Quality,
         StepName::Observability,
         StepName::Canary,
         StepName::Gates,

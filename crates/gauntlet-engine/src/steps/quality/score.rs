@@ -1,0 +1,271 @@
+//! The golden set and how one answer is scored: the dataset read (bounded, every line
+//! checked), an arm asked, the answer found and held to every assertion.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gauntlet_net::{HttpClient, Outgoing, Response};
+use gauntlet_spec::{Assertion, QualityPlan};
+use serde::{Deserialize, Serialize};
+
+use crate::child_env::ChildEnv;
+
+/// The largest golden set read, and the most items in one.
+const MAX_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_ITEMS: usize = 100_000;
+
+/// One item of the golden set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub input: String,
+    #[serde(default)]
+    pub expected: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Reads the golden set; a line that is not an item is named by file:line:col.
+pub fn read_items(path: &Path, shown: &str) -> Result<Vec<Item>, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?
+        .len();
+    if size > MAX_BYTES {
+        return Err(format!(
+            "{shown} is {size} bytes; the most a golden set may be is {MAX_BYTES}"
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut items = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let item: Item = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "{shown}:{}:{}: {e} (each line is {{\"input\": \"...\", \"expected\": [\"...\"], \"tags\": [\"...\"]}})",
+                number + 1,
+                e.column()
+            )
+        })?;
+        items.push(item);
+        if items.len() > MAX_ITEMS {
+            return Err(format!("{shown} has more than {MAX_ITEMS} items"));
+        }
+    }
+    Ok(items)
+}
+
+/// The assertions, ready to apply (regular expressions compiled once).
+pub struct Scorer {
+    checks: Vec<(Assertion, Option<regex::Regex>)>,
+    answer_at: Option<String>,
+}
+
+/// One arm's answer to one item: whether it passed, what it said, and why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub pass: bool,
+    pub answer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl Scored {
+    fn fail(answer: String, why: String) -> Scored {
+        Scored {
+            pass: false,
+            answer,
+            why: Some(why),
+        }
+    }
+}
+
+impl Scorer {
+    pub fn new(plan: &QualityPlan) -> Result<Scorer, String> {
+        let mut checks = Vec::new();
+        for assertion in &plan.assertions {
+            let compiled = match assertion {
+                Assertion::Regex { value } | Assertion::NotRegex { value } => Some(
+                    regex::RegexBuilder::new(value)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| format!("regex `{value}`: {e}"))?,
+                ),
+                _ => None,
+            };
+            checks.push((assertion.clone(), compiled));
+        }
+        Ok(Scorer {
+            checks,
+            answer_at: plan.answer.clone(),
+        })
+    }
+
+    /// The answer in a response, held to every assertion (the first that fails says why).
+    pub async fn score(&self, item: &Item, response: &Response, env: &ChildEnv) -> Scored {
+        if !response.is_success() {
+            return Scored::fail(
+                response.body_text(),
+                format!("answered {}", response.status),
+            );
+        }
+        let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+        let answer = match (&self.answer_at, &body) {
+            (None, _) => response.body_text(),
+            (Some(at), Some(json)) => match json.pointer(at) {
+                Some(serde_json::Value::String(text)) => text.clone(),
+                Some(other) => other.to_string(),
+                None => return Scored::fail(response.body_text(), format!("no answer at {at}")),
+            },
+            (Some(_), None) => {
+                return Scored::fail(response.body_text(), "the answer is not JSON".into());
+            }
+        };
+        for (assertion, compiled) in &self.checks {
+            if let Err(why) = hold(
+                assertion,
+                compiled.as_ref(),
+                item,
+                &answer,
+                body.as_ref(),
+                env,
+            )
+            .await
+            {
+                return Scored::fail(answer, why);
+            }
+        }
+        Scored {
+            pass: true,
+            answer,
+            why: None,
+        }
+    }
+}
+
+async fn hold(
+    assertion: &Assertion,
+    compiled: Option<&regex::Regex>,
+    item: &Item,
+    answer: &str,
+    body: Option<&serde_json::Value>,
+    env: &ChildEnv,
+) -> Result<(), String> {
+    match assertion {
+        Assertion::ContainsAll => match item.expected.iter().find(|f| !answer.contains(f.as_str()))
+        {
+            Some(missing) => Err(format!("lacks `{missing}`")),
+            None => Ok(()),
+        },
+        Assertion::IcontainsAll => {
+            let lower = answer.to_lowercase();
+            match item
+                .expected
+                .iter()
+                .find(|f| !lower.contains(&f.to_lowercase()))
+            {
+                Some(missing) => Err(format!("lacks `{missing}` (any case)")),
+                None => Ok(()),
+            }
+        }
+        Assertion::Regex { value } => match compiled.is_some_and(|r| r.is_match(answer)) {
+            true => Ok(()),
+            false => Err(format!("does not match `{value}`")),
+        },
+        Assertion::NotRegex { value } => match compiled.is_some_and(|r| r.is_match(answer)) {
+            true => Err(format!("matches `{value}`")),
+            false => Ok(()),
+        },
+        Assertion::JsonEquals { path, value } => match body.and_then(|b| b.pointer(path)) {
+            Some(found) if found == value => Ok(()),
+            Some(found) => Err(format!("{path} is {found}, not {value}")),
+            None => Err(format!("no {path} in the response")),
+        },
+        Assertion::Command { run, timeout } => {
+            grade(run, timeout.as_std(), item, answer, env).await
+        }
+    }
+}
+
+/// An external grader: the item and the answer on its standard input, exit 0 a pass.
+async fn grade(
+    run: &[String],
+    timeout: Duration,
+    item: &Item,
+    answer: &str,
+    env: &ChildEnv,
+) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let Some((program, args)) = run.split_first() else {
+        return Err("empty grader command".into());
+    };
+    let input = serde_json::json!({"input": item.input, "expected": item.expected, "tags": item.tags, "answer": answer});
+    let mut child = env
+        .command(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run grader `{program}`: {e}"))?;
+    let graded = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.to_string().as_bytes()).await;
+        }
+        child.wait().await
+    };
+    match tokio::time::timeout(timeout, graded).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(format!("grader `{program}` said no ({status})")),
+        Ok(Err(e)) => Err(format!("grader `{program}`: {e}")),
+        Err(_) => Err(format!(
+            "grader `{program}` did not finish within {timeout:?}"
+        )),
+    }
+}
+
+/// The request for an item: `{input}` replaced by its input, JSON-escaped.
+pub fn request_for(plan: &QualityPlan, base: &str, item: &Item) -> Outgoing {
+    let quoted = serde_json::to_string(&item.input).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default();
+    let put = |text: &str| text.replace("{input}", escaped);
+    Outgoing {
+        base: base.trim_end_matches('/').to_string(),
+        method: plan.request.method.as_str().to_string(),
+        path: put(&plan.request.path),
+        headers: plan
+            .request
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), put(v)))
+            .collect(),
+        body: plan.request.body.as_deref().map(put),
+    }
+}
+
+/// Asks one arm `repeat` times: passed only if every answer passed (the first failure kept).
+pub async fn ask(
+    client: &HttpClient,
+    out: &Outgoing,
+    repeat: u32,
+    scorer: &Scorer,
+    item: &Item,
+    env: &ChildEnv,
+) -> Scored {
+    let mut last = Scored::fail(String::new(), "not asked".into());
+    for _ in 0..repeat {
+        last = match client.send(out).await {
+            Ok(response) => scorer.score(item, &response, env).await,
+            Err(e) => Scored::fail(String::new(), format!("no answer: {e}")),
+        };
+        if !last.pass {
+            break;
+        }
+    }
+    last
+}
