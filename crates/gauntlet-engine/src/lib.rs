@@ -9,6 +9,7 @@
 //! ```
 
 mod alerts;
+mod answers;
 mod child_env;
 mod context;
 mod decision;

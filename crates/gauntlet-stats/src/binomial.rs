@@ -114,3 +114,34 @@ mod tests {
         assert!(f64::from(missed) / 600.0 <= 0.05 + 0.027, "{missed}");
     }
 }
+
+/// The exact (Clopper–Pearson) one-sided upper bound on a rate after `successes` of `n`:
+/// the rate below which the truth lies with probability at least `confidence`. With no
+/// trials it is 1: nothing was shown.
+pub fn clopper_pearson_upper(successes: u64, n: u64, confidence: f64) -> f64 {
+    use statrs::distribution::{Beta, ContinuousCDF};
+    if n == 0 || successes >= n {
+        return 1.0;
+    }
+    Beta::new(successes as f64 + 1.0, (n - successes) as f64)
+        .map_or(1.0, |beta| beta.inverse_cdf(confidence))
+}
+
+#[cfg(test)]
+mod clopper_pearson {
+    use super::clopper_pearson_upper;
+
+    #[test]
+    fn no_successes_give_the_closed_form_bound() {
+        for n in [1u64, 10, 30, 100] {
+            let exact = 1.0 - 0.05f64.powf(1.0 / n as f64);
+            assert!(
+                (clopper_pearson_upper(0, n, 0.95) - exact).abs() < 1e-9,
+                "{n}"
+            );
+        }
+        assert_eq!(clopper_pearson_upper(0, 0, 0.95), 1.0);
+        assert_eq!(clopper_pearson_upper(5, 5, 0.95), 1.0);
+        assert!(clopper_pearson_upper(3, 30, 0.95) > 0.1);
+    }
+}

@@ -32,7 +32,7 @@ pub mod params;
 mod sprt;
 mod two_sample;
 
-pub use binomial::{ConfidenceBounds, mixture_bounds};
+pub use binomial::{ConfidenceBounds, clopper_pearson_upper, mixture_bounds};
 pub use burn::{BurnRate, BurnWindow, budget_remaining, burn_rate};
 pub use judge::{Arm, Judge, JudgeKind, Observation, Point, Trajectory, Verdict, split_alpha};
 pub use latency::LatencyJudge;

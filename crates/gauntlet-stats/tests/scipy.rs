@@ -89,3 +89,50 @@ fn the_test_matches_scipy_for_the_variant_it_names() {
         );
     }
 }
+
+/// The Clopper–Pearson upper bound against SciPy's beta quantile, the textbook form.
+#[test]
+fn the_clopper_pearson_bound_matches_scipy() {
+    let cases: Vec<(u64, u64, f64)> = vec![
+        (0, 30, 0.95),
+        (1, 30, 0.95),
+        (3, 40, 0.95),
+        (7, 12, 0.99),
+        (0, 500, 0.9),
+        (250, 1000, 0.95),
+    ];
+    let script = r#"
+import json, sys
+from scipy.stats import beta
+out = [float(beta.ppf(c, x + 1, n - x)) for x, n, c in json.load(sys.stdin)]
+json.dump(out, sys.stdout)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .env("PYTHONPATH", pydeps())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&cases).unwrap())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    for ((x, n, c), want) in cases.iter().zip(expected) {
+        let got = gauntlet_stats::clopper_pearson_upper(*x, *n, *c);
+        assert!(
+            (got - want).abs() < 1e-7,
+            "{x}/{n} at {c}: {got} vs SciPy {want}"
+        );
+    }
+}

@@ -149,6 +149,14 @@ const RAG_FILES: &[(&str, &str)] = &[
         "prompts/rag-system.txt",
         include_str!("../../../examples/rag/prompts/rag-system.txt"),
     ),
+    (
+        "probes/injection.jsonl",
+        include_str!("../../../examples/rag/probes/injection.jsonl"),
+    ),
+    (
+        "probes/pii.jsonl",
+        include_str!("../../../examples/rag/probes/pii.jsonl"),
+    ),
     ("Cargo.lock", include_str!("../../../Cargo.lock")),
 ];
 

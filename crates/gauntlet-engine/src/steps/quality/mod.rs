@@ -13,8 +13,9 @@ use gauntlet_spec::{QualityPlan, StepMeta, StepName};
 use gauntlet_stats::{Paired, Verdict};
 
 use super::{Step, StepFuture, StepOutput, severity};
+use crate::answers::request_for;
 use crate::context::RunContext;
-use score::{Item, Scored, Scorer, ask, read_items, request_for};
+use score::{Item, Scored, Scorer, ask, read_items};
 
 const STEP: &str = StepName::Quality.as_str();
 
@@ -121,7 +122,7 @@ async fn judge(
             wave.iter().map(|&index| async move {
                 let item = &items[index];
                 let ask_arm = |base: &str| {
-                    let out = request_for(plan, base, item);
+                    let out = request_for(&plan.request, base, &item.input);
                     async move {
                         ask(&ctx.client, &out, plan.repeat, scorer, item, &ctx.child_env).await
                     }

@@ -104,35 +104,21 @@ impl Scorer {
 
     /// The answer in a response, held to every assertion (the first that fails says why).
     pub async fn score(&self, item: &Item, response: &Response, env: &ChildEnv) -> Scored {
-        if !response.is_success() {
-            return Scored::fail(
-                response.body_text(),
-                format!("answered {}", response.status),
-            );
-        }
-        let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
-        let answer = match (&self.answer_at, &body) {
-            (None, _) => response.body_text(),
-            (Some(at), Some(json)) => match json.pointer(at) {
-                Some(serde_json::Value::String(text)) => text.clone(),
-                Some(other) => other.to_string(),
-                None => return Scored::fail(response.body_text(), format!("no answer at {at}")),
-            },
-            (Some(_), None) => {
-                return Scored::fail(response.body_text(), "the answer is not JSON".into());
-            }
+        let answer = match crate::answers::answer_text(response, self.answer_at.as_deref()) {
+            Ok(answer) => answer,
+            Err(why) => return Scored::fail(response.body_text(), why),
         };
+        let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
         for (assertion, compiled) in &self.checks {
-            if let Err(why) = hold(
+            let held = hold(
                 assertion,
                 compiled.as_ref(),
                 item,
                 &answer,
                 body.as_ref(),
                 env,
-            )
-            .await
-            {
+            );
+            if let Err(why) = held.await {
                 return Scored::fail(answer, why);
             }
         }
@@ -223,28 +209,6 @@ async fn grade(
         Err(_) => Err(format!(
             "grader `{program}` did not finish within {timeout:?}"
         )),
-    }
-}
-
-/// The request for an item: `{input}` replaced by its input, JSON-escaped.
-pub fn request_for(plan: &QualityPlan, base: &str, item: &Item) -> Outgoing {
-    let quoted = serde_json::to_string(&item.input).unwrap_or_default();
-    let escaped = quoted
-        .strip_prefix('"')
-        .and_then(|q| q.strip_suffix('"'))
-        .unwrap_or_default();
-    let put = |text: &str| text.replace("{input}", escaped);
-    Outgoing {
-        base: base.trim_end_matches('/').to_string(),
-        method: plan.request.method.as_str().to_string(),
-        path: put(&plan.request.path),
-        headers: plan
-            .request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), put(v)))
-            .collect(),
-        body: plan.request.body.as_deref().map(put),
     }
 }
 

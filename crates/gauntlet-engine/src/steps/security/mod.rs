@@ -12,6 +12,9 @@ use serde_json::json;
 use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 
+mod injection;
+mod pii;
+
 const STEP: &str = gauntlet_spec::StepName::Security.as_str();
 
 pub struct Security(pub(crate) SecurityPlan);
@@ -43,6 +46,12 @@ impl Step for Security {
             }
             if let Some(tokens) = &config.control_tokens {
                 checks.extend(probe.control_tokens(tokens).await);
+            }
+            if let Some(injection) = &config.prompt_injection {
+                checks.push(probe.prompt_injection(injection).await);
+            }
+            if let Some(pii) = &config.pii {
+                checks.push(probe.pii(pii).await);
             }
             if let Some(paths) = &config.paths {
                 for path in &paths.probes {
