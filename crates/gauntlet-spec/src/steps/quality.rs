@@ -65,6 +65,43 @@ pub struct QualityStep {
     /// The longest the step may take; undecided by then, it is inconclusive.
     #[serde(default = "ten_minutes")]
     pub budget: Duration,
+    /// Where an answer reports the tokens it used and the model that answered, and what
+    /// each model's tokens cost: tokens and cost per request become measurements for gates.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// An answer's usage, as JSON Pointers into it (OpenAI-compatible defaults), and prices.
+#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    #[serde(default = "prompt_tokens")]
+    pub prompt_tokens: String,
+    #[serde(default = "completion_tokens")]
+    pub completion_tokens: String,
+    #[serde(default = "model")]
+    pub model: String,
+    /// Price per million tokens, by model name: `{demo-small: {prompt: 0.15, completion: 0.6}}`
+    /// (any currency; reports say "per request" in the same one).
+    #[serde(default)]
+    pub prices: std::collections::BTreeMap<String, Price>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub prompt: f64,
+    pub completion: f64,
+}
+
+fn prompt_tokens() -> String {
+    "/usage/prompt_tokens".into()
+}
+fn completion_tokens() -> String {
+    "/usage/completion_tokens".into()
+}
+fn model() -> String {
+    "/model".into()
 }
 
 /// One assertion on an answer.
@@ -237,6 +274,28 @@ impl Section for QualityStep {
         }
         self.check_assertions(p);
         self.check_judge(p);
+        if let Some(usage) = &self.usage {
+            for (name, at) in [
+                ("prompt_tokens", &usage.prompt_tokens),
+                ("completion_tokens", &usage.completion_tokens),
+                ("model", &usage.model),
+            ] {
+                pointer(p, &format!("{AT}.usage.{name}"), at);
+            }
+            for (model, price) in &usage.prices {
+                let fine = |x: f64| x.is_finite() && x >= 0.0;
+                if !fine(price.prompt) || !fine(price.completion) {
+                    p.key(
+                        &format!("{AT}.usage.prices.{model}"),
+                        format!(
+                            "the price of `{}` must be a number of zero or more",
+                            quoted(model)
+                        ),
+                        None,
+                    );
+                }
+            }
+        }
         p.count(&format!("{AT}.repeat"), u64::from(self.repeat.get()), 10);
         p.count(
             &format!("{AT}.concurrency"),
@@ -268,6 +327,7 @@ impl Section for QualityStep {
             beta: self.beta.ratio(),
             concurrency: self.concurrency.get(),
             budget: self.budget.as_std(),
+            usage: self.usage.clone(),
             seed: seed.derive("quality", 0),
         }))
     }
@@ -288,6 +348,7 @@ pub struct QualityPlan {
     pub beta: f64,
     pub concurrency: u32,
     pub budget: StdDuration,
+    pub usage: Option<Usage>,
     /// The order items are asked in.
     pub seed: u64,
 }

@@ -162,6 +162,7 @@ fn conclude(
     out.measure("quality.baseline.pass_rate", base_rate);
     out.measure("quality.candidate.pass_rate", cand_rate);
     out.measure("quality.items", asked as f64);
+    usage(&mut out, pairs);
     for (tag, (n, b, c)) in &tags {
         out.measure(
             format!("quality.tag.{tag}.baseline.pass_rate"),
@@ -209,6 +210,33 @@ fn conclude(
     }
     out.checks.push(check);
     out
+}
+
+/// Tokens and cost per request of each arm, as measurements: p50, p95 and mean (each only
+/// when every answer asked said it: a partial count would flatter the arm that hid some).
+fn usage(out: &mut StepOutput, pairs: &[Pair]) {
+    let arms: [(&str, fn(&Pair) -> &Scored); 2] = [
+        ("baseline", |p| &p.baseline),
+        ("candidate", |p| &p.candidate),
+    ];
+    for (arm, of) in arms {
+        let tokens: Option<Vec<f64>> = pairs
+            .iter()
+            .map(|p| of(p).tokens.map(|t| t as f64))
+            .collect();
+        let costs: Option<Vec<f64>> = pairs.iter().map(|p| of(p).cost).collect();
+        for (what, values) in [("tokens", tokens), ("cost", costs)] {
+            let Some(mut values) = values.filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            values.sort_by(f64::total_cmp);
+            let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+            out.measure(format!("quality.{arm}.{what}_p50"), at(0.5));
+            out.measure(format!("quality.{arm}.{what}_p95"), at(0.95));
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            out.measure(format!("quality.{arm}.{what}_mean"), mean);
+        }
+    }
 }
 
 /// Why the judge could not decide.

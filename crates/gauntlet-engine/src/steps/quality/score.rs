@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use gauntlet_net::{HttpClient, Outgoing, Response};
-use gauntlet_spec::{Assertion, QualityPlan};
+use gauntlet_spec::{Assertion, QualityPlan, Usage};
 use serde::{Deserialize, Serialize};
 
 use crate::child_env::ChildEnv;
@@ -60,6 +60,7 @@ pub fn read_items(path: &Path, shown: &str) -> Result<Vec<Item>, String> {
 pub struct Scorer {
     checks: Vec<(Assertion, Option<regex::Regex>)>,
     answer_at: Option<String>,
+    usage: Option<Usage>,
 }
 
 /// One arm's answer to one item: whether it passed, what it said, and why not.
@@ -67,6 +68,11 @@ pub struct Scorer {
 pub struct Scored {
     pub pass: bool,
     pub answer: String,
+    /// Tokens the answer used (prompt + completion) and what they cost, when it says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
 }
@@ -76,6 +82,8 @@ impl Scored {
         Scored {
             pass: false,
             answer,
+            tokens: None,
+            cost: None,
             why: Some(why),
         }
     }
@@ -99,6 +107,7 @@ impl Scorer {
         Ok(Scorer {
             checks,
             answer_at: plan.answer.clone(),
+            usage: plan.usage.clone(),
         })
     }
 
@@ -109,24 +118,51 @@ impl Scorer {
             Err(why) => return Scored::fail(response.body_text(), why),
         };
         let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
+        let (tokens, cost) = self.usage_of(body.as_ref());
+        let mut scored = Scored {
+            pass: true,
+            answer,
+            tokens,
+            cost,
+            why: None,
+        };
         for (assertion, compiled) in &self.checks {
             let held = hold(
                 assertion,
                 compiled.as_ref(),
                 item,
-                &answer,
+                &scored.answer,
                 body.as_ref(),
                 env,
             );
             if let Err(why) = held.await {
-                return Scored::fail(answer, why);
+                scored.pass = false;
+                scored.why = Some(why);
+                break;
             }
         }
-        Scored {
-            pass: true,
-            answer,
-            why: None,
-        }
+        scored
+    }
+
+    /// The tokens an answer says it used, and their cost by the price of the model that
+    /// answered (none when the model has no price).
+    fn usage_of(&self, body: Option<&serde_json::Value>) -> (Option<u64>, Option<f64>) {
+        let (Some(usage), Some(body)) = (&self.usage, body) else {
+            return (None, None);
+        };
+        let count = |at: &str| body.pointer(at).and_then(serde_json::Value::as_u64);
+        let (Some(prompt), Some(completion)) =
+            (count(&usage.prompt_tokens), count(&usage.completion_tokens))
+        else {
+            return (None, None);
+        };
+        let model = body
+            .pointer(&usage.model)
+            .and_then(serde_json::Value::as_str);
+        let cost = model.and_then(|m| usage.prices.get(m)).map(|price| {
+            (prompt as f64 * price.prompt + completion as f64 * price.completion) / 1e6
+        });
+        (Some(prompt + completion), cost)
     }
 }
 
