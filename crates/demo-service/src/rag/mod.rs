@@ -188,7 +188,16 @@ async fn answer(state: &State, request: &ServedRequest) -> Reply {
     }
     let key = hex::encode(Sha256::digest(format!("{k}\n{}", asked.question)));
     let cached = !state.has(RagDefect::CacheOff) && state.config.cache.is_some();
-    if cached && let Some(hit) = cache_get(state, &key).await {
+    // `Cache-Control: no-cache` asks for a fresh answer (which is then cached).
+    let fresh = request
+        .headers
+        .get(hyper::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-cache"));
+    if cached
+        && !fresh
+        && let Some(hit) = cache_get(state, &key).await
+    {
         return json(StatusCode::OK, &hit);
     }
     let documents = match retrieve(state, &asked.question, k).await {
