@@ -503,6 +503,10 @@ impl Spec {
         let rehearsal_proxied = steps.iter().any(|s| {
             matches!(s, StepPlan::RollbackRehearsal(r) if r.faults.iter().any(|f| f.fault.kind.is_proxy()))
         });
+        // The fan-out probe counts what reaches a dependency through its proxy.
+        let fanout = steps
+            .iter()
+            .any(|s| matches!(s, StepPlan::Security(p) if p.fanout.is_some()));
         Systems {
             dependencies: self
                 .dependencies
@@ -521,7 +525,7 @@ impl Spec {
                 .as_ref()
                 .map(|c| c.proxies.clone())
                 .unwrap_or_default(),
-            proxied: chaos || rehearsal_proxied,
+            proxied: chaos || rehearsal_proxied || fanout,
         }
     }
 }

@@ -13,7 +13,7 @@ use super::{Section, StepName};
 use crate::limits::MINUTE;
 use crate::model::{Request, Severity};
 use crate::plan::{Seed, StepMeta, StepPlan};
-use crate::units::{Duration, Percent, Rate};
+use crate::units::{ByteSize, Duration, Percent, Rate};
 use crate::validate::{Context, Problems};
 
 const AT: &str = "steps.security";
@@ -50,6 +50,32 @@ pub struct SecurityStep {
     /// in any answer.
     #[serde(default)]
     pub pii: Option<PiiProbe>,
+    /// A request asking for a huge fan-out (top-k, sub-queries) must be refused or clamped,
+    /// judged by what reached the dependency through gauntlet's proxy.
+    #[serde(default)]
+    pub fanout: Option<FanoutProbe>,
+}
+
+/// The fan-out limit, measured where it matters: the requests and bytes the dependency
+/// (the document store, a search index) served for one request to the candidate.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FanoutProbe {
+    /// The greedy request (e.g. `{"question": "...", "top_k": 10000}`).
+    pub request: Request,
+    /// The dependency that must be spared, by its name under `dependencies`.
+    pub dependency: String,
+    /// The most requests it may receive for that one request.
+    #[serde(default = "ten")]
+    #[schemars(with = "u32", range(min = 1, max = 100000))]
+    pub max_requests: NonZeroU32,
+    /// The most bytes it may send back for it.
+    #[schemars(with = "String")]
+    pub max_bytes: ByteSize,
+}
+
+fn ten() -> NonZeroU32 {
+    NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN)
 }
 
 /// Prompt-injection probes. The built-in corpus (direct injections, each asking for a
@@ -194,7 +220,25 @@ impl Section for SecurityStep {
         self.owner.as_ref()
     }
 
-    fn check(&self, _cx: &Context<'_>, p: &mut Problems<'_>) {
+    fn check(&self, cx: &Context<'_>, p: &mut Problems<'_>) {
+        if let Some(fanout) = &self.fanout
+            && !cx.spec.dependencies.contains_key(&fanout.dependency)
+        {
+            let names: Vec<&str> = cx.spec.dependencies.keys().map(String::as_str).collect();
+            p.key(
+                &format!("{AT}.fanout.dependency"),
+                format!(
+                    "`{}` is not one of the spec's dependencies",
+                    crate::validate::quoted(&fanout.dependency)
+                ),
+                Some(
+                    match crate::did_you_mean(&fanout.dependency, names.iter().copied()) {
+                        Some(close) => format!("did you mean `{close}`?"),
+                        None => format!("dependencies: {}", names.join(", ")),
+                    },
+                ),
+            );
+        }
         if let Some(injection) = &self.prompt_injection {
             let at = format!("{AT}.prompt_injection");
             if let Some(probes) = &injection.probes {
@@ -258,6 +302,7 @@ impl Section for SecurityStep {
             control_tokens: self.control_tokens.clone(),
             prompt_injection: self.prompt_injection.clone(),
             pii: self.pii.clone(),
+            fanout: self.fanout.clone(),
         }))
     }
 }
@@ -272,6 +317,7 @@ pub struct SecurityPlan {
     pub control_tokens: Option<ControlTokenProbe>,
     pub prompt_injection: Option<InjectionProbe>,
     pub pii: Option<PiiProbe>,
+    pub fanout: Option<FanoutProbe>,
 }
 
 /// The longest one family of answer probes (injection, PII) may take.

@@ -12,6 +12,7 @@ use serde_json::json;
 use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
 
+mod fanout;
 mod injection;
 mod pii;
 
@@ -52,6 +53,9 @@ impl Step for Security {
             }
             if let Some(pii) = &config.pii {
                 checks.push(probe.pii(pii).await);
+            }
+            if let Some(fanout) = &config.fanout {
+                checks.push(probe.fanout(fanout).await);
             }
             if let Some(paths) = &config.paths {
                 for path in &paths.probes {
