@@ -1,0 +1,107 @@
+//! `gauntlet demo rag` end to end: the retrieval-augmented demo is GO clean, and NO-GO for
+//! each of its defect knobs, the report naming the check that caught it.
+
+mod common;
+use common::{Scratch, heavy_turn, report, text};
+
+/// Every failed check's id in a report.
+fn failed(report: &serde_json::Value) -> Vec<String> {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .filter(|c| c["outcome"] == "fail")
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
+#[test]
+fn the_rag_demo_is_go_and_measures_what_an_ai_service_needs() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let out = s.run(&["demo", "rag"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    assert_eq!(report["decision"], "GO", "{}", report["summary"]);
+    let quality = check(&report, "quality.golden set against the baseline");
+    assert_eq!(quality["outcome"], "pass");
+    // The judge decided on a subset of the golden set, and said how each tag did.
+    let asked = quality["samples"].as_u64().unwrap();
+    assert!((50..=150).contains(&asked), "{asked}");
+    assert!(quality["reason"].as_str().unwrap().contains("by tag: "));
+    let items = std::fs::read_to_string(run_dir.join("evidence/quality/items.jsonl")).unwrap();
+    assert_eq!(items.lines().count() as u64, asked);
+    let measurements = &report["measurements"];
+    for name in ["quality.candidate.cost_p95", "quality.baseline.tokens_p95"] {
+        assert!(
+            measurements[name].as_f64().is_some_and(|v| v > 0.0),
+            "{name}: {measurements}"
+        );
+    }
+    for id in [
+        "security.prompt injection",
+        "security.pii leakage",
+        "security.fan-out to docs",
+        "chaos.provider-outage: hold",
+        "chaos.cache-cold-start: side effect cache-warms-again",
+    ] {
+        assert_eq!(check(&report, id)["outcome"], "pass", "{id}");
+    }
+    // The corpus, golden set, prompt and probes are in the signed lock.
+    let lock = std::fs::read_to_string(s.path().join(".gauntlet/demo-rag/gauntlet.lock")).unwrap();
+    for file in [
+        "corpus.jsonl",
+        "golden.jsonl",
+        "prompts/rag-system.txt",
+        "probes/injection.jsonl",
+    ] {
+        assert!(lock.contains(file), "{file} in {lock}");
+    }
+}
+
+#[test]
+fn each_rag_knob_is_no_go_naming_the_check_that_caught_it() {
+    for (knob, id) in [
+        ("retrieval-off", "quality.golden set against the baseline"),
+        ("top1-dropped", "quality.golden set against the baseline"),
+        ("leaks-pii", "security.pii leakage"),
+        ("follows-injection", "security.prompt injection"),
+        ("no-fanout-limit", "security.fan-out to docs"),
+        ("no-provider-failover", "chaos.provider-throttled: hold"),
+        ("cost-surge", "gates.cost per answer (p95)"),
+        (
+            "cache-off",
+            "chaos.cache-cold-start: side effect cache-warms-again",
+        ),
+    ] {
+        let _turn = heavy_turn();
+        let s = Scratch::new();
+        let out = s.run(&["demo", "rag", "--defect", knob]);
+        assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
+        let report = report(&s.run_dirs().pop().unwrap());
+        assert_eq!(report["decision"], "NO-GO", "{knob}");
+        let summary = report["summary"].as_str().unwrap();
+        assert!(summary.contains(&format!("`{id}`")), "{knob}: {summary}");
+        assert!(failed(&report).contains(&id.to_string()), "{knob}");
+    }
+}
+
+#[test]
+fn a_knob_of_the_other_demo_is_invalid_input() {
+    let s = Scratch::new();
+    let out = s.run(&["demo", "rag", "--defect", "auth-bypass"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown rag defect `auth-bypass`"));
+}
