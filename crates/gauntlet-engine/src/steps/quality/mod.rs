@@ -215,16 +215,16 @@ fn conclude(
 /// Tokens and cost per request of each arm, as measurements: p50, p95 and mean (each only
 /// when every answer asked said it: a partial count would flatter the arm that hid some).
 fn usage(out: &mut StepOutput, pairs: &[Pair]) {
-    let arms: [(&str, fn(&Pair) -> &Scored); 2] = [
-        ("baseline", |p| &p.baseline),
-        ("candidate", |p| &p.candidate),
-    ];
-    for (arm, of) in arms {
-        let tokens: Option<Vec<f64>> = pairs
-            .iter()
-            .map(|p| of(p).tokens.map(|t| t as f64))
-            .collect();
-        let costs: Option<Vec<f64>> = pairs.iter().map(|p| of(p).cost).collect();
+    for arm in ["baseline", "candidate"] {
+        let of = |p: &Pair| {
+            if arm == "baseline" {
+                (p.baseline.tokens, p.baseline.cost)
+            } else {
+                (p.candidate.tokens, p.candidate.cost)
+            }
+        };
+        let tokens: Option<Vec<f64>> = pairs.iter().map(|p| of(p).0.map(|t| t as f64)).collect();
+        let costs: Option<Vec<f64>> = pairs.iter().map(|p| of(p).1).collect();
         for (what, values) in [("tokens", tokens), ("cost", costs)] {
             let Some(mut values) = values.filter(|v| !v.is_empty()) else {
                 continue;
