@@ -42,7 +42,9 @@ pub use steps::dr::*;
 pub use steps::gates::*;
 pub use steps::observability::*;
 pub use steps::preflight::*;
-pub use steps::quality::{Assertion, Price, QualityPlan, QualityStep, Usage};
+pub use steps::quality::{
+    Ablation, AblationPlan, Assertion, Price, QualityPlan, QualityStep, Usage,
+};
 pub use steps::readiness::*;
 pub use steps::rehearsal::*;
 pub use steps::rotation::*;

@@ -503,6 +503,9 @@ impl Spec {
         let rehearsal_proxied = steps.iter().any(|s| {
             matches!(s, StepPlan::RollbackRehearsal(r) if r.faults.iter().any(|f| f.fault.kind.is_proxy()))
         });
+        let ablation_proxied = steps.iter().any(|s| {
+            matches!(s, StepPlan::Quality(q) if q.ablation.as_ref().is_some_and(|a| a.faults.iter().any(|f| f.fault.kind.is_proxy())))
+        });
         // The fan-out probe counts what reaches a dependency through its proxy.
         let fanout = steps
             .iter()
@@ -525,7 +528,7 @@ impl Spec {
                 .as_ref()
                 .map(|c| c.proxies.clone())
                 .unwrap_or_default(),
-            proxied: chaos || rehearsal_proxied || fanout,
+            proxied: chaos || rehearsal_proxied || fanout || ablation_proxied,
         }
     }
 }

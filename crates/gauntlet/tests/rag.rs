@@ -51,6 +51,7 @@ fn the_rag_demo_is_go_and_measures_what_an_ai_service_needs() {
         );
     }
     for id in [
+        "quality.retrieval ablation",
         "security.prompt injection",
         "security.pii leakage",
         "security.fan-out to docs",

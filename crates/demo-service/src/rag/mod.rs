@@ -200,9 +200,11 @@ async fn answer(state: &State, request: &ServedRequest) -> Reply {
     {
         return json(StatusCode::OK, &hit);
     }
-    let documents = match retrieve(state, &asked.question, k).await {
-        Ok(documents) => documents,
-        Err(why) => return reply(StatusCode::BAD_GATEWAY, format!("document store: {why}\n")),
+    // Without the document store the service still answers, from no context (degraded):
+    // an answer that says it does not know beats an error page.
+    let (documents, degraded) = match retrieve(state, &asked.question, k).await {
+        Ok(documents) => (documents, false),
+        Err(_) => (Vec::new(), true),
     };
     let context: Vec<String> = documents
         .iter()
@@ -239,8 +241,9 @@ async fn answer(state: &State, request: &ServedRequest) -> Reply {
         "provider": provider,
         "model": completion["model"],
         "usage": completion["usage"],
+        "degraded": degraded,
     });
-    if cached {
+    if cached && !degraded {
         cache_put(state, &key, &body).await;
     }
     json(StatusCode::OK, &body)

@@ -69,6 +69,30 @@ pub struct QualityStep {
     /// each model's tokens cost: tokens and cost per request become measurements for gates.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// Retrieval ablation: with retrieval removed by these faults (on the document store,
+    /// through its proxy), the candidate's pass rate on the golden set must drop by at least
+    /// `drop`; if it does not, the golden set does not measure retrieval.
+    #[serde(default)]
+    pub ablation: Option<Ablation>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ablation {
+    #[schemars(with = "Vec<crate::fault::FaultSpec>")]
+    pub faults: Vec<Spanned<crate::fault::FaultSpec>>,
+    /// Golden-set items asked with and without retrieval (the first of the seeded order).
+    #[serde(default = "forty")]
+    #[schemars(with = "u32", range(min = 10, max = 10000))]
+    pub items: NonZeroU32,
+    /// The least relative drop of the pass rate.
+    #[serde(default = "ten_percent")]
+    #[schemars(with = "String")]
+    pub drop: Percent,
+}
+
+fn forty() -> NonZeroU32 {
+    NonZeroU32::new(40).unwrap_or(NonZeroU32::MIN)
 }
 
 /// An answer's usage, as JSON Pointers into it (OpenAI-compatible defaults), and prices.
@@ -230,6 +254,43 @@ impl QualityStep {
     }
 }
 
+impl QualityStep {
+    fn check_ablation(&self, cx: &Context<'_>, p: &mut Problems<'_>, ablation: &Ablation) {
+        let at = format!("{AT}.ablation");
+        if ablation.faults.is_empty() {
+            p.key(
+                &format!("{at}.faults"),
+                "the ablation removes nothing: it has no faults".into(),
+                Some("e.g. `faults: [{kind: http_abort, target: docs, status: 503}]` on the document store".into()),
+            );
+        }
+        for (i, fault) in ablation.faults.iter().enumerate() {
+            let path = format!("{at}.faults[{i}]");
+            fault.value.check(cx, p, &path, "the ablation");
+            if matches!(fault.value.target.as_str(), "candidate" | "baseline") {
+                p.key(
+                    &format!("{path}.target"),
+                    "the ablation removes retrieval by breaking a dependency of the candidate, not the candidate or the baseline".into(),
+                    Some("name the document store or search index under `dependencies`".into()),
+                );
+            }
+        }
+        p.count(
+            &format!("{at}.items"),
+            u64::from(ablation.items.get()),
+            10_000,
+        );
+        let drop = ablation.drop.ratio();
+        if !(drop > 0.0 && drop <= 1.0) {
+            p.key(
+                &format!("{at}.drop"),
+                "`drop` must be above 0% and at most 100%".into(),
+                None,
+            );
+        }
+    }
+}
+
 /// A JSON Pointer: empty or starting with `/`.
 fn pointer(p: &mut Problems<'_>, at: &str, path: &str) {
     if !path.is_empty() && !path.starts_with('/') {
@@ -296,6 +357,9 @@ impl Section for QualityStep {
                 }
             }
         }
+        if let Some(ablation) = &self.ablation {
+            self.check_ablation(cx, p, ablation);
+        }
         p.count(&format!("{AT}.repeat"), u64::from(self.repeat.get()), 10);
         p.count(
             &format!("{AT}.concurrency"),
@@ -311,11 +375,26 @@ impl Section for QualityStep {
     }
 
     fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
-        vec![("quality".to_string(), self.budget.as_std())]
+        // The ablation asks its items within a budget of its own, as long as the gate's.
+        let parts = if self.ablation.is_some() { 2 } else { 1 };
+        vec![("quality".to_string(), self.budget.as_std() * parts)]
     }
 
-    fn plan(&self, _cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
+    fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
+        let ablation = match &self.ablation {
+            Some(a) => Some(AblationPlan {
+                faults: a
+                    .faults
+                    .iter()
+                    .map(|f| f.value.resolve(&cx.host).map_err(|e| e.to_string()))
+                    .collect::<Result<_, _>>()?,
+                items: a.items.get(),
+                drop: a.drop.ratio(),
+            }),
+            None => None,
+        };
         Ok(StepPlan::Quality(QualityPlan {
+            ablation,
             meta: StepMeta::new(StepName::Quality, self.severity, self.owner.as_ref()),
             dataset: self.dataset.clone(),
             request: self.request.clone(),
@@ -349,6 +428,15 @@ pub struct QualityPlan {
     pub concurrency: u32,
     pub budget: StdDuration,
     pub usage: Option<Usage>,
+    pub ablation: Option<AblationPlan>,
     /// The order items are asked in.
     pub seed: u64,
+}
+
+/// The retrieval ablation as a run makes it.
+#[derive(Debug, Clone)]
+pub struct AblationPlan {
+    pub faults: Vec<crate::fault::TargetedFault>,
+    pub items: u32,
+    pub drop: f64,
 }

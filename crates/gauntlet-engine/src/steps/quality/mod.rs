@@ -3,6 +3,7 @@
 //! paired sequential judge, which stops as soon as it can decide (every item is a model
 //! call someone pays for). Undecided when the set or the budget runs out: inconclusive.
 
+mod ablation;
 mod score;
 
 use std::collections::BTreeMap;
@@ -73,7 +74,20 @@ async fn gate(ctx: &RunContext, plan: &QualityPlan) -> StepOutput {
         ),
     );
     let (judge, pairs) = judge(ctx, plan, &items, &order, (&baseline, &scorer)).await;
-    conclude(ctx, plan, check, &items, &judge, &pairs)
+    let mut out = conclude(ctx, plan, check, &items, &judge, &pairs);
+    if let Some(ablation) = &plan.ablation {
+        let first: Vec<&Item> = order
+            .iter()
+            .take(ablation.items as usize)
+            .map(|&i| &items[i])
+            .collect();
+        let (check, drop) = ablation::ablate(ctx, plan, ablation, &scorer, first).await;
+        if let Some(drop) = drop {
+            out.measure("quality.ablation.drop", drop);
+        }
+        out.checks.push(check);
+    }
+    out
 }
 
 /// The golden set and the baseline's URL, or why the gate cannot run.
