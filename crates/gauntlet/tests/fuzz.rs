@@ -132,6 +132,11 @@ fn surfaces(s: &Scratch) -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
     let envelope = attestation(s);
     vec![
         ("yaml", demo.as_bytes().to_vec(), vec!["validate", "FILE"]),
+        (
+            "rag.yaml",
+            include_bytes!("../../../examples/rag/gauntlet.yaml").to_vec(),
+            vec!["validate", "FILE"],
+        ),
         ("csv", csv.into_bytes(), vec!["judge", "FILE", "--spec", "demo.yaml", "--stage", "2", "--json"]),
         ("lock", lock, vec!["verify", "--lock", "FILE", "--key", key]),
         ("dsse.json", envelope, vec!["attest", "verify", "FILE", "--key", key]),

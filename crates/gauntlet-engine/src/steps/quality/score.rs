@@ -269,3 +269,44 @@ pub async fn ask(
     }
     last
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn a_bad_line_is_named_by_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("golden.jsonl");
+        std::fs::write(
+            &path,
+            "{\"input\": \"a\", \"expected\": [\"b\"]}\n\n{\"input\": 3}\n",
+        )
+        .unwrap();
+        let err = read_items(&path, "golden.jsonl").unwrap_err();
+        assert!(err.starts_with("golden.jsonl:3:"), "{err}");
+        std::fs::write(
+            &path,
+            "{\"input\": \"a\", \"tags\": [\"t\"], \"extra\": 1}\n",
+        )
+        .unwrap();
+        assert!(read_items(&path, "golden.jsonl").is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Whatever a golden set holds, reading it answers items or a located error, never
+        /// a panic.
+        #[test]
+        fn any_golden_set_reads_or_is_refused_with_a_location(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("golden.jsonl");
+            std::fs::write(&path, &bytes).unwrap();
+            match read_items(&path, "golden.jsonl") {
+                Ok(items) => prop_assert!(items.len() <= bytes.len()),
+                Err(why) => prop_assert!(why.contains("golden.jsonl"), "{}", why),
+            }
+        }
+    }
+}
