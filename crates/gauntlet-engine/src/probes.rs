@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use gauntlet_net::{HttpClient, Outgoing};
-use gauntlet_spec::{HttpProbe, MetricProbe, Probe};
+use gauntlet_spec::{HttpProbe, MetricProbe, Probe, Usage};
 
 /// One probe's result.
 #[derive(Debug, Clone)]
@@ -20,15 +20,26 @@ pub struct ProbeResult {
 /// Values of `increase` metric probes when a phase began, by probe name.
 pub type MetricBase = BTreeMap<String, f64>;
 
-pub async fn run_probe(
-    client: &HttpClient,
-    base_url: &str,
-    probe: &Probe,
-    metric_base: &MetricBase,
-    env: &crate::child_env::ChildEnv,
-) -> ProbeResult {
+/// What a probe needs besides itself: where to send, the metric values a phase began with,
+/// the environment of commands, and the spec's `usage` (to price answers under a cost cap).
+pub struct ProbeContext<'a> {
+    pub client: &'a HttpClient,
+    pub base_url: &'a str,
+    pub metric_base: &'a MetricBase,
+    pub env: &'a crate::child_env::ChildEnv,
+    pub usage: Option<&'a Usage>,
+}
+
+pub async fn run_probe(cx: &ProbeContext<'_>, probe: &Probe) -> ProbeResult {
+    let ProbeContext {
+        client,
+        base_url,
+        metric_base,
+        env,
+        usage,
+    } = *cx;
     let (pass, detail) = if let Some(http) = &probe.http {
-        http_probe(client, base_url, http).await
+        http_probe(client, base_url, http, usage).await
     } else if let Some(metric) = &probe.metric {
         match scrape(client, base_url, metric).await {
             Ok(value) => {
@@ -55,7 +66,12 @@ pub async fn run_probe(
     }
 }
 
-async fn http_probe(client: &HttpClient, base_url: &str, http: &HttpProbe) -> (bool, String) {
+async fn http_probe(
+    client: &HttpClient,
+    base_url: &str,
+    http: &HttpProbe,
+    usage: Option<&Usage>,
+) -> (bool, String) {
     let out = Outgoing {
         base: base_url.trim_end_matches('/').to_string(),
         method: http.method.as_str().to_string(),
@@ -100,7 +116,37 @@ async fn http_probe(client: &HttpClient, base_url: &str, http: &HttpProbe) -> (b
             " (body lacks the expected text; it began {began})"
         ));
     }
-    (status_ok && fast && body_ok, detail)
+    let cost_ok = match http.max_cost {
+        Some(cap) => {
+            let (ok, said) = within_cost(&answer.body, usage, cap);
+            detail.push_str(&format!(" ({said})"));
+            ok
+        }
+        None => true,
+    };
+    (status_ok && fast && body_ok && cost_ok, detail)
+}
+
+/// Whether an answer's cost is under the cap, and what it cost: an answer whose cost cannot
+/// be read (no usage, a model without a price) is not shown to be under it.
+fn within_cost(body: &[u8], usage: Option<&Usage>, cap: f64) -> (bool, String) {
+    let Some(usage) = usage else {
+        return (false, "no prices to cost the answer with".into());
+    };
+    let read = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|_| "the answer is not JSON".to_string())
+        .and_then(|body| usage.of(&body));
+    match read {
+        Ok((tokens, Some(cost))) => (
+            cost <= cap,
+            format!("{tokens} tokens cost {cost:.6}, cap {cap:.6}"),
+        ),
+        Ok((tokens, None)) => (
+            false,
+            format!("{tokens} tokens from a model without a price"),
+        ),
+        Err(why) => (false, format!("cost unknown: {why}")),
+    }
 }
 
 /// The first characters of an answer, quoted, control characters escaped: what a reader
@@ -198,5 +244,38 @@ mod tests {
         assert_eq!(shown.chars().filter(|c| *c == 'x').count(), 80);
         assert!(shown.ends_with("…\""), "{shown}");
         assert_eq!(opening(""), "\"\"");
+    }
+}
+
+#[cfg(test)]
+mod cost {
+    use super::within_cost;
+    use gauntlet_spec::{Price, Usage};
+
+    fn usage() -> Usage {
+        serde_json::from_value(serde_json::json!({
+            "prices": {"small": {"prompt": 1.0, "completion": 2.0}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_answer_is_priced_and_held_under_the_cap() {
+        let body =
+            br#"{"model": "small", "usage": {"prompt_tokens": 1000, "completion_tokens": 500}}"#;
+        // 1000 x 1.0 + 500 x 2.0 per million tokens: 0.002.
+        assert!(within_cost(body, Some(&usage()), 0.002).0);
+        assert!(!within_cost(body, Some(&usage()), 0.0019).0);
+        // What cannot be priced is not shown to be under the cap.
+        let unknown =
+            br#"{"model": "large", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}"#;
+        assert!(!within_cost(unknown, Some(&usage()), 1.0).0);
+        assert!(!within_cost(b"{}", Some(&usage()), 1.0).0);
+        assert!(!within_cost(b"not json", Some(&usage()), 1.0).0);
+        assert!(!within_cost(body, None, 1.0).0);
+        let _ = Price {
+            prompt: 0.0,
+            completion: 0.0,
+        };
     }
 }

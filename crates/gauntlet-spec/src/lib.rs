@@ -24,6 +24,7 @@ pub mod prometheus;
 pub mod steps;
 mod trust;
 pub mod units;
+pub mod usage;
 mod validate;
 
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
@@ -42,14 +43,13 @@ pub use steps::dr::*;
 pub use steps::gates::*;
 pub use steps::observability::*;
 pub use steps::preflight::*;
-pub use steps::quality::{
-    Ablation, AblationPlan, Assertion, Price, QualityPlan, QualityStep, Usage,
-};
+pub use steps::quality::{Ablation, AblationPlan, Assertion, QualityPlan, QualityStep};
 pub use steps::readiness::*;
 pub use steps::rehearsal::*;
 pub use steps::rotation::*;
 pub use steps::security::*;
 pub use trust::*;
+pub use usage::{Price, Usage};
 pub use validate::placeholders;
 
 use std::path::Path;

@@ -73,6 +73,11 @@ pub struct Spec {
     #[serde(default)]
     #[schemars(with = "Vec<String>")]
     pub pass_env: Vec<Spanned<String>>,
+    /// For AI services: where an answer reports its tokens and model, and each model's price
+    /// per million tokens. The quality step measures tokens and cost per answer from it, and
+    /// probes with `max_cost` hold each answer's cost under a cap.
+    #[serde(default)]
+    pub usage: Option<crate::usage::Usage>,
 }
 
 /// Gauntlet's own secrets: never in a child's environment, whatever a spec asks.

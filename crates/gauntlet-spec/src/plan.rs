@@ -47,6 +47,8 @@ pub struct Plan {
     pub ceiling: StdDuration,
     /// Variables of gauntlet's own environment every process it starts receives.
     pub pass_env: Vec<String>,
+    /// How answers report their tokens and model, and the prices (AI services).
+    pub usage: Option<crate::usage::Usage>,
     pub seed: Seed,
 }
 
@@ -494,6 +496,7 @@ impl Spec {
                 .collect(),
             ceiling: crate::limits::ceiling(self),
             pass_env: self.pass_env.iter().map(|v| v.value.clone()).collect(),
+            usage: self.usage.clone(),
             seed,
         })
     }

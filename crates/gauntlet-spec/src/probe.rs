@@ -75,6 +75,10 @@ pub struct HttpProbe {
     /// The body must contain this text.
     #[serde(default)]
     pub body_contains: Option<String>,
+    /// The answer's cost (its tokens at its model's price, from the spec's `usage`) must not
+    /// exceed this, in the prices' currency: a failover must not blow the budget.
+    #[serde(default)]
+    pub max_cost: Option<f64>,
 }
 
 fn get() -> Method {

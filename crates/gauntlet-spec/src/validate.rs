@@ -355,6 +355,9 @@ pub(crate) fn check(
     if let Some(prometheus) = &spec.prometheus {
         prometheus.check(&mut p);
     }
+    if let Some(usage) = &spec.usage {
+        usage.check(&mut p);
+    }
     for section in spec.sections() {
         if steps.contains(&section.step()) {
             section.check(&cx, &mut p);

@@ -106,3 +106,32 @@ fn a_knob_of_the_other_demo_is_invalid_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown rag defect `auth-bypass`"));
 }
+
+/// A failover to the expensive provider that costs more per answer than the probe's cap
+/// breaks the drill's steady state, the cost named.
+#[test]
+fn a_failover_over_the_cost_cap_breaks_the_drill() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let spec = include_str!("../../../examples/rag/gauntlet.yaml")
+        .replace("max_cost: 0.001 ", "max_cost: 0.0001 ");
+    assert!(spec.contains("max_cost: 0.0001 "));
+    s.write("gauntlet.yaml", &spec);
+    s.write(
+        "corpus.jsonl",
+        include_str!("../../../examples/rag/corpus.jsonl"),
+    );
+    s.write(
+        "prompts/rag-system.txt",
+        include_str!("../../../examples/rag/prompts/rag-system.txt"),
+    );
+    let out = s.run(&["chaos", "gauntlet.yaml", "--drill", "provider-throttled"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = report(&s.run_dirs().pop().unwrap());
+    let hold = check(&report, "chaos.provider-throttled: hold");
+    assert_eq!(hold["outcome"], "fail");
+    assert!(
+        hold["reason"].as_str().unwrap().contains("cap 0.000100"),
+        "{hold}"
+    );
+}

@@ -137,6 +137,47 @@ impl JsonSchema for Expectation {
     }
 }
 
+impl ChaosStep {
+    /// A probe with a cost cap needs the spec's prices to price an answer with.
+    fn check_costs(&self, cx: &Context<'_>, p: &mut Problems<'_>) {
+        let priced = cx.spec.usage.as_ref().is_some_and(|u| !u.prices.is_empty());
+        let mut lists: Vec<(String, &[Probe])> = Vec::new();
+        if let Some(h) = &self.steady_state {
+            lists.push((format!("{AT}.steady_state.probes"), &h.probes));
+        }
+        for (i, drill) in self.drills.value.iter().enumerate() {
+            let at = format!("{AT}.drills[{i}]");
+            if let Some(h) = &drill.steady_state {
+                lists.push((format!("{at}.steady_state.probes"), &h.probes));
+            }
+            lists.push((format!("{at}.side_effects"), &drill.side_effects));
+        }
+        let probes = lists.into_iter().flat_map(|(at, list)| {
+            list.iter()
+                .enumerate()
+                .map(move |(i, probe)| (format!("{at}[{i}]"), probe))
+        });
+        for (at, probe) in probes {
+            let Some(cap) = probe.http.as_ref().and_then(|h| h.max_cost) else {
+                continue;
+            };
+            if !(cap.is_finite() && cap >= 0.0) {
+                p.key(
+                    &format!("{at}.http.max_cost"),
+                    "`max_cost` must be a number of zero or more".into(),
+                    None,
+                );
+            } else if !priced {
+                p.key(
+                    &format!("{at}.http.max_cost"),
+                    format!("probe `{}` caps the cost of an answer, and the spec has no prices", quoted(&probe.name)),
+                    Some("add `usage: {prices: {MODEL: {prompt: 0.15, completion: 0.6}}}` (per million tokens)".into()),
+                );
+            }
+        }
+    }
+}
+
 impl Section for ChaosStep {
     fn step(&self) -> StepName {
         StepName::Chaos
@@ -175,6 +216,7 @@ impl Section for ChaosStep {
         if let Some(hypothesis) = &self.steady_state {
             hypothesis.check(p, &format!("{AT}.steady_state"), "chaos.steady_state");
         }
+        self.check_costs(cx, p);
         let mut seen: Vec<&str> = Vec::new();
         for (i, drill) in self.drills.value.iter().enumerate() {
             let at = format!("{AT}.drills[{i}]");

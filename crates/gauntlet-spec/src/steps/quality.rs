@@ -65,10 +65,6 @@ pub struct QualityStep {
     /// The longest the step may take; undecided by then, it is inconclusive.
     #[serde(default = "ten_minutes")]
     pub budget: Duration,
-    /// Where an answer reports the tokens it used and the model that answered, and what
-    /// each model's tokens cost: tokens and cost per request become measurements for gates.
-    #[serde(default)]
-    pub usage: Option<Usage>,
     /// Retrieval ablation: with retrieval removed by these faults (on the document store,
     /// through its proxy), the candidate's pass rate on the golden set must drop by at least
     /// `drop`; if it does not, the golden set does not measure retrieval.
@@ -93,39 +89,6 @@ pub struct Ablation {
 
 fn forty() -> NonZeroU32 {
     NonZeroU32::new(40).unwrap_or(NonZeroU32::MIN)
-}
-
-/// An answer's usage, as JSON Pointers into it (OpenAI-compatible defaults), and prices.
-#[derive(Debug, Clone, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Usage {
-    #[serde(default = "prompt_tokens")]
-    pub prompt_tokens: String,
-    #[serde(default = "completion_tokens")]
-    pub completion_tokens: String,
-    #[serde(default = "model")]
-    pub model: String,
-    /// Price per million tokens, by model name: `{demo-small: {prompt: 0.15, completion: 0.6}}`
-    /// (any currency; reports say "per request" in the same one).
-    #[serde(default)]
-    pub prices: std::collections::BTreeMap<String, Price>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    pub prompt: f64,
-    pub completion: f64,
-}
-
-fn prompt_tokens() -> String {
-    "/usage/prompt_tokens".into()
-}
-fn completion_tokens() -> String {
-    "/usage/completion_tokens".into()
-}
-fn model() -> String {
-    "/model".into()
 }
 
 /// One assertion on an answer.
@@ -335,28 +298,6 @@ impl Section for QualityStep {
         }
         self.check_assertions(p);
         self.check_judge(p);
-        if let Some(usage) = &self.usage {
-            for (name, at) in [
-                ("prompt_tokens", &usage.prompt_tokens),
-                ("completion_tokens", &usage.completion_tokens),
-                ("model", &usage.model),
-            ] {
-                pointer(p, &format!("{AT}.usage.{name}"), at);
-            }
-            for (model, price) in &usage.prices {
-                let fine = |x: f64| x.is_finite() && x >= 0.0;
-                if !fine(price.prompt) || !fine(price.completion) {
-                    p.key(
-                        &format!("{AT}.usage.prices.{model}"),
-                        format!(
-                            "the price of `{}` must be a number of zero or more",
-                            quoted(model)
-                        ),
-                        None,
-                    );
-                }
-            }
-        }
         if let Some(ablation) = &self.ablation {
             self.check_ablation(cx, p, ablation);
         }
@@ -406,7 +347,7 @@ impl Section for QualityStep {
             beta: self.beta.ratio(),
             concurrency: self.concurrency.get(),
             budget: self.budget.as_std(),
-            usage: self.usage.clone(),
+            usage: cx.spec.usage.clone(),
             seed: seed.derive("quality", 0),
         }))
     }
@@ -427,7 +368,8 @@ pub struct QualityPlan {
     pub beta: f64,
     pub concurrency: u32,
     pub budget: StdDuration,
-    pub usage: Option<Usage>,
+    /// The spec's `usage`: how answers report tokens and model, and the prices.
+    pub usage: Option<crate::usage::Usage>,
     pub ablation: Option<AblationPlan>,
     /// The order items are asked in.
     pub seed: u64,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use gauntlet_spec::Probe;
 
 use crate::context::RunContext;
-use crate::probes::{MetricBase, ProbeResult, run_probe, scrape};
+use crate::probes::{MetricBase, ProbeContext, ProbeResult, run_probe, scrape};
 use crate::timeline::Timeline;
 
 /// One round of probes, `at` since the drill started.
@@ -49,14 +49,14 @@ impl Prober<'_> {
     }
 
     pub async fn probe(&self, probe: &Probe, base: &MetricBase) -> ProbeResult {
-        run_probe(
-            &self.ctx.client,
-            &self.url,
-            probe,
-            base,
-            &self.ctx.child_env,
-        )
-        .await
+        let cx = ProbeContext {
+            client: &self.ctx.client,
+            base_url: &self.url,
+            metric_base: base,
+            env: &self.ctx.child_env,
+            usage: self.ctx.plan.usage.as_ref(),
+        };
+        run_probe(&cx, probe).await
     }
 
     /// Probe values that `increase` probes compare against.

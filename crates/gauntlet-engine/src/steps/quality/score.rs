@@ -147,22 +147,10 @@ impl Scorer {
     /// The tokens an answer says it used, and their cost by the price of the model that
     /// answered (none when the model has no price).
     fn usage_of(&self, body: Option<&serde_json::Value>) -> (Option<u64>, Option<f64>) {
-        let (Some(usage), Some(body)) = (&self.usage, body) else {
-            return (None, None);
-        };
-        let count = |at: &str| body.pointer(at).and_then(serde_json::Value::as_u64);
-        let (Some(prompt), Some(completion)) =
-            (count(&usage.prompt_tokens), count(&usage.completion_tokens))
-        else {
-            return (None, None);
-        };
-        let model = body
-            .pointer(&usage.model)
-            .and_then(serde_json::Value::as_str);
-        let cost = model.and_then(|m| usage.prices.get(m)).map(|price| {
-            (prompt as f64 * price.prompt + completion as f64 * price.completion) / 1e6
-        });
-        (Some(prompt + completion), cost)
+        match (&self.usage, body) {
+            (Some(usage), Some(body)) => usage.of(body).map_or((None, None), |(t, c)| (Some(t), c)),
+            _ => (None, None),
+        }
     }
 }
 
