@@ -57,12 +57,16 @@ struct State {
     metrics: Metrics,
     client: Client,
     retrieval: AtomicBool,
+    /// Until when the document store is left alone after it refused (429) or failed.
+    store_backoff: std::sync::Mutex<Option<Instant>>,
 }
 
 /// A provider with another behind it is given this long; the last one longer.
 const PROVIDER_TIMEOUT: Duration = Duration::from_millis(500);
 const LAST_PROVIDER_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_K: usize = 3;
+/// How long a document store that throttled or failed is left alone.
+const STORE_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Deserialize)]
 struct Asked {
@@ -96,6 +100,7 @@ pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error 
         client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(connector),
         retrieval: AtomicBool::new(true),
+        store_backoff: std::sync::Mutex::new(None),
         config,
     });
     let port = state.config.port;
@@ -255,6 +260,15 @@ async fn retrieve(state: &State, question: &str, k: usize) -> Result<Vec<docs::D
     if state.has(RagDefect::RetrievalOff) || !state.retrieval.load(Ordering::Relaxed) {
         return Ok(Vec::new());
     }
+    let backoff = || {
+        state
+            .store_backoff
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    };
+    if backoff().is_some_and(|until| Instant::now() < until) {
+        return Err("backing off the document store".into());
+    }
     let url = format!("{}/search", state.config.docs.trim_end_matches('/'));
     let body = serde_json::json!({"query": question, "k": k});
     let (status, found) = call(
@@ -264,9 +278,12 @@ async fn retrieve(state: &State, question: &str, k: usize) -> Result<Vec<docs::D
         Some(&body),
         LAST_PROVIDER_TIMEOUT,
     )
-    .await?;
+    .await
+    .inspect_err(|_| *backoff() = Some(Instant::now() + STORE_BACKOFF))?;
     if status != 200 {
         state.metrics.dependency("docs", "error");
+        // A store that throttles (429) or fails is given time before it is asked again.
+        *backoff() = Some(Instant::now() + STORE_BACKOFF);
         return Err(format!("status {status}"));
     }
     state.metrics.dependency("docs", "ok");
