@@ -30,7 +30,7 @@ impl Form {
             .map(str::to_ascii_lowercase)
             .as_deref()
         {
-            Some("yaml" | "yml" | "json") => Form::Rfc8785,
+            Some("yaml" | "yml" | "json" | "jsonl" | "ndjson") => Form::Rfc8785,
             _ => Form::Raw,
         }
     }
@@ -69,8 +69,31 @@ pub fn canonical_json(value: &Value) -> Result<Vec<u8>, TrustError> {
         .map_err(|e| TrustError::Input(format!("cannot canonicalise: {e}")))
 }
 
+/// Whether a path holds JSON Lines (one document per line: a corpus, a golden set).
+pub fn is_json_lines(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
+}
+
+/// JSON Lines as an array of its documents (blank lines skipped), so that a change is
+/// named by the document it is in: `[116].text`.
+fn parse_json_lines(text: &str) -> Result<Value, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| {
+            serde_json::from_str(line).map_err(|e| format!("line {} is not valid JSON: {e}", n + 1))
+        })
+        .collect::<Result<Vec<Value>, String>>()
+        .map(Value::Array)
+}
+
 fn parse_structured(path: &Path, raw: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8 text: {e}"))?;
+    if is_json_lines(path) {
+        return parse_json_lines(text);
+    }
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));

@@ -182,9 +182,16 @@ pub fn lock_entry(base: &Path, file: &Path) -> Result<LockedFile, TrustError> {
 pub fn lock_entry_bytes(rel: &str, path: &Path, raw: &[u8]) -> Result<LockedFile, TrustError> {
     let canonical = canonical::canonicalize(path, raw)
         .map_err(|e| TrustError::Input(format!("{}: {e}", path.display())))?;
-    let content = canonical
-        .value
-        .filter(|_| canonical.bytes.len() <= MAX_EMBEDDED);
+    let small = canonical.bytes.len() <= MAX_EMBEDDED;
+    let content = match canonical.value {
+        Some(value) if small => Some(value),
+        // A large corpus or golden set keeps a digest per document instead: a change is
+        // still named by the document it is in, and the lock stays small.
+        Some(Value::Array(documents)) if canonical::is_json_lines(path) => {
+            Some(document_digests(&documents))
+        }
+        _ => None,
+    };
     Ok(LockedFile {
         path: rel.to_string(),
         form: canonical.form,
@@ -523,6 +530,28 @@ fn check_file(base: &Path, entry: &LockedFile) -> FileOutcome {
     }
 }
 
+/// One `sha256:HEX` per document, of its canonical form.
+fn document_digests(documents: &[Value]) -> Value {
+    Value::Array(
+        documents
+            .iter()
+            .map(|d| {
+                let bytes = canonical::canonical_json(d).unwrap_or_default();
+                Value::String(format!("sha256:{}", sha256_hex(&bytes)))
+            })
+            .collect(),
+    )
+}
+
+/// Whether locked content is a per-document digest list (a large JSON Lines file).
+fn is_digest_list(content: &Value) -> bool {
+    content.as_array().is_some_and(|items| {
+        items
+            .iter()
+            .all(|i| i.as_str().is_some_and(|s| s.starts_with("sha256:")))
+    })
+}
+
 /// How `raw` (the content of `path` now) differs from what `entry` locked.
 pub fn compare(entry: &LockedFile, path: &Path, raw: &[u8]) -> FileOutcome {
     if sha256_hex(raw) == entry.raw_sha256 && raw.len() as u64 == entry.size {
@@ -542,6 +571,11 @@ pub fn compare(entry: &LockedFile, path: &Path, raw: &[u8]) -> FileOutcome {
         return FileOutcome::Reformatted;
     }
     match (&entry.content, &canonical.value) {
+        (Some(old), Some(Value::Array(documents)))
+            if canonical::is_json_lines(path) && is_digest_list(old) =>
+        {
+            FileOutcome::Changed(canonical::diff(old, &document_digests(documents)))
+        }
         (Some(old), Some(new)) => {
             let changes = canonical::diff(old, new);
             FileOutcome::Changed(changes)
@@ -575,6 +609,42 @@ mod tests {
             .write_signed(&lock_path, &ring.signing_key().unwrap())
             .unwrap();
         (dir, ring, lock_path)
+    }
+
+    /// A corpus (JSON Lines) changed in one document: named by that document and key, for a
+    /// small file from its embedded content, for a large one from its per-document digests.
+    #[test]
+    fn a_changed_document_of_a_corpus_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corpus.jsonl");
+        for filler in [0usize, 3000] {
+            let corpus: String = (0..100)
+                .map(|i| {
+                    format!(
+                        "{{\"id\": \"doc-{i}\", \"text\": \"fact {i} {}\"}}\n",
+                        "x".repeat(filler)
+                    )
+                })
+                .collect();
+            let entry = lock_entry_bytes("corpus.jsonl", &path, corpus.as_bytes()).unwrap();
+            let content = entry.content.as_ref().unwrap();
+            assert_eq!(is_digest_list(content), filler > 0);
+            let edited = corpus.replace("fact 41 ", "fact 14 ");
+            match compare(&entry, &path, edited.as_bytes()) {
+                FileOutcome::Changed(changes) => {
+                    assert_eq!(changes.len(), 1, "{changes:?}");
+                    let shown = changes[0].to_string();
+                    let expected = if filler > 0 { "[41]:" } else { "[41].text:" };
+                    assert!(shown.starts_with(expected), "{shown}");
+                }
+                other => panic!("{other:?}"),
+            }
+            let spaced = corpus.replace("\"id\": ", "\"id\":   ");
+            assert!(matches!(
+                compare(&entry, &path, spaced.as_bytes()),
+                FileOutcome::Reformatted
+            ));
+        }
     }
 
     #[test]
