@@ -5,14 +5,14 @@
 use gauntlet_net::{HttpClient, Outgoing, Response};
 use gauntlet_spec::Request;
 
-/// The request for one input.
-pub fn request_for(request: &Request, base: &str, input: &str) -> Outgoing {
-    let quoted = serde_json::to_string(input).unwrap_or_default();
-    let escaped = quoted
-        .strip_prefix('"')
-        .and_then(|q| q.strip_suffix('"'))
-        .unwrap_or_default();
-    let put = |text: &str| text.replace("{input}", escaped);
+/// A request template filled in: each `{name}` replaced by its value (as given) in the
+/// path, header values and body.
+pub fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
+    let put = |text: &str| {
+        values.iter().fold(text.to_string(), |t, (k, v)| {
+            t.replace(&format!("{{{k}}}"), v)
+        })
+    };
     Outgoing {
         base: base.trim_end_matches('/').to_string(),
         method: request.method.as_str().to_string(),
@@ -24,6 +24,17 @@ pub fn request_for(request: &Request, base: &str, input: &str) -> Outgoing {
             .collect(),
         body: request.body.as_deref().map(put),
     }
+}
+
+/// The request for one input: `{input}` replaced by it, JSON-escaped (a template puts it
+/// inside quotes in a JSON body).
+pub fn request_for(request: &Request, base: &str, input: &str) -> Outgoing {
+    let quoted = serde_json::to_string(input).unwrap_or_default();
+    let escaped = quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default();
+    fill(request, base, &[("input", escaped)])
 }
 
 /// The answer in a response: the whole body, or the value at `pointer` (a string as it is,

@@ -13,6 +13,27 @@ fn pydeps() -> String {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").into())
 }
 
+/// A Python script run with SciPy: `input` as JSON on its stdin, its JSON stdout parsed.
+fn python<T: serde::de::DeserializeOwned>(script: &str, input: &impl serde::Serialize) -> T {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .env("PYTHONPATH", pydeps())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let input = serde_json::to_vec(input).unwrap();
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "SciPy is needed (scripts/test installs it into target/pydeps): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// SciPy's (U, p) for each pair of samples.
 fn scipy(pairs: &[(Vec<f64>, Vec<f64>)]) -> Vec<(f64, f64)> {
     let script = r#"
@@ -24,23 +45,7 @@ for a, b in json.load(sys.stdin):
     out.append([float(r.statistic), float(r.pvalue)])
 json.dump(out, sys.stdout)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .env("PYTHONPATH", pydeps())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let input = serde_json::to_vec(pairs).unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "SciPy is needed (scripts/test installs it into target/pydeps): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    python(script, &pairs)
 }
 
 fn sample(rng: &mut SplitMix64, n: usize, shift: f64, grain: f64) -> Vec<f64> {
@@ -107,27 +112,7 @@ from scipy.stats import beta
 out = [float(beta.ppf(c, x + 1, n - x)) for x, n, c in json.load(sys.stdin)]
 json.dump(out, sys.stdout)
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .env("PYTHONPATH", pydeps())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&serde_json::to_vec(&cases).unwrap())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let expected: Vec<f64> = serde_json::from_slice(&out.stdout).unwrap();
+    let expected: Vec<f64> = python(script, &cases);
     for ((x, n, c), want) in cases.iter().zip(expected) {
         let got = gauntlet_stats::clopper_pearson_upper(*x, *n, *c);
         assert!(

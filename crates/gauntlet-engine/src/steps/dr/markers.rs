@@ -3,9 +3,9 @@
 
 use tokio::time::Instant;
 
-use gauntlet_net::Outgoing;
-use gauntlet_spec::{DrPlan, Request};
+use gauntlet_spec::DrPlan;
 
+use crate::answers::fill;
 use crate::context::RunContext;
 
 /// A record written through the service.
@@ -14,25 +14,6 @@ pub(super) struct Marker {
     name: String,
     /// When the service confirmed it (monotonic: a clock stepping back cannot shrink the RPO).
     pub written: Instant,
-}
-
-fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {
-    let put = |text: &str| {
-        values.iter().fold(text.to_string(), |t, (k, v)| {
-            t.replace(&format!("{{{k}}}"), v)
-        })
-    };
-    Outgoing {
-        base: base.to_string(),
-        method: request.method.as_str().to_string(),
-        path: put(&request.path),
-        headers: request
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), put(v)))
-            .collect(),
-        body: request.body.as_deref().map(put),
-    }
 }
 
 pub(super) async fn write_marker(
