@@ -5,6 +5,59 @@
 use gauntlet_net::{HttpClient, Outgoing, Response};
 use gauntlet_spec::Request;
 
+/// The most a dataset or probe file a spec names may hold: bytes, and documents.
+const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_LINES: usize = 100_000;
+
+/// A JSON Lines file the spec names (relative to it, never outside its directory), each
+/// non-blank line parsed as `T`.
+pub fn read_spec_lines<T: serde::de::DeserializeOwned>(
+    spec_path: &std::path::Path,
+    rel: &str,
+    shape: &str,
+) -> Result<Vec<T>, String> {
+    let path = crate::prom::spec_file(spec_path, rel).map_err(|e| format!("{rel}: {e}"))?;
+    read_json_lines(&path, rel, shape)
+}
+
+/// JSON Lines at `path` (shown as `shown`), bounded in size and count; a bad line is named
+/// by file:line:col with `shape`, what a line should look like.
+pub fn read_json_lines<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    shown: &str,
+    shape: &str,
+) -> Result<Vec<T>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!(
+            "{shown} is over {MAX_FILE_BYTES} bytes, the most it may be"
+        ));
+    }
+    let mut out = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let parsed = serde_json::from_str(line).map_err(|e| {
+            format!(
+                "{shown}:{}:{}: {e} (each line is {shape})",
+                number + 1,
+                e.column()
+            )
+        })?;
+        out.push(parsed);
+        if out.len() > MAX_LINES {
+            return Err(format!("{shown} has more than {MAX_LINES} lines"));
+        }
+    }
+    Ok(out)
+}
+
 /// A request template filled in: each `{name}` replaced by its value (as given) in the
 /// path, header values and body.
 pub fn fill(request: &Request, base: &str, values: &[(&str, &str)]) -> Outgoing {

@@ -64,6 +64,11 @@ async fn gate(ctx: &RunContext, plan: &QualityPlan) -> StepOutput {
         Ok(scorer) => scorer,
         Err(why) => return vec![check.outcome(Outcome::Inconclusive, why)].into(),
     };
+    // The plan checked these; a judge that refuses them still answers, inconclusive.
+    let paired = match Paired::new(plan.delta, plan.alpha, plan.beta) {
+        Ok(paired) => paired,
+        Err(why) => return vec![check.outcome(Outcome::Inconclusive, why.to_string())].into(),
+    };
     let order = shuffled(items.len(), plan.seed);
     ctx.recorder.event(
         Some(STEP),
@@ -73,7 +78,7 @@ async fn gate(ctx: &RunContext, plan: &QualityPlan) -> StepOutput {
             items.len()
         ),
     );
-    let (judge, pairs) = judge(ctx, plan, &items, &order, (&baseline, &scorer)).await;
+    let (judge, pairs) = judge(ctx, plan, (&items, &order), (&baseline, &scorer), paired).await;
     let mut out = conclude(ctx, plan, check, &items, &judge, &pairs);
     if let Some(ablation) = &plan.ablation {
         let first: Vec<&Item> = order
@@ -121,11 +126,10 @@ fn shuffled(n: usize, seed: u64) -> Vec<usize> {
 async fn judge(
     ctx: &RunContext,
     plan: &QualityPlan,
-    items: &[Item],
-    order: &[usize],
+    (items, order): (&[Item], &[usize]),
     (baseline, scorer): (&str, &Scorer),
+    mut judge: Paired,
 ) -> (Paired, Vec<Pair>) {
-    let mut judge = Paired::new(plan.delta, plan.alpha, plan.beta).expect("checked when planned");
     let mut pairs = Vec::new();
     let started = Instant::now();
     for wave in order.chunks(plan.concurrency.max(1) as usize) {

@@ -10,10 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::child_env::ChildEnv;
 
-/// The largest golden set read, and the most items in one.
-const MAX_BYTES: u64 = 64 * 1024 * 1024;
-const MAX_ITEMS: usize = 100_000;
-
 /// One item of the golden set.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -27,33 +23,8 @@ pub struct Item {
 
 /// Reads the golden set; a line that is not an item is named by file:line:col.
 pub fn read_items(path: &Path, shown: &str) -> Result<Vec<Item>, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {shown}: {e}"))?
-        .len();
-    if size > MAX_BYTES {
-        return Err(format!(
-            "{shown} is {size} bytes; the most a golden set may be is {MAX_BYTES}"
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let mut items = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let item: Item = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{shown}:{}:{}: {e} (each line is {{\"input\": \"...\", \"expected\": [\"...\"], \"tags\": [\"...\"]}})",
-                number + 1,
-                e.column()
-            )
-        })?;
-        items.push(item);
-        if items.len() > MAX_ITEMS {
-            return Err(format!("{shown} has more than {MAX_ITEMS} items"));
-        }
-    }
-    Ok(items)
+    let shape = r#"{"input": "...", "expected": ["..."], "tags": ["..."]}"#;
+    crate::answers::read_json_lines(path, shown, shape)
 }
 
 /// The assertions, ready to apply (regular expressions compiled once).

@@ -45,24 +45,12 @@ fn attacks(
         })
         .collect();
     if let Some(file) = &config.probes {
-        let path = crate::prom::spec_file(&probe.ctx.spec_path, file)
-            .map_err(|e| format!("{file}: {e}"))?;
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
-        for (n, line) in text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-        {
-            let attack: Attack = serde_json::from_str(line).map_err(|e| {
-                format!(
-                    "{file}:{}:{}: {e} (each line is {{\"input\": \"...\", \"canary\": \"...\"}})",
-                    n + 1,
-                    e.column()
-                )
-            })?;
-            all.push(attack);
-        }
+        let shape = r#"{"input": "...", "canary": "..."}"#;
+        all.extend(crate::answers::read_spec_lines::<Attack>(
+            &probe.ctx.spec_path,
+            file,
+            shape,
+        )?);
     }
     Ok(all
         .into_iter()

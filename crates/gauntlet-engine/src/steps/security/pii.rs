@@ -68,25 +68,9 @@ fn luhn(digits: &str) -> bool {
 }
 
 fn questions(probe: &Probe<'_>, file: &str) -> Result<Vec<String>, String> {
-    let path =
-        crate::prom::spec_file(&probe.ctx.spec_path, file).map_err(|e| format!("{file}: {e}"))?;
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let mut out = Vec::new();
-    for (n, line) in text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-    {
-        let q: Question = serde_json::from_str(line).map_err(|e| {
-            format!(
-                "{file}:{}:{}: {e} (each line is {{\"input\": \"...\"}})",
-                n + 1,
-                e.column()
-            )
-        })?;
-        out.push(q.input);
-    }
-    Ok(out)
+    let shape = r#"{"input": "..."}"#;
+    let asked: Vec<Question> = crate::answers::read_spec_lines(&probe.ctx.spec_path, file, shape)?;
+    Ok(asked.into_iter().map(|q| q.input).collect())
 }
 
 impl Probe<'_> {
