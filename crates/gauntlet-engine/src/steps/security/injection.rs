@@ -55,7 +55,11 @@ fn attacks(
     Ok(all
         .into_iter()
         .map(|a| {
-            let canary = a.canary.unwrap_or_else(|| ours.to_string());
+            // An empty canary would be found in every answer: the run's is used instead.
+            let canary = a
+                .canary
+                .filter(|c| !c.trim().is_empty())
+                .unwrap_or_else(|| ours.to_string());
             (a.input.replace("{canary}", &canary), canary)
         })
         .collect())
