@@ -154,6 +154,10 @@ const RAG_FILES: &[(&str, &str)] = &[
         include_str!("../../../examples/rag/probes/injection.jsonl"),
     ),
     (
+        "alerts/rag.rules.yml",
+        include_str!("../../../examples/rag/alerts/rag.rules.yml"),
+    ),
+    (
         "probes/pii.jsonl",
         include_str!("../../../examples/rag/probes/pii.jsonl"),
     ),
@@ -286,13 +290,10 @@ pub fn command(args: DemoArgs, global: Global) -> Result<i32, CliError> {
             (dir, "demo-shop", shop_project(dir, &args, &global)?)
         }
         DemoSystem::Rag => {
-            if args.prometheus {
-                return Err(CliError::Usage(
-                    "`--prometheus` comes with the shop demo (`gauntlet demo --prometheus`); the rag demo reads gauntlet's own measurements".into(),
-                ));
-            }
+            let alertmanager = monitoring(&args, &global)?;
             let dir = Path::new(RAG_PROJECT_DIR);
-            let spec = write_files(dir, RAG_FILES, RAG_FILES[0].1)
+            let text = rag_spec_with(args.prometheus, alertmanager);
+            let spec = write_files(dir, RAG_FILES, &text)
                 .with_context(|| format!("cannot write the demo project to {}", dir.display()))?;
             (dir, "demo-rag", spec)
         }
@@ -300,8 +301,8 @@ pub fn command(args: DemoArgs, global: Global) -> Result<i32, CliError> {
     run_project(&args, global, (dir, service, &spec_path), &knobs)
 }
 
-/// The shop demo's project, with a Prometheus (and an Alertmanager) when asked and present.
-fn shop_project(dir: &Path, args: &DemoArgs, global: &Global) -> Result<PathBuf, CliError> {
+/// With `--prometheus`: whether Prometheus is here (else bad usage) and an Alertmanager too.
+fn monitoring(args: &DemoArgs, global: &Global) -> Result<bool, CliError> {
     if args.prometheus && !prometheus_installed() {
         return Err(CliError::Usage(
             "`--prometheus` needs the `prometheus` binary: `sudo apt-get install prometheus` on Debian or Ubuntu (or run the demo without it: the gates then read gauntlet's own measurements)".into(),
@@ -313,8 +314,42 @@ fn shop_project(dir: &Path, args: &DemoArgs, global: &Global) -> Result<PathBuf,
             "gauntlet demo: no `prometheus-alertmanager` here, so alerts are checked in the rule file but not delivered (`sudo apt-get install prometheus-alertmanager` adds the drill that waits for its page)"
         );
     }
+    Ok(alertmanager)
+}
+
+/// The shop demo's project, with a Prometheus (and an Alertmanager) when asked and present.
+fn shop_project(dir: &Path, args: &DemoArgs, global: &Global) -> Result<PathBuf, CliError> {
+    let alertmanager = monitoring(args, global)?;
     Ok(write_project(dir, args.prometheus, alertmanager)
         .with_context(|| format!("cannot write the demo project to {}", dir.display()))?)
+}
+
+/// What `demo rag --prometheus` adds: a Prometheus for the run (and an Alertmanager, whose
+/// page the provider-throttled drill then waits for).
+const RAG_PROMETHEUS: &str = "
+# Added by `gauntlet demo rag --prometheus`: a real Prometheus for the run, scraping every
+# system (job = system name) every second, evaluating alerts/rag.rules.yml.
+prometheus:
+  start: true
+  scrape_interval: 1s
+";
+const RAG_DRILL_ALERT_OFF: &str =
+    "        # alerts: [{name: RagPrimaryProviderFailing, within: 20s}]
+";
+const RAG_DRILL_ALERT_ON: &str = "        alerts: [{name: RagPrimaryProviderFailing, within: 20s}]
+";
+
+/// The rag demo's spec, with or without its Prometheus (and Alertmanager).
+pub fn rag_spec_with(prometheus: bool, alertmanager: bool) -> String {
+    let mut text = RAG_FILES[0].1.to_string();
+    if prometheus {
+        text.push_str(RAG_PROMETHEUS);
+        if alertmanager {
+            text = text.replacen(RAG_DRILL_ALERT_OFF, RAG_DRILL_ALERT_ON, 1);
+            text.push_str(ALERTMANAGER);
+        }
+    }
+    text
 }
 
 /// Locks and signs the project as a release manager would, runs it, files its certificate,

@@ -135,3 +135,25 @@ fn a_failover_over_the_cost_cap_breaks_the_drill() {
         "{hold}"
     );
 }
+
+/// With a real Prometheus and Alertmanager (`demo rag --prometheus`), the failover to the
+/// secondary provider pages: the run's Prometheus evaluates the release's own alert rules
+/// and the alert reaches gauntlet's receiver through the Alertmanager.
+#[test]
+fn a_provider_failover_pages_through_a_real_alertmanager() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let out = s.run(&["demo", "rag", "--prometheus", "--only", "chaos"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = report(&s.run_dirs().pop().unwrap());
+    let paged = check(
+        &report,
+        "chaos.provider-throttled: alert RagPrimaryProviderFailing",
+    );
+    assert_eq!(paged["outcome"], "pass", "{paged}");
+    let after =
+        report["measurements"]["chaos.provider-throttled.time_to_alert.RagPrimaryProviderFailing"]
+            .as_f64()
+            .unwrap();
+    assert!(after > 0.0 && after <= 20.0, "{after}");
+}

@@ -123,7 +123,16 @@ pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error 
 async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
     match (&request.method, request.raw_path.as_str()) {
         (_, "/healthz") => ("/healthz", reply(StatusCode::OK, "ok\n")),
-        (_, "/metrics") => ("/metrics", reply(StatusCode::OK, state.metrics.encode())),
+        (_, "/metrics") => {
+            let mut response = reply(StatusCode::OK, state.metrics.encode());
+            response.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            ("/metrics", response)
+        }
         (&Method::POST, "/answer") => ("/answer", answer(state, &request).await),
         (&Method::GET, "/flags") => ("/flags", json(StatusCode::OK, &flags(state))),
         (&Method::POST, "/admin/retrieval") => ("/admin", switch_retrieval(state, &request)),
