@@ -50,10 +50,7 @@ struct State {
     metrics: Metrics,
     db: Mutex<rusqlite::Connection>,
     buckets: Mutex<HashMap<String, Bucket>>,
-    client: hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<bytes::Bytes>,
-    >,
+    client: crate::server::Client,
     rng: Mutex<gauntlet_net::SplitMix64>,
     /// The API key in force; the admin endpoint rotates it.
     api_key: Mutex<String>,
@@ -124,14 +121,11 @@ pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error 
              created_ms INTEGER NOT NULL
          );",
     )?;
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_millis(500)));
     let state = Arc::new(State {
         metrics: Metrics::new("demo", &config.version),
         db: Mutex::new(db),
         buckets: Mutex::new(HashMap::new()),
-        client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector),
+        client: crate::server::client(),
         rng: Mutex::new(gauntlet_net::SplitMix64::new(config.seed)),
         primary_backoff: Mutex::new(None),
         api_key: Mutex::new(config.api_key.clone()),
@@ -194,16 +188,10 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
     let path = request.raw_path.as_str();
     match (&request.method, path) {
         (&Method::GET, "/healthz") => ("/healthz", reply(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/metrics") => {
-            let mut response = reply(StatusCode::OK, state.metrics.encode());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            ("/metrics", response)
-        }
+        (&Method::GET, "/metrics") => (
+            "/metrics",
+            crate::server::openmetrics(state.metrics.encode()),
+        ),
         (&Method::GET, p) if p.starts_with("/items/") => (
             "/items/{id}",
             limited(state, &request, true, read_item(state, &p[7..])).await,

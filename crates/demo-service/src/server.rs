@@ -40,6 +40,32 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     response
 }
 
+/// A `/metrics` answer: the text, labelled as OpenMetrics (what `prometheus-client` writes).
+pub fn openmetrics(text: String) -> Reply {
+    let mut response = reply(StatusCode::OK, text);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    response
+}
+
+/// The HTTP client a demo service calls its dependencies with.
+pub type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+/// A client that gives up connecting after 500 ms (a dead dependency is seen quickly).
+pub fn client() -> Client {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(std::time::Duration::from_millis(500)));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector)
+}
+
 const MAX_BODY: usize = 1024 * 1024;
 
 /// Serves `handler` on `port` of 127.0.0.1 until SIGTERM or SIGINT.

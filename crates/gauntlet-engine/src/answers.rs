@@ -126,24 +126,39 @@ pub async fn ask_all(
     at_once: usize,
     budget: std::time::Duration,
 ) -> Vec<Answered> {
+    in_waves(inputs, at_once, budget, |input| async move {
+        let sent = request_for(request, base, input);
+        match client.send(&sent).await {
+            Ok(r) if (400..500).contains(&r.status) => Answered::Refused(r.status),
+            Ok(r) => match answer_text(&r, pointer) {
+                Ok(text) => Answered::Said(text),
+                Err(why) => Answered::Unanswered(why),
+            },
+            Err(e) => Answered::Unanswered(format!("no answer: {e}")),
+        }
+    })
+    .await
+}
+
+/// `ask` for every input, `at_once` at a time, until `budget` runs out: one result per input
+/// asked, in input order (those left when the budget ran out are not asked).
+pub async fn in_waves<'a, T, R, F, Fut>(
+    inputs: &'a [T],
+    at_once: usize,
+    budget: std::time::Duration,
+    ask: F,
+) -> Vec<R>
+where
+    F: Fn(&'a T) -> Fut,
+    Fut: std::future::Future<Output = R>,
+{
     let started = std::time::Instant::now();
     let mut out = Vec::with_capacity(inputs.len());
     for wave in inputs.chunks(at_once.max(1)) {
         if started.elapsed() >= budget {
             break;
         }
-        let asked = wave.iter().map(|input| async move {
-            let sent = request_for(request, base, input);
-            match client.send(&sent).await {
-                Ok(r) if (400..500).contains(&r.status) => Answered::Refused(r.status),
-                Ok(r) => match answer_text(&r, pointer) {
-                    Ok(text) => Answered::Said(text),
-                    Err(why) => Answered::Unanswered(why),
-                },
-                Err(e) => Answered::Unanswered(format!("no answer: {e}")),
-            }
-        });
-        out.extend(futures_util::future::join_all(asked).await);
+        out.extend(futures_util::future::join_all(wave.iter().map(&ask)).await);
     }
     out
 }

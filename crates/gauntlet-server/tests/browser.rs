@@ -11,7 +11,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 mod common;
-use common::{CONDITIONAL, Server, json, until_status};
+use common::{CONDITIONAL, Server, finished_run, json, until_status};
 
 /// The same, with a drill that breaks what it claims holds (NO-GO).
 fn broken() -> String {
@@ -166,21 +166,6 @@ async fn navigated(client: &Client, needle: &str) {
     }
 }
 
-async fn finished(server: &Server, service: &str) -> String {
-    let operator = Some(server.tokens["operator"].as_str());
-    let started = server
-        .call(
-            "POST",
-            &format!("/v1/services/{service}/runs"),
-            operator,
-            None,
-        )
-        .await;
-    let run = json(&started)["run"].as_str().unwrap().to_string();
-    until_status(server, &run, &["finished"]).await;
-    run
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live() {
     let broken = broken();
@@ -194,8 +179,8 @@ async fn a_person_reads_a_no_go_signs_off_a_conditional_and_watches_a_run_live()
         .unwrap()
         .generate(None)
         .unwrap();
-    let nogo = finished(&server, "broken").await;
-    let conditional = finished(&server, "shop").await;
+    let nogo = finished_run(&server, "broken").await.0;
+    let conditional = finished_run(&server, "shop").await.0;
     let driver = driver();
     let client = browser(&driver).await;
     let base = server.base.clone();

@@ -3,7 +3,7 @@
 //! and sign-off forms that only an approver gets and that need the session's CSRF token.
 
 mod common;
-use common::{Server, json, until_status};
+use common::{Server, finished_run, json, until_status};
 
 /// The CONDITIONAL run, its service name markup.
 fn spec() -> String {
@@ -108,13 +108,7 @@ fn csrf(page: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_signs_in_reads_escaped_pages_and_only_an_approver_signs_off() {
     let server = Server::start(&spec()).await;
-    let operator = Some(server.tokens["operator"].as_str());
-    let started = server
-        .call("POST", "/v1/services/web/runs", operator, None)
-        .await;
-    assert_eq!(started.status, 202, "{}", started.body_text());
-    let run = json(&started)["run"].as_str().unwrap().to_string();
-    let ended = until_status(&server, &run, &["finished"]).await;
+    let (run, ended) = finished_run(&server, "web").await;
     assert_eq!(ended["decision"], "CONDITIONAL", "{ended}");
 
     // Without a session: the sign-in form. A bad token: refused there.
@@ -431,13 +425,7 @@ steps:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_target_answered_is_shown_as_text() {
     let server = Server::start(MARKUP).await;
-    let operator = Some(server.tokens["operator"].as_str());
-    let started = server
-        .call("POST", "/v1/services/web/runs", operator, None)
-        .await;
-    assert_eq!(started.status, 202, "{}", started.body_text());
-    let run = json(&started)["run"].as_str().unwrap().to_string();
-    let ended = until_status(&server, &run, &["finished"]).await;
+    let (run, ended) = finished_run(&server, "web").await;
     assert_eq!(ended["decision"], "NO-GO", "{ended}");
     let viewer = sign_in(&server, "viewer").await;
 

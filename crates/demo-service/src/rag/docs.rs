@@ -152,8 +152,8 @@ mod tests {
 
     #[test]
     fn the_document_about_the_question_comes_first() {
-        let dir = tempfile_dir();
-        let corpus = dir.join("corpus.jsonl");
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = dir.path().join("corpus.jsonl");
         std::fs::write(
             &corpus,
             concat!(
@@ -171,12 +171,5 @@ mod tests {
         assert_eq!(found[0].id, "b");
         assert_eq!(found.len(), 2);
         assert!(store.search("zebra", 5).is_empty());
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("rag-docs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
     }
 }

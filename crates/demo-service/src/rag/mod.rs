@@ -46,16 +46,11 @@ pub struct RagConfig {
     pub defects: Vec<RagDefect>,
 }
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
-    http_body_util::Full<bytes::Bytes>,
->;
-
 struct State {
     config: RagConfig,
     system: String,
     metrics: Metrics,
-    client: Client,
+    client: crate::server::Client,
     retrieval: AtomicBool,
     /// Until when the document store is left alone after it refused (429) or failed.
     store_backoff: std::sync::Mutex<Option<Instant>>,
@@ -92,13 +87,10 @@ impl State {
 pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let system = std::fs::read_to_string(&config.prompt)
         .map_err(|e| format!("{}: {e}", config.prompt.display()))?;
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_millis(500)));
     let state = Arc::new(State {
         metrics: Metrics::new("rag", &config.version),
         system,
-        client: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(connector),
+        client: crate::server::client(),
         retrieval: AtomicBool::new(true),
         store_backoff: std::sync::Mutex::new(None),
         config,
@@ -123,16 +115,10 @@ pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error 
 async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
     match (&request.method, request.raw_path.as_str()) {
         (_, "/healthz") => ("/healthz", reply(StatusCode::OK, "ok\n")),
-        (_, "/metrics") => {
-            let mut response = reply(StatusCode::OK, state.metrics.encode());
-            response.headers_mut().insert(
-                hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            ("/metrics", response)
-        }
+        (_, "/metrics") => (
+            "/metrics",
+            crate::server::openmetrics(state.metrics.encode()),
+        ),
         (&Method::POST, "/answer") => ("/answer", answer(state, &request).await),
         (&Method::GET, "/flags") => ("/flags", json(StatusCode::OK, &flags(state))),
         (&Method::POST, "/admin/retrieval") => ("/admin", switch_retrieval(state, &request)),

@@ -134,6 +134,18 @@ pub fn json(response: &Response) -> serde_json::Value {
     serde_json::from_slice(&response.body).unwrap_or_else(|_| panic!("{}", response.body_text()))
 }
 
+/// Starts a run of `service` as an operator and waits (bounded) until it has finished: its
+/// id and its state then.
+pub async fn finished_run(server: &Server, service: &str) -> (String, serde_json::Value) {
+    let operator = Some(server.tokens["operator"].as_str());
+    let path = format!("/v1/services/{service}/runs");
+    let started = server.call("POST", &path, operator, None).await;
+    assert_eq!(started.status, 202, "{}", started.body_text());
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    let ended = until_status(server, &run, &["finished"]).await;
+    (run, ended)
+}
+
 /// Waits (bounded) until the run's status is `wanted`.
 pub async fn until_status(server: &Server, run: &str, wanted: &[&str]) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(120);

@@ -8,33 +8,25 @@ use gauntlet_spec::{AblationPlan, QualityPlan};
 
 use super::STEP;
 use super::score::{Item, Scorer, ask};
-use crate::answers::request_for;
+use crate::answers::{in_waves, request_for};
 use crate::context::RunContext;
 use crate::faults::inject::{self, Applied};
 
-/// How many of `items` the candidate passes, asked `at_once` at a time within `budget`.
+/// How many of `items` the candidate passes, and how many were asked within the budget.
 async fn pass_count(
     ctx: &RunContext,
     plan: &QualityPlan,
     scorer: &Scorer,
     items: &[&Item],
 ) -> (u64, u64) {
-    let started = std::time::Instant::now();
-    let (mut passed, mut asked) = (0, 0);
-    for wave in items.chunks(plan.concurrency.max(1) as usize) {
-        if started.elapsed() >= plan.budget {
-            break;
-        }
-        let answers = wave.iter().map(|item| async move {
-            let out = request_for(&plan.request, &ctx.candidate, &item.input);
-            ask(&ctx.client, &out, plan.repeat, scorer, item, &ctx.child_env).await
-        });
-        for scored in futures_util::future::join_all(answers).await {
-            asked += 1;
-            passed += u64::from(scored.pass);
-        }
-    }
-    (passed, asked)
+    let at_once = plan.concurrency.max(1) as usize;
+    let scored = in_waves(items, at_once, plan.budget, |item| async move {
+        let out = request_for(&plan.request, &ctx.candidate, &item.input);
+        ask(&ctx.client, &out, plan.repeat, scorer, item, &ctx.child_env).await
+    })
+    .await;
+    let passed = scored.iter().filter(|s| s.pass).count();
+    (passed as u64, scored.len() as u64)
 }
 
 /// The ablation's check: the pass rate with and without retrieval, and the drop.
