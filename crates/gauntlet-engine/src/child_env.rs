@@ -42,6 +42,15 @@ impl ChildEnv {
         }
     }
 
+    /// Outside any run (an undo `gauntlet recover` makes): the basics and these variables
+    /// by name, and no run marker.
+    pub fn passing(pass: &[String]) -> Self {
+        Self {
+            pass: pass.to_vec(),
+            ..Self::default()
+        }
+    }
+
     /// Passed variables take these values instead of gauntlet's own (a server run's
     /// request); names the spec does not pass still reach nothing.
     pub fn with_given(mut self, given: &BTreeMap<String, String>) -> Self {
@@ -61,7 +70,9 @@ impl ChildEnv {
         own.extend(self.given.iter().map(|(k, v)| (k.into(), v.into())));
         let mut vars = build_from(own, pass, set);
         vars.retain(|(name, _)| name != RUN_MARKER);
-        vars.push((RUN_MARKER.into(), self.run.clone().into()));
+        if !self.run.is_empty() {
+            vars.push((RUN_MARKER.into(), self.run.clone().into()));
+        }
         vars
     }
 

@@ -34,6 +34,13 @@ pub enum Undo {
     /// A system a drill stopped, to be started again by the drill. A dead run's systems
     /// are all stopped by their own entries, so there is nothing left to restart.
     Restart { label: String },
+    /// The call that takes an action fault out (then the one that proves it did).
+    Call {
+        label: String,
+        undo: Box<crate::calls::Resolved>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verify: Option<Box<crate::calls::Resolved>>,
+    },
 }
 
 impl Undo {
@@ -46,6 +53,7 @@ impl Undo {
             Undo::RemoveFile { path } => format!("remove {}", path.display()),
             Undo::ProxyFault { proxy, fault } => format!("remove {fault} from proxy {proxy}"),
             Undo::Restart { label } => format!("start {label} again"),
+            Undo::Call { label, undo, .. } => format!("undo {label}: {}", undo.describe()),
         }
     }
 
@@ -75,6 +83,20 @@ impl Undo {
             }
             Undo::Restart { label } => {
                 format!("{label} was stopped with its run, so it is not restarted")
+            }
+            Undo::Call {
+                label,
+                undo,
+                verify,
+            } => {
+                let made = undo.make_blocking().and_then(|said| match verify {
+                    Some(verify) => verify.make_blocking().map(|v| format!("{said}; {v}")),
+                    None => Ok(said),
+                });
+                match made {
+                    Ok(said) => format!("undid {label}: {said}"),
+                    Err(why) => format!("could NOT undo {label}: {why}"),
+                }
             }
         }
     }
@@ -237,6 +259,26 @@ impl CleanupJournal {
             })
     }
 
+    /// Makes the pending undo calls, newest first: before the run's systems stop, since the
+    /// calls may need them to answer.
+    pub fn undo_calls(&mut self) -> Vec<String> {
+        let calls: Vec<(u64, Undo)> = self
+            .pending
+            .iter()
+            .rev()
+            .filter(|(_, undo)| matches!(undo, Undo::Call { .. }))
+            .cloned()
+            .collect();
+        calls
+            .into_iter()
+            .map(|(id, undo)| {
+                let line = undo.perform();
+                let _ = self.done(id);
+                line
+            })
+            .collect()
+    }
+
     /// Undoes everything still pending, newest first; returns what was done.
     pub fn undo_all(&mut self) -> Vec<String> {
         let mut done = Vec::new();
@@ -339,6 +381,35 @@ mod tests {
         );
         assert!(child.wait().unwrap().code().is_none(), "killed by a signal");
         assert!(read_leftovers(dir.path()).unwrap().pending.is_empty());
+        assert!(recover(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_undo_call_a_dead_run_left_is_made_by_recover() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("undone");
+        {
+            let mut journal = CleanupJournal::create(dir.path()).unwrap();
+            let undo = Box::new(crate::calls::Resolved::Command {
+                argv: vec!["touch".into(), marker.display().to_string()],
+                pass: Vec::new(),
+                timeout_ms: 5_000,
+            });
+            journal
+                .register(Undo::Call {
+                    label: "action 1 of d".into(),
+                    undo,
+                    verify: None,
+                })
+                .unwrap();
+            journal.pending.clear();
+        }
+        let done = recover(dir.path()).unwrap();
+        assert_eq!(
+            done,
+            vec!["undid action 1 of d: `touch` succeeded".to_string()]
+        );
+        assert!(marker.exists());
         assert!(recover(dir.path()).unwrap().is_empty());
     }
 

@@ -10,6 +10,7 @@
 
 mod alerts;
 mod answers;
+mod calls;
 mod child_env;
 mod context;
 mod decision;

@@ -151,7 +151,7 @@ fn within_cost(body: &[u8], usage: Option<&Usage>, cap: f64) -> (bool, String) {
 
 /// The first characters of an answer, quoted, control characters escaped: what a reader
 /// needs to see why a probe failed, without pasting a whole page into a report.
-fn opening(body: &str) -> String {
+pub(crate) fn opening(body: &str) -> String {
     const SHOWN: usize = 80;
     let mut shown: String = body.chars().take(SHOWN).collect();
     if body.chars().nth(SHOWN).is_some() {

@@ -431,10 +431,17 @@ async fn clean_up(supervisor: &Arc<Mutex<Supervisor>>, begun: &Begun, recorder: 
     let journal = begun.journal.clone();
     let run = begun.run_id.clone();
     let cleanup = tokio::task::spawn_blocking(move || {
-        let mut done = supervisor
+        // Undo calls first: they may need the systems to answer.
+        let mut done = journal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .stop_all();
+            .undo_calls();
+        done.extend(
+            supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stop_all(),
+        );
         done.extend(journal.lock().unwrap_or_else(|e| e.into_inner()).undo_all());
         // Anything of the run's that escaped its process group (or was never journaled).
         done.extend(crate::journal::stop_marked(&run, Duration::from_secs(5)));

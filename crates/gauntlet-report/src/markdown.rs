@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use crate::model::{
-    Decision, FailureCause, GatesReport, Outcome, ReadinessReport, Report, TaxonomyReport,
+    Check, Decision, FailureCause, GatesReport, Outcome, ReadinessReport, Report, TaxonomyReport,
 };
 
 fn badge(decision: Decision) -> &'static str {
@@ -191,6 +191,7 @@ pub fn taxonomy_markdown(taxonomy: &TaxonomyReport) -> String {
 pub fn to_markdown(report: &Report) -> String {
     let mut md = String::new();
     header(&mut md, report);
+    undo_failures(&mut md, report);
     trust_section(&mut md, report);
     drift_section(&mut md, report);
     conditions_section(&mut md, report);
@@ -232,6 +233,22 @@ fn header(md: &mut String, report: &Report) {
         report.spec.path,
         &report.spec.sha256[..report.spec.sha256.len().min(12)]
     );
+}
+
+/// Faults left in: first, since the system may still be broken.
+fn undo_failures(md: &mut String, report: &Report) {
+    let failed: Vec<&Check> = report.undo_failures().collect();
+    if failed.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "## ✘ Faults NOT undone\n\nThe system may still carry these; undo them by hand, or run `gauntlet recover`:\n"
+    );
+    for check in failed {
+        let _ = writeln!(md, "- `{}`: {}", check.id, cell(&check.reason));
+    }
+    md.push('\n');
 }
 
 /// The green fingerprint, the release manifest and the attestation.

@@ -420,9 +420,19 @@ pub struct TrustInfo {
     pub note: Option<String>,
 }
 
+/// The name every step gives the check that its faults came out (drills, the rehearsal).
+pub const UNDONE_CHECK: &str = "faults undone";
+
 impl Report {
     pub fn checks(&self) -> impl Iterator<Item = &Check> {
         self.steps.iter().flat_map(|s| s.checks.iter())
+    }
+
+    /// Faults that were not undone, or whose undo could not be verified: what a reader must
+    /// see before anything else, since the system may still be broken.
+    pub fn undo_failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks()
+            .filter(|c| c.outcome == Outcome::Fail && c.name.ends_with(UNDONE_CHECK))
     }
 }
 

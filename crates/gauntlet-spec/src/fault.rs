@@ -9,6 +9,7 @@ use std::time::Duration as StdDuration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::Call;
 use crate::limits::{Host, MINUTE};
 use crate::units::{ByteSize, Duration, Percent};
 use crate::validate::{Context, Problems, list, quoted};
@@ -53,6 +54,9 @@ pub enum FaultType {
     Disk,
     /// Data: flip `bytes` bytes of `file` in the target's directory, keeping the original.
     Corrupt,
+    /// Action: make the `apply` call when the fault goes in and the `undo` call when it
+    /// comes out (purge a cache, flip a flag, raise a price, scale something to zero).
+    Action,
 }
 
 impl FaultType {
@@ -158,6 +162,15 @@ pub struct FaultSpec {
     /// The data file (corrupt), relative to the target's directory.
     #[serde(default)]
     pub file: Option<String>,
+    /// The call that puts the fault in (action).
+    #[serde(default)]
+    pub apply: Option<Call>,
+    /// The call that takes it out (action); it must succeed, or the drill fails.
+    #[serde(default)]
+    pub undo: Option<Call>,
+    /// A call made after the undo that must succeed too: the proof it took (action).
+    #[serde(default)]
+    pub verify: Option<Call>,
 }
 
 fn candidate() -> String {
@@ -180,6 +193,7 @@ impl FaultSpec {
             FaultType::Memory => (&["size"], &[]),
             FaultType::Disk => (&["size"], &["path"]),
             FaultType::Corrupt => (&["file"], &["bytes"]),
+            FaultType::Action => (&["apply", "undo"], &["verify"]),
         }
     }
 
@@ -204,6 +218,9 @@ impl FaultSpec {
         note(self.size.is_some(), "size");
         note(self.path.is_some(), "path");
         note(self.file.is_some(), "file");
+        note(self.apply.is_some(), "apply");
+        note(self.undo.is_some(), "undo");
+        note(self.verify.is_some(), "verify");
         given
     }
 }
@@ -293,6 +310,15 @@ impl FaultSpec {
         }
         if let Some(dir) = &self.path {
             p.system_file(&format!("{path}.path"), dir, what);
+        }
+        for (key, call) in [
+            ("apply", &self.apply),
+            ("undo", &self.undo),
+            ("verify", &self.verify),
+        ] {
+            if let Some(call) = call {
+                call.check(cx, p, &format!("{path}.{key}"), what);
+            }
         }
         self.bounds(p, path, &cx.host);
     }
@@ -384,6 +410,7 @@ impl FaultType {
             FaultType::Memory => "memory",
             FaultType::Disk => "disk",
             FaultType::Corrupt => "corrupt",
+            FaultType::Action => "action",
         }
     }
 
@@ -406,6 +433,9 @@ impl FaultType {
             Memory => "e.g. `{kind: memory, size: 256MiB}`",
             Disk => "e.g. `{kind: disk, size: 1GiB}`",
             Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
+            Action => {
+                "e.g. `{kind: action, apply: {http: {path: /admin/flags, body: '{\"cache\": false}'}}, undo: {http: {path: /admin/flags, body: '{\"cache\": true}'}}}` (an action with nothing to put back: make `undo` the call that shows the system whole again)"
+            }
             Reset | Blackhole | Kill | Cpu => "",
         }
     }
@@ -481,6 +511,13 @@ pub enum FaultKind {
     Disk { bytes: u64, path: Option<String> },
     /// Flip `bytes` bytes of `file` in the system's directory, keeping the original.
     Corrupt { file: String, bytes: u64 },
+    /// Make `apply` now and `undo` when the fault comes out, then `verify`.
+    Action {
+        apply: Box<Call>,
+        undo: Box<Call>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verify: Option<Box<Call>>,
+    },
 }
 
 impl FaultKind {
@@ -505,6 +542,7 @@ impl FaultKind {
             FaultKind::Memory { .. } => FaultType::Memory,
             FaultKind::Disk { .. } => FaultType::Disk,
             FaultKind::Corrupt { .. } => FaultType::Corrupt,
+            FaultKind::Action { .. } => FaultType::Action,
         }
     }
 
@@ -613,7 +651,7 @@ pub struct TargetedFault {
 }
 
 impl FaultType {
-    pub const ALL: [FaultType; 14] = [
+    pub const ALL: [FaultType; 15] = [
         FaultType::Latency,
         FaultType::Bandwidth,
         FaultType::Reset,
@@ -628,6 +666,7 @@ impl FaultType {
         FaultType::Memory,
         FaultType::Disk,
         FaultType::Corrupt,
+        FaultType::Action,
     ];
 }
 
@@ -685,6 +724,11 @@ impl FaultSpec {
             FaultType::Corrupt => FaultKind::Corrupt {
                 file: self.file.clone().ok_or_else(|| needs("file"))?,
                 bytes: self.bytes.unwrap_or(8),
+            },
+            FaultType::Action => FaultKind::Action {
+                apply: Box::new(self.apply.clone().ok_or_else(|| needs("apply"))?),
+                undo: Box::new(self.undo.clone().ok_or_else(|| needs("undo"))?),
+                verify: self.verify.clone().map(Box::new),
             },
         };
         Ok(TargetedFault {

@@ -13,6 +13,7 @@
 //! assert_eq!(spec.service.name, "shop");
 //! ```
 
+pub mod call;
 mod diagnostic;
 pub mod fault;
 pub mod limits;
@@ -27,6 +28,7 @@ pub mod units;
 pub mod usage;
 mod validate;
 
+pub use call::{Call, HttpCall};
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use fault::*;
 pub use model::*;

@@ -324,3 +324,45 @@ fn a_profile_names_steps_that_runs_have() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn an_action_needs_a_way_back_and_calls_say_what_they_are() {
+    let faults = "    faults: [{kind: corrupt, target: candidate, file: items.json, bytes: 8}]\n";
+    assert!(DEMO.contains(faults));
+    for (action, says) in [
+        (
+            "{kind: action, apply: {http: {path: /admin/x}}}",
+            "a `action` fault needs `undo`",
+        ),
+        (
+            "{kind: action, apply: {http: {path: /x}, command: [a]}, undo: {http: {path: /y}}}",
+            "either a `command` or an `http` request",
+        ),
+        (
+            "{kind: action, apply: {command: ['./flip', '{candidate.ur}']}, undo: {command: [x]}}",
+            "did you mean `{candidate.url}`",
+        ),
+        (
+            "{kind: action, apply: {http: {target: quotes, path: /x}}, undo: {http: {path: x, status: [999]}}}",
+            "no system named `quotes`",
+        ),
+        (
+            "{kind: action, apply: {command: []}, undo: {http: {path: /x}, timeout: 0s}}",
+            "the command is empty",
+        ),
+        (
+            "{kind: action, apply: {command: [a]}, undo: {command: [b]}, latency: 1s}",
+            "`latency` does not apply to a `action` fault",
+        ),
+    ] {
+        let text = DEMO.replacen(faults, &format!("    faults: [{action}]\n"), 1);
+        let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err(action);
+        let all = format!("{errors:?}");
+        assert!(all.contains(says), "{says}: {all}");
+    }
+    let ok = "{kind: action, apply: {http: {path: /admin/api-key, body: '{}'}}, \
+              undo: {command: ['{gauntlet}', version], timeout: 5s}, \
+              verify: {http: {method: GET, path: /flags, body_contains: cache}}}";
+    let text = DEMO.replacen(faults, &format!("    faults: [{ok}]\n"), 1);
+    gauntlet_spec::load_str("gauntlet.yaml", &text).expect("a complete action is valid");
+}

@@ -50,7 +50,23 @@ fn the_rag_demo_is_go_and_measures_what_an_ai_service_needs() {
             "{name}: {measurements}"
         );
     }
+    // The required regression: the top document dropped through the candidate's ablation
+    // switch (an action fault), caught by the golden set's judge, rolled back, put back.
+    let caught = check(&report, "rollback-rehearsal.regression detected");
+    assert!(
+        caught["reason"].as_str().unwrap().contains("golden set: "),
+        "{caught}"
+    );
+    let undone = check(&report, "rollback-rehearsal.faults undone");
+    assert!(
+        undone["reason"]
+            .as_str()
+            .unwrap()
+            .contains("verified: GET "),
+        "{undone}"
+    );
     for id in [
+        "rollback-rehearsal.recovered",
         "quality.retrieval ablation",
         "security.prompt injection",
         "security.pii leakage",

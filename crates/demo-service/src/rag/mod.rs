@@ -5,8 +5,8 @@
 //!   instructions, the answer cache, the document store's best `top_k` (clamped to
 //!   `max_k`), a prompt (the system prompt file plus the context), the primary model
 //!   provider with the secondary as fallback, and PII redaction of what comes back.
-//!   `POST /admin/retrieval {"enabled"}` (the ablation switch) and `POST /admin/reindex`
-//!   need the admin token; `GET /flags` says what is switched on.
+//!   `POST /admin/retrieval {"enabled", "drop_top"}` (the ablation switch: retrieval off,
+//!   or its best `drop_top` documents left out) and `POST /admin/reindex` need the admin token; `GET /flags` says what is switched on.
 //! - **docs** ([`docs`]): the document store. **llm** ([`llm`]): an OpenAI-compatible
 //!   model provider. **cache** ([`cache`]): the answer cache.
 
@@ -18,7 +18,7 @@ pub mod text;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper::{Method, StatusCode};
@@ -52,6 +52,8 @@ struct State {
     metrics: Metrics,
     client: crate::server::Client,
     retrieval: AtomicBool,
+    /// How many of the best documents are left out of every prompt (the ablation switch).
+    drop_top: AtomicUsize,
     /// Until when the document store is left alone after it refused (429) or failed.
     store_backoff: std::sync::Mutex<Option<Instant>>,
 }
@@ -92,6 +94,7 @@ pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error 
         system,
         client: crate::server::client(),
         retrieval: AtomicBool::new(true),
+        drop_top: AtomicUsize::new(0),
         store_backoff: std::sync::Mutex::new(None),
         config,
     });
@@ -138,32 +141,40 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
 fn flags(state: &State) -> serde_json::Value {
     serde_json::json!({
         "retrieval": state.retrieval.load(Ordering::Relaxed),
+        "drop_top": state.drop_top.load(Ordering::Relaxed),
         "max_k": state.config.max_k,
         "answer_cache": state.config.cache.is_some(),
         "provider_failover": state.config.secondary.is_some(),
     })
 }
 
-/// The ablation switch: retrieval on or off for every later question.
+/// The ablation switch: retrieval on or off, and how many of the best documents to leave
+/// out, for every later question (what is not named stays as it is).
 fn switch_retrieval(state: &State, request: &ServedRequest) -> Reply {
     if !state.admin(request) {
         return reply(StatusCode::UNAUTHORIZED, "admin token required\n");
     }
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Switch {
-        enabled: bool,
+        enabled: Option<bool>,
+        drop_top: Option<usize>,
     }
     match serde_json::from_slice::<Switch>(&request.body) {
         Ok(switch) => {
-            state.retrieval.store(switch.enabled, Ordering::Relaxed);
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"retrieval": switch.enabled}),
-            )
+            if let Some(enabled) = switch.enabled {
+                state.retrieval.store(enabled, Ordering::Relaxed);
+            }
+            if let Some(n) = switch.drop_top {
+                state
+                    .drop_top
+                    .store(n.min(state.config.max_k), Ordering::Relaxed);
+            }
+            json(StatusCode::OK, &flags(state))
         }
         Err(_) => reply(
             StatusCode::BAD_REQUEST,
-            "expected {\"enabled\": true|false}\n",
+            "expected {\"enabled\": true|false, \"drop_top\": N}\n",
         ),
     }
 }
@@ -284,9 +295,9 @@ async fn retrieve(state: &State, question: &str, k: usize) -> Result<Vec<docs::D
     state.metrics.dependency("docs", "ok");
     let mut documents: Vec<docs::Document> =
         serde_json::from_value(found["documents"].clone()).map_err(|e| e.to_string())?;
-    if state.has(RagDefect::Top1Dropped) && !documents.is_empty() {
-        documents.remove(0);
-    }
+    let knob = usize::from(state.has(RagDefect::Top1Dropped));
+    let dropped = knob.max(state.drop_top.load(Ordering::Relaxed));
+    documents.drain(..dropped.min(documents.len()));
     Ok(documents)
 }
 

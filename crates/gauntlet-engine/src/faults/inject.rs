@@ -1,6 +1,6 @@
 //! Applying a drill's faults and undoing them: proxy faults, a killed process, busy CPU
 //! threads and touched memory (a separate `gauntlet stress` process), a disk filled with a
-//! file, and a corrupted data file. Each is registered in the cleanup journal before it is
+//! file, a corrupted data file, and actions (a call in, a call out). Each is registered in the cleanup journal before it is
 //! applied; undoing it closes the entry, and says whether the undo was verified.
 
 use std::path::PathBuf;
@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gauntlet_net::FaultProxy;
-use gauntlet_spec::{FaultKind, KillSignal, Restart, System, TargetedFault};
+use gauntlet_spec::{Call, FaultKind, KillSignal, Restart, System, TargetedFault};
 use nix::sys::signal::Signal;
 
+use crate::calls::{self, Resolved};
 use crate::context::RunContext;
 use crate::journal::Undo;
 
@@ -38,6 +39,14 @@ pub enum Applied {
     Corrupt {
         corruption: super::corrupt_file::Corruption,
         original_sha256: String,
+    },
+    Action {
+        label: String,
+        /// What the apply call's answer was (its proof of effect).
+        applied: String,
+        undo: Box<Resolved>,
+        verify: Option<Box<Resolved>>,
+        journal_id: u64,
     },
 }
 
@@ -99,6 +108,11 @@ pub async fn apply(
             let path = target_dir(ctx, target)?.join(file);
             apply_corrupt(ctx, &path, *bytes, seed)
         }
+        FaultKind::Action {
+            apply,
+            undo,
+            verify,
+        } => apply_action(ctx, drill, index, (apply, undo, verify.as_deref())).await,
         other => unreachable_kind(other),
     }
 }
@@ -302,6 +316,70 @@ fn apply_corrupt(
     Ok((applied, line))
 }
 
+/// An action: its undo (and the call that verifies it) journaled, then the apply call. An
+/// apply that fails is undone at once: it may have half happened.
+async fn apply_action(
+    ctx: &RunContext,
+    drill: &str,
+    index: usize,
+    (apply, undo, verify): (&Call, &Call, Option<&Call>),
+) -> Result<(Applied, String), String> {
+    let label = format!("action {} of {drill}", index + 1);
+    let apply = calls::resolve(ctx, apply)?;
+    let undo = Box::new(calls::resolve(ctx, undo)?);
+    let verify = verify
+        .map(|v| calls::resolve(ctx, v).map(Box::new))
+        .transpose()?;
+    let entry = Undo::Call {
+        label: label.clone(),
+        undo: undo.clone(),
+        verify: verify.clone(),
+    };
+    let journal_id = register(ctx, entry)?;
+    match apply.make(&ctx.child_env, &ctx.client).await {
+        Ok(applied) => {
+            let line = format!("{label}: {applied}");
+            let action = Applied::Action {
+                label,
+                applied,
+                undo,
+                verify,
+                journal_id,
+            };
+            Ok((action, line))
+        }
+        Err(why) => {
+            let (undone, _) = undo_action(ctx, &undo, verify.as_deref(), journal_id).await;
+            Err(format!("{label} failed: {why} ({undone})"))
+        }
+    }
+}
+
+/// The undo call, then the verifying call; the journal entry closes only when both
+/// succeeded (else the run's cleanup, or `gauntlet recover`, tries again).
+async fn undo_action(
+    ctx: &RunContext,
+    undo: &Resolved,
+    verify: Option<&Resolved>,
+    journal_id: u64,
+) -> (String, bool) {
+    let mut made = undo.make(&ctx.child_env, &ctx.client).await;
+    if let (Ok(said), Some(verify)) = (&made, verify) {
+        made = verify
+            .make(&ctx.child_env, &ctx.client)
+            .await
+            .map(|v| format!("{said}; verified: {v}"))
+            .map_err(|why| format!("{said}, but the verifying call failed: {why}"));
+    }
+    match made {
+        Ok(said) => {
+            done(ctx, journal_id);
+            (format!("undone: {said}"), true)
+        }
+        Err(why) => (format!("the undo FAILED: {why}"), false),
+    }
+}
+
 /// A proxy kind reached the process faults: a bug, said as an error rather than a panic.
 fn unreachable_kind<T>(kind: &FaultKind) -> Result<T, String> {
     Err(format!(
@@ -369,6 +447,7 @@ pub fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, String> {
             n => Ok(format!("the fault on {} acted {n} time(s)", proxy.name())),
         },
         Applied::Killed { target, .. } => Ok(format!("{target} was killed")),
+        Applied::Action { label, applied, .. } => Ok(format!("{label}: {applied}")),
         Applied::Stressor { name, holding } => {
             let running = ctx
                 .supervisor
@@ -491,6 +570,16 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
             })
             .await;
             stopped.unwrap_or_else(|e| (format!("stopping the stressor failed: {e}"), false))
+        }
+        Applied::Action {
+            label,
+            undo,
+            verify,
+            journal_id,
+            ..
+        } => {
+            let (line, ok) = undo_action(ctx, &undo, verify.as_deref(), journal_id).await;
+            (format!("{label} {line}"), ok)
         }
         Applied::Fill { path, journal_id } => {
             let line = Undo::RemoveFile { path: path.clone() }.perform();

@@ -73,6 +73,11 @@ pub struct RehearsalStep {
     #[serde(default)]
     #[schemars(with = "Vec<ExpectedAlert>")]
     pub alerts: Vec<Spanned<ExpectedAlert>>,
+    /// The golden set judges the regression too (the quality step's dataset, request,
+    /// assertions and paired judge, asked of both arms while the regression is in): a
+    /// regression that answers 200 with wrong answers is caught only this way.
+    #[serde(default)]
+    pub quality: bool,
 }
 
 /// An availability SLI read from the candidate's metrics endpoint: 1 − bad / total, over the
@@ -166,6 +171,13 @@ impl Section for RehearsalStep {
                 );
             }
         }
+        if self.quality && cx.spec.steps.quality.is_none() {
+            p.key(
+                &format!("{AT}.quality"),
+                format!("{what}: `quality: true` asks the golden set to judge the regression, and `steps.quality` is missing"),
+                Some("add a `quality:` section (dataset, request, assertions), or remove `quality: true`".into()),
+            );
+        }
         let injects = self.error_rate.ratio() > 0.0
             || !self.latency.as_std().is_zero()
             || !self.faults.is_empty();
@@ -243,6 +255,16 @@ impl Section for RehearsalStep {
             .iter()
             .map(|f| f.value.resolve(&cx.host).map_err(|e| e.to_string()))
             .collect::<Result<_, _>>()?;
+        let quality = match (self.quality, &cx.spec.steps.quality) {
+            (false, _) => None,
+            (true, None) => {
+                return Err("`quality: true` needs the `quality` step's golden set".into());
+            }
+            (true, Some(section)) => match section.plan(cx, seed)? {
+                StepPlan::Quality(plan) => Some(plan),
+                _ => None,
+            },
+        };
         let mut plan = RehearsalPlan {
             meta: StepMeta::new(
                 StepName::RollbackRehearsal,
@@ -264,6 +286,7 @@ impl Section for RehearsalStep {
                 requests: s.requests,
             }),
             alerts: self.alerts.iter().map(|a| a.value.clone()).collect(),
+            quality,
             canary,
             seed: seed.of(StepName::RollbackRehearsal),
         };
@@ -304,6 +327,8 @@ pub struct RehearsalPlan {
     pub faults: Vec<TargetedFault>,
     pub sli: Option<Sli>,
     pub alerts: Vec<ExpectedAlert>,
+    /// The golden set that judges the regression too (`quality: true`).
+    pub quality: Option<crate::steps::quality::QualityPlan>,
     /// The canary whose judges must catch the regression.
     pub canary: CanaryPlan,
     pub seed: Seed,

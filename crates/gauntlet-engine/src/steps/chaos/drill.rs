@@ -403,7 +403,7 @@ impl<'a> Drill<'a> {
             Outcome::Inconclusive,
             format!("a fault could not be applied: {error}"),
         ));
-        self.checks.push(self.undone_check(undone));
+        self.push_undone(undone);
         self.note("end", "stopped: a fault could not be applied");
         self.end(Outcome::Inconclusive, &marks(during), Times::default())
     }
@@ -446,7 +446,7 @@ impl<'a> Drill<'a> {
         self.checks.extend(alerts);
         let after = self.after_check(&settled, undone.at);
         self.checks.push(after);
-        self.checks.push(self.undone_check(&undone));
+        self.push_undone(&undone);
         let worst = worst(&self.checks);
         self.note("end", worst.as_str());
         let rounds: Vec<(Duration, bool)> = [&before, &observed.rounds, &settled.rounds]
@@ -593,10 +593,21 @@ impl<'a> Drill<'a> {
         }
     }
 
+    /// The undo's check: last when it passed, first when it failed (Chaos Toolkit's users
+    /// complain that a rollback that failed does not fail the experiment; here it does, and
+    /// it is the first thing a reader sees).
+    fn push_undone(&mut self, undone: &Undone) {
+        let check = self.undone_check(undone);
+        match check.outcome {
+            Outcome::Fail => self.checks.insert(0, check),
+            _ => self.checks.push(check),
+        }
+    }
+
     fn undone_check(&self, undone: &Undone) -> Check {
-        self.check_named("faults undone")
+        self.check_named(gauntlet_report::UNDONE_CHECK)
             .threshold(
-                "every fault out and verified (proxy clear, process running, file identical, fill removed)",
+                "every fault out and verified (proxy clear, process running, file identical, fill removed, undo call succeeded)",
             )
             .outcome(
                 if undone.ok {

@@ -114,4 +114,109 @@ steps:
         let recovered = output.measurements["chaos.d.time_to_recover"];
         assert!((0.4..=1.0).contains(&recovered), "{recovered}");
     }
+
+    /// A drill whose fault is an action on a file in `dir` (in with one command, out with
+    /// another, verified by a third), seen by a side-effect probe while it is in.
+    async fn action_drill(dir: &std::path::Path, undo: &str) -> (StepOutput, Harness) {
+        let state = dir.join("state");
+        let state = state.display();
+        let spec = format!(
+            "schema_version: 1
+service: {{name: s, version: '2'}}
+targets:
+  candidate: {{url: '{{candidate}}'}}
+traffic: {{rate: 1/s, requests: [{{path: /}}]}}
+steps:
+  chaos:
+    interval: 50ms
+    steady_state:
+      before: 100ms
+      after: 1s
+      probes: [{{name: up, http: {{path: /, status: [200]}}}}]
+    drills:
+      - name: d
+        duration: 300ms
+        faults:
+          - kind: action
+            apply: {{command: [sh, -c, 'echo in > {state}'], timeout: 5s}}
+            undo: {undo}
+            verify: {{command: [sh, -c, 'test ! -e {state}']}}
+        side_effects:
+          - {{name: flag-set, command: {{run: [test, -e, '{state}']}}}}
+"
+        );
+        let system = FakeSystem::start(|_| (200, Duration::from_millis(1))).await;
+        let harness = Harness::new(&spec, &system, None);
+        let output = harness.step(StepName::Chaos).run(&harness.ctx).await;
+        (output, harness)
+    }
+
+    #[tokio::test]
+    async fn an_action_goes_in_and_comes_out_through_its_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let undo = format!(
+            "{{command: [rm, '{}']}}",
+            dir.path().join("state").display()
+        );
+        let (output, harness) = action_drill(dir.path(), &undo).await;
+        let failed = output.not_passed();
+        assert!(failed.is_empty(), "{failed:#?}");
+        assert!(output.check("d: side effect flag-set").outcome.is_pass());
+        assert!(!dir.path().join("state").exists(), "the undo removed it");
+        let undone = &output.check("d: faults undone").reason;
+        assert!(undone.contains("verified"), "{undone}");
+        let journal = harness.ctx.journal.lock().unwrap();
+        assert_eq!(journal.pending().count(), 0, "the undo closed its entry");
+    }
+
+    #[tokio::test]
+    async fn an_undo_that_fails_fails_the_drill_first_and_stays_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (output, harness) = action_drill(dir.path(), "{command: ['false']}").await;
+        let first = &output.checks[0];
+        assert_eq!(first.name, "d: faults undone", "{:#?}", output.checks);
+        assert_eq!(first.outcome, Outcome::Fail);
+        assert!(first.reason.contains("FAILED"), "{}", first.reason);
+        assert_eq!(output.drills[0].outcome, Outcome::Fail);
+        // The run's cleanup makes the undo again (and `gauntlet recover` would).
+        let mut journal = harness.ctx.journal.lock().unwrap();
+        assert_eq!(journal.pending().count(), 1);
+        let again = journal.undo_calls();
+        assert!(again[0].contains("could NOT undo"), "{again:?}");
+        assert_eq!(journal.pending().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_apply_that_fails_is_undone_and_the_drill_proves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("undone");
+        let spec = format!(
+            "schema_version: 1
+service: {{name: s, version: '2'}}
+targets:
+  candidate: {{url: '{{candidate}}'}}
+traffic: {{rate: 1/s, requests: [{{path: /}}]}}
+steps:
+  chaos:
+    steady_state:
+      before: 100ms
+      probes: [{{name: up, http: {{path: /, status: [200]}}}}]
+    drills:
+      - name: d
+        duration: 300ms
+        faults:
+          - kind: action
+            apply: {{http: {{path: /flags, status: [204]}}}}
+            undo: {{command: [touch, '{}']}}
+",
+            marker.display()
+        );
+        let system = FakeSystem::start(|_| (200, Duration::from_millis(1))).await;
+        let harness = Harness::new(&spec, &system, None);
+        let output = harness.step(StepName::Chaos).run(&harness.ctx).await;
+        let hold = output.check("d: hold");
+        assert_eq!(hold.outcome, Outcome::Inconclusive);
+        assert!(hold.reason.contains("answered 200"), "{}", hold.reason);
+        assert!(marker.exists(), "a failed apply is undone at once");
+    }
 }

@@ -95,6 +95,30 @@ async fn gate(ctx: &RunContext, plan: &QualityPlan) -> StepOutput {
     out
 }
 
+/// The golden set as a detector (the rollback rehearsal's `quality: true`): asked of both
+/// arms in the gate's order until the paired judge decides or the set or budget runs out.
+/// Returns its verdict, what it said (with the first item the candidate lost), and how many
+/// items it asked; `Err` when it cannot be asked at all.
+pub(crate) async fn detect(
+    ctx: &RunContext,
+    plan: &QualityPlan,
+) -> Result<(Verdict, String, usize), String> {
+    let (items, baseline) = prepare(ctx, plan)?;
+    let scorer = Scorer::new(plan)?;
+    let paired = Paired::new(plan.delta, plan.alpha, plan.beta).map_err(|e| e.to_string())?;
+    let order = shuffled(items.len(), plan.seed);
+    let (judge, pairs) = judge(ctx, plan, (&items, &order), (&baseline, &scorer), paired).await;
+    let mut said = format!("golden set: {}", judge.explain());
+    if let Some(first) = pairs.iter().find(|p| p.baseline.pass && !p.candidate.pass) {
+        let why = first.candidate.why.as_deref().unwrap_or("failed");
+        said.push_str(&format!(
+            "; e.g. `{}`: the candidate's answer {why}",
+            items[first.index].input
+        ));
+    }
+    Ok((judge.verdict(), said, pairs.len()))
+}
+
 /// The golden set and the baseline's URL, or why the gate cannot run.
 fn prepare(ctx: &RunContext, plan: &QualityPlan) -> Result<(Vec<Item>, String), String> {
     let baseline = ctx

@@ -49,8 +49,9 @@ async fn run(ctx: &RunContext, plan: &RehearsalPlan) -> StepOutput {
         Err(why) => return checks.not_run(why).into(),
     };
     if let Err(why) = rehearsal.inject().await {
-        rehearsal.stop().await;
-        return checks.not_run(why).into();
+        let mut not_run = checks.not_run(why);
+        rehearsal.stop(&mut not_run).await;
+        return not_run.into();
     }
     let detection = rehearsal.detect().await;
     let sli = rehearsal.read_sli().await;
@@ -112,12 +113,16 @@ struct InProgress<'a> {
     load: RunningLoad,
     sli: Option<SliReading>,
     applied: Vec<Applied>,
+    /// Each real fault's undo: what was done, and whether it was verified.
+    undone: Vec<(String, bool)>,
     injected: Instant,
     seen: Vec<Observation>,
     /// What it measured so far (its checks come at the end).
     output: StepOutput,
     /// When the judges decided to roll back.
     decided: Instant,
+    /// What the golden set said (`quality: true`): its verdict and explanation.
+    quality: Option<(Verdict, String)>,
 }
 
 impl<'a> InProgress<'a> {
@@ -167,9 +172,11 @@ impl<'a> InProgress<'a> {
             load,
             sli,
             applied: Vec::new(),
+            undone: Vec::new(),
             injected: Instant::now(),
             seen: Vec::new(),
             decided: Instant::now(),
+            quality: None,
             output: StepOutput::default(),
         })
     }
@@ -211,13 +218,36 @@ impl<'a> InProgress<'a> {
         Ok(())
     }
 
-    /// Detect: every outcome to the judges until they reject, or the bound runs out.
-    /// Returns how long after the injection they rejected.
+    /// Detect: every outcome to the judges until they reject, or the bound runs out; with
+    /// `quality: true` the golden set is asked of both arms meanwhile, and its judge's reject
+    /// counts too. Returns how long after the injection they rejected.
     async fn detect(&mut self) -> Option<Duration> {
         let deadline = tokio::time::Instant::now() + self.plan.detect_within.as_std();
+        let (ctx, golden) = (self.ctx, self.plan.quality.as_ref());
+        let asking = async move {
+            match golden {
+                Some(plan) => super::quality::detect(ctx, plan).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(asking);
+        let mut asked = golden.is_none();
         loop {
             let next = tokio::select! {
                 next = self.observations.recv() => next,
+                said = &mut asking, if !asked => {
+                    asked = true;
+                    let (verdict, said) = match said {
+                        Ok((verdict, said, items)) => (verdict, format!("{said} ({items} items)")),
+                        Err(why) => (Verdict::Continue, format!("the golden set could not be asked: {why}")),
+                    };
+                    self.event("golden-set", said.clone());
+                    self.quality = Some((verdict, said));
+                    if verdict == Verdict::Reject {
+                        return Some(self.injected.elapsed());
+                    }
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline) => return None,
             };
             let observation = next?;
@@ -244,7 +274,15 @@ impl<'a> InProgress<'a> {
     async fn undetected(mut self, checks: Checks, sli: Option<Check>) -> StepOutput {
         self.remove_regression("regression removed; it was never detected")
             .await;
-        let explained: Vec<String> = self.panel.seats.iter().map(|s| s.judge.explain()).collect();
+        let mut explained: Vec<String> =
+            self.panel.seats.iter().map(|s| s.judge.explain()).collect();
+        match &self.quality {
+            Some((_, said)) => explained.push(said.clone()),
+            None if self.plan.quality.is_some() => {
+                explained.push("the golden set had not decided".into())
+            }
+            None => {}
+        }
         let mut done = vec![
             checks.detected.samples(self.seen.len() as u64).outcome(
                 Outcome::Fail,
@@ -267,13 +305,16 @@ impl<'a> InProgress<'a> {
 
     /// What the deciding judges said, when they rejected.
     fn detected_check(&self, checks: &Checks, after: Duration) -> Check {
-        let deciding: Vec<String> = self
+        let mut deciding: Vec<String> = self
             .panel
             .seats
             .iter()
             .filter(|s| !s.dry_run && s.judge.verdict() == Verdict::Reject)
             .map(|s| s.judge.explain())
             .collect();
+        if let Some((Verdict::Reject, said)) = &self.quality {
+            deciding.push(said.clone());
+        }
         self.event(
             "detected",
             format!("after {:.2}s: {}", after.as_secs_f64(), deciding.join("; ")),
@@ -377,12 +418,37 @@ impl<'a> InProgress<'a> {
     /// The split's fault off, the real faults out (newest first), the load stopped.
     async fn remove_regression(&mut self, why: &str) {
         self.split.set_fault(None);
-        while let Some(done) = self.applied.pop() {
-            let (line, _) = inject::undo(self.ctx, done).await;
-            self.event("fault-removed", line);
-        }
+        self.undo_faults().await;
         self.load.stop();
         self.event("fault-removed", why);
+    }
+
+    /// The real faults out, newest first, each undo kept for the `faults undone` check.
+    async fn undo_faults(&mut self) {
+        while let Some(done) = self.applied.pop() {
+            let (line, ok) = inject::undo(self.ctx, done).await;
+            self.event("fault-removed", line.clone());
+            self.undone.push((line, ok));
+        }
+    }
+
+    /// With real faults: whether each came out (first among the checks when one did not).
+    fn undone_check(&self, checks: &mut Vec<Check>) {
+        if self.undone.is_empty() {
+            return;
+        }
+        let ok = self.undone.iter().all(|(_, ok)| *ok);
+        let lines: Vec<&str> = self.undone.iter().map(|(l, _)| l.as_str()).collect();
+        let check = Check::new(STEP, gauntlet_report::UNDONE_CHECK, self.severity)
+            .threshold("every real fault out and verified")
+            .outcome(
+                if ok { Outcome::Pass } else { Outcome::Fail },
+                lines.join("; "),
+            );
+        match ok {
+            true => checks.push(check),
+            false => checks.insert(0, check),
+        }
     }
 
     /// What the judges saw, and each one's trajectory, as the checks' evidence.
@@ -408,12 +474,10 @@ impl<'a> InProgress<'a> {
         }
     }
 
-    /// Stops everything early (the faults that went in come out).
-    async fn stop(mut self) {
-        while let Some(done) = self.applied.pop() {
-            let (line, _) = inject::undo(self.ctx, done).await;
-            self.event("fault-removed", line);
-        }
+    /// Stops everything early (the faults that went in come out, their undo checked).
+    async fn stop(mut self, checks: &mut Vec<Check>) {
+        self.undo_faults().await;
+        self.undone_check(checks);
         self.load.stop();
         self.load.finish().await;
     }
@@ -421,7 +485,8 @@ impl<'a> InProgress<'a> {
     /// The load's end, then the alerts the regression must have raised: waited for once
     /// the rollback and recovery are done (an alert that fires as the rollback happens is
     /// still the page someone gets).
-    async fn finish(mut self, checks: Vec<Check>) -> StepOutput {
+    async fn finish(mut self, mut checks: Vec<Check>) -> StepOutput {
+        self.undone_check(&mut checks);
         self.load.finish().await;
         let expected: Vec<_> = self.plan.alerts.iter().collect();
         let (alerts, arrivals) =
