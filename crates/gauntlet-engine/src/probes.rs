@@ -118,7 +118,7 @@ async fn http_probe(
     }
     let cost_ok = match http.max_cost {
         Some(cap) => {
-            let (ok, said) = within_cost(&answer.body, usage, cap);
+            let (ok, said) = within_cost(&answer, usage, cap);
             detail.push_str(&format!(" ({said})"));
             ok
         }
@@ -128,19 +128,28 @@ async fn http_probe(
 }
 
 /// Whether an answer's cost is under the cap, and what it cost: an answer whose cost cannot
-/// be read (no usage, a model without a price) is not shown to be under it.
-fn within_cost(body: &[u8], usage: Option<&Usage>, cap: f64) -> (bool, String) {
+/// be read (no usage, a model without a price) is not shown to be under it, nor is one whose
+/// stated cost (the spec's `cost_header`) disagrees with its tokens.
+fn within_cost(answer: &gauntlet_net::Response, usage: Option<&Usage>, cap: f64) -> (bool, String) {
     let Some(usage) = usage else {
         return (false, "no prices to cost the answer with".into());
     };
-    let read = serde_json::from_slice::<serde_json::Value>(body)
+    let read = serde_json::from_slice::<serde_json::Value>(&answer.body)
         .map_err(|_| "the answer is not JSON".to_string())
         .and_then(|body| usage.of(&body));
+    let stated = usage
+        .cost_header
+        .as_deref()
+        .and_then(|h| answer.headers.get(h))
+        .map(|v| v.to_str().unwrap_or("(not text)"));
     match read {
-        Ok((tokens, Some(cost))) => (
-            cost <= cap,
-            format!("{tokens} tokens cost {cost:.6}, cap {cap:.6}"),
-        ),
+        Ok((tokens, Some(priced))) => match usage.cross_check(stated, priced) {
+            Ok(cost) => (
+                cost <= cap,
+                format!("{tokens} tokens cost {cost:.6}, cap {cap:.6}"),
+            ),
+            Err(why) => (false, why),
+        },
         Ok((tokens, None)) => (
             false,
             format!("{tokens} tokens from a model without a price"),
@@ -250,32 +259,56 @@ mod tests {
 #[cfg(test)]
 mod cost {
     use super::within_cost;
-    use gauntlet_spec::{Price, Usage};
+    use gauntlet_spec::Usage;
 
     fn usage() -> Usage {
         serde_json::from_value(serde_json::json!({
-            "prices": {"small": {"prompt": 1.0, "completion": 2.0}}
+            "prices": {"small": {"prompt": 1.0, "completion": 2.0}},
+            "cost_header": "x-request-cost"
         }))
         .unwrap()
     }
 
+    fn answer(body: &[u8], stated: Option<&str>) -> gauntlet_net::Response {
+        let mut headers = hyper::HeaderMap::new();
+        if let Some(cost) = stated {
+            headers.insert("x-request-cost", cost.parse().unwrap());
+        }
+        gauntlet_net::Response {
+            status: 200,
+            headers,
+            body: bytes::Bytes::copy_from_slice(body),
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+
+    const BODY: &[u8] =
+        br#"{"model": "small", "usage": {"prompt_tokens": 1000, "completion_tokens": 500}}"#;
+
     #[test]
     fn an_answer_is_priced_and_held_under_the_cap() {
-        let body =
-            br#"{"model": "small", "usage": {"prompt_tokens": 1000, "completion_tokens": 500}}"#;
         // 1000 x 1.0 + 500 x 2.0 per million tokens: 0.002.
-        assert!(within_cost(body, Some(&usage()), 0.002).0);
-        assert!(!within_cost(body, Some(&usage()), 0.0019).0);
+        assert!(within_cost(&answer(BODY, None), Some(&usage()), 0.002).0);
+        assert!(!within_cost(&answer(BODY, None), Some(&usage()), 0.0019).0);
         // What cannot be priced is not shown to be under the cap.
         let unknown =
             br#"{"model": "large", "usage": {"prompt_tokens": 1, "completion_tokens": 1}}"#;
-        assert!(!within_cost(unknown, Some(&usage()), 1.0).0);
-        assert!(!within_cost(b"{}", Some(&usage()), 1.0).0);
-        assert!(!within_cost(b"not json", Some(&usage()), 1.0).0);
-        assert!(!within_cost(body, None, 1.0).0);
-        let _ = Price {
-            prompt: 0.0,
-            completion: 0.0,
-        };
+        assert!(!within_cost(&answer(unknown, None), Some(&usage()), 1.0).0);
+        assert!(!within_cost(&answer(b"{}", None), Some(&usage()), 1.0).0);
+        assert!(!within_cost(&answer(b"not json", None), Some(&usage()), 1.0).0);
+        assert!(!within_cost(&answer(BODY, None), None, 1.0).0);
+    }
+
+    #[test]
+    fn a_stated_cost_must_agree_with_the_tokens() {
+        let ok = within_cost(&answer(BODY, Some("0.00201")), Some(&usage()), 0.0021);
+        assert!(ok.0, "{}", ok.1);
+        // The cap holds to the larger of the two.
+        assert!(!within_cost(&answer(BODY, Some("0.00201")), Some(&usage()), 0.002).0);
+        for stated in ["0.0001", "0.004", "free", "-1", "NaN"] {
+            let (ok, said) = within_cost(&answer(BODY, Some(stated)), Some(&usage()), 1.0);
+            assert!(!ok, "{stated}: {said}");
+            assert!(said.contains("x-request-cost"), "{said}");
+        }
     }
 }

@@ -51,6 +51,7 @@ impl Outgoing {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub elapsed: Duration,
 }
@@ -129,7 +130,8 @@ impl HttpClient {
                 .await
                 .map_err(|e| NetError::Connect(error_chain(&e)))?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), self.body_limit)
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, self.body_limit)
                 .collect()
                 .await
                 .map(|collected| collected.to_bytes())
@@ -141,6 +143,7 @@ impl HttpClient {
                 });
             Ok::<_, NetError>(Response {
                 status,
+                headers: parts.headers,
                 body,
                 elapsed: started.elapsed(),
             })

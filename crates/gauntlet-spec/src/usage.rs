@@ -19,6 +19,11 @@ pub struct Usage {
     pub completion_tokens: String,
     #[serde(default = "model")]
     pub model: String,
+    /// A response header in which the service states an answer's cost itself (e.g.
+    /// `x-request-cost`): when an answer carries it, it must agree with its tokens at the
+    /// spec's prices (within 1%), and a cost cap holds to the larger of the two.
+    #[serde(default)]
+    pub cost_header: Option<String>,
     /// Price per million tokens, by model name: `{demo-small: {prompt: 0.15, completion: 0.6}}`
     /// (any currency; reports say "per request" in the same one).
     #[serde(default)]
@@ -91,5 +96,26 @@ impl Usage {
             (prompt as f64 * price.prompt + completion as f64 * price.completion) / 1e6
         });
         Ok((prompt + completion, cost))
+    }
+
+    /// The cost an answer states in `cost_header` checked against its tokens' cost: the
+    /// cost to hold to a cap (the larger), or why they disagree. `None` stated: the tokens'.
+    pub fn cross_check(&self, stated: Option<&str>, priced: f64) -> Result<f64, String> {
+        let (Some(header), Some(stated)) = (&self.cost_header, stated) else {
+            return Ok(priced);
+        };
+        let said: f64 = stated
+            .trim()
+            .parse()
+            .ok()
+            .filter(|c: &f64| c.is_finite() && *c >= 0.0)
+            .ok_or_else(|| format!("`{header}: {stated}` is not a cost"))?;
+        let tolerance = priced.max(said) * 0.01 + 1e-12;
+        if (said - priced).abs() > tolerance {
+            return Err(format!(
+                "`{header}` says {said:.6}, but its tokens at the spec's prices cost {priced:.6}"
+            ));
+        }
+        Ok(said.max(priced))
     }
 }

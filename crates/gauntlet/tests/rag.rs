@@ -124,32 +124,38 @@ fn a_knob_of_the_other_demo_is_invalid_input() {
 }
 
 /// A failover to the expensive provider that costs more per answer than the probe's cap
-/// breaks the drill's steady state, the cost named.
+/// breaks the drill's steady state, the cost named; so does one whose cost, as the service
+/// states it (`x-answer-cost`), disagrees with its tokens at the spec's prices.
 #[test]
-fn a_failover_over_the_cost_cap_breaks_the_drill() {
-    let _turn = heavy_turn();
-    let s = Scratch::new();
-    let spec = include_str!("../../../examples/rag/gauntlet.yaml")
-        .replace("max_cost: 0.001 ", "max_cost: 0.0001 ");
-    assert!(spec.contains("max_cost: 0.0001 "));
-    s.write("gauntlet.yaml", &spec);
-    s.write(
-        "corpus.jsonl",
-        include_str!("../../../examples/rag/corpus.jsonl"),
-    );
-    s.write(
-        "prompts/rag-system.txt",
-        include_str!("../../../examples/rag/prompts/rag-system.txt"),
-    );
-    let out = s.run(&["chaos", "gauntlet.yaml", "--drill", "provider-throttled"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let report = report(&s.run_dirs().pop().unwrap());
-    let hold = check(&report, "chaos.provider-throttled: hold");
-    assert_eq!(hold["outcome"], "fail");
-    assert!(
-        hold["reason"].as_str().unwrap().contains("cap 0.000100"),
-        "{hold}"
-    );
+fn a_failover_over_the_cost_cap_or_misbilled_breaks_the_drill() {
+    let spec = include_str!("../../../examples/rag/gauntlet.yaml");
+    for (from, to, says) in [
+        ("max_cost: 0.001 ", "max_cost: 0.0001 ", "cap 0.000100"),
+        (
+            "demo-large: {prompt: 2.50, completion: 10.00}",
+            "demo-large: {prompt: 1.00, completion: 4.00}",
+            "`x-answer-cost` says",
+        ),
+    ] {
+        let _turn = heavy_turn();
+        let s = Scratch::new();
+        assert!(spec.contains(from), "{from}");
+        s.write("gauntlet.yaml", &spec.replace(from, to));
+        s.write(
+            "corpus.jsonl",
+            include_str!("../../../examples/rag/corpus.jsonl"),
+        );
+        s.write(
+            "prompts/rag-system.txt",
+            include_str!("../../../examples/rag/prompts/rag-system.txt"),
+        );
+        let out = s.run(&["chaos", "gauntlet.yaml", "--drill", "provider-throttled"]);
+        assert_eq!(out.status.code(), Some(1), "{to}: {}", text(&out.stderr));
+        let report = report(&s.run_dirs().pop().unwrap());
+        let hold = check(&report, "chaos.provider-throttled: hold");
+        assert_eq!(hold["outcome"], "fail", "{to}");
+        assert!(hold["reason"].as_str().unwrap().contains(says), "{hold}");
+    }
 }
 
 /// With a real Prometheus and Alertmanager (`demo rag --prometheus`), the failover to the

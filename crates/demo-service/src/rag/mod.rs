@@ -257,7 +257,28 @@ async fn answer(state: &State, request: &ServedRequest) -> Reply {
     if cached && !degraded {
         cache_put(state, &key, &body).await;
     }
-    json(StatusCode::OK, &body)
+    let mut response = json(StatusCode::OK, &body);
+    if let Some(cost) = cost_of(&completion)
+        && let Ok(value) = hyper::header::HeaderValue::from_str(&format!("{cost:.9}"))
+    {
+        response.headers_mut().insert("x-answer-cost", value);
+    }
+    response
+}
+
+/// What a fresh answer cost, by the providers' price list (per million tokens), as the
+/// service bills it: stated in `x-answer-cost` (a cached answer costs nothing new).
+fn cost_of(completion: &serde_json::Value) -> Option<f64> {
+    let (prompt, completion_price) = match completion["model"].as_str()? {
+        "demo-small" => (0.15, 0.60),
+        "demo-large" => (2.50, 10.00),
+        _ => return None,
+    };
+    let usage = &completion["usage"];
+    let tokens = |name: &str| usage[name].as_u64().map(|n| n as f64);
+    Some(
+        (tokens("prompt_tokens")? * prompt + tokens("completion_tokens")? * completion_price) / 1e6,
+    )
 }
 
 /// The documents for a question (none with retrieval switched or knocked off; the best one

@@ -89,7 +89,7 @@ impl Scorer {
             Err(why) => return Scored::fail(response.body_text(), why),
         };
         let body: Option<serde_json::Value> = serde_json::from_slice(&response.body).ok();
-        let (tokens, cost) = self.usage_of(body.as_ref());
+        let (tokens, cost) = self.usage_of(body.as_ref(), response);
         let mut scored = Scored {
             pass: true,
             answer,
@@ -116,12 +116,26 @@ impl Scorer {
     }
 
     /// The tokens an answer says it used, and their cost by the price of the model that
-    /// answered (none when the model has no price).
-    fn usage_of(&self, body: Option<&serde_json::Value>) -> (Option<u64>, Option<f64>) {
-        match (&self.usage, body) {
-            (Some(usage), Some(body)) => usage.of(body).map_or((None, None), |(t, c)| (Some(t), c)),
-            _ => (None, None),
-        }
+    /// answered (none when the model has no price, or when the cost the answer states in
+    /// the spec's `cost_header` disagrees with it: a cost that cannot be trusted is unknown).
+    fn usage_of(
+        &self,
+        body: Option<&serde_json::Value>,
+        response: &Response,
+    ) -> (Option<u64>, Option<f64>) {
+        let (Some(usage), Some(body)) = (&self.usage, body) else {
+            return (None, None);
+        };
+        let Ok((tokens, priced)) = usage.of(body) else {
+            return (None, None);
+        };
+        let stated = usage
+            .cost_header
+            .as_deref()
+            .and_then(|h| response.headers.get(h))
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        let cost = priced.and_then(|p| usage.cross_check(stated, p).ok());
+        (Some(tokens), cost)
     }
 }
 
