@@ -463,7 +463,10 @@ async fn quote(state: &State) -> Reply {
         } else {
             PROVIDER_TIMEOUT
         };
-        match fetch_quote(state, url, timeout).await {
+        match fetch_quote(state, url, timeout)
+            .await
+            .and_then(|body| fresh(state, body))
+        {
             Ok(body) => {
                 state.metrics.dependency(name, "ok");
                 return json(
@@ -490,6 +493,38 @@ async fn quote(state: &State) -> Reply {
         }
     }
     reply(StatusCode::BAD_GATEWAY, "no provider answered\n")
+}
+
+/// How far a quote's `issued_at` (by its provider's clock) may be from this clock: clocks
+/// in a fleet drift, and a quote is good for minutes.
+const CLOCK_LEEWAY: Duration = Duration::from_secs(60);
+
+/// The quote, if it was issued within the leeway of this clock (a quote without a time is
+/// taken as it is).
+fn fresh(
+    state: &State,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, (String, Option<Duration>)> {
+    let Some(issued) = body["issued_at"].as_u64() else {
+        return Ok(body);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let leeway = match state.has(|d| *d == Defect::NoClockLeeway) {
+        true => Duration::from_secs(2),
+        false => CLOCK_LEEWAY,
+    };
+    match now.abs_diff(issued) > leeway.as_secs() {
+        true => Err((
+            format!(
+                "quote issued {}s from this clock",
+                now as i64 - issued as i64
+            ),
+            None,
+        )),
+        false => Ok(body),
+    }
 }
 
 /// A quote, or why not and how long the provider asked to be left alone (Retry-After).

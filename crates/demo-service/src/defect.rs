@@ -17,11 +17,14 @@ pub enum Defect {
     NoRateLimit,
     /// `corrupt-data`: skip the data file's integrity check.
     CorruptData,
+    /// `no-clock-leeway`: refuse a quote issued more than 2 s from this clock (instead of
+    /// a minute), so a provider whose clock is slightly off is taken for a broken one.
+    NoClockLeeway,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown defect `{0}`: expected errors=N%, latency=+Nms, no-failover, auth-bypass, no-rate-limit or corrupt-data"
+    "unknown defect `{0}`: expected errors=N%, latency=+Nms, no-failover, auth-bypass, no-rate-limit, corrupt-data or no-clock-leeway"
 )]
 pub struct DefectParseError(pub String);
 
@@ -34,6 +37,7 @@ impl FromStr for Defect {
             "auth-bypass" => Defect::AuthBypass,
             "no-rate-limit" => Defect::NoRateLimit,
             "corrupt-data" => Defect::CorruptData,
+            "no-clock-leeway" => Defect::NoClockLeeway,
             other => {
                 if let Some(share) = other.strip_prefix("errors=") {
                     let percent: f64 = share

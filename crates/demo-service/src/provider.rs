@@ -24,9 +24,14 @@ pub async fn run_provider(config: ProviderConfig) -> std::io::Result<()> {
                 "/healthz" => reply(StatusCode::OK, "ok\n"),
                 "/quote" => {
                     let n = served.fetch_add(1, Ordering::Relaxed) + 1;
+                    // When the quote was made, by this provider's clock: the shop refuses
+                    // quotes too far from its own (stale, or from the future).
+                    let issued_at = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_secs());
                     json(
                         StatusCode::OK,
-                        &serde_json::json!({"provider": name, "price_cents": 1000 + (n % 7), "served": n}),
+                        &serde_json::json!({"provider": name, "price_cents": 1000 + (n % 7), "served": n, "issued_at": issued_at}),
                     )
                 }
                 "/metrics" => reply(

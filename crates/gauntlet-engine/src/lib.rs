@@ -30,6 +30,7 @@ pub mod trust;
 
 pub use context::{JudgeState, Observer, RunContext, Silent, StageState, now_rfc3339};
 pub use decision::{SETUP_STEP, decide};
+pub use faults::clock::library as libfaketime;
 pub use identity::ProcessIdentity;
 pub use run::{
     EngineError, Recovered, RunOptions, RunOutcome, new_run_id, reap_abandoned, recover_runs, run,

@@ -80,6 +80,8 @@ struct Launched {
     run_dir: PathBuf,
     /// The loopback port it was given (`{port}`).
     port: Option<u16>,
+    /// Runs under libfaketime with its clock this many seconds off (a clock skew drill).
+    clock: Option<(PathBuf, i64)>,
 }
 
 /// Values for `{placeholders}` known so far.
@@ -146,6 +148,26 @@ impl Supervisor {
             .unwrap_or_else(|e| e.into_inner())
             .done(id);
         Some(format!("stopped {name} ({status})"))
+    }
+
+    /// Stops a started system and starts it again the same way, its clock `seconds` off
+    /// under the libfaketime at `library` (or, with `None`, on the host's clock again).
+    pub fn restart_with_clock(
+        &mut self,
+        name: &str,
+        clock: Option<(PathBuf, i64)>,
+    ) -> Result<Endpoint, LaunchError> {
+        let launched = self
+            .launched
+            .get_mut(name)
+            .ok_or_else(|| LaunchError::Setup {
+                name: name.to_string(),
+                message: "gauntlet did not start it, so it cannot start it again".into(),
+            })?;
+        launched.clock = clock;
+        let launched = launched.clone();
+        self.stop(name);
+        self.start(&launched)
     }
 
     /// Starts a system again with the same command, port and environment; `dir` moves it to
@@ -238,6 +260,7 @@ impl Supervisor {
             values,
             run_dir: run_dir.to_path_buf(),
             port,
+            clock: None,
         };
         let endpoint = self.start(&launched)?;
         self.launched.insert(name.to_string(), launched);
@@ -254,6 +277,7 @@ impl Supervisor {
             values,
             run_dir,
             port,
+            clock,
         } = launched;
         let name = launch.name.as_str();
         let setup = |message: String| LaunchError::Setup {
@@ -285,11 +309,17 @@ impl Supervisor {
         let log_err = log
             .try_clone()
             .map_err(|e| setup(format!("cannot share the log file: {e}")))?;
-        let set: BTreeMap<String, String> = launch
+        let mut set: BTreeMap<String, String> = launch
             .env
             .iter()
             .map(|(k, v)| (k.clone(), substitute(v, values)))
             .collect();
+        if let Some((library, seconds)) = clock {
+            // Both of its clocks move: libfaketime's monotonic exemption breaks absolute
+            // sleeps, and a constant offset on the monotonic clock changes no interval.
+            set.insert("LD_PRELOAD".into(), library.display().to_string());
+            set.insert("FAKETIME".into(), format!("{seconds:+}"));
+        }
         let pass = launch.pass_env.iter().map(String::as_str);
         let mut cmd = Command::new(program);
         // Built, not inherited: gauntlet's secrets never reach the system under test.

@@ -57,6 +57,9 @@ pub enum FaultType {
     /// Action: make the `apply` call when the fault goes in and the `undo` call when it
     /// comes out (purge a cache, flip a flag, raise a price, scale something to zero).
     Action,
+    /// Process: the target runs with its clock `skew` ahead (`+`) or behind (`-`): gauntlet
+    /// starts it again under libfaketime, and again without when the fault comes out.
+    ClockSkew,
 }
 
 impl FaultType {
@@ -171,6 +174,70 @@ pub struct FaultSpec {
     /// A call made after the undo that must succeed too: the proof it took (action).
     #[serde(default)]
     pub verify: Option<Call>,
+    /// How far the target's clock runs ahead (`+90s`) or behind (`-5m`) (clock_skew).
+    #[serde(default)]
+    pub skew: Option<Skew>,
+}
+
+/// A clock offset: `+90s` (ahead), `-5m` (behind), in whole seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skew {
+    pub behind: bool,
+    pub by: Duration,
+}
+
+impl Skew {
+    /// Signed whole seconds: what libfaketime's `FAKETIME` takes.
+    pub fn seconds(self) -> i64 {
+        let s = i64::try_from(self.by.as_std().as_secs()).unwrap_or(i64::MAX);
+        if self.behind { -s } else { s }
+    }
+}
+
+impl std::fmt::Display for Skew {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", if self.behind { "-" } else { "+" }, self.by)
+    }
+}
+
+impl std::str::FromStr for Skew {
+    type Err = crate::units::UnitError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let text = text.trim();
+        let (behind, rest) = match text.as_bytes().first() {
+            Some(b'-') => (true, &text[1..]),
+            Some(b'+') => (false, &text[1..]),
+            _ => (false, text),
+        };
+        let by: Duration = rest.parse().map_err(|e: crate::units::UnitError| {
+            crate::units::UnitError(format!(
+                "invalid clock skew `{text}`: {}; write e.g. `+90s` or `-5m`",
+                e.0
+            ))
+        })?;
+        Ok(Skew { behind, by })
+    }
+}
+
+impl<'de> Deserialize<'de> for Skew {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|e: crate::units::UnitError| serde::de::Error::custom(e.0))
+    }
+}
+
+impl JsonSchema for Skew {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Skew".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": r"^\s*[+-]?\s*\d",
+            "description": "a clock offset: `+90s` (ahead) or `-5m` (behind), whole seconds",
+        })
+    }
 }
 
 fn candidate() -> String {
@@ -194,6 +261,7 @@ impl FaultSpec {
             FaultType::Disk => (&["size"], &["path"]),
             FaultType::Corrupt => (&["file"], &["bytes"]),
             FaultType::Action => (&["apply", "undo"], &["verify"]),
+            FaultType::ClockSkew => (&["skew"], &[]),
         }
     }
 
@@ -221,6 +289,7 @@ impl FaultSpec {
         note(self.apply.is_some(), "apply");
         note(self.undo.is_some(), "undo");
         note(self.verify.is_some(), "verify");
+        note(self.skew.is_some(), "skew");
         given
     }
 }
@@ -265,11 +334,19 @@ impl FaultSpec {
                 );
             }
         }
-        let needs_process = matches!(self.kind, FaultType::Corrupt | FaultType::Disk)
-            || (self.kind == FaultType::Kill
-                && self.restart.unwrap_or_default() == Restart::Gauntlet);
+        let needs_process = matches!(
+            self.kind,
+            FaultType::Corrupt | FaultType::Disk | FaultType::ClockSkew
+        ) || (self.kind == FaultType::Kill
+            && self.restart.unwrap_or_default() == Restart::Gauntlet);
         if self.kind.is_proxy() || needs_process || self.kind == FaultType::Kill {
-            let instead = (!self.kind.is_proxy()).then_some(", or use a proxy fault");
+            let instead = match self.kind {
+                // A clock is shifted by preloading libfaketime into a process gauntlet starts.
+                FaultType::ClockSkew => Some(
+                    " (a clock skew runs the process under libfaketime, loaded through the command gauntlet starts; a running service's clock cannot be moved from outside)",
+                ),
+                kind => (!kind.is_proxy()).then_some(", or use a proxy fault"),
+            };
             let started = if needs_process {
                 instead.or(Some(""))
             } else {
@@ -387,6 +464,19 @@ impl FaultSpec {
                     p.count(&format!("{at}.size"), size.bytes(), 100 << 30);
                 }
             }
+            FaultType::ClockSkew => {
+                if let Some(skew) = self.skew {
+                    let by = skew.by.as_std();
+                    if by.is_zero() || by.subsec_nanos() != 0 {
+                        p.key(
+                            &format!("{at}.skew"),
+                            format!("a clock skew of `{skew}` is not a whole, non-zero number of seconds"),
+                            Some("e.g. `+90s` or `-5m`".into()),
+                        );
+                    }
+                    p.duration(&format!("{at}.skew"), skew.by, true, 365 * 24 * 60 * MINUTE);
+                }
+            }
             _ => {}
         }
     }
@@ -411,6 +501,7 @@ impl FaultType {
             FaultType::Disk => "disk",
             FaultType::Corrupt => "corrupt",
             FaultType::Action => "action",
+            FaultType::ClockSkew => "clock_skew",
         }
     }
 
@@ -433,6 +524,7 @@ impl FaultType {
             Memory => "e.g. `{kind: memory, size: 256MiB}`",
             Disk => "e.g. `{kind: disk, size: 1GiB}`",
             Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
+            ClockSkew => "e.g. `{kind: clock_skew, target: payments, skew: -90s}`",
             Action => {
                 "e.g. `{kind: action, apply: {http: {path: /admin/flags, body: '{\"cache\": false}'}}, undo: {http: {path: /admin/flags, body: '{\"cache\": true}'}}}` (an action with nothing to put back: make `undo` the call that shows the system whole again)"
             }
@@ -511,6 +603,8 @@ pub enum FaultKind {
     Disk { bytes: u64, path: Option<String> },
     /// Flip `bytes` bytes of `file` in the system's directory, keeping the original.
     Corrupt { file: String, bytes: u64 },
+    /// Start the system again with its clock this many seconds ahead (negative: behind).
+    ClockSkew { seconds: i64 },
     /// Make `apply` now and `undo` when the fault comes out, then `verify`.
     Action {
         apply: Box<Call>,
@@ -543,6 +637,7 @@ impl FaultKind {
             FaultKind::Disk { .. } => FaultType::Disk,
             FaultKind::Corrupt { .. } => FaultType::Corrupt,
             FaultKind::Action { .. } => FaultType::Action,
+            FaultKind::ClockSkew { .. } => FaultType::ClockSkew,
         }
     }
 
@@ -651,7 +746,7 @@ pub struct TargetedFault {
 }
 
 impl FaultType {
-    pub const ALL: [FaultType; 15] = [
+    pub const ALL: [FaultType; 16] = [
         FaultType::Latency,
         FaultType::Bandwidth,
         FaultType::Reset,
@@ -667,6 +762,7 @@ impl FaultType {
         FaultType::Disk,
         FaultType::Corrupt,
         FaultType::Action,
+        FaultType::ClockSkew,
     ];
 }
 
@@ -724,6 +820,9 @@ impl FaultSpec {
             FaultType::Corrupt => FaultKind::Corrupt {
                 file: self.file.clone().ok_or_else(|| needs("file"))?,
                 bytes: self.bytes.unwrap_or(8),
+            },
+            FaultType::ClockSkew => FaultKind::ClockSkew {
+                seconds: self.skew.map(Skew::seconds).ok_or_else(|| needs("skew"))?,
             },
             FaultType::Action => FaultKind::Action {
                 apply: Box::new(self.apply.clone().ok_or_else(|| needs("apply"))?),

@@ -69,6 +69,7 @@ pub fn worst_case(spec: &Spec, steps: &[StepName]) -> Vec<(String, StdDuration)>
         spec,
         host: Host::this(),
         drills: &[],
+        skip_drills: &[],
     };
     worst_case_in(&cx, steps)
 }

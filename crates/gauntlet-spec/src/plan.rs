@@ -334,6 +334,9 @@ pub struct Selection {
     pub only: Vec<StepName>,
     pub skip: Vec<StepName>,
     pub drills: Vec<String>,
+    /// Drills left out, each with why (the demo's clock skew without libfaketime); the
+    /// chaos step reports each as skipped.
+    pub skip_drills: Vec<(String, String)>,
 }
 
 /// Why no plan could be made: the spec has problems, or the selection names what the spec
@@ -437,6 +440,7 @@ impl Spec {
             spec: self,
             host: Host::this(),
             drills: &selection.drills,
+            skip_drills: &selection.skip_drills,
         };
         if !selection.drills.is_empty() {
             check_drills(self, file, &selection.drills)?;

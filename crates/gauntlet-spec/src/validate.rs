@@ -187,6 +187,8 @@ pub(crate) struct Context<'a> {
     pub(crate) host: Host,
     /// The chaos drills a run takes (`gauntlet chaos --drill`); empty: every one.
     pub(crate) drills: &'a [String],
+    /// Drills left out, with why.
+    pub(crate) skip_drills: &'a [(String, String)],
 }
 
 impl Context<'_> {
@@ -346,6 +348,7 @@ pub(crate) fn check(
         spec,
         host: Host::this(),
         drills: &[],
+        skip_drills: &[],
     };
     check_systems(&mut p, spec);
     check_traffic(&mut p, spec);

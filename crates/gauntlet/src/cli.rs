@@ -474,6 +474,7 @@ impl StepChoice {
             only: self.only.clone(),
             skip: self.skip.clone(),
             drills,
+            skip_drills: Vec::new(),
         }
     }
 }
@@ -542,7 +543,7 @@ pub struct DemoArgs {
     #[arg(value_enum, default_value_t = DemoSystem::Shop)]
     pub system: DemoSystem,
     /// Inject a defect into the candidate (repeatable). shop: errors=N%, latency=+Nms,
-    /// no-failover, auth-bypass, no-rate-limit, corrupt-data. rag: retrieval-off,
+    /// no-failover, auth-bypass, no-rate-limit, corrupt-data, no-clock-leeway. rag: retrieval-off,
     /// top1-dropped, leaks-pii, follows-injection, no-fanout-limit, no-provider-failover,
     /// cost-surge, cache-off.
     #[arg(long, value_name = "KNOB")]

@@ -40,6 +40,11 @@ pub enum Applied {
         corruption: super::corrupt_file::Corruption,
         original_sha256: String,
     },
+    ClockSkew {
+        target: String,
+        seconds: i64,
+        journal_id: u64,
+    },
     Action {
         label: String,
         /// What the apply call's answer was (its proof of effect).
@@ -50,7 +55,7 @@ pub enum Applied {
     },
 }
 
-fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
+pub(super) fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
     ctx.journal
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -58,7 +63,7 @@ fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-fn done(ctx: &RunContext, id: u64) {
+pub(super) fn done(ctx: &RunContext, id: u64) {
     let _ = ctx
         .journal
         .lock()
@@ -113,6 +118,15 @@ pub async fn apply(
             undo,
             verify,
         } => apply_action(ctx, drill, index, (apply, undo, verify.as_deref())).await,
+        FaultKind::ClockSkew { seconds } => {
+            let (journal_id, line) = super::clock::skew(ctx, target, *seconds).await?;
+            let skewed = Applied::ClockSkew {
+                target: target.clone(),
+                seconds: *seconds,
+                journal_id,
+            };
+            Ok((skewed, line))
+        }
         other => unreachable_kind(other),
     }
 }
@@ -437,8 +451,11 @@ fn log_tail(log: &std::path::Path) -> String {
 /// Whether an applied fault is actually in force (or was, for one already out): a proxy
 /// fault that acted on something, a stressor still holding, a fill still there, a file still
 /// corrupted. `Err` says what did not take effect.
-pub fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, String> {
+pub async fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, String> {
     match applied {
+        Applied::ClockSkew {
+            target, seconds, ..
+        } => super::clock::in_force(ctx, target, *seconds).await,
         Applied::Proxy { proxy, id, .. } => match proxy.acted(*id) {
             0 => Err(format!(
                 "the fault on the proxy in front of {} never acted: nothing it applies to passed through it while it was in",
@@ -571,6 +588,9 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
             .await;
             stopped.unwrap_or_else(|e| (format!("stopping the stressor failed: {e}"), false))
         }
+        Applied::ClockSkew {
+            target, journal_id, ..
+        } => super::clock::unskew(ctx, &target, journal_id).await,
         Applied::Action {
             label,
             undo,

@@ -258,8 +258,13 @@ impl Section for ChaosStep {
     fn plan(&self, cx: &Context<'_>, seed: Seed) -> Result<StepPlan, String> {
         let seed = seed.of(StepName::Chaos);
         let mut drills = Vec::new();
+        let mut skipped = Vec::new();
         for (index, drill) in self.drills.value.iter().enumerate() {
             if !cx.drills.is_empty() && !cx.drills.contains(&drill.name) {
+                continue;
+            }
+            if let Some((_, why)) = cx.skip_drills.iter().find(|(n, _)| *n == drill.name) {
+                skipped.push((drill.name.clone(), why.clone()));
                 continue;
             }
             let steady_state = drill
@@ -289,6 +294,7 @@ impl Section for ChaosStep {
             meta: StepMeta::new(StepName::Chaos, self.severity, self.owner.as_ref()),
             interval: self.interval,
             drills,
+            skipped,
         }))
     }
 }
@@ -358,6 +364,8 @@ pub struct ChaosPlan {
     /// How often the probes run during a drill.
     pub interval: Duration,
     pub drills: Vec<DrillPlan>,
+    /// Drills left out of this run, each with why.
+    pub skipped: Vec<(String, String)>,
 }
 
 impl ChaosPlan {

@@ -270,13 +270,11 @@ impl<'a> Drill<'a> {
                 tokio::time::sleep(self.interval.min(end.saturating_sub(now))).await;
             }
         }
-        let ctx = self.ctx;
-        observed.in_force.extend(
-            injected
-                .applied
-                .iter()
-                .map(|(a, _)| inject::in_force(ctx, a)),
-        );
+        for (applied, _) in &injected.applied {
+            observed
+                .in_force
+                .push(inject::in_force(self.ctx, applied).await);
+        }
         observed
     }
 
@@ -310,7 +308,7 @@ impl<'a> Drill<'a> {
         while i < applied.len() {
             if applied[i].1.is_some_and(|until| now >= until) {
                 let (done, _) = applied.remove(i);
-                in_force.push(inject::in_force(self.ctx, &done));
+                in_force.push(inject::in_force(self.ctx, &done).await);
                 let (line, _) = inject::undo(self.ctx, done).await;
                 self.note("fault-removed", line);
             } else {

@@ -34,6 +34,13 @@ impl Step for Chaos {
             for drill in &self.0.drills {
                 output.extend(drill::run(ctx, &self.0, drill).await);
             }
+            let severity = super::severity(&self.0.meta);
+            for (name, why) in &self.0.skipped {
+                let check =
+                    gauntlet_report::Check::new(STEP, &format!("{name}: not run"), severity)
+                        .outcome(gauntlet_report::Outcome::Skipped, why.clone());
+                output.checks.push(check);
+            }
             output
         })
     }

@@ -64,7 +64,7 @@ pub(super) async fn ablate(
         None
     };
     let in_force: Vec<Result<String, String>> =
-        applied.iter().map(|a| inject::in_force(ctx, a)).collect();
+        futures_util::future::join_all(applied.iter().map(|a| inject::in_force(ctx, a))).await;
     for done in applied {
         let (line, _) = inject::undo(ctx, done).await;
         ctx.recorder.event(Some(STEP), "fault-removed", line);
