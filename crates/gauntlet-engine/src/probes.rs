@@ -15,6 +15,8 @@ pub struct ProbeResult {
     pub name: String,
     pub pass: bool,
     pub detail: String,
+    /// How long an HTTP probe's answer took (none for other probes, or no answer).
+    pub latency: Option<Duration>,
 }
 
 /// Values of `increase` metric probes when a phase began, by probe name.
@@ -38,8 +40,12 @@ pub async fn run_probe(cx: &ProbeContext<'_>, probe: &Probe) -> ProbeResult {
         env,
         usage,
     } = *cx;
+    let mut latency = None;
     let (pass, detail) = if let Some(http) = &probe.http {
-        http_probe(client, base_url, http, usage).await
+        let started = std::time::Instant::now();
+        let (pass, detail) = http_probe(client, base_url, http, usage).await;
+        latency = Some(started.elapsed());
+        (pass, detail)
     } else if let Some(metric) = &probe.metric {
         match scrape(client, base_url, metric).await {
             Ok(value) => {
@@ -63,6 +69,7 @@ pub async fn run_probe(cx: &ProbeContext<'_>, probe: &Probe) -> ProbeResult {
         name: probe.name.clone(),
         pass,
         detail,
+        latency,
     }
 }
 

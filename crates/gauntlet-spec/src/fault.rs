@@ -52,6 +52,10 @@ pub enum FaultType {
     Memory,
     /// Resource: fill the target's directory (or `path`) with `size`.
     Disk,
+    /// Resource: load the target's file system (its directory, or `path`) with blocks
+    /// written, fsynced and read back, at `rate` per second or as fast as it takes them, in
+    /// a file of up to `size` (64MiB by default).
+    DiskIo,
     /// Data: flip `bytes` bytes of `file` in the target's directory, keeping the original.
     Corrupt,
     /// Action: make the `apply` call when the fault goes in and the `undo` call when it
@@ -259,6 +263,7 @@ impl FaultSpec {
             FaultType::Cpu => (&[], &["threads"]),
             FaultType::Memory => (&["size"], &[]),
             FaultType::Disk => (&["size"], &["path"]),
+            FaultType::DiskIo => (&[], &["rate", "size", "path"]),
             FaultType::Corrupt => (&["file"], &["bytes"]),
             FaultType::Action => (&["apply", "undo"], &["verify"]),
             FaultType::ClockSkew => (&["skew"], &[]),
@@ -336,7 +341,7 @@ impl FaultSpec {
         }
         let needs_process = matches!(
             self.kind,
-            FaultType::Corrupt | FaultType::Disk | FaultType::ClockSkew
+            FaultType::Corrupt | FaultType::Disk | FaultType::DiskIo | FaultType::ClockSkew
         ) || (self.kind == FaultType::Kill
             && self.restart.unwrap_or_default() == Restart::Gauntlet);
         if self.kind.is_proxy() || needs_process || self.kind == FaultType::Kill {
@@ -361,6 +366,13 @@ impl FaultSpec {
                 &format!("{path}.status"),
                 format!("{what}: {status} is not an HTTP status"),
                 Some("e.g. 502, 503 or 429".into()),
+            );
+        }
+        if self.kind == FaultType::DiskIo && self.rate.is_some_and(|r| r.bytes() < 4096) {
+            p.key(
+                &format!("{path}.rate"),
+                format!("{what}: a disk I/O rate below 4KiB per second loads nothing"),
+                Some("leave `rate` out to load the disk as fast as it takes blocks, or give e.g. `20MiB`".into()),
             );
         }
         if self.kind == FaultType::Bandwidth && self.rate.is_some_and(|r| r.bytes() == 0) {
@@ -464,6 +476,11 @@ impl FaultSpec {
                     p.count(&format!("{at}.size"), size.bytes(), 100 << 30);
                 }
             }
+            FaultType::DiskIo => {
+                if let Some(size) = self.size {
+                    p.count(&format!("{at}.size"), size.bytes(), 10 << 30);
+                }
+            }
             FaultType::ClockSkew => {
                 if let Some(skew) = self.skew {
                     let by = skew.by.as_std();
@@ -499,6 +516,7 @@ impl FaultType {
             FaultType::Cpu => "cpu",
             FaultType::Memory => "memory",
             FaultType::Disk => "disk",
+            FaultType::DiskIo => "disk_io",
             FaultType::Corrupt => "corrupt",
             FaultType::Action => "action",
             FaultType::ClockSkew => "clock_skew",
@@ -523,6 +541,9 @@ impl FaultType {
             DropBytes => "e.g. `{kind: drop_bytes, target: quotes-primary, bytes: 16}`",
             Memory => "e.g. `{kind: memory, size: 256MiB}`",
             Disk => "e.g. `{kind: disk, size: 1GiB}`",
+            DiskIo => {
+                "e.g. `{kind: disk_io, rate: 20MiB, size: 256MiB}` (per second; no rate: as fast as the disk takes it)"
+            }
             Corrupt => "e.g. `{kind: corrupt, file: data.json, bytes: 8}`",
             ClockSkew => "e.g. `{kind: clock_skew, target: payments, skew: -90s}`",
             Action => {
@@ -601,6 +622,13 @@ pub enum FaultKind {
     Memory { bytes: u64 },
     /// Fill the system's directory (or `path` under it) with this many bytes.
     Disk { bytes: u64, path: Option<String> },
+    /// Write (fsynced) and read back blocks in a file of up to `file_bytes` in the system's
+    /// directory (or `path`), at `bytes_per_second` or as fast as the disk takes them.
+    DiskIo {
+        bytes_per_second: Option<u64>,
+        file_bytes: u64,
+        path: Option<String>,
+    },
     /// Flip `bytes` bytes of `file` in the system's directory, keeping the original.
     Corrupt { file: String, bytes: u64 },
     /// Start the system again with its clock this many seconds ahead (negative: behind).
@@ -635,6 +663,7 @@ impl FaultKind {
             FaultKind::Cpu { .. } => FaultType::Cpu,
             FaultKind::Memory { .. } => FaultType::Memory,
             FaultKind::Disk { .. } => FaultType::Disk,
+            FaultKind::DiskIo { .. } => FaultType::DiskIo,
             FaultKind::Corrupt { .. } => FaultType::Corrupt,
             FaultKind::Action { .. } => FaultType::Action,
             FaultKind::ClockSkew { .. } => FaultType::ClockSkew,
@@ -746,7 +775,7 @@ pub struct TargetedFault {
 }
 
 impl FaultType {
-    pub const ALL: [FaultType; 16] = [
+    pub const ALL: [FaultType; 17] = [
         FaultType::Latency,
         FaultType::Bandwidth,
         FaultType::Reset,
@@ -760,6 +789,7 @@ impl FaultType {
         FaultType::Cpu,
         FaultType::Memory,
         FaultType::Disk,
+        FaultType::DiskIo,
         FaultType::Corrupt,
         FaultType::Action,
         FaultType::ClockSkew,
@@ -815,6 +845,11 @@ impl FaultSpec {
             },
             FaultType::Disk => FaultKind::Disk {
                 bytes: self.size.map(|s| s.bytes()).ok_or_else(|| needs("size"))?,
+                path: self.path.clone(),
+            },
+            FaultType::DiskIo => FaultKind::DiskIo {
+                bytes_per_second: self.rate.map(|r| r.bytes()),
+                file_bytes: self.size.map_or(64 << 20, |s| s.bytes()),
                 path: self.path.clone(),
             },
             FaultType::Corrupt => FaultKind::Corrupt {

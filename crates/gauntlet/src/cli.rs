@@ -263,7 +263,7 @@ pub enum Command {
     },
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
-    /// Busy threads and touched memory for a chaos drill (started by the chaos step).
+    /// Busy threads, touched memory and disk I/O for a chaos drill (started by the chaos step).
     #[command(hide = true)]
     Stress {
         /// Busy threads.
@@ -272,6 +272,18 @@ pub enum Command {
         /// Bytes to allocate and touch.
         #[arg(long, default_value_t = 0)]
         memory: u64,
+        /// Write, fsync and read back blocks of this file (on the file system under test).
+        #[arg(long, value_name = "FILE")]
+        io: Option<PathBuf>,
+        /// How large the I/O file may grow (bytes).
+        #[arg(long, default_value_t = 64 << 20)]
+        io_size: u64,
+        /// Bytes written per second; without it, as fast as the disk takes them.
+        #[arg(long, value_name = "BYTES")]
+        io_rate: Option<u64>,
+        /// Where the I/O load writes what it achieved (JSON), every 200 ms.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
         /// Stop after this many seconds (at most an hour).
         #[arg(long, default_value_t = 600.0)]
         seconds: f64,

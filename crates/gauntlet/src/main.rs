@@ -13,6 +13,7 @@ mod progress;
 mod review;
 mod serve;
 mod signing;
+mod stress;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -134,9 +135,24 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Stress {
             cpu,
             memory,
+            io,
+            io_size,
+            io_rate,
+            report,
             seconds,
             ready,
-        } => stress(cpu, memory, seconds, ready.as_deref()),
+        } => stress::run(stress::Pressure {
+            cpu,
+            memory,
+            io: io.map(|file| stress::Io {
+                file,
+                size: io_size,
+                rate: io_rate,
+                report,
+            }),
+            seconds,
+            ready,
+        }),
         Command::Demo(args) => demo::command(args, global),
         Command::Lock {
             files,
@@ -611,60 +627,6 @@ fn recover(global: &Global, run: Option<&str>) -> Result<i32, CliError> {
             say!("  {line}");
         }
     }
-    Ok(exit::GO)
-}
-
-/// `gauntlet stress`: the CPU and memory pressure of a drill, in its own process so the
-/// journal can stop it and a dead run's stressor is stopped by `gauntlet recover`. It says
-/// the pressure is in force (`--ready FILE`) only once the memory is touched and the threads
-/// run; a failure to allocate ends it before.
-fn stress(cpu: u32, memory: u64, seconds: f64, ready: Option<&Path>) -> Result<i32, CliError> {
-    let until = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
-    let mut held: Vec<u8> = Vec::new();
-    if memory > 0 {
-        let size = usize::try_from(memory)
-            .map_err(|_| CliError::Usage(format!("{memory} bytes do not fit in memory")))?;
-        held.try_reserve_exact(size)
-            .map_err(|e| CliError::Usage(format!("cannot allocate {memory} bytes: {e}")))?;
-        held.resize(size, 0);
-        // Touch every page so the memory is resident, not just reserved.
-        for page in held.chunks_mut(4096) {
-            page[0] = 1;
-        }
-    }
-    let threads: Vec<_> = (0..cpu)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut x: u64 = 1;
-                while std::time::Instant::now() < until {
-                    for _ in 0..10_000 {
-                        x = std::hint::black_box(
-                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
-                        );
-                    }
-                }
-            })
-        })
-        .collect();
-    if let Some(path) = ready {
-        let line = format!(
-            "{} bytes touched, {} busy threads\n",
-            held.len(),
-            threads.len()
-        );
-        gauntlet_report::write_atomic(path, line.as_bytes())
-            .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
-    }
-    while std::time::Instant::now() < until {
-        std::thread::sleep(
-            Duration::from_millis(50)
-                .min(until.saturating_duration_since(std::time::Instant::now())),
-        );
-    }
-    for thread in threads {
-        let _ = thread.join();
-    }
-    std::hint::black_box(&held);
     Ok(exit::GO)
 }
 

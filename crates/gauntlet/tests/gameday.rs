@@ -17,11 +17,16 @@ fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
 
 /// The clock-skew drill on its own, with the candidate's defects as given.
 fn skew_drill(defects: &str) -> (std::process::Output, serde_json::Value) {
+    drill("clock-skew", defects)
+}
+
+/// One of the demo's drills on its own.
+fn drill(name: &str, defects: &str) -> (std::process::Output, serde_json::Value) {
     let s = Scratch::new();
     s.write("gauntlet.yaml", include_str!("../../../examples/demo.yaml"));
     let out = s
         .command()
-        .args(["chaos", "gauntlet.yaml", "--drill", "clock-skew"])
+        .args(["chaos", "gauntlet.yaml", "--drill", name])
         .env("GAUNTLET_DEMO_DEFECTS", defects)
         .output()
         .unwrap();
@@ -94,5 +99,36 @@ fn a_url_target_cannot_have_its_clock_skewed() {
     assert!(
         said.contains("not a whole, non-zero number of seconds"),
         "{said}"
+    );
+}
+
+#[test]
+fn a_disk_io_load_is_measured_beside_the_latency_and_cleaned_up() {
+    let _turn = heavy_turn();
+    let (out, report) = drill("disk-io", "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let in_force = check(&report, "chaos.disk-io: faults in force");
+    let said = in_force["reason"].as_str().unwrap();
+    assert!(
+        said.contains("(fsynced, ") && said.contains("read back"),
+        "{said}"
+    );
+    let m = &report["measurements"];
+    let written = m["chaos.disk-io.io.write_bytes_per_second"]
+        .as_f64()
+        .unwrap();
+    let fsyncs = m["chaos.disk-io.io.fsyncs_per_second"].as_f64().unwrap();
+    // The rate asked (16 MiB/s) is a ceiling the load keeps to; it achieved something.
+    assert!(
+        written > 0.0 && written <= 17.0 * 1024.0 * 1024.0,
+        "{written}"
+    );
+    assert!(fsyncs > 0.0, "{fsyncs}");
+    assert!(m["chaos.disk-io.probe_latency_p95"].as_f64().unwrap() > 0.0);
+    let undone = check(&report, "chaos.disk-io: faults undone");
+    assert_eq!(undone["outcome"], "pass", "{undone}");
+    assert!(
+        undone["reason"].as_str().unwrap().contains("removed"),
+        "{undone}"
     );
 }

@@ -36,6 +36,13 @@ pub enum Applied {
         path: PathBuf,
         journal_id: u64,
     },
+    /// A disk I/O load: its stressor, the working file it writes, and its report.
+    Io {
+        name: String,
+        file: PathBuf,
+        report: PathBuf,
+        journal_id: u64,
+    },
     Corrupt {
         corruption: super::corrupt_file::Corruption,
         original_sha256: String,
@@ -112,6 +119,14 @@ pub async fn apply(
         FaultKind::Corrupt { file, bytes } => {
             let path = target_dir(ctx, target)?.join(file);
             apply_corrupt(ctx, &path, *bytes, seed)
+        }
+        FaultKind::DiskIo { path, .. } => {
+            let mut dir = target_dir(ctx, target)?;
+            if let Some(path) = path {
+                dir = dir.join(path);
+            }
+            let name = format!("io-{}-{index}", crate::context::file_safe(drill));
+            apply_io(ctx, &name, &dir, fault).await
         }
         FaultKind::Action {
             apply,
@@ -221,7 +236,26 @@ async fn apply_stress(
         }
         _ => unreachable_kind(&fault.kind)?,
     };
-    if let Some(d) = fault.duration {
+    match apply_stress_command(ctx, name, command, fault.duration, bytes).await {
+        Ok(holding) => {
+            let line = format!("{what} ({name}: {holding})");
+            let name = name.to_string();
+            Ok((Applied::Stressor { name, holding }, line))
+        }
+        Err(why) => Err(format!("the {what} stressor never took effect: {why}")),
+    }
+}
+
+/// Starts a `gauntlet stress` process named `name` and waits (bounded: longer for more
+/// memory to touch) until it says its pressure is in force; what it said, or why not.
+async fn apply_stress_command(
+    ctx: &RunContext,
+    name: &str,
+    mut command: Vec<String>,
+    duration: Option<Duration>,
+    bytes: u64,
+) -> Result<String, String> {
+    if let Some(d) = duration {
         command.extend(["--seconds".into(), d.as_secs_f64().to_string()]);
     }
     command.extend(["--ready".into(), "{dir}/ready".into()]);
@@ -236,11 +270,7 @@ async fn apply_stress(
     let ready = run_dir.join("work").join(name).join("ready");
     let patience = Duration::from_secs(10 + bytes / (1 << 30));
     match stressor_ready(ctx, name, &ready, patience).await {
-        Ok(holding) => {
-            let line = format!("{what} ({name}: {holding})");
-            let name = name.to_string();
-            Ok((Applied::Stressor { name, holding }, line))
-        }
+        Ok(holding) => Ok(holding),
         Err(why) => {
             let supervisor = ctx.supervisor.clone();
             let stop = name.to_string();
@@ -252,11 +282,91 @@ async fn apply_stress(
             })
             .await;
             let said = endpoint.log.as_deref().map(log_tail).unwrap_or_default();
-            Err(format!(
-                "the {what} stressor never took effect: {why}{said}"
-            ))
+            Err(format!("{why}{said}"))
         }
     }
+}
+
+/// A disk I/O load on `dir`'s file system: its working file journaled for removal, then a
+/// `gauntlet stress --io` process, in force once its first block is on the disk.
+async fn apply_io(
+    ctx: &RunContext,
+    name: &str,
+    dir: &std::path::Path,
+    fault: &gauntlet_spec::Fault,
+) -> Result<(Applied, String), String> {
+    let FaultKind::DiskIo {
+        bytes_per_second,
+        file_bytes,
+        ..
+    } = fault.kind
+    else {
+        return unreachable_kind(&fault.kind);
+    };
+    let free = nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
+    if file_bytes > free / 10 * 9 {
+        return Err(format!(
+            "a disk I/O file of {} in {} would take more than nine tenths of its {} MiB free",
+            size(file_bytes),
+            dir.display(),
+            free >> 20
+        ));
+    }
+    let file = dir.join(format!(".gauntlet-{name}"));
+    let report = ctx
+        .recorder
+        .run_dir()
+        .join("work")
+        .join(name)
+        .join("io.json");
+    let journal_id = register(ctx, Undo::RemoveFile { path: file.clone() })?;
+    let gauntlet = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut command = vec![
+        gauntlet.display().to_string(),
+        "stress".into(),
+        "--io".into(),
+        file.display().to_string(),
+        "--io-size".into(),
+        file_bytes.to_string(),
+        "--report".into(),
+        report.display().to_string(),
+    ];
+    if let Some(rate) = bytes_per_second {
+        command.extend(["--io-rate".into(), rate.to_string()]);
+    }
+    let rate = bytes_per_second.map_or("as fast as the disk takes it".into(), |r| {
+        format!("at {}/s", size(r))
+    });
+    let what = format!("disk I/O on {} {rate}", dir.display());
+    match apply_stress_command(ctx, name, command, fault.duration, 0).await {
+        Ok(holding) => {
+            let line = format!("{what} ({name}: {holding})");
+            let io = Applied::Io {
+                name: name.to_string(),
+                file,
+                report,
+                journal_id,
+            };
+            Ok((io, line))
+        }
+        Err(why) => {
+            let _ = std::fs::remove_file(&file);
+            done(ctx, journal_id);
+            Err(format!("the {what} never took effect: {why}"))
+        }
+    }
+}
+
+/// What a disk I/O load achieved, from its report: bytes written and read per second, and
+/// fsyncs per second.
+pub fn io_rates(report: &std::path::Path) -> Option<(f64, f64, f64)> {
+    let text = std::fs::read(report).ok()?;
+    let said: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let seconds = said["seconds"].as_f64().filter(|s| *s > 0.0)?;
+    let per = |key: &str| said[key].as_f64().map(|v| v / seconds);
+    Some((per("written_bytes")?, per("read_bytes")?, per("fsyncs")?))
 }
 
 /// A file of `size` bytes written into `dir`, never the host's last free space: a drill
@@ -477,6 +587,23 @@ pub async fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, Str
                 false => Err(format!("{name} stopped before the drill ended")),
             }
         }
+        Applied::Io { name, report, .. } => {
+            let running = ctx
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pid(name)
+                .is_some();
+            match (io_rates(report), running) {
+                (Some((w, r, f)), true) if w > 0.0 => Ok(format!(
+                    "{name} wrote {}/s (fsynced, {f:.0} fsyncs/s) and read back {}/s",
+                    size(w as u64),
+                    size(r as u64)
+                )),
+                (_, false) => Err(format!("{name} stopped before the drill ended")),
+                _ => Err(format!("{name} has not written a block to the disk")),
+            }
+        }
         Applied::Fill { path, .. } => match std::fs::metadata(path) {
             Ok(m) => Ok(format!("{} holds {} bytes", path.display(), m.len())),
             Err(e) => Err(format!("the fill {} is gone: {e}", path.display())),
@@ -600,6 +727,30 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
         } => {
             let (line, ok) = undo_action(ctx, &undo, verify.as_deref(), journal_id).await;
             (format!("{label} {line}"), ok)
+        }
+        Applied::Io {
+            name,
+            file,
+            journal_id,
+            ..
+        } => {
+            let supervisor = ctx.supervisor.clone();
+            let stopped = tokio::task::spawn_blocking(move || {
+                let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());
+                let line = supervisor.stop(&name);
+                (
+                    line.unwrap_or_else(|| format!("{name} had already stopped")),
+                    supervisor.pid(&name).is_none(),
+                )
+            })
+            .await
+            .unwrap_or_else(|e| (format!("stopping the I/O load failed: {e}"), false));
+            let removed = Undo::RemoveFile { path: file.clone() }.perform();
+            done(ctx, journal_id);
+            (
+                format!("{}; {removed}", stopped.0),
+                stopped.1 && !file.exists(),
+            )
         }
         Applied::Fill { path, journal_id } => {
             let line = Undo::RemoveFile { path: path.clone() }.perform();

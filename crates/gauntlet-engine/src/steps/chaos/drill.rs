@@ -45,6 +45,9 @@ struct Drill<'a> {
     prober: Prober<'a>,
     timeline: Timeline,
     checks: Vec<Check>,
+    /// What the drill measured besides its times (a disk I/O load's rates, the probes'
+    /// latency while the faults were in).
+    measurements: Vec<(String, f64)>,
 }
 
 /// The faults that went in, and when.
@@ -104,6 +107,7 @@ impl<'a> Drill<'a> {
             prober: Prober { ctx, url },
             timeline,
             checks: Vec::new(),
+            measurements: Vec::new(),
         }
     }
 
@@ -274,8 +278,42 @@ impl<'a> Drill<'a> {
             observed
                 .in_force
                 .push(inject::in_force(self.ctx, applied).await);
+            self.measure_io(applied);
         }
+        self.measure_latency(&observed.rounds);
         observed
+    }
+
+    /// A disk I/O load's achieved rates, as measurements beside the probes' latency.
+    fn measure_io(&mut self, applied: &Applied) {
+        let Applied::Io { report, .. } = applied else {
+            return;
+        };
+        if let Some((written, read, fsyncs)) = inject::io_rates(report) {
+            let at = format!("chaos.{}.io", self.plan.name);
+            self.measurements.extend([
+                (format!("{at}.write_bytes_per_second"), written),
+                (format!("{at}.read_bytes_per_second"), read),
+                (format!("{at}.fsyncs_per_second"), fsyncs),
+            ]);
+        }
+    }
+
+    /// The p95 of the HTTP probes' answers while the faults were in (seconds): what the
+    /// service's users felt, next to what the fault did.
+    fn measure_latency(&mut self, rounds: &[Round]) {
+        let mut latencies: Vec<f64> = rounds
+            .iter()
+            .flat_map(|r| r.results.iter().filter_map(|p| p.latency))
+            .map(|d| d.as_secs_f64())
+            .collect();
+        if latencies.is_empty() {
+            return;
+        }
+        latencies.sort_by(f64::total_cmp);
+        let at = ((latencies.len() as f64 * 0.95).ceil() as usize).clamp(1, latencies.len()) - 1;
+        let name = format!("chaos.{}.probe_latency_p95", self.plan.name);
+        self.measurements.push((name, latencies[at]));
     }
 
     async fn look_for_side_effects(
@@ -628,6 +666,9 @@ impl<'a> Drill<'a> {
             times,
         );
         let mut output = StepOutput::from(self.checks);
+        for (name, value) in self.measurements {
+            output.measure(name, value);
+        }
         output.drill(report);
         output
     }
