@@ -167,7 +167,7 @@ pub struct DrillEvent {
     /// Milliseconds since the drill started.
     pub at_ms: u64,
     /// start, steady-state, fault-applied, detected, action, recovered, fault-removed,
-    /// restored, side-effect, end.
+    /// restored, side-effect, aborted (a safeguard breached), end.
     pub kind: String,
     pub detail: String,
 }

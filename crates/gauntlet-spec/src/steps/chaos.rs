@@ -44,6 +44,11 @@ pub struct ChaosStep {
     /// also allows request faults). Keys: `candidate` or a dependency name.
     #[serde(default)]
     pub proxies: BTreeMap<String, ProxyProtocol>,
+    /// Abort conditions for every drill: probes checked each interval while faults are in;
+    /// the first that fails stops the drill at once and takes its faults out (the drill
+    /// fails: it went further than the system may be pushed).
+    #[serde(default)]
+    pub safeguards: Vec<Probe>,
     #[schemars(with = "Vec<Drill>")]
     pub drills: Spanned<Vec<Drill>>,
 }
@@ -76,6 +81,9 @@ pub struct Drill {
     /// `within` of the first fault going in.
     #[serde(default)]
     pub alerts: Vec<ExpectedAlert>,
+    /// This drill's own abort conditions, besides the step's.
+    #[serde(default)]
+    pub safeguards: Vec<Probe>,
 }
 
 /// `hold` (the hypothesis holds throughout) or `recover within 30s` (it may break, but
@@ -216,6 +224,12 @@ impl Section for ChaosStep {
         if let Some(hypothesis) = &self.steady_state {
             hypothesis.check(p, &format!("{AT}.steady_state"), "chaos.steady_state");
         }
+        check_probes(
+            p,
+            &format!("{AT}.safeguards"),
+            "chaos.safeguards",
+            &self.safeguards,
+        );
         self.check_costs(cx, p);
         let mut seen: Vec<&str> = Vec::new();
         for (i, drill) in self.drills.value.iter().enumerate() {
@@ -286,6 +300,12 @@ impl Section for ChaosStep {
                 expect: drill.expect,
                 side_effects: drill.side_effects.clone(),
                 alerts: drill.alerts.clone(),
+                safeguards: self
+                    .safeguards
+                    .iter()
+                    .chain(&drill.safeguards)
+                    .cloned()
+                    .collect(),
                 index: index as u64,
                 seed: Seed(seed.derive("drill", index as u64)),
             });
@@ -318,6 +338,7 @@ impl Drill {
             None => {}
         }
         check_probes(p, &format!("{at}.side_effects"), &what, &self.side_effects);
+        check_probes(p, &format!("{at}.safeguards"), &what, &self.safeguards);
         p.duration(&format!("{at}.duration"), self.duration, false, 30 * MINUTE);
         if let Expectation::RecoverWithin(bound) = self.expect
             && bound > self.duration
@@ -388,6 +409,8 @@ pub struct DrillPlan {
     pub expect: Expectation,
     pub side_effects: Vec<Probe>,
     pub alerts: Vec<ExpectedAlert>,
+    /// The step's abort conditions and its own.
+    pub safeguards: Vec<Probe>,
     /// Its place in the spec's list (its seed's index).
     pub index: u64,
     /// Which connections and requests its partial faults touch, which bytes a corruption

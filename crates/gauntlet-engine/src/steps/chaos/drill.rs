@@ -69,6 +69,8 @@ struct Observed {
     side_effects: Vec<Result<(Duration, String), String>>,
     /// Whether each fault took effect, checked before it came out.
     in_force: Vec<Result<String, String>>,
+    /// The safeguard that stopped the drill: when, and what it said.
+    breached: Option<(Duration, String)>,
 }
 
 /// The faults out, verified.
@@ -248,13 +250,20 @@ impl<'a> Drill<'a> {
             rounds: Vec::new(),
             side_effects: vec![Err(String::new()); side_effects.len()],
             in_force: Vec::new(),
+            breached: None,
         };
         if injected.error.is_none() {
             let probes = &self.plan.steady_state.probes;
             let side_base = self.prober.base(side_effects).await;
             let base = self.prober.base(probes).await;
+            let guard_base = self.prober.base(&self.plan.safeguards).await;
             let end = injected.fault_at + self.plan.duration.as_std();
             loop {
+                if let Some(why) = self.breached(&guard_base).await {
+                    let at = self.note("aborted", format!("safeguard breached: {why}"));
+                    observed.breached = Some((at, why));
+                    break;
+                }
                 let round = self.prober.round(probes, &base, &self.timeline).await;
                 if !round.holds() && !self.timeline.saw("detected") {
                     self.note(
@@ -282,6 +291,45 @@ impl<'a> Drill<'a> {
         }
         self.measure_latency(&observed.rounds);
         observed
+    }
+
+    /// The first safeguard that fails, if one does: `NAME: what it said`.
+    async fn breached(&self, base: &crate::probes::MetricBase) -> Option<String> {
+        for probe in &self.plan.safeguards {
+            let result = self.prober.probe(probe, base).await;
+            if !result.pass {
+                return Some(format!("{}: {}", probe.name, result.detail));
+            }
+        }
+        None
+    }
+
+    /// Whether the safeguards held (with safeguards only): a breach fails the drill.
+    fn safeguard_check(&self, observed: &Observed, fault_at: Duration) -> Option<Check> {
+        if self.plan.safeguards.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self
+            .plan
+            .safeguards
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let check = self
+            .check_named("safeguards")
+            .threshold(format!("{} hold while the faults are in", names.join(", ")));
+        Some(match &observed.breached {
+            Some((at, why)) => check
+                .measured(format!(
+                    "breached {:.2}s after the fault",
+                    at.saturating_sub(fault_at).as_secs_f64()
+                ))
+                .outcome(
+                    Outcome::Fail,
+                    format!("{why}; the drill stopped there and its faults were taken out"),
+                ),
+            None => check.outcome(Outcome::Pass, "no safeguard was breached"),
+        })
     }
 
     /// A disk I/O load's achieved rates, as measurements beside the probes' latency.
@@ -472,8 +520,17 @@ impl<'a> Drill<'a> {
             );
         }
         let detected = self.detected(&observed, injected.fault_at);
-        let expectation = self.expectation_check(&judged, detected, &observed);
+        let mut expectation = self.expectation_check(&judged, detected, &observed);
+        if observed.breached.is_some() && expectation.outcome == Outcome::Pass {
+            expectation = expectation.outcome(
+                Outcome::Inconclusive,
+                "a safeguard stopped the drill before its end: the expectation was not watched to the end",
+            );
+        }
         self.checks.push(expectation);
+        if let Some(check) = self.safeguard_check(&observed, injected.fault_at) {
+            self.checks.push(check);
+        }
         self.checks.push(self.in_force_check(&observed.in_force));
         for (probe, seen) in self.plan.side_effects.iter().zip(&observed.side_effects) {
             let check = self.side_effect_check(&probe.name, seen, injected.fault_at);

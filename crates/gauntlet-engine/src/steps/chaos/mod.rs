@@ -226,4 +226,42 @@ steps:
         assert!(hold.reason.contains("answered 200"), "{}", hold.reason);
         assert!(marker.exists(), "a failed apply is undone at once");
     }
+
+    /// A drill of 30s whose fault breaks what its safeguard watches.
+    #[tokio::test(start_paused = true)]
+    async fn a_breached_safeguard_stops_the_drill_at_once_and_undoes_its_faults() {
+        let spec = "schema_version: 1
+service: {name: s, version: '2'}
+targets:
+  candidate: {url: '{candidate}'}
+traffic: {rate: 1/s, requests: [{path: /}]}
+steps:
+  chaos:
+    interval: 100ms
+    safeguards: [{name: still-serving, http: {path: /, status: [200]}}]
+    steady_state:
+      before: 300ms
+      after: 2s
+      probes: [{name: up, http: {path: /, status: [200, 503]}}]
+    drills:
+      - {name: d, faults: [{kind: http_abort, target: candidate, status: 503}], duration: 30s}
+";
+        let system = FakeSystem::start(|_| (200, Duration::from_millis(1))).await;
+        let harness = Harness::new(spec, &system, None).with_proxy().await;
+        let output = harness.step(StepName::Chaos).run(&harness.ctx).await;
+        let guard = output.check("d: safeguards");
+        assert_eq!(guard.outcome, Outcome::Fail, "{guard:#?}");
+        assert!(guard.reason.contains("still-serving"), "{}", guard.reason);
+        // The drill held by its own probes, but was stopped: not judged to the end.
+        assert_eq!(output.outcome_of("d: hold"), Outcome::Inconclusive);
+        assert_eq!(output.outcome_of("d: faults undone"), Outcome::Pass);
+        let drill = &output.drills[0];
+        let aborted = drill.events.iter().find(|e| e.kind == "aborted").unwrap();
+        assert!(
+            aborted.at_ms < 2_000,
+            "stopped at once, not after 30s: {aborted:?}"
+        );
+        let proxy = harness.ctx.systems["candidate"].proxy.as_ref().unwrap();
+        assert!(proxy.faults().is_empty());
+    }
 }
