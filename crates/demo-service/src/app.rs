@@ -56,6 +56,9 @@ struct State {
     api_key: Mutex<String>,
     /// Until when the primary provider is skipped after it failed or refused (backoff).
     primary_backoff: Mutex<Option<Instant>>,
+    /// Whether this version takes traffic: a rollback takes it out of rotation (`/ready`
+    /// answers 503 while it is out), the admin endpoint puts it back.
+    serving: std::sync::atomic::AtomicBool,
 }
 
 /// How long the primary is left alone after a failure, unless it says (Retry-After).
@@ -128,6 +131,7 @@ pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error 
         client: crate::server::client(),
         rng: Mutex::new(gauntlet_net::SplitMix64::new(config.seed)),
         primary_backoff: Mutex::new(None),
+        serving: std::sync::atomic::AtomicBool::new(true),
         api_key: Mutex::new(config.api_key.clone()),
         config,
     });
@@ -206,6 +210,8 @@ async fn route(state: &State, request: ServedRequest) -> (&'static str, Reply) {
             limited(state, &request, false, write_item(state, &request)).await,
         ),
         (&Method::GET, "/flags") => ("/flags", json(StatusCode::OK, &flags(state))),
+        (&Method::GET, "/ready") => ("/ready", ready(state)),
+        (&Method::POST, "/admin/serving") => ("/admin/serving", set_serving(state, &request)),
         (&Method::POST, "/admin/api-key") => ("/admin/api-key", rotate_key(state, &request)),
         (&Method::GET, "/quote") => ("/quote", limited(state, &request, true, quote(state)).await),
         (&Method::GET, p) if p.starts_with("/writes/") => (
@@ -316,6 +322,45 @@ pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
 }
 
 /// `POST /admin/api-key` with `x-admin-token` and `{"key": "NEW"}`: the old key stops working.
+/// In rotation (200) or taken out by a rollback (503).
+fn ready(state: &State) -> Reply {
+    match state.serving.load(std::sync::atomic::Ordering::Relaxed) {
+        true => reply(StatusCode::OK, "serving\n"),
+        false => reply(StatusCode::SERVICE_UNAVAILABLE, "out of rotation\n"),
+    }
+}
+
+/// `{"serving": false}` takes this version out of rotation (a rollback's flag), `true`
+/// puts it back; the admin token is required.
+fn set_serving(state: &State, request: &ServedRequest) -> Reply {
+    let Some(admin) = &state.config.admin_token else {
+        return reply(StatusCode::NOT_FOUND, "not found\n");
+    };
+    let presented = request
+        .headers
+        .get("x-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !same_secret(presented, admin) {
+        return reply(StatusCode::FORBIDDEN, "admin token required\n");
+    }
+    match serde_json::from_slice::<serde_json::Value>(&request.body)
+        .ok()
+        .and_then(|v| v["serving"].as_bool())
+    {
+        Some(serving) => {
+            state
+                .serving
+                .store(serving, std::sync::atomic::Ordering::Relaxed);
+            json(StatusCode::OK, &serde_json::json!({"serving": serving}))
+        }
+        None => reply(
+            StatusCode::BAD_REQUEST,
+            "expected {\"serving\": true|false}\n",
+        ),
+    }
+}
+
 fn rotate_key(state: &State, request: &ServedRequest) -> Reply {
     let Some(admin) = &state.config.admin_token else {
         return reply(StatusCode::NOT_FOUND, "not found\n");

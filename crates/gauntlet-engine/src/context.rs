@@ -73,6 +73,7 @@ pub struct Recorded {
     pub timeline: Vec<TimelineEvent>,
     pub evidence: Vec<EvidenceFile>,
     pub drills: Vec<DrillReport>,
+    pub runbooks: Vec<gauntlet_report::RunbookReport>,
     /// What preflight found: the green fingerprint and the signed release manifest.
     pub release: crate::trust::ReleaseFacts,
     /// Numbers the steps measured, in base units, by name: what built-in gates read.
@@ -203,6 +204,7 @@ impl Recorder {
         let mut inner = self.lock();
         inner.measurements.extend(output.measurements);
         inner.drills.extend(output.drills);
+        inner.runbooks.extend(output.runbooks);
         if let Some(gates) = output.gates {
             inner.gates = Some(gates);
         }

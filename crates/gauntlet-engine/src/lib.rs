@@ -20,6 +20,7 @@ pub mod journal;
 mod probes;
 pub mod prom;
 mod run;
+pub mod runbook;
 pub mod steps;
 mod supervisor;
 pub mod taxonomy;

@@ -328,6 +328,7 @@ impl Concluded {
             steps,
             timeline: recorded.timeline,
             drills: recorded.drills,
+            runbooks: recorded.runbooks,
             evidence: recorded.evidence,
             trust: Some(trust),
             drift,

@@ -207,6 +207,7 @@ pub fn to_markdown(report: &Report) -> String {
     steps_table(&mut md, report);
     checks_table(&mut md, report);
     drill_sections(&mut md, report);
+    runbook_sections(&mut md, report);
     chart_links(&mut md, report);
     step_notes(&mut md, report);
     timeline_details(&mut md, report);
@@ -372,6 +373,47 @@ fn checks_table(md: &mut String, report: &Report) {
             cell(check.threshold.as_deref().unwrap_or("—")),
             cell(&check.reason)
         );
+    }
+}
+
+/// Each runbook executed: every step's time against its budget, the whole against its
+/// target and limit, the first step that failed.
+fn runbook_sections(md: &mut String, report: &Report) {
+    let secs = |ms: u64| match ms {
+        ms if ms >= 60_000 && ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms >= 60_000 => format!("{}m {:.0}s", ms / 60_000, (ms % 60_000) as f64 / 1000.0),
+        ms => format!("{:.2}s", ms as f64 / 1000.0),
+    };
+    for runbook in &report.runbooks {
+        let _ = writeln!(
+            md,
+            "\n## Runbook `{}` ({}) — {} {} (target {}, limit {})\n",
+            runbook.name,
+            runbook.ran_in,
+            outcome_cell(runbook.outcome),
+            secs(runbook.total_ms),
+            secs(runbook.target_ms),
+            secs(runbook.max_ms)
+        );
+        if let Some(step) = &runbook.first_failed {
+            let _ = writeln!(md, "First step that failed: **{}**\n", cell(step));
+        }
+        let _ = writeln!(
+            md,
+            "| step | kind | took | budget | outcome | detail |\n|---|---|---|---|---|---|"
+        );
+        for step in &runbook.steps {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} |",
+                cell(&step.name),
+                step.kind,
+                step.took_ms.map_or("—".into(), secs),
+                secs(step.budget_ms),
+                outcome_cell(step.outcome),
+                cell(&step.detail)
+            );
+        }
     }
 }
 

@@ -162,6 +162,35 @@ pub struct DrillReport {
     pub svg: Option<String>,
 }
 
+/// A runbook as it was executed: each step against its budget, the whole against its target
+/// and limit, and the first step that failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunbookReport {
+    pub name: String,
+    /// The step (and drill) it ran in: `rollback-rehearsal`.
+    pub ran_in: String,
+    pub target_ms: u64,
+    pub max_ms: u64,
+    pub total_ms: u64,
+    /// Pass within the target, warn up to the limit, fail beyond it or when a step failed.
+    pub outcome: Outcome,
+    pub steps: Vec<RunbookStepReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunbookStepReport {
+    pub name: String,
+    /// `call`, `wait` or `manual`.
+    pub kind: String,
+    pub budget_ms: u64,
+    /// How long it took (none: it never started, an earlier step failed).
+    pub took_ms: Option<u64>,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DrillEvent {
     /// Milliseconds since the drill started.
@@ -242,6 +271,9 @@ pub struct Report {
     /// One gameday timeline per chaos drill (and the DR rehearsal), in the order run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drills: Vec<DrillReport>,
+    /// Each runbook executed, in the order run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runbooks: Vec<RunbookReport>,
     pub evidence: Vec<EvidenceFile>,
     /// The green fingerprint, the signed release manifest and the signed decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]

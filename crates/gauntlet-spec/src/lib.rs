@@ -22,6 +22,7 @@ mod model;
 pub mod plan;
 pub mod probe;
 pub mod prometheus;
+pub mod runbook;
 pub mod steps;
 mod trust;
 pub mod units;
@@ -38,6 +39,7 @@ pub use plan::{
 };
 pub use probe::*;
 pub use prometheus::*;
+pub use runbook::{Manual, Runbook, RunbookStep};
 pub use steps::StepName;
 pub use steps::canary::*;
 pub use steps::chaos::*;

@@ -78,6 +78,9 @@ pub struct Spec {
     /// probes with `max_cost` hold each answer's cost under a cap.
     #[serde(default)]
     pub usage: Option<crate::usage::Usage>,
+    /// Named procedures executed and timed (the rollback rehearsal runs one with `runbook:`).
+    #[serde(default)]
+    pub runbooks: BTreeMap<String, crate::runbook::Runbook>,
 }
 
 /// Gauntlet's own secrets: never in a child's environment, whatever a spec asks.

@@ -49,6 +49,8 @@ pub struct Plan {
     pub pass_env: Vec<String>,
     /// How answers report their tokens and model, and the prices (AI services).
     pub usage: Option<crate::usage::Usage>,
+    /// The spec's runbooks, by name.
+    pub runbooks: std::collections::BTreeMap<String, crate::runbook::Runbook>,
     pub seed: Seed,
 }
 
@@ -501,6 +503,7 @@ impl Spec {
             ceiling: crate::limits::ceiling(self),
             pass_env: self.pass_env.iter().map(|v| v.value.clone()).collect(),
             usage: self.usage.clone(),
+            runbooks: self.runbooks.clone(),
             seed,
         })
     }

@@ -361,6 +361,7 @@ pub(crate) fn check(
     if let Some(usage) = &spec.usage {
         usage.check(&mut p);
     }
+    crate::runbook::check_runbooks(&cx, &mut p, &spec.runbooks);
     for section in spec.sections() {
         if steps.contains(&section.step()) {
             section.check(&cx, &mut p);

@@ -366,3 +366,41 @@ fn an_action_needs_a_way_back_and_calls_say_what_they_are() {
     let text = DEMO.replacen(faults, &format!("    faults: [{ok}]\n"), 1);
     gauntlet_spec::load_str("gauntlet.yaml", &text).expect("a complete action is valid");
 }
+
+#[test]
+fn a_runbook_is_checked_where_it_is_written_and_where_it_is_named() {
+    assert!(DEMO.contains("    runbook: rollback\n"));
+    for (from, to, says) in [
+        (
+            "    runbook: rollback\n",
+            "    runbook: rollbak\n",
+            "did you mean `rollback`",
+        ),
+        (
+            "    target: 15m\n    max: 20m\n",
+            "    target: 15m\n    max: 10m\n",
+            "`max` (10m) is below `target` (15m)",
+        ),
+        (
+            "        wait_for: {http: {method: GET, path: /ready, status: [503]}}\n",
+            "        wait_for: {http: {method: GET, path: /ready, status: [503]}}\n        manual: {say: drain it}\n",
+            "needs exactly one of `call`, `wait_for` or `manual`",
+        ),
+        (
+            "responder_after: 1s}",
+            "responder_after: 11m}",
+            "beyond the step's budget",
+        ),
+        (
+            "      - name: drain\n",
+            "      - name: flip the flag\n",
+            "two steps are named `flip the flag`",
+        ),
+    ] {
+        assert!(DEMO.contains(from), "{from}");
+        let text = DEMO.replacen(from, to, 1);
+        let errors = gauntlet_spec::load_str("gauntlet.yaml", &text).expect_err(to);
+        let all = format!("{errors:?}");
+        assert!(all.contains(says), "{says}: {all}");
+    }
+}

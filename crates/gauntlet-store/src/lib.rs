@@ -543,6 +543,7 @@ mod tests {
             }],
             timeline: vec![],
             drills: vec![],
+            runbooks: vec![],
             trust: None,
             drift: None,
             measurements: Default::default(),

@@ -99,6 +99,17 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Confirm a runbook's manual step that a running run is waiting for (an operator's
+    /// answer: `gauntlet confirm latest 'on-call confirms'`); without STEP, the one waiting.
+    Confirm {
+        /// The run: `latest`, an id prefix or its directory.
+        run: String,
+        /// The step's name, as the run announced it.
+        step: Option<String>,
+        /// Who confirms (default: $USER), recorded in the report.
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Undo whatever a killed run left behind (processes, faults).
     Recover {
         /// Only this run (default: every run whose process is gone).

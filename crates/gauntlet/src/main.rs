@@ -214,6 +214,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Readiness { run, json } => review::readiness_command(&global, &run, json),
         Command::Certificate { run, trust } => review::certificate_command(&global, &run, &trust),
         Command::Recover { run } => recover(&global, run.as_deref()),
+        Command::Confirm { run, step, by } => confirm(&global, &run, step.as_deref(), by),
         Command::Judge(args) => offline::judge(&args),
         Command::Load {
             url,
@@ -612,6 +613,81 @@ fn show(global: &Global, run: &str, json: bool) -> Result<i32, CliError> {
             summary.run_dir
         ),
     }
+    Ok(exit::GO)
+}
+
+/// Writes the confirmation a running run's manual runbook step waits for.
+fn confirm(
+    global: &Global,
+    run: &str,
+    step: Option<&str>,
+    by: Option<String>,
+) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let summary = store.find_run(run).map_err(CliError::from_store)?;
+    let dir = gauntlet_engine::runbook::confirm_dir(Path::new(&summary.run_dir));
+    let waiting: Vec<(String, String)> = std::fs::read_dir(dir.join("waiting"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let said: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                    let slug = e.path().file_stem()?.to_str()?.to_string();
+                    Some((slug, said["step"].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = || {
+        waiting
+            .iter()
+            .map(|(_, n)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let chosen = match step {
+        Some(step) => waiting
+            .iter()
+            .find(|(_, name)| name == step)
+            .ok_or_else(|| {
+                CliError::Usage(match waiting.is_empty() {
+                    true => format!(
+                        "run {} is not waiting for `{step}` (nor for anything)",
+                        summary.id
+                    ),
+                    false => format!(
+                        "run {} is not waiting for `{step}`; it waits for {}",
+                        summary.id,
+                        names()
+                    ),
+                })
+            })?,
+        None => match waiting.as_slice() {
+            [one] => one,
+            [] => {
+                return Err(CliError::Usage(format!(
+                    "run {} is not waiting for a confirmation",
+                    summary.id
+                )));
+            }
+            _ => {
+                return Err(CliError::Usage(format!(
+                    "run {} waits for {}: name the step",
+                    summary.id,
+                    names()
+                )));
+            }
+        },
+    };
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "an operator".into());
+    let said = serde_json::json!({"by": by, "at": gauntlet_engine::now_rfc3339()});
+    let path = dir.join("confirmed").join(&chosen.0);
+    gauntlet_report::write_atomic(&path, said.to_string().as_bytes())
+        .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
+    say!("confirmed `{}` in run {} (as {by})", chosen.1, summary.id);
     Ok(exit::GO)
 }
 

@@ -132,3 +132,69 @@ fn a_disk_io_load_is_measured_beside_the_latency_and_cleaned_up() {
         "{undone}"
     );
 }
+
+/// The rollback rehearsal executes the demo's rollback runbook; its manual step waits for an
+/// operator, who confirms it from another shell with `gauntlet confirm`.
+#[test]
+fn the_rollback_runbook_is_timed_and_an_operator_confirms_its_manual_step() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let spec = include_str!("../../../examples/demo.yaml");
+    let unattended = ", responder_after: 1s}";
+    assert!(spec.contains(unattended));
+    s.write("gauntlet.yaml", &spec.replace(unattended, "}"));
+    let mut run = s
+        .command()
+        .args(["run", "gauntlet.yaml", "--only", "rollback-rehearsal"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let waiting = loop {
+        let found = s
+            .run_dirs()
+            .pop()
+            .map(|d| d.join("runbooks/waiting/on-call-confirms.json"))
+            .filter(|p| p.exists());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never asked for a confirmation"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let said: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&waiting).unwrap()).unwrap();
+    assert_eq!(said["runbook"], "rollback");
+    let wrong = s.run(&["confirm", "latest", "drain the pool"]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(text(&wrong.stderr).contains("it waits for `on-call confirms`"));
+    let confirmed = s.run(&["confirm", "latest", "on-call confirms", "--by", "ana"]);
+    assert_eq!(
+        confirmed.status.code(),
+        Some(0),
+        "{}",
+        text(&confirmed.stderr)
+    );
+    assert_eq!(run.wait().unwrap().code(), Some(0));
+    let report = report(&s.run_dirs().pop().unwrap());
+    let runbook = &report["runbooks"][0];
+    assert_eq!(runbook["name"], "rollback");
+    assert_eq!(runbook["outcome"], "pass", "{runbook}");
+    let steps = runbook["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[4]["detail"], "confirmed by ana");
+    assert!(steps.iter().all(|s| s["took_ms"].as_u64().is_some()));
+    // What the runbook changed (the candidate out of rotation) was put back.
+    let undone = check(&report, "rollback-rehearsal.faults undone");
+    assert!(
+        undone["reason"]
+            .as_str()
+            .unwrap()
+            .contains("put back: POST"),
+        "{undone}"
+    );
+}

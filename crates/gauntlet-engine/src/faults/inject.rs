@@ -62,7 +62,7 @@ pub enum Applied {
     },
 }
 
-pub(super) fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
+pub(crate) fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
     ctx.journal
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -70,7 +70,7 @@ pub(super) fn register(ctx: &RunContext, undo: Undo) -> Result<u64, String> {
         .map_err(|e| e.to_string())
 }
 
-pub(super) fn done(ctx: &RunContext, id: u64) {
+pub(crate) fn done(ctx: &RunContext, id: u64) {
     let _ = ctx
         .journal
         .lock()

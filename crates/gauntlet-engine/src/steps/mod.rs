@@ -47,6 +47,8 @@ pub struct StepOutput {
     pub measurements: BTreeMap<String, f64>,
     /// One gameday timeline per drill (and the DR rehearsal).
     pub drills: Vec<DrillReport>,
+    /// Each runbook the step executed.
+    pub runbooks: Vec<gauntlet_report::RunbookReport>,
     /// The gates' evaluation.
     pub gates: Option<GatesReport>,
     /// What preflight found: the green fingerprint and the signed release manifest.
@@ -85,6 +87,7 @@ impl StepOutput {
         self.checks.extend(other.checks);
         self.measurements.extend(other.measurements);
         self.drills.extend(other.drills);
+        self.runbooks.extend(other.runbooks);
         self.gates = other.gates.or(self.gates.take());
         self.release = other.release.or(self.release.take());
         self.failed_requests.extend(other.failed_requests);

@@ -78,6 +78,11 @@ pub struct RehearsalStep {
     /// regression that answers 200 with wrong answers is caught only this way.
     #[serde(default)]
     pub quality: bool,
+    /// The rollback procedure (a top-level runbook) run once the judges reject, after the
+    /// split moves and the hook: each step timed against its budget, the whole against the
+    /// runbook's target; what its steps changed is put back afterwards.
+    #[serde(default)]
+    pub runbook: Option<String>,
 }
 
 /// An availability SLI read from the candidate's metrics endpoint: 1 − bad / total, over the
@@ -171,6 +176,9 @@ impl Section for RehearsalStep {
                 );
             }
         }
+        if let Some(name) = &self.runbook {
+            crate::runbook::check_reference(cx, p, &format!("{AT}.runbook"), name);
+        }
         if self.quality && cx.spec.steps.quality.is_none() {
             p.key(
                 &format!("{AT}.quality"),
@@ -229,7 +237,12 @@ impl Section for RehearsalStep {
         );
     }
 
-    fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+    fn worst_case(&self, cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+        let runbook = self
+            .runbook
+            .as_ref()
+            .and_then(|name| cx.spec.runbooks.get(name))
+            .map_or(StdDuration::ZERO, |r| r.worst_case());
         let alerts = self
             .alerts
             .iter()
@@ -238,7 +251,7 @@ impl Section for RehearsalStep {
             .unwrap_or_default();
         vec![(
             "rollback_rehearsal".to_string(),
-            self.detect_within.as_std() + self.rto.as_std() + alerts + MINUTE,
+            self.detect_within.as_std() + self.rto.as_std() + alerts + runbook + MINUTE,
         )]
     }
 
@@ -287,6 +300,10 @@ impl Section for RehearsalStep {
             }),
             alerts: self.alerts.iter().map(|a| a.value.clone()).collect(),
             quality,
+            runbook: self
+                .runbook
+                .as_ref()
+                .and_then(|name| Some((name.clone(), cx.spec.runbooks.get(name)?.clone()))),
             canary,
             seed: seed.of(StepName::RollbackRehearsal),
         };
@@ -329,6 +346,8 @@ pub struct RehearsalPlan {
     pub alerts: Vec<ExpectedAlert>,
     /// The golden set that judges the regression too (`quality: true`).
     pub quality: Option<crate::steps::quality::QualityPlan>,
+    /// The rollback runbook it runs, by name.
+    pub runbook: Option<(String, crate::runbook::Runbook)>,
     /// The canary whose judges must catch the regression.
     pub canary: CanaryPlan,
     pub seed: Seed,

@@ -60,6 +60,7 @@ async fn run(ctx: &RunContext, plan: &RehearsalPlan) -> StepOutput {
     };
     let mut done = vec![rehearsal.detected_check(&checks, detected_after)];
     done.push(rehearsal.roll_back(&checks).await);
+    done.extend(rehearsal.run_runbook().await);
     done.push(rehearsal.recover(&checks).await);
     done.extend(sli);
     rehearsal.attach_evidence(&mut done);
@@ -123,6 +124,8 @@ struct InProgress<'a> {
     decided: Instant,
     /// What the golden set said (`quality: true`): its verdict and explanation.
     quality: Option<(Verdict, String)>,
+    /// What the rollback runbook changed, to put back once the rehearsal is over.
+    runbook_undo: Vec<(u64, crate::calls::Resolved)>,
 }
 
 impl<'a> InProgress<'a> {
@@ -177,6 +180,7 @@ impl<'a> InProgress<'a> {
             seen: Vec::new(),
             decided: Instant::now(),
             quality: None,
+            runbook_undo: Vec::new(),
             output: StepOutput::default(),
         })
     }
@@ -358,6 +362,21 @@ impl<'a> InProgress<'a> {
         }
     }
 
+    /// The rollback runbook, when the rehearsal names one: executed and timed as the
+    /// rollback's procedure (the split has already moved); its report kept.
+    async fn run_runbook(&mut self) -> Option<Check> {
+        let (name, runbook) = self.plan.runbook.as_ref()?;
+        let executed =
+            crate::runbook::execute(self.ctx, (name, runbook), STEP, self.severity).await;
+        self.output.measure(
+            format!("rollback_rehearsal.runbook.{name}.total"),
+            executed.report.total_ms as f64 / 1000.0,
+        );
+        self.output.runbooks.push(executed.report);
+        self.runbook_undo = executed.undo;
+        Some(executed.check)
+    }
+
     /// Recover: consecutive good requests on the baseline after the rollback, within the
     /// RTO; then the regression comes out.
     async fn recover(&mut self, checks: &Checks) -> Check {
@@ -423,8 +442,14 @@ impl<'a> InProgress<'a> {
         self.event("fault-removed", why);
     }
 
-    /// The real faults out, newest first, each undo kept for the `faults undone` check.
+    /// The real faults out, newest first, then what the runbook changed put back, each undo
+    /// kept for the `faults undone` check.
     async fn undo_faults(&mut self) {
+        let runbook = std::mem::take(&mut self.runbook_undo);
+        for (line, ok) in crate::runbook::put_back(self.ctx, runbook).await {
+            self.event("fault-removed", line.clone());
+            self.undone.push((line, ok));
+        }
         while let Some(done) = self.applied.pop() {
             let (line, ok) = inject::undo(self.ctx, done).await;
             self.event("fault-removed", line.clone());
