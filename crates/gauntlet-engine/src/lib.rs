@@ -16,6 +16,7 @@ mod context;
 mod decision;
 pub(crate) mod faults;
 mod identity;
+pub mod incident;
 pub mod journal;
 mod probes;
 pub mod prom;
@@ -29,7 +30,7 @@ mod testing;
 mod timeline;
 pub mod trust;
 
-pub use context::{JudgeState, Observer, RunContext, Silent, StageState, now_rfc3339};
+pub use context::{JudgeState, Observer, RunContext, Silent, StageState, file_safe, now_rfc3339};
 pub use decision::{SETUP_STEP, decide};
 pub use faults::clock::library as libfaketime;
 pub use identity::ProcessIdentity;

@@ -12,6 +12,7 @@
 mod atomic;
 pub mod certificate;
 pub mod exit;
+pub mod gameday;
 mod junit;
 mod markdown;
 mod model;

@@ -24,6 +24,7 @@
 
 pub mod certificate;
 pub mod drift;
+pub mod gameday;
 pub mod readiness;
 pub mod signoff;
 pub mod vouch;

@@ -69,6 +69,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}", get(show_run))
         .route("/v1/runs/{run}/files/{*path}", get(run_file))
         .route("/v1/runs/{run}/cancel", post(cancel_run))
+        .route("/v1/runs/{run}/ack/{drill}", post(ack_page))
         .route("/v1/runs/{run}/signoff", post(sign_off))
         .route("/v1/runs/{run}/readiness", get(readiness))
         .route("/v1/runs/{run}/certificate", get(certificate))
@@ -451,6 +452,43 @@ async fn cancel_run(
     let body =
         json!({"run": found.id, "cancelling": true, "url": format!("/v1/runs/{}", found.id)});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Acknowledges a drill's (or the rehearsal's) page in a live run, as `gauntlet ack` does:
+/// the caller's token is who acknowledged, in the report's incident timeline.
+async fn ack_page(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath((run, drill)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = Asked::new(
+        &headers,
+        remote,
+        "acknowledge a page",
+        format!("/v1/runs/{run}/ack/{drill}"),
+    );
+    let (caller, found) = asked_run(&state, &asked, Role::Operator, &run).await?;
+    if found.status != "running" {
+        return Err(ApiError::Conflict(format!(
+            "run {} is not running ({})",
+            found.id, found.status
+        )));
+    }
+    let run_dir = PathBuf::from(&found.run_dir);
+    if !gauntlet_engine::incident::pages(&run_dir, &drill) {
+        return Err(ApiError::NotFound(format!(
+            "run {} has no drill named `{drill}`",
+            found.id
+        )));
+    }
+    let by = caller.describe();
+    let waiting = gauntlet_engine::incident::record_ack(&run_dir, &drill, &by)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    audit(&state, Some(&caller), &asked, "acknowledged")?;
+    let body =
+        json!({"run": found.id, "drill": drill, "acknowledged_by": by, "was_waiting": waiting});
+    Ok((StatusCode::OK, Json(body)).into_response())
 }
 
 /// A run id as runs are named (`20261122T143700Z-3fa9`, or a prefix of one).

@@ -99,6 +99,19 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/v1/runs/{run}/ack/{drill}",
+        role: Role::Operator,
+        summary: "Acknowledge a drill's page (or `rollback-rehearsal`'s) in a live run: the incident timeline's MTTA ends here",
+        body: None,
+        answer: None,
+        statuses: &[
+            (200, "acknowledged"),
+            (404, "no such run or drill"),
+            (409, "not running"),
+        ],
+    },
+    Route {
+        method: "POST",
         path: "/v1/runs/{run}/signoff",
         role: Role::Approver,
         summary: "Sign the run's report off as a role of its spec",

@@ -16,6 +16,8 @@
 pub mod call;
 mod diagnostic;
 pub mod fault;
+pub mod gameday;
+pub mod incident;
 pub mod limits;
 mod locate;
 mod model;
@@ -32,6 +34,8 @@ mod validate;
 pub use call::{Call, HttpCall};
 pub use diagnostic::{SpecDiagnostic, did_you_mean};
 pub use fault::*;
+pub use gameday::GamedaySection;
+pub use incident::{Incident, Responder};
 pub use model::*;
 pub use plan::{
     Hint, Plan, PlanError, Seed, Selection, Signoffs, StepMeta, StepPlan, System, Systems, Traffic,

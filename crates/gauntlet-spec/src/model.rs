@@ -81,6 +81,12 @@ pub struct Spec {
     /// Named procedures executed and timed (the rollback rehearsal runs one with `runbook:`).
     #[serde(default)]
     pub runbooks: BTreeMap<String, crate::runbook::Runbook>,
+    /// The incident timeline's bounds (MTTA, MTTR) and the unattended responder.
+    #[serde(default)]
+    pub incident: crate::incident::Incident,
+    /// The gameday report's policy: action items' due dates, and the scenarios it must cover.
+    #[serde(default)]
+    pub gameday: crate::gameday::GamedaySection,
 }
 
 /// Gauntlet's own secrets: never in a child's environment, whatever a spec asks.

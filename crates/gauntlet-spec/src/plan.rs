@@ -51,6 +51,10 @@ pub struct Plan {
     pub usage: Option<crate::usage::Usage>,
     /// The spec's runbooks, by name.
     pub runbooks: std::collections::BTreeMap<String, crate::runbook::Runbook>,
+    /// The incident timeline's bounds and responder.
+    pub incident: crate::incident::Incident,
+    /// The gameday report's policy.
+    pub gameday: crate::gameday::GamedaySection,
     pub seed: Seed,
 }
 
@@ -86,6 +90,24 @@ impl StepPlan {
             StepPlan::Canary(_) => StepName::Canary,
             StepPlan::Gates(_) => StepName::Gates,
             StepPlan::Readiness(_) => StepName::Readiness,
+        }
+    }
+
+    /// Its severity and owner role (the gates and the readiness review have none of their
+    /// own: they belong to the spec's sections of the same name).
+    pub fn meta(&self) -> Option<&StepMeta> {
+        match self {
+            StepPlan::Preflight(p) => Some(&p.meta),
+            StepPlan::RollbackRehearsal(p) => Some(&p.meta),
+            StepPlan::Chaos(p) => Some(&p.meta),
+            StepPlan::Dr(p) => Some(&p.meta),
+            StepPlan::Rotation(p) => Some(&p.meta),
+            StepPlan::Security(p) => Some(&p.meta),
+            StepPlan::Quality(p) => Some(&p.meta),
+            StepPlan::Observability(p) => Some(&p.meta),
+            StepPlan::Canary(p) => Some(&p.meta),
+            StepPlan::Gates(p) => Some(&p.meta),
+            StepPlan::Readiness(_) => None,
         }
     }
 }
@@ -504,6 +526,8 @@ impl Spec {
             pass_env: self.pass_env.iter().map(|v| v.value.clone()).collect(),
             usage: self.usage.clone(),
             runbooks: self.runbooks.clone(),
+            incident: self.incident.clone(),
+            gameday: self.gameday.clone(),
             seed,
         })
     }

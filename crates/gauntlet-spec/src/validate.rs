@@ -362,6 +362,8 @@ pub(crate) fn check(
         usage.check(&mut p);
     }
     crate::runbook::check_runbooks(&cx, &mut p, &spec.runbooks);
+    spec.incident.check(&mut p);
+    spec.gameday.check(&cx, &mut p);
     for section in spec.sections() {
         if steps.contains(&section.step()) {
             section.check(&cx, &mut p);

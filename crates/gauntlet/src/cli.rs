@@ -110,6 +110,27 @@ pub enum Command {
         #[arg(long)]
         by: Option<String>,
     },
+    /// Write a run's gameday report (gameday.md and gameday.json in its directory): each
+    /// scenario's injection, expectations, observations, incident timeline, evidence and
+    /// residual risk, and one action item per expectation not met, with owner and due date.
+    Gameday {
+        /// The run: `latest`, an id prefix or its directory.
+        run: String,
+        /// Write the two files here instead of the run directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Acknowledge a drill's page (or the rollback rehearsal's, `rollback-rehearsal`) in a
+    /// running run: the incident timeline's MTTA ends here.
+    Ack {
+        /// The run: `latest`, an id prefix or its directory.
+        run: String,
+        /// The drill whose page this acknowledges.
+        drill: String,
+        /// Who acknowledges (default: $USER), recorded in the report.
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Undo whatever a killed run left behind (processes, faults).
     Recover {
         /// Only this run (default: every run whose process is gone).

@@ -215,6 +215,8 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Certificate { run, trust } => review::certificate_command(&global, &run, &trust),
         Command::Recover { run } => recover(&global, run.as_deref()),
         Command::Confirm { run, step, by } => confirm(&global, &run, step.as_deref(), by),
+        Command::Ack { run, drill, by } => ack(&global, &run, &drill, by),
+        Command::Gameday { run, out } => gameday(&global, &run, out.as_deref()),
         Command::Judge(args) => offline::judge(&args),
         Command::Load {
             url,
@@ -688,6 +690,92 @@ fn confirm(
     gauntlet_report::write_atomic(&path, said.to_string().as_bytes())
         .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
     say!("confirmed `{}` in run {} (as {by})", chosen.1, summary.id);
+    Ok(exit::GO)
+}
+
+/// Writes a stored run's gameday report, by the policy and owners of the run's own spec.
+fn gameday(global: &Global, run: &str, out: Option<&Path>) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let summary = store.find_run(run).map_err(CliError::from_store)?;
+    let report = store
+        .report(&summary.id)
+        .map_err(anyhow::Error::from)?
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "run {} has no report (it never finished)",
+                summary.id
+            ))
+        })?;
+    let run_dir = Path::new(&summary.run_dir);
+    let text = std::fs::read_to_string(run_dir.join("spec.yaml"))
+        .map_err(|e| CliError::Usage(format!("run {}'s spec copy: {e}", summary.id)))?;
+    let plan = gauntlet_spec::plan_str(
+        "spec.yaml",
+        &text,
+        &Default::default(),
+        report.seed.unwrap_or(0),
+    )
+    .map_err(|e| {
+        CliError::Usage(format!(
+            "run {}'s spec copy no longer plans: {e}",
+            summary.id
+        ))
+    })?;
+    let gameday = gauntlet_review::gameday::gameday(&report, &plan);
+    let dir = out.unwrap_or(run_dir);
+    let write = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        gauntlet_report::write_atomic(&path, bytes)
+            .map(|()| path)
+            .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", dir.join(name).display())))
+    };
+    let json = serde_json::to_vec_pretty(&gameday).map_err(anyhow::Error::from)?;
+    let md = write(
+        "gameday.md",
+        gauntlet_report::gameday::gameday_markdown(&gameday).as_bytes(),
+    )?;
+    write("gameday.json", &json)?;
+    say!(
+        "gameday report: {} (also gameday.json): {} scenarios, {} action items",
+        md.display(),
+        gameday.scenarios.len(),
+        gameday.action_items.len()
+    );
+    Ok(exit::GO)
+}
+
+/// Acknowledges a drill's page in a running run (before or while the run waits for it).
+fn ack(global: &Global, run: &str, drill: &str, by: Option<String>) -> Result<i32, CliError> {
+    let store = open_store(global)?;
+    let summary = store.find_run(run).map_err(CliError::from_store)?;
+    let run_dir = Path::new(&summary.run_dir);
+    if run_dir.join("report.json").exists() {
+        return Err(CliError::Usage(format!(
+            "run {} has finished: there is no page left to acknowledge",
+            summary.id
+        )));
+    }
+    if !gauntlet_engine::incident::pages(run_dir, drill) {
+        return Err(CliError::Usage(format!(
+            "run {} has no drill named `{drill}` (the rehearsal's page is `rollback-rehearsal`)",
+            summary.id
+        )));
+    }
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "an operator".into());
+    let waiting = gauntlet_engine::incident::record_ack(run_dir, drill, &by)
+        .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", run_dir.display())))?;
+    match waiting {
+        true => say!(
+            "acknowledged the page of `{drill}` in run {} (as {by})",
+            summary.id
+        ),
+        false => say!(
+            "acknowledged `{drill}` in run {} (as {by}); the run will count it when its page arrives",
+            summary.id
+        ),
+    }
     Ok(exit::GO)
 }
 

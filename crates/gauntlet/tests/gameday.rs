@@ -198,3 +198,47 @@ fn the_rollback_runbook_is_timed_and_an_operator_confirms_its_manual_step() {
         "{undone}"
     );
 }
+
+/// `gauntlet gameday RUN` after a rag gameday whose cache never warms: one action item per
+/// expectation not met, owned by the step's owner and due by the spec's policy; the required
+/// matrix shows the cache scenario failed and the scenarios this run did not cover.
+#[test]
+fn the_gameday_report_turns_failed_expectations_into_owned_action_items() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    let out = s.run(&["demo", "rag", "--defect", "cache-off", "--only", "chaos"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let written = s.run(&["gameday", "latest"]);
+    assert_eq!(written.status.code(), Some(0), "{}", text(&written.stderr));
+    let run_dir = s.run_dirs().pop().unwrap();
+    let gameday: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("gameday.json")).unwrap()).unwrap();
+    assert_eq!(gameday["schema"], "gauntlet.gameday/v1");
+    let items = gameday["action_items"].as_array().unwrap();
+    let cache = items
+        .iter()
+        .find(|a| a["expectation"] == "chaos.cache-cold-start: side effect cache-warms-again")
+        .unwrap_or_else(|| panic!("{items:#?}"));
+    assert_eq!(cache["owner"], "sre-oncall@example.com");
+    assert_eq!(cache["owner_role"], "sre");
+    // Due 7 days (hard_eta) after the gameday was held.
+    let held = gameday["held_at"].as_str().unwrap();
+    let held = humantime::parse_rfc3339(held).unwrap();
+    let due = humantime::format_rfc3339_seconds(held + std::time::Duration::from_secs(7 * 86400));
+    assert_eq!(cache["due"].as_str().unwrap(), &due.to_string()[..10]);
+    // Only chaos ran: the PII scenario was covered by nothing, and says so.
+    assert!(
+        items
+            .iter()
+            .any(|a| a["expectation"] == "required scenario: PII leakage probe"),
+        "{items:#?}"
+    );
+    let matrix = gameday["matrix"].as_array().unwrap();
+    let row = |name: &str| matrix.iter().find(|r| r["scenario"] == name).unwrap();
+    assert_eq!(row("cache cold start")["outcome"], "fail");
+    assert_eq!(row("vector store latency spike")["outcome"], "pass");
+    let md = std::fs::read_to_string(run_dir.join("gameday.md")).unwrap();
+    assert!(
+        md.contains("## Action items") && md.contains("**Residual risk:** not shown to be safe")
+    );
+}

@@ -178,4 +178,17 @@ fn a_provider_failover_pages_through_a_real_alertmanager() {
             .as_f64()
             .unwrap();
     assert!(after > 0.0 && after <= 20.0, "{after}");
+    // The page is acknowledged (here by the unattended run's responder, after 1s): MTTA.
+    let mtta = check(&report, "chaos.provider-throttled: MTTA");
+    assert_eq!(mtta["outcome"], "pass", "{mtta}");
+    assert!(
+        mtta["reason"]
+            .as_str()
+            .unwrap()
+            .contains("configured responder")
+    );
+    let measured = report["measurements"]["chaos.provider-throttled.mtta"]
+        .as_f64()
+        .unwrap();
+    assert!((1.0..2.0).contains(&measured), "{measured}");
 }

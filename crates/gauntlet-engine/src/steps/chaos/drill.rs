@@ -33,7 +33,10 @@ pub(super) async fn run(ctx: &RunContext, chaos: &ChaosPlan, plan: &DrillPlan) -
         return drill.stopped(&error, &undone, &observed.rounds);
     }
     let settled = drill.settle(undone.at).await;
-    let alerts = drill.alerts(injected.fault_at).await;
+    let (mut alerts, paged) = drill.alerts(injected.fault_at).await;
+    if let Some(paged) = paged {
+        alerts.push(drill.acknowledged(paged).await);
+    }
     drill.verify(before, &injected, observed, undone, settled, alerts)
 }
 
@@ -455,7 +458,8 @@ impl<'a> Drill<'a> {
     }
 
     /// Each expected alert must reach gauntlet's receiver, fired after the first fault.
-    async fn alerts(&mut self, fault_at: Duration) -> Vec<Check> {
+    /// Also returns when the first page arrived (since the drill started), if one did.
+    async fn alerts(&mut self, fault_at: Duration) -> (Vec<Check>, Option<Duration>) {
         let fault_instant = self.timeline.started() + fault_at;
         let expected: Vec<_> = self.plan.alerts.iter().collect();
         let prefix = format!("{}: ", self.plan.name);
@@ -468,6 +472,7 @@ impl<'a> Drill<'a> {
             self.severity,
         )
         .await;
+        let paged = arrivals.iter().map(|a| fault_at + a.after).min();
         for arrival in arrivals {
             self.timeline.alert(
                 &self.ctx.recorder,
@@ -477,7 +482,24 @@ impl<'a> Drill<'a> {
                 &arrival.receiver,
             );
         }
-        checks
+        (checks, paged)
+    }
+
+    /// The page acknowledged (by an operator or the responder): on the timeline, as the
+    /// MTTA measurement and check.
+    async fn acknowledged(&mut self, paged: Duration) -> Check {
+        let instant = self.timeline.started() + paged;
+        let acked = crate::incident::acknowledged(self.ctx, &self.plan.name, instant).await;
+        if let Ok((after, by)) = &acked {
+            self.timeline
+                .mark(paged + *after, "acknowledged", format!("the page, by {by}"));
+            self.measurements.push((
+                format!("chaos.{}.mtta", self.plan.name),
+                after.as_secs_f64(),
+            ));
+        }
+        let what = format!("{}: ", self.plan.name);
+        crate::incident::mtta_check(self.ctx, (STEP, &what), self.severity, &acked)
     }
 
     /// A fault could not be applied: the drill proves nothing, but its undo still counts.
@@ -537,6 +559,26 @@ impl<'a> Drill<'a> {
             self.checks.push(check);
         }
         self.checks.extend(alerts);
+        // Something broke (a probe round failed, a process died): the time to restore it.
+        let broke = observed.rounds.iter().any(|r| !r.holds()) || !injected.killed.is_empty();
+        if broke {
+            let what = format!("{}: ", self.plan.name);
+            // Restored while the faults were in, or else once they came out.
+            let restored = judged.recovered_after.or_else(|| {
+                settled
+                    .restored_at
+                    .map(|at| at.saturating_sub(injected.fault_at))
+            });
+            let mttr =
+                crate::incident::mttr_check(self.ctx, (STEP, &what), self.severity, restored);
+            if let Some(after) = restored {
+                self.measurements.push((
+                    format!("chaos.{}.mttr", self.plan.name),
+                    after.as_secs_f64(),
+                ));
+            }
+            self.checks.push(mttr);
+        }
         let after = self.after_check(&settled, undone.at);
         self.checks.push(after);
         self.push_undone(&undone);

@@ -126,6 +126,9 @@ struct InProgress<'a> {
     quality: Option<(Verdict, String)>,
     /// What the rollback runbook changed, to put back once the rehearsal is over.
     runbook_undo: Vec<(u64, crate::calls::Resolved)>,
+    /// From the regression going in to the baseline serving well (when it recovered), and
+    /// whether a rollback was tried at all.
+    restored: Option<Option<Duration>>,
 }
 
 impl<'a> InProgress<'a> {
@@ -181,6 +184,7 @@ impl<'a> InProgress<'a> {
             decided: Instant::now(),
             quality: None,
             runbook_undo: Vec::new(),
+            restored: None,
             output: StepOutput::default(),
         })
     }
@@ -399,6 +403,8 @@ impl<'a> InProgress<'a> {
             }
         };
         self.remove_regression("injected regression removed").await;
+        let since_injection = self.decided.duration_since(self.injected);
+        self.restored = Some(recovery.map(|after| since_injection + after));
         let recovered = checks.recovered.clone();
         let n = plan.recovery_samples;
         match recovery {
@@ -517,6 +523,7 @@ impl<'a> InProgress<'a> {
         let (alerts, arrivals) =
             crate::alerts::wait_for(self.ctx, STEP, "", &expected, self.injected, self.severity)
                 .await;
+        let paged = arrivals.iter().map(|a| a.after).min();
         for arrival in arrivals {
             let after = arrival.after.as_secs_f64();
             self.ctx.recorder.event(
@@ -532,6 +539,25 @@ impl<'a> InProgress<'a> {
         }
         self.output.checks = checks;
         self.output.checks.extend(alerts);
+        if let Some(paged) = paged {
+            let acked = crate::incident::acknowledged(self.ctx, STEP, self.injected + paged).await;
+            if let Ok((after, by)) = &acked {
+                let said = format!("the page, by {by}, {:.2}s after it", after.as_secs_f64());
+                self.ctx.recorder.event(Some(STEP), "acknowledged", said);
+                self.output
+                    .measure("rollback_rehearsal.mtta", after.as_secs_f64());
+            }
+            let check = crate::incident::mtta_check(self.ctx, (STEP, ""), self.severity, &acked);
+            self.output.checks.push(check);
+        }
+        if let Some(restored) = self.restored {
+            if let Some(after) = restored {
+                self.output
+                    .measure("rollback_rehearsal.mttr", after.as_secs_f64());
+            }
+            let check = crate::incident::mttr_check(self.ctx, (STEP, ""), self.severity, restored);
+            self.output.checks.push(check);
+        }
         self.output
     }
 }
