@@ -313,20 +313,47 @@ pub async fn start_receiver(
 /// The spec's rule file as an absolute path, when gauntlet's own reader accepts it: a file
 /// Prometheus would refuse would keep it from starting, and the observability step reports
 /// why it is refused.
-pub fn loadable_rules(plan: &gauntlet_spec::Plan, spec_path: &Path) -> Vec<String> {
-    let Some(rules) = &plan.alert_rules else {
-        return Vec::new();
-    };
-    let Ok(path) = spec_file(spec_path, rules) else {
-        return Vec::new();
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) if gauntlet_metrics::rules::parse_rules(&text).is_ok() => {
-            vec![path.display().to_string()]
-        }
-        _ => Vec::new(),
+pub fn loadable_rules(plan: &gauntlet_spec::Plan, spec_path: &Path, run_dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    if let Some(path) = plan
+        .alert_rules
+        .as_ref()
+        .and_then(|r| spec_file(spec_path, r).ok())
+        && std::fs::read_to_string(&path)
+            .is_ok_and(|text| gauntlet_metrics::rules::parse_rules(&text).is_ok())
+    {
+        files.push(path.display().to_string());
     }
+    if let Ok(Some((path, _))) = slo_rules(plan, spec_path, run_dir) {
+        files.push(path.display().to_string());
+    }
+    files
 }
+
+/// The burn-rate rule file made from the spec's OpenSLO files (`slos.openslo`), written into
+/// the run directory, with the SLOs it covers; `None` without OpenSLO files.
+pub fn slo_rules(
+    plan: &gauntlet_spec::Plan,
+    spec_path: &Path,
+    run_dir: &Path,
+) -> Result<Option<(std::path::PathBuf, Vec<gauntlet_metrics::openslo::Slo>)>, String> {
+    if plan.slos.openslo.is_empty() {
+        return Ok(None);
+    }
+    let mut slos = Vec::new();
+    for file in &plan.slos.openslo {
+        let path = spec_file(spec_path, file).map_err(|e| format!("{file}: {e}"))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{file}: {e}"))?;
+        slos.extend(gauntlet_metrics::openslo::read(&text, file).map_err(|e| e.to_string())?);
+    }
+    let path = run_dir.join(SLO_RULES);
+    let rules = gauntlet_metrics::openslo::burn_rate_rules(&slos);
+    gauntlet_report::write_atomic(&path, rules.as_bytes()).map_err(|e| e.to_string())?;
+    Ok(Some((path, slos)))
+}
+
+/// Where a run writes the burn-rate rules it made from OpenSLO.
+pub const SLO_RULES: &str = "slo-burn-rate.rules.yml";
 
 /// A file the spec names, relative to the spec's directory and resolved inside it (a path or
 /// a symbolic link that leads outside is refused, never read).

@@ -794,7 +794,7 @@ impl Monitoring<'_> {
         let (Some(systems), true) = (systems, section.start) else {
             return (alerts, section.url.clone());
         };
-        let rule_files = crate::prom::loadable_rules(self.plan, self.spec_path);
+        let rule_files = crate::prom::loadable_rules(self.plan, self.spec_path, self.run_dir);
         let (check, url) = crate::prom::start(
             section,
             self.run_dir,

@@ -34,11 +34,12 @@ pub fn confirm_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("runbooks")
 }
 
-/// Runs `runbook` (called `name`) from the step `ran_in`.
+/// Runs `runbook` (called `name`) from the step `ran_in`; its check is `ran_in.PREFIXrunbook
+/// NAME` (a drill's prefix is `DRILL: `).
 pub async fn execute(
     ctx: &RunContext,
     (name, runbook): (&str, &Runbook),
-    ran_in: &str,
+    (ran_in, prefix): (&str, &str),
     severity: Severity,
 ) -> Executed {
     let mut steps = Vec::new();
@@ -97,7 +98,7 @@ pub async fn execute(
     }
     let total = started.elapsed();
     let report = conclude(name, runbook, ran_in, total, steps, first_failed);
-    let check = check(&report, severity);
+    let check = check(&report, prefix, severity);
     event(
         ctx,
         ran_in,
@@ -310,7 +311,7 @@ fn conclude(
     }
 }
 
-fn check(report: &RunbookReport, severity: Severity) -> Check {
+fn check(report: &RunbookReport, prefix: &str, severity: Severity) -> Check {
     let secs = |ms: u64| ms as f64 / 1000.0;
     let threshold = match report.max_ms == report.target_ms {
         true => format!(
@@ -345,7 +346,7 @@ fn check(report: &RunbookReport, severity: Severity) -> Check {
     };
     Check::new(
         &report.ran_in,
-        &format!("runbook {}", report.name),
+        &format!("{prefix}runbook {}", report.name),
         severity,
     )
     .threshold(threshold)
@@ -379,7 +380,7 @@ runbooks:
 
     async fn run(harness: &Harness, name: &str) -> Executed {
         let runbook = harness.ctx.plan.runbooks[name].clone();
-        execute(&harness.ctx, (name, &runbook), "test", Severity::Hard).await
+        execute(&harness.ctx, (name, &runbook), ("test", ""), Severity::Hard).await
     }
 
     #[tokio::test]

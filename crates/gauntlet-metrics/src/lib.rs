@@ -11,6 +11,7 @@
 //! ```
 
 pub mod dashboard;
+pub mod openslo;
 pub mod prometheus;
 pub mod promql;
 pub mod rules;

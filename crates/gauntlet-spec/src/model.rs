@@ -225,6 +225,11 @@ pub struct Slos {
     pub availability: Option<AvailabilitySlo>,
     #[serde(default)]
     pub latency: Option<LatencySlo>,
+    /// SLOs written in OpenSLO v1 (files relative to the spec): gauntlet makes their
+    /// multi-window, multi-burn-rate alert rules, checks them with promtool, and has the
+    /// run's Prometheus load them.
+    #[serde(default)]
+    pub openslo: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -363,6 +363,9 @@ pub(crate) fn check(
     }
     crate::runbook::check_runbooks(&cx, &mut p, &spec.runbooks);
     spec.incident.check(&mut p);
+    for (i, file) in spec.slos.openslo.iter().enumerate() {
+        p.project_file(&format!("slos.openslo[{i}]"), file);
+    }
     spec.gameday.check(&cx, &mut p);
     for section in spec.sections() {
         if steps.contains(&section.step()) {

@@ -120,6 +120,13 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Print the multi-window, multi-burn-rate Prometheus alert rules (14.4x over 1h and 5m,
+    /// 6x over 6h and 30m, 1x over 3d and 6h) for the SLOs of OpenSLO v1 files.
+    SloRules {
+        /// OpenSLO files (SLO, SLI, AlertPolicy documents).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Acknowledge a drill's page (or the rollback rehearsal's, `rollback-rehearsal`) in a
     /// running run: the incident timeline's MTTA ends here.
     Ack {
@@ -334,7 +341,8 @@ impl Command {
     pub fn prints_result(&self) -> bool {
         matches!(
             self,
-            Command::Schema
+            Command::SloRules { .. }
+                | Command::Schema
                 | Command::History { .. }
                 | Command::Show { .. }
                 | Command::Completions { .. }

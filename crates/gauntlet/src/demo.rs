@@ -33,6 +33,10 @@ const FILES: &[(&str, &str)] = &[
         "dashboards/demo.json",
         include_str!("../../../examples/dashboards/demo.json"),
     ),
+    (
+        "slos/shop.openslo.yaml",
+        include_str!("../../../examples/slos/shop.openslo.yaml"),
+    ),
     ("Cargo.lock", include_str!("../../../Cargo.lock")),
     // The checklist's attested items, pre-signed with the owner roles' demo keys.
     (
@@ -232,12 +236,17 @@ pub fn prometheus_installed() -> bool {
 }
 
 /// The demo spec, with or without its Prometheus (and with or without an Alertmanager).
+/// The OpenSLO file the shop's SLOs also come from, with a Prometheus to load its rules.
+const OPENSLO_OFF: &str = "  # openslo: [slos/shop.openslo.yaml]\n";
+const OPENSLO_ON: &str = "  openslo: [slos/shop.openslo.yaml]\n";
+
 pub fn spec_with(prometheus: bool, alertmanager: bool) -> String {
     let base = FILES[0].1;
     if !prometheus {
         return base.to_string();
     }
     let mut text = format!("{}\n{PROMETHEUS_GATES}", base.trim_end_matches('\n'));
+    text = text.replacen(OPENSLO_OFF, OPENSLO_ON, 1);
     if alertmanager {
         text = text.replacen(DRILL_ALERT_OFF, DRILL_ALERT_ON, 1);
         text = text.replacen(REHEARSAL_ALERT_OFF, REHEARSAL_ALERT_ON, 1);

@@ -217,6 +217,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Confirm { run, step, by } => confirm(&global, &run, step.as_deref(), by),
         Command::Ack { run, drill, by } => ack(&global, &run, &drill, by),
         Command::Gameday { run, out } => gameday(&global, &run, out.as_deref()),
+        Command::SloRules { files } => slo_rules(&files),
         Command::Judge(args) => offline::judge(&args),
         Command::Load {
             url,
@@ -690,6 +691,27 @@ fn confirm(
     gauntlet_report::write_atomic(&path, said.to_string().as_bytes())
         .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
     say!("confirmed `{}` in run {} (as {by})", chosen.1, summary.id);
+    Ok(exit::GO)
+}
+
+/// Prints the burn-rate rules of OpenSLO files; a file that cannot be mapped is invalid input.
+fn slo_rules(files: &[std::path::PathBuf]) -> Result<i32, CliError> {
+    let mut slos = Vec::new();
+    for file in files {
+        let shown = file.display().to_string();
+        let text =
+            std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("{shown}: {e}")))?;
+        let read = gauntlet_metrics::openslo::read(&text, &shown)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+        slos.extend(read);
+    }
+    if slos.is_empty() {
+        return Err(CliError::Usage("no `kind: SLO` in the files given".into()));
+    }
+    say!(
+        "{}",
+        gauntlet_metrics::openslo::burn_rate_rules(&slos).trim_end()
+    );
     Ok(exit::GO)
 }
 

@@ -146,7 +146,7 @@ fn demo_is_go_stores_the_run_and_leaves_no_process() {
     }
     // Every drill has its timeline with the derived times, and an SVG of it on disk.
     let drills = report["drills"].as_array().expect("drills in the report");
-    assert_eq!(drills.len(), 10, "nine chaos drills and the DR restore");
+    assert_eq!(drills.len(), 12, "eleven chaos drills and the DR restore");
     let crash = drills
         .iter()
         .find(|d| d["name"] == "candidate-crash")

@@ -242,3 +242,76 @@ fn the_gameday_report_turns_failed_expectations_into_owned_action_items() {
         md.contains("## Action items") && md.contains("**Residual risk:** not shown to be safe")
     );
 }
+
+/// `gauntlet slo-rules` turns an OpenSLO SLO into multi-window, multi-burn-rate rules that
+/// the stock promtool accepts; what cannot be mapped is invalid input, said by name.
+#[test]
+fn openslo_becomes_burn_rate_rules_promtool_accepts() {
+    let s = Scratch::new();
+    let slo = include_str!("../../../examples/slos/shop.openslo.yaml");
+    s.write("slo.yaml", slo);
+    let out = s.run(&["slo-rules", "slo.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let rules = s.write("slo.rules.yml", &text(&out.stdout));
+    let said = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool (scripts/test installs prometheus)");
+    assert!(
+        said.status.success(),
+        "{}",
+        text(&said.stdout) + &text(&said.stderr)
+    );
+    let printed = text(&out.stdout);
+    for (factor, long, short) in [("14.4", "1h", "5m"), ("6", "6h", "30m"), ("1", "3d", "6h")] {
+        assert!(
+            printed.contains(&format!(
+                "burn_rate: \"{factor}\", long_window: {long}, short_window: {short}"
+            )),
+            "{printed}"
+        );
+    }
+    s.write(
+        "bad.yaml",
+        &slo.replace("type: Prometheus", "type: Datadog"),
+    );
+    let bad = s.run(&["slo-rules", "bad.yaml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("comes from `Datadog`"),
+        "{}",
+        text(&bad.stderr)
+    );
+}
+
+/// A drill that breaks the service runs its response runbook: the decision and the action on
+/// its timeline, the runbook timed, and the restoration held to the MTTR bound.
+#[test]
+fn a_drill_responds_with_its_runbook_and_is_held_to_the_mttr() {
+    let _turn = heavy_turn();
+    let (out, report) = drill("candidate-crash", "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let runbook = check(&report, "chaos.candidate-crash: runbook crash-response");
+    assert_eq!(runbook["outcome"], "pass", "{runbook}");
+    assert_eq!(report["runbooks"][0]["ran_in"], "chaos");
+    let events = report["drills"][0]["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let at = |kind: &str| {
+        kinds
+            .iter()
+            .position(|k| *k == kind)
+            .unwrap_or_else(|| panic!("{kind}: {kinds:?}"))
+    };
+    assert!(at("fault-applied") < at("detected") && at("detected") < at("decision"));
+    // (the supervisor's restart is an action too; the runbook's follows the decision)
+    assert!(kinds[at("decision")..].contains(&"action"), "{kinds:?}");
+    let mttr = check(&report, "chaos.candidate-crash: MTTR");
+    assert_eq!(mttr["outcome"], "pass", "{mttr}");
+    assert!(
+        report["measurements"]["chaos.candidate-crash.mttr"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}

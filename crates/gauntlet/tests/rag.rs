@@ -98,10 +98,7 @@ fn each_rag_knob_is_no_go_naming_the_check_that_caught_it() {
         ("no-fanout-limit", "security.fan-out to docs"),
         ("no-provider-failover", "chaos.provider-throttled: hold"),
         ("cost-surge", "gates.cost per answer (p95)"),
-        (
-            "cache-off",
-            "chaos.cache-cold-start: side effect cache-warms-again",
-        ),
+        ("cache-off", "chaos.cache-purged: side effect cache-missed"),
     ] {
         let _turn = heavy_turn();
         let s = Scratch::new();

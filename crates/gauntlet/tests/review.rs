@@ -90,6 +90,31 @@ fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
             .any(|c| c["name"] == "prometheus ready" && c["outcome"] == "pass"),
         "{setup}"
     );
+    // The OpenSLO SLO's multi-window, multi-burn-rate rules were made, accepted by promtool
+    // and loaded by the run's Prometheus.
+    let checks: Vec<&serde_json::Value> = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["checks"].as_array().unwrap())
+        .collect();
+    for id in [
+        "observability.SLO burn-rate rules",
+        "observability.SLO burn-rate rules loaded by Prometheus",
+    ] {
+        let check = checks
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(check["outcome"], "pass", "{check}");
+    }
+    let rules =
+        std::fs::read_to_string(s.run_dirs().pop().unwrap().join("slo-burn-rate.rules.yml"))
+            .unwrap();
+    assert!(
+        rules.contains("ShopAvailabilityErrorBudgetBurnFast"),
+        "{rules}"
+    );
     // Nothing of the run's Prometheus is left running.
     assert_nothing_running_under(s.path());
 }

@@ -84,6 +84,11 @@ pub struct Drill {
     /// This drill's own abort conditions, besides the step's.
     #[serde(default)]
     pub safeguards: Vec<Probe>,
+    /// The response procedure (a top-level runbook), run when the drill first sees the
+    /// steady state break: the incident's decision and action, timed; what its steps changed
+    /// is put back when the faults come out.
+    #[serde(default)]
+    pub runbook: Option<String>,
 }
 
 /// `hold` (the hypothesis holds throughout) or `recover within 30s` (it may break, but
@@ -246,7 +251,7 @@ impl Section for ChaosStep {
         }
     }
 
-    fn worst_case(&self, _cx: &Context<'_>) -> Vec<(String, StdDuration)> {
+    fn worst_case(&self, cx: &Context<'_>) -> Vec<(String, StdDuration)> {
         self.drills
             .value
             .iter()
@@ -261,9 +266,14 @@ impl Section for ChaosStep {
                     .map(|a| a.within.as_std())
                     .max()
                     .unwrap_or_default();
+                let runbook = drill
+                    .runbook
+                    .as_ref()
+                    .and_then(|name| cx.spec.runbooks.get(name))
+                    .map_or(StdDuration::ZERO, |r| r.worst_case());
                 (
                     format!("chaos drill `{}`", quoted(&drill.name)),
-                    before + drill.duration.as_std() + after + alerts,
+                    before + drill.duration.as_std() + after + alerts + runbook,
                 )
             })
             .collect()
@@ -300,6 +310,10 @@ impl Section for ChaosStep {
                 expect: drill.expect,
                 side_effects: drill.side_effects.clone(),
                 alerts: drill.alerts.clone(),
+                runbook: drill
+                    .runbook
+                    .as_ref()
+                    .and_then(|name| Some((name.clone(), cx.spec.runbooks.get(name)?.clone()))),
                 safeguards: self
                     .safeguards
                     .iter()
@@ -339,6 +353,9 @@ impl Drill {
         }
         check_probes(p, &format!("{at}.side_effects"), &what, &self.side_effects);
         check_probes(p, &format!("{at}.safeguards"), &what, &self.safeguards);
+        if let Some(name) = &self.runbook {
+            crate::runbook::check_reference(cx, p, &format!("{at}.runbook"), name);
+        }
         p.duration(&format!("{at}.duration"), self.duration, false, 30 * MINUTE);
         if let Expectation::RecoverWithin(bound) = self.expect
             && bound > self.duration
@@ -411,6 +428,8 @@ pub struct DrillPlan {
     pub alerts: Vec<ExpectedAlert>,
     /// The step's abort conditions and its own.
     pub safeguards: Vec<Probe>,
+    /// The response runbook, by name, run when the drill first sees the breakage.
+    pub runbook: Option<(String, crate::runbook::Runbook)>,
     /// Its place in the spec's list (its seed's index).
     pub index: u64,
     /// Which connections and requests its partial faults touch, which bytes a corruption

@@ -51,6 +51,8 @@ struct Drill<'a> {
     /// What the drill measured besides its times (a disk I/O load's rates, the probes'
     /// latency while the faults were in).
     measurements: Vec<(String, f64)>,
+    /// The response runbook, once it ran: its report, and what it changed to put back.
+    runbook: Option<crate::runbook::Executed>,
 }
 
 /// The faults that went in, and when.
@@ -113,6 +115,7 @@ impl<'a> Drill<'a> {
             timeline,
             checks: Vec::new(),
             measurements: Vec::new(),
+            runbook: None,
         }
     }
 
@@ -260,6 +263,10 @@ impl<'a> Drill<'a> {
             let side_base = self.prober.base(side_effects).await;
             let base = self.prober.base(probes).await;
             let guard_base = self.prober.base(&self.plan.safeguards).await;
+            // A crash is seen as it goes in (the supervisor saw the process exit).
+            if self.timeline.saw("detected") {
+                self.respond().await;
+            }
             let end = injected.fault_at + self.plan.duration.as_std();
             loop {
                 if let Some(why) = self.breached(&guard_base).await {
@@ -273,6 +280,7 @@ impl<'a> Drill<'a> {
                         "detected",
                         format!("steady state broken: {}", round.failures()),
                     );
+                    self.respond().await;
                 }
                 observed.rounds.push(round);
                 self.look_for_side_effects(&side_base, &mut observed.side_effects)
@@ -294,6 +302,34 @@ impl<'a> Drill<'a> {
         }
         self.measure_latency(&observed.rounds);
         observed
+    }
+
+    /// The drill's response runbook, when it has one: the decision and the action on the
+    /// timeline, the runbook executed and timed.
+    async fn respond(&mut self) {
+        let Some((name, runbook)) = &self.plan.runbook else {
+            return;
+        };
+        self.note("decision", format!("respond with runbook `{name}`"));
+        let what = format!("{}: ", self.plan.name);
+        let executed =
+            crate::runbook::execute(self.ctx, (name, runbook), (STEP, &what), self.severity).await;
+        self.note(
+            "action",
+            format!("runbook `{name}`: {}", executed.check.reason),
+        );
+        self.runbook = Some(executed);
+    }
+
+    /// The runbook's check, or why it never ran.
+    fn runbook_check(&mut self) -> Option<Check> {
+        let (name, _) = self.plan.runbook.as_ref()?;
+        Some(match &self.runbook {
+            Some(executed) => executed.check.clone(),
+            None => self
+                .check_named(&format!("runbook {name}"))
+                .outcome(Outcome::Skipped, "not run: the steady state never broke"),
+        })
     }
 
     /// The first safeguard that fails, if one does: `NAME: what it said`.
@@ -413,6 +449,12 @@ impl<'a> Drill<'a> {
             lines: Vec::new(),
             at: Duration::ZERO,
         };
+        let changed = self.runbook.as_mut().map(|r| std::mem::take(&mut r.undo));
+        for (line, ok) in crate::runbook::put_back(self.ctx, changed.unwrap_or_default()).await {
+            self.note("fault-removed", line.clone());
+            undone.ok &= ok;
+            undone.lines.push(line);
+        }
         for (done, _) in injected.applied.drain(..).rev() {
             let (line, ok) = inject::undo(self.ctx, done).await;
             self.note("fault-removed", line.clone());
@@ -551,6 +593,9 @@ impl<'a> Drill<'a> {
         }
         self.checks.push(expectation);
         if let Some(check) = self.safeguard_check(&observed, injected.fault_at) {
+            self.checks.push(check);
+        }
+        if let Some(check) = self.runbook_check() {
             self.checks.push(check);
         }
         self.checks.push(self.in_force_check(&observed.in_force));
@@ -765,6 +810,7 @@ impl<'a> Drill<'a> {
             times,
         );
         let mut output = StepOutput::from(self.checks);
+        output.runbooks.extend(self.runbook.map(|r| r.report));
         for (name, value) in self.measurements {
             output.measure(name, value);
         }

@@ -13,7 +13,7 @@ mod dashboards;
 mod rules;
 
 use dashboards::dashboard_checks;
-use rules::alert_rule_checks;
+use rules::{alert_rule_checks, slo_rule_checks};
 
 use super::{Step, StepFuture, severity};
 use crate::context::RunContext;
@@ -158,6 +158,7 @@ async fn run(ctx: &RunContext, config: &ObservabilityPlan) -> Vec<Check> {
     if let Some(alerts) = &config.alerts {
         checks.extend(alert_rule_checks(ctx, alerts, severity).await);
     }
+    checks.extend(slo_rule_checks(ctx, severity).await);
     for dashboard in &config.dashboards {
         checks.extend(dashboard_checks(ctx, dashboard, severity));
     }

@@ -78,7 +78,51 @@ pub(super) async fn alert_rule_checks(
     let mut checks = vec![valid, defined];
     let started = ctx.plan.prometheus.as_ref().is_some_and(|p| p.start);
     if let (Some(url), true) = (&ctx.prometheus, started) {
-        checks.push(loaded(ctx, url, &alerts.required, severity).await);
+        let check = Check::new(STEP, "alert rules loaded by Prometheus", severity);
+        checks.push(loaded(ctx, url, &alerts.required, check).await);
+    }
+    checks
+}
+
+/// The burn-rate rules made from the spec's OpenSLO files: made (every SLO mapped),
+/// accepted by promtool when installed, and loaded by the run's Prometheus when it started.
+pub(super) async fn slo_rule_checks(ctx: &RunContext, severity: Severity) -> Vec<Check> {
+    let check = Check::new(STEP, "SLO burn-rate rules", severity).threshold(
+        "every OpenSLO SLO becomes 14.4x/1h+5m, 6x/6h+30m and 1x/3d+6h alerts that promtool accepts",
+    );
+    let run_dir = ctx.recorder.run_dir();
+    let (path, slos) = match crate::prom::slo_rules(&ctx.plan, &ctx.spec_path, run_dir) {
+        Ok(Some(made)) => made,
+        Ok(None) => return Vec::new(),
+        Err(why) => return vec![check.outcome(Outcome::Fail, why)],
+    };
+    let names: Vec<String> = slos
+        .iter()
+        .flat_map(gauntlet_metrics::openslo::alert_names)
+        .collect();
+    let summary = format!("{} SLO(s), {} alert(s)", slos.len(), names.len());
+    let mut made = match promtool(&path, &ctx.child_env).await {
+        Some(Ok(said)) => check
+            .measured(format!("{summary}; promtool: {said}"))
+            .outcome(
+                Outcome::Pass,
+                format!("written to {}", crate::prom::SLO_RULES),
+            ),
+        Some(Err(said)) => check.measured(summary).outcome(
+            Outcome::Fail,
+            format!("promtool check rules refused them: {said}"),
+        ),
+        None => check.measured(summary).outcome(
+            Outcome::Pass,
+            "gauntlet's reader accepts them (promtool is not installed to check them too)",
+        ),
+    };
+    made.evidence = vec![crate::prom::SLO_RULES.to_string()];
+    let mut checks = vec![made];
+    let started = ctx.plan.prometheus.as_ref().is_some_and(|p| p.start);
+    if let (Some(url), true) = (&ctx.prometheus, started) {
+        let check = Check::new(STEP, "SLO burn-rate rules loaded by Prometheus", severity);
+        checks.push(loaded(ctx, url, &names, check).await);
     }
     checks
 }
@@ -154,9 +198,8 @@ async fn promtool(
 }
 
 /// The run's Prometheus loaded the required alerts and none of them fails to evaluate.
-async fn loaded(ctx: &RunContext, url: &str, required: &[String], severity: Severity) -> Check {
-    let check = Check::new(STEP, "alert rules loaded by Prometheus", severity)
-        .threshold("every required alert is loaded and evaluates without error");
+async fn loaded(ctx: &RunContext, url: &str, required: &[String], check: Check) -> Check {
+    let check = check.threshold("every required alert is loaded and evaluates without error");
     let Some(section) = ctx.plan.prometheus.as_ref() else {
         return check.outcome(Outcome::Inconclusive, "no Prometheus");
     };

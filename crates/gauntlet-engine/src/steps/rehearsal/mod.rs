@@ -371,7 +371,7 @@ impl<'a> InProgress<'a> {
     async fn run_runbook(&mut self) -> Option<Check> {
         let (name, runbook) = self.plan.runbook.as_ref()?;
         let executed =
-            crate::runbook::execute(self.ctx, (name, runbook), STEP, self.severity).await;
+            crate::runbook::execute(self.ctx, (name, runbook), (STEP, ""), self.severity).await;
         self.output.measure(
             format!("rollback_rehearsal.runbook.{name}.total"),
             executed.report.total_ms as f64 / 1000.0,
