@@ -322,6 +322,20 @@ pub(crate) fn same_secret(presented: &str, expected: &str) -> bool {
 }
 
 /// `POST /admin/api-key` with `x-admin-token` and `{"key": "NEW"}`: the old key stops working.
+/// The refusal of a request without the admin token, if it is refused: without one
+/// configured the admin endpoints do not exist (404); a wrong or missing token is 403.
+fn admin_refusal(state: &State, request: &ServedRequest) -> Option<Reply> {
+    let Some(admin) = &state.config.admin_token else {
+        return Some(reply(StatusCode::NOT_FOUND, "not found\n"));
+    };
+    let presented = request
+        .headers
+        .get("x-admin-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    (!same_secret(presented, admin)).then(|| reply(StatusCode::FORBIDDEN, "admin token required\n"))
+}
+
 /// In rotation (200) or taken out by a rollback (503).
 fn ready(state: &State) -> Reply {
     match state.serving.load(std::sync::atomic::Ordering::Relaxed) {
@@ -333,16 +347,8 @@ fn ready(state: &State) -> Reply {
 /// `{"serving": false}` takes this version out of rotation (a rollback's flag), `true`
 /// puts it back; the admin token is required.
 fn set_serving(state: &State, request: &ServedRequest) -> Reply {
-    let Some(admin) = &state.config.admin_token else {
-        return reply(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let presented = request
-        .headers
-        .get("x-admin-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !same_secret(presented, admin) {
-        return reply(StatusCode::FORBIDDEN, "admin token required\n");
+    if let Some(refused) = admin_refusal(state, request) {
+        return refused;
     }
     match serde_json::from_slice::<serde_json::Value>(&request.body)
         .ok()
@@ -362,16 +368,8 @@ fn set_serving(state: &State, request: &ServedRequest) -> Reply {
 }
 
 fn rotate_key(state: &State, request: &ServedRequest) -> Reply {
-    let Some(admin) = &state.config.admin_token else {
-        return reply(StatusCode::NOT_FOUND, "not found\n");
-    };
-    let presented = request
-        .headers
-        .get("x-admin-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !same_secret(presented, admin) {
-        return reply(StatusCode::FORBIDDEN, "admin token required\n");
+    if let Some(refused) = admin_refusal(state, request) {
+        return refused;
     }
     let key = serde_json::from_slice::<serde_json::Value>(&request.body)
         .ok()

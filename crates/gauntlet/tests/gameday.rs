@@ -3,17 +3,7 @@
 //! allows clock drift, caught in one that does not, and undone.
 
 mod common;
-use common::{Scratch, heavy_turn, report, text};
-
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["checks"].as_array().unwrap())
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id} in {report}"))
-}
+use common::{Scratch, check, heavy_turn, report, text};
 
 /// The clock-skew drill on its own, with the candidate's defects as given.
 fn skew_drill(defects: &str) -> (std::process::Output, serde_json::Value) {

@@ -2,7 +2,7 @@
 //! each of its defect knobs, the report naming the check that caught it.
 
 mod common;
-use common::{Scratch, heavy_turn, report, text};
+use common::{Scratch, check, heavy_turn, report, text};
 
 /// Every failed check's id in a report.
 fn failed(report: &serde_json::Value) -> Vec<String> {
@@ -14,16 +14,6 @@ fn failed(report: &serde_json::Value) -> Vec<String> {
         .filter(|c| c["outcome"] == "fail")
         .map(|c| c["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-fn check<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|s| s["checks"].as_array().unwrap())
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
 }
 
 #[test]

@@ -303,9 +303,7 @@ async fn apply_io(
     else {
         return unreachable_kind(&fault.kind);
     };
-    let free = nix::sys::statvfs::statvfs(dir)
-        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
-        .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
+    let free = free_space(dir)?;
     if file_bytes > free / 10 * 9 {
         return Err(format!(
             "a disk I/O file of {} in {} would take more than nine tenths of its {} MiB free",
@@ -359,6 +357,30 @@ async fn apply_io(
     }
 }
 
+/// The bytes free to an unprivileged writer on `dir`'s file system.
+fn free_space(dir: &std::path::Path) -> Result<u64, String> {
+    nix::sys::statvfs::statvfs(dir)
+        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
+        .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))
+}
+
+/// Stops a stressor process (off the async workers: stopping waits for it); what was done,
+/// and whether it is gone.
+async fn stop_stressor(ctx: &RunContext, name: String) -> (String, bool) {
+    let supervisor = ctx.supervisor.clone();
+    let stopped = tokio::task::spawn_blocking(move || {
+        let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());
+        let line = supervisor.stop(&name);
+        let gone = supervisor.pid(&name).is_none();
+        (
+            line.unwrap_or_else(|| format!("{name} had already stopped")),
+            gone,
+        )
+    })
+    .await;
+    stopped.unwrap_or_else(|e| (format!("stopping the stressor failed: {e}"), false))
+}
+
 /// What a disk I/O load achieved, from its report: bytes written and read per second, and
 /// fsyncs per second.
 pub fn io_rates(report: &std::path::Path) -> Option<(f64, f64, f64)> {
@@ -378,9 +400,7 @@ async fn apply_fill(
     size: u64,
 ) -> Result<(Applied, String), String> {
     let path = dir.join(file);
-    let free = nix::sys::statvfs::statvfs(dir)
-        .map(|s| s.blocks_available().saturating_mul(s.fragment_size()))
-        .map_err(|e| format!("cannot see the free space of {}: {e}", dir.display()))?;
+    let free = free_space(dir)?;
     if size > free / 10 * 9 {
         return Err(format!(
             "filling {} would take {} of the {} MiB free on its file system: more than nine tenths",
@@ -701,20 +721,7 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
                 running,
             )
         }
-        Applied::Stressor { name, .. } => {
-            let supervisor = ctx.supervisor.clone();
-            let stopped = tokio::task::spawn_blocking(move || {
-                let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());
-                let line = supervisor.stop(&name);
-                let gone = supervisor.pid(&name).is_none();
-                (
-                    line.unwrap_or_else(|| format!("{name} had already stopped")),
-                    gone,
-                )
-            })
-            .await;
-            stopped.unwrap_or_else(|e| (format!("stopping the stressor failed: {e}"), false))
-        }
+        Applied::Stressor { name, .. } => stop_stressor(ctx, name).await,
         Applied::ClockSkew {
             target, journal_id, ..
         } => super::clock::unskew(ctx, &target, journal_id).await,
@@ -734,23 +741,10 @@ pub async fn undo(ctx: &RunContext, applied: Applied) -> (String, bool) {
             journal_id,
             ..
         } => {
-            let supervisor = ctx.supervisor.clone();
-            let stopped = tokio::task::spawn_blocking(move || {
-                let mut supervisor = supervisor.lock().unwrap_or_else(|e| e.into_inner());
-                let line = supervisor.stop(&name);
-                (
-                    line.unwrap_or_else(|| format!("{name} had already stopped")),
-                    supervisor.pid(&name).is_none(),
-                )
-            })
-            .await
-            .unwrap_or_else(|e| (format!("stopping the I/O load failed: {e}"), false));
+            let (stopped, gone) = stop_stressor(ctx, name).await;
             let removed = Undo::RemoveFile { path: file.clone() }.perform();
             done(ctx, journal_id);
-            (
-                format!("{}; {removed}", stopped.0),
-                stopped.1 && !file.exists(),
-            )
+            (format!("{stopped}; {removed}"), gone && !file.exists())
         }
         Applied::Fill { path, journal_id } => {
             let line = Undo::RemoveFile { path: path.clone() }.perform();

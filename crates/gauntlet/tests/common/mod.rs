@@ -105,6 +105,17 @@ pub fn report(run_dir: &Path) -> Value {
     serde_json::from_slice(&bytes).expect("report.json parses")
 }
 
+/// The check `id` of a report (the test fails without one).
+pub fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .flat_map(|s| s["checks"].as_array().expect("checks"))
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
 /// The newest run's stored report (run ids sort by second; the store tells two apart).
 pub fn latest(s: &Scratch) -> Value {
     serde_json::from_slice(&s.run(&["show", "latest", "--json"]).stdout).expect("show --json")
