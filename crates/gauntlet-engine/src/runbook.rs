@@ -34,6 +34,69 @@ pub fn confirm_dir(run_dir: &Path) -> PathBuf {
     run_dir.join("runbooks")
 }
 
+/// Why a confirmation could not be recorded: what the run waits for instead.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfirmError {
+    #[error("the run is not waiting for a confirmation")]
+    NothingWaiting,
+    #[error("the run is not waiting for `{asked}`; it waits for {waiting}")]
+    NotWaitingFor { asked: String, waiting: String },
+    #[error("the run waits for {0}: name the step")]
+    Ambiguous(String),
+    #[error("cannot record the confirmation: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Records `by`'s confirmation of a manual step a running run waits for (`step`, or the
+/// only one waiting); returns the step's name. The CLI's `gauntlet confirm` and the server's
+/// API both call it.
+pub fn record_confirmation(
+    run_dir: &Path,
+    step: Option<&str>,
+    by: &str,
+) -> Result<String, ConfirmError> {
+    let dir = confirm_dir(run_dir);
+    let waiting: Vec<(String, String)> = std::fs::read_dir(dir.join("waiting"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let said: serde_json::Value =
+                        serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                    let slug = e.path().file_stem()?.to_str()?.to_string();
+                    Some((slug, said["step"].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let names = || {
+        waiting
+            .iter()
+            .map(|(_, n)| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (slug, name) =
+        match (step, waiting.as_slice()) {
+            (_, []) => return Err(ConfirmError::NothingWaiting),
+            (None, [one]) => one,
+            (None, _) => return Err(ConfirmError::Ambiguous(names())),
+            (Some(step), _) => waiting.iter().find(|(_, n)| n == step).ok_or_else(|| {
+                ConfirmError::NotWaitingFor {
+                    asked: step.to_string(),
+                    waiting: names(),
+                }
+            })?,
+        };
+    let said = serde_json::json!({"by": by, "at": crate::now_rfc3339()});
+    std::fs::create_dir_all(dir.join("confirmed"))?;
+    gauntlet_report::write_atomic(
+        &dir.join("confirmed").join(slug),
+        said.to_string().as_bytes(),
+    )?;
+    Ok(name.clone())
+}
+
 /// Runs `runbook` (called `name`) from the step `ran_in`; its check is `ran_in.PREFIXrunbook
 /// NAME` (a drill's prefix is `DRILL: `).
 pub async fn execute(

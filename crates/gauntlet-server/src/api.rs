@@ -70,6 +70,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/runs/{run}/files/{*path}", get(run_file))
         .route("/v1/runs/{run}/cancel", post(cancel_run))
         .route("/v1/runs/{run}/ack/{drill}", post(ack_page))
+        .route("/v1/runs/{run}/confirm/{step}", post(confirm_step))
         .route("/v1/runs/{run}/signoff", post(sign_off))
         .route("/v1/runs/{run}/readiness", get(readiness))
         .route("/v1/runs/{run}/certificate", get(certificate))
@@ -488,6 +489,41 @@ async fn ack_page(
     audit(&state, Some(&caller), &asked, "acknowledged")?;
     let body =
         json!({"run": found.id, "drill": drill, "acknowledged_by": by, "was_waiting": waiting});
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+/// Confirms a runbook's manual step a live run waits for, as `gauntlet confirm` does: the
+/// caller's token is who confirmed, in the runbook's report.
+async fn confirm_step(
+    State(state): State<Shared>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    UrlPath((run, step)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let asked = Asked::new(
+        &headers,
+        remote,
+        "confirm a runbook step",
+        format!("/v1/runs/{run}/confirm/{step}"),
+    );
+    let (caller, found) = asked_run(&state, &asked, Role::Operator, &run).await?;
+    if found.status != "running" {
+        return Err(ApiError::Conflict(format!(
+            "run {} is not running ({})",
+            found.id, found.status
+        )));
+    }
+    let by = caller.describe();
+    let run_dir = PathBuf::from(&found.run_dir);
+    let name = match gauntlet_engine::runbook::record_confirmation(&run_dir, Some(&step), &by) {
+        Ok(name) => name,
+        Err(gauntlet_engine::runbook::ConfirmError::Io(e)) => {
+            return Err(ApiError::Internal(e.to_string()));
+        }
+        Err(refused) => return Err(ApiError::Conflict(format!("run {}: {refused}", found.id))),
+    };
+    audit(&state, Some(&caller), &asked, "confirmed")?;
+    let body = json!({"run": found.id, "step": name, "confirmed_by": by});
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 

@@ -112,6 +112,19 @@ pub const ROUTES: &[Route] = &[
     },
     Route {
         method: "POST",
+        path: "/v1/runs/{run}/confirm/{step}",
+        role: Role::Operator,
+        summary: "Confirm a runbook's manual step a live run waits for (as `gauntlet confirm`)",
+        body: None,
+        answer: None,
+        statuses: &[
+            (200, "confirmed"),
+            (404, "no such run"),
+            (409, "not running, or not waiting for that step"),
+        ],
+    },
+    Route {
+        method: "POST",
         path: "/v1/runs/{run}/signoff",
         role: Role::Approver,
         summary: "Sign the run's report off as a role of its spec",

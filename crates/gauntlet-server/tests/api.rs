@@ -43,6 +43,8 @@ async fn every_route_refuses_what_a_role_may_not_do() {
         path.replace("{service}", "web")
             .replace("{run}", "20260101T000000Z-0000")
             .replace("{*path}", "report.json")
+            .replace("{drill}", "slow")
+            .replace("{step}", "confirm")
     };
     for route in ROUTES {
         let (method, needed) = (&route.method, &route.role);
@@ -413,5 +415,76 @@ async fn the_openapi_document_is_the_real_routes_and_is_valid() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    server.stop().await;
+}
+
+/// A drill whose fault breaks the service runs a runbook with a manual step: an operator
+/// confirms it through the API (the token recorded as who), a step it is not waiting for is
+/// refused, and a viewer may not confirm.
+const RUNBOOK_SPEC: &str = "schema_version: 1
+service: {name: web, version: '1'}
+targets:
+  candidate:
+    command: [python3, -m, http.server, '{port}', --bind, 127.0.0.1]
+    health: /
+    ready_timeout: 20s
+traffic: {rate: 5/s, requests: [{path: /}]}
+runbooks:
+  respond:
+    target: 1m
+    steps:
+      - {name: on-call looks, budget: 1m, manual: {say: look at the dashboard}}
+steps:
+  chaos:
+    interval: 100ms
+    steady_state:
+      before: 200ms
+      after: 2s
+      probes: [{name: up, http: {path: /, status: [200], within: 1s}}]
+    drills:
+      - {name: broken, faults: [{kind: http_abort, target: candidate, status: 503}], duration: 2s,
+         expect: 'recover within 2s', runbook: respond}
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runbook_step_is_confirmed_through_the_api() {
+    let server = Server::start(RUNBOOK_SPEC).await;
+    let started = server
+        .as_role("operator", "POST", "/v1/services/web/runs")
+        .await;
+    assert_eq!(started.status, 202, "{}", started.body_text());
+    let run = json(&started)["run"].as_str().unwrap().to_string();
+    let run_dir = server.config.runs.join(&run);
+    let waiting = run_dir.join("runbooks/waiting/on-call-looks.json");
+    wait_for_file_containing(&waiting, "look at the dashboard").await;
+    let wrong = server
+        .as_role("operator", "POST", &format!("/v1/runs/{run}/confirm/drain"))
+        .await;
+    assert_eq!(wrong.status, 409, "{}", wrong.body_text());
+    assert!(wrong.body_text().contains("it waits for `on-call looks`"));
+    let viewer = server
+        .as_role(
+            "viewer",
+            "POST",
+            &format!("/v1/runs/{run}/confirm/on-call%20looks"),
+        )
+        .await;
+    assert_eq!(viewer.status, 403);
+    let confirmed = server
+        .as_role(
+            "operator",
+            "POST",
+            &format!("/v1/runs/{run}/confirm/on-call%20looks"),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body_text());
+    let ended = until_status(&server, &run, &["finished", "aborted"]).await;
+    assert_ne!(ended["decision"], "ABORTED", "{ended}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("report.json")).unwrap()).unwrap();
+    let detail = report["runbooks"][0]["steps"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.starts_with("confirmed by token "), "{detail}");
     server.stop().await;
 }

@@ -628,70 +628,20 @@ fn confirm(
 ) -> Result<i32, CliError> {
     let store = open_store(global)?;
     let summary = store.find_run(run).map_err(CliError::from_store)?;
-    let dir = gauntlet_engine::runbook::confirm_dir(Path::new(&summary.run_dir));
-    let waiting: Vec<(String, String)> = std::fs::read_dir(dir.join("waiting"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| {
-                    let said: serde_json::Value =
-                        serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
-                    let slug = e.path().file_stem()?.to_str()?.to_string();
-                    Some((slug, said["step"].as_str()?.to_string()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let names = || {
-        waiting
-            .iter()
-            .map(|(_, n)| format!("`{n}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let chosen = match step {
-        Some(step) => waiting
-            .iter()
-            .find(|(_, name)| name == step)
-            .ok_or_else(|| {
-                CliError::Usage(match waiting.is_empty() {
-                    true => format!(
-                        "run {} is not waiting for `{step}` (nor for anything)",
-                        summary.id
-                    ),
-                    false => format!(
-                        "run {} is not waiting for `{step}`; it waits for {}",
-                        summary.id,
-                        names()
-                    ),
-                })
-            })?,
-        None => match waiting.as_slice() {
-            [one] => one,
-            [] => {
-                return Err(CliError::Usage(format!(
-                    "run {} is not waiting for a confirmation",
-                    summary.id
-                )));
-            }
-            _ => {
-                return Err(CliError::Usage(format!(
-                    "run {} waits for {}: name the step",
-                    summary.id,
-                    names()
-                )));
-            }
-        },
-    };
     let by = by
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "an operator".into());
-    let said = serde_json::json!({"by": by, "at": gauntlet_engine::now_rfc3339()});
-    let path = dir.join("confirmed").join(&chosen.0);
-    gauntlet_report::write_atomic(&path, said.to_string().as_bytes())
-        .map_err(|e| CliError::Internal(anyhow::anyhow!("{}: {e}", path.display())))?;
-    say!("confirmed `{}` in run {} (as {by})", chosen.1, summary.id);
-    Ok(exit::GO)
+    let run_dir = Path::new(&summary.run_dir);
+    match gauntlet_engine::runbook::record_confirmation(run_dir, step, &by) {
+        Ok(name) => {
+            say!("confirmed `{name}` in run {} (as {by})", summary.id);
+            Ok(exit::GO)
+        }
+        Err(gauntlet_engine::runbook::ConfirmError::Io(e)) => Err(CliError::Internal(
+            anyhow::anyhow!("{}: {e}", run_dir.display()),
+        )),
+        Err(refused) => Err(CliError::Usage(format!("run {}: {refused}", summary.id))),
+    }
 }
 
 /// Prints the burn-rate rules of OpenSLO files; a file that cannot be mapped is invalid input.
