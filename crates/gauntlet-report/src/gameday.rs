@@ -9,6 +9,7 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::markdown::{cell, outcome_cell};
 use crate::model::{Decision, Outcome};
 
 pub const GAMEDAY_SCHEMA: &str = "gauntlet.gameday/v1";
@@ -88,20 +89,6 @@ pub struct ActionItem {
     pub severity: String,
 }
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
-fn badge(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Pass => "✅ pass",
-        Outcome::Fail => "❌ fail",
-        Outcome::Inconclusive => "❔ inconclusive",
-        Outcome::Warn => "⚠️ warn",
-        Outcome::Skipped => "⏭️ skipped",
-    }
-}
-
 /// The gameday report as Markdown: action items first (what someone must do), then the
 /// matrix, then each scenario.
 pub fn gameday_markdown(g: &Gameday) -> String {
@@ -144,7 +131,7 @@ pub fn gameday_markdown(g: &Gameday) -> String {
                 "| {} | {} | {} |",
                 cell(&row.scenario),
                 cell(&row.covered_by.join(", ")),
-                badge(row.outcome)
+                outcome_cell(row.outcome)
             );
         }
         md.push('\n');
@@ -157,7 +144,13 @@ pub fn gameday_markdown(g: &Gameday) -> String {
 
 fn scenario(md: &mut String, s: &Scenario) {
     let secs = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}s"));
-    let _ = writeln!(md, "## {} ({}) — {}\n", s.name, s.step, badge(s.outcome));
+    let _ = writeln!(
+        md,
+        "## {} ({}) — {}\n",
+        s.name,
+        s.step,
+        outcome_cell(s.outcome)
+    );
     if let Some(d) = &s.description {
         let _ = writeln!(md, "{}\n", cell(d));
     }

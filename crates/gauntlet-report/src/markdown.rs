@@ -17,7 +17,7 @@ fn badge(decision: Decision) -> &'static str {
     }
 }
 
-fn outcome_cell(outcome: Outcome) -> &'static str {
+pub(crate) fn outcome_cell(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Pass => "✅ pass",
         Outcome::Warn => "⚠️ warn",

@@ -357,6 +357,15 @@ async fn apply_io(
     }
 }
 
+/// Whether a process gauntlet started under `name` still runs.
+fn running(ctx: &RunContext, name: &str) -> bool {
+    ctx.supervisor
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pid(name)
+        .is_some()
+}
+
 /// The bytes free to an unprivileged writer on `dir`'s file system.
 fn free_space(dir: &std::path::Path) -> Result<u64, String> {
     nix::sys::statvfs::statvfs(dir)
@@ -595,35 +604,19 @@ pub async fn in_force(ctx: &RunContext, applied: &Applied) -> Result<String, Str
         },
         Applied::Killed { target, .. } => Ok(format!("{target} was killed")),
         Applied::Action { label, applied, .. } => Ok(format!("{label}: {applied}")),
-        Applied::Stressor { name, holding } => {
-            let running = ctx
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pid(name)
-                .is_some();
-            match running {
-                true => Ok(format!("{name} holds {holding}")),
-                false => Err(format!("{name} stopped before the drill ended")),
-            }
-        }
-        Applied::Io { name, report, .. } => {
-            let running = ctx
-                .supervisor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pid(name)
-                .is_some();
-            match (io_rates(report), running) {
-                (Some((w, r, f)), true) if w > 0.0 => Ok(format!(
-                    "{name} wrote {}/s (fsynced, {f:.0} fsyncs/s) and read back {}/s",
-                    size(w as u64),
-                    size(r as u64)
-                )),
-                (_, false) => Err(format!("{name} stopped before the drill ended")),
-                _ => Err(format!("{name} has not written a block to the disk")),
-            }
-        }
+        Applied::Stressor { name, holding } => match running(ctx, name) {
+            true => Ok(format!("{name} holds {holding}")),
+            false => Err(format!("{name} stopped before the drill ended")),
+        },
+        Applied::Io { name, report, .. } => match (io_rates(report), running(ctx, name)) {
+            (Some((w, r, f)), true) if w > 0.0 => Ok(format!(
+                "{name} wrote {}/s (fsynced, {f:.0} fsyncs/s) and read back {}/s",
+                size(w as u64),
+                size(r as u64)
+            )),
+            (_, false) => Err(format!("{name} stopped before the drill ended")),
+            _ => Err(format!("{name} has not written a block to the disk")),
+        },
         Applied::Fill { path, .. } => match std::fs::metadata(path) {
             Ok(m) => Ok(format!("{} holds {} bytes", path.display(), m.len())),
             Err(e) => Err(format!("the fill {} is gone: {e}", path.display())),
