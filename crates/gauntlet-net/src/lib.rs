@@ -23,7 +23,7 @@ pub use client::{HttpClient, NetError, Outgoing, Response};
 pub use load::{LoadPlan, LoadReport, Model, Threads, latency_histogram, run_load};
 pub use proxy::{
     ActiveFault, ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy,
-    FaultRefused, Protocol, ProxyStats,
+    FaultRefused, Protocol, ProxySet, ProxyStats, ToxiproxyApi, ToxiproxyOptions,
 };
 pub use rng::SplitMix64;
 pub use split::{ArmFault, FailedRequests, TrafficSplit, route_of};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gauntlet_net::{
     ControlAccess, ControlServer, Direction, Fault, FaultKind, FaultProxy, HttpClient, Outgoing,
-    Protocol,
+    Protocol, ProxySet,
 };
 use http_body_util::Full;
 use hyper::{Request, Response};
@@ -262,7 +262,11 @@ async fn reset_drops_open_connections_and_refuses_new_ones() {
     let proxy = proxy_for(addr, Protocol::Http).await;
     let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
     assert!(raw_get(&mut open, "/").await.is_ok());
-    let id = proxy.add(Fault::new(FaultKind::Reset)).unwrap();
+    let id = proxy
+        .add(Fault::new(FaultKind::Reset {
+            after: Duration::ZERO,
+        }))
+        .unwrap();
     assert!(
         raw_get(&mut open, "/").await.is_err(),
         "the open connection was reset"
@@ -292,7 +296,11 @@ async fn a_reset_reaches_every_open_connection_across_threads() {
         }
         let mut idle = TcpStream::connect(proxy.addr()).await.unwrap();
         raw_get(&mut idle, "/").await.unwrap();
-        let id = proxy.add(Fault::new(FaultKind::Reset)).unwrap();
+        let id = proxy
+            .add(Fault::new(FaultKind::Reset {
+                after: Duration::ZERO,
+            }))
+            .unwrap();
         // An idle connection is closed by the proxy without a byte from the client.
         let mut buf = [0u8; 16];
         let closed = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buf)).await;
@@ -445,9 +453,13 @@ fn authorized(mut out: Outgoing) -> Outgoing {
 async fn the_control_api_lists_adds_and_removes_faults() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
-    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy], access(None))
-        .await
-        .unwrap();
+    let control = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ProxySet::of(&[&proxy]),
+        access(None),
+    )
+    .await
+    .unwrap();
     let api = format!("http://{}", control.addr());
     let client = HttpClient::new(Duration::from_secs(2));
     let post = |body: &str| Outgoing {
@@ -734,7 +746,7 @@ async fn the_control_api_answers_only_its_owner() {
     let proxy = proxy_for(addr, Protocol::Http).await;
     let control = ControlServer::start(
         "127.0.0.1:0".parse().unwrap(),
-        &[&proxy],
+        ProxySet::of(&[&proxy]),
         access(Some(Duration::from_secs(600))),
     )
     .await
@@ -810,9 +822,13 @@ async fn the_control_api_answers_only_its_owner() {
 async fn control_api_bodies_never_break_the_proxy() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
-    let control = ControlServer::start("127.0.0.1:0".parse().unwrap(), &[&proxy], access(None))
-        .await
-        .unwrap();
+    let control = ControlServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        ProxySet::of(&[&proxy]),
+        access(None),
+    )
+    .await
+    .unwrap();
     let api = format!("http://{}", control.addr());
     let client = HttpClient::new(Duration::from_secs(5));
     let seeds = [
@@ -866,4 +882,76 @@ async fn control_api_bodies_never_break_the_proxy() {
         );
         proxy.clear();
     }
+}
+
+/// A reset due `after` a connection's first request bytes: the request waits that long, never
+/// reaches the server, and the connection is reset; an idle connection is left alone.
+#[tokio::test]
+async fn a_delayed_reset_acts_on_the_first_bytes_in_its_direction() {
+    let (addr, accepted) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Tcp).await;
+    let idle = TcpStream::connect(proxy.addr()).await.unwrap();
+    let mut fault = Fault::new(FaultKind::Reset {
+        after: Duration::from_millis(200),
+    });
+    fault.direction = Direction::Upstream;
+    let id = proxy.add(fault).unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let started = Instant::now();
+    let answer = raw_get(&mut stream, "/").await;
+    assert!(answer.is_err(), "{answer:?}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(190),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(proxy.acted(id) >= 1);
+    assert!(proxy.stats().resets >= 1);
+    proxy.remove(id);
+    // The idle connection was never touched: it still carries a request.
+    let mut idle = idle;
+    assert!(raw_get(&mut idle, "/").await.unwrap().ends_with("hello"));
+    assert!(accepted.load(Ordering::Relaxed) >= 1);
+}
+
+/// The slicer passes every byte, in pieces; the data limit closes the connection once it
+/// has carried that many bytes in its direction.
+#[tokio::test]
+async fn the_slicer_cuts_the_stream_and_the_data_limit_closes_it() {
+    let (addr, _) = upstream().await;
+    let proxy = proxy_for(addr, Protocol::Http).await;
+    let sliced = proxy
+        .add(Fault::new(FaultKind::Slicer {
+            average_size: 1000,
+            size_variation: 500,
+            delay: Duration::from_millis(2),
+        }))
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (mut seen, mut reads, mut buf) = (Vec::new(), 0, vec![0u8; 256 * 1024]);
+    loop {
+        let n = stream.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        reads += 1;
+    }
+    assert!(seen.ends_with(&[b'x'; 100_000]), "every byte passed");
+    assert!(reads >= 50, "{reads} reads: the stream came in slices");
+    assert!(proxy.acted(sliced) >= 1);
+    proxy.remove(sliced);
+    let mut limit = Fault::new(FaultKind::LimitData { bytes: 10 });
+    limit.direction = Direction::Upstream;
+    proxy.add(limit).unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let answer = raw_get(&mut stream, "/").await;
+    assert!(
+        answer.is_err(),
+        "the request was cut after 10 bytes: {answer:?}"
+    );
 }

@@ -30,7 +30,8 @@ pub enum FaultType {
     Latency,
     /// Proxy: at most `rate` bytes per second.
     Bandwidth,
-    /// Proxy: reset connections.
+    /// Proxy: reset connections: at once, or each one `after` its first bytes in the
+    /// fault's direction.
     Reset,
     /// Proxy: accept, never answer (a partition).
     Blackhole,
@@ -44,6 +45,11 @@ pub enum FaultType {
     HttpDelay,
     /// Proxy: drop the first `bytes` bytes of each connection's responses.
     DropBytes,
+    /// Proxy: pass the bytes on in slices of about `size` (± `variation`), `delay` apart.
+    Slicer,
+    /// Proxy: close each connection once it has carried `bytes` bytes in the fault's
+    /// direction.
+    LimitData,
     /// Process: kill the target with `signal`; it comes back per `restart`.
     Kill,
     /// Resource: `threads` busy threads.
@@ -79,6 +85,8 @@ impl FaultType {
                 | FaultType::HttpAbort
                 | FaultType::HttpDelay
                 | FaultType::DropBytes
+                | FaultType::Slicer
+                | FaultType::LimitData
         )
     }
 }
@@ -152,7 +160,7 @@ pub struct FaultSpec {
     pub delay: Option<Duration>,
     #[serde(default)]
     pub status: Option<u16>,
-    /// Bytes to drop (drop_bytes) or flip (corrupt).
+    /// Bytes to drop (drop_bytes), to let through (limit_data) or to flip (corrupt).
     #[serde(default)]
     pub bytes: Option<u64>,
     #[serde(default)]
@@ -163,6 +171,9 @@ pub struct FaultSpec {
     pub threads: Option<u32>,
     #[serde(default)]
     pub size: Option<ByteSize>,
+    /// How much a slice's size may differ from `size` (slicer).
+    #[serde(default)]
+    pub variation: Option<ByteSize>,
     /// A directory (disk) relative to the target's directory.
     #[serde(default)]
     pub path: Option<String>,
@@ -254,11 +265,13 @@ impl FaultSpec {
         match kind {
             FaultType::Latency => (&["latency"], &["jitter"]),
             FaultType::Bandwidth => (&["rate"], &[]),
-            FaultType::Reset | FaultType::Blackhole => (&[], &[]),
+            FaultType::Reset => (&[], &["after"]),
+            FaultType::Blackhole => (&[], &[]),
             FaultType::Timeout => (&["after"], &[]),
             FaultType::SlowClose | FaultType::HttpDelay => (&["delay"], &[]),
             FaultType::HttpAbort => (&["status"], &[]),
-            FaultType::DropBytes => (&["bytes"], &[]),
+            FaultType::DropBytes | FaultType::LimitData => (&["bytes"], &[]),
+            FaultType::Slicer => (&["size"], &["variation", "delay"]),
             FaultType::Kill => (&[], &["signal", "restart"]),
             FaultType::Cpu => (&[], &["threads"]),
             FaultType::Memory => (&["size"], &[]),
@@ -289,6 +302,7 @@ impl FaultSpec {
         note(self.restart.is_some(), "restart");
         note(self.threads.is_some(), "threads");
         note(self.size.is_some(), "size");
+        note(self.variation.is_some(), "variation");
         note(self.path.is_some(), "path");
         note(self.file.is_some(), "file");
         note(self.apply.is_some(), "apply");
@@ -375,6 +389,18 @@ impl FaultSpec {
                 Some("leave `rate` out to load the disk as fast as it takes blocks, or give e.g. `20MiB`".into()),
             );
         }
+        if self.kind == FaultType::Slicer
+            && let Some(size) = self.size
+        {
+            let variation = self.variation.map_or(0, |v| v.bytes());
+            if size.bytes() == 0 || variation >= size.bytes() {
+                p.key(
+                    &format!("{path}.{}", if size.bytes() == 0 { "size" } else { "variation" }),
+                    format!("{what}: slices of {size} ± {variation} bytes cannot be cut"),
+                    Some("a slice needs at least 1 byte and a `variation` below its `size`, e.g. `size: 64B, variation: 32B`".into()),
+                );
+            }
+        }
         if self.kind == FaultType::Bandwidth && self.rate.is_some_and(|r| r.bytes() == 0) {
             p.key(
                 &format!("{path}.rate"),
@@ -433,9 +459,14 @@ impl FaultSpec {
                     p.count(&format!("{at}.bytes"), bytes, 1_000_000);
                 }
             }
-            FaultType::DropBytes => {
+            FaultType::DropBytes | FaultType::LimitData => {
                 if let Some(bytes) = self.bytes {
                     p.count(&format!("{at}.bytes"), bytes, 1 << 30);
+                }
+            }
+            FaultType::Slicer => {
+                if let Some(size) = self.size {
+                    p.count(&format!("{at}.size"), size.bytes(), 1 << 20);
                 }
             }
             FaultType::Cpu => {
@@ -512,6 +543,8 @@ impl FaultType {
             FaultType::HttpAbort => "http_abort",
             FaultType::HttpDelay => "http_delay",
             FaultType::DropBytes => "drop_bytes",
+            FaultType::Slicer => "slicer",
+            FaultType::LimitData => "limit_data",
             FaultType::Kill => "kill",
             FaultType::Cpu => "cpu",
             FaultType::Memory => "memory",
@@ -539,6 +572,10 @@ impl FaultType {
                 "e.g. `{kind: http_abort, target: quotes-primary, status: 503, toxicity: 50%}`"
             }
             DropBytes => "e.g. `{kind: drop_bytes, target: quotes-primary, bytes: 16}`",
+            Slicer => {
+                "e.g. `{kind: slicer, target: quotes-primary, size: 64B, variation: 32B, delay: 1ms}`"
+            }
+            LimitData => "e.g. `{kind: limit_data, target: quotes-primary, bytes: 4096}`",
             Memory => "e.g. `{kind: memory, size: 256MiB}`",
             Disk => "e.g. `{kind: disk, size: 1GiB}`",
             DiskIo => {
@@ -588,8 +625,13 @@ pub enum FaultKind {
     },
     /// At most this many bytes per second.
     Bandwidth { bytes_per_second: u64 },
-    /// Reset the connection (RST): open ones at once, new ones on accept.
-    Reset,
+    /// Reset the connection (RST). With no `after`: open ones at once, new ones on accept;
+    /// with one: each connection `after` the first bytes it carries in the fault's direction
+    /// (those bytes go no further).
+    Reset {
+        #[serde(rename = "after_ms", with = "millis", default)]
+        after: StdDuration,
+    },
     /// Accept, never answer: no bytes pass until the fault is removed (a partition).
     Blackhole,
     /// No bytes pass; the connection is closed after `after`.
@@ -611,6 +653,16 @@ pub enum FaultKind {
     },
     /// Drop the first `bytes` bytes each connection carries in the direction.
     DropBytes { bytes: u64 },
+    /// Pass the bytes on in slices of `average_size` ± `size_variation` bytes, `delay` apart.
+    Slicer {
+        average_size: u64,
+        #[serde(default)]
+        size_variation: u64,
+        #[serde(rename = "delay_us", with = "micros", default)]
+        delay: StdDuration,
+    },
+    /// Close the connection once it has carried `bytes` bytes in the direction.
+    LimitData { bytes: u64 },
     /// Kill the system's process group with `signal`; it comes back per `restart`.
     Kill {
         signal: KillSignal,
@@ -652,13 +704,15 @@ impl FaultKind {
         match self {
             FaultKind::Latency { .. } => FaultType::Latency,
             FaultKind::Bandwidth { .. } => FaultType::Bandwidth,
-            FaultKind::Reset => FaultType::Reset,
+            FaultKind::Reset { .. } => FaultType::Reset,
             FaultKind::Blackhole => FaultType::Blackhole,
             FaultKind::Timeout { .. } => FaultType::Timeout,
             FaultKind::SlowClose { .. } => FaultType::SlowClose,
             FaultKind::HttpAbort { .. } => FaultType::HttpAbort,
             FaultKind::HttpDelay { .. } => FaultType::HttpDelay,
             FaultKind::DropBytes { .. } => FaultType::DropBytes,
+            FaultKind::Slicer { .. } => FaultType::Slicer,
+            FaultKind::LimitData { .. } => FaultType::LimitData,
             FaultKind::Kill { .. } => FaultType::Kill,
             FaultKind::Cpu { .. } => FaultType::Cpu,
             FaultKind::Memory { .. } => FaultType::Memory,
@@ -673,6 +727,12 @@ impl FaultKind {
     /// Whether a fault proxy applies it (the others act on processes, resources or data).
     pub fn is_proxy(&self) -> bool {
         self.kind().is_proxy()
+    }
+
+    /// A reset that acts on every connection at once (not one due after a connection's
+    /// first bytes).
+    pub fn resets_at_once(&self) -> bool {
+        matches!(self, FaultKind::Reset { after } if after.is_zero())
     }
 
     /// Faults that act on requests rather than bytes.
@@ -706,6 +766,16 @@ impl Fault {
             FaultKind::HttpAbort { status } if !(100..=599).contains(status) => {
                 Some(format!("{status} is not an HTTP status"))
             }
+            FaultKind::Slicer {
+                average_size: 0, ..
+            } => Some("a slice must be at least 1 byte".into()),
+            FaultKind::Slicer {
+                average_size,
+                size_variation,
+                ..
+            } if size_variation >= average_size => Some(format!(
+                "a slice size variation of {size_variation} bytes must be less than the average size ({average_size} bytes)"
+            )),
             _ => None,
         }
     }
@@ -775,7 +845,7 @@ pub struct TargetedFault {
 }
 
 impl FaultType {
-    pub const ALL: [FaultType; 17] = [
+    pub const ALL: [FaultType; 19] = [
         FaultType::Latency,
         FaultType::Bandwidth,
         FaultType::Reset,
@@ -785,6 +855,8 @@ impl FaultType {
         FaultType::HttpAbort,
         FaultType::HttpDelay,
         FaultType::DropBytes,
+        FaultType::Slicer,
+        FaultType::LimitData,
         FaultType::Kill,
         FaultType::Cpu,
         FaultType::Memory,
@@ -816,7 +888,9 @@ impl FaultSpec {
             FaultType::Bandwidth => FaultKind::Bandwidth {
                 bytes_per_second: self.rate.map(|r| r.bytes()).ok_or_else(|| needs("rate"))?,
             },
-            FaultType::Reset => FaultKind::Reset,
+            FaultType::Reset => FaultKind::Reset {
+                after: self.after.map_or(StdDuration::ZERO, |d| d.as_std()),
+            },
             FaultType::Blackhole => FaultKind::Blackhole,
             FaultType::Timeout => FaultKind::Timeout {
                 after: ms(self.after, "after")?,
@@ -831,6 +905,14 @@ impl FaultSpec {
                 delay: ms(self.delay, "delay")?,
             },
             FaultType::DropBytes => FaultKind::DropBytes {
+                bytes: self.bytes.ok_or_else(|| needs("bytes"))?,
+            },
+            FaultType::Slicer => FaultKind::Slicer {
+                average_size: self.size.map(|s| s.bytes()).ok_or_else(|| needs("size"))?,
+                size_variation: self.variation.map_or(0, |v| v.bytes()),
+                delay: self.delay.map_or(StdDuration::ZERO, |d| d.as_std()),
+            },
+            FaultType::LimitData => FaultKind::LimitData {
                 bytes: self.bytes.ok_or_else(|| needs("bytes"))?,
             },
             FaultType::Kill => FaultKind::Kill {
@@ -906,5 +988,20 @@ mod millis_opt {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
+}
+
+/// Durations as whole microseconds in JSON (a slicer's delay, as Toxiproxy takes it).
+mod micros {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_micros)
     }
 }

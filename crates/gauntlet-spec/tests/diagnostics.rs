@@ -404,3 +404,42 @@ fn a_runbook_is_checked_where_it_is_written_and_where_it_is_named() {
         assert!(all.contains(says), "{says}: {all}");
     }
 }
+
+#[test]
+fn the_slicer_and_data_limit_take_their_own_fields() {
+    let reset = "faults: [{kind: reset, target: quotes-primary}]";
+    assert!(DEMO.contains(reset));
+    let with = |fault: &str| DEMO.replacen(reset, &format!("faults: [{fault}]"), 1);
+    for good in [
+        "{kind: slicer, target: quotes-primary, size: 64B, variation: 32B, delay: 0.5ms}",
+        "{kind: limit_data, target: quotes-primary, bytes: 4096, direction: upstream}",
+        "{kind: reset, target: quotes-primary, after: 200ms, direction: upstream}",
+    ] {
+        gauntlet_spec::load_str("gauntlet.yaml", &with(good)).expect(good);
+    }
+    for (bad, says) in [
+        ("{kind: slicer, target: quotes-primary}", "needs `size`"),
+        (
+            "{kind: slicer, target: quotes-primary, size: 64B, variation: 64B}",
+            "cannot be cut",
+        ),
+        (
+            "{kind: slicer, target: quotes-primary, size: 0B}",
+            "cannot be cut",
+        ),
+        (
+            "{kind: limit_data, target: quotes-primary, size: 1KiB}",
+            "needs `bytes`",
+        ),
+        (
+            "{kind: limit_data, target: quotes-primary, bytes: 1, variation: 1B}",
+            "does not apply",
+        ),
+    ] {
+        let errors = gauntlet_spec::load_str("gauntlet.yaml", &with(bad)).expect_err(bad);
+        assert!(
+            errors.0.iter().any(|e| e.message.contains(says)),
+            "{bad}: {errors:?}"
+        );
+    }
+}

@@ -178,13 +178,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a fault proxy in front of an address, with its control API (a manual gameday).
+    /// Run a fault proxy in front of an address, with its control API (a manual gameday), or
+    /// answer Toxiproxy's API (--toxiproxy) so Toxiproxy's clients drive gauntlet's proxies.
     ///
     /// Faults are added and removed over the control API with the token it prints once
     /// (or GAUNTLET_PROXY_TOKEN), e.g.
     /// `curl -H "Authorization: Bearer $TOKEN" -X POST 127.0.0.1:8474/proxies/proxy/faults -d '{"kind":"latency","latency_ms":200}'`
     /// and `curl -H "Authorization: Bearer $TOKEN" -X DELETE 127.0.0.1:8474/proxies/proxy/faults`.
-    /// A fault added without `duration_ms` comes out after --fault-ttl. Runs until Ctrl-C.
+    /// A fault added without `duration_ms` comes out after --fault-ttl. Runs until Ctrl-C;
+    /// every fault goes with the process.
+    ///
+    /// Toxiproxy mode (--toxiproxy [ADDR], 127.0.0.1:8474 by default): the Toxiproxy v2 HTTP
+    /// API (proxies, populate, reset, toxics: latency, bandwidth, slow_close, timeout,
+    /// reset_peer, slicer, limit_data) for existing clients and scripts. Toxiproxy's clients
+    /// send no token, so this API takes none: it listens on loopback only, opens proxies on
+    /// loopback only (0.0.0.0 means 127.0.0.1), and refuses a foreign Host or Origin, so web
+    /// pages cannot reach it. Its proxies pass plain TCP. Toxics stay until removed unless
+    /// --fault-ttl is given. Gauntlet's own control API keeps its token (on --control, a free
+    /// loopback port by default in this mode) and sees the same proxies.
     Proxy(ProxyArgs),
     /// Lock and sign protected files: `gauntlet lock --spec gauntlet.yaml` (the spec and its
     /// `trust.protected` files) or `gauntlet lock FILE... --lock gauntlet.lock`.
@@ -752,15 +763,20 @@ pub enum AuditCommand {
 // What `gauntlet proxy` was asked (its help is the `Proxy` command's).
 #[derive(Debug, clap::Args)]
 pub struct ProxyArgs {
-    /// Where clients connect, e.g. 127.0.0.1:8000.
-    #[arg(long)]
-    pub listen: std::net::SocketAddr,
+    /// Where clients connect, e.g. 127.0.0.1:8000 (with --upstream; optional with
+    /// --toxiproxy, whose clients create proxies).
+    #[arg(long, required_unless_present = "toxiproxy", requires = "upstream")]
+    pub listen: Option<std::net::SocketAddr>,
     /// Where the proxy forwards, e.g. 127.0.0.1:9000.
+    #[arg(long, required_unless_present = "toxiproxy", requires = "listen")]
+    pub upstream: Option<String>,
+    /// Answer Toxiproxy's HTTP API on this loopback address (no token; see above).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8474")]
+    pub toxiproxy: Option<std::net::SocketAddr>,
+    /// Where gauntlet's control API listens [default: 127.0.0.1:8474; with --toxiproxy, a
+    /// free loopback port].
     #[arg(long)]
-    pub upstream: String,
-    /// Where the control API listens.
-    #[arg(long, default_value = "127.0.0.1:8474")]
-    pub control: std::net::SocketAddr,
+    pub control: Option<std::net::SocketAddr>,
     /// Name of the proxy in the control API.
     #[arg(long, default_value = "proxy")]
     pub name: String,
@@ -770,9 +786,10 @@ pub struct ProxyArgs {
     /// Seed for which connections and requests a partial fault touches.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// How long a fault added without a duration stays in (`0s`: until removed).
-    #[arg(long, default_value = "10m")]
-    pub fault_ttl: String,
+    /// How long a fault added without a duration stays in (`0s`: until removed) [default:
+    /// 10m for the control API's faults; Toxiproxy's toxics stay until removed].
+    #[arg(long)]
+    pub fault_ttl: Option<String>,
     /// Let the control API listen on an address other hosts can reach (it can break the
     /// system behind the proxy: keep it on loopback unless you must).
     #[arg(long)]

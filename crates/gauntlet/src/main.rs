@@ -10,6 +10,7 @@ mod demo;
 mod keys;
 mod offline;
 mod progress;
+mod proxy;
 mod review;
 mod serve;
 mod signing;
@@ -227,7 +228,7 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
             http2,
             json,
         } => offline::load(&url, rate.as_deref(), &duration, connections, http2, json),
-        Command::Proxy(args) => offline::proxy(args),
+        Command::Proxy(args) => proxy::proxy(args),
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "gauntlet", &mut script);

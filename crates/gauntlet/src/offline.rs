@@ -11,7 +11,7 @@ use gauntlet_report::exit;
 use gauntlet_spec::units::{Duration as SpecDuration, Rate};
 use gauntlet_stats::Verdict;
 
-use crate::cli::{JudgeArg, JudgeArgs, ProxyArgs};
+use crate::cli::{JudgeArg, JudgeArgs};
 use crate::{CliError, read_spec, runtime};
 
 /// The run's own spec, when `file` sits in `RUN_DIR/evidence/STEP/`.
@@ -367,84 +367,4 @@ pub fn load(
         low = high;
     }
     Ok(exit::GO)
-}
-
-/// The token for `gauntlet proxy`'s control API: GAUNTLET_PROXY_TOKEN, else a fresh one.
-const TOKEN_ENV: &str = "GAUNTLET_PROXY_TOKEN";
-
-/// `gauntlet proxy`: one fault proxy and its control API until Ctrl-C or SIGTERM. Its faults
-/// live in this process only, so stopping it removes them all.
-pub fn proxy(args: ProxyArgs) -> Result<i32, CliError> {
-    use gauntlet_net::{ControlAccess, ControlServer, FaultProxy, Protocol};
-    let ProxyArgs {
-        listen,
-        upstream,
-        control,
-        name,
-        protocol,
-        seed,
-        fault_ttl,
-        allow_remote_control,
-    } = args;
-    let protocol = match protocol {
-        crate::cli::ProxyProtocol::Http => Protocol::Http,
-        crate::cli::ProxyProtocol::Tcp => Protocol::Tcp,
-    };
-    if !control.ip().is_loopback() {
-        if !allow_remote_control {
-            return Err(CliError::Usage(format!(
-                "the control API would listen on {control}, where other hosts can reach it and break the system behind the proxy; keep it on loopback (127.0.0.1:8474), or pass --allow-remote-control if you must"
-            )));
-        }
-        note!(
-            "WARNING: the control API listens on {control}: anyone who can reach it and holds the token can inject faults"
-        );
-    }
-    if !listen.ip().is_loopback() {
-        note!("note: the proxy itself listens on {listen}, reachable from other hosts");
-    }
-    let ttl = match humantime::parse_duration(&fault_ttl) {
-        Ok(d) if d.is_zero() => None,
-        Ok(d) => Some(d),
-        Err(e) => {
-            return Err(CliError::Usage(format!(
-                "--fault-ttl `{fault_ttl}`: {e} (e.g. 10m, 1h; 0s for none)"
-            )));
-        }
-    };
-    let mut access = ControlAccess::generate(ttl).map_err(|e| CliError::Internal(e.into()))?;
-    let given = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    if let Some(token) = &given {
-        access.token = token.clone();
-    }
-    runtime()?.block_on(async {
-        let proxy = FaultProxy::start(&name, listen, &upstream, protocol, seed)
-            .await
-            .map_err(|e| CliError::Usage(format!("cannot listen on {listen}: {e}")))?;
-        let api = ControlServer::start(control, &[&proxy], access.clone())
-            .await
-            .map_err(|e| {
-                CliError::Usage(format!(
-                    "cannot listen on {control} for the control API: {e}"
-                ))
-            })?;
-        note!(
-            "gauntlet proxy `{name}`: {} -> {upstream}; control API http://{}/proxies",
-            proxy.addr(),
-            api.addr()
-        );
-        match given {
-            Some(_) => note!("control token: from {TOKEN_ENV}"),
-            // Printed once, here: send it as `Authorization: Bearer TOKEN`.
-            None => say!("control token: {}", access.token),
-        }
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .map_err(|e| CliError::Internal(e.into()))?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
-        Ok(exit::GO)
-    })
 }

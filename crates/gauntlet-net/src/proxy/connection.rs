@@ -81,7 +81,7 @@ async fn serve(shared: &Shared, down: TcpStream, conn: u64) {
 async fn admit(shared: &Shared, down: &TcpStream, conn: u64) -> bool {
     let mut view = View::new(shared, conn);
     let list = view.current();
-    if let Some(f) = view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+    if let Some(f) = view.find(&list, FaultKind::resets_at_once, None, 0) {
         shared.act(f.id);
         shared.counters.resets.fetch_add(1, Ordering::Relaxed);
         reset(down);
@@ -139,6 +139,7 @@ async fn relay(shared: &Shared, down: &TcpStream, up: &TcpStream, conn: u64) -> 
             activity: &activity,
             dropped: 0,
             aborting: None,
+            limited: None,
         }
         .run();
         let downstream = Pump {
@@ -152,6 +153,7 @@ async fn relay(shared: &Shared, down: &TcpStream, up: &TcpStream, conn: u64) -> 
             activity: &activity,
             dropped: 0,
             aborting: None,
+            limited: None,
         }
         .run();
         let watchdog = watchdog(View::new(shared, conn));
@@ -175,11 +177,19 @@ async fn relay(shared: &Shared, down: &TcpStream, up: &TcpStream, conn: u64) -> 
             tokio::select! {
                 end = &mut upstream, if up_open => {
                     up_open = false;
-                    if end == End::Abort { break Ending::Reset }
+                    match end {
+                        End::Abort => break Ending::Reset,
+                        End::Cut => break Ending::Closed,
+                        End::Closed => {}
+                    }
                 }
                 end = &mut downstream, if down_open => {
                     down_open = false;
-                    if end == End::Abort { break Ending::Reset }
+                    match end {
+                        End::Abort => break Ending::Reset,
+                        End::Cut => break Ending::Closed,
+                        End::Closed => {}
+                    }
                     if shared.protocol == Protocol::Http { break Ending::Closed }
                 }
                 () = &mut watchdog => break Ending::Reset,
@@ -240,7 +250,7 @@ async fn watchdog(mut view: View<'_>) {
     let mut close_at: Option<tokio::time::Instant> = None;
     loop {
         let list = view.current();
-        if let Some(f) = view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+        if let Some(f) = view.find(&list, FaultKind::resets_at_once, None, 0) {
             view.shared.act(f.id);
             view.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
             return;

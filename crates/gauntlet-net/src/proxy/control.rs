@@ -27,11 +27,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Fault, FaultProxy, Shared};
+use super::{Fault, ProxySet, Shared};
 
 /// How long a client may take to send a request's head, and a whole request.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+pub(super) const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Who may use a control endpoint, and for how long a fault lasts by default.
 #[derive(Debug, Clone)]
@@ -69,62 +69,69 @@ impl Drop for ControlServer {
 impl ControlServer {
     pub async fn start(
         listen: SocketAddr,
-        proxies: &[&FaultProxy],
+        proxies: ProxySet,
         access: ControlAccess,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let proxies: Arc<Vec<Arc<Shared>>> = Arc::new(proxies.iter().map(|p| p.shared()).collect());
         let access = Arc::new(access);
         let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => accepted,
-                        Err(_) => continue,
-                    },
-                    _ = stop.cancelled() => return,
-                };
-                let proxies = proxies.clone();
-                let access = access.clone();
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let proxies = proxies.clone();
-                        let access = access.clone();
-                        async move {
-                            let answer = match refused(&access, addr, &request) {
-                                Some(refusal) => refusal,
-                                None => tokio::time::timeout(
-                                    REQUEST_TIMEOUT,
-                                    handle(&proxies, &access, request),
-                                )
-                                .await
-                                .unwrap_or_else(|_| {
-                                    error(StatusCode::REQUEST_TIMEOUT, "the request took too long")
-                                }),
-                            };
-                            Ok::<_, std::convert::Infallible>(answer)
-                        }
-                    });
-                    let connection = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        _ = connection => {}
-                        _ = stop.cancelled() => {}
+        let service = hyper::service::service_fn(move |request| {
+            let proxies = proxies.list();
+            let access = access.clone();
+            async move {
+                let answer = match refused(&access, addr, &request) {
+                    Some(refusal) => refusal,
+                    None => {
+                        tokio::time::timeout(REQUEST_TIMEOUT, handle(&proxies, &access, request))
+                            .await
+                            .unwrap_or_else(|_| {
+                                error(StatusCode::REQUEST_TIMEOUT, "the request took too long")
+                            })
                     }
-                });
+                };
+                Ok::<_, std::convert::Infallible>(answer)
             }
         });
+        tokio::spawn(serve(listener, service, shutdown.clone()));
         Ok(Self { addr, shutdown })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` with `service` until `stop`: a client gets a few seconds to
+/// send a request's head, and every connection ends with the server.
+pub(super) async fn serve<S, B>(listener: TcpListener, service: S, stop: CancellationToken)
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(_) => continue,
+            },
+            _ = stop.cancelled() => return,
+        };
+        let (service, stop) = (service.clone(), stop.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = connection => {}
+                _ = stop.cancelled() => {}
+            }
+        });
     }
 }
 
@@ -152,9 +159,32 @@ fn refused(
     addr: SocketAddr,
     request: &Request<Incoming>,
 ) -> Option<Response<Full<Bytes>>> {
+    if let Some(refusal) = not_local(addr, request.headers()) {
+        return Some(error(StatusCode::FORBIDDEN, refusal));
+    }
     let header = |name: hyper::header::HeaderName| {
         request
             .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
+    };
+    let expected = format!("Bearer {}", access.token);
+    let given = header(hyper::header::AUTHORIZATION).unwrap_or_default();
+    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "the control API needs its token: `Authorization: Bearer TOKEN` (printed when the proxy started)",
+        ));
+    }
+    None
+}
+
+/// Why a request may not use an API on loopback `addr`, if it may not: a `Host` that is
+/// not this endpoint (DNS rebinding), or an `Origin` other than this endpoint (a browser's
+/// cross-site request).
+pub(super) fn not_local(addr: SocketAddr, headers: &hyper::HeaderMap) -> Option<String> {
+    let header = |name: hyper::header::HeaderName| {
+        headers
             .get(name)
             .map(|v| v.to_str().unwrap_or("\u{fffd}").to_string())
     };
@@ -172,33 +202,17 @@ fn refused(
     match header(hyper::header::HOST) {
         Some(host) if ours(&host) => {}
         other => {
-            return Some(error(
-                StatusCode::FORBIDDEN,
-                format!(
-                    "Host `{}` is not this control API: use http://127.0.0.1:{port}",
-                    other.unwrap_or_default()
-                ),
+            return Some(format!(
+                "Host `{}` is not this API: use http://127.0.0.1:{port}",
+                other.unwrap_or_default()
             ));
         }
     }
-    if let Some(origin) = header(hyper::header::ORIGIN) {
-        let host = origin.strip_prefix("http://").unwrap_or("");
-        if !ours(host) {
-            return Some(error(
-                StatusCode::FORBIDDEN,
-                "requests from web pages are refused: the control API takes no cross-site requests",
-            ));
-        }
-    }
-    let expected = format!("Bearer {}", access.token);
-    let given = header(hyper::header::AUTHORIZATION).unwrap_or_default();
-    if !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        return Some(error(
-            StatusCode::UNAUTHORIZED,
-            "the control API needs its token: `Authorization: Bearer TOKEN` (printed when the proxy started)",
-        ));
-    }
-    None
+    let origin = header(hyper::header::ORIGIN)?;
+    let host = origin.strip_prefix("http://").unwrap_or("");
+    (!ours(host)).then(|| {
+        "requests from web pages are refused: this API takes no cross-site requests".to_string()
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

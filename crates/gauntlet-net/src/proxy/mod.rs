@@ -13,13 +13,16 @@
 //!
 //! The fault model is `gauntlet_spec::fault` (shared with the spec and the engine); here,
 //! `state` holds the fault list and counters, `connection` admits and relays one
-//! connection, and `pump` moves one direction's bytes through the faults.
+//! connection, and `pump` moves one direction's bytes through the faults. Two HTTP APIs
+//! drive running proxies: gauntlet's own `control` API (with a token), and `toxiproxy`,
+//! which answers Toxiproxy's API so its clients can create proxies and add toxics.
 
 mod connection;
 mod control;
 mod framing;
 mod pump;
 mod state;
+mod toxiproxy;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ pub use control::{ControlAccess, ControlServer};
 pub use gauntlet_spec::fault::{Direction, Fault, FaultKind};
 use state::Counters;
 pub(crate) use state::Shared;
+pub use toxiproxy::{ToxiproxyApi, ToxiproxyOptions};
 
 /// An active fault with its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +78,46 @@ pub struct FaultProxy {
 impl Drop for FaultProxy {
     fn drop(&mut self) {
         self.shared.shutdown.cancel();
+    }
+}
+
+/// The proxies an API serves, by name: fixed for `gauntlet proxy --listen`, growing and
+/// shrinking as Toxiproxy clients create and delete proxies. Both APIs share one set, so a
+/// proxy a Toxiproxy client made shows in gauntlet's control API too.
+#[derive(Clone, Default)]
+pub struct ProxySet(Arc<std::sync::RwLock<Vec<Arc<Shared>>>>);
+
+impl ProxySet {
+    pub fn of(proxies: &[&FaultProxy]) -> Self {
+        let set = Self::default();
+        for proxy in proxies {
+            set.put(proxy);
+        }
+        set
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.list().iter().map(|p| p.name.clone()).collect()
+    }
+
+    pub(crate) fn list(&self) -> Vec<Arc<Shared>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn find(&self, name: &str) -> Option<Arc<Shared>> {
+        self.list().into_iter().find(|p| p.name == name)
+    }
+
+    /// Adds `proxy`, in place of one of the same name.
+    pub fn put(&self, proxy: &FaultProxy) {
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|p| p.name != proxy.name());
+        list.push(proxy.shared());
+    }
+
+    pub(crate) fn remove(&self, name: &str) {
+        let mut list = self.0.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|p| p.name != name);
     }
 }
 

@@ -17,6 +17,8 @@ pub(super) enum End {
     Closed,
     /// An error or a fault: end the whole connection.
     Abort,
+    /// A data limit was reached: close the whole connection normally.
+    Cut,
 }
 
 pub(super) struct Pump<'a> {
@@ -32,6 +34,8 @@ pub(super) struct Pump<'a> {
     pub(super) dropped: u64,
     /// The request being answered by the proxy itself (its status), if any.
     pub(super) aborting: Option<u16>,
+    /// The limit-data fault acting on this stream and how many bytes it has let through.
+    pub(super) limited: Option<(u64, u64)>,
 }
 
 const CHUNK: usize = 16 * 1024;
@@ -53,13 +57,12 @@ impl Pump<'_> {
                 Err(_) => return End::Abort,
             };
             self.counted(n);
-            let passed = if self.view.is_clear() && self.framer.is_opaque() {
-                write_all(self.to, &buf[..n]).await.is_ok()
-            } else {
-                self.through_faults(&buf[..n]).await
-            };
-            if !passed {
-                return End::Abort;
+            if self.view.is_clear() && self.framer.is_opaque() {
+                if write_all(self.to, &buf[..n]).await.is_err() {
+                    return End::Abort;
+                }
+            } else if let Some(end) = self.through_faults(&buf[..n]).await {
+                return end;
             }
         }
     }
@@ -93,16 +96,19 @@ impl Pump<'_> {
     }
 
     /// Passes `data` on through the active faults, in the order they act on a stream: a
-    /// reset, bytes dropped from its start, latency, HTTP faults, then the bandwidth cap.
-    /// False: end the connection.
-    async fn through_faults(&mut self, data: &[u8]) -> bool {
+    /// reset, bytes dropped from its start, latency, HTTP faults, a data limit, slicing,
+    /// then the bandwidth cap. `Some`: the connection ends so.
+    async fn through_faults(&mut self, data: &[u8]) -> Option<End> {
         let list = self.view.current();
         // A reset that came in while these bytes were on their way: they go no further,
         // whether or not the watchdog has run yet.
-        if let Some(f) = self.view.find(&list, |k| *k == FaultKind::Reset, None, 0) {
+        if let Some(f) = self.view.find(&list, FaultKind::resets_at_once, None, 0) {
             self.shared.act(f.id);
             self.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
-            return false;
+            return Some(End::Abort);
+        }
+        if self.reset_later(&list).await {
+            return Some(End::Abort);
         }
         let data = self.drop_bytes(&list, data);
         if let Some(f) = self.one_way(&list, |k| matches!(k, FaultKind::Latency { .. }))
@@ -112,21 +118,116 @@ impl Pump<'_> {
             self.shared.act(id);
             self.view.hold(id, delay).await;
         }
-        let passed = if self.framer.is_opaque() && self.aborting.is_none() {
-            write_all(self.to, data).await.is_ok()
+        let end = if self.framer.is_opaque() && self.aborting.is_none() {
+            self.send(data, &list).await
         } else {
             self.framed(data, &list).await
         };
         if let Some(f) = self.one_way(&list, |k| matches!(k, FaultKind::Bandwidth { .. }))
             && let FaultKind::Bandwidth { bytes_per_second } = f.fault.kind
-            && passed
+            && end.is_none()
         {
             let seconds = data.len() as f64 / bytes_per_second as f64;
             let id = f.id;
             self.shared.act(id);
             self.view.hold(id, Duration::from_secs_f64(seconds)).await;
         }
-        passed
+        end
+    }
+
+    /// A reset due `after` the first bytes in this direction: the bytes wait that long and
+    /// go no further. True: reset the connection now (false: the fault came out meanwhile,
+    /// or none applies).
+    async fn reset_later(&mut self, list: &[ActiveFault]) -> bool {
+        let Some(f) = self.one_way(
+            list,
+            |k| matches!(k, FaultKind::Reset { after } if !after.is_zero()),
+        ) else {
+            return false;
+        };
+        let (id, FaultKind::Reset { after }) = (f.id, &f.fault.kind) else {
+            return false;
+        };
+        self.shared.act(id);
+        self.view.hold(id, *after).await;
+        let still_in = self.view.current().iter().any(|f| f.id == id);
+        if still_in {
+            self.shared.counters.resets.fetch_add(1, Ordering::Relaxed);
+        }
+        still_in
+    }
+
+    /// Writes `data` on, through a data limit and a slicer if one acts in this direction.
+    /// `Some`: the connection ends so.
+    async fn send(&mut self, data: &[u8], list: &[ActiveFault]) -> Option<End> {
+        let (data, cut) = self.limit(list, data);
+        let slicer = self
+            .one_way(list, |k| matches!(k, FaultKind::Slicer { .. }))
+            .map(|f| (f.id, f.fault.kind.clone()));
+        let written = match slicer {
+            Some((
+                id,
+                FaultKind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                },
+            )) => {
+                self.shared.act(id);
+                self.sliced(data, id, average_size, size_variation, delay)
+                    .await
+            }
+            _ => write_all(self.to, data).await,
+        };
+        match (written, cut) {
+            (Err(_), _) => Some(End::Abort),
+            (Ok(()), true) => Some(End::Cut),
+            (Ok(()), false) => None,
+        }
+    }
+
+    /// What of `data` a limit-data fault still lets through, and whether the limit is then
+    /// reached. The count starts when the fault first sees this stream.
+    fn limit<'d>(&mut self, list: &[ActiveFault], data: &'d [u8]) -> (&'d [u8], bool) {
+        let Some(f) = self.one_way(list, |k| matches!(k, FaultKind::LimitData { .. })) else {
+            return (data, false);
+        };
+        let FaultKind::LimitData { bytes } = f.fault.kind else {
+            return (data, false);
+        };
+        let passed = match self.limited {
+            Some((id, passed)) if id == f.id => passed,
+            _ => 0,
+        };
+        self.shared.act(f.id);
+        let allowed = bytes.saturating_sub(passed).min(data.len() as u64);
+        self.limited = Some((f.id, passed + allowed));
+        let reached = passed + allowed >= bytes;
+        (&data[..allowed as usize], reached)
+    }
+
+    /// Writes `data` in slices of `average` ± `variation` bytes, `delay` apart (the slice
+    /// sizes drawn from the connection's seeded generator).
+    async fn sliced(
+        &mut self,
+        mut data: &[u8],
+        id: u64,
+        average: u64,
+        variation: u64,
+        delay: Duration,
+    ) -> std::io::Result<()> {
+        while !data.is_empty() {
+            let spread = variation.min(average.saturating_sub(1));
+            let offset = (self.rng.next_f64() * (2 * spread + 1) as f64) as u64;
+            let size = (average + offset).saturating_sub(spread).max(1);
+            let (slice, rest) = data.split_at((size as usize).min(data.len()));
+            write_all(self.to, slice).await?;
+            data = rest;
+            if !data.is_empty() && !delay.is_zero() {
+                self.view.hold(id, delay).await;
+            }
+        }
+        Ok(())
     }
 
     /// The first fault of a kind `want` accepts that acts in this pump's direction.
@@ -156,8 +257,9 @@ impl Pump<'_> {
         &data[skip as usize..]
     }
 
-    /// Passes `data` on request by request, acting on HTTP faults. False: end the connection.
-    async fn framed(&mut self, mut data: &[u8], list: &[ActiveFault]) -> bool {
+    /// Passes `data` on request by request, acting on HTTP faults. `Some`: the connection
+    /// ends so.
+    async fn framed(&mut self, mut data: &[u8], list: &[ActiveFault]) -> Option<End> {
         while !data.is_empty() || self.framer.has_pending_end() {
             let (used, event) = self.framer.step(data);
             let (piece, rest) = data.split_at(used);
@@ -189,8 +291,8 @@ impl Pump<'_> {
                     }
                 }
                 Event::Bytes if self.aborting.is_none() => {
-                    if write_all(self.to, piece).await.is_err() {
-                        return false;
+                    if let Some(end) = self.send(piece, list).await {
+                        return Some(end);
                     }
                 }
                 Event::Bytes => {}
@@ -204,7 +306,7 @@ impl Pump<'_> {
                             .await
                             .is_err()
                         {
-                            return false;
+                            return Some(End::Abort);
                         }
                     }
                 }
@@ -212,12 +314,12 @@ impl Pump<'_> {
                     // An aborted request whose end cannot be found: answer it and close.
                     if let Some(status) = self.aborting.take() {
                         let _ = write_all(self.from, &synthetic_response(status, true)).await;
-                        return false;
+                        return Some(End::Abort);
                     }
                 }
             }
         }
-        true
+        None
     }
 
     fn jittered(&mut self, latency: Duration, jitter: Duration) -> Duration {
