@@ -142,6 +142,7 @@ impl Timeline {
             time_to_alert_ms: self.alerts,
             events,
             svg,
+            chaostoolkit: None,
         }
     }
 }

@@ -424,7 +424,7 @@ fn drill_sections(md: &mut String, report: &Report) {
             |v: Option<u64>| v.map_or("—".to_string(), |v| format!("{:.2}s", v as f64 / 1000.0));
         let _ = writeln!(
             md,
-            "\n## Drill `{}` ({}) — {}\n\nexpect **{}** · time to detect {} · time to recover {}{}{}{}\n",
+            "\n## Drill `{}` ({}) — {}\n\nexpect **{}** · time to detect {} · time to recover {}{}{}{}{}\n",
             drill.name,
             drill.step,
             outcome_cell(drill.outcome),
@@ -443,7 +443,13 @@ fn drill_sections(md: &mut String, report: &Report) {
             drill
                 .svg
                 .as_ref()
-                .map_or(String::new(), |svg| format!(" · [timeline]({svg})"))
+                .map_or(String::new(), |svg| format!(" · [timeline]({svg})")),
+            drill
+                .chaostoolkit
+                .as_ref()
+                .map_or(String::new(), |j| format!(
+                    " · [Chaos Toolkit journal]({j})"
+                ))
         );
         let _ = writeln!(md, "| t | event | detail |");
         let _ = writeln!(md, "|---|---|---|");

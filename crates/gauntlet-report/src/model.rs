@@ -160,6 +160,9 @@ pub struct DrillReport {
     pub events: Vec<DrillEvent>,
     /// The SVG timeline, relative to the run directory.
     pub svg: Option<String>,
+    /// The drill as a Chaos Toolkit journal, relative to the run directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chaostoolkit: Option<String>,
 }
 
 /// A runbook as it was executed: each step against its budget, the whole against its target

@@ -63,7 +63,12 @@ pub fn gameday(report: &Report, plan: &Plan) -> Gameday {
                 .filter(|e| e.kind == "fault-applied")
                 .map(|e| e.detail.clone())
                 .collect();
-            let mut evidence: Vec<String> = drill.svg.iter().cloned().collect();
+            let mut evidence: Vec<String> = drill
+                .svg
+                .iter()
+                .chain(&drill.chaostoolkit)
+                .cloned()
+                .collect();
             let scenario = Scenario {
                 name: drill.name.clone(),
                 step: drill.step.clone(),

@@ -14,6 +14,7 @@
 //! ```
 
 pub mod call;
+pub mod chaostoolkit;
 mod diagnostic;
 pub mod fault;
 pub mod gameday;
@@ -26,6 +27,7 @@ pub mod probe;
 pub mod prometheus;
 pub mod runbook;
 pub mod steps;
+pub mod toxiproxy;
 mod trust;
 pub mod units;
 pub mod usage;

@@ -145,13 +145,23 @@ pub enum Command {
         run: Option<String>,
     },
     /// Run chaos drills on their own (a manual gameday): the systems come up, the named
-    /// drills run with their timeline printed live, everything is undone.
+    /// drills run with their timeline printed live, everything is undone. Each drill also
+    /// writes a Chaos Toolkit journal (evidence/chaos/drill-NAME.chaostoolkit.json).
+    ///
+    /// With --import EXPERIMENT (a Chaos Toolkit experiment, JSON or YAML): prints the
+    /// `steps.chaos` section that does the same (steady-state probes, one drill of its faults)
+    /// and says on stderr what it mapped and how, and what it could not map and why. Exit 0
+    /// when something became a fault, 2 when the file is not an experiment or nothing did.
     Chaos {
         /// The spec file, e.g. gauntlet.yaml.
-        file: PathBuf,
+        #[arg(required_unless_present = "import")]
+        file: Option<PathBuf>,
         /// The drill to run (repeatable; default: every drill).
         #[arg(long, value_name = "NAME")]
         drill: Vec<String>,
+        /// A Chaos Toolkit experiment to turn into drills (printed, not run).
+        #[arg(long, value_name = "EXPERIMENT", conflicts_with_all = ["file", "drill"])]
+        import: Option<PathBuf>,
         #[command(flatten)]
         execution: Execution,
     },

@@ -129,10 +129,15 @@ fn dispatch(cli: Cli) -> Result<i32, CliError> {
         Command::Schema => schema(),
         Command::Run(args) => run_command(&args, &global),
         Command::Chaos {
+            import: Some(experiment),
+            ..
+        } => chaos_import(&experiment),
+        Command::Chaos {
             file,
             drill,
             execution,
-        } => chaos_command(&file, drill, &execution, &global),
+            ..
+        } => chaos_command(&file.unwrap_or_default(), drill, &execution, &global),
         Command::Stress {
             cpu,
             memory,
@@ -272,6 +277,40 @@ fn chaos_command(
     };
     let plan = plan(file, &text, &selection, execution.seed)?;
     execute(plan, file, text, execution, global).map(|ran| ran.code)
+}
+
+/// `gauntlet chaos --import EXPERIMENT`: the drills a Chaos Toolkit experiment becomes on
+/// stdout, what mapped and what did not on stderr.
+fn chaos_import(experiment: &Path) -> Result<i32, CliError> {
+    let text = std::fs::read_to_string(experiment)
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", experiment.display())))?;
+    let yaml = experiment
+        .extension()
+        .is_some_and(|e| e == "yaml" || e == "yml");
+    let imported = gauntlet_spec::chaostoolkit::import(&text, yaml).map_err(|e| {
+        CliError::Usage(format!(
+            "{}: {e}\n  (a Chaos Toolkit experiment: https://chaostoolkit.org/reference/api/experiment/)",
+            experiment.display()
+        ))
+    })?;
+    say!(
+        "# steps.chaos from the Chaos Toolkit experiment {} (gauntlet chaos --import)",
+        experiment.display()
+    );
+    for line in imported.yaml.lines() {
+        say!("{line}");
+    }
+    note!("mapped:");
+    for line in &imported.mapped {
+        note!("  ✓ {line}");
+    }
+    if !imported.not_mapped.is_empty() {
+        note!("not mapped:");
+        for line in &imported.not_mapped {
+            note!("  ✗ {line}");
+        }
+    }
+    Ok(exit::GO)
 }
 
 pub(crate) fn read_spec(path: &Path) -> Result<String, CliError> {

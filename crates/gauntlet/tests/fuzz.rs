@@ -156,6 +156,11 @@ fn surfaces(s: &Scratch) -> Vec<(&'static str, Vec<u8>, Vec<&'static str>)> {
             vec!["sbom", "FILE", "--out", "sbom.json"],
         ),
         ("key", std::fs::read(public_key(s)).unwrap(), vec!["keys", "import", "FILE", "--keyring", "imported"]),
+        (
+            "experiment.json",
+            br#"{"title":"t","description":"d","configuration":{"u":{"type":"env","key":"U","default":"http://127.0.0.1:1"}},"steady-state-hypothesis":{"title":"h","probes":[{"type":"probe","name":"p","tolerance":200,"provider":{"type":"http","url":"${u}/x","timeout":[1,2]}}]},"method":[{"type":"action","name":"l","provider":{"type":"python","module":"chaostoxi.toxic.actions","func":"create_toxic","arguments":{"for_proxy":"db","toxic_type":"slicer","attributes":{"average_size":8,"delay":5}}},"pauses":{"after":1}},{"type":"action","name":"c","provider":{"type":"process","path":"true","arguments":"a b"}}],"rollbacks":[{"type":"action","name":"r","provider":{"type":"process","path":"true"}}]}"#.to_vec(),
+            vec!["chaos", "--import", "FILE"],
+        ),
     ]
 }
 

@@ -346,3 +346,145 @@ fn the_toxiproxy_api_takes_no_token_but_stays_on_loopback_and_out_of_browsers() 
     let (_, body) = raw(&api, "GET", "/proxies/db/toxics", &[&host], "");
     assert_eq!(body.trim(), "[]");
 }
+
+/// A Chaos Toolkit experiment that `chaos validate` accepts: the shop's quotes through a
+/// slow primary, a flag set and cleared by commands, a probe only Chaos Toolkit can run.
+const EXPERIMENT: &str = r#"{
+  "version": "1.0.0",
+  "title": "Quotes survive a slow primary",
+  "description": "Latency on the primary quote provider; the shop keeps answering.",
+  "tags": ["shop"],
+  "configuration": {
+    "shop_url": {"type": "env", "key": "GAUNTLET_TEST_SHOP_URL", "default": "http://127.0.0.1:8080"}
+  },
+  "runtime": {"hypothesis": {"strategy": "continuously"}},
+  "steady-state-hypothesis": {
+    "title": "The shop answers",
+    "probes": [
+      {"type": "probe", "name": "health", "tolerance": 200,
+       "provider": {"type": "http", "url": "${shop_url}/healthz", "timeout": 2}},
+      {"type": "probe", "name": "quote", "tolerance": [200],
+       "provider": {"type": "http", "url": "${shop_url}/quote", "timeout": 2,
+                    "headers": {"x-client-id": "gauntlet-drill"}}},
+      {"type": "probe", "name": "proxy-exists", "tolerance": true,
+       "provider": {"type": "python", "module": "chaostoxi.proxy.probes", "func": "proxy_exist",
+                    "arguments": {"proxy_name": "quotes-primary"}}}
+    ]
+  },
+  "method": [
+    {"type": "action", "name": "proxy-the-primary",
+     "provider": {"type": "python", "module": "chaostoxi.proxy.actions", "func": "create_proxy",
+                  "arguments": {"proxy_name": "quotes-primary", "upstream_host": "127.0.0.1", "upstream_port": 9001}}},
+    {"type": "action", "name": "slow-primary",
+     "provider": {"type": "python", "module": "chaostoxi.toxic.actions", "func": "create_latency_toxic",
+                  "arguments": {"for_proxy": "quotes-primary", "toxic_name": "slow", "latency": 100, "jitter": 10}},
+     "pauses": {"after": 2}},
+    {"type": "action", "name": "flag-maintenance",
+     "provider": {"type": "process", "path": "touch", "arguments": ["imported.flag"]}}
+  ],
+  "rollbacks": [
+    {"type": "action", "name": "remove-toxic",
+     "provider": {"type": "python", "module": "chaostoxi.toxic.actions", "func": "delete_toxic",
+                  "arguments": {"for_proxy": "quotes-primary", "toxic_name": "slow"}}},
+    {"type": "action", "name": "clear-maintenance",
+     "provider": {"type": "process", "path": "rm", "arguments": ["imported.flag"]}}
+  ]
+}"#;
+
+fn chaos_cli(s: &Scratch, args: &[&str]) -> std::process::Output {
+    let pydeps = deps("GAUNTLET_PYDEPS", "pydeps");
+    Command::new("python3")
+        .arg(Path::new(&pydeps).join("bin/chaos"))
+        .args(["--no-log-file"])
+        .args(args)
+        .current_dir(s.path())
+        .env("PYTHONPATH", &pydeps)
+        .output()
+        .expect("chaos runs")
+}
+
+#[test]
+fn a_chaos_toolkit_experiment_is_imported_run_and_journaled_for_chaos_toolkits_report() {
+    let _turn = heavy_turn();
+    let s = Scratch::new();
+    s.write("experiment.json", EXPERIMENT);
+    let validated = chaos_cli(&s, &["validate", "experiment.json"]);
+    assert!(
+        validated.status.success(),
+        "chaos validate refuses the experiment:\n{}{}",
+        text(&validated.stdout),
+        text(&validated.stderr)
+    );
+    let out = s.run(&["chaos", "--import", "experiment.json"]);
+    let (yaml, said) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for mapped in [
+        "steady-state probe `health`: an HTTP probe of the candidate, status 200",
+        "action `slow-primary`: a `latency` fault on `quotes-primary`",
+        "action `flag-maintenance`: an `action` fault, undone by rollback `clear-maintenance`",
+        "`continuously`: `expect: hold`",
+        "the experiment sent them to http://127.0.0.1:8080",
+    ] {
+        assert!(said.contains(mapped), "{mapped}:\n{said}");
+    }
+    assert!(said.contains("✗ steady-state probe `proxy-exists`: a Python provider (chaostoxi.proxy.probes.proxy_exist)"), "{said}");
+    // The drill joins the demo's drills and runs against the real shop.
+    let demo = include_str!("../../../examples/demo.yaml");
+    let drill: String = yaml
+        .lines()
+        .skip_while(|l| !l.starts_with("- name:"))
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    let spec = demo.replacen("    drills:\n", &format!("    drills:\n{drill}"), 1);
+    s.write("demo.yaml", &spec);
+    let out = s.run(&[
+        "chaos",
+        "demo.yaml",
+        "--drill",
+        "quotes-survive-a-slow-primary",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let run_dir = s.run_dirs().pop().unwrap();
+    let report = report(&run_dir);
+    assert_eq!(
+        check(&report, "chaos.quotes-survive-a-slow-primary: hold")["outcome"],
+        "pass"
+    );
+    assert_eq!(
+        check(
+            &report,
+            "chaos.quotes-survive-a-slow-primary: faults in force"
+        )["outcome"],
+        "pass"
+    );
+    assert!(!s.path().join("imported.flag").exists() && !run_dir.join("imported.flag").exists());
+    // Its journal is one Chaos Toolkit's own report generator reads.
+    let journal = report["drills"][0]["chaostoolkit"]
+        .as_str()
+        .expect("a journal");
+    let journal = run_dir.join(journal);
+    let read: Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(read["status"], "completed");
+    assert_eq!(read["deviated"], false);
+    let script = "import json, sys\n\
+        from chaosreport import generate_report\n\
+        journal = json.load(open(sys.argv[1]))\n\
+        print(generate_report(journal, 'markdown'))\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(&journal)
+        .env("PYTHONPATH", deps("GAUNTLET_PYDEPS", "pydeps"))
+        .output()
+        .unwrap();
+    let markdown = text(&out.stdout);
+    assert!(out.status.success(), "chaosreport: {}", text(&out.stderr));
+    for seen in [
+        "## gauntlet drill quotes-survive-a-slow-primary",
+        "| **Status**                    | completed |",
+        "latency on quotes-primary",
+        "action on candidate",
+        "| health     |",
+    ] {
+        assert!(markdown.contains(seen), "{seen}:\n{markdown}");
+    }
+}

@@ -4,12 +4,13 @@
 //! **verify** the steady state comes back, the alerts arrived, and what was expected
 //! happened. Each phase returns what it learnt; [`run`] strings them together.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use gauntlet_report::{Check, Outcome, Severity};
 use gauntlet_spec::{ChaosPlan, DrillPlan, Expectation, Restart};
 
 use super::STEP;
+use super::chaostoolkit::{self, Record};
 use super::expect::{Judged, judge};
 use super::rounds::{Prober, Round, marks, shares};
 use crate::context::RunContext;
@@ -53,6 +54,9 @@ struct Drill<'a> {
     measurements: Vec<(String, f64)>,
     /// The response runbook, once it ran: its report, and what it changed to put back.
     runbook: Option<crate::runbook::Executed>,
+    /// When it started (wall clock), and what it did: for its Chaos Toolkit journal.
+    started: SystemTime,
+    record: Record,
 }
 
 /// The faults that went in, and when.
@@ -116,6 +120,8 @@ impl<'a> Drill<'a> {
             checks: Vec::new(),
             measurements: Vec::new(),
             runbook: None,
+            started: SystemTime::now(),
+            record: Record::default(),
         }
     }
 
@@ -150,6 +156,8 @@ impl<'a> Drill<'a> {
         let steady = self
             .check_named("steady state before")
             .threshold(format!("the hypothesis holds for {}", hypothesis.before));
+        self.record.before = before.clone();
+        self.record.held_before = broken.is_empty();
         if broken.is_empty() {
             self.checks.push(
                 steady
@@ -189,11 +197,15 @@ impl<'a> Drill<'a> {
             let seed = self.plan.seed.derive("fault", i as u64);
             match inject::apply(ctx, &self.plan.name, i, fault, seed).await {
                 Ok((done, line)) => {
-                    let at = self.note("fault-applied", line);
+                    let at = self.note("fault-applied", line.clone());
+                    self.record.method.push((i, at, Ok(line)));
                     fault_at.get_or_insert(at);
                     applied.push((done, fault.fault.duration.map(|d| at + d)));
                 }
                 Err(e) => {
+                    self.record
+                        .method
+                        .push((i, self.timeline.at(), Err(e.clone())));
                     error = Some(e);
                     break;
                 }
@@ -301,6 +313,8 @@ impl<'a> Drill<'a> {
             self.measure_io(applied);
         }
         self.measure_latency(&observed.rounds);
+        self.record.during = observed.rounds.clone();
+        self.record.aborted = observed.breached.is_some();
         observed
     }
 
@@ -434,8 +448,9 @@ impl<'a> Drill<'a> {
             if applied[i].1.is_some_and(|until| now >= until) {
                 let (done, _) = applied.remove(i);
                 in_force.push(inject::in_force(self.ctx, &done).await);
-                let (line, _) = inject::undo(self.ctx, done).await;
-                self.note("fault-removed", line);
+                let (line, ok) = inject::undo(self.ctx, done).await;
+                let at = self.note("fault-removed", line.clone());
+                self.record.rollbacks.push((at, line, ok));
             } else {
                 i += 1;
             }
@@ -450,14 +465,13 @@ impl<'a> Drill<'a> {
             at: Duration::ZERO,
         };
         let changed = self.runbook.as_mut().map(|r| std::mem::take(&mut r.undo));
-        for (line, ok) in crate::runbook::put_back(self.ctx, changed.unwrap_or_default()).await {
-            self.note("fault-removed", line.clone());
-            undone.ok &= ok;
-            undone.lines.push(line);
-        }
+        let mut lines = crate::runbook::put_back(self.ctx, changed.unwrap_or_default()).await;
         for (done, _) in injected.applied.drain(..).rev() {
-            let (line, ok) = inject::undo(self.ctx, done).await;
-            self.note("fault-removed", line.clone());
+            lines.push(inject::undo(self.ctx, done).await);
+        }
+        for (line, ok) in lines {
+            let at = self.note("fault-removed", line.clone());
+            self.record.rollbacks.push((at, line.clone(), ok));
             undone.ok &= ok;
             undone.lines.push(line);
         }
@@ -496,6 +510,8 @@ impl<'a> Drill<'a> {
             }
             tokio::time::sleep(self.interval).await;
         }
+        self.record.after = settled.rounds.clone();
+        self.record.held_after = Some(settled.restored_at.is_some());
         settled
     }
 
@@ -801,7 +817,8 @@ impl<'a> Drill<'a> {
 
     fn end(self, outcome: Outcome, rounds: &[(Duration, bool)], times: Times) -> StepOutput {
         let svg = format!("drill-{}.svg", self.plan.name);
-        let report = self.timeline.finish(
+        let journal = self.chaostoolkit_journal();
+        let mut report = self.timeline.finish(
             &self.ctx.recorder,
             &svg,
             self.plan.expect.to_string(),
@@ -809,6 +826,7 @@ impl<'a> Drill<'a> {
             rounds,
             times,
         );
+        report.chaostoolkit = journal;
         let mut output = StepOutput::from(self.checks);
         output.runbooks.extend(self.runbook.map(|r| r.report));
         for (name, value) in self.measurements {
@@ -816,6 +834,33 @@ impl<'a> Drill<'a> {
         }
         output.drill(report);
         output
+    }
+}
+
+impl Drill<'_> {
+    /// Writes the drill's Chaos Toolkit journal; its path under the run directory.
+    fn chaostoolkit_journal(&self) -> Option<String> {
+        let systems = self
+            .ctx
+            .systems
+            .iter()
+            .map(|(name, system)| (name.clone(), system.url.clone()))
+            .collect();
+        let urls = chaostoolkit::Urls {
+            probes: &self.prober.url,
+            systems,
+        };
+        let journal = chaostoolkit::journal(
+            self.plan,
+            &urls,
+            &self.record,
+            &self.checks,
+            self.started,
+            self.timeline.at(),
+        );
+        let text = serde_json::to_vec_pretty(&journal).ok()?;
+        let name = format!("drill-{}.chaostoolkit.json", self.plan.name);
+        self.ctx.recorder.evidence(STEP, &name, &text).ok()
     }
 }
 

@@ -6,8 +6,9 @@
 //! the time to recover, in the report and as an SVG in the run directory.
 //!
 //! `drill.rs` holds a drill's phases, `rounds.rs` the probe rounds, `expect.rs` the judging
-//! of `hold` and `recover within`.
+//! of `hold` and `recover within`, `chaostoolkit.rs` each drill's Chaos Toolkit journal.
 
+mod chaostoolkit;
 mod drill;
 mod expect;
 mod rounds;
@@ -96,6 +97,26 @@ steps:
             "{:?}",
             drill.events
         );
+        // Its Chaos Toolkit journal: ran to the end, the hypothesis deviated while the fault
+        // was in, the fault went in and came out.
+        let path = drill.chaostoolkit.as_ref().expect("a journal");
+        let text = std::fs::read(harness.ctx.recorder.run_dir().join(path)).unwrap();
+        let journal: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(journal["status"], "completed");
+        assert_eq!(journal["deviated"], true);
+        assert_eq!(journal["steady_states"]["before"]["steady_state_met"], true);
+        assert_eq!(journal["steady_states"]["after"]["steady_state_met"], true);
+        let during = journal["steady_states"]["during"].as_array().unwrap();
+        assert!(during.iter().any(|s| s["steady_state_met"] == false));
+        assert_eq!(journal["run"][0]["status"], "succeeded");
+        assert_eq!(
+            journal["run"][0]["activity"]["provider"]["func"],
+            "http_abort"
+        );
+        assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
+        let probe = &journal["experiment"]["steady-state-hypothesis"]["probes"][0];
+        assert_eq!(probe["provider"]["type"], "http");
+        assert_eq!(probe["tolerance"], 200);
     }
 
     #[tokio::test(start_paused = true)]
@@ -182,6 +203,13 @@ steps:
         let (output, harness) = action_drill(dir.path(), "{command: ['false']}").await;
         let first = &output.checks[0];
         assert_eq!(first.name, "d: faults undone", "{:#?}", output.checks);
+        // Unlike Chaos Toolkit's own, the journal of a drill whose undo failed is `failed`.
+        let path = output.drills[0].chaostoolkit.as_ref().unwrap();
+        let text = std::fs::read(harness.ctx.recorder.run_dir().join(path)).unwrap();
+        let journal: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(journal["status"], "failed");
+        assert_eq!(journal["rollbacks"][0]["status"], "failed");
+        assert_eq!(journal["run"][0]["activity"]["provider"]["type"], "process");
         assert_eq!(first.outcome, Outcome::Fail);
         assert!(first.reason.contains("FAILED"), "{}", first.reason);
         assert_eq!(output.drills[0].outcome, Outcome::Fail);

@@ -9,6 +9,7 @@ use crate::probes::{MetricBase, ProbeContext, ProbeResult, run_probe, scrape};
 use crate::timeline::Timeline;
 
 /// One round of probes, `at` since the drill started.
+#[derive(Clone)]
 pub(super) struct Round {
     pub at: Duration,
     pub results: Vec<ProbeResult>,
