@@ -1,12 +1,15 @@
 //! SLOs written in OpenSLO v1 (`kind: SLO`, `SLI`, `AlertPolicy`, one or many YAML documents),
 //! read into what gauntlet needs of them: a ratio of good (or bad) to total events counted by
-//! Prometheus, the objective, and the time window; and the multi-window, multi-burn-rate alert
-//! rules of the Google SRE workbook made from them (page at 14.4× over 1h and 5m, and at 6×
-//! over 6h and 30m; ticket at 1× over 3d and 6h), as a Prometheus rule file.
+//! Prometheus, or a threshold on a Prometheus query (the share of time it is met), the
+//! objective, and the time window; and the multi-window, multi-burn-rate alert rules of the
+//! Google SRE workbook made from them (page at 14.4× over 1h and 5m, and at 6× over 6h and
+//! 30m; ticket at 1× over 3d and 6h), as a Prometheus rule file. A threshold SLI burns its
+//! budget with the time the query breaks the objective's `op` and `value`, sampled every 30s
+//! over each window (a subquery).
 //!
-//! What cannot be mapped is refused by name: a threshold metric (no event ratio to burn), a
-//! source other than Prometheus, a query that is not a counter's series selector (gauntlet
-//! adds `rate()` per window itself).
+//! What cannot be mapped is refused by name: a source other than Prometheus, a ratio query
+//! that is not a counter's series selector (gauntlet adds `rate()` per window itself), a
+//! threshold objective without `op` and `value`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -22,16 +25,28 @@ pub struct Slo {
     pub target: f64,
     /// `28d`, `1M`, as written.
     pub window: String,
-    pub ratio: Ratio,
+    pub indicator: Indicator,
     /// The alert policies it names (carried into the alerts' labels).
     pub alert_policies: Vec<String>,
 }
 
-/// Counters' series selectors: good or bad events, and all of them.
+/// What the SLO counts: counters' series selectors (good or bad events, and all of them), or
+/// a query and the threshold it must meet (`query op value` is good).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Ratio {
-    Good { good: String, total: String },
-    Bad { bad: String, total: String },
+pub enum Indicator {
+    Good {
+        good: String,
+        total: String,
+    },
+    Bad {
+        bad: String,
+        total: String,
+    },
+    Threshold {
+        query: String,
+        op: &'static str,
+        value: f64,
+    },
 }
 
 /// Why an OpenSLO file cannot be used, said with the object it is about.
@@ -130,19 +145,72 @@ fn slo(
         service: spec["service"].as_str().unwrap_or_default().to_string(),
         target,
         window,
-        ratio: ratio(&indicator).map_err(fail)?,
+        indicator: match indicator.get("thresholdMetric") {
+            Some(metric) => threshold(metric, objective).map_err(fail)?,
+            None => ratio(&indicator).map_err(fail)?,
+        },
         alert_policies,
     })
 }
 
-/// The indicator's ratio of counters, or why it has none gauntlet can burn.
-fn ratio(indicator: &serde_json::Value) -> Result<Ratio, String> {
-    if indicator.get("thresholdMetric").is_some() {
-        return Err("a `thresholdMetric` has no events to burn an error budget with; gauntlet maps `ratioMetric` only".into());
+/// A Prometheus metric source's query, or why it is not one.
+fn prometheus_query<'a>(source: &'a serde_json::Value, which: &str) -> Result<&'a str, String> {
+    let source = &source["metricSource"];
+    let kind = source["type"].as_str().unwrap_or_default();
+    if !kind.eq_ignore_ascii_case("prometheus") {
+        return Err(format!(
+            "`{which}` comes from `{kind}`; gauntlet maps Prometheus sources"
+        ));
     }
+    source["spec"]["query"]
+        .as_str()
+        .ok_or(format!("`{which}` has no `metricSource.spec.query`"))
+}
+
+/// A threshold indicator: its query and the objective's `op` and `value`.
+fn threshold(
+    metric: &serde_json::Value,
+    objective: &serde_json::Value,
+) -> Result<Indicator, String> {
+    let query = prometheus_query(metric, "thresholdMetric")?;
+    use promql_parser::parser::{Expr, parse};
+    match parse(query) {
+        Ok(Expr::MatrixSelector(_)) => {
+            return Err(format!(
+                "`{query}` is a range vector; a threshold query gives one value per series"
+            ));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(format!("`{query}` is not PromQL: {}", e.trim())),
+    }
+    let op = match objective["op"].as_str() {
+        Some("lt") => "<",
+        Some("lte") => "<=",
+        Some("gt") => ">",
+        Some("gte") => ">=",
+        other => {
+            return Err(format!(
+                "a `thresholdMetric` objective needs `op` (lt, lte, gt or gte), not {}",
+                other.unwrap_or("none")
+            ));
+        }
+    };
+    let value = objective["value"]
+        .as_f64()
+        .filter(|v| v.is_finite())
+        .ok_or("a `thresholdMetric` objective needs a numeric `value`")?;
+    Ok(Indicator::Threshold {
+        query: query.trim().to_string(),
+        op,
+        value,
+    })
+}
+
+/// The indicator's ratio of counters, or why it has none gauntlet can burn.
+fn ratio(indicator: &serde_json::Value) -> Result<Indicator, String> {
     let ratio = indicator
         .get("ratioMetric")
-        .ok_or("its indicator has no `ratioMetric`")?;
+        .ok_or("its indicator has neither a `ratioMetric` nor a `thresholdMetric`")?;
     if ratio["counter"].as_bool() == Some(false) {
         return Err(
             "`counter: false` (a gauge ratio) cannot be rated per window; gauntlet maps counters"
@@ -153,22 +221,12 @@ fn ratio(indicator: &serde_json::Value) -> Result<Ratio, String> {
         let Some(source) = ratio.get(which) else {
             return Ok(None);
         };
-        let source = &source["metricSource"];
-        let kind = source["type"].as_str().unwrap_or_default();
-        if !kind.eq_ignore_ascii_case("prometheus") {
-            return Err(format!(
-                "`{which}` comes from `{kind}`; gauntlet maps Prometheus sources"
-            ));
-        }
-        let query = source["spec"]["query"]
-            .as_str()
-            .ok_or(format!("`{which}` has no `metricSource.spec.query`"))?;
-        selector(query).map(Some)
+        selector(prometheus_query(source, which)?).map(Some)
     };
     let total = query("total")?.ok_or("its `ratioMetric` has no `total`")?;
     match (query("good")?, query("bad")?) {
-        (Some(good), None) => Ok(Ratio::Good { good, total }),
-        (None, Some(bad)) => Ok(Ratio::Bad { bad, total }),
+        (Some(good), None) => Ok(Indicator::Good { good, total }),
+        (None, Some(bad)) => Ok(Indicator::Bad { bad, total }),
         _ => Err("its `ratioMetric` needs exactly one of `good` and `bad`".into()),
     }
 }
@@ -245,12 +303,17 @@ pub fn burn_rate_rules(slos: &[Slo]) -> String {
         windows.sort_unstable();
         windows.dedup();
         for window in windows {
-            let expr = match &slo.ratio {
-                Ratio::Bad { bad, total } => {
+            let expr = match &slo.indicator {
+                Indicator::Bad { bad, total } => {
                     format!("sum(rate({bad}[{window}])) / sum(rate({total}[{window}]))")
                 }
-                Ratio::Good { good, total } => {
+                Indicator::Good { good, total } => {
                     format!("1 - (sum(rate({good}[{window}])) / sum(rate({total}[{window}])))")
+                }
+                // The share of 30s samples over the window at which the query broke the
+                // threshold (one series: the worst of them).
+                Indicator::Threshold { query, op, value } => {
+                    format!("1 - min(avg_over_time((({query}) {op} bool {value})[{window}:30s]))")
                 }
             };
             let _ = writeln!(
@@ -333,6 +396,37 @@ spec:
             rules.contains("rate1h{slo=\\\"shop-availability\\\"} > 0.0144"),
             "{rules}"
         );
+    }
+
+    #[test]
+    fn a_threshold_slo_burns_the_time_its_query_breaks_the_threshold() {
+        let file = "apiVersion: openslo/v1
+kind: SLO
+metadata: {name: quote-latency}
+spec:
+  service: demo-shop
+  indicator:
+    metadata: {name: quote-p99}
+    spec:
+      thresholdMetric:
+        metricSource:
+          type: Prometheus
+          spec: {query: 'histogram_quantile(0.99, sum by (le) (rate(demo_http_request_duration_seconds_bucket[5m])))'}
+  timeWindow: [{duration: 28d, isRolling: true}]
+  budgetingMethod: Timeslices
+  objectives: [{displayName: fast, op: lte, value: 0.3, target: 0.99}]
+";
+        let slos = read(file, "slo.yaml").unwrap();
+        assert!(matches!(
+            slos[0].indicator,
+            Indicator::Threshold { op: "<=", .. }
+        ));
+        let rules = burn_rate_rules(&slos);
+        crate::rules::parse_rules(&rules).unwrap();
+        assert!(rules.contains("<= bool 0.3)[1h:30s]"), "{rules}");
+        let no_op = file.replace("op: lte, ", "");
+        let err = read(&no_op, "slo.yaml").unwrap_err().to_string();
+        assert!(err.contains("needs `op`"), "{err}");
     }
 
     #[test]
