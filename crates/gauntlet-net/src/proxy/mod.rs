@@ -69,10 +69,12 @@ pub struct ProxyStats {
     pub bytes_downstream: u64,
 }
 
-/// A running proxy; dropping it closes the listener and every connection.
+/// A running proxy; dropping it closes the listener and every connection (soon after:
+/// [`FaultProxy::stop`] waits until the listener is closed).
 pub struct FaultProxy {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    accepting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for FaultProxy {
@@ -157,8 +159,21 @@ impl FaultProxy {
             acted: Default::default(),
             shutdown: CancellationToken::new(),
         });
-        tokio::spawn(connection::accept_loop(listener, shared.clone()));
-        Ok(Self { shared, addr })
+        let accepting = tokio::spawn(connection::accept_loop(listener, shared.clone()));
+        Ok(Self {
+            shared,
+            addr,
+            accepting: Some(accepting),
+        })
+    }
+
+    /// Closes the listener and every connection, and returns once the port refuses
+    /// connections.
+    pub async fn stop(mut self) {
+        self.shared.shutdown.cancel();
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.await;
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -289,7 +289,7 @@ async fn populate(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
             .is_some_and(|e| e.upstream == upstream && e.listen == listen);
         if !same {
             if let Some(mut old) = table.remove(&name) {
-                old.disable(&api, &name);
+                old.disable(&api, &name).await;
             }
             let mut entry = Entry::new(listen, upstream);
             if enabled {
@@ -344,12 +344,12 @@ async fn proxy_update(
     };
     let enabled = input.enabled.unwrap_or(entry.live.is_some());
     if listen != entry.listen || upstream != entry.upstream {
-        entry.disable(&api, &name);
+        entry.disable(&api, &name).await;
         (entry.listen, entry.upstream) = (listen, upstream);
     }
     match (enabled, entry.live.is_some()) {
         (true, false) => entry.enable(&api, &name).await?,
-        (false, true) => entry.disable(&api, &name),
+        (false, true) => entry.disable(&api, &name).await,
         _ => {}
     }
     Ok(Json(entry.describe(&name)).into_response())
@@ -358,7 +358,7 @@ async fn proxy_update(
 async fn proxy_delete(State(api): State<Arc<Api>>, Path(name): Path<String>) -> Answer {
     let mut table = api.table.lock().await;
     let mut entry = table.remove(&name).ok_or_else(|| proxy_not_found(&name))?;
-    entry.disable(&api, &name);
+    entry.disable(&api, &name).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -684,10 +684,12 @@ impl Entry {
         Ok(())
     }
 
-    /// Closes the proxy and every connection through it; its toxics wait for `enable`.
-    fn disable(&mut self, api: &Api, name: &str) {
-        if self.live.take().is_some() {
+    /// Closes the proxy and every connection through it, and returns once its port refuses
+    /// connections; its toxics wait for `enable`.
+    async fn disable(&mut self, api: &Api, name: &str) {
+        if let Some(live) = self.live.take() {
             api.set.remove(name);
+            live.stop().await;
         }
         for toxic in &mut self.toxics {
             toxic.id = None;
