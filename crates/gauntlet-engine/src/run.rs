@@ -33,7 +33,7 @@ pub struct RunOptions {
     pub spec_text: String,
     /// Run directories go here, one per run.
     pub out_dir: PathBuf,
-    pub store_path: PathBuf,
+    pub store: gauntlet_store::Location,
     pub keep_going: bool,
     pub strict: bool,
     /// Timeout of each probe request.
@@ -49,6 +49,23 @@ pub struct RunOptions {
     pub given_env: BTreeMap<String, String>,
     /// Who starts the run (the OS user, a server's token), kept with it in the store.
     pub started_by: Option<String>,
+    /// The server that runs it, when one does: the run is leased to it, and its heartbeat
+    /// renews the lease; a run whose lease runs out belongs to a server that is gone.
+    /// `None` (a CLI run): the process is watched instead.
+    pub lease: Option<LeaseHolder>,
+}
+
+/// A server's hold on the runs it starts: who, and how long a hold lasts unrenewed.
+#[derive(Debug, Clone)]
+pub struct LeaseHolder {
+    pub owner: String,
+    pub term: Duration,
+}
+
+/// When a lease of `term` taken or renewed now runs out (RFC 3339, UTC, millisecond: the
+/// store's time format, which sorts as time does).
+pub fn lease_until(term: Duration) -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now() + term).to_string()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,16 +109,22 @@ pub fn new_run_id() -> String {
     format!("{stamp}-{:04x}", mix & 0xffff)
 }
 
-/// Marks runs whose process died without finishing as aborted; returns their ids and
-/// run directories so the caller can point at `gauntlet recover`.
+/// Marks runs abandoned without finishing as aborted: a server's run whose lease ran out (the
+/// server is gone, wherever it ran), a CLI run whose process died; returns their ids and run
+/// directories so the caller can undo their journals or point at `gauntlet recover`.
 pub fn reap_abandoned(store: &Store) -> Result<Vec<(String, PathBuf)>, gauntlet_store::StoreError> {
     let mut reaped = Vec::new();
     for open in store.open_runs()? {
-        let owner = ProcessIdentity {
-            pid: open.pid,
-            start_ticks: open.pid_start.clone(),
+        let now = now_rfc3339();
+        let abandoned = match &open.lease {
+            Some(lease) => lease.until < now,
+            None => !ProcessIdentity {
+                pid: open.pid,
+                start_ticks: open.pid_start.clone(),
+            }
+            .is_alive(),
         };
-        if !owner.is_alive() && store.mark_aborted(&open.id, &now_rfc3339())? {
+        if abandoned && store.mark_aborted(&open.id, &now)? {
             reaped.push((open.id, PathBuf::from(open.run_dir)));
         }
     }
@@ -127,10 +150,10 @@ pub(crate) async fn run_steps(
     observer: Arc<dyn Observer>,
 ) -> Result<RunOutcome, EngineError> {
     let plan = Arc::new(plan);
-    let mut store = Store::open(&options.store_path)?;
+    let store = Store::connect(&options.store)?;
     reap_abandoned(&store)?;
     let started = Instant::now();
-    let begun = Begun::record(&mut store, &plan, &options)?;
+    let begun = Begun::record(&store, &plan, &options)?;
     let recorder = Arc::new(Recorder::new(&begun.run_dir, observer));
     recorder.event(
         None,
@@ -156,7 +179,7 @@ pub(crate) async fn run_steps(
         concluded.trust.green_fingerprint.as_deref(),
     );
     let report = concluded.into_report(&plan, &options, &begun, started, drift);
-    finish(&mut store, begun.run_dir, report)
+    finish(&store, begun.run_dir, report)
 }
 
 /// The steps a run was asked for, by name, and each one's owner role.
@@ -351,7 +374,7 @@ struct Begun {
 }
 
 impl Begun {
-    fn record(store: &mut Store, plan: &Plan, options: &RunOptions) -> Result<Self, EngineError> {
+    fn record(store: &Store, plan: &Plan, options: &RunOptions) -> Result<Self, EngineError> {
         let run_id = options.run_id.clone().unwrap_or_else(new_run_id);
         let run_dir = options.out_dir.join(&run_id);
         let dir_error = |source| EngineError::RunDir {
@@ -380,6 +403,10 @@ impl Begun {
             pid: me.pid,
             pid_start: me.start_ticks,
             started_by: options.started_by.clone(),
+            lease: options.lease.as_ref().map(|held| gauntlet_store::Lease {
+                owner: held.owner.clone(),
+                until: lease_until(held.term),
+            }),
         })?;
         Ok(Begun {
             run_id,
@@ -537,7 +564,7 @@ fn drift_since_previous(
 /// Stores the decision and writes the reports. The decision is stored even when the
 /// reports cannot be written (a full disk): then the run is an internal error, never a
 /// decision nobody can read.
-fn finish(store: &mut Store, run_dir: PathBuf, report: Report) -> Result<RunOutcome, EngineError> {
+fn finish(store: &Store, run_dir: PathBuf, report: Report) -> Result<RunOutcome, EngineError> {
     let written = write_reports(&run_dir, &report);
     store.finish_run(&report)?;
     written.map_err(|source| EngineError::Reports {
@@ -1114,7 +1141,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             spec_path: "t.yaml".into(),
             spec_text: text.into(),
             out_dir: dir.path().join("runs"),
-            store_path: dir.path().join("g.db"),
+            store: dir.path().join("g.db").into(),
             keep_going: false,
             strict: false,
             request_timeout: Duration::from_secs(2),
@@ -1123,6 +1150,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             cancel: None,
             given_env: Default::default(),
             started_by: None,
+            lease: None,
         };
         let endless = Endless(gauntlet_spec::StepMeta {
             severity: gauntlet_spec::Severity::Hard,
@@ -1166,7 +1194,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             spec_path: "t.yaml".into(),
             spec_text: text.into(),
             out_dir: dir.path().join("runs"),
-            store_path: dir.path().join("g.db"),
+            store: dir.path().join("g.db").into(),
             keep_going: false,
             strict: false,
             request_timeout: Duration::from_secs(2),
@@ -1175,6 +1203,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             cancel: None,
             given_env: Default::default(),
             started_by: None,
+            lease: None,
         };
         let outcome = run_steps(
             plan,

@@ -279,7 +279,7 @@ pub(crate) fn audit(
 
 async fn readyz(State(state): State<Shared>) -> Response {
     let store = state.config.store.clone();
-    match tokio::task::spawn_blocking(move || Store::open(&store)).await {
+    match tokio::task::spawn_blocking(move || Store::connect(&store)).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready\n").into_response(),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -576,7 +576,7 @@ pub(crate) async fn with_store<T: Send + 'static>(
     query: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let path = state.config.store.clone();
-    tokio::task::spawn_blocking(move || query(&Store::open(&path)?))
+    tokio::task::spawn_blocking(move || query(&Store::connect(&path)?))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(ApiError::from)

@@ -32,7 +32,9 @@ struct ServerFile {
     #[serde(default)]
     listen: Option<Spanned<String>>,
     #[serde(default)]
-    store: Option<String>,
+    store: Option<Spanned<String>>,
+    #[serde(default)]
+    lease: Option<Spanned<String>>,
     #[serde(default)]
     runs: Option<String>,
     #[serde(default)]
@@ -109,7 +111,13 @@ struct ServiceEntry {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
-    pub store: PathBuf,
+    pub store: gauntlet_store::Location,
+    /// This server among those sharing the store: its runs are leased to it.
+    pub instance: String,
+    /// How long its hold on a run lasts without a heartbeat (`lease:`, 30s by default): a
+    /// server that shares the store with this one finds a run of a dead server this long
+    /// after its last heartbeat.
+    pub lease: std::time::Duration,
     pub runs: PathBuf,
     pub keyring: PathBuf,
     pub tokens: PathBuf,
@@ -186,24 +194,38 @@ impl ServerConfig {
             .collect();
         let path_of =
             |given: &Option<String>, default: &str| dir.join(given.as_deref().unwrap_or(default));
-        match listen {
-            Some(listen) if problems.found.is_empty() => Ok(ServerConfig {
-                listen,
-                store: path_of(&written.store, ".gauntlet/gauntlet.db"),
-                runs: path_of(&written.runs, ".gauntlet/runs"),
-                keyring,
-                tokens: path_of(&written.tokens, "tokens.json"),
-                audit: path_of(&written.audit, "audit.jsonl"),
-                services,
-                public_url: written
-                    .public_url
-                    .clone()
-                    .unwrap_or_default()
-                    .trim_end_matches('/')
-                    .to_string(),
-                notify,
-                tls,
-            }),
+        let lease = match &written.lease {
+            None => Some(std::time::Duration::from_secs(30)),
+            Some(given) => problems.keep(given.referenced, lease_of(&given.value)),
+        };
+        let store = match &written.store {
+            None => Some(gauntlet_store::Location::Sqlite(
+                dir.join(".gauntlet/gauntlet.db"),
+            )),
+            Some(given) => problems.keep(given.referenced, store_at(&given.value, dir)),
+        };
+        match (listen, store, lease) {
+            (Some(listen), Some(store), Some(lease)) if problems.found.is_empty() => {
+                Ok(ServerConfig {
+                    listen,
+                    store,
+                    instance: instance_id(),
+                    lease,
+                    runs: path_of(&written.runs, ".gauntlet/runs"),
+                    keyring,
+                    tokens: path_of(&written.tokens, "tokens.json"),
+                    audit: path_of(&written.audit, "audit.jsonl"),
+                    services,
+                    public_url: written
+                        .public_url
+                        .clone()
+                        .unwrap_or_default()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    notify,
+                    tls,
+                })
+            }
             _ => Err(SpecErrors(problems.found)),
         }
     }
@@ -235,6 +257,52 @@ impl Problems<'_> {
 }
 
 /// Where to listen: loopback, or anywhere once TLS is configured.
+/// A lease's term: at least 2s (three heartbeats fit in it), at most an hour.
+fn lease_of(given: &str) -> Result<std::time::Duration, Refusal> {
+    match humantime::parse_duration(given) {
+        Ok(d)
+            if (std::time::Duration::from_secs(2)..=std::time::Duration::from_secs(3600))
+                .contains(&d) =>
+        {
+            Ok(d)
+        }
+        Ok(_) => Err((
+            format!("`lease: {given}` is out of bounds"),
+            "between 2s and 1h: a server that shares the store finds a dead server's runs this long after its last heartbeat",
+        )),
+        Err(e) => Err((format!("`lease: {given}`: {e}"), "a duration, e.g. `30s`")),
+    }
+}
+
+/// This server's name among those sharing a store: host, process and a random part.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let mut random = [0u8; 4];
+    let _ = getrandom::fill(&mut random);
+    format!(
+        "{host}-{}-{:08x}",
+        std::process::id(),
+        u32::from_be_bytes(random)
+    )
+}
+
+/// The store: a SQLite file (relative to the config's folder) or a PostgreSQL URL, which
+/// several servers can share.
+fn store_at(given: &str, dir: &std::path::Path) -> Result<gauntlet_store::Location, Refusal> {
+    match given.parse::<gauntlet_store::Location>() {
+        Ok(gauntlet_store::Location::Sqlite(path)) => {
+            Ok(gauntlet_store::Location::Sqlite(dir.join(path)))
+        }
+        Ok(location) => Ok(location),
+        Err(why) => Err((
+            format!("`store`: {why}"),
+            "a file (`.gauntlet/gauntlet.db`) or `postgres://USER:PASSWORD@HOST:PORT/DB`",
+        )),
+    }
+}
+
 fn listen_on(given: &str, tls: bool) -> Result<SocketAddr, Refusal> {
     match given.parse::<SocketAddr>() {
         Ok(addr) if addr.ip().is_loopback() || tls => Ok(addr),

@@ -79,6 +79,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let app = api::router(state.clone());
+    let heartbeat = tokio::spawn(leases(state.config.clone()));
     let served = match state.config.tls.clone() {
         None => {
             axum::serve(
@@ -94,12 +95,73 @@ pub async fn serve(
         }
     };
     state.runs.shut_down().await;
+    heartbeat.abort();
     served.map_err(ServerError::Serve)
+}
+
+/// The heartbeat of this server's runs, and the watch on the others': every third of the
+/// lease, this server's leases are renewed, and a run whose lease ran out (its server is
+/// gone) is marked ABORTED and its cleanup journal undone where this machine reaches it.
+async fn leases(config: ServerConfig) {
+    let mut store: Option<Arc<gauntlet_store::Store>> = None;
+    let mut tick = tokio::time::interval(config.lease / 3);
+    loop {
+        tick.tick().await;
+        let opened = match store.clone() {
+            Some(open) => Ok(open),
+            None => {
+                let location = config.store.clone();
+                tokio::task::spawn_blocking(move || gauntlet_store::Store::connect(&location))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|s| s.map(Arc::new).map_err(|e| e.to_string()))
+            }
+        };
+        let open = match opened {
+            Ok(open) => open,
+            Err(why) => {
+                tracing::warn!("the run store is unreachable; leases not renewed: {why}");
+                continue;
+            }
+        };
+        store = Some(open.clone());
+        let (owner, term) = (config.instance.clone(), config.lease);
+        let beat = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
+            open.renew_leases(&owner, &gauntlet_engine::lease_until(term))
+                .map_err(|e| e.to_string())?;
+            let reaped = gauntlet_engine::reap_abandoned(&open).map_err(|e| e.to_string())?;
+            let mut said = Vec::new();
+            for (run, _) in reaped {
+                let undone = gauntlet_engine::recover_runs(&open, Some(&run))
+                    .map(|r| {
+                        r.iter()
+                            .map(|r| r.undone.join("; "))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .unwrap_or_else(|e| format!("its journal could not be undone: {e}"));
+                said.push(format!("{run}: {undone}"));
+            }
+            Ok(said)
+        })
+        .await;
+        match beat {
+            Ok(Ok(reaped)) => {
+                for line in reaped {
+                    tracing::warn!(
+                        "a run of a server that is gone (its lease ran out) was marked ABORTED: {line}"
+                    );
+                }
+            }
+            Ok(Err(why)) => tracing::warn!("lease heartbeat: {why}"),
+            Err(e) => tracing::warn!("lease heartbeat: {e}"),
+        }
+    }
 }
 
 /// What the last server left: runs whose process is gone are ABORTED, their journals undone.
 fn recover(config: &ServerConfig) -> Result<(), ServerError> {
-    let store = gauntlet_store::Store::open(&config.store)?;
+    let store = gauntlet_store::Store::connect(&config.store)?;
     for (run, _) in gauntlet_engine::reap_abandoned(&store)? {
         tracing::warn!(run = %run, "a run of a previous server never finished: marked ABORTED");
     }

@@ -204,7 +204,7 @@ impl Runs {
         let (key, name, id) = (key.to_string(), service.to_string(), candidate.clone());
         let claimed = tokio::task::spawn_blocking(move || {
             let at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            gauntlet_store::Store::open(&store)?.claim_key(&key, &name, &id, &at)
+            gauntlet_store::Store::connect(&store)?.claim_key(&key, &name, &id, &at)
         })
         .await
         .map_err(|e| StartError::Internal(e.to_string()))?
@@ -265,7 +265,7 @@ impl Runs {
             spec_path: planned.spec.spec_path,
             spec_text: planned.spec.spec_text,
             out_dir: self.config.runs.clone(),
-            store_path: self.config.store.clone(),
+            store: self.config.store.clone(),
             keep_going: false,
             strict: false,
             request_timeout: Duration::from_secs(5),
@@ -274,6 +274,10 @@ impl Runs {
             cancel: Some(cancel.clone()),
             given_env: planned.env,
             started_by: Some(by.describe()),
+            lease: Some(gauntlet_engine::LeaseHolder {
+                owner: self.config.instance.clone(),
+                term: self.config.lease,
+            }),
         };
         let runs = self.clone();
         let (id, name) = (run_id.to_string(), service.to_string());

@@ -287,7 +287,7 @@ async fn flagger_hooks_say_yes_exactly_when_their_condition_holds() {
         401
     );
     // Each revision ran once, however often it was asked about.
-    let store = gauntlet_store::Store::open(&server.config.store).unwrap();
+    let store = gauntlet_store::Store::connect(&server.config.store).unwrap();
     assert_eq!(store.list_runs(100).unwrap().len(), 2);
     server.stop().await;
 }

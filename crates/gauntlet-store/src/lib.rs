@@ -1,30 +1,40 @@
-//! The run store: an embedded SQLite database of runs, steps, checks, timeline events and
-//! an evidence index, with versioned migrations. The whole report is kept too, so
-//! `gauntlet show RUN --json` returns exactly what was written.
+//! The run store: runs, steps, checks, timeline events and an evidence index, with versioned
+//! migrations, in an embedded SQLite file or in PostgreSQL shared by several servers (one set
+//! of migrations and queries, `db.rs`). The whole report is kept too, so `gauntlet show RUN
+//! --json` returns exactly what was written.
 //!
-//! A run is inserted as `running` when it starts, with the pid of the process running it;
-//! a run whose process is gone without finishing is found by [`Store::abandoned_runs`] and
-//! marked aborted by the caller, which owns the notion of a live process.
+//! A run is inserted as `running` when it starts, with the pid of the process running it
+//! and, for a server's run, the server's lease; a run whose process is gone (or whose lease
+//! ran out) without finishing is found by [`Store::open_runs`] and marked aborted by the
+//! caller, which owns the notion of a live process.
 //!
 //! ```
 //! let store = gauntlet_store::Store::open_in_memory().unwrap();
 //! assert!(store.list_runs(10).unwrap().is_empty());
 //! ```
 
-use std::path::Path;
+mod db;
+mod location;
+mod postgres;
+mod sqlite;
+
+use std::sync::Mutex;
 
 use gauntlet_report::Report;
-use rusqlite::{Connection, OptionalExtension, params};
+
+use db::{Db, Row, Statement, params};
+pub use location::Location;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("run store {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    #[error("run store {path}: {why}")]
+    Open { path: String, why: String },
     #[error("run store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(String),
+    #[error("run store: the database is unreachable: {0}")]
+    Lost(String),
+    #[error("run store: a row is not what the schema says: {0}")]
+    Shape(String),
     #[error("run store holds a report that does not parse: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error(
@@ -35,6 +45,18 @@ pub enum StoreError {
     NoSuchRun(String),
     #[error("`{0}` matches more than one run; give more of the id")]
     Ambiguous(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sql(e.to_string())
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Sql(e.to_string())
+    }
 }
 
 /// Migrations in order; entry `i` moves the schema from version `i` to `i + 1`.
@@ -105,6 +127,10 @@ const MIGRATIONS: &[&str] = &[
     );",
     // Who started a run: the OS user of a CLI run, the token of a server's.
     "ALTER TABLE runs ADD COLUMN started_by TEXT;",
+    // Which server runs it, and until when its lease holds (renewed by its heartbeat): a
+    // run whose lease ran out belongs to a server that is gone.
+    "ALTER TABLE runs ADD COLUMN owner TEXT;
+     ALTER TABLE runs ADD COLUMN lease_until TEXT;",
 ];
 
 /// What `begin_run` records before anything runs.
@@ -123,6 +149,16 @@ pub struct RunStart {
     pub pid_start: String,
     /// Who started it, when known.
     pub started_by: Option<String>,
+    /// The server running it and until when its lease holds (RFC 3339, UTC), for a run a
+    /// server owns; `None` for a CLI run (its process is watched instead).
+    pub lease: Option<Lease>,
+}
+
+/// A server's hold on a run: its owner and when the hold runs out unless renewed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: String,
 }
 
 /// One line of `gauntlet history`.
@@ -149,209 +185,206 @@ pub struct OpenRun {
     pub pid: u32,
     pub pid_start: String,
     pub run_dir: String,
+    /// Set for a run a server owns: it is abandoned once the lease has run out.
+    pub lease: Option<Lease>,
 }
 
 pub struct Store {
-    conn: Connection,
+    db: Mutex<Box<dyn Db>>,
 }
 
+const SUMMARY: &str = "SELECT id, service, version, started_at, finished_at, status, decision,
+                              exit_code, run_dir, started_by FROM runs";
+
 impl Store {
-    /// Opens (or creates) the store. What it holds is for its owner only: folders it
-    /// creates are 0700, the database 0600 (SQLite's journal files follow the database).
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        let failed = |e: std::io::Error| StoreError::Open {
-            path: path.display().to_string(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+    /// Opens the store at `location`: the SQLite file (created if missing), or the
+    /// PostgreSQL database; either is brought to this gauntlet's schema.
+    pub fn connect(location: &Location) -> Result<Self, StoreError> {
+        let db: Box<dyn Db> = match location {
+            Location::Sqlite(path) => Box::new(sqlite::Sqlite::open(path)?),
+            Location::Postgres(url) => {
+                Box::new(postgres::Postgres::connect(url, &location.to_string())?)
+            }
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(failed)?;
-        }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 != 0)
-        {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                .map_err(failed)?;
-        }
-        Self::init(conn)
+        Self::init(db)
+    }
+
+    /// Opens (or creates) the SQLite store at `path`.
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::init(Box::new(sqlite::Sqlite::open(path)?))
     }
 
     pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Box::new(sqlite::Sqlite::in_memory()?))
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // WAL: readers (history, show) never block a running gauntlet, and a SIGKILL
-        // mid-write leaves the last committed state.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut store = Self { conn };
-        store.migrate()?;
-        Ok(store)
+    fn init(mut db: Box<dyn Db>) -> Result<Self, StoreError> {
+        db.migrate(MIGRATIONS)?;
+        Ok(Self { db: Mutex::new(db) })
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let known = MIGRATIONS.len() as i64;
-        // A store already at this schema is only read: opening it takes no write lock (the
-        // server opens it for every request while runs write to it).
-        let current: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if current == known {
-            return Ok(());
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let found: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if found > known {
-            return Err(StoreError::TooNew { found, known });
-        }
-        for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", version as i64 + 1)?;
-        }
-        tx.commit()?;
-        Ok(())
+    fn db(&self) -> std::sync::MutexGuard<'_, Box<dyn Db>> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn execute(&self, sql: &str, params: Vec<db::Param>) -> Result<u64, StoreError> {
+        self.db().execute(sql, params)
+    }
+
+    fn query(&self, sql: &str, params: Vec<db::Param>) -> Result<Vec<Row>, StoreError> {
+        self.db().query(sql, params)
     }
 
     pub fn schema_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        self.db().schema_version()
     }
 
+    /// Records a run that starts (again, harmlessly: a retried insert changes nothing).
     pub fn begin_run(&self, run: &RunStart) -> Result<(), StoreError> {
-        self.conn.execute(
+        let (owner, until) = match &run.lease {
+            Some(lease) => (Some(lease.owner.as_str()), Some(lease.until.as_str())),
+            None => (None, None),
+        };
+        self.execute(
             "INSERT INTO runs (id, service, version, spec_path, spec_sha256, run_dir, started_at,
-                               status, pid, pid_start, started_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', ?8, ?9, ?10)",
+                               status, pid, pid_start, started_by, owner, lease_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8, $9, $10, $11, $12)
+             ON CONFLICT DO NOTHING",
             params![
-                run.id,
-                run.service,
-                run.version,
-                run.spec_path,
-                run.spec_sha256,
-                run.run_dir,
-                run.started_at,
-                run.pid,
-                run.pid_start,
-                run.started_by
+                &run.id,
+                &run.service,
+                &run.version,
+                &run.spec_path,
+                &run.spec_sha256,
+                &run.run_dir,
+                &run.started_at,
+                i64::from(run.pid),
+                &run.pid_start,
+                &run.started_by,
+                owner,
+                until
             ],
         )?;
         Ok(())
     }
 
-    /// Stores the finished report and its rows in one transaction.
-    pub fn finish_run(&mut self, report: &Report) -> Result<(), StoreError> {
+    /// Extends the lease of every running run `owner` holds to `until`; how many it holds.
+    pub fn renew_leases(&self, owner: &str, until: &str) -> Result<u64, StoreError> {
+        self.execute(
+            "UPDATE runs SET lease_until = $1 WHERE owner = $2 AND status = 'running'",
+            params![until, owner],
+        )
+    }
+
+    /// Stores the finished report and its rows in one transaction (a retry rewrites the
+    /// same rows).
+    pub fn finish_run(&self, report: &Report) -> Result<(), StoreError> {
         let json = serde_json::to_string(report)?;
         let status = if report.decision == gauntlet_report::Decision::Aborted {
             "aborted"
         } else {
             "finished"
         };
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE runs SET finished_at = ?2, status = ?3, decision = ?4, exit_code = ?5,
-                             report_json = ?6
-             WHERE id = ?1",
+        let id = &report.run_id;
+        let mut statements: Vec<Statement> = vec![(
+            "UPDATE runs SET finished_at = $1, status = $2, decision = $3, exit_code = $4,
+                             report_json = $5
+             WHERE id = $6"
+                .into(),
             params![
-                report.run_id,
-                report.finished_at,
+                &report.finished_at,
                 status,
                 report.decision.as_str(),
-                report.exit_code,
-                json
+                i64::from(report.exit_code),
+                &json,
+                id
             ],
-        )?;
+        )];
         for table in ["steps", "checks", "timeline", "evidence"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE run_id = ?1"),
-                [&report.run_id],
-            )?;
+            statements.push((
+                format!("DELETE FROM {table} WHERE run_id = $1"),
+                params![id],
+            ));
         }
         for (position, step) in report.steps.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            statements.push((
+                "INSERT INTO steps VALUES ($1, $2, $3, $4, $5, $6, $7)".into(),
                 params![
-                    report.run_id,
+                    id,
                     position as i64,
-                    step.name,
+                    &step.name,
                     step.outcome.as_str(),
-                    step.started_at,
+                    &step.started_at,
                     step.duration_ms as i64,
-                    step.note
+                    &step.note
                 ],
-            )?;
+            ));
             for check in &step.checks {
-                tx.execute(
-                    "INSERT INTO checks VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                statements.push((
+                    "INSERT INTO checks VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)".into(),
                     params![
-                        report.run_id,
-                        check.id,
-                        check.step,
+                        id,
+                        &check.id,
+                        &check.step,
                         check.outcome.as_str(),
                         serde_json::to_value(check.severity)?.as_str(),
-                        check.measured,
-                        check.threshold,
+                        &check.measured,
+                        &check.threshold,
                         check.samples.map(|n| n as i64),
-                        check.reason
+                        &check.reason
                     ],
-                )?;
+                ));
             }
         }
         for (seq, event) in report.timeline.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            statements.push((
+                "INSERT INTO timeline VALUES ($1, $2, $3, $4, $5, $6, $7)".into(),
                 params![
-                    report.run_id,
+                    id,
                     seq as i64,
-                    event.at,
+                    &event.at,
                     event.elapsed_ms as i64,
-                    event.step,
-                    event.kind,
-                    event.message
+                    &event.step,
+                    &event.kind,
+                    &event.message
                 ],
-            )?;
+            ));
         }
         for file in &report.evidence {
-            tx.execute(
-                "INSERT INTO evidence VALUES (?1, ?2, ?3, ?4)",
-                params![report.run_id, file.path, file.sha256, file.bytes as i64],
-            )?;
+            statements.push((
+                "INSERT INTO evidence VALUES ($1, $2, $3, $4)".into(),
+                params![id, &file.path, &file.sha256, file.bytes as i64],
+            ));
         }
-        tx.commit()?;
-        Ok(())
+        self.db().write_all(statements)
     }
 
     /// Runs still marked `running`, oldest first.
     pub fn open_runs(&self) -> Result<Vec<OpenRun>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, pid, pid_start, run_dir FROM runs WHERE status = 'running'
-             ORDER BY started_at",
+        let rows = self.query(
+            "SELECT id, pid, pid_start, run_dir, owner, lease_until FROM runs
+             WHERE status = 'running' ORDER BY started_at",
+            Vec::new(),
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(OpenRun {
-                id: r.get(0)?,
-                pid: r.get(1)?,
-                pid_start: r.get(2)?,
-                run_dir: r.get(3)?,
+        rows.iter()
+            .map(|r| {
+                let lease = match (r.opt_text(4)?, r.opt_text(5)?) {
+                    (Some(owner), Some(until)) => Some(Lease { owner, until }),
+                    _ => None,
+                };
+                Ok(OpenRun {
+                    id: r.text(0)?,
+                    pid: u32::try_from(r.int(1)?).unwrap_or(0),
+                    pid_start: r.text(2)?,
+                    run_dir: r.text(3)?,
+                    lease,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// The run `key` names: the one already claimed for it, or `run_id`, claimed now (then
-    /// `true`). Two callers racing for one key get the same run.
+    /// `true`). Two callers racing for one key, on one server or two, get the same run.
     pub fn claim_key(
         &self,
         key: &str,
@@ -359,94 +392,73 @@ impl Store {
         run_id: &str,
         at: &str,
     ) -> Result<(String, bool), StoreError> {
-        let inserted = self.conn.execute(
-            "INSERT OR IGNORE INTO run_keys (key, service, run_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+        let inserted = self.execute(
+            "INSERT INTO run_keys (key, service, run_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING",
             params![key, service, run_id, at],
         )?;
-        let claimed: String = self.conn.query_row(
-            "SELECT run_id FROM run_keys WHERE key = ?1",
-            params![key],
-            |r| r.get(0),
-        )?;
-        Ok((claimed, inserted > 0))
+        let claimed = self
+            .keyed_run(key)?
+            .ok_or_else(|| StoreError::Shape(format!("key `{key}` claimed but not stored")))?;
+        // Run ids are fresh for each call: the key names this one only if this call (or its
+        // retry after a lost connection) claimed it.
+        let _ = inserted;
+        Ok((claimed.clone(), claimed == run_id))
     }
 
     /// The run a key names, if one was claimed.
     pub fn keyed_run(&self, key: &str) -> Result<Option<String>, StoreError> {
-        let found = self.conn.query_row(
-            "SELECT run_id FROM run_keys WHERE key = ?1",
-            params![key],
-            |r| r.get(0),
-        );
-        match found {
-            Ok(run) => Ok(Some(run)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        let rows = self.query("SELECT run_id FROM run_keys WHERE key = $1", params![key])?;
+        rows.first().map(|r| r.text(0)).transpose()
     }
 
     /// Marks a run that died without finishing; returns whether it was still open.
     pub fn mark_aborted(&self, id: &str, at: &str) -> Result<bool, StoreError> {
-        let changed = self.conn.execute(
+        let changed = self.execute(
             "UPDATE runs SET status = 'aborted', decision = 'ABORTED', exit_code = 1,
-                             finished_at = ?2
-             WHERE id = ?1 AND status = 'running'",
-            params![id, at],
+                             finished_at = $1
+             WHERE id = $2 AND status = 'running'",
+            params![at, id],
         )?;
         Ok(changed > 0)
     }
 
     pub fn list_runs(&self, limit: usize) -> Result<Vec<RunSummary>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, service, version, started_at, finished_at, status, decision, exit_code,
-                    run_dir, started_by
-             FROM runs ORDER BY started_at DESC, id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], summary_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.summaries(
+            &format!("{SUMMARY} ORDER BY started_at DESC, id DESC LIMIT $1"),
+            params![limit],
+        )
+    }
+
+    fn summaries(&self, sql: &str, params: Vec<db::Param>) -> Result<Vec<RunSummary>, StoreError> {
+        self.query(sql, params)?.iter().map(summary).collect()
     }
 
     /// Finds a run by its id or a unique prefix of it (`latest` names the newest run), or by
     /// its directory (`.gauntlet/runs/ID/`, as the console prints it): the last component
     /// of a path is the run's whole id.
     pub fn find_run(&self, id_or_prefix: &str) -> Result<RunSummary, StoreError> {
+        let none = || StoreError::NoSuchRun(id_or_prefix.into());
         if id_or_prefix.contains(['/', std::path::MAIN_SEPARATOR]) {
             let id = std::path::Path::new(id_or_prefix)
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
-            return self
-                .conn
-                .query_row(
-                    "SELECT id, service, version, started_at, finished_at, status, decision,
-                            exit_code, run_dir, started_by FROM runs WHERE id = ?1",
-                    [id],
-                    summary_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NoSuchRun(id_or_prefix.into()));
+            let found = self.summaries(&format!("{SUMMARY} WHERE id = $1"), params![id])?;
+            return found.into_iter().next().ok_or_else(none);
         }
-        let select = "SELECT id, service, version, started_at, finished_at, status, decision,
-                             exit_code, run_dir, started_by FROM runs";
         if id_or_prefix == "latest" {
-            return self
-                .conn
-                .query_row(
-                    &format!("{select} ORDER BY started_at DESC, id DESC LIMIT 1"),
-                    [],
-                    summary_from_row,
-                )
-                .optional()?
-                .ok_or_else(|| StoreError::NoSuchRun(id_or_prefix.into()));
+            return self.list_runs(1)?.into_iter().next().ok_or_else(none);
         }
-        let mut stmt = self.conn.prepare(&format!(
-            "{select} WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 2"
-        ))?;
-        let mut found: Vec<RunSummary> = stmt
-            .query_map([id_or_prefix], summary_from_row)?
-            .collect::<Result<_, _>>()?;
+        let mut found = self.summaries(
+            &format!(
+                "{SUMMARY} WHERE substr(id, 1, length(CAST($1 AS TEXT))) = $1 ORDER BY id LIMIT 2"
+            ),
+            params![id_or_prefix],
+        )?;
         match found.len() {
-            0 => Err(StoreError::NoSuchRun(id_or_prefix.into())),
+            0 => Err(none()),
             1 => Ok(found.remove(0)),
             _ => Err(StoreError::Ambiguous(id_or_prefix.into())),
         }
@@ -454,38 +466,30 @@ impl Store {
 
     /// The stored report of a finished run; `None` for a run that never finished.
     pub fn report(&self, id: &str) -> Result<Option<Report>, StoreError> {
-        let json: Option<String> = self
-            .conn
-            .query_row("SELECT report_json FROM runs WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .flatten();
+        let rows = self.query("SELECT report_json FROM runs WHERE id = $1", params![id])?;
+        let json = rows.first().map(|r| r.opt_text(0)).transpose()?.flatten();
         Ok(json.map(|j| serde_json::from_str(&j)).transpose()?)
     }
 
-    /// Number of stored checks of a run, by outcome (for `show` on runs without a report).
+    /// Number of stored checks of a run (for `show` on runs without a report).
     pub fn check_count(&self, id: &str) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM checks WHERE run_id = ?1", [id], |r| {
-                r.get(0)
-            })?)
+        let rows = self.query("SELECT count(*) FROM checks WHERE run_id = $1", params![id])?;
+        rows.first().map_or(Ok(0), |r| r.int(0))
     }
 }
 
-fn summary_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
+fn summary(r: &Row) -> Result<RunSummary, StoreError> {
     Ok(RunSummary {
-        id: r.get(0)?,
-        service: r.get(1)?,
-        version: r.get(2)?,
-        started_at: r.get(3)?,
-        finished_at: r.get(4)?,
-        status: r.get(5)?,
-        decision: r.get(6)?,
-        exit_code: r.get(7)?,
-        run_dir: r.get(8)?,
-        started_by: r.get(9)?,
+        id: r.text(0)?,
+        service: r.text(1)?,
+        version: r.text(2)?,
+        started_at: r.text(3)?,
+        finished_at: r.opt_text(4)?,
+        status: r.text(5)?,
+        decision: r.opt_text(6)?,
+        exit_code: r.opt_int(7)?,
+        run_dir: r.text(8)?,
+        started_by: r.opt_text(9)?,
     })
 }
 
@@ -506,6 +510,7 @@ mod tests {
             pid: 1,
             pid_start: "1".into(),
             started_by: Some("tester".into()),
+            lease: None,
         }
     }
 
@@ -558,9 +563,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_finished_run_returns_its_report_unchanged() {
-        let mut store = Store::open_in_memory().unwrap();
+    fn a_finished_run_returns_its_report_unchanged(store: &Store) {
         store.begin_run(&start("r1")).unwrap();
         store.finish_run(&report("r1")).unwrap();
         assert_eq!(store.report("r1").unwrap().unwrap(), report("r1"));
@@ -570,9 +573,7 @@ mod tests {
         assert_eq!(runs[0].status, "finished");
     }
 
-    #[test]
-    fn open_runs_can_be_marked_aborted_once() {
-        let store = Store::open_in_memory().unwrap();
+    fn open_runs_can_be_marked_aborted_once(store: &Store) {
         store.begin_run(&start("r2")).unwrap();
         assert_eq!(store.open_runs().unwrap().len(), 1);
         assert!(store.mark_aborted("r2", "now").unwrap());
@@ -581,9 +582,7 @@ mod tests {
         assert_eq!(store.find_run("r2").unwrap().status, "aborted");
     }
 
-    #[test]
-    fn prefixes_find_one_run_or_say_why_not() {
-        let store = Store::open_in_memory().unwrap();
+    fn prefixes_find_one_run_or_say_why_not(store: &Store) {
         store.begin_run(&start("abc1")).unwrap();
         store.begin_run(&start("abc2")).unwrap();
         assert_eq!(store.find_run("abc1").unwrap().id, "abc1");
@@ -611,9 +610,7 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn a_key_names_one_run_however_often_it_is_claimed() {
-        let store = Store::open_in_memory().unwrap();
+    fn a_key_names_one_run_however_often_it_is_claimed(store: &Store) {
         assert_eq!(store.keyed_run("k").unwrap(), None);
         assert_eq!(
             store.claim_key("k", "s", "run-1", "t").unwrap(),
@@ -633,8 +630,256 @@ mod tests {
         drop(Store::open(&path).unwrap());
         let store = Store::open(&path).unwrap();
         assert_eq!(store.schema_version().unwrap(), MIGRATIONS.len() as i64);
-        store.conn.pragma_update(None, "user_version", 99).unwrap();
         drop(store);
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+    }
+
+    /// A lease is kept with the run, renewed by its owner only, and shown with open runs;
+    /// a run begun twice (a retried insert) is one run.
+    fn leases_are_kept_and_renewed_by_their_owner(store: &Store) {
+        let mut run = start("leased");
+        run.lease = Some(Lease {
+            owner: "server-a".into(),
+            until: "2026-12-01T10:00:30.000Z".into(),
+        });
+        store.begin_run(&run).unwrap();
+        store.begin_run(&run).unwrap();
+        store.begin_run(&start("cli")).unwrap();
+        assert_eq!(
+            store
+                .renew_leases("server-b", "2026-12-01T10:01:00.000Z")
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .renew_leases("server-a", "2026-12-01T10:01:00.000Z")
+                .unwrap(),
+            1
+        );
+        let open = store.open_runs().unwrap();
+        assert_eq!(open.len(), 2);
+        let leased = open.iter().find(|r| r.id == "leased").unwrap();
+        assert_eq!(
+            leased.lease.as_ref().unwrap().until,
+            "2026-12-01T10:01:00.000Z"
+        );
+        assert!(open.iter().find(|r| r.id == "cli").unwrap().lease.is_none());
+    }
+
+    /// A behaviour every store has, by name.
+    type Scenario = (&'static str, fn(&Store));
+
+    const SCENARIOS: [Scenario; 5] = [
+        ("report", a_finished_run_returns_its_report_unchanged),
+        ("aborted", open_runs_can_be_marked_aborted_once),
+        ("prefixes", prefixes_find_one_run_or_say_why_not),
+        ("keys", a_key_names_one_run_however_often_it_is_claimed),
+        ("leases", leases_are_kept_and_renewed_by_their_owner),
+    ];
+
+    #[test]
+    fn every_scenario_holds_on_sqlite() {
+        for (name, scenario) in SCENARIOS {
+            let store = Store::open_in_memory().unwrap();
+            scenario(&store);
+            eprintln!("sqlite: {name} holds");
+        }
+    }
+
+    /// The same scenarios on a real PostgreSQL (Debian's, which `scripts/test` installs),
+    /// each in a database of its own; then the schema is migrated once by two stores opened
+    /// together, refused when newer, and a restart of the database loses nothing.
+    #[test]
+    fn every_scenario_holds_on_postgres_across_a_restart() {
+        let server = testing::Postgres::start();
+        for (name, scenario) in SCENARIOS {
+            let store = Store::connect(&server.database(name)).unwrap();
+            scenario(&store);
+        }
+        let shared = server.database("shared");
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| Store::connect(&shared).unwrap());
+            let b = s.spawn(|| Store::connect(&shared).unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!(a.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        a.begin_run(&start("before-restart")).unwrap();
+        server.restart();
+        // The connection was lost; the store makes it again and goes on.
+        b.finish_run(&report("before-restart")).unwrap();
+        assert_eq!(
+            a.report("before-restart").unwrap().unwrap(),
+            report("before-restart")
+        );
+        assert_eq!(a.list_runs(10).unwrap().len(), 1, "nothing doubled");
+        server.sql("shared", "UPDATE gauntlet_schema SET version = 99");
+        assert!(matches!(
+            Store::connect(&shared),
+            Err(StoreError::TooNew { found: 99, .. })
+        ));
+    }
+}
+
+/// A PostgreSQL server of its own for tests: Debian's binaries, a temporary data directory, a
+/// free loopback port, run as the `postgres` user when the tests run as root. (Feature
+/// `testing`, for other crates' tests.)
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use super::Location;
+
+    pub struct Postgres {
+        dir: tempfile::TempDir,
+        bin: PathBuf,
+        port: u16,
+    }
+
+    /// Where Debian keeps the server's binaries (they are not on PATH there).
+    fn bin_dir() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .collect();
+        versions.sort();
+        versions
+            .pop()
+            .expect("PostgreSQL's server is installed (scripts/test installs Debian's postgresql)")
+    }
+
+    fn as_root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+    }
+
+    impl Postgres {
+        pub fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let bin = bin_dir();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if as_root() {
+                let uid = Command::new("id")
+                    .args(["-u", "postgres"])
+                    .output()
+                    .unwrap();
+                let gid = Command::new("id")
+                    .args(["-g", "postgres"])
+                    .output()
+                    .unwrap();
+                let id = |o: &std::process::Output| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<u32>()
+                        .unwrap()
+                };
+                std::os::unix::fs::chown(dir.path(), Some(id(&uid)), Some(id(&gid))).unwrap();
+            }
+            let server = Postgres { dir, bin, port };
+            let data = server.data();
+            server.run(
+                "initdb",
+                &[
+                    "-D",
+                    &data,
+                    "-A",
+                    "trust",
+                    "-U",
+                    "gauntlet",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+            );
+            server.pg_ctl("start");
+            server
+        }
+
+        fn data(&self) -> String {
+            self.dir.path().join("data").display().to_string()
+        }
+
+        /// A server binary, run as `postgres` when we are root (initdb refuses root).
+        fn tool(&self, tool: &str) -> Command {
+            let path = self.bin.join(tool);
+            if as_root() {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", "postgres", "--"]).arg(path);
+                cmd
+            } else {
+                Command::new(path)
+            }
+        }
+
+        /// Runs a server binary; it must succeed.
+        fn run(&self, tool: &str, args: &[&str]) {
+            let out = self.tool(tool).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{tool} {args:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        fn pg_ctl(&self, what: &str) {
+            let options = format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            );
+            let log = self.dir.path().join("log").display().to_string();
+            let data = self.data();
+            let mut args = vec!["-D", &data, "-l", &log, "-w", "-o", &options, "-m", "fast"];
+            args.push(what);
+            self.run("pg_ctl", &args);
+        }
+
+        /// Stops the server and starts it again (connections are cut).
+        pub fn restart(&self) {
+            self.pg_ctl("restart");
+        }
+
+        /// A fresh database `name` on this server.
+        pub fn database(&self, name: &str) -> Location {
+            self.sql("postgres", &format!("CREATE DATABASE \"{name}\""));
+            format!("postgres://gauntlet@127.0.0.1:{}/{name}", self.port)
+                .parse()
+                .unwrap()
+        }
+
+        /// Runs `sql` in database `db` with psql-less plain client.
+        pub fn sql(&self, db: &str, sql: &str) {
+            let url = format!("postgres://gauntlet@127.0.0.1:{}/{db}", self.port);
+            let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            client.batch_execute(sql).unwrap();
+        }
+    }
+
+    impl Drop for Postgres {
+        fn drop(&mut self) {
+            self.pg_ctl_stop();
+        }
+    }
+
+    impl Postgres {
+        fn pg_ctl_stop(&self) {
+            let data = self.data();
+            let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
+            let _ = self.tool("pg_ctl").args(args).output();
+        }
     }
 }

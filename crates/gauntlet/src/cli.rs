@@ -31,15 +31,18 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The run store (SQLite).
+    /// The run store: a SQLite file, or a PostgreSQL database shared with other gauntlets
+    /// (postgres://USER:PASSWORD@HOST:PORT/DB; give it through GAUNTLET_STORE to keep the
+    /// password out of the process list).
     #[arg(
         long,
         global = true,
-        value_name = "FILE",
+        value_name = "FILE|URL",
         default_value = ".gauntlet/gauntlet.db",
-        env = "GAUNTLET_STORE"
+        env = "GAUNTLET_STORE",
+        hide_env_values = true
     )]
-    pub store: PathBuf,
+    pub store: gauntlet_store::Location,
     /// No progress or notes on stderr; the outcome is still printed (on stdout).
     #[arg(long, short, global = true)]
     pub quiet: bool,

@@ -444,7 +444,12 @@ fn dashboard(
     };
     let config = format!(
         "# Written by `gauntlet demo --serve`: the dashboard over the demo's runs.\nlisten: 127.0.0.1:0\nstore: {}\nruns: {}\nkeyring: {}\nservices:\n  {service}: {{spec: gauntlet.yaml}}\n",
-        quoted(&global.store),
+        match &global.store {
+            gauntlet_store::Location::Sqlite(path) => quoted(path),
+            // The user's own database, in the user's own demo folder.
+            gauntlet_store::Location::Postgres(url) =>
+                serde_json::Value::String(url.clone()).to_string(),
+        },
         quoted(runs),
         quoted(keyring),
     );

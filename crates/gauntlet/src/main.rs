@@ -370,7 +370,7 @@ fn execute(
         spec_path: spec_path.to_path_buf(),
         spec_text,
         out_dir: execution.out.clone(),
-        store_path: global.store.clone(),
+        store: global.store.clone(),
         keep_going: execution.keep_going,
         strict: execution.strict,
         request_timeout: Duration::from_secs(5),
@@ -381,6 +381,7 @@ fn execute(
         started_by: std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .ok(),
+        lease: None,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)
@@ -555,7 +556,7 @@ fn repeat(
 }
 
 fn open_store(global: &Global) -> Result<Store, CliError> {
-    let store = Store::open(&global.store).map_err(anyhow::Error::from)?;
+    let store = Store::connect(&global.store).map_err(anyhow::Error::from)?;
     let reaped = gauntlet_engine::reap_abandoned(&store).map_err(anyhow::Error::from)?;
     for (id, _) in reaped {
         note!(
@@ -576,10 +577,7 @@ fn history(global: &Global, limit: usize, json: bool) -> Result<i32, CliError> {
         return Ok(exit::GO);
     }
     if runs.is_empty() {
-        say!(
-            "no runs yet in {} — try `gauntlet demo`",
-            global.store.display()
-        );
+        say!("no runs yet in {} — try `gauntlet demo`", global.store);
         return Ok(exit::GO);
     }
     say!(

@@ -2,7 +2,8 @@
 //! separate processes, gauntlet's load generator drives each (as a controller's split
 //! would), a real Prometheus (Debian's, installed by scripts/test) scrapes both, and
 //! `gauntlet run --only canary` judges from Prometheus alone. A candidate failing 5% of
-//! reads is rejected, a clean one accepted; a reading that cannot be trusted is
+//! reads is rejected, a clean one accepted, also when the traffic comes from Locust's
+//! distributed mode (a master and two workers); a reading that cannot be trusted is
 //! INCONCLUSIVE, never a pass and never a reject.
 
 use std::net::TcpStream;
@@ -207,6 +208,90 @@ fn judged(defects: &[&str]) -> (Option<i32>, Value, String) {
     let out = s.run(&["run", &file, "--only", "canary"]);
     let report = latest(&s);
     (out.status.code(), report, text(&out.stderr))
+}
+
+/// Locust's distributed mode (a master and two workers, from PyPI) sends the traffic: 30
+/// users, half on each arm, 10 requests a second each, for `seconds` at most.
+fn locust(s: &Scratch, ports: [u16; 2], seconds: u32) -> Vec<Running> {
+    let pydeps = std::env::var("GAUNTLET_PYDEPS").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/pydeps").to_string()
+    });
+    let locustfile = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/locustfile.py");
+    let master_port = free_port();
+    let run = |role: &[&str]| {
+        let child = Command::new("python3")
+            .args(["-m", "locust", "-f", locustfile])
+            .args(role)
+            .current_dir(s.path())
+            .env("PYTHONPATH", &pydeps)
+            .env("BASELINE_URL", format!("http://127.0.0.1:{}", ports[0]))
+            .env("CANDIDATE_URL", format!("http://127.0.0.1:{}", ports[1]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("locust (scripts/test installs it)");
+        Running(child)
+    };
+    let master = run(&[
+        "--master",
+        "--headless",
+        "--expect-workers",
+        "2",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &master_port.to_string(),
+        "--users",
+        "30",
+        "--spawn-rate",
+        "30",
+        "--run-time",
+        &format!("{seconds}s"),
+    ]);
+    let worker = || {
+        run(&[
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            &master_port.to_string(),
+        ])
+    };
+    vec![master, worker(), worker()]
+}
+
+/// As [`judged`], with Locust's master and two workers sending the traffic.
+fn judged_under_locust(defects: &[&str]) -> (Option<i32>, Value, String) {
+    let s = Scratch::new();
+    let (_baseline, baseline_port) = demo(&s, "1.3.0", &[]);
+    let (_candidate, candidate_port) = demo(&s, "1.4.0", defects);
+    let (_prometheus, prometheus_port) = prometheus(&s, [baseline_port, candidate_port]);
+    let _locust = locust(&s, [baseline_port, candidate_port], 120);
+    until_scraped(prometheus_port);
+    let file = spec(&s, candidate_port, prometheus_port, ERRORS, "80s");
+    let out = s.run(&["run", &file, "--only", "canary"]);
+    let report = latest(&s);
+    (out.status.code(), report, text(&out.stderr))
+}
+
+#[test]
+fn under_locusts_distributed_load_a_failing_candidate_is_rejected_and_a_clean_one_accepted() {
+    let _turn = heavy_turn();
+    let (code, report, stderr) = judged_under_locust(&["errors=5%"]);
+    assert_eq!(code, Some(1), "{stderr}\n{report:#}");
+    assert_eq!(report["decision"], "NO-GO");
+    let judges =
+        ["error-rate", "two-sample"].map(|j| check(&report, &format!("stage 1 (50%) {j}")));
+    assert!(judges.iter().any(|c| c["outcome"] == "fail"), "{judges:#?}");
+    let (code, report, stderr) = judged_under_locust(&[]);
+    assert_eq!(code, Some(0), "{stderr}\n{report:#}");
+    assert_eq!(report["decision"], "GO");
+    for judge in ["error-rate", "two-sample"] {
+        let c = check(&report, &format!("stage 1 (50%) {judge}"));
+        assert_eq!(c["outcome"], "pass", "{c:#}");
+        assert!(c["samples"].as_u64().unwrap() >= 300, "{c:#}");
+    }
 }
 
 #[test]

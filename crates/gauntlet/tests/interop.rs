@@ -488,3 +488,152 @@ fn a_chaos_toolkit_experiment_is_imported_run_and_journaled_for_chaos_toolkits_r
         assert!(markdown.contains(seen), "{seen}:\n{markdown}");
     }
 }
+
+/// Runs `args` of the Python support script `k8s_validate.py` and reads what it found.
+fn k8s_validate(files: &[&Path]) -> Vec<Value> {
+    let mut cmd = Command::new("python3");
+    cmd.arg(support("k8s_validate.py"))
+        .arg(support("schemas/argo-workflows.schema.json"))
+        .args(files)
+        .env("PYTHONPATH", deps("GAUNTLET_PYDEPS", "pydeps"));
+    observations(cmd).as_array().cloned().unwrap_or_default()
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/k8s")
+        .join(name)
+}
+
+/// The Kubernetes Job and the Argo Workflows template in examples/k8s are valid against each
+/// project's own schema, strictly; they run real steps; and they map gauntlet's exit codes as
+/// their comments say: 1, 2 and 3 fail without a retry, only 4 is retried.
+#[test]
+fn the_kubernetes_job_and_the_argo_template_run_steps_and_map_gauntlets_exit_codes() {
+    use gauntlet_report::exit;
+    let (job, argo) = (example("job.yaml"), example("argo-workflow-template.yaml"));
+    let found = k8s_validate(&[&job, &argo]);
+    let kinds: Vec<&str> = found.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Job", "WorkflowTemplate"]);
+    for doc in &found {
+        assert_eq!(doc["errors"], serde_json::json!([]), "{doc}");
+    }
+    // The validators bite: a misspelt field is refused by each.
+    let s = Scratch::new();
+    let job_text = std::fs::read_to_string(&job).unwrap();
+    let argo_text = std::fs::read_to_string(&argo).unwrap();
+    let bad_job = s.write(
+        "job.yaml",
+        &job_text.replace("backoffLimitPerIndex", "backoffLimitPerIndx"),
+    );
+    let bad_argo = s.write("argo.yaml", &argo_text.replace("withParam:", "withParams:"));
+    let found = k8s_validate(&[&bad_job, &bad_argo]);
+    assert!(
+        found[1]["errors"]
+            .to_string()
+            .contains("backoffLimitPerIndx"),
+        "{}",
+        found[1]
+    );
+    assert!(
+        found[2]["errors"].to_string().contains("withParams"),
+        "{}",
+        found[2]
+    );
+    // Exit codes as gauntlet defines them.
+    let fail = format!(
+        "values: [{}, {}, {}]",
+        exit::NO_GO,
+        exit::INVALID_INPUT,
+        exit::INCONCLUSIVE
+    );
+    assert!(job_text.contains(&format!("action: FailIndex\n        onExitCodes:\n          containerName: gauntlet\n          operator: In\n          {fail}")), "{job_text}");
+    assert!(job_text.contains(&format!("action: Count\n        onExitCodes:\n          containerName: gauntlet\n          operator: In\n          values: [{}]", exit::INTERNAL)));
+    assert!(argo_text.contains(&format!(
+        "expression: \"asInt(lastRetry.exitCode) == {}\"",
+        exit::INTERNAL
+    )));
+    // Every step they run is one gauntlet has.
+    let steps: Vec<&str> = gauntlet_spec::StepName::ALL
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    let listed = job_text
+        .split("set -- ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    for step in listed.split_whitespace() {
+        assert!(steps.contains(&step), "{step}");
+        assert!(
+            argo_text.contains(&format!("\"{step}\"")),
+            "{step} is not in the Argo template"
+        );
+    }
+    // The Job's own script, run with the real gauntlet: index 0 runs preflight, and the
+    // termination message says the decision the exit code carries.
+    let script = Command::new("python3")
+        .args(["-c", "import yaml,sys; docs=list(yaml.safe_load_all(open(sys.argv[1]))); print(docs[1]['spec']['template']['spec']['containers'][0]['args'][0])"])
+        .arg(&job)
+        .env("PYTHONPATH", deps("GAUNTLET_PYDEPS", "pydeps"))
+        .output()
+        .unwrap();
+    let script = text(&script.stdout);
+    let bin = assert_cmd::cargo::cargo_bin("gauntlet");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for (candidate, code, decision) in [
+        (
+            format!(
+                "command: [python3, -m, http.server, \"{{port}}\", --bind, 127.0.0.1, --directory, \"{}\"]\n    health: /",
+                s.path().display()
+            ),
+            exit::NO_GO,
+            "NO-GO",
+        ),
+        (
+            "command: [sleep, \"30\"]\n    health: /never\n    ready_timeout: 1s".to_string(),
+            exit::INCONCLUSIVE,
+            "INCONCLUSIVE",
+        ),
+        (
+            "nonsense: true".to_string(),
+            exit::INVALID_INPUT,
+            "INVALID-INPUT",
+        ),
+    ] {
+        let spec = s.write(
+            "gauntlet.yaml",
+            &format!("schema_version: 1\nservice: {{name: tiny, version: \"1.0.0\"}}\ntargets:\n  candidate:\n    {candidate}\ntraffic: {{rate: 10/s, requests: [{{path: /}}]}}\nsteps:\n  preflight: {{}}\n"),
+        );
+        let local = script
+            .replace("/spec/gauntlet.yaml", &spec.display().to_string())
+            .replace("/runs", &s.path().join("runs").display().to_string())
+            .replace(
+                "/dev/termination-log",
+                &s.path().join("termination-log").display().to_string(),
+            );
+        let ran = Command::new("sh")
+            .args(["-c", &local])
+            .current_dir(s.path())
+            .env("PATH", &path)
+            .env("JOB_COMPLETION_INDEX", "0")
+            .env("XDG_CONFIG_HOME", s.path().join(".config"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            ran.status.code(),
+            Some(code),
+            "{decision}: {}",
+            text(&ran.stderr)
+        );
+        let said = std::fs::read_to_string(s.path().join("termination-log")).unwrap();
+        assert_eq!(said.trim(), format!("preflight {decision}"));
+    }
+}

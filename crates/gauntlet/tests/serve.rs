@@ -293,3 +293,103 @@ fn the_demo_keeps_its_dashboard_open_until_ctrl_c() {
     let status = child.wait().unwrap();
     assert!(matches!(status.code(), Some(0..=3)), "{status:?}");
 }
+
+/// Two servers share one PostgreSQL store (Debian's, started for the test on a free loopback
+/// port): each starts a run and both see both; one is SIGKILLed mid-run and the other, once
+/// the dead one's lease has run out, marks its run ABORTED and stops the process it left; an
+/// Argo key asked of either live server names one run and gets one answer; the database
+/// restarting mid-run loses nothing and doubles nothing.
+#[test]
+fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
+    let postgres = gauntlet_store::testing::Postgres::start();
+    let gauntlet_store::Location::Postgres(url) = postgres.database("gauntlet") else {
+        unreachable!("a database is a postgres location");
+    };
+    let s = Scratch::new();
+    s.write("web.yaml", SPEC);
+    for name in ["server", "a", "b", "c"] {
+        s.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "listen: 127.0.0.1:0\nstore: '{url}'\nlease: 3s\ntokens: tokens.json\naudit: audit-{name}.jsonl\nservices:\n  web: {{spec: web.yaml}}\n"
+            ),
+        );
+    }
+    let operator = token(&s, "operator");
+    let mut a = Served::start_with(&s, "a.yaml");
+    let mut b = Served::start_with(&s, "b.yaml");
+    let start = |server: &Served| {
+        let (status, started) = server.call("POST", "/v1/services/web/runs", &operator, None);
+        assert_eq!(status, 202, "{started}");
+        started["run"].as_str().unwrap().to_string()
+    };
+    let (run_a, run_b) = (start(&a), start(&b));
+    a.wait_for("run started");
+    b.wait_for("run started");
+    // One store: each server lists both runs (once each has recorded its own).
+    for server in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, listed) = server.call("GET", "/v1/runs", &operator, None);
+            let listed = listed.to_string();
+            if listed.contains(&run_a) && listed.contains(&run_b) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{listed}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A dies mid-drill; B notices its lease ran out and cleans up after it.
+    let run_dir = s.runs_dir().join(&run_a);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(run_dir.join("cleanup.jsonl")).is_ok_and(|j| j.contains("proxy"))
+    {
+        assert!(Instant::now() < deadline, "the drill's fault never went in");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let candidate = candidate_pid(&run_dir);
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let said = b.wait_for("its lease ran out");
+    assert!(said.contains(&run_a), "{said}");
+    assert!(
+        !said.contains(&run_b),
+        "B's own run is not taken for dead: {said}"
+    );
+    assert!(!running(candidate), "B stopped the candidate A left behind");
+    let (_, shown) = b.call("GET", &format!("/v1/runs/{run_a}"), &operator, None);
+    assert_eq!(shown["status"], "aborted", "{shown}");
+    // An Argo key asked of two live servers names one run, and both answer alike.
+    let c = Served::start_with(&s, "c.yaml");
+    let ask = r#"{"service": "web", "key": "rollout-7"}"#;
+    let (status, first) = b.call("POST", "/v1/judge/argo", &operator, Some(ask));
+    assert_eq!(status, 200, "{first}");
+    let (status, second) = c.call("POST", "/v1/judge/argo", &operator, Some(ask));
+    assert_eq!(status, 200, "{second}");
+    assert_eq!(first["run"], second["run"], "one key, one run");
+    assert_eq!(first["decision"], second["decision"]);
+    // The database restarts under B's running run; cancelled afterwards, it is stored once.
+    postgres.restart();
+    let (status, cancelled) = b.call("POST", &format!("/v1/runs/{run_b}/cancel"), &operator, None);
+    assert_eq!(status, 202, "{cancelled}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, shown) = c.call("GET", &format!("/v1/runs/{run_b}"), &operator, None);
+        if shown["status"] == "aborted" && shown["report"].is_object() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B's run never came to rest: {shown}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, listed) = c.call("GET", "/v1/runs", &operator, None);
+    let runs = listed["runs"].as_array().unwrap();
+    for run in [&run_a, &run_b] {
+        let stored = runs.iter().filter(|r| r["run"] == run.as_str()).count();
+        assert_eq!(stored, 1, "{run} once: {listed}");
+    }
+    drop(c);
+    drop(b);
+}

@@ -155,9 +155,14 @@ pub struct Served {
 
 impl Served {
     pub fn start(s: &Scratch) -> Served {
+        Self::start_with(s, "server.yaml")
+    }
+
+    /// A server with the config file `config` (in the scratch directory).
+    pub fn start_with(s: &Scratch, config: &str) -> Served {
         let mut child = s
             .command()
-            .args(["serve", "--config", "server.yaml", "--log-format", "json"])
+            .args(["serve", "--config", config, "--log-format", "json"])
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
