@@ -59,6 +59,13 @@ fn stat(pid: u32) -> Option<(char, String)> {
     Some((state, start))
 }
 
+/// This machine's name, as the kernel has it (what a lease owner's name ends with).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,7 +33,7 @@ pub mod trust;
 pub use context::{JudgeState, Observer, RunContext, Silent, StageState, file_safe, now_rfc3339};
 pub use decision::{SETUP_STEP, decide};
 pub use faults::clock::library as libfaketime;
-pub use identity::ProcessIdentity;
+pub use identity::{ProcessIdentity, host_name};
 pub use run::{
     EngineError, LeaseHolder, Recovered, RunOptions, RunOutcome, lease_until, new_run_id,
     reap_abandoned, recover_runs, run, write_reports,

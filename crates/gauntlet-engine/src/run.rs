@@ -53,6 +53,9 @@ pub struct RunOptions {
     /// renews the lease; a run whose lease runs out belongs to a server that is gone.
     /// `None` (a CLI run): the process is watched instead.
     pub lease: Option<LeaseHolder>,
+    /// A shared path where the run's files are kept by digest when it ends, so any server
+    /// serves them (`None`: they stay in the run directory only).
+    pub shared_files: Option<PathBuf>,
 }
 
 /// A server's hold on the runs it starts: who, and how long a hold lasts unrenewed.
@@ -114,15 +117,20 @@ pub fn new_run_id() -> String {
 /// directories so the caller can undo their journals or point at `gauntlet recover`.
 pub fn reap_abandoned(store: &Store) -> Result<Vec<(String, PathBuf)>, gauntlet_store::StoreError> {
     let mut reaped = Vec::new();
+    let here = format!("@{}", crate::identity::host_name());
     for open in store.open_runs()? {
         let now = now_rfc3339();
-        let abandoned = match &open.lease {
-            Some(lease) => lease.until < now,
-            None => !ProcessIdentity {
+        let dead = || {
+            !ProcessIdentity {
                 pid: open.pid,
                 start_ticks: open.pid_start.clone(),
             }
-            .is_alive(),
+            .is_alive()
+        };
+        // A server's run: its lease ran out, or its server (on this machine) is gone.
+        let abandoned = match &open.lease {
+            Some(lease) => lease.until < now || (lease.owner.ends_with(&here) && dead()),
+            None => dead(),
         };
         if abandoned && store.mark_aborted(&open.id, &now)? {
             reaped.push((open.id, PathBuf::from(open.run_dir)));
@@ -179,7 +187,24 @@ pub(crate) async fn run_steps(
         concluded.trust.green_fingerprint.as_deref(),
     );
     let report = concluded.into_report(&plan, &options, &begun, started, drift);
-    finish(&store, begun.run_dir, report)
+    let outcome = finish(&store, begun.run_dir, report)?;
+    if let Some(shared) = &options.shared_files {
+        // The decision stands whether or not the copy succeeds; the report says where the
+        // files are, and the run directory keeps them.
+        if let Err(e) = gauntlet_store::SharedFiles::new(shared)
+            .keep_run(&outcome.report.run_id, &outcome.run_dir)
+        {
+            recorder.event(
+                None,
+                "shared-files",
+                format!(
+                    "the run's files could not be kept on {}: {e}",
+                    shared.display()
+                ),
+            );
+        }
+    }
+    Ok(outcome)
 }
 
 /// The steps a run was asked for, by name, and each one's owner role.
@@ -1095,6 +1120,54 @@ mod tests {
     use crate::steps::StepFuture;
     use gauntlet_report::Decision;
 
+    /// A server's run on another machine is abandoned only once its lease has run out; one
+    /// on this machine as soon as its server's process is gone; a live one never.
+    #[test]
+    fn a_leased_run_is_reaped_when_its_lease_runs_out_or_its_server_is_gone_here() {
+        let store = Store::open_in_memory().unwrap();
+        let me = ProcessIdentity::current();
+        let begin = |id: &str, pid: u32, owner: &str, until: &str| {
+            store
+                .begin_run(&RunStart {
+                    id: id.into(),
+                    service: "s".into(),
+                    version: "1".into(),
+                    spec_path: "g.yaml".into(),
+                    spec_sha256: "00".into(),
+                    run_dir: format!("/nonexistent/{id}"),
+                    started_at: now_rfc3339(),
+                    pid,
+                    pid_start: if pid == me.pid {
+                        me.start_ticks.clone()
+                    } else {
+                        "1".into()
+                    },
+                    started_by: None,
+                    lease: Some(gauntlet_store::Lease {
+                        owner: owner.into(),
+                        until: until.into(),
+                    }),
+                })
+                .unwrap();
+        };
+        let here = format!("1.0@{}", crate::identity::host_name());
+        let past = "2000-01-01T00:00:00.000Z";
+        let future = lease_until(Duration::from_secs(3600));
+        // Elsewhere, its (dead-looking) pid means nothing: only the lease counts.
+        begin("elsewhere-live", u32::MAX - 1, "1.0@another-host", &future);
+        begin("elsewhere-expired", u32::MAX - 1, "1.0@another-host", past);
+        // Here, a gone process is enough; a live one keeps its run.
+        begin("here-dead", u32::MAX - 1, &here, &future);
+        begin("here-live", me.pid, &here, &future);
+        let mut reaped: Vec<String> = reap_abandoned(&store)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        reaped.sort();
+        assert_eq!(reaped, ["elsewhere-expired", "here-dead"]);
+    }
+
     /// A step that panics halfway, as a bug in a step would.
     struct Panicking(gauntlet_spec::StepMeta);
     impl Step for Panicking {
@@ -1151,6 +1224,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             given_env: Default::default(),
             started_by: None,
             lease: None,
+            shared_files: None,
         };
         let endless = Endless(gauntlet_spec::StepMeta {
             severity: gauntlet_spec::Severity::Hard,
@@ -1204,6 +1278,7 @@ traffic: {rate: 10/s, requests: [{path: /}]}
             given_env: Default::default(),
             started_by: None,
             lease: None,
+            shared_files: None,
         };
         let outcome = run_steps(
             plan,

@@ -418,14 +418,34 @@ async fn run_file(
     let resource = format!("/v1/runs/{run}/files/{path}");
     let asked = Asked::new(&headers, remote, "read a run's file", resource);
     let (_, found) = asked_run(&state, &asked, Role::Viewer, &run).await?;
-    let file = inside(Path::new(&found.run_dir), &path)?;
-    let bytes = tokio::fs::read(&file)
-        .await
-        .map_err(|_| ApiError::NotFound(format!("no file `{path}` in run {}", found.id)))?;
+    // This server's disk first; else (another server's run) the copy kept by digest on the
+    // shared path, checked against its digest.
+    let local = match inside(Path::new(&found.run_dir), &path) {
+        Ok(file) => tokio::fs::read(&file).await.ok(),
+        Err(ApiError::NotFound(_)) => None,
+        Err(refused) => return Err(refused),
+    };
+    let missing = || ApiError::NotFound(format!("no file `{path}` in run {}", found.id));
+    let bytes = match (local, &state.config.shared_files) {
+        (Some(bytes), _) => bytes,
+        (None, Some(shared)) => {
+            let (shared, id, wanted) = (shared.clone(), found.id.clone(), path.clone());
+            tokio::task::spawn_blocking(move || {
+                gauntlet_store::SharedFiles::new(shared).read(&id, &wanted)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(|e| match e {
+                gauntlet_store::FilesError::Missing(_) => missing(),
+                other => ApiError::Internal(other.to_string()),
+            })?
+        }
+        (None, None) => return Err(missing()),
+    };
     let mut response = bytes.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&file)),
+        HeaderValue::from_static(content_type(Path::new(&path))),
     );
     Ok(response)
 }

@@ -36,6 +36,8 @@ struct ServerFile {
     #[serde(default)]
     lease: Option<Spanned<String>>,
     #[serde(default)]
+    shared_files: Option<String>,
+    #[serde(default)]
     runs: Option<String>,
     #[serde(default)]
     keyring: Option<String>,
@@ -118,6 +120,9 @@ pub struct ServerConfig {
     /// server that shares the store with this one finds a run of a dead server this long
     /// after its last heartbeat.
     pub lease: std::time::Duration,
+    /// Where the runs' files are kept by digest for every server (`shared_files:`), if
+    /// anywhere.
+    pub shared_files: Option<PathBuf>,
     pub runs: PathBuf,
     pub keyring: PathBuf,
     pub tokens: PathBuf,
@@ -211,6 +216,7 @@ impl ServerConfig {
                     store,
                     instance: instance_id(),
                     lease,
+                    shared_files: written.shared_files.as_deref().map(|p| dir.join(p)),
                     runs: path_of(&written.runs, ".gauntlet/runs"),
                     keyring,
                     tokens: path_of(&written.tokens, "tokens.json"),
@@ -274,17 +280,17 @@ fn lease_of(given: &str) -> Result<std::time::Duration, Refusal> {
     }
 }
 
-/// This server's name among those sharing a store: host, process and a random part.
+/// This server's name among those sharing a store: `PID.RANDOM@HOST` (a server on the same
+/// host that finds the process gone takes its runs over at once, without waiting for the
+/// lease).
 fn instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "host".into());
     let mut random = [0u8; 4];
     let _ = getrandom::fill(&mut random);
     format!(
-        "{host}-{}-{:08x}",
+        "{}.{:08x}@{}",
         std::process::id(),
-        u32::from_be_bytes(random)
+        u32::from_be_bytes(random),
+        gauntlet_engine::host_name()
     )
 }
 

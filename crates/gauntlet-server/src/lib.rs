@@ -149,7 +149,7 @@ async fn leases(config: ServerConfig) {
             Ok(Ok(reaped)) => {
                 for line in reaped {
                     tracing::warn!(
-                        "a run of a server that is gone (its lease ran out) was marked ABORTED: {line}"
+                        "a run of a server that is gone (its process ended, or its lease ran out) was marked ABORTED: {line}"
                     );
                 }
             }

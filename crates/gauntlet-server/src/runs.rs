@@ -278,6 +278,7 @@ impl Runs {
                 owner: self.config.instance.clone(),
                 term: self.config.lease,
             }),
+            shared_files: self.config.shared_files.clone(),
         };
         let runs = self.clone();
         let (id, name) = (run_id.to_string(), service.to_string());

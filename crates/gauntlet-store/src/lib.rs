@@ -14,6 +14,7 @@
 //! ```
 
 mod db;
+mod files;
 mod location;
 mod postgres;
 mod sqlite;
@@ -23,6 +24,7 @@ use std::sync::Mutex;
 use gauntlet_report::Report;
 
 use db::{Db, Row, Statement, params};
+pub use files::{FilesError, SharedFiles};
 pub use location::Location;
 
 #[derive(Debug, thiserror::Error)]

@@ -382,6 +382,7 @@ fn execute(
             .or_else(|_| std::env::var("LOGNAME"))
             .ok(),
         lease: None,
+        shared_files: None,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
         Arc::new(Silent)

@@ -311,7 +311,7 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
         s.write(
             &format!("{name}.yaml"),
             &format!(
-                "listen: 127.0.0.1:0\nstore: '{url}'\nlease: 3s\ntokens: tokens.json\naudit: audit-{name}.jsonl\nservices:\n  web: {{spec: web.yaml}}\n"
+                "listen: 127.0.0.1:0\nstore: '{url}'\nlease: 3s\nruns: runs-{name}\nshared_files: shared\ntokens: tokens.json\naudit: audit-{name}.jsonl\nservices:\n  web: {{spec: web.yaml}}\n"
             ),
         );
     }
@@ -339,8 +339,9 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // A dies mid-drill; B notices its lease ran out and cleans up after it.
-    let run_dir = s.runs_dir().join(&run_a);
+    // A dies mid-drill; B notices (on this machine, A's process is gone; elsewhere, its lease
+    // would run out) and cleans up after it.
+    let run_dir = s.path().join("runs-a").join(&run_a);
     let deadline = Instant::now() + Duration::from_secs(60);
     while !std::fs::read_to_string(run_dir.join("cleanup.jsonl")).is_ok_and(|j| j.contains("proxy"))
     {
@@ -350,7 +351,7 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
     let candidate = candidate_pid(&run_dir);
     a.child.kill().unwrap();
     a.child.wait().unwrap();
-    let said = b.wait_for("its lease ran out");
+    let said = b.wait_for("a run of a server that is gone");
     assert!(said.contains(&run_a), "{said}");
     assert!(
         !said.contains(&run_b),
@@ -384,6 +385,30 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // B's run directory is on B's disk only; C serves its files from the shared path, by
+    // digest, and refuses a copy that was changed there.
+    let b_dir = s.path().join("runs-b").join(&run_b);
+    let kept = s.path().join("shared/runs").join(format!("{run_b}.json"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kept.exists() {
+        assert!(Instant::now() < deadline, "B never kept its run's files");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let written = std::fs::read(b_dir.join("report.md")).unwrap();
+    std::fs::remove_dir_all(&b_dir).unwrap();
+    let file = format!("/v1/runs/{run_b}/files/report.md");
+    let served = c.get_bytes(&file, &operator);
+    assert_eq!(served, (200, written.clone()));
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&written));
+    let blob = s
+        .path()
+        .join("shared/sha256")
+        .join(&digest[..2])
+        .join(&digest);
+    std::fs::write(&blob, b"# GO (edited)\n").unwrap();
+    let (status, said) = c.get_bytes(&file, &operator);
+    assert_eq!(status, 500);
+    assert!(String::from_utf8_lossy(&said).contains("does not match its digest"));
     let (_, listed) = c.call("GET", "/v1/runs", &operator, None);
     let runs = listed["runs"].as_array().unwrap();
     for run in [&run_a, &run_b] {

@@ -204,7 +204,14 @@ impl Served {
         }
     }
 
-    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+    /// `method path` with `token` (and `body`): the status and the body's bytes as they came.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<&str>,
+    ) -> (u16, Vec<u8>) {
         let mut out = gauntlet_net::Outgoing::get(&self.base, path);
         out.method = method.into();
         out.headers
@@ -218,8 +225,18 @@ impl Served {
         let answer = runtime
             .block_on(client.send(&out))
             .expect("the server answers");
-        let body = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
-        (answer.status, body)
+        (answer.status, answer.body.to_vec())
+    }
+
+    /// GET `path` with `token`: the status and the body's bytes.
+    pub fn get_bytes(&self, path: &str, token: &str) -> (u16, Vec<u8>) {
+        self.send("GET", path, token, None)
+    }
+
+    /// `method path` with `token` (and `body`): the status and the body as JSON.
+    pub fn call(&self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, Value) {
+        let (status, body) = self.send(method, path, token, body);
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 }
 
