@@ -369,6 +369,15 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
     assert_eq!(status, 200, "{second}");
     assert_eq!(first["run"], second["run"], "one key, one run");
     assert_eq!(first["decision"], second["decision"]);
+    let flagger = r#"{"name":"web","namespace":"prod","phase":"Progressing","checksum":"c0ffee","metadata":{}}"#;
+    let hook = "/v1/judge/flagger/confirm-rollout";
+    let (status_b, from_b) = b.call("POST", hook, &operator, Some(flagger));
+    let (status_c, from_c) = c.call("POST", hook, &operator, Some(flagger));
+    assert_eq!(
+        (status_b, &from_b["run"]),
+        (status_c, &from_c["run"]),
+        "{from_b} {from_c}"
+    );
     // The database restarts under B's running run; cancelled afterwards, it is stored once.
     postgres.restart();
     let (status, cancelled) = b.call("POST", &format!("/v1/runs/{run_b}/cancel"), &operator, None);
@@ -415,6 +424,13 @@ fn servers_sharing_a_postgres_store_take_over_from_one_that_dies() {
         let stored = runs.iter().filter(|r| r["run"] == run.as_str()).count();
         assert_eq!(stored, 1, "{run} once: {listed}");
     }
-    drop(c);
-    drop(b);
+    // SIGTERM: each server cancels its live runs (the keyed ones), undoes them and exits 0.
+    for mut server in [c, b] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(server.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        assert_eq!(server.child.wait().unwrap().code(), Some(0));
+    }
 }
