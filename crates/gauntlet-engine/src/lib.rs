@@ -35,7 +35,7 @@ pub use decision::{SETUP_STEP, decide};
 pub use faults::clock::library as libfaketime;
 pub use identity::{ProcessIdentity, host_name};
 pub use run::{
-    EngineError, LeaseHolder, Recovered, RunOptions, RunOutcome, lease_until, new_run_id,
-    reap_abandoned, recover_runs, run, write_reports,
+    CLI_LEASE, EngineError, LeaseHolder, Recovered, RunOptions, RunOutcome, lease_until,
+    new_run_id, reap_abandoned, recover_runs, run, write_reports,
 };
 pub use tokio_util::sync::CancellationToken;

@@ -49,20 +49,50 @@ pub struct RunOptions {
     pub given_env: BTreeMap<String, String>,
     /// Who starts the run (the OS user, a server's token), kept with it in the store.
     pub started_by: Option<String>,
-    /// The server that runs it, when one does: the run is leased to it, and its heartbeat
-    /// renews the lease; a run whose lease runs out belongs to a server that is gone.
-    /// `None` (a CLI run): the process is watched instead.
+    /// Who runs it (a server, or a CLI process) and for how long a hold lasts: the run is
+    /// leased to it and renews its lease every third of the term while it runs; a run whose
+    /// lease ran out, or whose holder on this machine is gone, is abandoned. `None`: only
+    /// the process is watched (a store on one machine).
     pub lease: Option<LeaseHolder>,
     /// A shared path where the run's files are kept by digest when it ends, so any server
     /// serves them (`None`: they stay in the run directory only).
     pub shared_files: Option<PathBuf>,
 }
 
-/// A server's hold on the runs it starts: who, and how long a hold lasts unrenewed.
+/// How long a CLI run's hold lasts unrenewed.
+pub const CLI_LEASE: Duration = Duration::from_secs(30);
+
+/// A hold on a run: who (`PID.NAME@HOST`), and how long it lasts unrenewed.
 #[derive(Debug, Clone)]
 pub struct LeaseHolder {
     pub owner: String,
     pub term: Duration,
+}
+
+impl LeaseHolder {
+    /// This process's hold, `PID.NAME@HOST`, for `term`.
+    pub fn this_process(name: &str, term: Duration) -> Self {
+        Self {
+            owner: format!(
+                "{}.{name}@{}",
+                std::process::id(),
+                crate::identity::host_name()
+            ),
+            term,
+        }
+    }
+}
+
+/// Renews run `id`'s lease every third of `term` until dropped (aborted).
+fn keep_leased(store: Arc<Store>, id: String, term: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(term / 3).await;
+            let (store, id) = (store.clone(), id.clone());
+            let _ = tokio::task::spawn_blocking(move || store.renew_lease(&id, &lease_until(term)))
+                .await;
+        }
+    })
 }
 
 /// When a lease of `term` taken or renewed now runs out (RFC 3339, UTC, millisecond: the
@@ -158,10 +188,14 @@ pub(crate) async fn run_steps(
     observer: Arc<dyn Observer>,
 ) -> Result<RunOutcome, EngineError> {
     let plan = Arc::new(plan);
-    let store = Store::connect(&options.store)?;
+    let store = Arc::new(Store::connect(&options.store)?);
     reap_abandoned(&store)?;
     let started = Instant::now();
     let begun = Begun::record(&store, &plan, &options)?;
+    let leased = options
+        .lease
+        .as_ref()
+        .map(|held| keep_leased(store.clone(), begun.run_id.clone(), held.term));
     let recorder = Arc::new(Recorder::new(&begun.run_dir, observer));
     recorder.event(
         None,
@@ -187,7 +221,11 @@ pub(crate) async fn run_steps(
         concluded.trust.green_fingerprint.as_deref(),
     );
     let report = concluded.into_report(&plan, &options, &begun, started, drift);
-    let outcome = finish(&store, begun.run_dir, report)?;
+    let outcome = finish(&store, begun.run_dir, report);
+    if let Some(leased) = leased {
+        leased.abort();
+    }
+    let outcome = outcome?;
     if let Some(shared) = &options.shared_files {
         // The decision stands whether or not the copy succeeds; the report says where the
         // files are, and the run directory keeps them.

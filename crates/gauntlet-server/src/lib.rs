@@ -79,7 +79,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let app = api::router(state.clone());
-    let heartbeat = tokio::spawn(leases(state.config.clone()));
+    let watch = tokio::spawn(leases(state.config.clone()));
     let served = match state.config.tls.clone() {
         None => {
             axum::serve(
@@ -95,13 +95,13 @@ pub async fn serve(
         }
     };
     state.runs.shut_down().await;
-    heartbeat.abort();
+    watch.abort();
     served.map_err(ServerError::Serve)
 }
 
-/// The heartbeat of this server's runs, and the watch on the others': every third of the
-/// lease, this server's leases are renewed, and a run whose lease ran out (its server is
-/// gone) is marked ABORTED and its cleanup journal undone where this machine reaches it.
+/// The watch on the runs of servers that are gone: every third of the lease (each run renews
+/// its own lease as often), a run whose lease ran out, or whose server on this machine is
+/// gone, is marked ABORTED and its cleanup journal undone where this machine reaches it.
 async fn leases(config: ServerConfig) {
     let mut store: Option<Arc<gauntlet_store::Store>> = None;
     let mut tick = tokio::time::interval(config.lease / 3);
@@ -120,15 +120,14 @@ async fn leases(config: ServerConfig) {
         let open = match opened {
             Ok(open) => open,
             Err(why) => {
-                tracing::warn!("the run store is unreachable; leases not renewed: {why}");
+                tracing::warn!(
+                    "the run store is unreachable; abandoned runs not looked for: {why}"
+                );
                 continue;
             }
         };
         store = Some(open.clone());
-        let (owner, term) = (config.instance.clone(), config.lease);
         let beat = tokio::task::spawn_blocking(move || -> Result<Vec<String>, String> {
-            open.renew_leases(&owner, &gauntlet_engine::lease_until(term))
-                .map_err(|e| e.to_string())?;
             let reaped = gauntlet_engine::reap_abandoned(&open).map_err(|e| e.to_string())?;
             let mut said = Vec::new();
             for (run, _) in reaped {
@@ -153,8 +152,8 @@ async fn leases(config: ServerConfig) {
                     );
                 }
             }
-            Ok(Err(why)) => tracing::warn!("lease heartbeat: {why}"),
-            Err(e) => tracing::warn!("lease heartbeat: {e}"),
+            Ok(Err(why)) => tracing::warn!("looking for abandoned runs: {why}"),
+            Err(e) => tracing::warn!("looking for abandoned runs: {e}"),
         }
     }
 }

@@ -241,7 +241,8 @@ impl Store {
         self.db().schema_version()
     }
 
-    /// Records a run that starts (again, harmlessly: a retried insert changes nothing).
+    /// Records a run that starts (again, harmlessly: a retried insert changes nothing); a
+    /// different run already stored under its id is refused.
     pub fn begin_run(&self, run: &RunStart) -> Result<(), StoreError> {
         let (owner, until) = match &run.lease {
             Some(lease) => (Some(lease.owner.as_str()), Some(lease.until.as_str())),
@@ -267,15 +268,31 @@ impl Store {
                 until
             ],
         )?;
+        let stored = self.query(
+            "SELECT started_at, pid_start, run_dir FROM runs WHERE id = $1",
+            params![&run.id],
+        )?;
+        let ours = stored.first().is_some_and(|r| {
+            r.text(0).ok().as_ref() == Some(&run.started_at)
+                && r.text(1).ok().as_ref() == Some(&run.pid_start)
+                && r.text(2).ok().as_ref() == Some(&run.run_dir)
+        });
+        if !ours {
+            return Err(StoreError::Shape(format!(
+                "run id {} is already another run's",
+                run.id
+            )));
+        }
         Ok(())
     }
 
-    /// Extends the lease of every running run `owner` holds to `until`; how many it holds.
-    pub fn renew_leases(&self, owner: &str, until: &str) -> Result<u64, StoreError> {
-        self.execute(
-            "UPDATE runs SET lease_until = $1 WHERE owner = $2 AND status = 'running'",
-            params![until, owner],
-        )
+    /// Extends the lease of run `id`, while it runs, to `until`; whether it was renewed.
+    pub fn renew_lease(&self, id: &str, until: &str) -> Result<bool, StoreError> {
+        let renewed = self.execute(
+            "UPDATE runs SET lease_until = $1 WHERE id = $2 AND status = 'running'",
+            params![until, id],
+        )?;
+        Ok(renewed > 0)
     }
 
     /// Stores the finished report and its rows in one transaction (a retry rewrites the
@@ -640,28 +657,29 @@ mod tests {
         assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
     }
 
-    /// A lease is kept with the run, renewed by its owner only, and shown with open runs;
-    /// a run begun twice (a retried insert) is one run.
-    fn leases_are_kept_and_renewed_by_their_owner(store: &Store) {
+    /// A lease is kept with the run, renewed while it runs, and shown with open runs; a run
+    /// begun twice (a retried insert) is one run, and another run under its id is refused.
+    fn leases_are_kept_and_renewed_while_the_run_runs(store: &Store) {
         let mut run = start("leased");
         run.lease = Some(Lease {
-            owner: "server-a".into(),
+            owner: "1.a@host".into(),
             until: "2026-12-01T10:00:30.000Z".into(),
         });
         store.begin_run(&run).unwrap();
         store.begin_run(&run).unwrap();
+        let mut other = run.clone();
+        other.run_dir = "elsewhere".into();
+        assert!(matches!(store.begin_run(&other), Err(StoreError::Shape(_))));
         store.begin_run(&start("cli")).unwrap();
-        assert_eq!(
-            store
-                .renew_leases("server-b", "2026-12-01T10:01:00.000Z")
-                .unwrap(),
-            0
+        assert!(
+            !store
+                .renew_lease("nope", "2026-12-01T10:01:00.000Z")
+                .unwrap()
         );
-        assert_eq!(
+        assert!(
             store
-                .renew_leases("server-a", "2026-12-01T10:01:00.000Z")
-                .unwrap(),
-            1
+                .renew_lease("leased", "2026-12-01T10:01:00.000Z")
+                .unwrap()
         );
         let open = store.open_runs().unwrap();
         assert_eq!(open.len(), 2);
@@ -681,7 +699,7 @@ mod tests {
         ("aborted", open_runs_can_be_marked_aborted_once),
         ("prefixes", prefixes_find_one_run_or_say_why_not),
         ("keys", a_key_names_one_run_however_often_it_is_claimed),
-        ("leases", leases_are_kept_and_renewed_by_their_owner),
+        ("leases", leases_are_kept_and_renewed_while_the_run_runs),
     ];
 
     #[test]

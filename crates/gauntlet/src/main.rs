@@ -381,7 +381,11 @@ fn execute(
         started_by: std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .ok(),
-        lease: None,
+        // On a store shared with other machines, a CLI run is known alive by its lease.
+        lease: Some(gauntlet_engine::LeaseHolder::this_process(
+            "cli",
+            gauntlet_engine::CLI_LEASE,
+        )),
         shared_files: None,
     };
     let observer: Arc<dyn Observer> = if global.quiet {
