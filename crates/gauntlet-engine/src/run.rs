@@ -83,16 +83,25 @@ impl LeaseHolder {
     }
 }
 
-/// Renews run `id`'s lease every third of `term` until dropped (aborted).
-fn keep_leased(store: Arc<Store>, id: String, term: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// Renews a run's lease every third of its term for as long as it is kept: dropped, on
+/// whatever path the run ends by, the renewal stops.
+struct KeptLeased(tokio::task::JoinHandle<()>);
+
+impl Drop for KeptLeased {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn keep_leased(store: Arc<Store>, id: String, term: Duration) -> KeptLeased {
+    KeptLeased(tokio::spawn(async move {
         loop {
             tokio::time::sleep(term / 3).await;
             let (store, id) = (store.clone(), id.clone());
             let _ = tokio::task::spawn_blocking(move || store.renew_lease(&id, &lease_until(term)))
                 .await;
         }
-    })
+    }))
 }
 
 /// When a lease of `term` taken or renewed now runs out (RFC 3339, UTC, millisecond: the
@@ -222,9 +231,7 @@ pub(crate) async fn run_steps(
     );
     let report = concluded.into_report(&plan, &options, &begun, started, drift);
     let outcome = finish(&store, begun.run_dir, report);
-    if let Some(leased) = leased {
-        leased.abort();
-    }
+    drop(leased);
     let outcome = outcome?;
     if let Some(shared) = &options.shared_files {
         // The decision stands whether or not the copy succeeds; the report says where the
