@@ -198,11 +198,22 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// Both arms under load, scraped, and the canary run from Prometheus; the report.
 fn judged(defects: &[&str]) -> (Option<i32>, Value, String) {
+    judged_with(defects, |s, [baseline, candidate]| {
+        vec![load(s, baseline, 90), load(s, candidate, 90)]
+    })
+}
+
+/// Both arms under the load `traffic` starts (kept until the end), scraped, and the canary
+/// run from Prometheus; the report.
+fn judged_with(
+    defects: &[&str],
+    traffic: impl FnOnce(&Scratch, [u16; 2]) -> Vec<Running>,
+) -> (Option<i32>, Value, String) {
     let s = Scratch::new();
     let (_baseline, baseline_port) = demo(&s, "1.3.0", &[]);
     let (_candidate, candidate_port) = demo(&s, "1.4.0", defects);
     let (_prometheus, prometheus_port) = prometheus(&s, [baseline_port, candidate_port]);
-    let _loads = [load(&s, baseline_port, 90), load(&s, candidate_port, 90)];
+    let _traffic = traffic(&s, [baseline_port, candidate_port]);
     until_scraped(prometheus_port);
     let file = spec(&s, candidate_port, prometheus_port, ERRORS, "80s");
     let out = s.run(&["run", &file, "--only", "canary"]);
@@ -263,16 +274,7 @@ fn locust(s: &Scratch, ports: [u16; 2], seconds: u32) -> Vec<Running> {
 
 /// As [`judged`], with Locust's master and two workers sending the traffic.
 fn judged_under_locust(defects: &[&str]) -> (Option<i32>, Value, String) {
-    let s = Scratch::new();
-    let (_baseline, baseline_port) = demo(&s, "1.3.0", &[]);
-    let (_candidate, candidate_port) = demo(&s, "1.4.0", defects);
-    let (_prometheus, prometheus_port) = prometheus(&s, [baseline_port, candidate_port]);
-    let _locust = locust(&s, [baseline_port, candidate_port], 120);
-    until_scraped(prometheus_port);
-    let file = spec(&s, candidate_port, prometheus_port, ERRORS, "80s");
-    let out = s.run(&["run", &file, "--only", "canary"]);
-    let report = latest(&s);
-    (out.status.code(), report, text(&out.stderr))
+    judged_with(defects, |s, ports| locust(s, ports, 120))
 }
 
 #[test]
