@@ -1,9 +1,11 @@
 //! The load generator. Open model: a constant arrival rate where request i is due at
 //! start + i/rate and its latency counts from that intended time, so a stalled server cannot
 //! hide its stalls (no coordinated omission; the wrk2 approach). Closed model: N connections
-//! as fast as they go. Each worker owns one keep-alive connection (HTTP/1.1, or HTTP/2 with
-//! prior knowledge), its own share
-//! of the schedule and its own HDR histogram; the histograms are merged once at the end.
+//! as fast as they go. Each worker owns one keep-alive connection (HTTP/1.1 on a raw socket,
+//! [`wire`], or HTTP/2 with prior knowledge through hyper), its own share of the schedule
+//! and its own HDR histogram; the histograms are merged once at the end.
+
+mod wire;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
@@ -84,54 +86,51 @@ struct Worker {
     sent: u64,
 }
 
-/// One keep-alive connection of either protocol.
-///
-/// An HTTP/1.1 connection is driven inside the worker's own task (polled alongside each
-/// request), so a request costs no task switch; HTTP/2 multiplexes and keeps its own task.
+/// One keep-alive connection of either protocol. HTTP/1.1 is read and written in the
+/// worker's own task, so a request costs no task switch; HTTP/2 multiplexes and keeps a
+/// task of its own.
 enum Sender {
-    H1 {
-        send: http1::SendRequest<Full<Bytes>>,
-        conn: std::pin::Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
-    },
+    H1(wire::Connection),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
-            Sender::H1 { send, .. } => send.is_closed(),
+            Sender::H1(_) => false,
             Sender::H2(s) => s.is_closed(),
         }
     }
 }
 
 async fn connect(authority: &str, h2: bool) -> Result<Sender, String> {
+    if !h2 {
+        return wire::Connection::open(authority).await.map(Sender::H1);
+    }
     let stream = TcpStream::connect(authority)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
-    if h2 {
-        let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("h2 handshake: {e}"))?;
-        tokio::spawn(connection);
-        return Ok(Sender::H2(sender));
-    }
-    let (send, conn) = http1::handshake(TokioIo::new(stream))
+    let (sender, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    Ok(Sender::H1 {
-        send,
-        conn: Box::pin(conn),
-    })
+        .map_err(|e| format!("h2 handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(Sender::H2(sender))
 }
 
-/// Sends one request and reads its body to the end.
-async fn exchange<F>(response: F) -> Result<u16, String>
-where
-    F: std::future::Future<Output = Result<hyper::Response<hyper::body::Incoming>, hyper::Error>>,
-{
-    let response = response.await.map_err(|e| format!("send: {e}"))?;
+/// Sends one HTTP/2 request and reads its body to the end.
+async fn exchange_h2(
+    sender: &mut http2::SendRequest<Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> Result<u16, String> {
+    sender
+        .ready()
+        .await
+        .map_err(|e| format!("connection: {e}"))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     while let Some(frame) = body.frame().await {
@@ -338,13 +337,15 @@ fn pick(prepared: &[Prepared], mut draw: u64) -> Option<&Prepared> {
     })
 }
 
-/// A request of the mix, parsed once: each send clones cheap parts instead of parsing the
-/// method, URI and headers again.
+/// A request of the mix, checked and composed once: HTTP/1.1 writes the same bytes each
+/// time; HTTP/2 clones cheap parts instead of parsing the method, URI and headers again.
 struct Prepared {
     method: hyper::Method,
     uri: hyper::Uri,
     headers: hyper::HeaderMap,
     body: Bytes,
+    /// The whole HTTP/1.1 request (empty for HTTP/2).
+    wire: Vec<u8>,
     weight: u64,
 }
 
@@ -356,19 +357,21 @@ fn prepare(authority: &str, h2: bool, chosen: &WeightedRequest) -> Result<Prepar
     } else {
         out.path.clone()
     };
-    let mut builder = crate::client::request_builder(out, &uri);
-    if !h2 {
-        builder = builder.header(hyper::header::HOST, authority);
-    }
-    let (parts, ()) = builder
+    let (parts, ()) = crate::client::request_builder(out, &uri)
         .body(())
         .map_err(|e| format!("request {} {}: {e}", out.method, out.path))?
         .into_parts();
+    let body = Bytes::from(out.body.clone().unwrap_or_default());
+    let wire = match h2 {
+        true => Vec::new(),
+        false => wire::compose(&parts.method, &uri, authority, &parts.headers, &body),
+    };
     Ok(Prepared {
         method: parts.method,
         uri: parts.uri,
         headers: parts.headers,
-        body: Bytes::from(out.body.clone().unwrap_or_default()),
+        body,
+        wire,
         weight: u64::from(chosen.weight),
     })
 }
@@ -385,28 +388,21 @@ async fn send_one(
     let Some(active) = sender.as_mut() else {
         return Err("no connection".into());
     };
-    let mut request = hyper::Request::new(Full::new(prepared.body.clone()));
-    *request.method_mut() = prepared.method.clone();
-    *request.uri_mut() = prepared.uri.clone();
-    *request.headers_mut() = prepared.headers.clone();
     match active {
-        Sender::H1 { send, conn } => {
-            let request = async {
-                send.ready().await.map_err(|e| format!("connection: {e}"))?;
-                exchange(send.send_request(request)).await
-            };
-            tokio::select! {
-                biased;
-                outcome = request => outcome,
-                ended = conn.as_mut() => Err(match ended {
-                    Ok(()) => "connection closed".to_string(),
-                    Err(e) => format!("connection: {e}"),
-                }),
+        Sender::H1(connection) => {
+            let head_request = prepared.method == hyper::Method::HEAD;
+            let answer = connection.exchange(&prepared.wire, head_request).await?;
+            if !answer.reusable {
+                *sender = None;
             }
+            Ok(answer.status)
         }
         Sender::H2(s) => {
-            s.ready().await.map_err(|e| format!("connection: {e}"))?;
-            exchange(s.send_request(request)).await
+            let mut request = hyper::Request::new(Full::new(prepared.body.clone()));
+            *request.method_mut() = prepared.method.clone();
+            *request.uri_mut() = prepared.uri.clone();
+            *request.headers_mut() = prepared.headers.clone();
+            exchange_h2(s, request).await
         }
     }
 }
