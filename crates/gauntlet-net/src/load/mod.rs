@@ -97,6 +97,7 @@ enum Sender {
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
+            // A peer's close shows on the next write or read: an error, then a new connection.
             Sender::H1(_) => false,
             Sender::H2(s) => s.is_closed(),
         }
