@@ -112,7 +112,15 @@ impl State {
     }
 }
 
-pub async fn run_app(config: AppConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_app(
+    config: AppConfig,
+) -> gauntlet_net::BoxFuture<'static, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: AppConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     std::fs::create_dir_all(&config.data_dir)?;
     ensure_data_file(&config.data_dir)?;
     let db = rusqlite::Connection::open(config.data_dir.join("writes.db"))?;

@@ -13,7 +13,15 @@ pub struct ProviderConfig {
     pub name: String,
 }
 
-pub async fn run_provider(config: ProviderConfig) -> std::io::Result<()> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_provider(
+    config: ProviderConfig,
+) -> gauntlet_net::BoxFuture<'static, std::io::Result<()>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: ProviderConfig) -> std::io::Result<()> {
     let served = Arc::new(AtomicU64::new(0));
     let name = config.name.clone();
     let handler = move |request: ServedRequest| {

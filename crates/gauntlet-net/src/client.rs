@@ -113,7 +113,16 @@ impl HttpClient {
         self
     }
 
-    pub async fn send(&self, out: &Outgoing) -> Result<Response, NetError> {
+    /// Sends one request and keeps its answer (see [`crate::BoxFuture`] for the box).
+    #[inline(never)]
+    pub fn send<'a>(
+        &'a self,
+        out: &'a Outgoing,
+    ) -> crate::BoxFuture<'a, Result<Response, NetError>> {
+        Box::pin(self.exchange(out))
+    }
+
+    async fn exchange(&self, out: &Outgoing) -> Result<Response, NetError> {
         let url = format!("{}{}", out.base.trim_end_matches('/'), out.path);
         let invalid = |e: &dyn std::fmt::Display| {
             NetError::InvalidRequest(format!("{} {url}", out.method), e.to_string())

@@ -29,3 +29,14 @@ pub use rng::SplitMix64;
 pub use split::{ArmFault, FailedRequests, TrafficSplit, route_of};
 pub use traffic::{TrafficSummary, WeightedRequest, send_paced};
 pub use webhook::{AlertNotice, AlertReceiver};
+
+/// What this crate's async entry points return: their work boxed where it is defined.
+///
+/// The state machine of an `async fn` is compiled in the crate that polls it, at that
+/// crate's optimisation level. The proxy, the split, the load generator and the client are
+/// hot code, and the crates that drive them (the engine, the server, the binary) are built
+/// unoptimised to keep the build short (#22); so every public entry point is a plain
+/// function, kept out of line, that boxes its future here. The coercion to `dyn Future`
+/// compiles the state machine — and every task it spawns — in this crate; a caller only
+/// forwards `poll` through a pointer.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

@@ -111,7 +111,24 @@ impl TrafficSplit {
     /// Starts the proxy on a free loopback port with all traffic on the baseline. In shadow
     /// mode only GET and HEAD requests are mirrored, and with `mirror` only those whose path
     /// starts with one of its prefixes.
-    pub async fn start(
+    #[inline(never)]
+    pub fn start<'a>(
+        baseline: &'a str,
+        candidate: &'a str,
+        sticky_header: Option<String>,
+        mirror: Option<Vec<String>>,
+        seed: u64,
+    ) -> crate::BoxFuture<'a, std::io::Result<(Self, mpsc::UnboundedReceiver<Observation>)>> {
+        Box::pin(Self::listen(
+            baseline,
+            candidate,
+            sticky_header,
+            mirror,
+            seed,
+        ))
+    }
+
+    async fn listen(
         baseline: &str,
         candidate: &str,
         sticky_header: Option<String>,

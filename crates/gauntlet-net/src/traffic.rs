@@ -31,14 +31,35 @@ impl TrafficSummary {
 /// Sends `count` requests from `mix` at `rate_per_second`, stopping early at `deadline`.
 /// Requests that are due are sent concurrently, so a slow answer does not delay the schedule.
 /// `on_sent` hears how many have been sent so far (for a progress bar).
-pub async fn send_paced(
+#[inline(never)]
+pub fn send_paced<'a>(
+    client: &'a HttpClient,
+    mix: &'a [WeightedRequest],
+    count: u64,
+    rate_per_second: f64,
+    deadline: Duration,
+    seed: u64,
+    on_sent: &'a (dyn Fn(u64) + Sync),
+) -> crate::BoxFuture<'a, TrafficSummary> {
+    Box::pin(pace(
+        client,
+        mix,
+        count,
+        rate_per_second,
+        deadline,
+        seed,
+        on_sent,
+    ))
+}
+
+async fn pace(
     client: &HttpClient,
     mix: &[WeightedRequest],
     count: u64,
     rate_per_second: f64,
     deadline: Duration,
     seed: u64,
-    on_sent: impl Fn(u64),
+    on_sent: &(dyn Fn(u64) + Sync),
 ) -> TrafficSummary {
     let mut summary = TrafficSummary::default();
     let total_weight: u64 = mix.iter().map(|w| u64::from(w.weight)).sum();

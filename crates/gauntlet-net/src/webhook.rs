@@ -72,7 +72,12 @@ impl Drop for AlertReceiver {
 
 impl AlertReceiver {
     /// Listens on `listen` (port 0: a free one).
-    pub async fn start(listen: SocketAddr) -> std::io::Result<Self> {
+    #[inline(never)]
+    pub fn start(listen: SocketAddr) -> crate::BoxFuture<'static, std::io::Result<Self>> {
+        Box::pin(Self::listen(listen))
+    }
+
+    async fn listen(listen: SocketAddr) -> std::io::Result<Self> {
         let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {

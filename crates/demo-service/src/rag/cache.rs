@@ -70,7 +70,13 @@ impl Cache {
     }
 }
 
-pub async fn run_cache(config: CacheConfig) -> std::io::Result<()> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_cache(config: CacheConfig) -> gauntlet_net::BoxFuture<'static, std::io::Result<()>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: CacheConfig) -> std::io::Result<()> {
     let cache = Arc::new(Cache {
         entries: Mutex::new(HashMap::new()),
         ttl: config.ttl,

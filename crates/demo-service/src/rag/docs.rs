@@ -112,7 +112,13 @@ impl Store {
     }
 }
 
-pub async fn run_docs(config: DocsConfig) -> std::io::Result<()> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_docs(config: DocsConfig) -> gauntlet_net::BoxFuture<'static, std::io::Result<()>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: DocsConfig) -> std::io::Result<()> {
     let store = Arc::new(Store::load(&config.corpus)?);
     let handler = move |request: ServedRequest| {
         let store = store.clone();

@@ -70,7 +70,13 @@ fn tokens(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
-pub async fn run_llm(config: LlmConfig) -> std::io::Result<()> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_llm(config: LlmConfig) -> gauntlet_net::BoxFuture<'static, std::io::Result<()>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: LlmConfig) -> std::io::Result<()> {
     let served = Arc::new(AtomicU64::new(0));
     let model = config.model.clone();
     let handler = move |request: ServedRequest| {

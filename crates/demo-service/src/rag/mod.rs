@@ -86,7 +86,15 @@ impl State {
     }
 }
 
-pub async fn run_rag(config: RagConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Serves until the process ends; see [`gauntlet_net::BoxFuture`] for why it is boxed here.
+#[inline(never)]
+pub fn run_rag(
+    config: RagConfig,
+) -> gauntlet_net::BoxFuture<'static, Result<(), Box<dyn std::error::Error + Send + Sync>>> {
+    Box::pin(serving(config))
+}
+
+async fn serving(config: RagConfig) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let system = std::fs::read_to_string(&config.prompt)
         .map_err(|e| format!("{}: {e}", config.prompt.display()))?;
     let state = Arc::new(State {

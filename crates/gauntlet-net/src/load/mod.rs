@@ -141,7 +141,12 @@ async fn exchange_h2(
 }
 
 /// Runs the plan until its duration, its request count, or `stop` ends it.
-pub async fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
+#[inline(never)]
+pub fn run_load(plan: &LoadPlan, stop: Arc<AtomicBool>) -> crate::BoxFuture<'_, LoadReport> {
+    Box::pin(drive(plan, stop))
+}
+
+async fn drive(plan: &LoadPlan, stop: Arc<AtomicBool>) -> LoadReport {
     let mut report = LoadReport {
         sent: 0,
         statuses: BTreeMap::new(),

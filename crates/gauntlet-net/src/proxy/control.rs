@@ -67,7 +67,16 @@ impl Drop for ControlServer {
 }
 
 impl ControlServer {
-    pub async fn start(
+    #[inline(never)]
+    pub fn start(
+        listen: SocketAddr,
+        proxies: ProxySet,
+        access: ControlAccess,
+    ) -> crate::BoxFuture<'static, std::io::Result<Self>> {
+        Box::pin(Self::listen(listen, proxies, access))
+    }
+
+    async fn listen(
         listen: SocketAddr,
         proxies: ProxySet,
         access: ControlAccess,

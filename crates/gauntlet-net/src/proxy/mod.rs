@@ -138,7 +138,18 @@ pub enum FaultRefused {
 
 impl FaultProxy {
     /// Listens on `listen` (port 0: a free one) and forwards to `upstream` (`host:port`).
-    pub async fn start(
+    #[inline(never)]
+    pub fn start<'a>(
+        name: &'a str,
+        listen: SocketAddr,
+        upstream: &'a str,
+        protocol: Protocol,
+        seed: u64,
+    ) -> crate::BoxFuture<'a, std::io::Result<Self>> {
+        Box::pin(Self::listen(name, listen, upstream, protocol, seed))
+    }
+
+    async fn listen(
         name: &str,
         listen: SocketAddr,
         upstream: &str,

@@ -71,7 +71,16 @@ impl ToxiproxyApi {
     /// Listens on `listen`, which must be a loopback address. `proxies` is the set gauntlet's
     /// own control API serves (proxies created here join it); a proxy already in it is not
     /// visible here, and its name cannot be taken.
-    pub async fn start(
+    #[inline(never)]
+    pub fn start(
+        listen: SocketAddr,
+        proxies: ProxySet,
+        options: ToxiproxyOptions,
+    ) -> crate::BoxFuture<'static, std::io::Result<Self>> {
+        Box::pin(Self::listen(listen, proxies, options))
+    }
+
+    async fn listen(
         listen: SocketAddr,
         proxies: ProxySet,
         options: ToxiproxyOptions,

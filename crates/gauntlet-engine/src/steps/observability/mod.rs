@@ -105,7 +105,7 @@ async fn run(ctx: &RunContext, config: &ObservabilityPlan) -> Vec<Check> {
             .seed
             .of(gauntlet_spec::StepName::Observability)
             .derive("traffic", 0),
-        |sent| recorder.progress(STEP, "requests", sent, requests),
+        &|sent| recorder.progress(STEP, "requests", sent, requests),
     )
     .await;
     let statuses = traffic
