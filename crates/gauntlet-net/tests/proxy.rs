@@ -122,6 +122,60 @@ async fn without_faults_requests_pass_on_one_kept_connection() {
     assert_eq!(proxy.stats().requests, 21);
 }
 
+/// An echo server: every byte it reads goes straight back.
+async fn echo_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+// The pump takes a short read as a drained socket and waits for the next readiness event
+// instead of reading again: bytes that arrive in pieces of every size, with pauses between
+// them, must all pass, in order, in both directions, without a stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_in_pieces_of_every_size_pass_whole_both_ways() {
+    let proxy = proxy_for(echo_upstream().await, Protocol::Tcp).await;
+    let mut rng = gauntlet_net::SplitMix64::new(22);
+    let mut sent = vec![0u8; 3 << 20];
+    rng.fill(&mut sent);
+    let stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let pieces = sent.clone();
+    let writer = tokio::spawn(async move {
+        let mut rest = &pieces[..];
+        let mut n = 0u64;
+        while !rest.is_empty() {
+            // 1 byte up to 96 KiB (more than the pump's 16 KiB reads), sometimes a pause.
+            let size = [1, 7, 100, 1460, 16 * 1024, 16 * 1024 + 1, 96 * 1024][(n % 7) as usize];
+            let (piece, tail) = rest.split_at(size.min(rest.len()));
+            write.write_all(piece).await.unwrap();
+            rest = tail;
+            n += 1;
+            if n.is_multiple_of(5) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        write.shutdown().await.unwrap();
+    });
+    let mut echoed = Vec::with_capacity(sent.len());
+    tokio::time::timeout(Duration::from_secs(30), read.read_to_end(&mut echoed))
+        .await
+        .expect("the echo stalled")
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(echoed.len(), sent.len());
+    assert!(echoed == sent, "the bytes came back changed");
+    assert_eq!(proxy.stats().bytes_upstream, sent.len() as u64);
+}
+
 #[tokio::test]
 async fn an_http_abort_answers_a_share_of_requests_and_keeps_the_connection() {
     let (addr, accepted) = upstream().await;

@@ -1,8 +1,10 @@
 //! A byte pump: one direction of a connection, acting on the faults that apply to it.
 
+use std::io::Read;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::connection::Activity;
@@ -50,7 +52,7 @@ impl Pump<'_> {
             if buf.is_empty() {
                 buf.resize(CHUNK, 0);
             }
-            let n = match self.from.try_read(&mut buf) {
+            let n = match read_some(self.from, &mut buf) {
                 Ok(0) => return self.close().await,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
@@ -370,6 +372,26 @@ fn synthetic_response(status: u16, close: bool) -> Vec<u8> {
     head.push_str("\r\n");
     head.push_str(&body);
     head.into_bytes()
+}
+
+/// Reads what the socket holds. A read that fills less than `buf` took all there was, so
+/// the socket's readiness is cleared at once (as tokio's own `poll_read` does) rather than
+/// by one more read that would find nothing: on a keep-alive connection that read was half
+/// of the proxy's system calls. Data that arrives meanwhile raises readiness again.
+fn read_some(stream: &TcpStream, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut drained = None;
+    let read = stream.try_io(Interest::READABLE, || {
+        let n = (&*socket2::SockRef::from(stream)).read(buf)?;
+        if n > 0 && n < buf.len() {
+            drained = Some(n);
+            return Err(std::io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    });
+    match (read, drained) {
+        (_, Some(n)) => Ok(n),
+        (read, None) => read,
+    }
 }
 
 async fn write_all(stream: &TcpStream, mut data: &[u8]) -> std::io::Result<()> {
