@@ -15,11 +15,37 @@ use assert_cmd::cargo::CommandCargoExt;
 
 static HEAVY: Mutex<()> = Mutex::new(());
 
-/// Runs that drive the canary's load or inject CPU, memory or disk pressure take turns
-/// within a test binary: on 2 cores one test's cpu-pressure drill would starve another
-/// test's canary, and its latency judge would rightly reject a candidate that is not at fault.
-pub fn heavy_turn() -> MutexGuard<'static, ()> {
-    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+/// One heavy run's turn: held until dropped.
+pub struct HeavyTurn {
+    _across_processes: std::fs::File,
+    _in_process: MutexGuard<'static, ()>,
+}
+
+/// Runs that drive the canary's load or inject CPU, memory or disk pressure take turns: on 2
+/// cores one test's cpu-pressure drill would starve another test's canary, and its latency
+/// judge would rightly reject a candidate that is not at fault. The turn is taken within the
+/// process and, by an exclusive lock on a file beside the test binaries, across the test
+/// processes of this build (scripts/test runs them side by side); the kernel lets the lock
+/// go with the process, however it ends.
+pub fn heavy_turn() -> HeavyTurn {
+    let in_process = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .expect("the test binary's folder")
+        .join("heavy-turn.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("lock {}: {e}", path.display()));
+    HeavyTurn {
+        _across_processes: file,
+        _in_process: in_process,
+    }
 }
 
 pub struct Scratch {
