@@ -98,8 +98,8 @@ fn touch(memory: u64) -> Result<Vec<u8>, CliError> {
             .map_err(|_| CliError::Usage(format!("{memory} bytes do not fit in memory")))?;
         held.try_reserve_exact(size)
             .map_err(|e| CliError::Usage(format!("cannot allocate {memory} bytes: {e}")))?;
-        // A page at a time by copy: this binary is built unoptimised (#22), where a
-        // per-byte loop would take seconds for a few hundred MB.
+        // A page at a time by copy: this binary is built unoptimised (#22), where filling
+        // 256 MiB byte by byte (`resize`) took 0.98 s and page copies take 0.15 s.
         let page = [1u8; 4096];
         while held.len() < size {
             let n = (size - held.len()).min(page.len());
