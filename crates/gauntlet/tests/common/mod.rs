@@ -25,7 +25,7 @@ pub struct HeavyTurn {
 /// cores one test's cpu-pressure drill would starve another test's canary, and its latency
 /// judge would rightly reject a candidate that is not at fault. The turn is taken within the
 /// process and, by an exclusive lock on a file beside the test binaries, across the test
-/// processes of this build (scripts/test runs them side by side); the kernel lets the lock
+/// processes of this build (a runner may run them side by side); the kernel lets the lock
 /// go with the process, however it ends.
 pub fn heavy_turn() -> HeavyTurn {
     let in_process = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
