@@ -78,21 +78,78 @@ fn the_rag_demo_is_go_and_measures_what_an_ai_service_needs() {
     }
 }
 
+/// How a knob's test reaches the check meant to catch it.
+enum Through {
+    /// `demo rag --defect KNOB` with only these steps.
+    Steps(&'static [&'static str]),
+    /// The rag example's one drill, the knob handed to the candidate as `demo --defect`
+    /// hands it (the spec passes GAUNTLET_DEMO_DEFECTS on).
+    Drill(&'static str),
+}
+
+/// Each knob runs only what holds the check meant to catch it: the whole demo runs in the GO
+/// test above, and the other steps and drills add nothing this test asserts (eight whole
+/// demos were a quarter of the suite's time: #22).
 #[test]
 fn each_rag_knob_is_no_go_naming_the_check_that_caught_it() {
-    for (knob, id) in [
-        ("retrieval-off", "quality.golden set against the baseline"),
-        ("top1-dropped", "quality.golden set against the baseline"),
-        ("leaks-pii", "security.pii leakage"),
-        ("follows-injection", "security.prompt injection"),
-        ("no-fanout-limit", "security.fan-out to docs"),
-        ("no-provider-failover", "chaos.provider-throttled: hold"),
-        ("cost-surge", "gates.cost per answer (p95)"),
-        ("cache-off", "chaos.cache-purged: side effect cache-missed"),
+    use Through::{Drill, Steps};
+    for (knob, through, id) in [
+        (
+            "retrieval-off",
+            Steps(&["quality"]),
+            "quality.golden set against the baseline",
+        ),
+        (
+            "top1-dropped",
+            Steps(&["quality"]),
+            "quality.golden set against the baseline",
+        ),
+        ("leaks-pii", Steps(&["security"]), "security.pii leakage"),
+        (
+            "follows-injection",
+            Steps(&["security"]),
+            "security.prompt injection",
+        ),
+        (
+            "no-fanout-limit",
+            Steps(&["security"]),
+            "security.fan-out to docs",
+        ),
+        (
+            "no-provider-failover",
+            Drill("provider-throttled"),
+            "chaos.provider-throttled: hold",
+        ),
+        (
+            "cost-surge",
+            Steps(&["quality", "gates"]),
+            "gates.cost per answer (p95)",
+        ),
+        (
+            "cache-off",
+            Drill("cache-purged"),
+            "chaos.cache-purged: side effect cache-missed",
+        ),
     ] {
         let _turn = heavy_turn();
         let s = Scratch::new();
-        let out = s.run(&["demo", "rag", "--defect", knob]);
+        let out = match through {
+            Steps(steps) => {
+                let mut args = vec!["demo", "rag", "--defect", knob];
+                for step in steps {
+                    args.extend(["--only", step]);
+                }
+                s.run(&args)
+            }
+            Drill(drill) => {
+                rag_project(&s, include_str!("../../../examples/rag/gauntlet.yaml"));
+                s.command()
+                    .env("GAUNTLET_DEMO_DEFECTS", knob)
+                    .args(["chaos", "gauntlet.yaml", "--drill", drill])
+                    .output()
+                    .unwrap()
+            }
+        };
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
         let report = report(&s.run_dirs().pop().unwrap());
         assert_eq!(report["decision"], "NO-GO", "{knob}");
@@ -100,6 +157,19 @@ fn each_rag_knob_is_no_go_naming_the_check_that_caught_it() {
         assert!(summary.contains(&format!("`{id}`")), "{knob}: {summary}");
         assert!(failed(&report).contains(&id.to_string()), "{knob}");
     }
+}
+
+/// The rag example's project, with `spec` as its spec: what its chaos drills read.
+fn rag_project(s: &Scratch, spec: &str) {
+    s.write("gauntlet.yaml", spec);
+    s.write(
+        "corpus.jsonl",
+        include_str!("../../../examples/rag/corpus.jsonl"),
+    );
+    s.write(
+        "prompts/rag-system.txt",
+        include_str!("../../../examples/rag/prompts/rag-system.txt"),
+    );
 }
 
 #[test]
@@ -127,15 +197,7 @@ fn a_failover_over_the_cost_cap_or_misbilled_breaks_the_drill() {
         let _turn = heavy_turn();
         let s = Scratch::new();
         assert!(spec.contains(from), "{from}");
-        s.write("gauntlet.yaml", &spec.replace(from, to));
-        s.write(
-            "corpus.jsonl",
-            include_str!("../../../examples/rag/corpus.jsonl"),
-        );
-        s.write(
-            "prompts/rag-system.txt",
-            include_str!("../../../examples/rag/prompts/rag-system.txt"),
-        );
+        rag_project(&s, &spec.replace(from, to));
         let out = s.run(&["chaos", "gauntlet.yaml", "--drill", "provider-throttled"]);
         assert_eq!(out.status.code(), Some(1), "{to}: {}", text(&out.stderr));
         let report = report(&s.run_dirs().pop().unwrap());
@@ -152,7 +214,12 @@ fn a_failover_over_the_cost_cap_or_misbilled_breaks_the_drill() {
 fn a_provider_failover_pages_through_a_real_alertmanager() {
     let _turn = heavy_turn();
     let s = Scratch::new();
-    let out = s.run(&["demo", "rag", "--prometheus", "--only", "chaos"]);
+    // The demo writes its project (Prometheus and Alertmanager in its spec); the failover
+    // drill then runs on its own against it (the chaos step's other drills read no alert).
+    let out = s.run(&["demo", "rag", "--prometheus", "--only", "security"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let spec = ".gauntlet/demo-rag/gauntlet.yaml";
+    let out = s.run(&["chaos", spec, "--drill", "provider-throttled"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report = report(&s.run_dirs().pop().unwrap());
     let paged = check(
