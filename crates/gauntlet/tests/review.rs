@@ -23,6 +23,19 @@ fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("gate {name} in {}", report["gates"]))
 }
 
+/// The run's report, once it exited 0 (else the test fails with its summary and stderr).
+fn went_through(s: &Scratch, out: &std::process::Output) -> Value {
+    let report = latest(s);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        report["summary"],
+        text(&out.stderr)
+    );
+    report
+}
+
 #[test]
 fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
     let _turn = heavy_turn();
@@ -37,14 +50,7 @@ fn promql_gates_read_the_real_prometheus_and_pass_on_a_good_candidate() {
         "readiness",
         "--quiet",
     ]);
-    let report = latest(&s);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        report["summary"],
-        text(&out.stderr)
-    );
+    let report = went_through(&s, &out);
     assert_eq!(report["decision"], "GO", "{}", report["summary"]);
     let fast = gate(&report, "requests under 100ms (Prometheus)");
     assert_eq!(fast["outcome"], "pass", "{fast}");
@@ -206,14 +212,7 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     // project's spec (the whole chaos step is ten more drills this test does not read: #22).
     let only = ["--only", "rollback-rehearsal", "--quiet"];
     let out = s.run(&[&["demo", "--prometheus"][..], &only].concat());
-    let report = latest(&s);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        report["summary"],
-        text(&out.stderr)
-    );
+    let report = went_through(&s, &out);
     let am = check(&report, "setup.alertmanager ready");
     assert_eq!(am["outcome"], "pass", "{am}");
     // The rehearsal's broken candidate pages: its 5xx alert arrives after the fault.
@@ -231,14 +230,7 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
         "--quiet",
     ];
     let out = s.run(&drill);
-    let report = latest(&s);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        report["summary"],
-        text(&out.stderr)
-    );
+    let report = went_through(&s, &out);
     let alert = check(
         &report,
         "chaos.primary-outage: alert DemoPrimaryProviderFailing",
