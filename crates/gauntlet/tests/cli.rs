@@ -1094,16 +1094,11 @@ fn failover_and_corruption_defects_fail_their_drills() {
         ),
     ] {
         let s = Scratch::new();
-        // The drill on its own, the knob handed to the candidate as `demo --defect` hands it
-        // (the spec passes GAUNTLET_DEMO_DEFECTS on): the whole demo is 30 s of other drills.
+        // The drill on its own, the knob handed to the candidate as `demo --defect` hands it:
+        // the whole demo is 30 s of other drills.
         s.write("demo.yaml", include_str!("../../../examples/demo.yaml"));
         let drill = check.split(['.', ':']).nth(1).unwrap();
-        let out = s
-            .command()
-            .env("GAUNTLET_DEMO_DEFECTS", knob)
-            .args(["chaos", "demo.yaml", "--drill", drill])
-            .output()
-            .unwrap();
+        let out = s.drill("demo.yaml", drill, knob);
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));
         let run_dir = s.run_dirs().pop().unwrap();
         let report = report(&run_dir);

@@ -14,12 +14,7 @@ fn skew_drill(defects: &str) -> (std::process::Output, serde_json::Value) {
 fn drill(name: &str, defects: &str) -> (std::process::Output, serde_json::Value) {
     let s = Scratch::new();
     s.write("gauntlet.yaml", include_str!("../../../examples/demo.yaml"));
-    let out = s
-        .command()
-        .args(["chaos", "gauntlet.yaml", "--drill", name])
-        .env("GAUNTLET_DEMO_DEFECTS", defects)
-        .output()
-        .unwrap();
+    let out = s.drill("gauntlet.yaml", name, defects);
     let report = report(&s.run_dirs().pop().unwrap());
     (out, report)
 }

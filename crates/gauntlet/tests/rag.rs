@@ -83,7 +83,7 @@ enum Through {
     /// `demo rag --defect KNOB` with only these steps.
     Steps(&'static [&'static str]),
     /// The rag example's one drill, the knob handed to the candidate as `demo --defect`
-    /// hands it (the spec passes GAUNTLET_DEMO_DEFECTS on).
+    /// hands it.
     Drill(&'static str),
 }
 
@@ -143,11 +143,7 @@ fn each_rag_knob_is_no_go_naming_the_check_that_caught_it() {
             }
             Drill(drill) => {
                 rag_project(&s, include_str!("../../../examples/rag/gauntlet.yaml"));
-                s.command()
-                    .env("GAUNTLET_DEMO_DEFECTS", knob)
-                    .args(["chaos", "gauntlet.yaml", "--drill", drill])
-                    .output()
-                    .unwrap()
+                s.drill("gauntlet.yaml", drill, knob)
             }
         };
         assert_eq!(out.status.code(), Some(1), "{knob}: {}", text(&out.stderr));

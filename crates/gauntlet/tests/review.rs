@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
-use common::{Scratch, assert_nothing_running_under, heavy_turn, latest, text};
+use common::{DEMO_DEFECTS_ENV, Scratch, assert_nothing_running_under, heavy_turn, latest, text};
 use serde_json::Value;
 
 const DEMO: &str = include_str!("../../../examples/demo.yaml");
@@ -529,7 +529,7 @@ fn repeat_runs_gate_on_the_share_of_go_runs() {
     let out = s
         .command()
         .args(args)
-        .env("GAUNTLET_DEMO_DEFECTS", "auth-bypass")
+        .env(DEMO_DEFECTS_ENV, "auth-bypass")
         .output()
         .unwrap();
     let said = text(&out.stdout);

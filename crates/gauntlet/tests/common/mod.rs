@@ -15,6 +15,10 @@ use assert_cmd::cargo::CommandCargoExt;
 
 static HEAVY: Mutex<()> = Mutex::new(());
 
+/// What the demo specs pass on to the candidate as its defects (`pass_env`): how `demo
+/// --defect` reaches it, and how a test hands a knob to a drill run on its own.
+pub const DEMO_DEFECTS_ENV: &str = "GAUNTLET_DEMO_DEFECTS";
+
 /// One heavy run's turn: held until dropped.
 pub struct HeavyTurn {
     _across_processes: std::fs::File,
@@ -73,7 +77,7 @@ impl Scratch {
             .env_remove("GAUNTLET_SIGNING_KEY")
             .env_remove("GAUNTLET_KEY_PASSWORD")
             .env_remove("GAUNTLET_REVOCATIONS")
-            .env_remove("GAUNTLET_DEMO_DEFECTS")
+            .env_remove(DEMO_DEFECTS_ENV)
             .stdin(Stdio::null());
         cmd
     }
@@ -87,6 +91,15 @@ impl Scratch {
     }
     pub fn run(&self, args: &[&str]) -> Output {
         self.command().args(args).output().expect("gauntlet runs")
+    }
+    /// One drill of `spec` (written here) on its own, the candidate given `defects` as
+    /// `demo --defect` gives them.
+    pub fn drill(&self, spec: &str, name: &str, defects: &str) -> Output {
+        self.command()
+            .args(["chaos", spec, "--drill", name])
+            .env(DEMO_DEFECTS_ENV, defects)
+            .output()
+            .expect("gauntlet runs")
     }
     pub fn runs_dir(&self) -> PathBuf {
         self.path().join(".gauntlet/runs")
