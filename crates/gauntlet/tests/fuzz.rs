@@ -76,8 +76,8 @@ fn cases() -> usize {
         .unwrap_or(2500)
 }
 
-/// Runs `args` (FILE standing for the mutated input) and checks the exit code.
-fn check(s: &Scratch, args: &[&str], input: &Path, case: usize) {
+/// Runs `args` (FILE standing for the mutated input) in `dir` and checks the exit code.
+fn check(s: &Scratch, dir: &Path, args: &[&str], input: &Path, case: usize) {
     let args: Vec<String> = args
         .iter()
         .map(|a| {
@@ -90,6 +90,7 @@ fn check(s: &Scratch, args: &[&str], input: &Path, case: usize) {
         .collect();
     let out = s
         .command()
+        .current_dir(dir)
         .args(&args)
         .env("GAUNTLET_KEY_PASSWORD", "fuzz")
         .output()
@@ -206,13 +207,31 @@ fn public_key(s: &Scratch) -> PathBuf {
 fn no_input_makes_gauntlet_panic_or_answer_outside_its_exit_codes() {
     let s = Scratch::new();
     let surfaces = surfaces(&s);
-    let mut rng = Rng(0x00F0_2215);
-    for case in 0..cases() {
-        let (ext, seed, args) = &surfaces[case % surfaces.len()];
-        let input = s
-            .path()
-            .join(format!("case-{}.{ext}", case % surfaces.len()));
-        std::fs::write(&input, mutate(&mut rng, seed)).unwrap();
-        check(&s, args, &input, case);
-    }
+    // The cases are drawn in order from one generator, so case i is the same input however
+    // many workers check them; each worker runs the binary in its own folder (its outputs,
+    // such as sbom.json, are its own). One process per case: the cores share the work.
+    let next = std::sync::Mutex::new((Rng(0x00F0_2215), 0..cases()));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        for worker in 0..workers {
+            let (s, surfaces, next) = (&s, &surfaces, &next);
+            scope.spawn(move || {
+                let dir = s.path().join(format!("worker-{worker}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::copy(s.path().join("demo.yaml"), dir.join("demo.yaml")).unwrap();
+                loop {
+                    let (case, input) = {
+                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
+                        let (rng, cases) = &mut *next;
+                        let Some(case) = cases.next() else { break };
+                        let (ext, seed, _) = &surfaces[case % surfaces.len()];
+                        let input = dir.join(format!("case-{}.{ext}", case % surfaces.len()));
+                        std::fs::write(&input, mutate(rng, seed)).unwrap();
+                        (case, input)
+                    };
+                    check(s, &dir, &surfaces[case % surfaces.len()].2, &input, case);
+                }
+            });
+        }
+    });
 }
