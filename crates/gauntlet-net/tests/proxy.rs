@@ -714,7 +714,8 @@ async fn a_half_closed_connection_to_a_stuck_server_does_not_linger_forever() {
             held.push(stream);
         }
     });
-    for protocol in [Protocol::Http, Protocol::Tcp] {
+    // Both proxies at once: each waits out its own linger.
+    let linger = |protocol: Protocol| async move {
         let proxy = proxy_for(addr, protocol).await;
         let mut client = TcpStream::connect(proxy.addr()).await.unwrap();
         client
@@ -737,7 +738,8 @@ async fn a_half_closed_connection_to_a_stuck_server_does_not_linger_forever() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
+    };
+    tokio::join!(linger(Protocol::Http), linger(Protocol::Tcp));
 }
 
 #[tokio::test]

@@ -37,14 +37,20 @@ fn peeking_at_a_fixed_horizon_test_inflates_false_alarms() {
     );
 }
 
+// The two-sample judge's rates are two tests: each is the longest here, so the harness runs
+// them side by side.
 #[test]
-fn two_sample_keeps_its_error_rates() {
+fn two_sample_keeps_its_false_alarm_rate() {
     let h0 = sim::two_sample(600, 0.01, 0.01, 4, 40_000);
     assert!(
         h0.reject_rate() <= 0.05 + h0.mc_error(0.05),
         "false alarms {}",
         h0.reject_rate()
     );
+}
+
+#[test]
+fn two_sample_keeps_its_power() {
     let h1 = sim::two_sample(600, 0.01, 0.04, 5, 40_000);
     assert!(
         h1.reject_rate() >= 0.95 - h1.mc_error(0.05),
