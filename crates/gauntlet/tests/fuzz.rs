@@ -220,16 +220,16 @@ fn no_input_makes_gauntlet_panic_or_answer_outside_its_exit_codes() {
                 std::fs::create_dir_all(&dir).unwrap();
                 std::fs::copy(s.path().join("demo.yaml"), dir.join("demo.yaml")).unwrap();
                 loop {
-                    let (case, input) = {
+                    let (case, args, input) = {
                         let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
                         let (rng, cases) = &mut *next;
                         let Some(case) = cases.next() else { break };
-                        let (ext, seed, _) = &surfaces[case % surfaces.len()];
+                        let (ext, seed, args) = &surfaces[case % surfaces.len()];
                         let input = dir.join(format!("case-{}.{ext}", case % surfaces.len()));
                         std::fs::write(&input, mutate(rng, seed)).unwrap();
-                        (case, input)
+                        (case, args, input)
                     };
-                    check(s, &dir, &surfaces[case % surfaces.len()].2, &input, case);
+                    check(s, &dir, args, &input, case);
                 }
             });
         }

@@ -222,13 +222,8 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     let seconds = report["measurements"][key].as_f64().expect("measured");
     assert!(seconds > 0.0 && seconds < 20.0, "{seconds}");
 
-    let drill = [
-        "chaos",
-        ".gauntlet/demo/gauntlet.yaml",
-        "--drill",
-        "primary-outage",
-        "--quiet",
-    ];
+    let spec = ".gauntlet/demo/gauntlet.yaml";
+    let drill = ["chaos", spec, "--drill", "primary-outage", "--quiet"];
     let out = s.run(&drill);
     let report = went_through(&s, &out);
     let alert = check(
@@ -268,17 +263,11 @@ fn the_outage_alert_fires_and_reaches_gauntlet_through_a_real_alertmanager() {
     // An alert that cannot fire in time fails the drill; it is not assumed.
     // The demo project's spec edited, and the outage drill run on its own against it.
     let outage_with = |from: &str, to: &str| {
-        let spec = s.path().join(".gauntlet/demo/gauntlet.yaml");
-        let before = std::fs::read_to_string(&spec).unwrap();
+        let path = s.path().join(spec);
+        let before = std::fs::read_to_string(&path).unwrap();
         assert!(before.contains(from), "{from}");
-        std::fs::write(&spec, before.replace(from, to)).unwrap();
-        let out = s.run(&[
-            "chaos",
-            ".gauntlet/demo/gauntlet.yaml",
-            "--drill",
-            "primary-outage",
-            "--quiet",
-        ]);
+        std::fs::write(&path, before.replace(from, to)).unwrap();
+        let out = s.run(&drill);
         (out.status.code(), latest(&s))
     };
     let (code, report) = outage_with(
