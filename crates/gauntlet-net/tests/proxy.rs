@@ -1,5 +1,8 @@
 //! The fault proxy against a real loopback HTTP server: every fault kind, switched on and
 //! off while connections stay up, through the library and through the control API.
+//! The tests run on a multi-threaded runtime, as gauntlet does, so connections are served on
+//! the proxy's lanes (on a single-threaded runtime they stay on it; the engine's step tests
+//! cover that path).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,7 +96,7 @@ async fn raw_get(stream: &mut TcpStream, path: &str) -> std::io::Result<String> 
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_faults_requests_pass_on_one_kept_connection() {
     let (addr, accepted) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -176,7 +179,7 @@ async fn bytes_in_pieces_of_every_size_pass_whole_both_ways() {
     assert_eq!(proxy.stats().bytes_upstream, sent.len() as u64);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_abort_answers_a_share_of_requests_and_keeps_the_connection() {
     let (addr, accepted) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -224,7 +227,7 @@ async fn an_http_abort_answers_a_share_of_requests_and_keeps_the_connection() {
     assert_eq!(proxy.stats().aborted_requests, aborted);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_post_swallows_its_body() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -243,7 +246,7 @@ async fn an_aborted_post_swallows_its_body() {
     assert!(raw_get(&mut stream, "/").await.unwrap().ends_with("hello"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_and_http_delay_slow_answers_down() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -289,7 +292,7 @@ async fn latency_and_http_delay_slow_answers_down() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bandwidth_is_limited() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Tcp).await;
@@ -310,7 +313,7 @@ async fn bandwidth_is_limited() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_drops_open_connections_and_refuses_new_ones() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -375,7 +378,7 @@ async fn a_reset_reaches_every_open_connection_across_threads() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackhole_holds_bytes_until_it_heals() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -400,7 +403,7 @@ async fn a_blackhole_holds_bytes_until_it_heals() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_closes_the_connection_after_its_delay() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Tcp).await;
@@ -422,7 +425,7 @@ async fn a_timeout_closes_the_connection_after_its_delay() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_bytes_and_slow_close_act_on_the_byte_stream() {
     // A server that says one line and closes.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -453,7 +456,7 @@ async fn drop_bytes_and_slow_close_act_on_the_byte_stream() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_with_a_duration_removes_itself() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -503,7 +506,7 @@ fn authorized(mut out: Outgoing) -> Outgoing {
     out
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_api_lists_adds_and_removes_faults() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -572,7 +575,7 @@ async fn the_control_api_lists_adds_and_removes_faults() {
     assert_eq!(client.send(&delete).await.unwrap().status, 404);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_faults_need_an_http_proxy_and_directions_are_respected() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Tcp).await;
@@ -649,7 +652,7 @@ async fn idle_connections_leave_no_descriptors_behind() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_delay_releases_what_it_holds() {
     let (addr, _) = upstream().await;
     for (kind, protocol) in [
@@ -701,7 +704,7 @@ async fn removing_a_delay_releases_what_it_holds() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_half_closed_connection_to_a_stuck_server_does_not_linger_forever() {
     // A server that reads and then neither answers nor closes.
     let stuck = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -742,7 +745,7 @@ async fn a_half_closed_connection_to_a_stuck_server_does_not_linger_forever() {
     tokio::join!(linger(Protocol::Http), linger(Protocol::Tcp));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_closes_closes_its_client_at_once_over_http() {
     // A server that answers once and closes; the client then says nothing.
     let closing = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -796,7 +799,7 @@ async fn raw_request(addr: SocketAddr, request: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_api_answers_only_its_owner() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -874,7 +877,7 @@ async fn the_control_api_answers_only_its_owner() {
 }
 
 /// Seeded mutations of valid fault bodies; `GAUNTLET_FUZZ_CASES` sets how many.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_api_bodies_never_break_the_proxy() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;
@@ -942,7 +945,7 @@ async fn control_api_bodies_never_break_the_proxy() {
 
 /// A reset due `after` a connection's first request bytes: the request waits that long, never
 /// reaches the server, and the connection is reset; an idle connection is left alone.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_reset_acts_on_the_first_bytes_in_its_direction() {
     let (addr, accepted) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Tcp).await;
@@ -972,7 +975,7 @@ async fn a_delayed_reset_acts_on_the_first_bytes_in_its_direction() {
 
 /// The slicer passes every byte, in pieces; the data limit closes the connection once it
 /// has carried that many bytes in its direction.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_slicer_cuts_the_stream_and_the_data_limit_closes_it() {
     let (addr, _) = upstream().await;
     let proxy = proxy_for(addr, Protocol::Http).await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::framing::RequestFramer;
+use super::lanes;
 use super::pump::{End, Pump};
 use super::state::{Shared, View};
 use super::{Direction, FaultKind, Protocol};
@@ -23,21 +24,38 @@ pub(super) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             Ok((stream, _)) => {
                 let conn = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
                 let shared = shared.clone();
-                tokio::spawn(async move {
-                    shared.counters.open.fetch_add(1, Ordering::Relaxed);
-                    let shutdown = shared.shutdown.clone();
-                    tokio::select! {
-                        _ = serve(&shared, stream, conn) => {}
-                        _ = shutdown.cancelled() => {}
+                match lanes::next() {
+                    // Moved to the lane's own event loop.
+                    Some(lane) => {
+                        if let Ok(stream) = stream.into_std() {
+                            lane.spawn(async move {
+                                if let Ok(stream) = TcpStream::from_std(stream) {
+                                    open(&shared, stream, conn).await;
+                                }
+                            });
+                        }
                     }
-                    shared.counters.open.fetch_sub(1, Ordering::Relaxed);
-                });
+                    None => {
+                        tokio::spawn(async move { open(&shared, stream, conn).await });
+                    }
+                }
             }
             // Out of descriptors or a connection reset before accept: keep serving the
             // others; a short pause keeps a full descriptor table from spinning the loop.
             Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }
+}
+
+/// One connection from accept to close, counted as open meanwhile; the proxy's shutdown
+/// ends it.
+async fn open(shared: &Shared, stream: TcpStream, conn: u64) {
+    shared.counters.open.fetch_add(1, Ordering::Relaxed);
+    tokio::select! {
+        _ = serve(shared, stream, conn) => {}
+        _ = shared.shutdown.cancelled() => {}
+    }
+    shared.counters.open.fetch_sub(1, Ordering::Relaxed);
 }
 
 pub(super) fn reset(stream: &TcpStream) {

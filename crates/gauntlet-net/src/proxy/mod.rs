@@ -20,6 +20,7 @@
 mod connection;
 mod control;
 mod framing;
+mod lanes;
 mod pump;
 mod state;
 mod toxiproxy;
@@ -170,6 +171,7 @@ impl FaultProxy {
             acted: Default::default(),
             shutdown: CancellationToken::new(),
         });
+        lanes::start();
         let accepting = tokio::spawn(connection::accept_loop(listener, shared.clone()));
         Ok(Self {
             shared,
