@@ -976,7 +976,8 @@ steps:
                 let spec = spec_with(&imported.yaml);
                 if let Err(errors) = crate::load_str("spec.yaml", &spec) {
                     for e in &errors.0 {
-                        let bound = e.message.contains("more than") || e.message.contains("longer than ten years");
+                        let bound = e.message.contains("more than")
+                            || e.message.contains("longer than ten years");
                         proptest::prop_assert!(bound, "{e:?}\n{spec}");
                     }
                 }
